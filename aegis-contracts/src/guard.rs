@@ -1,0 +1,602 @@
+//! The [`Guardrail`] contract: judge a [`GuardSubject`] and return a [`Verdict`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Document, Error, Message, RequestContext, Role, ToolCall, ToolSpec};
+
+/// Where in the lifecycle a subject comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Prompts on their way to the model.
+    Input,
+    /// The model's answer (complete or streamed).
+    Output,
+    /// Arguments of a tool call the model wants to make.
+    ToolCall,
+    /// What a tool returned.
+    ToolResult,
+    /// A tool's declaration offered to the model.
+    ToolDefinition,
+    /// A document fetched by retrieval.
+    Retrieved,
+}
+
+impl Stage {
+    /// Every stage.
+    pub const ALL: [Stage; 6] = [
+        Stage::Input,
+        Stage::Output,
+        Stage::ToolCall,
+        Stage::ToolResult,
+        Stage::ToolDefinition,
+        Stage::Retrieved,
+    ];
+}
+
+/// Who produced a text; untrusted origins (tool, retrieval) may get stricter policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The operator (system / developer prompts).
+    Operator,
+    /// The end user.
+    User,
+    /// The model.
+    Model,
+    /// A tool.
+    Tool,
+    /// A retrieval store.
+    Retrieval,
+}
+
+impl From<Role> for Origin {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::System | Role::Developer => Origin::Operator,
+            Role::User => Origin::User,
+            Role::Assistant => Origin::Model,
+            Role::Tool => Origin::Tool,
+        }
+    }
+}
+
+/// What a guard judges. Every variant exposes its texts as [`segments`](Self::segments) so
+/// a text guard handles all stages alike, and [`Sanitize`](Decision::Sanitize) edits address
+/// a segment by index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GuardSubject {
+    /// The prompt messages.
+    Input {
+        /// The messages, in order.
+        messages: Vec<Message>,
+    },
+    /// A complete model answer.
+    Output {
+        /// The answer.
+        message: Message,
+    },
+    /// A window of a streamed answer: `text` starts at byte `offset` of the full answer.
+    OutputChunk {
+        /// The text to judge.
+        text: String,
+        /// Byte offset of `text` in the whole answer.
+        offset: usize,
+    },
+    /// A tool call the model wants to make.
+    ToolCall {
+        /// The call.
+        call: ToolCall,
+    },
+    /// A tool's result.
+    ToolResult {
+        /// Which call it answers.
+        call_id: String,
+        /// The tool's name.
+        name: String,
+        /// What it returned.
+        content: String,
+    },
+    /// A tool declaration.
+    ToolDefinition {
+        /// The declaration.
+        tool: ToolSpec,
+    },
+    /// A retrieved document.
+    Retrieved {
+        /// The document.
+        document: Document,
+    },
+}
+
+/// One text of a subject, with its origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment<'a> {
+    /// Who produced it.
+    pub origin: Origin,
+    /// The text.
+    pub text: &'a str,
+}
+
+impl GuardSubject {
+    /// The stage this subject belongs to.
+    pub fn stage(&self) -> Stage {
+        match self {
+            Self::Input { .. } => Stage::Input,
+            Self::Output { .. } | Self::OutputChunk { .. } => Stage::Output,
+            Self::ToolCall { .. } => Stage::ToolCall,
+            Self::ToolResult { .. } => Stage::ToolResult,
+            Self::ToolDefinition { .. } => Stage::ToolDefinition,
+            Self::Retrieved { .. } => Stage::Retrieved,
+        }
+    }
+
+    /// The texts of the subject, in a stable order. For messages: the string content, or each
+    /// text part; tool calls contribute their arguments; tool definitions their description.
+    pub fn segments(&self) -> Vec<Segment<'_>> {
+        let mut out = Vec::new();
+        match self {
+            Self::Input { messages } => {
+                for m in messages {
+                    push_message(&mut out, m);
+                }
+            }
+            Self::Output { message } => push_message(&mut out, message),
+            Self::OutputChunk { text, .. } => out.push(Segment {
+                origin: Origin::Model,
+                text,
+            }),
+            Self::ToolCall { call } => out.push(Segment {
+                origin: Origin::Model,
+                text: &call.function.arguments,
+            }),
+            Self::ToolResult { content, .. } => out.push(Segment {
+                origin: Origin::Tool,
+                text: content,
+            }),
+            Self::ToolDefinition { tool } => {
+                if let Some(d) = &tool.function.description {
+                    out.push(Segment {
+                        origin: Origin::Tool,
+                        text: d,
+                    });
+                }
+            }
+            Self::Retrieved { document } => out.push(Segment {
+                origin: Origin::Retrieval,
+                text: &document.content,
+            }),
+        }
+        out
+    }
+
+    /// Applies span edits, returning an error (and changing nothing) when an edit names a
+    /// segment that does not exist, a span out of range or not on a character boundary, or
+    /// overlaps another edit.
+    pub fn apply_edits(&mut self, edits: &[Edit]) -> Result<(), Error> {
+        let count = self.segments().len();
+        let mut sorted: Vec<&Edit> = edits.iter().collect();
+        sorted.sort_by_key(|e| (e.segment, e.start));
+        for pair in sorted.windows(2) {
+            if pair[0].segment == pair[1].segment && pair[0].end > pair[1].start {
+                return Err(Error::internal("guard returned overlapping sanitize edits"));
+            }
+        }
+        // Check everything before mutating anything.
+        {
+            let segs = self.segments();
+            for e in &sorted {
+                let Some(seg) = segs.get(e.segment) else {
+                    return Err(Error::internal(format!(
+                        "sanitize edit names segment {} of {count}",
+                        e.segment
+                    )));
+                };
+                if e.start > e.end
+                    || e.end > seg.text.len()
+                    || !seg.text.is_char_boundary(e.start)
+                    || !seg.text.is_char_boundary(e.end)
+                {
+                    return Err(Error::internal(format!(
+                        "sanitize edit {}..{} is not a valid span of segment {}",
+                        e.start, e.end, e.segment
+                    )));
+                }
+            }
+        }
+        let mut index = 0usize;
+        self.for_each_segment_mut(&mut |text: &mut String| {
+            let mine: Vec<&&Edit> = sorted.iter().filter(|e| e.segment == index).collect();
+            for e in mine.iter().rev() {
+                text.replace_range(e.start..e.end, &e.replacement);
+            }
+            index += 1;
+        });
+        Ok(())
+    }
+
+    fn for_each_segment_mut(&mut self, f: &mut dyn FnMut(&mut String)) {
+        fn message(m: &mut Message, f: &mut dyn FnMut(&mut String)) {
+            match &mut m.content {
+                None => {}
+                Some(crate::Content::Text(t)) => f(t),
+                Some(crate::Content::Parts(parts)) => {
+                    for p in parts {
+                        if let crate::ContentPart::Text { text } = p {
+                            f(text);
+                        }
+                    }
+                }
+            }
+            for call in &mut m.tool_calls {
+                f(&mut call.function.arguments);
+            }
+        }
+        match self {
+            Self::Input { messages } => messages.iter_mut().for_each(|m| message(m, f)),
+            Self::Output { message: m } => message(m, f),
+            Self::OutputChunk { text, .. } => f(text),
+            Self::ToolCall { call } => f(&mut call.function.arguments),
+            Self::ToolResult { content, .. } => f(content),
+            Self::ToolDefinition { tool } => {
+                if let Some(d) = &mut tool.function.description {
+                    f(d);
+                }
+            }
+            Self::Retrieved { document } => f(&mut document.content),
+        }
+    }
+}
+
+fn push_message<'a>(out: &mut Vec<Segment<'a>>, m: &'a Message) {
+    let origin = Origin::from(m.role);
+    match &m.content {
+        None => {}
+        Some(crate::Content::Text(t)) => out.push(Segment { origin, text: t }),
+        Some(crate::Content::Parts(parts)) => {
+            out.extend(parts.iter().filter_map(|p| p.as_text()).map(|text| Segment { origin, text }));
+        }
+    }
+    for call in &m.tool_calls {
+        out.push(Segment {
+            origin: Origin::Model,
+            text: &call.function.arguments,
+        });
+    }
+}
+
+/// A byte range `[start, end)` in one segment of a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Span {
+    /// Index into [`GuardSubject::segments`].
+    pub segment: usize,
+    /// Start byte (inclusive).
+    pub start: usize,
+    /// End byte (exclusive).
+    pub end: usize,
+}
+
+/// Something a detector found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Finding {
+    /// What was found (`EMAIL_ADDRESS`, `aws_access_key`, `prompt_injection`).
+    pub kind: String,
+    /// Where, when it has a location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<Span>,
+    /// Confidence in `[0, 1]`.
+    pub score: f32,
+    /// Which detector found it.
+    pub detector: String,
+}
+
+impl Finding {
+    /// A finding at `span`.
+    pub fn new(kind: impl Into<String>, span: Option<Span>, score: f32, detector: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            span,
+            score,
+            detector: detector.into(),
+        }
+    }
+}
+
+/// Replace bytes `start..end` of segment `segment` with `replacement`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Edit {
+    /// Index into [`GuardSubject::segments`].
+    pub segment: usize,
+    /// Start byte (inclusive).
+    pub start: usize,
+    /// End byte (exclusive).
+    pub end: usize,
+    /// What to put there (a mask, a `<PERSON_1>` token, ...).
+    pub replacement: String,
+}
+
+/// What a guard decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Let it through.
+    Allow,
+    /// Refuse it.
+    Block {
+        /// Why, for humans.
+        reason: String,
+        /// A stable machine code.
+        code: String,
+    },
+    /// Let it through after these edits.
+    Sanitize {
+        /// Span edits on the subject's segments.
+        edits: Vec<Edit>,
+    },
+    /// Pause the run until a human decides.
+    RequireApproval {
+        /// Why, for the approver.
+        reason: String,
+        /// Context for the approver.
+        payload: Value,
+    },
+}
+
+/// A guard's judgement: the decision plus its evidence.
+///
+/// ```
+/// use aegis_contracts::{Decision, Finding, Verdict};
+/// let v = Verdict::block("credit card number", "pii")
+///     .with_finding(Finding::new("CREDIT_CARD", None, 0.9, "luhn"));
+/// assert!(v.is_block());
+/// assert_eq!(v.score, 0.9);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Verdict {
+    /// The guard instance that decided (filled in by the chain from the config id).
+    #[serde(default)]
+    pub guard: String,
+    /// The decision.
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// The evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// Overall risk score in `[0, 1]` (the highest finding score unless set).
+    pub score: f32,
+}
+
+impl Verdict {
+    /// A verdict with `decision` and no findings.
+    pub fn new(decision: Decision) -> Self {
+        Self {
+            guard: String::new(),
+            decision,
+            findings: Vec::new(),
+            score: 0.0,
+        }
+    }
+
+    /// Allow.
+    pub fn allow() -> Self {
+        Self::new(Decision::Allow)
+    }
+
+    /// Block with a reason and a stable code.
+    pub fn block(reason: impl Into<String>, code: impl Into<String>) -> Self {
+        Self::new(Decision::Block {
+            reason: reason.into(),
+            code: code.into(),
+        })
+    }
+
+    /// Sanitize with edits.
+    pub fn sanitize(edits: Vec<Edit>) -> Self {
+        Self::new(Decision::Sanitize { edits })
+    }
+
+    /// Require a human decision.
+    pub fn require_approval(reason: impl Into<String>, payload: Value) -> Self {
+        Self::new(Decision::RequireApproval {
+            reason: reason.into(),
+            payload,
+        })
+    }
+
+    /// Adds a finding; raises the score to the finding's if higher.
+    pub fn with_finding(mut self, finding: Finding) -> Self {
+        self.score = self.score.max(finding.score);
+        self.findings.push(finding);
+        self
+    }
+
+    /// Adds findings.
+    pub fn with_findings(self, findings: impl IntoIterator<Item = Finding>) -> Self {
+        findings.into_iter().fold(self, Self::with_finding)
+    }
+
+    /// Whether the decision is [`Decision::Allow`].
+    pub fn is_allow(&self) -> bool {
+        matches!(self.decision, Decision::Allow)
+    }
+
+    /// Whether the decision is [`Decision::Block`].
+    pub fn is_block(&self) -> bool {
+        matches!(self.decision, Decision::Block { .. })
+    }
+
+    /// The decision's name: `allow`, `block`, `sanitize` or `require_approval`.
+    pub fn decision_name(&self) -> &'static str {
+        match self.decision {
+            Decision::Allow => "allow",
+            Decision::Block { .. } => "block",
+            Decision::Sanitize { .. } => "sanitize",
+            Decision::RequireApproval { .. } => "require_approval",
+        }
+    }
+}
+
+/// How much text a guard needs to see at once when judging a stream. The engine derives the
+/// hold-back window of a streaming pipeline from the guards' granularities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", content = "bytes", rename_all = "snake_case")]
+pub enum Granularity {
+    /// Every finding lies within one character: each chunk can be judged alone.
+    Char,
+    /// Every finding spans at most this many bytes (and depends on nothing farther away).
+    Window(usize),
+    /// Findings never cross a sentence end (`.`, `!`, `?` followed by whitespace, or a newline).
+    Sentence,
+    /// The guard needs the whole text.
+    FullText,
+}
+
+/// What a guard can do; the engine plans streaming and parallelism from this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct GuardCapabilities {
+    /// Stages the guard applies to; the chain skips it elsewhere.
+    pub stages: Vec<Stage>,
+    /// Streaming granularity.
+    pub granularity: Granularity,
+    /// Whether it may return [`Decision::Sanitize`].
+    pub sanitizes: bool,
+    /// A rough cost class, for planning.
+    pub cost: Cost,
+}
+
+impl GuardCapabilities {
+    /// A guard for `stages` with `granularity`, not sanitizing, cheap.
+    pub fn new(stages: impl Into<Vec<Stage>>, granularity: Granularity) -> Self {
+        Self {
+            stages: stages.into(),
+            granularity,
+            sanitizes: false,
+            cost: Cost::Cheap,
+        }
+    }
+
+    /// Declares that the guard may sanitize.
+    pub fn sanitizing(mut self) -> Self {
+        self.sanitizes = true;
+        self
+    }
+
+    /// Sets the cost class.
+    pub fn with_cost(mut self, cost: Cost) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    /// Whether the guard applies to `stage`.
+    pub fn applies_to(&self, stage: Stage) -> bool {
+        self.stages.contains(&stage)
+    }
+}
+
+/// A guard's rough cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Cost {
+    /// Microseconds: pattern matching.
+    Cheap,
+    /// Milliseconds: a local model.
+    Moderate,
+    /// A network call.
+    Expensive,
+}
+
+/// What happens when a guard errors or times out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Block (the default: fail closed).
+    #[default]
+    Closed,
+    /// Allow, and record that the guard failed.
+    Open,
+}
+
+/// Whether a guard's verdicts change traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardMode {
+    /// Verdicts are applied.
+    #[default]
+    Enforce,
+    /// Verdicts are recorded only: how a new rule is rolled out.
+    Shadow,
+}
+
+/// Contract: a guardrail.
+///
+/// ```
+/// use aegis_contracts::*;
+/// use async_trait::async_trait;
+///
+/// struct NoSecrets;
+///
+/// #[async_trait]
+/// impl Guardrail for NoSecrets {
+///     fn capabilities(&self) -> GuardCapabilities {
+///         GuardCapabilities::new(Stage::ALL, Granularity::Window(64))
+///     }
+///     async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {
+///         let hit = subject.segments().iter().any(|s| s.text.contains("sk-"));
+///         Ok(if hit { Verdict::block("looks like an API key", "secret") } else { Verdict::allow() })
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Guardrail: Send + Sync + 'static {
+    /// Stages, streaming granularity, sanitize support, cost.
+    fn capabilities(&self) -> GuardCapabilities;
+
+    /// Judges a subject. An `Err` is handled by the chain according to the fail mode.
+    async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error>;
+}
+
+/// Per-instance policy for a guard in a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct GuardPolicy {
+    /// Error or timeout: block (closed, default) or allow (open, recorded).
+    pub fail_mode: FailMode,
+    /// Enforce (default) or shadow.
+    pub mode: GuardMode,
+    /// Deadline for one check, in milliseconds.
+    #[serde(rename = "timeout_ms", with = "millis")]
+    #[schemars(with = "u64")]
+    pub timeout: Duration,
+}
+
+impl Default for GuardPolicy {
+    fn default() -> Self {
+        Self {
+            fail_mode: FailMode::Closed,
+            mode: GuardMode::Enforce,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

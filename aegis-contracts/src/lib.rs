@@ -1,0 +1,51 @@
+//! # aegis-contracts
+//!
+//! The seven public contracts of Aegis and the data they exchange. Everything with an opinion
+//! — providers, guardrails, RAG stores, secret backends, telemetry sinks, pipeline nodes,
+//! authenticators — implements one of these traits, Aegis's own policy packs included.
+//!
+//! | contract | job |
+//! |---|---|
+//! | [`Provider`] | an LLM backend |
+//! | [`Guardrail`] | judge a [`GuardSubject`], return a [`Verdict`] |
+//! | [`Retriever`] / [`VectorStore`] | fetch (and store) [`Document`]s |
+//! | [`SecretBackend`] | resolve `secret://scheme/path` |
+//! | [`TelemetrySink`] | observe [`RunEvent`]s |
+//! | [`Node`] | a pipeline step, as a tower service |
+//! | [`Authenticator`] | turn [`Credentials`] into a [`Principal`] |
+//!
+//! All traits are dyn-compatible (`Arc<dyn Guardrail>` works), so implementations written
+//! in Python or JavaScript can be plugged in at run time.
+//!
+//! ```
+//! use aegis_contracts::{ChatRequest, Message, GuardSubject, Stage};
+//! let req = ChatRequest::new("gpt-4o-mini", vec![Message::user("hello")]);
+//! let subject = GuardSubject::Input { messages: req.messages.clone() };
+//! assert_eq!(subject.stage(), Stage::Input);
+//! assert_eq!(subject.segments()[0].text, "hello");
+//! ```
+#![forbid(unsafe_code)]
+
+mod chat;
+mod error;
+mod guard;
+mod identity;
+mod node;
+mod provider;
+mod response;
+mod retriever;
+mod secret;
+mod telemetry;
+
+pub use chat::*;
+pub use error::*;
+pub use guard::*;
+pub use identity::*;
+pub use node::*;
+pub use provider::*;
+pub use response::*;
+pub use retriever::*;
+pub use secret::*;
+pub use telemetry::*;
+
+pub use async_trait::async_trait;

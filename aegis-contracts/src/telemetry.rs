@@ -1,0 +1,144 @@
+//! The [`TelemetrySink`] contract and the [`RunEvent`]s it observes.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorKind, Stage, Usage, Verdict};
+
+/// Something that happened in a run. Carries no prompt or completion text and no secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunEvent {
+    /// The run.
+    pub run_id: String,
+    /// Unix milliseconds.
+    pub at_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: RunEventKind,
+}
+
+impl RunEvent {
+    /// An event for `run_id`, stamped now.
+    pub fn now(run_id: impl Into<String>, kind: RunEventKind) -> Self {
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        Self {
+            run_id: run_id.into(),
+            at_ms,
+            kind,
+        }
+    }
+}
+
+/// The kinds of [`RunEvent`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RunEventKind {
+    /// A run began.
+    RunStarted {
+        /// The graph (or `layers` for a layer stack).
+        graph: String,
+    },
+    /// Execution entered a node.
+    NodeEntered {
+        /// Node name.
+        node: String,
+    },
+    /// Execution left a node.
+    NodeLeft {
+        /// Node name.
+        node: String,
+        /// Time spent.
+        #[schemars(with = "u64")]
+        #[serde(with = "micros")]
+        elapsed_us: Duration,
+    },
+    /// A guard judged something.
+    Verdict {
+        /// The stage judged.
+        stage: Stage,
+        /// The verdict (guard, decision, findings, score; no text).
+        verdict: Verdict,
+        /// Recorded only (shadow mode), or not applied because the guard failed open.
+        enforced: bool,
+    },
+    /// A guard failed (error or timeout) and its fail mode decided.
+    GuardFailed {
+        /// Guard id.
+        guard: String,
+        /// The error kind.
+        error: ErrorKind,
+        /// The error message.
+        message: String,
+        /// `true` when the failure let traffic through (fail open).
+        failed_open: bool,
+    },
+    /// A provider call finished.
+    ProviderCall {
+        /// Provider instance.
+        provider: String,
+        /// Model.
+        model: String,
+        /// Usage, when reported.
+        usage: Option<Usage>,
+        /// Latency (to headers for streams).
+        #[schemars(with = "u64")]
+        #[serde(with = "micros")]
+        latency_us: Duration,
+        /// Error kind when it failed.
+        error: Option<ErrorKind>,
+    },
+    /// The run paused for a human decision.
+    Paused {
+        /// The node that interrupted.
+        node: String,
+        /// The interrupt's id.
+        interrupt_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A decision resumed the run.
+    Resumed {
+        /// `approve`, `reject` or `edit`.
+        decision: String,
+        /// Who decided, when known.
+        by: Option<String>,
+    },
+    /// The run finished.
+    Completed,
+    /// The run was rejected by a human.
+    Rejected,
+    /// The run failed.
+    Failed {
+        /// The error kind.
+        error: ErrorKind,
+        /// The error message (never a secret; never prompt text).
+        message: String,
+    },
+}
+
+mod micros {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_micros() as u64)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_micros(u64::deserialize(d)?))
+    }
+}
+
+/// Contract: observes run events. `on_event` is called inline on the request path, so it must
+/// not block: hand the event to a channel or a buffered exporter.
+pub trait TelemetrySink: Send + Sync + 'static {
+    /// Observes one event.
+    fn on_event(&self, event: &RunEvent);
+}
