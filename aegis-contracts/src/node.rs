@@ -1,6 +1,8 @@
 //! The [`Node`] contract (a pipeline step as a tower service), run [`State`], human
 //! interrupts, and the [`CheckpointStore`] contract that makes runs durable.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -25,15 +27,15 @@ pub trait State: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NodeInput<S> {
-    /// The state so far.
-    pub state: S,
+    /// The state so far (shared: the engine reclaims it without a copy when the node is done).
+    pub state: Arc<S>,
     /// Where the node runs.
     pub ctx: NodeContext,
 }
 
 impl<S> NodeInput<S> {
     /// Input for a node.
-    pub fn new(state: S, ctx: NodeContext) -> Self {
+    pub fn new(state: Arc<S>, ctx: NodeContext) -> Self {
         Self { state, ctx }
     }
 }

@@ -109,6 +109,19 @@ pub enum RunEventKind {
         /// Who decided, when known.
         by: Option<String>,
     },
+    /// The audit summary of one governed exchange (no prompt or completion text).
+    Audit {
+        /// Who called.
+        principal: Option<String>,
+        /// The provider that answered.
+        provider: Option<String>,
+        /// The model that answered.
+        model: Option<String>,
+        /// The guards that judged the exchange, in order.
+        guards: Vec<String>,
+        /// Usage, when known (streams report it on their last chunk).
+        usage: Option<Usage>,
+    },
     /// The run finished.
     Completed,
     /// The run was rejected by a human.

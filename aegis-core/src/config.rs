@@ -1,0 +1,269 @@
+//! Typed configuration: TOML, overridable by `AEGIS_*` environment variables.
+//!
+//! ```
+//! use aegis_core::config::AegisConfig;
+//! let cfg = AegisConfig::from_toml_str(
+//!     r#"
+//!     [pipeline]
+//!     durability = "exit"
+//!
+//!     [[providers]]
+//!     id = "local"
+//!     type = "echo"
+//!     "#,
+//!     [("AEGIS_PIPELINE__DURABILITY", "sync")],
+//! )
+//! .unwrap();
+//! assert_eq!(cfg.providers[0].id, "local");
+//! assert_eq!(cfg.pipeline.durability, aegis_core::graph::Durability::Sync);
+//! ```
+//!
+//! Environment overrides: `AEGIS_` + the path in upper case with `__` between segments
+//! (`AEGIS_PROVIDERS__0__CONFIG__BASE_URL`). Values are read as TOML literals when they
+//! parse (`true`, `42`, `"x"`), as strings otherwise.
+
+use std::collections::BTreeMap;
+
+use aegis_contracts::{Error, FailMode, GuardMode, Stage};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::graph::Durability;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AegisConfig {
+    /// How the request lifecycle runs.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// Model aliases and defaults.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// LLM backends.
+    #[serde(default)]
+    pub providers: Vec<PluginConfig>,
+    /// Guards, in chain order.
+    #[serde(default)]
+    pub guardrails: Vec<GuardrailConfig>,
+    /// Authenticators (the first that recognizes a credential wins).
+    #[serde(default)]
+    pub authenticators: Vec<PluginConfig>,
+    /// Telemetry sinks.
+    #[serde(default)]
+    pub telemetry: Vec<PluginConfig>,
+}
+
+/// Lifecycle settings.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct PipelineConfig {
+    /// The graph's name (runs record it).
+    pub name: String,
+    /// When checkpoints are written.
+    pub durability: Durability,
+    /// Allow output guards that need the full text to buffer streams (otherwise such a
+    /// configuration is refused when streaming).
+    pub stream_buffering: bool,
+    /// Refuse requests without credentials even when no authenticator is configured.
+    pub require_auth: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            durability: Durability::Exit,
+            stream_buffering: true,
+            require_auth: false,
+        }
+    }
+}
+
+/// Routing settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RoutingConfig {
+    /// Provider id used when the model names no provider (default: the first provider).
+    pub default_provider: Option<String>,
+    /// Model aliases: `fast = "openai/gpt-4o-mini"`.
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// One plugin instance.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PluginConfig {
+    /// Instance id (unique per kind), used in routing, telemetry and errors.
+    pub id: String,
+    /// Registered plugin type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The plugin's own config, validated against its schema.
+    #[serde(default)]
+    pub config: Value,
+}
+
+/// One guard instance.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GuardrailConfig {
+    /// Instance id: the `guard` of its verdicts.
+    pub id: String,
+    /// Registered guard type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Restrict to these stages (default: every stage the guard supports).
+    #[serde(default)]
+    pub stages: Option<Vec<Stage>>,
+    /// Error or timeout: `closed` (block, default) or `open` (allow, recorded).
+    #[serde(default)]
+    pub fail_mode: FailMode,
+    /// `enforce` (default) or `shadow` (record only).
+    #[serde(default)]
+    pub mode: GuardMode,
+    /// Deadline of one check in milliseconds (default 5000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// The guard's own config.
+    #[serde(default)]
+    pub config: Value,
+}
+
+fn default_timeout_ms() -> u64 {
+    5000
+}
+
+impl AegisConfig {
+    /// Parses TOML and applies the `AEGIS_*` overrides in `env`.
+    pub fn from_toml_str<K, V>(toml_text: &str, env: impl IntoIterator<Item = (K, V)>) -> Result<Self, Error>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut doc: toml::Table =
+            toml::from_str(toml_text).map_err(|e| Error::config(format!("config is not valid TOML: {e}")))?;
+        for (k, v) in env {
+            apply_env_override(&mut doc, k.as_ref(), v.as_ref())?;
+        }
+        let json = serde_json::to_value(&doc).map_err(|e| Error::config(format!("config: {e}")))?;
+        Self::from_json(json)
+    }
+
+    /// Reads a TOML file, with overrides from the process environment.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("cannot read config `{}`: {e}", path.display())))?;
+        Self::from_toml_str(&text, std::env::vars())
+    }
+
+    /// Deserializes from JSON, naming the path of the first error.
+    pub fn from_json(json: Value) -> Result<Self, Error> {
+        serde_path_to_error::deserialize(json).map_err(|e| {
+            let path = e.path().to_string();
+            Error::config(format!("{path}: {}", humanize(&e.into_inner().to_string())))
+        })
+    }
+}
+
+/// Serde's "expected f32" becomes "expected a number": people read these messages.
+pub(crate) fn humanize(msg: &str) -> String {
+    let mut out = msg.to_owned();
+    for t in ["f32", "f64", "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize"] {
+        out = out.replace(&format!("expected {t}"), "expected a number");
+    }
+    out.replace("expected a boolean", "expected true or false")
+}
+
+fn apply_env_override(doc: &mut toml::Table, key: &str, raw: &str) -> Result<(), Error> {
+    let Some(rest) = key.strip_prefix("AEGIS_") else {
+        return Ok(());
+    };
+    let segments: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+    if segments.iter().any(String::is_empty) {
+        return Err(Error::config(format!("environment override `{key}` has an empty path segment")));
+    }
+    let value = parse_env_value(raw);
+    let mut slot: &mut toml::Value = doc_entry(doc, &segments[0]);
+    for seg in &segments[1..] {
+        slot = match slot {
+            toml::Value::Array(items) => {
+                let idx: usize = seg.parse().map_err(|_| {
+                    Error::config(format!("environment override `{key}`: `{seg}` is not an array index"))
+                })?;
+                if idx > items.len() {
+                    return Err(Error::config(format!(
+                        "environment override `{key}`: index {idx} is past the end of a list of {}",
+                        items.len()
+                    )));
+                }
+                if idx == items.len() {
+                    items.push(toml::Value::Table(toml::Table::new()));
+                }
+                &mut items[idx]
+            }
+            toml::Value::Table(t) => doc_entry(t, seg),
+            other => {
+                *other = toml::Value::Table(toml::Table::new());
+                match other {
+                    toml::Value::Table(t) => doc_entry(t, seg),
+                    _ => unreachable!("just replaced by a table"),
+                }
+            }
+        };
+    }
+    *slot = value;
+    Ok(())
+}
+
+fn doc_entry<'a>(t: &'a mut toml::Table, key: &str) -> &'a mut toml::Value {
+    t.entry(key.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    #[derive(Deserialize)]
+    struct Probe {
+        v: toml::Value,
+    }
+    match toml::from_str::<Probe>(&format!("v = {raw}")) {
+        Ok(p) => p.v,
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_override_reaches_into_lists_and_keeps_strings() {
+        let cfg = AegisConfig::from_toml_str(
+            "[[providers]]\nid = \"a\"\ntype = \"openai\"\n[providers.config]\nbase_url = \"http://x\"\n",
+            [
+                ("AEGIS_PROVIDERS__0__CONFIG__BASE_URL", "http://y:1/v1"),
+                ("AEGIS_PIPELINE__STREAM_BUFFERING", "false"),
+                ("PATH", "/usr/bin"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.providers[0].config["base_url"], "http://y:1/v1");
+        assert!(!cfg.pipeline.stream_buffering);
+    }
+
+    #[test]
+    fn wrong_type_names_the_path_in_plain_words() {
+        let err = AegisConfig::from_toml_str("[[guardrails]]\nid = \"x\"\ntype = \"t\"\ntimeout_ms = \"soon\"\n", [("", "")])
+            .unwrap_err();
+        assert_eq!(err.kind(), aegis_contracts::ErrorKind::Config);
+        assert!(err.message().starts_with("guardrails[0].timeout_ms: "), "{}", err.message());
+        assert!(err.message().contains("expected a number"), "{}", err.message());
+    }
+}

@@ -1,0 +1,745 @@
+//! A typed, LangGraph-like graph engine whose nodes are tower services.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use aegis_contracts::{NodeInput, NodeOutput, RunStatus, State};
+//! use aegis_core::graph::{END, Graph, START, node_fn};
+//!
+//! #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+//! struct Count(u32);
+//! impl State for Count {
+//!     type Update = u32;
+//!     fn apply(&mut self, add: u32) { self.0 += add }
+//! }
+//!
+//! let graph = Graph::<Count>::builder("counter")
+//!     .node("add", node_fn(|_: NodeInput<Count>| async { Ok(NodeOutput::Update(2)) }))
+//!     .node("big", node_fn(|_: NodeInput<Count>| async { Ok(NodeOutput::Update(100)) }))
+//!     .edge(START, "add")
+//!     .branch("add", |s: &Count| if s.0 > 1 { "big" } else { END }, ["big", END])
+//!     .edge("big", END)
+//!     .compile()
+//!     .unwrap();
+//! let out = graph.invoke(Count(0)).await.unwrap();
+//! assert_eq!((out.status, out.state.0), (RunStatus::Completed, 102));
+//! assert!(graph.to_mermaid().contains("add -.-> big"));
+//! # });
+//! ```
+//!
+//! Semantics (DESIGN.md §5): each node returns an update folded into the state by the
+//! state's reducer, or an interrupt. An interrupt persists the run as `paused` with the
+//! interrupt's payload and edit schema; [`Graph::resume`] re-runs the interrupted node from
+//! its start with the decision in [`NodeContext::resume`]. Concurrent resumes of one run:
+//! exactly one wins (optimistic version check in the [`CheckpointStore`]). State, cursor
+//! and interrupt live in the store, so a rebuilt graph on the same store resumes runs begun
+//! by another process.
+
+mod memory;
+mod node_fn;
+mod schema;
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use aegis_contracts::{
+    Approval, Checkpoint, CheckpointStore, Error, ErrorKind, Interrupt, Node, NodeContext, NodeInput, NodeOutput,
+    RunEventKind, RunStatus, State, decode_state,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tower::{ServiceExt, util::BoxCloneSyncService};
+use tower_service::Service;
+
+pub use memory::MemoryCheckpointStore;
+pub use node_fn::{NodeFn, node_fn};
+pub use schema::check as check_schema;
+
+use crate::{
+    Telemetry,
+    guard::{GuardChain, Holdback},
+};
+
+/// The virtual entry node.
+pub const START: &str = "__start__";
+/// The virtual exit node.
+pub const END: &str = "__end__";
+
+type BoxNode<S> = BoxCloneSyncService<NodeInput<S>, NodeOutput<<S as State>::Update>, Error>;
+type Router<S> = Arc<dyn Fn(&S) -> String + Send + Sync>;
+
+/// When checkpoints are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// After every node, awaited: a crash loses at most the node that was running.
+    Sync,
+    /// Only when the run pauses or ends: the cheapest, right for short chat calls.
+    #[default]
+    Exit,
+    /// After every node, written in the background while the next node runs.
+    Async,
+}
+
+enum Next<S> {
+    Edge(String),
+    Branch { route: Router<S>, targets: Vec<String> },
+}
+
+impl<S> Clone for Next<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Edge(t) => Self::Edge(t.clone()),
+            Self::Branch { route, targets } => Self::Branch {
+                route: route.clone(),
+                targets: targets.clone(),
+            },
+        }
+    }
+}
+
+impl<S> Next<S> {
+    fn targets(&self) -> Vec<&str> {
+        match self {
+            Self::Edge(t) => vec![t.as_str()],
+            Self::Branch { targets, .. } => targets.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// Builds a [`Graph`]; every mistake is reported together by [`compile`](Self::compile).
+pub struct GraphBuilder<S: State> {
+    name: String,
+    nodes: Vec<(String, BoxNode<S>)>,
+    next: Vec<(String, Next<S>)>,
+    interrupt_before: Vec<String>,
+    store: Option<Arc<dyn CheckpointStore>>,
+    durability: Durability,
+    telemetry: Telemetry,
+    output_guards: Vec<(String, GuardChain)>,
+    streaming: Option<bool>,
+}
+
+impl<S: State> GraphBuilder<S> {
+    /// Adds a node: any tower service of the [`Node`] shape (see [`node_fn`]).
+    pub fn node(mut self, name: impl Into<String>, node: impl Node<S>) -> Self {
+        self.nodes.push((name.into(), BoxCloneSyncService::new(node)));
+        self
+    }
+
+    /// Adds an unconditional edge. `from` may be [`START`], `to` may be [`END`].
+    pub fn edge(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
+        self.next.push((from.into(), Next::Edge(to.into())));
+        self
+    }
+
+    /// Adds a conditional edge: after `from`, `route` picks the next node from the state.
+    /// `route` must be pure and may only return one of `targets` (checked at run time).
+    pub fn branch<R, T, I>(mut self, from: impl Into<String>, route: R, targets: I) -> Self
+    where
+        R: Fn(&S) -> T + Send + Sync + 'static,
+        T: Into<String>,
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let route: Router<S> = Arc::new(move |s: &S| route(s).into());
+        self.next.push((
+            from.into(),
+            Next::Branch {
+                route,
+                targets: targets.into_iter().map(Into::into).collect(),
+            },
+        ));
+        self
+    }
+
+    /// Pauses before these nodes run, until a human approves.
+    pub fn interrupt_before<I>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.interrupt_before.extend(nodes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Where checkpoints go (default: a fresh [`MemoryCheckpointStore`]).
+    pub fn checkpointer(mut self, store: Arc<dyn CheckpointStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// When checkpoints are written (default [`Durability::Exit`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Where run events go.
+    pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// Declares that `node` applies `chain` to streamed output, so [`compile`](Self::compile)
+    /// can negotiate the hold-back window (see [`streaming`](Self::streaming)).
+    pub fn output_guards(mut self, node: impl Into<String>, chain: GuardChain) -> Self {
+        self.output_guards.push((node.into(), chain));
+        self
+    }
+
+    /// Declares that this graph serves streams. With `allow_buffering == false`, compilation
+    /// fails when an output guard needs the whole text.
+    pub fn streaming(mut self, allow_buffering: bool) -> Self {
+        self.streaming = Some(allow_buffering);
+        self
+    }
+
+    /// Validates and freezes the graph: unknown or duplicate names, nodes unreachable from
+    /// [`START`], nodes with no path to [`END`], nodes with two unconditional successors, and
+    /// streaming pipelines whose output guards cannot stream are all refused.
+    pub fn compile(self) -> Result<Graph<S>, Error> {
+        let mut problems = Vec::new();
+        let mut nodes = HashMap::new();
+        let mut order = Vec::new();
+        for (name, node) in self.nodes {
+            if name.is_empty() || name == START || name == END {
+                problems.push(format!("`{name}` is not a valid node name"));
+            } else if nodes.insert(name.clone(), node).is_some() {
+                problems.push(format!("node `{name}` is defined twice"));
+            } else {
+                order.push(name);
+            }
+        }
+        let known = |n: &str| nodes.contains_key(n);
+        let mut next: HashMap<String, Next<S>> = HashMap::new();
+        for (from, n) in self.next {
+            if from != START && !known(&from) {
+                problems.push(format!("edge from unknown node `{from}`"));
+            }
+            for t in n.targets() {
+                if t != END && !known(t) {
+                    problems.push(format!("edge from `{from}` to unknown node `{t}`"));
+                }
+                if t == START {
+                    problems.push(format!("edge from `{from}` into {START}"));
+                }
+            }
+            if next.contains_key(&from) {
+                problems.push(format!(
+                    "node `{from}` has more than one outgoing edge; use one `branch` to choose between targets"
+                ));
+            } else {
+                next.insert(from, n);
+            }
+        }
+        if !next.contains_key(START) {
+            problems.push(format!("no edge from {START}"));
+        }
+        for n in &self.interrupt_before {
+            if !known(n) {
+                problems.push(format!("interrupt_before names unknown node `{n}`"));
+            }
+        }
+        // Reachability from START.
+        let mut reached: HashSet<&str> = HashSet::new();
+        let mut queue: VecDeque<&str> = VecDeque::from([START]);
+        while let Some(n) = queue.pop_front() {
+            if !reached.insert(n) {
+                continue;
+            }
+            if let Some(nx) = next.get(n) {
+                queue.extend(nx.targets());
+            }
+        }
+        for n in &order {
+            if !reached.contains(n.as_str()) {
+                problems.push(format!("node `{n}` is unreachable from {START}"));
+            }
+        }
+        // Every node must be able to reach END.
+        let mut reaches_end: HashSet<&str> = HashSet::from([END]);
+        loop {
+            let before = reaches_end.len();
+            for (from, nx) in &next {
+                if nx.targets().iter().any(|t| reaches_end.contains(t)) {
+                    reaches_end.insert(from.as_str());
+                }
+            }
+            if reaches_end.len() == before {
+                break;
+            }
+        }
+        for n in &order {
+            if !reaches_end.contains(n.as_str()) {
+                problems.push(format!("node `{n}` has no path to {END}"));
+            }
+        }
+        let mut holdback = None;
+        if let Some(allow_buffering) = self.streaming {
+            for (node, chain) in &self.output_guards {
+                if !known(node) {
+                    problems.push(format!("output guards declared on unknown node `{node}`"));
+                }
+                match chain.stream_holdback(allow_buffering) {
+                    Ok(h) => holdback = Some(h),
+                    Err(e) => problems.push(e.message().to_owned()),
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::config(format!(
+                "graph `{}` does not compile:\n  - {}",
+                self.name,
+                problems.join("\n  - ")
+            )));
+        }
+        Ok(Graph {
+            inner: Arc::new(Inner {
+                name: self.name,
+                nodes,
+                next,
+                order,
+                interrupt_before: self.interrupt_before.into_iter().collect(),
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryCheckpointStore::new())),
+                durability: self.durability,
+                telemetry: self.telemetry,
+                holdback,
+            }),
+        })
+    }
+}
+
+/// A compiled graph. Cheap to clone; a tower `Service<S>` that starts a new run per call.
+pub struct Graph<S: State> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: State> Clone for Graph<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<S: State> {
+    name: String,
+    nodes: HashMap<String, BoxNode<S>>,
+    next: HashMap<String, Next<S>>,
+    order: Vec<String>,
+    interrupt_before: HashSet<String>,
+    store: Arc<dyn CheckpointStore>,
+    durability: Durability,
+    telemetry: Telemetry,
+    holdback: Option<Holdback>,
+}
+
+/// How a run ended (for now).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunOutcome<S> {
+    /// The run.
+    pub run_id: String,
+    /// `Completed`, `Paused` or `Rejected`.
+    pub status: RunStatus,
+    /// The state when it stopped.
+    pub state: S,
+    /// The pending interrupt when paused.
+    pub interrupt: Option<Interrupt>,
+}
+
+/// Options for starting a run.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// Use this run id instead of a fresh UUIDv7.
+    pub run_id: Option<String>,
+    /// Record who started the run.
+    pub principal: Option<String>,
+}
+
+impl RunOptions {
+    /// With a run id.
+    pub fn run_id(mut self, id: impl Into<String>) -> Self {
+        self.run_id = Some(id.into());
+        self
+    }
+
+    /// With a principal.
+    pub fn principal(mut self, principal: impl Into<String>) -> Self {
+        self.principal = Some(principal.into());
+        self
+    }
+}
+
+/// A fresh, time-ordered run id.
+pub fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Checkpoint bookkeeping of one run in flight.
+struct Cursor {
+    run_id: String,
+    version: Option<u64>,
+    principal: Option<String>,
+    pending: Option<tokio::task::JoinHandle<Result<(), Error>>>,
+}
+
+impl<S: State> Graph<S> {
+    /// Starts building a graph called `name`.
+    pub fn builder(name: impl Into<String>) -> GraphBuilder<S> {
+        GraphBuilder {
+            name: name.into(),
+            nodes: Vec::new(),
+            next: Vec::new(),
+            interrupt_before: Vec::new(),
+            store: None,
+            durability: Durability::default(),
+            telemetry: Telemetry::default(),
+            output_guards: Vec::new(),
+            streaming: None,
+        }
+    }
+
+    /// The graph's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The checkpoint store runs are kept in.
+    pub fn store(&self) -> &Arc<dyn CheckpointStore> {
+        &self.inner.store
+    }
+
+    /// The streaming hold-back negotiated at compile time (when the graph streams).
+    pub fn holdback(&self) -> Option<Holdback> {
+        self.inner.holdback
+    }
+
+    /// Starts a new run on `state`.
+    pub async fn invoke(&self, state: S) -> Result<RunOutcome<S>, Error> {
+        self.invoke_with(state, RunOptions::default()).await
+    }
+
+    /// Starts a new run with options.
+    pub async fn invoke_with(&self, state: S, options: RunOptions) -> Result<RunOutcome<S>, Error> {
+        let run_id = options.run_id.unwrap_or_else(new_run_id);
+        let first = self.route_from(START, &state)?;
+        let mut cursor = Cursor {
+            run_id,
+            version: None,
+            principal: options.principal,
+            pending: None,
+        };
+        let graph = self.inner.name.clone();
+        self.inner.telemetry.emit(&cursor.run_id, || RunEventKind::RunStarted { graph });
+        if self.inner.durability != Durability::Exit {
+            self.save(&mut cursor, &state, Some(&first), RunStatus::Running, None).await?;
+        }
+        self.drive(cursor, state, first, None).await
+    }
+
+    /// Resumes a paused run with a human decision. Errors: unknown run
+    /// ([`NotFound`](ErrorKind::NotFound)); a run that is not paused, or that another caller
+    /// resumed first ([`Conflict`](ErrorKind::Conflict)); an edit on an interrupt that accepts
+    /// none or that fails its schema ([`InvalidRequest`](ErrorKind::InvalidRequest)). A refused
+    /// resume changes nothing stored.
+    pub async fn resume(&self, run_id: &str, decision: Approval) -> Result<RunOutcome<S>, Error> {
+        self.resume_by(run_id, decision, None).await
+    }
+
+    /// [`resume`](Self::resume), recording who decided.
+    pub async fn resume_by(&self, run_id: &str, decision: Approval, by: Option<&str>) -> Result<RunOutcome<S>, Error> {
+        let store = &self.inner.store;
+        let cp = store
+            .latest(run_id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no run `{run_id}`")))?;
+        if cp.graph != self.inner.name {
+            return Err(Error::invalid_request(format!(
+                "run `{run_id}` belongs to graph `{}`, not `{}`",
+                cp.graph, self.inner.name
+            )));
+        }
+        if cp.status != RunStatus::Paused {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("run `{run_id}` is {:?}, not paused; only a paused run can be resumed", cp.status)
+                    .to_lowercase(),
+            )
+            .with_run_id(run_id));
+        }
+        let interrupt = cp
+            .interrupt
+            .clone()
+            .ok_or_else(|| Error::storage(format!("run `{run_id}` is paused without an interrupt")))?;
+        if let Approval::Edit { value } = &decision {
+            if interrupt.request.edit_schema.is_null() {
+                return Err(Error::invalid_request(format!(
+                    "the interrupt of run `{run_id}` accepts approve or reject, not edit"
+                )));
+            }
+            check_schema(&interrupt.request.edit_schema, value)
+                .map_err(|e| Error::invalid_request(format!("edit does not match the interrupt's schema: {e}")))?;
+        }
+        let state: S = decode_state(&cp)?;
+        let node = cp
+            .next
+            .clone()
+            .ok_or_else(|| Error::storage(format!("run `{run_id}` is paused without a cursor")))?;
+        let mut cursor = Cursor {
+            run_id: run_id.to_owned(),
+            version: Some(cp.version),
+            principal: cp.principal.clone(),
+            pending: None,
+        };
+        // Claim the run: exactly one concurrent resume gets past this write.
+        self.save(&mut cursor, &state, Some(&node), RunStatus::Running, None).await?;
+        let name = decision.name().to_owned();
+        let by = by.map(str::to_owned);
+        self.inner.telemetry.emit(run_id, || RunEventKind::Resumed { decision: name, by });
+        if let Approval::Reject { .. } = decision {
+            self.save(&mut cursor, &state, None, RunStatus::Rejected, None).await?;
+            self.inner.telemetry.emit(run_id, || RunEventKind::Rejected);
+            return Ok(RunOutcome {
+                run_id: cursor.run_id,
+                status: RunStatus::Rejected,
+                state,
+                interrupt: None,
+            });
+        }
+        self.drive(cursor, state, node, Some(decision)).await
+    }
+
+    /// The latest checkpointed state and status of a run.
+    pub async fn snapshot(&self, run_id: &str) -> Result<Option<(S, Checkpoint)>, Error> {
+        match self.inner.store.latest(run_id).await? {
+            None => Ok(None),
+            Some(cp) => Ok(Some((decode_state(&cp)?, cp))),
+        }
+    }
+
+    fn route_from(&self, from: &str, state: &S) -> Result<String, Error> {
+        match self.inner.next.get(from) {
+            None => Err(Error::internal(format!("node `{from}` has no successor"))),
+            Some(Next::Edge(t)) => Ok(t.clone()),
+            Some(Next::Branch { route, targets }) => {
+                let t = route(state);
+                if targets.contains(&t) {
+                    Ok(t)
+                } else {
+                    Err(Error::internal(format!(
+                        "branch after `{from}` chose `{t}`, which is not one of its declared targets {targets:?}"
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn save(
+        &self,
+        cursor: &mut Cursor,
+        state: &S,
+        next: Option<&str>,
+        status: RunStatus,
+        interrupt: Option<Interrupt>,
+    ) -> Result<(), Error> {
+        if let Some(prev) = cursor.pending.take() {
+            prev.await
+                .map_err(|e| Error::storage(format!("background checkpoint task failed: {e}")))??;
+        }
+        let value = serde_json::to_value(state)
+            .map_err(|e| Error::internal(format!("state does not serialize: {e}")))?;
+        let version = cursor.version.map_or(1, |v| v + 1);
+        let mut cp = Checkpoint::new(
+            cursor.run_id.clone(),
+            version,
+            self.inner.name.clone(),
+            S::SCHEMA_VERSION,
+            value,
+            next.map(str::to_owned),
+            status,
+            interrupt,
+        );
+        cp.principal.clone_from(&cursor.principal);
+        cp.at_ms = now_ms();
+        let expected = cursor.version;
+        cursor.version = Some(version);
+        if self.inner.durability == Durability::Async && status == RunStatus::Running {
+            let store = self.inner.store.clone();
+            cursor.pending = Some(tokio::spawn(async move { store.put(&cp, expected).await }));
+            Ok(())
+        } else {
+            self.inner.store.put(&cp, expected).await
+        }
+    }
+
+    async fn drive(
+        &self,
+        mut cursor: Cursor,
+        mut state: S,
+        mut current: String,
+        mut resume: Option<Approval>,
+    ) -> Result<RunOutcome<S>, Error> {
+        let telemetry = &self.inner.telemetry;
+        loop {
+            if current == END {
+                self.save(&mut cursor, &state, None, RunStatus::Completed, None).await?;
+                telemetry.emit(&cursor.run_id, || RunEventKind::Completed);
+                return Ok(RunOutcome {
+                    run_id: cursor.run_id,
+                    status: RunStatus::Completed,
+                    state,
+                    interrupt: None,
+                });
+            }
+            if resume.is_none() && self.inner.interrupt_before.contains(&current) {
+                let request = aegis_contracts::InterruptRequest::new(
+                    format!("approval required before `{current}`"),
+                    serde_json::json!({ "node": current }),
+                );
+                return self.pause(cursor, state, current, request).await;
+            }
+            let node = self
+                .inner
+                .nodes
+                .get(&current)
+                .ok_or_else(|| Error::internal(format!("unknown node `{current}`")))?
+                .clone();
+            telemetry.emit(&cursor.run_id, || RunEventKind::NodeEntered { node: current.clone() });
+            let started = Instant::now();
+            let mut ctx = NodeContext::new(cursor.run_id.clone(), current.clone());
+            ctx.resume = resume.take();
+            let shared = Arc::new(state);
+            let result = node.oneshot(NodeInput::new(shared.clone(), ctx)).await;
+            state = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
+            match result {
+                Err(err) => {
+                    let save = self.save(&mut cursor, &state, Some(&current), RunStatus::Failed, None).await;
+                    telemetry.emit(&cursor.run_id, || RunEventKind::Failed {
+                        error: err.kind(),
+                        message: err.message().to_owned(),
+                    });
+                    save?;
+                    return Err(err.with_run_id(cursor.run_id));
+                }
+                Ok(NodeOutput::Interrupt(request)) => {
+                    return self.pause(cursor, state, current, request).await;
+                }
+                Ok(NodeOutput::Update(update)) => {
+                    state.apply(update);
+                    let elapsed = started.elapsed();
+                    telemetry.emit(&cursor.run_id, || RunEventKind::NodeLeft {
+                        node: current.clone(),
+                        elapsed_us: elapsed,
+                    });
+                    let next = self.route_from(&current, &state)?;
+                    if self.inner.durability != Durability::Exit && next != END {
+                        self.save(&mut cursor, &state, Some(&next), RunStatus::Running, None).await?;
+                    }
+                    current = next;
+                }
+            }
+        }
+    }
+
+    async fn pause(
+        &self,
+        mut cursor: Cursor,
+        state: S,
+        node: String,
+        request: aegis_contracts::InterruptRequest,
+    ) -> Result<RunOutcome<S>, Error> {
+        let interrupt = Interrupt {
+            id: uuid::Uuid::now_v7().to_string(),
+            node: node.clone(),
+            request,
+        };
+        self.save(&mut cursor, &state, Some(&node), RunStatus::Paused, Some(interrupt.clone()))
+            .await?;
+        let (id, reason) = (interrupt.id.clone(), interrupt.request.reason.clone());
+        self.inner.telemetry.emit(&cursor.run_id, || RunEventKind::Paused {
+            node,
+            interrupt_id: id,
+            reason,
+        });
+        Ok(RunOutcome {
+            run_id: cursor.run_id,
+            status: RunStatus::Paused,
+            state,
+            interrupt: Some(interrupt),
+        })
+    }
+
+    /// Renders the graph as a Mermaid flowchart: compliance rules as auditable edges.
+    /// Conditional edges are dotted; nodes that pause for approval are marked.
+    pub fn to_mermaid(&self) -> String {
+        let id = |n: &str| match n {
+            START => "__start__([START])".to_owned(),
+            END => "__end__([END])".to_owned(),
+            n => n.to_owned(),
+        };
+        let mut out = String::from("flowchart TD\n");
+        let mut froms: Vec<&str> = vec![START];
+        froms.extend(self.inner.order.iter().map(String::as_str));
+        for from in froms {
+            match self.inner.next.get(from) {
+                Some(Next::Edge(t)) => out.push_str(&format!("    {} --> {}\n", id(from), id(t))),
+                Some(Next::Branch { targets, .. }) => {
+                    for t in targets {
+                        out.push_str(&format!("    {} -.-> {}\n", id(from), id(t)));
+                    }
+                }
+                None => {}
+            }
+        }
+        let mut paused: Vec<&String> = self.inner.interrupt_before.iter().collect();
+        paused.sort();
+        for n in paused {
+            out.push_str(&format!("    {n}:::approval\n"));
+        }
+        if !self.inner.interrupt_before.is_empty() {
+            out.push_str("    classDef approval stroke:#d97706,stroke-width:3px\n");
+        }
+        out
+    }
+}
+
+impl<S: State> fmt::Debug for Graph<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Graph")
+            .field("name", &self.inner.name)
+            .field("nodes", &self.inner.order)
+            .field("durability", &self.inner.durability)
+            .finish()
+    }
+}
+
+impl<S: State> Service<S> for Graph<S> {
+    type Response = RunOutcome<S>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<RunOutcome<S>, Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, state: S) -> Self::Future {
+        let graph = self.clone();
+        Box::pin(async move { graph.invoke(state).await })
+    }
+}

@@ -1,0 +1,317 @@
+//! The guard chain: config order, `Block` short-circuits, `Sanitize` feeds the next guard,
+//! `RequireApproval` pauses, failures follow the fail mode, shadow guards only record.
+
+use std::{fmt, sync::Arc};
+
+use aegis_contracts::{
+    Decision, Error, ErrorKind, FailMode, GuardCapabilities, GuardMode, GuardPolicy, GuardSubject, Guardrail,
+    RequestContext, RunEventKind, Stage, Verdict,
+};
+
+use crate::Telemetry;
+
+/// One guard in a chain: its instance id, the guard, and the policy it runs under.
+#[derive(Clone)]
+pub struct GuardEntry {
+    id: Arc<str>,
+    guard: Arc<dyn Guardrail>,
+    policy: GuardPolicy,
+    capabilities: GuardCapabilities,
+}
+
+impl GuardEntry {
+    /// An entry named `id` (the config id; it is the `guard` of every verdict it returns).
+    pub fn new(id: impl Into<String>, guard: Arc<dyn Guardrail>, policy: GuardPolicy) -> Self {
+        let capabilities = guard.capabilities();
+        Self {
+            id: id.into().into(),
+            guard,
+            policy,
+            capabilities,
+        }
+    }
+
+    /// Restricts the guard to `stages` (intersected with what it supports).
+    pub fn with_stages(mut self, stages: &[Stage]) -> Self {
+        self.capabilities.stages.retain(|s| stages.contains(s));
+        self
+    }
+
+    /// The instance id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &GuardPolicy {
+        &self.policy
+    }
+
+    /// The guard's capabilities (after stage restriction).
+    pub fn capabilities(&self) -> &GuardCapabilities {
+        &self.capabilities
+    }
+
+    /// The guard itself.
+    pub fn guard(&self) -> &Arc<dyn Guardrail> {
+        &self.guard
+    }
+
+    /// Runs one check under the entry's timeout, turning panics-free failures into `Err`.
+    pub(crate) async fn run(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
+        let verdict = match tokio::time::timeout(self.policy.timeout, self.guard.check(subject, ctx)).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("guard `{}` timed out after {:?}", self.id, self.policy.timeout),
+                ));
+            }
+        };
+        if matches!(verdict.decision, Decision::Sanitize { .. }) && !self.capabilities.sanitizes {
+            return Err(Error::internal(format!(
+                "guard `{}` returned Sanitize but does not declare that it sanitizes",
+                self.id
+            )));
+        }
+        Ok(verdict)
+    }
+}
+
+impl fmt::Debug for GuardEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardEntry")
+            .field("id", &self.id)
+            .field("policy", &self.policy)
+            .field("capabilities", &self.capabilities)
+            .finish()
+    }
+}
+
+/// How a chain ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChainDecision {
+    /// Everything passed (possibly after sanitizing).
+    Allowed,
+    /// A guard blocked; this is its verdict.
+    Blocked(Verdict),
+    /// A guard requires a human decision; this is its verdict.
+    NeedsApproval(Verdict),
+}
+
+/// The result of running a chain over a subject.
+#[derive(Debug, Clone)]
+pub struct ChainOutcome {
+    /// The subject after every applied sanitization.
+    pub subject: GuardSubject,
+    /// How the chain ended.
+    pub decision: ChainDecision,
+    /// Every verdict in order, with whether it was enforced.
+    pub verdicts: Vec<(Verdict, bool)>,
+}
+
+impl ChainOutcome {
+    /// Converts a blocking or pausing outcome into the boundary error.
+    pub fn into_result(self) -> Result<GuardSubject, Error> {
+        match self.decision {
+            ChainDecision::Allowed => Ok(self.subject),
+            ChainDecision::Blocked(v) => Err(blocked_error(&v)),
+            ChainDecision::NeedsApproval(v) => Err(approval_error(&v)),
+        }
+    }
+
+    /// Whether any enforced verdict changed the subject.
+    pub fn sanitized(&self) -> bool {
+        self.verdicts
+            .iter()
+            .any(|(v, enforced)| *enforced && matches!(v.decision, Decision::Sanitize { .. }))
+    }
+}
+
+/// The boundary error for a blocking verdict.
+pub fn blocked_error(v: &Verdict) -> Error {
+    match &v.decision {
+        Decision::Block { reason, code } => {
+            Error::new(ErrorKind::PolicyBlocked, format!("blocked by guard `{}`: {reason}", v.guard)).with_code(code.clone())
+        }
+        _ => Error::new(ErrorKind::PolicyBlocked, format!("blocked by guard `{}`", v.guard)),
+    }
+}
+
+/// The boundary error for a verdict that needs approval when nothing can pause.
+pub fn approval_error(v: &Verdict) -> Error {
+    let reason = match &v.decision {
+        Decision::RequireApproval { reason, .. } => reason.as_str(),
+        _ => "approval required",
+    };
+    Error::new(
+        ErrorKind::ApprovalRequired,
+        format!("guard `{}` requires human approval: {reason}", v.guard),
+    )
+}
+
+/// An ordered chain of guards.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use aegis_contracts::*;
+/// use aegis_core::guard::{ChainDecision, GuardChain, GuardEntry};
+/// use std::sync::Arc;
+///
+/// struct NoFoo;
+/// #[async_trait]
+/// impl Guardrail for NoFoo {
+///     fn capabilities(&self) -> GuardCapabilities { GuardCapabilities::new(Stage::ALL, Granularity::Window(3)) }
+///     async fn check(&self, s: &GuardSubject, _: &RequestContext) -> Result<Verdict, Error> {
+///         Ok(if s.segments().iter().any(|x| x.text.contains("foo")) { Verdict::block("foo", "no_foo") } else { Verdict::allow() })
+///     }
+/// }
+///
+/// let chain = GuardChain::new(vec![GuardEntry::new("no-foo", Arc::new(NoFoo), GuardPolicy::default())]);
+/// let subject = GuardSubject::Input { messages: vec![Message::user("foo bar")] };
+/// let out = chain.check(subject, &RequestContext::default(), false).await;
+/// assert!(matches!(out.decision, ChainDecision::Blocked(_)));
+/// # });
+/// ```
+#[derive(Clone, Default)]
+pub struct GuardChain {
+    entries: Arc<[GuardEntry]>,
+    telemetry: Telemetry,
+}
+
+impl GuardChain {
+    /// A chain of `entries`, in order.
+    pub fn new(entries: Vec<GuardEntry>) -> Self {
+        Self {
+            entries: entries.into(),
+            telemetry: Telemetry::default(),
+        }
+    }
+
+    /// Reports verdicts and failures to `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// The entries, in order.
+    pub fn entries(&self) -> &[GuardEntry] {
+        &self.entries
+    }
+
+    /// The telemetry this chain reports to.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// Whether no entry applies to `stage`.
+    pub fn is_empty_for(&self, stage: Stage) -> bool {
+        !self.entries.iter().any(|e| e.capabilities.applies_to(stage))
+    }
+
+    /// Ids of the entries that apply to `stage`.
+    pub fn ids_for(&self, stage: Stage) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .filter(move |e| e.capabilities.applies_to(stage))
+            .map(|e| e.id())
+    }
+
+    /// Runs every applicable guard over `subject` in config order. `approved` is set when a
+    /// human already approved this step: `RequireApproval` verdicts are then recorded and let
+    /// through.
+    pub async fn check(&self, mut subject: GuardSubject, ctx: &RequestContext, approved: bool) -> ChainOutcome {
+        let stage = subject.stage();
+        let run_id = ctx.run_id.as_deref().unwrap_or_default();
+        let mut verdicts = Vec::new();
+        for entry in self.entries.iter().filter(|e| e.capabilities.applies_to(stage)) {
+            let enforce = entry.policy.mode == GuardMode::Enforce;
+            let mut verdict = match entry.run(&subject, ctx).await {
+                Ok(v) => v,
+                Err(err) => {
+                    let fail_open = entry.policy.fail_mode == FailMode::Open;
+                    self.telemetry.emit(run_id, || RunEventKind::GuardFailed {
+                        guard: entry.id.to_string(),
+                        error: err.kind(),
+                        message: err.message().to_owned(),
+                        failed_open: fail_open || !enforce,
+                    });
+                    tracing::warn!(guard = %entry.id, error = %err, fail_open, "guard failed");
+                    if fail_open || !enforce {
+                        continue;
+                    }
+                    let mut v = Verdict::block(
+                        format!("guard failed and fails closed: {}", err.message()),
+                        "guard_unavailable",
+                    );
+                    v.guard = entry.id.to_string();
+                    verdicts.push((v.clone(), true));
+                    return ChainOutcome {
+                        subject,
+                        decision: ChainDecision::Blocked(v),
+                        verdicts,
+                    };
+                }
+            };
+            verdict.guard = entry.id.to_string();
+            let applied = enforce && !(approved && matches!(verdict.decision, Decision::RequireApproval { .. }));
+            self.telemetry.emit(run_id, || RunEventKind::Verdict {
+                stage,
+                verdict: verdict.clone(),
+                enforced: applied,
+            });
+            if !applied {
+                verdicts.push((verdict, false));
+                continue;
+            }
+            match &verdict.decision {
+                Decision::Allow => verdicts.push((verdict, true)),
+                Decision::Block { .. } => {
+                    verdicts.push((verdict.clone(), true));
+                    return ChainOutcome {
+                        subject,
+                        decision: ChainDecision::Blocked(verdict),
+                        verdicts,
+                    };
+                }
+                Decision::RequireApproval { .. } => {
+                    verdicts.push((verdict.clone(), true));
+                    return ChainOutcome {
+                        subject,
+                        decision: ChainDecision::NeedsApproval(verdict),
+                        verdicts,
+                    };
+                }
+                Decision::Sanitize { edits } => {
+                    if let Err(err) = subject.apply_edits(edits) {
+                        // A malformed edit is the guard's failure: fail closed unless told otherwise.
+                        if entry.policy.fail_mode == FailMode::Open {
+                            verdicts.push((verdict, false));
+                            continue;
+                        }
+                        let mut v = Verdict::block(err.message().to_owned(), "guard_unavailable");
+                        v.guard = entry.id.to_string();
+                        verdicts.push((v.clone(), true));
+                        return ChainOutcome {
+                            subject,
+                            decision: ChainDecision::Blocked(v),
+                            verdicts,
+                        };
+                    }
+                    verdicts.push((verdict, true));
+                }
+            }
+        }
+        ChainOutcome {
+            subject,
+            decision: ChainDecision::Allowed,
+            verdicts,
+        }
+    }
+}
+
+impl fmt::Debug for GuardChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardChain").field("entries", &self.entries).finish()
+    }
+}

@@ -1,0 +1,483 @@
+//! Guarding streamed output with the smallest hold-back window the guards allow.
+//!
+//! Each output guard declares a [`Granularity`]. Text flows through one stage per guard, in
+//! chain order; a stage holds back only what its guard may still need:
+//!
+//! * `Char`: nothing; every delta is judged alone.
+//! * `Window(w)`: the last `w` bytes. A finding longer than `w` cannot exist, so text older
+//!   than that is final. Each check sees the new text plus `w` bytes of already-released
+//!   context, so a match split across chunks is still seen whole.
+//! * `Sentence`: the unfinished sentence.
+//! * `FullText`: everything, until the stream ends (only if buffering is allowed).
+//!
+//! A `Block` mid-stream ends the stream with an `Err` item: a client never sees a clean finish
+//! of a blocked answer. Streams with tool calls hold the calls until the end and judge them
+//! whole.
+
+use std::collections::VecDeque;
+
+use aegis_contracts::{
+    ChatChunk, ChatStream, ChunkChoice, CompletionBuilder, Decision, Delta, Error, ErrorKind, FailMode,
+    GuardMode, GuardSubject, Granularity, Message, RequestContext, Role, RunEventKind, Span, Stage, ToolCallDelta,
+    Usage, Verdict,
+};
+use futures_util::StreamExt;
+
+use super::chain::{GuardChain, GuardEntry, blocked_error};
+
+/// The hold-back a streaming pipeline needs, derived from its output guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holdback {
+    /// At most this many bytes are held back (the sum of the guards' windows).
+    Bytes(usize),
+    /// Up to one sentence is held back.
+    Sentence,
+    /// The whole answer is buffered until it is complete.
+    Full,
+}
+
+impl GuardChain {
+    /// The hold-back this chain's output guards need to judge a stream, or a
+    /// [`Config`](ErrorKind::Config) error when a guard needs the full text and
+    /// `allow_buffering` is false.
+    pub fn stream_holdback(&self, allow_buffering: bool) -> Result<Holdback, Error> {
+        let mut bytes = 0usize;
+        let mut sentence = false;
+        for e in self.entries().iter().filter(|e| e.capabilities().applies_to(Stage::Output)) {
+            match e.capabilities().granularity {
+                Granularity::Char => {}
+                Granularity::Window(w) => bytes = bytes.saturating_add(w),
+                Granularity::Sentence => sentence = true,
+                Granularity::FullText if allow_buffering => return Ok(Holdback::Full),
+                Granularity::FullText => {
+                    return Err(Error::config(format!(
+                        "output guard `{}` needs the full text (granularity full_text) but stream buffering is disabled; \
+                         set `pipeline.stream_buffering = true` or restrict the guard to non-streaming requests",
+                        e.id()
+                    )));
+                }
+            }
+        }
+        Ok(if sentence { Holdback::Sentence } else { Holdback::Bytes(bytes) })
+    }
+
+    /// Wraps a stream so every output guard judges it. When no guard applies to outputs or
+    /// tool calls, the stream is returned untouched.
+    pub fn guard_stream(&self, stream: ChatStream, ctx: RequestContext) -> ChatStream {
+        if self.is_empty_for(Stage::Output) && self.is_empty_for(Stage::ToolCall) {
+            return stream;
+        }
+        let stages = self
+            .entries()
+            .iter()
+            .filter(|e| e.capabilities().applies_to(Stage::Output))
+            .map(|e| StageState::new(e.clone()))
+            .collect();
+        let state = StreamState {
+            inner: stream,
+            chain: self.clone(),
+            ctx,
+            stages,
+            out: VecDeque::new(),
+            template: None,
+            role_sent: false,
+            tools: CompletionBuilder::default(),
+            has_tools: false,
+            finish_reason: None,
+            usage: None,
+            done: false,
+        };
+        Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+            loop {
+                if let Some(item) = st.out.pop_front() {
+                    return Some((item, st));
+                }
+                if st.done {
+                    return None;
+                }
+                match st.inner.next().await {
+                    Some(Ok(chunk)) => st.on_chunk(chunk).await,
+                    Some(Err(e)) => {
+                        st.out.push_back(Err(e));
+                        st.done = true;
+                    }
+                    None => {
+                        st.finish().await;
+                        st.done = true;
+                    }
+                }
+            }
+        }))
+    }
+}
+
+struct StreamState {
+    inner: ChatStream,
+    chain: GuardChain,
+    ctx: RequestContext,
+    stages: Vec<StageState>,
+    out: VecDeque<Result<ChatChunk, Error>>,
+    template: Option<ChatChunk>,
+    role_sent: bool,
+    tools: CompletionBuilder,
+    has_tools: bool,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl StreamState {
+    async fn on_chunk(&mut self, chunk: ChatChunk) {
+        if self.template.is_none() {
+            let mut template = ChatChunk::default();
+            template.id.clone_from(&chunk.id);
+            template.model.clone_from(&chunk.model);
+            template.created = chunk.created;
+            self.template = Some(template);
+        }
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+        }
+        let mut text = String::new();
+        for choice in &chunk.choices {
+            if choice.index != 0 {
+                self.fail(Error::invalid_request(
+                    "output guards judge one choice; streaming with n > 1 is not supported",
+                ));
+                return;
+            }
+            if let Some(t) = &choice.delta.content {
+                text.push_str(t);
+            }
+            if !choice.delta.tool_calls.is_empty() {
+                self.has_tools = true;
+                let mut only_tools = ChatChunk::default();
+                only_tools.choices = vec![ChunkChoice {
+                    index: 0,
+                    delta: Delta {
+                        tool_calls: choice.delta.tool_calls.clone(),
+                        ..Delta::default()
+                    },
+                    finish_reason: None,
+                }];
+                self.tools.push(&only_tools);
+            }
+            if choice.finish_reason.is_some() {
+                self.finish_reason.clone_from(&choice.finish_reason);
+            }
+        }
+        if text.is_empty() {
+            return;
+        }
+        match self.pass(text, false).await {
+            Ok(released) => self.emit_text(released),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Feeds text through every stage; returns what the last stage releases.
+    async fn pass(&mut self, text: String, last: bool) -> Result<String, Error> {
+        let mut carried = text;
+        for stage in &mut self.stages {
+            carried = stage.push(&carried, last, &self.chain, &self.ctx).await?;
+        }
+        Ok(carried)
+    }
+
+    async fn finish(&mut self) {
+        let released = match self.pass(String::new(), true).await {
+            Ok(t) => t,
+            Err(e) => return self.fail(e),
+        };
+        for stage in &self.stages {
+            stage.report_clean(&self.chain, &self.ctx);
+        }
+        self.emit_text(released);
+        if self.has_tools {
+            let completion = std::mem::take(&mut self.tools).finish();
+            let calls = completion.choices.into_iter().next().map(|c| c.message.tool_calls).unwrap_or_default();
+            let mut judged = Vec::with_capacity(calls.len());
+            let mut message = Message::default();
+            message.role = Role::Assistant;
+            message.tool_calls = calls;
+            let outcome = self.chain.check(GuardSubject::Output { message }, &self.ctx, false).await;
+            let calls = match outcome.into_result() {
+                Ok(GuardSubject::Output { message }) => message.tool_calls,
+                Ok(_) => Vec::new(),
+                Err(e) => return self.fail(e),
+            };
+            for call in calls {
+                match self.chain.check(GuardSubject::ToolCall { call }, &self.ctx, false).await.into_result() {
+                    Ok(GuardSubject::ToolCall { call }) => judged.push(call),
+                    Ok(_) => {}
+                    Err(e) => return self.fail(e),
+                }
+            }
+            let deltas = judged
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ToolCallDelta {
+                    index: i as u32,
+                    ..ToolCallDelta::from(c)
+                })
+                .collect();
+            self.emit_delta(Delta {
+                tool_calls: deltas,
+                ..Delta::default()
+            });
+        }
+        let mut last = self.template.clone().unwrap_or_default();
+        last.choices = vec![ChunkChoice {
+            index: 0,
+            delta: Delta::default(),
+            finish_reason: self.finish_reason.take().or_else(|| Some("stop".into())),
+        }];
+        self.out.push_back(Ok(last));
+        if let Some(usage) = self.usage {
+            let mut u = self.template.clone().unwrap_or_default();
+            u.usage = Some(usage);
+            self.out.push_back(Ok(u));
+        }
+    }
+
+    fn emit_text(&mut self, text: String) {
+        if text.is_empty() {
+            return;
+        }
+        self.emit_delta(Delta {
+            content: Some(text),
+            ..Delta::default()
+        });
+    }
+
+    fn emit_delta(&mut self, mut delta: Delta) {
+        if !self.role_sent {
+            delta.role = Some(Role::Assistant);
+            self.role_sent = true;
+        }
+        let mut chunk = self.template.clone().unwrap_or_default();
+        chunk.choices = vec![ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason: None,
+        }];
+        self.out.push_back(Ok(chunk));
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.out.push_back(Err(e));
+        self.done = true;
+    }
+}
+
+/// One guard's stage of the streaming pipeline.
+struct StageState {
+    entry: GuardEntry,
+    /// Released context (the first `ctx_len` bytes) followed by pending text.
+    buf: String,
+    ctx_len: usize,
+    /// Offset of `buf[0]` in the whole text this stage has seen.
+    base: usize,
+    acted: bool,
+}
+
+impl StageState {
+    fn new(entry: GuardEntry) -> Self {
+        Self {
+            entry,
+            buf: String::new(),
+            ctx_len: 0,
+            base: 0,
+            acted: false,
+        }
+    }
+
+    async fn push(&mut self, text: &str, last: bool, chain: &GuardChain, ctx: &RequestContext) -> Result<String, Error> {
+        self.buf.push_str(text);
+        let granularity = self.entry.capabilities().granularity;
+        // The end of the text this check may judge (exclusive).
+        let check_end = match granularity {
+            Granularity::FullText if !last => return Ok(String::new()),
+            Granularity::Sentence if !last => last_sentence_end(&self.buf, self.ctx_len),
+            _ => self.buf.len(),
+        };
+        if check_end > self.ctx_len {
+            self.check(check_end, chain, ctx).await?;
+        }
+        let check_end = match granularity {
+            Granularity::Sentence if !last => last_sentence_end(&self.buf, self.ctx_len),
+            _ => self.buf.len(),
+        };
+        let release_to = match granularity {
+            Granularity::Window(w) if !last => floor_char(&self.buf, self.buf.len().saturating_sub(w)).max(self.ctx_len),
+            _ => check_end,
+        };
+        let released = self.buf[self.ctx_len..release_to].to_owned();
+        let keep_from = match granularity {
+            Granularity::Window(w) => floor_char(&self.buf, release_to.saturating_sub(w)),
+            _ => release_to,
+        };
+        self.buf.drain(..keep_from);
+        self.base += keep_from;
+        self.ctx_len = release_to - keep_from;
+        Ok(released)
+    }
+
+    async fn check(&mut self, end: usize, chain: &GuardChain, ctx: &RequestContext) -> Result<(), Error> {
+        let subject = GuardSubject::OutputChunk {
+            text: self.buf[..end].to_owned(),
+            offset: self.base,
+        };
+        let run_id = ctx.run_id.as_deref().unwrap_or_default();
+        let id = self.entry.id().to_owned();
+        let enforce = self.entry.policy().mode == GuardMode::Enforce;
+        let mut verdict = match self.entry.run(&subject, ctx).await {
+            Ok(v) => v,
+            Err(err) => {
+                let open = self.entry.policy().fail_mode == FailMode::Open || !enforce;
+                chain.telemetry().emit(run_id, || RunEventKind::GuardFailed {
+                    guard: id.clone(),
+                    error: err.kind(),
+                    message: err.message().to_owned(),
+                    failed_open: open,
+                });
+                if open {
+                    return Ok(());
+                }
+                return Err(Error::new(
+                    ErrorKind::PolicyBlocked,
+                    format!("guard `{id}` failed mid-stream and fails closed: {}", err.message()),
+                )
+                .with_code("guard_unavailable"));
+            }
+        };
+        verdict.guard = id.clone();
+        for f in &mut verdict.findings {
+            if let Some(span) = &mut f.span {
+                *span = Span {
+                    segment: 0,
+                    start: span.start + self.base,
+                    end: span.end + self.base,
+                };
+            }
+        }
+        if verdict.is_allow() {
+            return Ok(());
+        }
+        self.acted = true;
+        let report = |v: &Verdict, enforced: bool| {
+            let v = v.clone();
+            chain.telemetry().emit(run_id, move || RunEventKind::Verdict {
+                stage: Stage::Output,
+                verdict: v,
+                enforced,
+            })
+        };
+        if !enforce {
+            report(&verdict, false);
+            return Ok(());
+        }
+        report(&verdict, true);
+        match &verdict.decision {
+            Decision::Allow => Ok(()),
+            Decision::Block { .. } => Err(blocked_error(&verdict)),
+            Decision::RequireApproval { reason, .. } => Err(Error::new(
+                ErrorKind::PolicyBlocked,
+                format!("guard `{id}` requires approval, which a stream cannot wait for: {reason}"),
+            )
+            .with_code("approval_required")),
+            Decision::Sanitize { edits } => {
+                let mut edits: Vec<_> = edits.iter().filter(|e| e.end > self.ctx_len).collect();
+                edits.sort_by_key(|e| std::cmp::Reverse(e.start));
+                let mut prev_start = usize::MAX;
+                for e in edits {
+                    let bad = e.segment != 0
+                        || e.start < self.ctx_len
+                        || e.end > end
+                        || e.start > e.end
+                        || e.end > prev_start
+                        || !self.buf.is_char_boundary(e.start)
+                        || !self.buf.is_char_boundary(e.end);
+                    if bad {
+                        return Err(Error::new(
+                            ErrorKind::PolicyBlocked,
+                            format!(
+                                "guard `{id}` returned an edit outside its declared window ({}..{}); failing closed",
+                                e.start, e.end
+                            ),
+                        )
+                        .with_code("guard_unavailable"));
+                    }
+                    self.buf.replace_range(e.start..e.end, &e.replacement);
+                    prev_start = e.start;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// At the end of a stream, an `Allow` verdict for a guard that never acted, so every
+    /// guard leaves an audit record.
+    fn report_clean(&self, chain: &GuardChain, ctx: &RequestContext) {
+        if self.acted {
+            return;
+        }
+        let run_id = ctx.run_id.as_deref().unwrap_or_default();
+        chain.telemetry().emit(run_id, || {
+            let mut v = Verdict::allow();
+            v.guard = self.entry.id().to_owned();
+            RunEventKind::Verdict {
+                stage: Stage::Output,
+                verdict: v,
+                enforced: self.entry.policy().mode == GuardMode::Enforce,
+            }
+        });
+    }
+}
+
+/// The largest char boundary `<= i`.
+fn floor_char(s: &str, mut i: usize) -> usize {
+    if i >= s.len() {
+        return s.len();
+    }
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The end of the last complete sentence in `s[from..]` (after its terminator and the
+/// following whitespace char), or `from` when there is none.
+fn last_sentence_end(s: &str, from: usize) -> usize {
+    let bytes = s.as_bytes();
+    let mut end = from;
+    for i in from..bytes.len() {
+        let b = bytes[i];
+        if b == b'\n' {
+            end = i + 1;
+        } else if matches!(b, b'.' | b'!' | b'?') && bytes.get(i + 1).is_some_and(|n| n.is_ascii_whitespace()) {
+            end = i + 2;
+        }
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_char_never_splits_a_character() {
+        let s = "aé€";
+        for i in 0..=s.len() + 2 {
+            assert!(s.is_char_boundary(floor_char(s, i)));
+        }
+    }
+
+    #[test]
+    fn sentence_end_needs_whitespace_after_the_terminator() {
+        assert_eq!(last_sentence_end("Hi. there", 0), 4);
+        assert_eq!(last_sentence_end("3.14 is pi", 0), 0);
+        assert_eq!(last_sentence_end("a\nb", 0), 2);
+    }
+}
