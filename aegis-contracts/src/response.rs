@@ -139,6 +139,7 @@ pub struct CompletionBuilder {
 struct ChoiceBuilder {
     role: Option<Role>,
     text: Option<String>,
+    extra: Extra,
     tool_calls: Vec<ToolCall>,
     finish_reason: Option<String>,
 }
@@ -169,6 +170,15 @@ impl CompletionBuilder {
             }
             if let Some(t) = &c.delta.content {
                 b.text.get_or_insert_with(String::new).push_str(t);
+            }
+            for (k, v) in &c.delta.extra {
+                match (b.extra.get_mut(k), v) {
+                    (Some(serde_json::Value::String(acc)), serde_json::Value::String(more)) => acc.push_str(more),
+                    (_, v) if !v.is_null() => {
+                        b.extra.insert(k.clone(), v.clone());
+                    }
+                    _ => {}
+                }
             }
             for d in &c.delta.tool_calls {
                 let i = d.index as usize;
@@ -210,6 +220,7 @@ impl CompletionBuilder {
                         role: b.role.unwrap_or(Role::Assistant),
                         content: b.text.map(crate::Content::Text),
                         tool_calls: b.tool_calls,
+                        extra: b.extra,
                         ..Message::default()
                     },
                     finish_reason: b.finish_reason,
@@ -342,6 +353,10 @@ pub struct Delta {
     /// Pieces of tool calls.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallDelta>,
+    /// Provider fields Aegis does not model (`reasoning_content`, `refusal`), forwarded as is;
+    /// [`CompletionBuilder`] concatenates string fragments into the message's `extra`.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// A piece of a streamed tool call.
@@ -471,5 +486,26 @@ impl EmbeddingResponse {
             data,
             usage,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collecting_chunks_keeps_unknown_delta_fields_concatenated() {
+        let mut b = CompletionBuilder::default();
+        for piece in ["think", "ing"] {
+            let mut c = ChatChunk::text("id", "m", "");
+            c.choices[0].delta.content = None;
+            c.choices[0].delta.extra.insert("reasoning_content".into(), piece.into());
+            b.push(&c);
+        }
+        b.push(&ChatChunk::text("id", "m", "answer"));
+        let done = b.finish();
+        let m = done.message().unwrap();
+        assert_eq!(m.text(), "answer");
+        assert_eq!(m.extra["reasoning_content"], "thinking");
     }
 }

@@ -20,7 +20,7 @@
 //! }
 //!
 //! let mut registry = Registry::new();
-//! registry.register_guardrail::<MaxLen>("max_len", |cfg, _| Ok(Arc::new(MaxLenGuard(cfg.max))));
+//! registry.register_guardrail::<MaxLen, _>("max_len", |cfg, _| Ok(Arc::new(MaxLenGuard(cfg.max))));
 //! let cfg = AegisConfig::from_toml_str(
 //!     "[[guardrails]]\nid = \"len\"\ntype = \"max_len\"\n[guardrails.config]\nmax = \"ten\"\n",
 //!     std::iter::empty::<(&str, &str)>(),
