@@ -1,1 +1,101 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+//!
+//! ## Wrap your own `reqwest` client as a governed tower service
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), aegis::Error> {
+//! use std::sync::Arc;
+//! use aegis::{ChatRequest, Message, Secret, guard::{GuardChain, GuardLayer}, layer::Upstream};
+//! use aegis::providers::OpenAiCompatible;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! let client = reqwest::Client::new(); // yours: proxies, TLS roots, timeouts as you like
+//! let openai = OpenAiCompatible::builder("openai", "https://api.openai.com/v1")
+//!     .api_key(Secret::new(std::env::var("OPENAI_API_KEY").unwrap_or_default()))
+//!     .client(client)
+//!     .build()?;
+//! let governed = ServiceBuilder::new()
+//!     .layer(GuardLayer::new(GuardChain::default())) // add your guards
+//!     .service(Upstream::new(Arc::new(openai)));
+//! let answer = governed
+//!     .oneshot(ChatRequest::new("gpt-4o-mini", vec![Message::user("hello")]))
+//!     .await?
+//!     .collect()
+//!     .await?;
+//! # let _ = answer; Ok(()) }
+//! ```
+//!
+//! The same provider can sit behind the full lifecycle graph (authentication, guards,
+//! routing, approvals, audit) with [`Pipeline::builder`].
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+pub use aegis_contracts::*;
+pub use aegis_core::{
+    BuildContext, Components, EnvSecrets, Exchange, ExchangeUpdate, FileSecrets, Pipeline,
+    PipelineBuilder, PipelineOutcome, Registry, Route, Telemetry, config, graph, guard, layer,
+};
+
+/// Providers: the OpenAI-compatible provider, the offline [`Echo`](providers::Echo)
+/// provider, transports and wire helpers.
+pub mod providers {
+    pub use aegis_providers::*;
+}
+
+/// A registry with every plugin type this build includes: the `echo` provider, the `openai`
+/// provider (feature `openai`), and the enabled policy packs.
+///
+/// Factories receive the host's `reqwest::Client` when one was shared with
+/// [`Registry::insert_extension`]; otherwise each provider builds its own.
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.register_provider::<providers::EchoConfig, _>("echo", |cfg, ctx| {
+        Ok(Arc::new(providers::Echo::from_config(ctx.id, cfg)) as Arc<dyn Provider>)
+    });
+    #[cfg(feature = "openai")]
+    r.register_provider::<providers::OpenAiConfig, _>("openai", |cfg, ctx| {
+        let client = ctx.extensions.get::<reqwest::Client>().cloned();
+        Ok(Arc::new(providers::OpenAiCompatible::from_config(
+            ctx.id, cfg, client,
+        )?) as Arc<dyn Provider>)
+    });
+    register_packs(&mut r);
+    r
+}
+
+/// Builds the default pipeline from TOML text (with `AEGIS_*` overrides from the process
+/// environment) using [`registry`].
+pub async fn pipeline_from_toml(toml: &str) -> Result<Pipeline, Error> {
+    let config = config::AegisConfig::from_toml_str(toml, std::env::vars())?;
+    Pipeline::from_config(&registry(), &config).await
+}
+
+/// The rule-based guard pack (feature `guards`).
+#[cfg(feature = "guards")]
+pub mod guards {
+    pub use aegis_guards::*;
+}
+
+/// Registers the guard types of the enabled packs under their config names.
+fn register_packs(r: &mut Registry) {
+    #[cfg(feature = "guards")]
+    {
+        use aegis_guards as g;
+        fn boxed<G: Guardrail>(g: Result<G, Error>) -> Result<Arc<dyn Guardrail>, Error> {
+            Ok(Arc::new(g?))
+        }
+        r.register_guardrail::<g::BanSubstringsConfig, _>("ban_substrings", |c, _| boxed(g::BanSubstrings::new(c)));
+        r.register_guardrail::<g::RegexGuardConfig, _>("regex", |c, _| boxed(g::RegexGuard::new(c)));
+        r.register_guardrail::<g::SecretsConfig, _>("secrets", |c, _| boxed(g::Secrets::new(c)));
+        r.register_guardrail::<g::InvisibleTextConfig, _>("invisible_text", |c, _| boxed(g::InvisibleText::new(c)));
+        r.register_guardrail::<g::JsonOutputConfig, _>("json_output", |c, _| boxed(g::JsonOutput::new(c)));
+        r.register_guardrail::<g::UrlAllowListConfig, _>("url_allow_list", |c, _| boxed(g::UrlAllowList::new(c)));
+        r.register_guardrail::<g::PromptInjectionConfig, _>("prompt_injection", |c, _| {
+            boxed(g::PromptInjection::new(c))
+        });
+        #[cfg(feature = "tiktoken")]
+        r.register_guardrail::<g::TokenLimitConfig, _>("token_limit", |c, _| boxed(g::TokenLimit::new(c)));
+    }
+    let _ = r;
+}

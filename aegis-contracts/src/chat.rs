@@ -97,14 +97,19 @@ impl ChatRequest {
             return Err(Error::invalid_request("`model` must not be empty"));
         }
         if self.messages.is_empty() {
-            return Err(Error::invalid_request("`messages` must contain at least one message"));
+            return Err(Error::invalid_request(
+                "`messages` must contain at least one message",
+            ));
         }
         let mut total = 0usize;
         for (i, m) in self.messages.iter().enumerate() {
             total += m.text().len();
             for (j, call) in m.tool_calls.iter().enumerate() {
                 call.arguments_json().map_err(|e| {
-                    Error::invalid_request(format!("messages[{i}].tool_calls[{j}]: {}", e.message()))
+                    Error::invalid_request(format!(
+                        "messages[{i}].tool_calls[{j}]: {}",
+                        e.message()
+                    ))
                 })?;
             }
             if m.role == Role::Tool && m.tool_call_id.is_none() {
@@ -115,7 +120,9 @@ impl ChatRequest {
         }
         for (i, t) in self.tools.iter().enumerate() {
             if t.function.name.trim().is_empty() {
-                return Err(Error::invalid_request(format!("tools[{i}].function.name must not be empty")));
+                return Err(Error::invalid_request(format!(
+                    "tools[{i}].function.name must not be empty"
+                )));
             }
         }
         if total > MAX_REQUEST_TEXT_BYTES {
@@ -279,7 +286,11 @@ fn function_type() -> String {
 
 impl ToolSpec {
     /// A function tool.
-    pub fn function(name: impl Into<String>, description: impl Into<String>, parameters: Value) -> Self {
+    pub fn function(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        parameters: Value,
+    ) -> Self {
         Self {
             kind: function_type(),
             function: FunctionSpec {
@@ -322,7 +333,11 @@ pub struct ToolCall {
 
 impl ToolCall {
     /// A function call.
-    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: impl Into<String>,
+    ) -> Self {
         Self {
             id: id.into(),
             kind: function_type(),

@@ -6,7 +6,17 @@ use std::{error::Error as StdError, fmt, time::Duration};
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// The category of an [`Error`]; what a caller branches on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -209,9 +219,10 @@ impl Error {
 
     /// Whether trying again (here or on another deployment) may succeed.
     pub fn is_retryable(&self) -> bool {
-        self.inner
-            .retryable
-            .unwrap_or(matches!(self.inner.kind, ErrorKind::RateLimited | ErrorKind::Timeout))
+        self.inner.retryable.unwrap_or(matches!(
+            self.inner.kind,
+            ErrorKind::RateLimited | ErrorKind::Timeout
+        ))
     }
 
     /// True for [`ErrorKind::PolicyBlocked`].
@@ -233,7 +244,8 @@ impl Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("aegis::Error");
-        d.field("kind", &self.inner.kind).field("message", &self.inner.message);
+        d.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message);
         if let Some(code) = &self.inner.code {
             d.field("code", code);
         }
@@ -258,7 +270,10 @@ impl fmt::Display for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }
 

@@ -10,7 +10,9 @@ use serde_json::Value;
 use crate::{Document, Error, Message, RequestContext, Role, ToolCall, ToolSpec};
 
 /// Where in the lifecycle a subject comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Prompts on their way to the model.
@@ -261,7 +263,12 @@ fn push_message<'a>(out: &mut Vec<Segment<'a>>, m: &'a Message) {
         None => {}
         Some(crate::Content::Text(t)) => out.push(Segment { origin, text: t }),
         Some(crate::Content::Parts(parts)) => {
-            out.extend(parts.iter().filter_map(|p| p.as_text()).map(|text| Segment { origin, text }));
+            out.extend(
+                parts
+                    .iter()
+                    .filter_map(|p| p.as_text())
+                    .map(|text| Segment { origin, text }),
+            );
         }
     }
     for call in &m.tool_calls {
@@ -299,7 +306,12 @@ pub struct Finding {
 
 impl Finding {
     /// A finding at `span`.
-    pub fn new(kind: impl Into<String>, span: Option<Span>, score: f32, detector: impl Into<String>) -> Self {
+    pub fn new(
+        kind: impl Into<String>,
+        span: Option<Span>,
+        score: f32,
+        detector: impl Into<String>,
+    ) -> Self {
         Self {
             kind: kind.into(),
             span,
@@ -502,7 +514,9 @@ impl GuardCapabilities {
 }
 
 /// A guard's rough cost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Cost {
     /// Microseconds: pattern matching.

@@ -153,8 +153,12 @@ impl Approval {
 /// Contract: a pipeline step. Any `tower::Service` of the right shape is a node; the graph
 /// builder takes any of them, and `node_fn` in `aegis-core` wraps a plain async fn.
 pub trait Node<S: State>:
-    tower_service::Service<NodeInput<S>, Response = NodeOutput<S::Update>, Error = Error, Future: Send>
-    + Clone
+    tower_service::Service<
+        NodeInput<S>,
+        Response = NodeOutput<S::Update>,
+        Error = Error,
+        Future: Send,
+    > + Clone
     + Send
     + Sync
     + 'static
@@ -162,8 +166,12 @@ pub trait Node<S: State>:
 }
 
 impl<S: State, T> Node<S> for T where
-    T: tower_service::Service<NodeInput<S>, Response = NodeOutput<S::Update>, Error = Error, Future: Send>
-        + Clone
+    T: tower_service::Service<
+            NodeInput<S>,
+            Response = NodeOutput<S::Update>,
+            Error = Error,
+            Future: Send,
+        > + Clone
         + Send
         + Sync
         + 'static
@@ -276,6 +284,9 @@ pub fn decode_state<S: State>(cp: &Checkpoint) -> Result<S, Error> {
         )));
     }
     serde_json::from_value(cp.state.clone()).map_err(|e| {
-        Error::storage(format!("run {}: checkpointed state does not decode: {e}", cp.run_id))
+        Error::storage(format!(
+            "run {}: checkpointed state does not decode: {e}",
+            cp.run_id
+        ))
     })
 }

@@ -40,7 +40,10 @@ impl fmt::Debug for ChatBody {
 
 impl fmt::Debug for ChatResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChatResponse").field("meta", &self.meta).field("body", &self.body).finish()
+        f.debug_struct("ChatResponse")
+            .field("meta", &self.meta)
+            .field("body", &self.body)
+            .finish()
     }
 }
 
@@ -76,7 +79,9 @@ mod opt_millis {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
@@ -173,7 +178,9 @@ impl CompletionBuilder {
             }
             for (k, v) in &c.delta.extra {
                 match (b.extra.get_mut(k), v) {
-                    (Some(serde_json::Value::String(acc)), serde_json::Value::String(more)) => acc.push_str(more),
+                    (Some(serde_json::Value::String(acc)), serde_json::Value::String(more)) => {
+                        acc.push_str(more)
+                    }
                     (_, v) if !v.is_null() => {
                         b.extra.insert(k.clone(), v.clone());
                     }
@@ -183,7 +190,8 @@ impl CompletionBuilder {
             for d in &c.delta.tool_calls {
                 let i = d.index as usize;
                 if b.tool_calls.len() <= i {
-                    b.tool_calls.resize_with(i + 1, || ToolCall::new("", "", ""));
+                    b.tool_calls
+                        .resize_with(i + 1, || ToolCall::new("", "", ""));
                 }
                 let call = &mut b.tool_calls[i];
                 if let Some(id) = &d.id {
@@ -499,7 +507,10 @@ mod tests {
         for piece in ["think", "ing"] {
             let mut c = ChatChunk::text("id", "m", "");
             c.choices[0].delta.content = None;
-            c.choices[0].delta.extra.insert("reasoning_content".into(), piece.into());
+            c.choices[0]
+                .delta
+                .extra
+                .insert("reasoning_content".into(), piece.into());
             b.push(&c);
         }
         b.push(&ChatChunk::text("id", "m", "answer"));

@@ -20,7 +20,9 @@
 //!
 //! Environment overrides: `AEGIS_` + the path in upper case with `__` between segments
 //! (`AEGIS_PROVIDERS__0__CONFIG__BASE_URL`). Values are read as TOML literals when they
-//! parse (`true`, `42`, `"x"`), as strings otherwise.
+//! parse (`true`, `42`, `"x"`), as strings otherwise. Only variables naming a config section
+//! (`PIPELINE`, `ROUTING`, `PROVIDERS`, `GUARDRAILS`, `AUTHENTICATORS`, `TELEMETRY`) are
+//! overrides; other `AEGIS_*` variables are left alone.
 
 use std::collections::BTreeMap;
 
@@ -142,13 +144,16 @@ fn default_timeout_ms() -> u64 {
 
 impl AegisConfig {
     /// Parses TOML and applies the `AEGIS_*` overrides in `env`.
-    pub fn from_toml_str<K, V>(toml_text: &str, env: impl IntoIterator<Item = (K, V)>) -> Result<Self, Error>
+    pub fn from_toml_str<K, V>(
+        toml_text: &str,
+        env: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, Error>
     where
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut doc: toml::Table =
-            toml::from_str(toml_text).map_err(|e| Error::config(format!("config is not valid TOML: {e}")))?;
+        let mut doc: toml::Table = toml::from_str(toml_text)
+            .map_err(|e| Error::config(format!("config is not valid TOML: {e}")))?;
         for (k, v) in env {
             apply_env_override(&mut doc, k.as_ref(), v.as_ref())?;
         }
@@ -176,19 +181,37 @@ impl AegisConfig {
 /// Serde's "expected f32" becomes "expected a number": people read these messages.
 pub(crate) fn humanize(msg: &str) -> String {
     let mut out = msg.to_owned();
-    for t in ["f32", "f64", "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize"] {
+    for t in [
+        "f32", "f64", "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
+    ] {
         out = out.replace(&format!("expected {t}"), "expected a number");
     }
     out.replace("expected a boolean", "expected true or false")
 }
+
+/// The top-level config sections `AEGIS_*` variables may override.
+const SECTIONS: [&str; 6] = [
+    "pipeline",
+    "routing",
+    "providers",
+    "guardrails",
+    "authenticators",
+    "telemetry",
+];
 
 fn apply_env_override(doc: &mut toml::Table, key: &str, raw: &str) -> Result<(), Error> {
     let Some(rest) = key.strip_prefix("AEGIS_") else {
         return Ok(());
     };
     let segments: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+    // Other AEGIS_* variables (AEGIS_TEST_DATABASE_URL, a host's own) are not config.
+    if !SECTIONS.contains(&segments[0].as_str()) {
+        return Ok(());
+    }
     if segments.iter().any(String::is_empty) {
-        return Err(Error::config(format!("environment override `{key}` has an empty path segment")));
+        return Err(Error::config(format!(
+            "environment override `{key}` has an empty path segment"
+        )));
     }
     let value = parse_env_value(raw);
     let mut slot: &mut toml::Value = doc_entry(doc, &segments[0]);
@@ -196,7 +219,9 @@ fn apply_env_override(doc: &mut toml::Table, key: &str, raw: &str) -> Result<(),
         slot = match slot {
             toml::Value::Array(items) => {
                 let idx: usize = seg.parse().map_err(|_| {
-                    Error::config(format!("environment override `{key}`: `{seg}` is not an array index"))
+                    Error::config(format!(
+                        "environment override `{key}`: `{seg}` is not an array index"
+                    ))
                 })?;
                 if idx > items.len() {
                     return Err(Error::config(format!(
@@ -251,6 +276,7 @@ mod tests {
                 ("AEGIS_PROVIDERS__0__CONFIG__BASE_URL", "http://y:1/v1"),
                 ("AEGIS_PIPELINE__STREAM_BUFFERING", "false"),
                 ("PATH", "/usr/bin"),
+                ("AEGIS_TEST_DATABASE_URL", "postgres://not-config"),
             ],
         )
         .unwrap();
@@ -260,10 +286,21 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_path_in_plain_words() {
-        let err = AegisConfig::from_toml_str("[[guardrails]]\nid = \"x\"\ntype = \"t\"\ntimeout_ms = \"soon\"\n", [("", "")])
-            .unwrap_err();
+        let err = AegisConfig::from_toml_str(
+            "[[guardrails]]\nid = \"x\"\ntype = \"t\"\ntimeout_ms = \"soon\"\n",
+            [("", "")],
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), aegis_contracts::ErrorKind::Config);
-        assert!(err.message().starts_with("guardrails[0].timeout_ms: "), "{}", err.message());
-        assert!(err.message().contains("expected a number"), "{}", err.message());
+        assert!(
+            err.message().starts_with("guardrails[0].timeout_ms: "),
+            "{}",
+            err.message()
+        );
+        assert!(
+            err.message().contains("expected a number"),
+            "{}",
+            err.message()
+        );
     }
 }

@@ -35,9 +35,10 @@ use std::{
 };
 
 use aegis_contracts::{
-    Approval, Authenticator, ChatBody, ChatRequest, ChatResponse, ChatStream, CheckpointStore, Completion, Credentials,
-    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, Interrupt, InterruptRequest, Message, NodeInput, NodeOutput,
-    Principal, Provider, RequestContext, ResponseMeta, RunEventKind, RunStatus, Stage, State, TelemetrySink, Verdict,
+    Approval, Authenticator, ChatBody, ChatRequest, ChatResponse, ChatStream, CheckpointStore,
+    Completion, Credentials, EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, Interrupt,
+    InterruptRequest, Message, NodeInput, NodeOutput, Principal, Provider, RequestContext,
+    ResponseMeta, RunEventKind, RunStatus, Stage, State, TelemetrySink, Verdict,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -184,13 +185,20 @@ impl Shared {
     }
 
     fn provider(&self, id: &str) -> Option<&Arc<dyn Provider>> {
-        self.providers.iter().find(|(pid, _)| pid == id).map(|(_, p)| p)
+        self.providers
+            .iter()
+            .find(|(pid, _)| pid == id)
+            .map(|(_, p)| p)
     }
 
     /// `alias` → target; `provider/model` → that provider; a model a provider lists → it;
     /// otherwise the default provider with the model as given.
     fn route(&self, model: &str) -> Result<Route, Error> {
-        let model = self.routing.aliases.get(model).map_or(model, String::as_str);
+        let model = self
+            .routing
+            .aliases
+            .get(model)
+            .map_or(model, String::as_str);
         if let Some((p, m)) = model.split_once('/')
             && self.provider(p).is_some()
         {
@@ -199,7 +207,11 @@ impl Shared {
                 model: m.to_owned(),
             });
         }
-        if let Some((id, _)) = self.providers.iter().find(|(_, p)| p.models().iter().any(|m| m == model)) {
+        if let Some((id, _)) = self
+            .providers
+            .iter()
+            .find(|(_, p)| p.models().iter().any(|m| m == model))
+        {
             return Ok(Route {
                 provider: id.clone(),
                 model: model.to_owned(),
@@ -222,7 +234,11 @@ impl Shared {
     }
 }
 
-fn approval_interrupt(v: &Verdict, stage: Stage, edit_schema: serde_json::Value) -> InterruptRequest {
+fn approval_interrupt(
+    v: &Verdict,
+    stage: Stage,
+    edit_schema: serde_json::Value,
+) -> InterruptRequest {
     let reason = match &v.decision {
         aegis_contracts::Decision::RequireApproval { reason, .. } => reason.clone(),
         _ => "approval required".into(),
@@ -285,7 +301,10 @@ fn lifecycle_graph(
             let credentials = state.credentials.clone();
             if s.authenticators.is_empty() {
                 if s.require_auth {
-                    return Err(Error::new(ErrorKind::Unauthenticated, "authentication is required"));
+                    return Err(Error::new(
+                        ErrorKind::Unauthenticated,
+                        "authentication is required",
+                    ));
                 }
                 return Ok(NodeOutput::Update(ExchangeUpdate::Principal(None)));
             }
@@ -296,41 +315,54 @@ fn lifecycle_graph(
                     Err(e) => last = Some(e),
                 }
             }
-            Err(last.unwrap_or_else(|| Error::new(ErrorKind::Unauthenticated, "no authenticator accepted the credentials")))
+            Err(last.unwrap_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthenticated,
+                    "no authenticator accepted the credentials",
+                )
+            }))
         }
     });
 
     let s = shared.clone();
-    let input_node = node_fn(move |input: NodeInput<Exchange>| {
-        let s = s.clone();
-        async move {
-            let ctx = s.ctx(&input.state, &input.ctx.run_id);
-            let mut req = input.state.request.clone();
-            let approved = matches!(input.ctx.resume, Some(Approval::Approve));
-            if let Some(Approval::Edit { value }) = &input.ctx.resume {
-                let messages: Vec<Message> = serde_json::from_value(value["messages"].clone())
-                    .map_err(|e| Error::invalid_request(format!("edited messages do not parse: {e}")))?;
-                req.messages = messages;
-                req.validate()?;
+    let input_node =
+        node_fn(move |input: NodeInput<Exchange>| {
+            let s = s.clone();
+            async move {
+                let ctx = s.ctx(&input.state, &input.ctx.run_id);
+                let mut req = input.state.request.clone();
+                let approved = matches!(input.ctx.resume, Some(Approval::Approve));
+                if let Some(Approval::Edit { value }) = &input.ctx.resume {
+                    let messages: Vec<Message> = serde_json::from_value(value["messages"].clone())
+                        .map_err(|e| {
+                            Error::invalid_request(format!("edited messages do not parse: {e}"))
+                        })?;
+                    req.messages = messages;
+                    req.validate()?;
+                }
+                let judgement = s.chain.judge_request(&mut req, &ctx, approved).await;
+                let ids = judged_ids(&judgement);
+                match &judgement.decision {
+                    ChainDecision::Allowed => Ok(NodeOutput::Update(ExchangeUpdate::Request(
+                        Box::new(req),
+                        ids,
+                    ))),
+                    ChainDecision::Blocked(v) => Err(blocked_error(v)),
+                    ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(
+                        approval_interrupt(v, Stage::Input, messages_edit_schema()),
+                    )),
+                }
             }
-            let judgement = s.chain.judge_request(&mut req, &ctx, approved).await;
-            let ids = judged_ids(&judgement);
-            match &judgement.decision {
-                ChainDecision::Allowed => Ok(NodeOutput::Update(ExchangeUpdate::Request(Box::new(req), ids))),
-                ChainDecision::Blocked(v) => Err(blocked_error(v)),
-                ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(approval_interrupt(
-                    v,
-                    Stage::Input,
-                    messages_edit_schema(),
-                ))),
-            }
-        }
-    });
+        });
 
     let s = shared.clone();
     let route_node = node_fn(move |input: NodeInput<Exchange>| {
         let s = s.clone();
-        async move { Ok(NodeOutput::Update(ExchangeUpdate::Route(s.route(&input.state.request.model)?))) }
+        async move {
+            Ok(NodeOutput::Update(ExchangeUpdate::Route(
+                s.route(&input.state.request.model)?,
+            )))
+        }
     });
 
     let s = shared.clone();
@@ -338,10 +370,15 @@ fn lifecycle_graph(
         let s = s.clone();
         async move {
             let state = &input.state;
-            let route = state.route.clone().ok_or_else(|| Error::internal("provider call before routing"))?;
+            let route = state
+                .route
+                .clone()
+                .ok_or_else(|| Error::internal("provider call before routing"))?;
             let provider = s
                 .provider(&route.provider)
-                .ok_or_else(|| Error::internal(format!("route names unknown provider `{}`", route.provider)))?
+                .ok_or_else(|| {
+                    Error::internal(format!("route names unknown provider `{}`", route.provider))
+                })?
                 .clone();
             let mut req = state.request.clone();
             req.model.clone_from(&route.model);
@@ -374,7 +411,10 @@ fn lifecycle_graph(
                         latency_us: latency,
                         error: None,
                     });
-                    Ok(NodeOutput::Update(ExchangeUpdate::Completion(Box::new(c), resp.meta)))
+                    Ok(NodeOutput::Update(ExchangeUpdate::Completion(
+                        Box::new(c),
+                        resp.meta,
+                    )))
                 }
                 ChatBody::Stream(stream) => {
                     let observer = StreamObserver {
@@ -394,48 +434,54 @@ fn lifecycle_graph(
     });
 
     let s = shared.clone();
-    let output_node = node_fn(move |input: NodeInput<Exchange>| {
-        let s = s.clone();
-        async move {
-            let state = &input.state;
-            let ctx = s.ctx(state, &input.ctx.run_id);
-            if let Some(stream) = state.stream.take() {
-                let ids: Vec<String> = s
+    let output_node =
+        node_fn(move |input: NodeInput<Exchange>| {
+            let s = s.clone();
+            async move {
+                let state = &input.state;
+                let ctx = s.ctx(state, &input.ctx.run_id);
+                if let Some(stream) = state.stream.take() {
+                    let ids: Vec<String> = s
+                        .chain
+                        .entries()
+                        .iter()
+                        .filter(|e| {
+                            e.capabilities().applies_to(Stage::Output)
+                                || e.capabilities().applies_to(Stage::ToolCall)
+                        })
+                        .map(|e| e.id().to_owned())
+                        .collect();
+                    state.stream.put(s.chain.guard_stream(stream, ctx));
+                    return Ok(NodeOutput::Update(ExchangeUpdate::Judged(None, ids)));
+                }
+                let mut completion = state
+                    .completion
+                    .clone()
+                    .ok_or_else(|| Error::internal("output guards before a provider answer"))?;
+                let approved = matches!(input.ctx.resume, Some(Approval::Approve));
+                if let Some(Approval::Edit { value }) = &input.ctx.resume {
+                    let content = value["content"].as_str().unwrap_or_default().to_owned();
+                    if let Some(choice) = completion.choices.first_mut() {
+                        choice.message.content = Some(aegis_contracts::Content::Text(content));
+                    }
+                }
+                let judgement = s
                     .chain
-                    .entries()
-                    .iter()
-                    .filter(|e| {
-                        e.capabilities().applies_to(Stage::Output) || e.capabilities().applies_to(Stage::ToolCall)
-                    })
-                    .map(|e| e.id().to_owned())
-                    .collect();
-                state.stream.put(s.chain.guard_stream(stream, ctx));
-                return Ok(NodeOutput::Update(ExchangeUpdate::Judged(None, ids)));
-            }
-            let mut completion = state
-                .completion
-                .clone()
-                .ok_or_else(|| Error::internal("output guards before a provider answer"))?;
-            let approved = matches!(input.ctx.resume, Some(Approval::Approve));
-            if let Some(Approval::Edit { value }) = &input.ctx.resume {
-                let content = value["content"].as_str().unwrap_or_default().to_owned();
-                if let Some(choice) = completion.choices.first_mut() {
-                    choice.message.content = Some(aegis_contracts::Content::Text(content));
+                    .judge_completion(&mut completion, &ctx, approved)
+                    .await;
+                let ids = judged_ids(&judgement);
+                match &judgement.decision {
+                    ChainDecision::Allowed => Ok(NodeOutput::Update(ExchangeUpdate::Judged(
+                        Some(Box::new(completion)),
+                        ids,
+                    ))),
+                    ChainDecision::Blocked(v) => Err(blocked_error(v)),
+                    ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(
+                        approval_interrupt(v, Stage::Output, content_edit_schema()),
+                    )),
                 }
             }
-            let judgement = s.chain.judge_completion(&mut completion, &ctx, approved).await;
-            let ids = judged_ids(&judgement);
-            match &judgement.decision {
-                ChainDecision::Allowed => Ok(NodeOutput::Update(ExchangeUpdate::Judged(Some(Box::new(completion)), ids))),
-                ChainDecision::Blocked(v) => Err(blocked_error(v)),
-                ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(approval_interrupt(
-                    v,
-                    Stage::Output,
-                    content_edit_schema(),
-                ))),
-            }
-        }
-    });
+        });
 
     let s = shared.clone();
     let audit_node = node_fn(move |input: NodeInput<Exchange>| {
@@ -489,7 +535,15 @@ impl fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("graph", &self.graph)
-            .field("providers", &self.shared.providers.iter().map(|(id, _)| id).collect::<Vec<_>>())
+            .field(
+                "providers",
+                &self
+                    .shared
+                    .providers
+                    .iter()
+                    .map(|(id, _)| id)
+                    .collect::<Vec<_>>(),
+            )
             .field("guards", &self.shared.chain)
             .finish()
     }
@@ -669,7 +723,11 @@ impl Pipeline {
 
     /// Provider ids, in config order.
     pub fn provider_ids(&self) -> Vec<&str> {
-        self.shared.providers.iter().map(|(id, _)| id.as_str()).collect()
+        self.shared
+            .providers
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect()
     }
 
     /// Runs one request; a pause is an outcome, not an error.
@@ -691,7 +749,12 @@ impl Pipeline {
             ..Exchange::default()
         };
         let outcome = self.graph.invoke_with(state, options).await?;
-        self.finish(outcome.run_id, outcome.status, outcome.state, outcome.interrupt)
+        self.finish(
+            outcome.run_id,
+            outcome.status,
+            outcome.state,
+            outcome.interrupt,
+        )
     }
 
     /// Runs one request; a pause is an [`ApprovalRequired`](ErrorKind::ApprovalRequired)
@@ -706,16 +769,28 @@ impl Pipeline {
     }
 
     /// [`resume`](Self::resume), recording who decided.
-    pub async fn resume_by(&self, run_id: &str, decision: Approval, by: Option<&str>) -> Result<PipelineOutcome, Error> {
+    pub async fn resume_by(
+        &self,
+        run_id: &str,
+        decision: Approval,
+        by: Option<&str>,
+    ) -> Result<PipelineOutcome, Error> {
         let outcome = self.graph.resume_by(run_id, decision, by).await?;
-        self.finish(outcome.run_id, outcome.status, outcome.state, outcome.interrupt)
+        self.finish(
+            outcome.run_id,
+            outcome.status,
+            outcome.state,
+            outcome.interrupt,
+        )
     }
 
     /// Embeddings through the same identity and input guards (the texts are judged as user
     /// input) and routing.
     pub async fn embed(&self, mut req: EmbeddingRequest) -> Result<EmbeddingResponse, Error> {
         if req.input.is_empty() {
-            return Err(Error::invalid_request("`input` must contain at least one text"));
+            return Err(Error::invalid_request(
+                "`input` must contain at least one text",
+            ));
         }
         let run_id = crate::graph::new_run_id();
         let mut ctx = std::mem::take(&mut req.ctx);
@@ -732,19 +807,34 @@ impl Pipeline {
                 }
             }
             if ctx.principal.is_none() {
-                return Err(last.unwrap_or_else(|| Error::new(ErrorKind::Unauthenticated, "unauthenticated")));
+                return Err(last
+                    .unwrap_or_else(|| Error::new(ErrorKind::Unauthenticated, "unauthenticated")));
             }
         } else if ctx.principal.is_none() && self.shared.require_auth {
-            return Err(Error::new(ErrorKind::Unauthenticated, "authentication is required"));
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "authentication is required",
+            ));
         }
-        let mut chat = ChatRequest::new(req.model.clone(), req.input.iter().map(Message::user).collect());
-        let judgement = self.shared.chain.judge_request(&mut chat, &ctx, false).await;
+        let mut chat = ChatRequest::new(
+            req.model.clone(),
+            req.input.iter().map(Message::user).collect(),
+        );
+        let judgement = self
+            .shared
+            .chain
+            .judge_request(&mut chat, &ctx, false)
+            .await;
         match judgement.decision {
             ChainDecision::Allowed => {}
             ChainDecision::Blocked(v) => return Err(blocked_error(&v)),
             ChainDecision::NeedsApproval(v) => return Err(crate::guard::approval_error(&v)),
         }
-        req.input = chat.messages.iter().map(|m| m.text().into_owned()).collect();
+        req.input = chat
+            .messages
+            .iter()
+            .map(|m| m.text().into_owned())
+            .collect();
         let route = self.shared.route(&req.model)?;
         let provider = self
             .shared
@@ -766,11 +856,15 @@ impl Pipeline {
         match status {
             RunStatus::Paused => Ok(PipelineOutcome::Paused {
                 run_id,
-                interrupt: interrupt.ok_or_else(|| Error::internal("paused without an interrupt"))?,
+                interrupt: interrupt
+                    .ok_or_else(|| Error::internal("paused without an interrupt"))?,
             }),
-            RunStatus::Rejected => Err(Error::new(ErrorKind::PolicyBlocked, "the run was rejected by a reviewer")
-                .with_code("rejected")
-                .with_run_id(run_id)),
+            RunStatus::Rejected => Err(Error::new(
+                ErrorKind::PolicyBlocked,
+                "the run was rejected by a reviewer",
+            )
+            .with_code("rejected")
+            .with_run_id(run_id)),
             RunStatus::Completed => {
                 let mut meta = state.meta.clone().unwrap_or_default();
                 meta.run_id = Some(run_id.clone());
@@ -788,9 +882,10 @@ impl Pipeline {
                 };
                 Ok(PipelineOutcome::Response(ChatResponse { meta, body }))
             }
-            RunStatus::Running | RunStatus::Failed => {
-                Err(Error::internal(format!("run ended in unexpected status {status:?}")).with_run_id(run_id))
-            }
+            RunStatus::Running | RunStatus::Failed => Err(Error::internal(format!(
+                "run ended in unexpected status {status:?}"
+            ))
+            .with_run_id(run_id)),
         }
     }
 }
@@ -823,4 +918,3 @@ impl Service<ChatRequest> for Pipeline {
         Box::pin(async move { this.chat(req).await })
     }
 }
-

@@ -56,7 +56,8 @@ pub struct BuildContext<'a> {
     pub extensions: &'a http::Extensions,
 }
 
-type BuildFn<T> = Arc<dyn Fn(Value, &BuildContext<'_>) -> Result<Arc<T>, ConfigFailure> + Send + Sync>;
+type BuildFn<T> =
+    Arc<dyn Fn(Value, &BuildContext<'_>) -> Result<Arc<T>, ConfigFailure> + Send + Sync>;
 
 /// A factory's failure: either the config did not deserialize (path + message) or the
 /// build function refused it.
@@ -88,10 +89,11 @@ where
     Factory {
         schema: schema_for!(C).to_value(),
         build: Arc::new(move |value, ctx| {
-            let config: C = serde_path_to_error::deserialize(value).map_err(|e| ConfigFailure::Shape {
-                path: e.path().to_string(),
-                message: humanize(&e.into_inner().to_string()),
-            })?;
+            let config: C =
+                serde_path_to_error::deserialize(value).map_err(|e| ConfigFailure::Shape {
+                    path: e.path().to_string(),
+                    message: humanize(&e.into_inner().to_string()),
+                })?;
             build(config, ctx).map_err(ConfigFailure::Build)
         }),
     }
@@ -121,7 +123,10 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("providers", &self.providers.keys().collect::<Vec<_>>())
             .field("guardrails", &self.guardrails.keys().collect::<Vec<_>>())
-            .field("authenticators", &self.authenticators.keys().collect::<Vec<_>>())
+            .field(
+                "authenticators",
+                &self.authenticators.keys().collect::<Vec<_>>(),
+            )
             .field("telemetry", &self.telemetry.keys().collect::<Vec<_>>())
             .field("secret_schemes", &self.secrets.schemes())
             .finish()
@@ -146,7 +151,10 @@ impl fmt::Debug for Components {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Components")
             .field("providers", &ids_of(&self.providers))
-            .field("guards", &self.guards.iter().map(GuardEntry::id).collect::<Vec<_>>())
+            .field(
+                "guards",
+                &self.guards.iter().map(GuardEntry::id).collect::<Vec<_>>(),
+            )
             .field("authenticators", &ids_of(&self.authenticators))
             .field("telemetry", &ids_of(&self.telemetry))
             .finish()
@@ -197,9 +205,13 @@ impl Registry {
     pub fn register_authenticator<C, F>(&mut self, type_name: &str, build: F) -> &mut Self
     where
         C: DeserializeOwned + JsonSchema,
-        F: Fn(C, &BuildContext<'_>) -> Result<Arc<dyn Authenticator>, Error> + Send + Sync + 'static,
+        F: Fn(C, &BuildContext<'_>) -> Result<Arc<dyn Authenticator>, Error>
+            + Send
+            + Sync
+            + 'static,
     {
-        self.authenticators.insert(type_name.to_owned(), factory(build));
+        self.authenticators
+            .insert(type_name.to_owned(), factory(build));
         self
     }
 
@@ -207,7 +219,10 @@ impl Registry {
     pub fn register_telemetry<C, F>(&mut self, type_name: &str, build: F) -> &mut Self
     where
         C: DeserializeOwned + JsonSchema,
-        F: Fn(C, &BuildContext<'_>) -> Result<Arc<dyn TelemetrySink>, Error> + Send + Sync + 'static,
+        F: Fn(C, &BuildContext<'_>) -> Result<Arc<dyn TelemetrySink>, Error>
+            + Send
+            + Sync
+            + 'static,
     {
         self.telemetry.insert(type_name.to_owned(), factory(build));
         self
@@ -230,7 +245,10 @@ impl Registry {
         BTreeMap::from([
             ("providers", self.providers.keys().cloned().collect()),
             ("guardrails", self.guardrails.keys().cloned().collect()),
-            ("authenticators", self.authenticators.keys().cloned().collect()),
+            (
+                "authenticators",
+                self.authenticators.keys().cloned().collect(),
+            ),
             ("telemetry", self.telemetry.keys().cloned().collect()),
         ])
     }
@@ -250,11 +268,34 @@ impl Registry {
             props.insert("config".into(), schema.clone());
             json!({"type": "object", "required": ["id", "type"], "properties": props, "additionalProperties": false})
         };
-        let lists: [(&str, Vec<(&String, &Value)>, Value); 4] = [
-            ("providers", self.providers.iter().map(|(k, f)| (k, &f.schema)).collect(), json!({})),
-            ("guardrails", self.guardrails.iter().map(|(k, f)| (k, &f.schema)).collect(), guard_base),
-            ("authenticators", self.authenticators.iter().map(|(k, f)| (k, &f.schema)).collect(), json!({})),
-            ("telemetry", self.telemetry.iter().map(|(k, f)| (k, &f.schema)).collect(), json!({})),
+        type TypeSchemas<'a> = Vec<(&'a String, &'a Value)>;
+        let lists: [(&str, TypeSchemas<'_>, Value); 4] = [
+            (
+                "providers",
+                self.providers.iter().map(|(k, f)| (k, &f.schema)).collect(),
+                json!({}),
+            ),
+            (
+                "guardrails",
+                self.guardrails
+                    .iter()
+                    .map(|(k, f)| (k, &f.schema))
+                    .collect(),
+                guard_base,
+            ),
+            (
+                "authenticators",
+                self.authenticators
+                    .iter()
+                    .map(|(k, f)| (k, &f.schema))
+                    .collect(),
+                json!({}),
+            ),
+            (
+                "telemetry",
+                self.telemetry.iter().map(|(k, f)| (k, &f.schema)).collect(),
+                json!({}),
+            ),
         ];
         for (list, types, base) in lists {
             let one_of: Vec<Value> = types.iter().map(|(k, s)| item(k, s, &base)).collect();
@@ -281,7 +322,11 @@ impl Registry {
             Error::config(if problems.len() == 1 {
                 problems.join("")
             } else {
-                format!("{} problems in config:\n{}", problems.len(), problems.join("\n"))
+                format!(
+                    "{} problems in config:\n{}",
+                    problems.len(),
+                    problems.join("\n")
+                )
             })
         })
     }
@@ -290,13 +335,31 @@ impl Registry {
         let mut problems = Vec::new();
         let mut revealed: Vec<Secret> = Vec::new();
         let providers = self
-            .build_list("providers", &self.providers, &config.providers, &mut revealed, &mut problems)
+            .build_list(
+                "providers",
+                &self.providers,
+                &config.providers,
+                &mut revealed,
+                &mut problems,
+            )
             .await;
         let authenticators = self
-            .build_list("authenticators", &self.authenticators, &config.authenticators, &mut revealed, &mut problems)
+            .build_list(
+                "authenticators",
+                &self.authenticators,
+                &config.authenticators,
+                &mut revealed,
+                &mut problems,
+            )
             .await;
         let telemetry = self
-            .build_list("telemetry", &self.telemetry, &config.telemetry, &mut revealed, &mut problems)
+            .build_list(
+                "telemetry",
+                &self.telemetry,
+                &config.telemetry,
+                &mut revealed,
+                &mut problems,
+            )
             .await;
         let guard_plugins: Vec<PluginConfig> = config
             .guardrails
@@ -308,15 +371,24 @@ impl Registry {
             })
             .collect();
         let built = self
-            .build_list("guardrails", &self.guardrails, &guard_plugins, &mut revealed, &mut problems)
+            .build_list(
+                "guardrails",
+                &self.guardrails,
+                &guard_plugins,
+                &mut revealed,
+                &mut problems,
+            )
             .await;
-        let mut by_id: std::collections::HashMap<String, Arc<dyn Guardrail>> = built.into_iter().collect();
+        let mut by_id: std::collections::HashMap<String, Arc<dyn Guardrail>> =
+            built.into_iter().collect();
         let mut guards = Vec::new();
         for (i, g) in config.guardrails.iter().enumerate() {
             if g.timeout_ms == 0 {
                 problems.push(format!("guardrails[{i}].timeout_ms: must be at least 1"));
             }
-            let Some(guard) = by_id.remove(&g.id) else { continue };
+            let Some(guard) = by_id.remove(&g.id) else {
+                continue;
+            };
             let mut entry = GuardEntry::new(g.id.clone(), guard, policy_of(g));
             if let Some(stages) = &g.stages {
                 entry = entry.with_stages(stages);
@@ -362,11 +434,19 @@ impl Registry {
                 problems.push(format!(
                     "{at}.type: unknown type `{}` (registered: {})",
                     item.kind,
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ));
                 continue;
             };
-            let mut value = if item.config.is_null() { Value::Object(Default::default()) } else { item.config.clone() };
+            let mut value = if item.config.is_null() {
+                Value::Object(Default::default())
+            } else {
+                item.config.clone()
+            };
             let before = problems.len();
             self.secrets
                 .resolve_tree(&mut value, &format!("{at}.config"), revealed, problems)
@@ -381,10 +461,16 @@ impl Registry {
             match (factory.build)(value, &ctx) {
                 Ok(built) => out.push((item.id.clone(), built)),
                 Err(ConfigFailure::Shape { path, message }) => {
-                    let path = if path == "." || path.is_empty() { String::new() } else { format!(".{path}") };
+                    let path = if path == "." || path.is_empty() {
+                        String::new()
+                    } else {
+                        format!(".{path}")
+                    };
                     problems.push(format!("{at}.config{path}: {message}"));
                 }
-                Err(ConfigFailure::Build(e)) => problems.push(format!("{at}.config: {}", e.message())),
+                Err(ConfigFailure::Build(e)) => {
+                    problems.push(format!("{at}.config: {}", e.message()))
+                }
             }
         }
         out

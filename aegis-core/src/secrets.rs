@@ -19,8 +19,12 @@ impl SecretBackend for EnvSecrets {
     async fn resolve(&self, path: &str) -> Result<Secret, Error> {
         match std::env::var(path) {
             Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-            Ok(_) => Err(Error::config(format!("environment variable `{path}` is empty"))),
-            Err(_) => Err(Error::config(format!("environment variable `{path}` is not set"))),
+            Ok(_) => Err(Error::config(format!(
+                "environment variable `{path}` is empty"
+            ))),
+            Err(_) => Err(Error::config(format!(
+                "environment variable `{path}` is not set"
+            ))),
         }
     }
 }
@@ -79,7 +83,9 @@ impl SecretResolver {
         while let Some((p, v)) = stack.pop() {
             match v {
                 Value::String(s) => {
-                    let Some(parsed) = SecretRef::parse(s) else { continue };
+                    let Some(parsed) = SecretRef::parse(s) else {
+                        continue;
+                    };
                     let r = match parsed {
                         Ok(r) => r,
                         Err(e) => {
@@ -100,7 +106,12 @@ impl SecretResolver {
                             *s = secret.expose().to_owned();
                             revealed.push(secret);
                         }
-                        Err(e) => problems.push(format!("{p}: secret://{}/{}: {}", r.scheme, r.path, e.message())),
+                        Err(e) => problems.push(format!(
+                            "{p}: secret://{}/{}: {}",
+                            r.scheme,
+                            r.path,
+                            e.message()
+                        )),
                     }
                 }
                 Value::Array(items) => {

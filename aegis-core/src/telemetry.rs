@@ -60,6 +60,8 @@ impl Telemetry {
 
 impl fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Telemetry").field("sinks", &self.sinks.len()).finish()
+        f.debug_struct("Telemetry")
+            .field("sinks", &self.sinks.len())
+            .finish()
     }
 }

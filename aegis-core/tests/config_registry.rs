@@ -35,7 +35,11 @@ impl Provider for Keyed {
     }
     async fn chat(&self, _: ChatRequest) -> Result<ChatResponse, Error> {
         tracing::info!(key = ?self.0, "calling upstream");
-        Err(Error::provider(format!("upstream refused a {}-byte key", self.0.expose().len())).with_status(401))
+        Err(Error::provider(format!(
+            "upstream refused a {}-byte key",
+            self.0.expose().len()
+        ))
+        .with_status(401))
     }
 }
 
@@ -92,7 +96,8 @@ async fn every_problem_is_reported_with_its_path() {
         problems,
         vec![
             "guardrails[1].type: unknown type `no-such-guard` (registered: ban)".to_owned(),
-            "guardrails[2].config.threshold: invalid type: string \"high\", expected a number".to_owned(),
+            "guardrails[2].config.threshold: invalid type: string \"high\", expected a number"
+                .to_owned(),
             "guardrails[3].id: `a` is used twice in guardrails".to_owned(),
             "guardrails[3].config: `word` must not be empty".to_owned(),
         ]
@@ -104,13 +109,32 @@ async fn every_problem_is_reported_with_its_path() {
 
 #[tokio::test]
 async fn unknown_fields_and_bad_policies_are_config_errors() {
-    let err = AegisConfig::from_toml_str("[pipeline]\ndurabilty = \"sync\"\n", std::iter::empty::<(&str, &str)>())
-        .unwrap_err();
-    assert!(err.message().starts_with("pipeline.durabilty: unknown field `durabilty`"), "{err}");
-    let err = AegisConfig::from_toml_str("[[guardrails]]\nid = \"a\"\ntype = \"ban\"\nfail_mode = \"sometimes\"\n", std::iter::empty::<(&str, &str)>()).unwrap_err();
-    assert!(err.message().starts_with("guardrails[0].fail_mode: unknown variant `sometimes`"), "{err}");
-    let err = AegisConfig::from_toml_str("not = [valid", std::iter::empty::<(&str, &str)>()).unwrap_err();
-    assert!(err.message().starts_with("config is not valid TOML"), "{err}");
+    let err = AegisConfig::from_toml_str(
+        "[pipeline]\ndurabilty = \"sync\"\n",
+        std::iter::empty::<(&str, &str)>(),
+    )
+    .unwrap_err();
+    assert!(
+        err.message()
+            .starts_with("pipeline.durabilty: unknown field `durabilty`"),
+        "{err}"
+    );
+    let err = AegisConfig::from_toml_str(
+        "[[guardrails]]\nid = \"a\"\ntype = \"ban\"\nfail_mode = \"sometimes\"\n",
+        std::iter::empty::<(&str, &str)>(),
+    )
+    .unwrap_err();
+    assert!(
+        err.message()
+            .starts_with("guardrails[0].fail_mode: unknown variant `sometimes`"),
+        "{err}"
+    );
+    let err =
+        AegisConfig::from_toml_str("not = [valid", std::iter::empty::<(&str, &str)>()).unwrap_err();
+    assert!(
+        err.message().starts_with("config is not valid TOML"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -133,9 +157,15 @@ async fn secrets_resolve_from_env_and_file() {
     let built = registry().build(&cfg).await.unwrap();
     assert_eq!(built.providers.len(), 2);
     // The keyed provider reports its key's length: the env value, and the file without its newline.
-    for (provider, len) in [(&built.providers[0].1, "sk-env-value-for-tests".len()), (&built.providers[1].1, 13)] {
+    for (provider, len) in [
+        (&built.providers[0].1, "sk-env-value-for-tests".len()),
+        (&built.providers[1].1, 13),
+    ] {
         let err = provider.chat(user("x")).await.unwrap_err();
-        assert!(err.message().contains(&format!("a {len}-byte key")), "{err}");
+        assert!(
+            err.message().contains(&format!("a {len}-byte key")),
+            "{err}"
+        );
     }
 }
 
@@ -159,8 +189,13 @@ async fn missing_secrets_and_unknown_schemes_are_reported_with_paths() {
     );
     let problems = registry().validate(&cfg).await;
     assert_eq!(problems.len(), 3, "{problems:?}");
-    assert!(problems[0].starts_with("providers[0].config.api_key: secret://env/AEGIS_DEFINITELY_UNSET_VAR: environment variable"));
-    assert!(problems[1].starts_with("providers[1].config.api_key: no secret backend for scheme `vault`"));
+    assert!(problems[0].starts_with(
+        "providers[0].config.api_key: secret://env/AEGIS_DEFINITELY_UNSET_VAR: environment variable"
+    ));
+    assert!(
+        problems[1]
+            .starts_with("providers[1].config.api_key: no secret backend for scheme `vault`")
+    );
     assert!(problems[2].starts_with("providers[2].config.api_key: malformed secret reference"));
 }
 
@@ -193,7 +228,9 @@ async fn a_planted_secret_appears_in_no_log_error_debug_output_or_audit_event() 
     let rec = Arc::new(Recorder::default());
     let mut r = registry();
     let sink = rec.clone();
-    r.register_telemetry::<serde_json::Value, _>("recorder", move |_, _| Ok(sink.clone() as Arc<dyn TelemetrySink>));
+    r.register_telemetry::<serde_json::Value, _>("recorder", move |_, _| {
+        Ok(sink.clone() as Arc<dyn TelemetrySink>)
+    });
     let cfg = parse(
         r#"
         [[providers]]
@@ -223,7 +260,10 @@ async fn a_planted_secret_appears_in_no_log_error_debug_output_or_audit_event() 
         .as_str(),
     );
     let config_err = r.build(&bad).await.unwrap_err();
-    assert!(config_err.message().contains("providers[0].config.retries"), "{config_err}");
+    assert!(
+        config_err.message().contains("providers[0].config.retries"),
+        "{config_err}"
+    );
 
     let built = r.build(&cfg).await.unwrap();
     let everything = [
@@ -233,10 +273,19 @@ async fn a_planted_secret_appears_in_no_log_error_debug_output_or_audit_event() 
         String::from_utf8(logs.0.lock().unwrap().clone()).unwrap(),
         rec.json(),
     ];
-    assert!(everything[3].contains("calling upstream"), "the log line was captured");
-    assert!(everything[4].contains("provider_call"), "telemetry was captured");
+    assert!(
+        everything[3].contains("calling upstream"),
+        "the log line was captured"
+    );
+    assert!(
+        everything[4].contains("provider_call"),
+        "telemetry was captured"
+    );
     for (i, text) in everything.iter().enumerate() {
-        assert!(!text.contains(CANARY), "secret leaked in output #{i}: {text}");
+        assert!(
+            !text.contains(CANARY),
+            "secret leaked in output #{i}: {text}"
+        );
     }
 }
 

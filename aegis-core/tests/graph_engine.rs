@@ -14,7 +14,7 @@ use aegis_core::{
     graph::{Durability, END, Graph, GraphBuilder, MemoryCheckpointStore, START, node_fn},
     guard::GuardChain,
 };
-use common::{Recorder, entry, JsonOnly};
+use common::{JsonOnly, Recorder, entry};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -41,9 +41,20 @@ fn compile_err(b: GraphBuilder<Doc>) -> String {
 
 #[test]
 fn compile_rejects_unknown_nodes() {
-    let msg = compile_err(Graph::builder("g").node("a", step("a")).edge(START, "a").edge("a", "b"));
+    let msg = compile_err(
+        Graph::builder("g")
+            .node("a", step("a"))
+            .edge(START, "a")
+            .edge("a", "b"),
+    );
     assert!(msg.contains("edge from `a` to unknown node `b`"), "{msg}");
-    let msg = compile_err(Graph::builder("g").node("a", step("a")).edge(START, "a").edge("a", END).edge("zz", "a"));
+    let msg = compile_err(
+        Graph::builder("g")
+            .node("a", step("a"))
+            .edge(START, "a")
+            .edge("a", END)
+            .edge("zz", "a"),
+    );
     assert!(msg.contains("edge from unknown node `zz`"), "{msg}");
 }
 
@@ -90,8 +101,14 @@ fn compile_rejects_duplicates_and_ambiguous_edges_and_reports_them_all() {
             .interrupt_before(["nope"]),
     );
     assert!(msg.contains("node `a` is defined twice"), "{msg}");
-    assert!(msg.contains("node `a` has more than one outgoing edge"), "{msg}");
-    assert!(msg.contains("interrupt_before names unknown node `nope`"), "{msg}");
+    assert!(
+        msg.contains("node `a` has more than one outgoing edge"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("interrupt_before names unknown node `nope`"),
+        "{msg}"
+    );
     let msg = compile_err(Graph::builder("g").node("a", step("a")).edge("a", END));
     assert!(msg.contains("no edge from __start__"), "{msg}");
 }
@@ -99,7 +116,13 @@ fn compile_rejects_duplicates_and_ambiguous_edges_and_reports_them_all() {
 #[test]
 fn compile_refuses_a_streaming_graph_whose_output_guards_cannot_stream() {
     let chain = GuardChain::new(vec![entry("json", JsonOnly)]);
-    let b = || Graph::<Doc>::builder("g").node("out", step("o")).edge(START, "out").edge("out", END).output_guards("out", chain.clone());
+    let b = || {
+        Graph::<Doc>::builder("g")
+            .node("out", step("o"))
+            .edge(START, "out")
+            .edge("out", END)
+            .output_guards("out", chain.clone())
+    };
     let msg = compile_err(b().streaming(false));
     assert!(msg.contains("`json` needs the full text"), "{msg}");
     assert!(b().streaming(true).compile().is_ok());
@@ -108,11 +131,18 @@ fn compile_refuses_a_streaming_graph_whose_output_guards_cannot_stream() {
 #[tokio::test]
 async fn branches_route_on_state_and_refuse_undeclared_targets() {
     let g = Graph::<Doc>::builder("g")
-        .node("add", node_fn(|_: NodeInput<Doc>| async { Ok(NodeOutput::Update(("add".into(), 5))) }))
+        .node(
+            "add",
+            node_fn(|_: NodeInput<Doc>| async { Ok(NodeOutput::Update(("add".into(), 5))) }),
+        )
         .node("big", step("big"))
         .node("small", step("small"))
         .edge(START, "add")
-        .branch("add", |s: &Doc| if s.amount > 3 { "big" } else { "small" }, ["big", "small"])
+        .branch(
+            "add",
+            |s: &Doc| if s.amount > 3 { "big" } else { "small" },
+            ["big", "small"],
+        )
         .edge("big", END)
         .edge("small", END)
         .compile()
@@ -192,10 +222,23 @@ async fn interrupt_pauses_and_resume_reruns_the_node_with_the_decision() {
     let out = g.invoke(Doc::default()).await.unwrap();
     assert_eq!(out.status, RunStatus::Paused);
     let interrupt = out.interrupt.unwrap();
-    assert_eq!((interrupt.node.as_str(), interrupt.request.payload["amount"].as_u64()), ("pay", Some(100)));
-    assert_eq!(effects.load(Ordering::SeqCst), 0, "no side effect before approval");
+    assert_eq!(
+        (
+            interrupt.node.as_str(),
+            interrupt.request.payload["amount"].as_u64()
+        ),
+        ("pay", Some(100))
+    );
+    assert_eq!(
+        effects.load(Ordering::SeqCst),
+        0,
+        "no side effect before approval"
+    );
     let cp = store.latest(&out.run_id).await.unwrap().unwrap();
-    assert_eq!((cp.status, cp.next.as_deref()), (RunStatus::Paused, Some("pay")));
+    assert_eq!(
+        (cp.status, cp.next.as_deref()),
+        (RunStatus::Paused, Some("pay"))
+    );
 
     let done = g.resume(&out.run_id, Approval::Approve).await.unwrap();
     assert_eq!(done.status, RunStatus::Completed);
@@ -211,7 +254,15 @@ async fn resume_works_on_a_graph_rebuilt_from_scratch_with_the_same_store() {
         g.invoke(Doc::default()).await.unwrap().run_id
     }; // the first graph is gone
     let rebuilt = approval_graph(store.clone(), Arc::default());
-    let done = rebuilt.resume(&run_id, Approval::Edit { value: serde_json::json!({"amount": 40}) }).await.unwrap();
+    let done = rebuilt
+        .resume(
+            &run_id,
+            Approval::Edit {
+                value: serde_json::json!({"amount": 40}),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(done.state.log, ["plan", "paid 40"]);
 }
 
@@ -242,7 +293,11 @@ async fn concurrent_resumes_of_one_run_let_exactly_one_win() {
         }
     }
     assert_eq!((wins, conflicts), (1, 7));
-    assert_eq!(effects.load(Ordering::SeqCst), 1, "the side effect ran once");
+    assert_eq!(
+        effects.load(Ordering::SeqCst),
+        1,
+        "the side effect ran once"
+    );
 }
 
 #[tokio::test]
@@ -251,29 +306,62 @@ async fn reject_ends_the_run_without_running_the_node() {
     let effects = Arc::new(AtomicUsize::new(0));
     let g = approval_graph(store.clone(), effects.clone());
     let run_id = g.invoke(Doc::default()).await.unwrap().run_id;
-    let out = g.resume(&run_id, Approval::Reject { reason: "too much".into() }).await.unwrap();
+    let out = g
+        .resume(
+            &run_id,
+            Approval::Reject {
+                reason: "too much".into(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(out.status, RunStatus::Rejected);
     assert_eq!(effects.load(Ordering::SeqCst), 0);
-    assert_eq!(store.latest(&run_id).await.unwrap().unwrap().status, RunStatus::Rejected);
+    assert_eq!(
+        store.latest(&run_id).await.unwrap().unwrap().status,
+        RunStatus::Rejected
+    );
 }
 
 #[tokio::test]
 async fn bad_resumes_are_typed_errors_that_change_nothing() {
     let store: Arc<dyn CheckpointStore> = Arc::new(MemoryCheckpointStore::new());
     let g = approval_graph(store.clone(), Arc::default());
-    let err = g.resume("no-such-run", Approval::Approve).await.unwrap_err();
+    let err = g
+        .resume("no-such-run", Approval::Approve)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 
     let run_id = g.invoke(Doc::default()).await.unwrap().run_id;
     let before = store.list(&run_id).await.unwrap();
-    let err = g.resume(&run_id, Approval::Edit { value: serde_json::json!({"amount": "lots"}) }).await.unwrap_err();
+    let err = g
+        .resume(
+            &run_id,
+            Approval::Edit {
+                value: serde_json::json!({"amount": "lots"}),
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
-    assert!(err.message().contains("$.amount: expected integer"), "{err}");
-    assert_eq!(store.list(&run_id).await.unwrap(), before, "a refused decision stores nothing");
+    assert!(
+        err.message().contains("$.amount: expected integer"),
+        "{err}"
+    );
+    assert_eq!(
+        store.list(&run_id).await.unwrap(),
+        before,
+        "a refused decision stores nothing"
+    );
 
     g.resume(&run_id, Approval::Approve).await.unwrap();
     let err = g.resume(&run_id, Approval::Approve).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "a completed run cannot be resumed");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Conflict,
+        "a completed run cannot be resumed"
+    );
 }
 
 #[tokio::test]
@@ -288,9 +376,24 @@ async fn interrupt_before_pauses_until_approved() {
         .compile()
         .unwrap();
     let out = g.invoke(Doc::default()).await.unwrap();
-    assert_eq!((out.status, out.state.log.clone()), (RunStatus::Paused, vec!["a".to_owned()]));
-    let err = g.resume(&out.run_id, Approval::Edit { value: serde_json::json!({}) }).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidRequest, "interrupt_before accepts no edits");
+    assert_eq!(
+        (out.status, out.state.log.clone()),
+        (RunStatus::Paused, vec!["a".to_owned()])
+    );
+    let err = g
+        .resume(
+            &out.run_id,
+            Approval::Edit {
+                value: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::InvalidRequest,
+        "interrupt_before accepts no edits"
+    );
     let done = g.resume(&out.run_id, Approval::Approve).await.unwrap();
     assert_eq!(done.state.log, ["a", "send"]);
 }
@@ -298,7 +401,11 @@ async fn interrupt_before_pauses_until_approved() {
 #[tokio::test]
 async fn durability_sync_checkpoints_after_every_node_and_exit_only_at_the_end() {
     // Sync and Async: at the start, after `a`, and after `b` (which completes the run).
-    for (durability, expected) in [(Durability::Sync, 3), (Durability::Async, 3), (Durability::Exit, 1)] {
+    for (durability, expected) in [
+        (Durability::Sync, 3),
+        (Durability::Async, 3),
+        (Durability::Exit, 1),
+    ] {
         let store = Arc::new(MemoryCheckpointStore::new());
         let g = Graph::<Doc>::builder("g")
             .node("a", step("a"))
@@ -323,7 +430,10 @@ async fn durability_sync_checkpoints_after_every_node_and_exit_only_at_the_end()
 async fn a_failing_node_records_the_run_as_failed_and_names_it_in_the_error() {
     let store = Arc::new(MemoryCheckpointStore::new());
     let g = Graph::<Doc>::builder("g")
-        .node("boom", node_fn(|_: NodeInput<Doc>| async { Err(Error::provider("upstream down")) }))
+        .node(
+            "boom",
+            node_fn(|_: NodeInput<Doc>| async { Err(Error::provider("upstream down")) }),
+        )
         .edge(START, "boom")
         .edge("boom", END)
         .checkpointer(store.clone())
@@ -331,7 +441,10 @@ async fn a_failing_node_records_the_run_as_failed_and_names_it_in_the_error() {
         .unwrap();
     let err = g.invoke(Doc::default()).await.unwrap_err();
     let run_id = err.run_id().unwrap().to_owned();
-    assert_eq!(store.latest(&run_id).await.unwrap().unwrap().status, RunStatus::Failed);
+    assert_eq!(
+        store.latest(&run_id).await.unwrap().unwrap().status,
+        RunStatus::Failed
+    );
 }
 
 #[tokio::test]
@@ -359,13 +472,21 @@ async fn telemetry_reports_the_run_lifecycle() {
         .compile()
         .unwrap();
     g.invoke(Doc::default()).await.unwrap();
-    assert_eq!(rec.kinds(), ["run_started", "node_entered", "node_left", "completed"]);
+    assert_eq!(
+        rec.kinds(),
+        ["run_started", "node_entered", "node_left", "completed"]
+    );
 }
 
 #[tokio::test]
 async fn the_compiled_graph_is_a_tower_service() {
     use tower::ServiceExt;
-    let g = Graph::<Doc>::builder("g").node("a", step("a")).edge(START, "a").edge("a", END).compile().unwrap();
+    let g = Graph::<Doc>::builder("g")
+        .node("a", step("a"))
+        .edge(START, "a")
+        .edge("a", END)
+        .compile()
+        .unwrap();
     let out = g.oneshot(Doc::default()).await.unwrap();
     assert_eq!(out.state.log, ["a"]);
 }

@@ -13,14 +13,21 @@ use aegis_core::{
 use common::*;
 
 fn input(text: &str) -> GuardSubject {
-    GuardSubject::Input { messages: vec![Message::user(text)] }
+    GuardSubject::Input {
+        messages: vec![Message::user(text)],
+    }
 }
 
 #[tokio::test]
 async fn guards_run_in_config_order_and_sanitize_feeds_the_next_guard() {
     // The redactor turns "secret" into "banana"; the ban on "banana" must see the sanitized text.
-    let chain = GuardChain::new(vec![entry("redact", Redact::new("secret", "banana")), entry("ban", Ban::new("banana"))]);
-    let out = chain.check(input("my secret"), &RequestContext::default(), false).await;
+    let chain = GuardChain::new(vec![
+        entry("redact", Redact::new("secret", "banana")),
+        entry("ban", Ban::new("banana")),
+    ]);
+    let out = chain
+        .check(input("my secret"), &RequestContext::default(), false)
+        .await;
     match out.decision {
         ChainDecision::Blocked(v) => assert_eq!(v.guard, "ban"),
         other => panic!("expected the second guard to block, got {other:?}"),
@@ -32,7 +39,13 @@ async fn guards_run_in_config_order_and_sanitize_feeds_the_next_guard() {
 #[tokio::test]
 async fn sanitized_subject_is_returned_when_nothing_blocks() {
     let chain = GuardChain::new(vec![entry("redact", Redact::new("secret", "******"))]);
-    let out = chain.check(input("a secret and a secret"), &RequestContext::default(), false).await;
+    let out = chain
+        .check(
+            input("a secret and a secret"),
+            &RequestContext::default(),
+            false,
+        )
+        .await;
     assert_eq!(out.decision, ChainDecision::Allowed);
     assert!(out.sanitized());
     assert_eq!(out.subject.segments()[0].text, "a ****** and a ******");
@@ -42,10 +55,19 @@ async fn sanitized_subject_is_returned_when_nothing_blocks() {
 async fn block_short_circuits_the_rest_of_the_chain() {
     let later = Ban::new("never-present");
     let calls = later.calls.clone();
-    let chain = GuardChain::new(vec![entry("first", Ban::new("bad")), entry("second", later)]);
-    let out = chain.check(input("bad input"), &RequestContext::default(), false).await;
+    let chain = GuardChain::new(vec![
+        entry("first", Ban::new("bad")),
+        entry("second", later),
+    ]);
+    let out = chain
+        .check(input("bad input"), &RequestContext::default(), false)
+        .await;
     assert!(matches!(out.decision, ChainDecision::Blocked(_)));
-    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0, "the guard after a block must not run");
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the guard after a block must not run"
+    );
     let err = out.into_result().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PolicyBlocked);
     assert_eq!(err.code(), "banned_word");
@@ -53,22 +75,40 @@ async fn block_short_circuits_the_rest_of_the_chain() {
 
 #[tokio::test]
 async fn require_approval_stops_the_chain_unless_already_approved() {
-    let chain = GuardChain::new(vec![entry("ask", AskFor("wire money".into())), entry("ban", Ban::new("zzz"))]);
-    let out = chain.check(input("please wire money"), &RequestContext::default(), false).await;
+    let chain = GuardChain::new(vec![
+        entry("ask", AskFor("wire money".into())),
+        entry("ban", Ban::new("zzz")),
+    ]);
+    let out = chain
+        .check(
+            input("please wire money"),
+            &RequestContext::default(),
+            false,
+        )
+        .await;
     assert!(matches!(out.decision, ChainDecision::NeedsApproval(_)));
-    let approved = chain.check(input("please wire money"), &RequestContext::default(), true).await;
+    let approved = chain
+        .check(input("please wire money"), &RequestContext::default(), true)
+        .await;
     assert_eq!(approved.decision, ChainDecision::Allowed);
-    assert!(!approved.verdicts[0].1, "an approved RequireApproval is recorded as not enforced");
+    assert!(
+        !approved.verdicts[0].1,
+        "an approved RequireApproval is recorded as not enforced"
+    );
 }
 
 #[tokio::test]
 async fn a_failing_guard_blocks_by_default() {
     let chain = GuardChain::new(vec![entry("broken", Broken)]);
-    let out = chain.check(input("hello"), &RequestContext::default(), false).await;
+    let out = chain
+        .check(input("hello"), &RequestContext::default(), false)
+        .await;
     match out.decision {
         ChainDecision::Blocked(v) => {
             assert_eq!(v.guard, "broken");
-            assert!(matches!(v.decision, Decision::Block { ref code, .. } if code == "guard_unavailable"));
+            assert!(
+                matches!(v.decision, Decision::Block { ref code, .. } if code == "guard_unavailable")
+            );
         }
         other => panic!("fail-closed guard must block, got {other:?}"),
     }
@@ -76,8 +116,12 @@ async fn a_failing_guard_blocks_by_default() {
 
 #[tokio::test(start_paused = true)]
 async fn a_guard_that_times_out_blocks_by_default() {
-    let chain = GuardChain::new(vec![entry_with("slow", Slow, |p| p.timeout = Duration::from_millis(50))]);
-    let out = chain.check(input("hello"), &RequestContext::default(), false).await;
+    let chain = GuardChain::new(vec![entry_with("slow", Slow, |p| {
+        p.timeout = Duration::from_millis(50)
+    })]);
+    let out = chain
+        .check(input("hello"), &RequestContext::default(), false)
+        .await;
     match out.decision {
         ChainDecision::Blocked(v) => assert!(format!("{:?}", v.decision).contains("timed out")),
         other => panic!("timeout must block, got {other:?}"),
@@ -102,13 +146,21 @@ async fn fail_open_allows_but_records_the_failure() {
     let failures: Vec<_> = events
         .iter()
         .filter_map(|e| match &e.kind {
-            RunEventKind::GuardFailed { guard, failed_open, error, .. } => Some((guard.clone(), *failed_open, *error)),
+            RunEventKind::GuardFailed {
+                guard,
+                failed_open,
+                error,
+                ..
+            } => Some((guard.clone(), *failed_open, *error)),
             _ => None,
         })
         .collect();
     assert_eq!(
         failures,
-        vec![("broken".into(), true, ErrorKind::Provider), ("slow".into(), true, ErrorKind::Timeout)]
+        vec![
+            ("broken".into(), true, ErrorKind::Provider),
+            ("slow".into(), true, ErrorKind::Timeout)
+        ]
     );
     assert!(events.iter().all(|e| e.run_id == "r1"));
 }
@@ -116,20 +168,30 @@ async fn fail_open_allows_but_records_the_failure() {
 #[tokio::test]
 async fn shadow_mode_records_a_block_without_blocking() {
     let rec = Arc::new(Recorder::default());
-    let chain = GuardChain::new(vec![entry_with("new-rule", Ban::new("bad"), |p| p.mode = GuardMode::Shadow)])
-        .with_telemetry(Telemetry::new([rec.clone() as Arc<dyn TelemetrySink>]));
-    let out = chain.check(input("bad input"), &RequestContext::default(), false).await;
+    let chain = GuardChain::new(vec![entry_with("new-rule", Ban::new("bad"), |p| {
+        p.mode = GuardMode::Shadow
+    })])
+    .with_telemetry(Telemetry::new([rec.clone() as Arc<dyn TelemetrySink>]));
+    let out = chain
+        .check(input("bad input"), &RequestContext::default(), false)
+        .await;
     assert_eq!(out.decision, ChainDecision::Allowed);
     assert_eq!(out.verdicts.len(), 1);
     assert!(out.verdicts[0].0.is_block() && !out.verdicts[0].1);
     let events = rec.0.lock().unwrap();
-    assert!(matches!(&events[0].kind, RunEventKind::Verdict { enforced: false, verdict, .. } if verdict.is_block()));
+    assert!(
+        matches!(&events[0].kind, RunEventKind::Verdict { enforced: false, verdict, .. } if verdict.is_block())
+    );
 }
 
 #[tokio::test]
 async fn shadow_sanitizer_does_not_change_the_subject() {
-    let chain = GuardChain::new(vec![entry_with("r", Redact::new("secret", "***"), |p| p.mode = GuardMode::Shadow)]);
-    let out = chain.check(input("a secret"), &RequestContext::default(), false).await;
+    let chain = GuardChain::new(vec![entry_with("r", Redact::new("secret", "***"), |p| {
+        p.mode = GuardMode::Shadow
+    })]);
+    let out = chain
+        .check(input("a secret"), &RequestContext::default(), false)
+        .await;
     assert_eq!(out.subject.segments()[0].text, "a secret");
 }
 
@@ -138,10 +200,18 @@ async fn guards_only_judge_the_stages_they_declare() {
     let mut ban = Ban::new("bad");
     ban.stages = vec![Stage::Output];
     let chain = GuardChain::new(vec![entry("out-only", ban)]);
-    let out = chain.check(input("bad input"), &RequestContext::default(), false).await;
+    let out = chain
+        .check(input("bad input"), &RequestContext::default(), false)
+        .await;
     assert_eq!(out.decision, ChainDecision::Allowed);
     let out = chain
-        .check(GuardSubject::Output { message: Message::assistant("bad output") }, &RequestContext::default(), false)
+        .check(
+            GuardSubject::Output {
+                message: Message::assistant("bad output"),
+            },
+            &RequestContext::default(),
+            false,
+        )
         .await;
     assert!(matches!(out.decision, ChainDecision::Blocked(_)));
 }
@@ -155,11 +225,18 @@ async fn a_sanitize_from_a_guard_that_does_not_declare_it_fails_closed() {
             GuardCapabilities::new(Stage::ALL, Granularity::Char)
         }
         async fn check(&self, _: &GuardSubject, _: &RequestContext) -> Result<Verdict, Error> {
-            Ok(Verdict::sanitize(vec![Edit { segment: 0, start: 0, end: 1, replacement: "x".into() }]))
+            Ok(Verdict::sanitize(vec![Edit {
+                segment: 0,
+                start: 0,
+                end: 1,
+                replacement: "x".into(),
+            }]))
         }
     }
     let chain = GuardChain::new(vec![entry("liar", Liar)]);
-    let out = chain.check(input("hello"), &RequestContext::default(), false).await;
+    let out = chain
+        .check(input("hello"), &RequestContext::default(), false)
+        .await;
     assert!(matches!(out.decision, ChainDecision::Blocked(_)));
 }
 
@@ -172,11 +249,18 @@ async fn out_of_range_edits_block_and_leave_the_subject_untouched() {
             GuardCapabilities::new(Stage::ALL, Granularity::Char).sanitizing()
         }
         async fn check(&self, _: &GuardSubject, _: &RequestContext) -> Result<Verdict, Error> {
-            Ok(Verdict::sanitize(vec![Edit { segment: 0, start: 2, end: 999, replacement: "x".into() }]))
+            Ok(Verdict::sanitize(vec![Edit {
+                segment: 0,
+                start: 2,
+                end: 999,
+                replacement: "x".into(),
+            }]))
         }
     }
     let chain = GuardChain::new(vec![entry("bad", BadEdit)]);
-    let out = chain.check(input("hello"), &RequestContext::default(), false).await;
+    let out = chain
+        .check(input("hello"), &RequestContext::default(), false)
+        .await;
     assert!(matches!(out.decision, ChainDecision::Blocked(_)));
     assert_eq!(out.subject.segments()[0].text, "hello");
 }
@@ -186,12 +270,24 @@ async fn judge_request_covers_tool_definitions_tool_results_and_prompts() {
     let chain = GuardChain::new(vec![entry("redact", Redact::new("secret", "[x]"))]);
     let mut req = ChatRequest::new(
         "m",
-        vec![Message::user("my secret"), Message::tool("call-1", "tool says secret")],
+        vec![
+            Message::user("my secret"),
+            Message::tool("call-1", "tool says secret"),
+        ],
     )
-    .with_tool(ToolSpec::function("lookup", "finds a secret", serde_json::json!({"type": "object"})));
-    let j = chain.judge_request(&mut req, &RequestContext::default(), false).await;
+    .with_tool(ToolSpec::function(
+        "lookup",
+        "finds a secret",
+        serde_json::json!({"type": "object"}),
+    ));
+    let j = chain
+        .judge_request(&mut req, &RequestContext::default(), false)
+        .await;
     assert_eq!(j.decision, ChainDecision::Allowed);
-    assert_eq!(req.tools[0].function.description.as_deref(), Some("finds a [x]"));
+    assert_eq!(
+        req.tools[0].function.description.as_deref(),
+        Some("finds a [x]")
+    );
     assert_eq!(req.messages[1].text(), "tool says [x]");
     assert_eq!(req.messages[0].text(), "my [x]");
 }
@@ -200,7 +296,12 @@ async fn judge_request_covers_tool_definitions_tool_results_and_prompts() {
 async fn judge_completion_checks_tool_call_arguments() {
     let chain = GuardChain::new(vec![entry("ban", Ban::new("rm -rf"))]);
     let mut c = Completion::text("1", "m", "running it");
-    c.choices[0].message.tool_calls.push(ToolCall::new("c1", "shell", r#"{"cmd":"rm -rf /"}"#));
-    let j = chain.judge_completion(&mut c, &RequestContext::default(), false).await;
+    c.choices[0]
+        .message
+        .tool_calls
+        .push(ToolCall::new("c1", "shell", r#"{"cmd":"rm -rf /"}"#));
+    let j = chain
+        .judge_completion(&mut c, &RequestContext::default(), false)
+        .await;
     assert!(matches!(j.decision, ChainDecision::Blocked(_)));
 }

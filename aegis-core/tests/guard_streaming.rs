@@ -10,8 +10,10 @@ use futures_util::StreamExt;
 use proptest::prelude::*;
 
 fn chunks_stream(parts: Vec<String>) -> ChatStream {
-    let mut items: Vec<Result<ChatChunk, Error>> =
-        parts.into_iter().map(|p| Ok(ChatChunk::text("c", "m", p))).collect();
+    let mut items: Vec<Result<ChatChunk, Error>> = parts
+        .into_iter()
+        .map(|p| Ok(ChatChunk::text("c", "m", p)))
+        .collect();
     let mut last = ChatChunk::text("c", "m", "");
     last.choices[0].delta.content = None;
     last.choices[0].finish_reason = Some("stop".into());
@@ -25,7 +27,12 @@ async fn run_stream(chain: &GuardChain, parts: Vec<String>) -> (String, Option<E
     let mut text = String::new();
     while let Some(item) = s.next().await {
         match item {
-            Ok(c) => text.push_str(c.choices.first().and_then(|c| c.delta.content.as_deref()).unwrap_or("")),
+            Ok(c) => text.push_str(
+                c.choices
+                    .first()
+                    .and_then(|c| c.delta.content.as_deref())
+                    .unwrap_or(""),
+            ),
             Err(e) => return (text, Some(e)),
         }
     }
@@ -35,7 +42,13 @@ async fn run_stream(chain: &GuardChain, parts: Vec<String>) -> (String, Option<E
 /// The non-streamed result over the whole text.
 async fn run_whole(chain: &GuardChain, text: &str) -> (String, bool) {
     let out = chain
-        .check(GuardSubject::Output { message: Message::assistant(text) }, &RequestContext::default(), false)
+        .check(
+            GuardSubject::Output {
+                message: Message::assistant(text),
+            },
+            &RequestContext::default(),
+            false,
+        )
         .await;
     let blocked = !matches!(out.decision, ChainDecision::Allowed);
     (out.subject.segments()[0].text.to_owned(), blocked)
@@ -104,7 +117,12 @@ proptest! {
 #[tokio::test]
 async fn a_block_mid_stream_ends_with_an_error_never_a_clean_finish() {
     let chain = GuardChain::new(vec![entry("ban", Ban::new("forbidden"))]);
-    let parts = vec!["this is fine. ".into(), "and this is for".into(), "bidden text".into(), " more".into()];
+    let parts = vec![
+        "this is fine. ".into(),
+        "and this is for".into(),
+        "bidden text".into(),
+        " more".into(),
+    ];
     let mut s = chain.guard_stream(chunks_stream(parts), RequestContext::default());
     let mut saw_finish = false;
     let mut last_err = None;
@@ -114,9 +132,15 @@ async fn a_block_mid_stream_ends_with_an_error_never_a_clean_finish() {
             Err(e) => last_err = Some(e),
         }
     }
-    assert!(!saw_finish, "a blocked stream must not carry a finish_reason");
+    assert!(
+        !saw_finish,
+        "a blocked stream must not carry a finish_reason"
+    );
     let e = last_err.expect("the stream must end with an error");
-    assert_eq!((e.kind(), e.code()), (ErrorKind::PolicyBlocked, "banned_word"));
+    assert_eq!(
+        (e.kind(), e.code()),
+        (ErrorKind::PolicyBlocked, "banned_word")
+    );
 }
 
 #[tokio::test]
@@ -137,7 +161,11 @@ async fn full_text_guards_buffer_or_refuse_to_compile() {
     assert_eq!(chain.stream_holdback(true).unwrap(), Holdback::Full);
     let err = chain.stream_holdback(false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
-    assert!(err.message().contains("`json` needs the full text"), "{}", err.message());
+    assert!(
+        err.message().contains("`json` needs the full text"),
+        "{}",
+        err.message()
+    );
     assert!(GuardLayer::without_stream_buffering(chain.clone()).is_err());
 
     let (text, err) = run_stream(&chain, vec!["{\"a\":".into(), " 1}".into()]).await;
@@ -153,7 +181,9 @@ async fn streamed_tool_calls_are_held_and_judged_whole() {
     let mut provider = Scripted::new(&["running"]);
     provider.tool_call = Some(ToolCall::new("c1", "shell", r#"{"cmd":"rm -rf /"}"#));
     let resp = provider.chat(user("go").with_stream(true)).await.unwrap();
-    let ChatBody::Stream(stream) = resp.body else { panic!("expected a stream") };
+    let ChatBody::Stream(stream) = resp.body else {
+        panic!("expected a stream")
+    };
     let mut s = chain.guard_stream(stream, RequestContext::default());
     let mut err = None;
     while let Some(item) = s.next().await {
@@ -161,15 +191,27 @@ async fn streamed_tool_calls_are_held_and_judged_whole() {
             err = Some(e);
         }
     }
-    assert_eq!(err.unwrap().kind(), ErrorKind::PolicyBlocked, "split arguments must be judged reassembled");
+    assert_eq!(
+        err.unwrap().kind(),
+        ErrorKind::PolicyBlocked,
+        "split arguments must be judged reassembled"
+    );
 
     let mut provider = Scripted::new(&["ok"]);
     provider.tool_call = Some(ToolCall::new("c1", "shell", r#"{"cmd":"ls"}"#));
     let resp = provider.chat(user("go").with_stream(true)).await.unwrap();
-    let ChatBody::Stream(stream) = resp.body else { panic!("expected a stream") };
-    let guarded = ChatResponse::stream(ResponseMeta::default(), chain.guard_stream(stream, RequestContext::default()));
+    let ChatBody::Stream(stream) = resp.body else {
+        panic!("expected a stream")
+    };
+    let guarded = ChatResponse::stream(
+        ResponseMeta::default(),
+        chain.guard_stream(stream, RequestContext::default()),
+    );
     let c = guarded.collect().await.unwrap();
-    assert_eq!(c.choices[0].message.tool_calls[0].function.arguments, r#"{"cmd":"ls"}"#);
+    assert_eq!(
+        c.choices[0].message.tool_calls[0].function.arguments,
+        r#"{"cmd":"ls"}"#
+    );
     assert_eq!(c.usage.unwrap().output_tokens, 5, "usage survives guarding");
 }
 
@@ -179,8 +221,13 @@ async fn an_upstream_error_mid_stream_is_passed_on() {
     let mut provider = Scripted::new(&["a", "b"]);
     provider.fail_mid_stream = true;
     let resp = provider.chat(user("go").with_stream(true)).await.unwrap();
-    let ChatBody::Stream(stream) = resp.body else { panic!("expected a stream") };
-    let guarded = ChatResponse::stream(ResponseMeta::default(), chain.guard_stream(stream, RequestContext::default()));
+    let ChatBody::Stream(stream) = resp.body else {
+        panic!("expected a stream")
+    };
+    let guarded = ChatResponse::stream(
+        ResponseMeta::default(),
+        chain.guard_stream(stream, RequestContext::default()),
+    );
     let err = guarded.collect().await.unwrap_err();
     assert!(err.message().contains("connection reset"));
 }

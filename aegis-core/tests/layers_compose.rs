@@ -33,7 +33,8 @@ struct Peek(Arc<std::sync::Mutex<Option<Principal>>>, Upstream);
 impl tower::Service<ChatRequest> for Peek {
     type Response = ChatResponse;
     type Error = Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<ChatResponse, Error>> + Send>>;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<ChatResponse, Error>> + Send>>;
     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Error>> {
         std::task::Poll::Ready(Ok(()))
     }
@@ -51,7 +52,9 @@ async fn auth_guard_and_telemetry_layers_stack_like_any_tower_middleware() {
     let calls = provider.calls.clone();
     let seen = Arc::new(std::sync::Mutex::new(None));
     let svc = ServiceBuilder::new()
-        .layer(TelemetryLayer::new(Telemetry::new([rec.clone() as Arc<dyn TelemetrySink>])))
+        .layer(TelemetryLayer::new(Telemetry::new([
+            rec.clone() as Arc<dyn TelemetrySink>
+        ])))
         .layer(AuthLayer::new(Arc::new(Keys)))
         .layer(GuardLayer::new(GuardChain::new(vec![
             entry("ban", Ban::new("forbidden")),
@@ -68,31 +71,61 @@ async fn auth_guard_and_telemetry_layers_stack_like_any_tower_middleware() {
     assert_eq!(seen.lock().unwrap().as_ref().unwrap().id, "bob");
     assert_eq!(resp.meta.guards, ["ban", "redact"]);
     assert!(resp.meta.run_id.is_some());
-    assert_eq!(resp.collect().await.unwrap().message().unwrap().text(), "the ****** answer");
+    assert_eq!(
+        resp.collect().await.unwrap().message().unwrap().text(),
+        "the ****** answer"
+    );
 
-    let streamed = svc.clone().oneshot(req.clone().with_stream(true)).await.unwrap();
-    assert_eq!(streamed.collect().await.unwrap().message().unwrap().text(), "the ****** answer");
+    let streamed = svc
+        .clone()
+        .oneshot(req.clone().with_stream(true))
+        .await
+        .unwrap();
+    assert_eq!(
+        streamed.collect().await.unwrap().message().unwrap().text(),
+        "the ****** answer"
+    );
 
     let mut blocked = user("forbidden");
     blocked.ctx = RequestContext::default().with_credentials(Credentials::bearer("k"));
-    assert_eq!(svc.clone().oneshot(blocked).await.unwrap_err().kind(), ErrorKind::PolicyBlocked);
+    assert_eq!(
+        svc.clone().oneshot(blocked).await.unwrap_err().kind(),
+        ErrorKind::PolicyBlocked
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 
     let kinds = rec.kinds();
     assert_eq!(kinds.iter().filter(|k| *k == "run_started").count(), 4);
-    assert_eq!(kinds.iter().filter(|k| *k == "completed").count(), 2, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "completed").count(),
+        2,
+        "{kinds:?}"
+    );
     assert_eq!(kinds.iter().filter(|k| *k == "failed").count(), 2);
-    let usage = rec.0.lock().unwrap().iter().filter_map(|e| match &e.kind {
-        RunEventKind::ProviderCall { usage: Some(u), .. } => Some(u.output_tokens),
-        _ => None,
-    }).collect::<Vec<_>>();
-    assert_eq!(usage, [5, 5], "usage is reported for complete and streamed calls");
+    let usage = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            RunEventKind::ProviderCall { usage: Some(u), .. } => Some(u.output_tokens),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        usage,
+        [5, 5],
+        "usage is reported for complete and streamed calls"
+    );
 }
 
 #[tokio::test]
 async fn guard_layer_turns_require_approval_into_a_typed_error() {
     let svc = ServiceBuilder::new()
-        .layer(GuardLayer::new(GuardChain::new(vec![entry("ask", AskFor("wire".into()))])))
+        .layer(GuardLayer::new(GuardChain::new(vec![entry(
+            "ask",
+            AskFor("wire".into()),
+        )])))
         .service(Upstream::new(Arc::new(Scripted::new(&["x"]))));
     let err = svc.oneshot(user("wire it")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ApprovalRequired);

@@ -19,7 +19,14 @@ fn paused(outcome: PipelineOutcome) -> (String, Interrupt) {
 
 async fn text_of(outcome: PipelineOutcome) -> String {
     match outcome {
-        PipelineOutcome::Response(r) => r.collect().await.unwrap().message().unwrap().text().into_owned(),
+        PipelineOutcome::Response(r) => r
+            .collect()
+            .await
+            .unwrap()
+            .message()
+            .unwrap()
+            .text()
+            .into_owned(),
         PipelineOutcome::Paused { .. } => panic!("expected an answer"),
     }
 }
@@ -38,7 +45,10 @@ async fn a_clean_request_flows_through_every_node_and_is_audited() {
     assert_eq!(resp.meta.provider, "main");
     assert_eq!(resp.meta.guards, ["ban"]);
     let run_id = resp.meta.run_id.clone().unwrap();
-    assert_eq!(resp.collect().await.unwrap().message().unwrap().text(), "hello there");
+    assert_eq!(
+        resp.collect().await.unwrap().message().unwrap().text(),
+        "hello there"
+    );
     let kinds = rec.kinds();
     let nodes: Vec<String> = rec
         .0
@@ -50,8 +60,24 @@ async fn a_clean_request_flows_through_every_node_and_is_audited() {
             _ => None,
         })
         .collect();
-    assert_eq!(nodes, ["authenticate", "input_guards", "route", "provider_call", "output_guards", "audit"]);
-    for k in ["run_started", "verdict", "provider_call", "audit", "completed"] {
+    assert_eq!(
+        nodes,
+        [
+            "authenticate",
+            "input_guards",
+            "route",
+            "provider_call",
+            "output_guards",
+            "audit"
+        ]
+    );
+    for k in [
+        "run_started",
+        "verdict",
+        "provider_call",
+        "audit",
+        "completed",
+    ] {
         assert!(kinds.contains(&k.to_owned()), "missing {k} in {kinds:?}");
     }
     assert!(rec.0.lock().unwrap().iter().all(|e| e.run_id == run_id));
@@ -68,11 +94,23 @@ async fn a_blocked_prompt_never_reaches_the_provider() {
         .guard(entry("ban", Ban::new("forbidden")))
         .build()
         .unwrap();
-    let err = pipeline.chat(user("something forbidden")).await.unwrap_err();
-    assert_eq!((err.kind(), err.code()), (ErrorKind::PolicyBlocked, "banned_word"));
+    let err = pipeline
+        .chat(user("something forbidden"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.code()),
+        (ErrorKind::PolicyBlocked, "banned_word")
+    );
     assert!(err.run_id().is_some());
     assert_eq!(calls.load(Ordering::SeqCst), 0);
-    let cp = pipeline.graph().store().latest(err.run_id().unwrap()).await.unwrap().unwrap();
+    let cp = pipeline
+        .graph()
+        .store()
+        .latest(err.run_id().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(cp.status, RunStatus::Failed, "a blocked run is recorded");
 }
 
@@ -126,18 +164,59 @@ async fn an_edited_prompt_passes_the_guard_chain_again() {
         .unwrap();
     let (run_id, _) = paused(pipeline.run(user("transfer money")).await.unwrap());
     let edit = serde_json::json!({"messages": [{"role": "user", "content": "a forbidden edit"}]});
-    let err = pipeline.resume(&run_id, Approval::Edit { value: edit }).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::PolicyBlocked, "the edit was judged again");
+    let err = pipeline
+        .resume(&run_id, Approval::Edit { value: edit })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::PolicyBlocked,
+        "the edit was judged again"
+    );
 
     let (run_id, _) = paused(pipeline.run(user("transfer money")).await.unwrap());
     let edit = serde_json::json!({"messages": [{"role": "user", "content": "what is my balance"}]});
-    assert_eq!(text_of(pipeline.resume(&run_id, Approval::Edit { value: edit }).await.unwrap()).await, "ok");
-    assert_eq!(seen.lock().unwrap().as_ref().unwrap().messages[0].text(), "what is my balance");
+    assert_eq!(
+        text_of(
+            pipeline
+                .resume(&run_id, Approval::Edit { value: edit })
+                .await
+                .unwrap()
+        )
+        .await,
+        "ok"
+    );
+    assert_eq!(
+        seen.lock().unwrap().as_ref().unwrap().messages[0].text(),
+        "what is my balance"
+    );
 
     let (run_id, _) = paused(pipeline.run(user("transfer money")).await.unwrap());
-    let err = pipeline.resume(&run_id, Approval::Edit { value: serde_json::json!({"prompt": "x"}) }).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidRequest, "malformed decision payloads are refused");
-    assert_eq!(pipeline.graph().store().latest(&run_id).await.unwrap().unwrap().status, RunStatus::Paused);
+    let err = pipeline
+        .resume(
+            &run_id,
+            Approval::Edit {
+                value: serde_json::json!({"prompt": "x"}),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::InvalidRequest,
+        "malformed decision payloads are refused"
+    );
+    assert_eq!(
+        pipeline
+            .graph()
+            .store()
+            .latest(&run_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        RunStatus::Paused
+    );
 }
 
 #[tokio::test]
@@ -157,8 +236,20 @@ async fn an_output_approval_resumes_without_calling_the_provider_again() {
     assert_eq!(answer, "please transfer it");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
-    let err = pipeline.resume(&run_id, Approval::Reject { reason: "no".into() }).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "a completed run cannot be decided again");
+    let err = pipeline
+        .resume(
+            &run_id,
+            Approval::Reject {
+                reason: "no".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Conflict,
+        "a completed run cannot be decided again"
+    );
 }
 
 #[tokio::test]
@@ -169,8 +260,19 @@ async fn a_rejected_run_is_a_policy_error() {
         .build()
         .unwrap();
     let (run_id, _) = paused(pipeline.run(user("delete everything")).await.unwrap());
-    let err = pipeline.resume(&run_id, Approval::Reject { reason: "no".into() }).await.unwrap_err();
-    assert_eq!((err.kind(), err.code()), (ErrorKind::PolicyBlocked, "rejected"));
+    let err = pipeline
+        .resume(
+            &run_id,
+            Approval::Reject {
+                reason: "no".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.code()),
+        (ErrorKind::PolicyBlocked, "rejected")
+    );
 }
 
 #[tokio::test]
@@ -181,7 +283,10 @@ async fn streams_are_guarded_and_sanitized_on_the_way_out() {
         .guard(entry("redact", Redact::new("password", "********")))
         .build()
         .unwrap();
-    let resp = pipeline.chat(user("tell me").with_stream(true)).await.unwrap();
+    let resp = pipeline
+        .chat(user("tell me").with_stream(true))
+        .await
+        .unwrap();
     assert!(matches!(resp.body, ChatBody::Stream(_)));
     let c = resp.collect().await.unwrap();
     assert_eq!(c.message().unwrap().text(), "the ******** is ********");
@@ -191,12 +296,18 @@ async fn streams_are_guarded_and_sanitized_on_the_way_out() {
 #[tokio::test]
 async fn a_blocked_stream_ends_in_error() {
     let pipeline = Pipeline::builder()
-        .provider("main", Arc::new(Scripted::new(&["all good, ", "then forb", "idden"])))
+        .provider(
+            "main",
+            Arc::new(Scripted::new(&["all good, ", "then forb", "idden"])),
+        )
         .guard(entry("ban", Ban::new("forbidden")))
         .build()
         .unwrap();
     let resp = pipeline.chat(user("go").with_stream(true)).await.unwrap();
-    assert_eq!(resp.collect().await.unwrap_err().kind(), ErrorKind::PolicyBlocked);
+    assert_eq!(
+        resp.collect().await.unwrap_err().kind(),
+        ErrorKind::PolicyBlocked
+    );
 }
 
 #[tokio::test]
@@ -236,7 +347,10 @@ async fn authentication_resolves_the_principal_or_refuses() {
     assert_eq!(err.kind(), ErrorKind::Unauthenticated);
     let mut bad = user("hi");
     bad.ctx = RequestContext::default().with_credentials(Credentials::bearer("wrong"));
-    assert_eq!(pipeline.chat(bad).await.unwrap_err().kind(), ErrorKind::Unauthenticated);
+    assert_eq!(
+        pipeline.chat(bad).await.unwrap_err().kind(),
+        ErrorKind::Unauthenticated
+    );
 
     let mut good = user("hi");
     good.ctx = RequestContext::default().with_credentials(Credentials::bearer("good-key"));
@@ -256,7 +370,10 @@ async fn require_auth_without_authenticators_refuses_everyone() {
         .require_auth(true)
         .build()
         .unwrap();
-    assert_eq!(pipeline.chat(user("hi")).await.unwrap_err().kind(), ErrorKind::Unauthenticated);
+    assert_eq!(
+        pipeline.chat(user("hi")).await.unwrap_err().kind(),
+        ErrorKind::Unauthenticated
+    );
 }
 
 #[tokio::test]
@@ -273,39 +390,77 @@ async fn routing_understands_prefixes_aliases_and_defaults() {
         .build()
         .unwrap();
     let ask = |model: &str| ChatRequest::new(model, vec![Message::user("q")]);
-    let text = |r: ChatResponse| async { r.collect().await.unwrap().message().unwrap().text().into_owned() };
-    assert_eq!(text(pipeline.chat(ask("whatever")).await.unwrap()).await, "from a");
-    assert_eq!(text(pipeline.chat(ask("b/big-2")).await.unwrap()).await, "from b");
+    let text = |r: ChatResponse| async {
+        r.collect()
+            .await
+            .unwrap()
+            .message()
+            .unwrap()
+            .text()
+            .into_owned()
+    };
+    assert_eq!(
+        text(pipeline.chat(ask("whatever")).await.unwrap()).await,
+        "from a"
+    );
+    assert_eq!(
+        text(pipeline.chat(ask("b/big-2")).await.unwrap()).await,
+        "from b"
+    );
     assert_eq!(b_seen.lock().unwrap().as_ref().unwrap().model, "big-2");
-    assert_eq!(text(pipeline.chat(ask("fast")).await.unwrap()).await, "from b");
+    assert_eq!(
+        text(pipeline.chat(ask("fast")).await.unwrap()).await,
+        "from b"
+    );
     assert_eq!(b_seen.lock().unwrap().as_ref().unwrap().model, "tiny-1");
 
     let empty = Pipeline::builder().build().unwrap();
-    assert_eq!(empty.chat(ask("m")).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        empty.chat(ask("m")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[tokio::test]
 async fn bad_requests_get_typed_errors_and_store_nothing() {
     let provider = Scripted::new(&["x"]);
     let calls = provider.calls.clone();
-    let pipeline = Pipeline::builder().provider("main", Arc::new(provider)).build().unwrap();
+    let pipeline = Pipeline::builder()
+        .provider("main", Arc::new(provider))
+        .build()
+        .unwrap();
     let no_messages = ChatRequest::new("m", vec![]);
     let no_model = ChatRequest::new(" ", vec![Message::user("x")]);
     let mut bad_tool = user("x");
     let mut assistant = Message::assistant("");
-    assistant.tool_calls.push(ToolCall::new("c1", "f", "{not json"));
+    assistant
+        .tool_calls
+        .push(ToolCall::new("c1", "f", "{not json"));
     bad_tool.messages.push(assistant);
     let huge = user(&"a".repeat(MAX_REQUEST_TEXT_BYTES + 1));
     let orphan_tool = ChatRequest::new("m", vec![Message::new(Role::Tool, "result")]);
-    for (name, req) in [("empty", no_messages), ("model", no_model), ("tool json", bad_tool), ("huge", huge), ("tool id", orphan_tool)] {
+    for (name, req) in [
+        ("empty", no_messages),
+        ("model", no_model),
+        ("tool json", bad_tool),
+        ("huge", huge),
+        ("tool id", orphan_tool),
+    ] {
         let err = pipeline.chat(req).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{name}: {err}");
         assert!(err.run_id().is_none(), "{name}: no run was started");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 
-    let unknown_role = serde_json::from_str::<ChatRequest>(r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#);
-    assert!(unknown_role.unwrap_err().to_string().contains("unknown variant `wizard`"));
+    let unknown_role = serde_json::from_str::<ChatRequest>(
+        r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#,
+    );
+    assert!(
+        unknown_role
+            .unwrap_err()
+            .to_string()
+            .contains("unknown variant `wizard`")
+    );
     let wrong_type = serde_json::from_str::<ChatRequest>(r#"{"model":"m","messages":"hello"}"#);
     assert!(wrong_type.is_err());
 }
@@ -325,7 +480,11 @@ async fn embeddings_pass_identity_and_input_guards() {
             Err(Error::provider("no chat"))
         }
         async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, Error> {
-            Ok(EmbeddingResponse::new(req.model, req.input.iter().map(|t| vec![t.len() as f32]).collect(), Usage::default()))
+            Ok(EmbeddingResponse::new(
+                req.model,
+                req.input.iter().map(|t| vec![t.len() as f32]).collect(),
+                Usage::default(),
+            ))
         }
     }
     let pipeline = Pipeline::builder()
@@ -334,10 +493,19 @@ async fn embeddings_pass_identity_and_input_guards() {
         .guard(entry("ban", Ban::new("forbidden")))
         .build()
         .unwrap();
-    let out = pipeline.embed(EmbeddingRequest::new("e/small", vec!["a secret".into()])).await.unwrap();
+    let out = pipeline
+        .embed(EmbeddingRequest::new("e/small", vec!["a secret".into()]))
+        .await
+        .unwrap();
     assert_eq!(out.data, vec![vec![3.0]], "the sanitized text was embedded");
-    let err = pipeline.embed(EmbeddingRequest::new("m", vec!["forbidden".into()])).await.unwrap_err();
+    let err = pipeline
+        .embed(EmbeddingRequest::new("m", vec!["forbidden".into()]))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PolicyBlocked);
-    let err = pipeline.embed(EmbeddingRequest::new("m", vec![])).await.unwrap_err();
+    let err = pipeline
+        .embed(EmbeddingRequest::new("m", vec![]))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
 }

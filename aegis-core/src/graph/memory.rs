@@ -73,7 +73,11 @@ impl Runs {
 impl CheckpointStore for MemoryCheckpointStore {
     async fn put(&self, cp: &Checkpoint, expected_version: Option<u64>) -> Result<(), Error> {
         let mut runs = self.lock()?;
-        let current = runs.by_id.get(&cp.run_id).and_then(|h| h.last()).map(|c| c.version);
+        let current = runs
+            .by_id
+            .get(&cp.run_id)
+            .and_then(|h| h.last())
+            .map(|c| c.version);
         if current != expected_version {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -95,7 +99,10 @@ impl CheckpointStore for MemoryCheckpointStore {
         if current.is_none() {
             runs.order.push_back(cp.run_id.clone());
         }
-        runs.by_id.entry(cp.run_id.clone()).or_default().push(cp.clone());
+        runs.by_id
+            .entry(cp.run_id.clone())
+            .or_default()
+            .push(cp.clone());
         if cp.status.is_terminal() {
             runs.evict(self.capacity);
         }
@@ -103,7 +110,11 @@ impl CheckpointStore for MemoryCheckpointStore {
     }
 
     async fn latest(&self, run_id: &str) -> Result<Option<Checkpoint>, Error> {
-        Ok(self.lock()?.by_id.get(run_id).and_then(|h| h.last().cloned()))
+        Ok(self
+            .lock()?
+            .by_id
+            .get(run_id)
+            .and_then(|h| h.last().cloned()))
     }
 
     async fn get(&self, run_id: &str, version: u64) -> Result<Option<Checkpoint>, Error> {

@@ -49,8 +49,8 @@ use std::{
 };
 
 use aegis_contracts::{
-    Approval, Checkpoint, CheckpointStore, Error, ErrorKind, Interrupt, Node, NodeContext, NodeInput, NodeOutput,
-    RunEventKind, RunStatus, State, decode_state,
+    Approval, Checkpoint, CheckpointStore, Error, ErrorKind, Interrupt, Node, NodeContext,
+    NodeInput, NodeOutput, RunEventKind, RunStatus, State, decode_state,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -89,7 +89,10 @@ pub enum Durability {
 
 enum Next<S> {
     Edge(String),
-    Branch { route: Router<S>, targets: Vec<String> },
+    Branch {
+        route: Router<S>,
+        targets: Vec<String>,
+    },
 }
 
 impl<S> Clone for Next<S> {
@@ -129,7 +132,8 @@ pub struct GraphBuilder<S: State> {
 impl<S: State> GraphBuilder<S> {
     /// Adds a node: any tower service of the [`Node`] shape (see [`node_fn`]).
     pub fn node(mut self, name: impl Into<String>, node: impl Node<S>) -> Self {
-        self.nodes.push((name.into(), BoxCloneSyncService::new(node)));
+        self.nodes
+            .push((name.into(), BoxCloneSyncService::new(node)));
         self
     }
 
@@ -165,7 +169,8 @@ impl<S: State> GraphBuilder<S> {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.interrupt_before.extend(nodes.into_iter().map(Into::into));
+        self.interrupt_before
+            .extend(nodes.into_iter().map(Into::into));
         self
     }
 
@@ -231,12 +236,14 @@ impl<S: State> GraphBuilder<S> {
                     problems.push(format!("edge from `{from}` into {START}"));
                 }
             }
-            if next.contains_key(&from) {
-                problems.push(format!(
-                    "node `{from}` has more than one outgoing edge; use one `branch` to choose between targets"
-                ));
-            } else {
-                next.insert(from, n);
+            match next.entry(from) {
+                std::collections::hash_map::Entry::Occupied(e) => problems.push(format!(
+                    "node `{}` has more than one outgoing edge; use one `branch` to choose between targets",
+                    e.key()
+                )),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(n);
+                }
             }
         }
         if !next.contains_key(START) {
@@ -307,7 +314,9 @@ impl<S: State> GraphBuilder<S> {
                 next,
                 order,
                 interrupt_before: self.interrupt_before.into_iter().collect(),
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryCheckpointStore::new())),
+                store: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(MemoryCheckpointStore::new())),
                 durability: self.durability,
                 telemetry: self.telemetry,
                 holdback,
@@ -446,9 +455,12 @@ impl<S: State> Graph<S> {
             pending: None,
         };
         let graph = self.inner.name.clone();
-        self.inner.telemetry.emit(&cursor.run_id, || RunEventKind::RunStarted { graph });
+        self.inner
+            .telemetry
+            .emit(&cursor.run_id, || RunEventKind::RunStarted { graph });
         if self.inner.durability != Durability::Exit {
-            self.save(&mut cursor, &state, Some(&first), RunStatus::Running, None).await?;
+            self.save(&mut cursor, &state, Some(&first), RunStatus::Running, None)
+                .await?;
         }
         self.drive(cursor, state, first, None).await
     }
@@ -463,7 +475,12 @@ impl<S: State> Graph<S> {
     }
 
     /// [`resume`](Self::resume), recording who decided.
-    pub async fn resume_by(&self, run_id: &str, decision: Approval, by: Option<&str>) -> Result<RunOutcome<S>, Error> {
+    pub async fn resume_by(
+        &self,
+        run_id: &str,
+        decision: Approval,
+        by: Option<&str>,
+    ) -> Result<RunOutcome<S>, Error> {
         let store = &self.inner.store;
         let cp = store
             .latest(run_id)
@@ -478,23 +495,26 @@ impl<S: State> Graph<S> {
         if cp.status != RunStatus::Paused {
             return Err(Error::new(
                 ErrorKind::Conflict,
-                format!("run `{run_id}` is {:?}, not paused; only a paused run can be resumed", cp.status)
-                    .to_lowercase(),
+                format!(
+                    "run `{run_id}` is {:?}, not paused; only a paused run can be resumed",
+                    cp.status
+                )
+                .to_lowercase(),
             )
             .with_run_id(run_id));
         }
-        let interrupt = cp
-            .interrupt
-            .clone()
-            .ok_or_else(|| Error::storage(format!("run `{run_id}` is paused without an interrupt")))?;
+        let interrupt = cp.interrupt.clone().ok_or_else(|| {
+            Error::storage(format!("run `{run_id}` is paused without an interrupt"))
+        })?;
         if let Approval::Edit { value } = &decision {
             if interrupt.request.edit_schema.is_null() {
                 return Err(Error::invalid_request(format!(
                     "the interrupt of run `{run_id}` accepts approve or reject, not edit"
                 )));
             }
-            check_schema(&interrupt.request.edit_schema, value)
-                .map_err(|e| Error::invalid_request(format!("edit does not match the interrupt's schema: {e}")))?;
+            check_schema(&interrupt.request.edit_schema, value).map_err(|e| {
+                Error::invalid_request(format!("edit does not match the interrupt's schema: {e}"))
+            })?;
         }
         let state: S = decode_state(&cp)?;
         let node = cp
@@ -508,12 +528,16 @@ impl<S: State> Graph<S> {
             pending: None,
         };
         // Claim the run: exactly one concurrent resume gets past this write.
-        self.save(&mut cursor, &state, Some(&node), RunStatus::Running, None).await?;
+        self.save(&mut cursor, &state, Some(&node), RunStatus::Running, None)
+            .await?;
         let name = decision.name().to_owned();
         let by = by.map(str::to_owned);
-        self.inner.telemetry.emit(run_id, || RunEventKind::Resumed { decision: name, by });
+        self.inner
+            .telemetry
+            .emit(run_id, || RunEventKind::Resumed { decision: name, by });
         if let Approval::Reject { .. } = decision {
-            self.save(&mut cursor, &state, None, RunStatus::Rejected, None).await?;
+            self.save(&mut cursor, &state, None, RunStatus::Rejected, None)
+                .await?;
             self.inner.telemetry.emit(run_id, || RunEventKind::Rejected);
             return Ok(RunOutcome {
                 run_id: cursor.run_id,
@@ -598,7 +622,8 @@ impl<S: State> Graph<S> {
         let telemetry = &self.inner.telemetry;
         loop {
             if current == END {
-                self.save(&mut cursor, &state, None, RunStatus::Completed, None).await?;
+                self.save(&mut cursor, &state, None, RunStatus::Completed, None)
+                    .await?;
                 telemetry.emit(&cursor.run_id, || RunEventKind::Completed);
                 return Ok(RunOutcome {
                     run_id: cursor.run_id,
@@ -620,7 +645,9 @@ impl<S: State> Graph<S> {
                 .get(&current)
                 .ok_or_else(|| Error::internal(format!("unknown node `{current}`")))?
                 .clone();
-            telemetry.emit(&cursor.run_id, || RunEventKind::NodeEntered { node: current.clone() });
+            telemetry.emit(&cursor.run_id, || RunEventKind::NodeEntered {
+                node: current.clone(),
+            });
             let started = Instant::now();
             let mut ctx = NodeContext::new(cursor.run_id.clone(), current.clone());
             ctx.resume = resume.take();
@@ -629,7 +656,9 @@ impl<S: State> Graph<S> {
             state = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
             match result {
                 Err(err) => {
-                    let save = self.save(&mut cursor, &state, Some(&current), RunStatus::Failed, None).await;
+                    let save = self
+                        .save(&mut cursor, &state, Some(&current), RunStatus::Failed, None)
+                        .await;
                     telemetry.emit(&cursor.run_id, || RunEventKind::Failed {
                         error: err.kind(),
                         message: err.message().to_owned(),
@@ -649,7 +678,8 @@ impl<S: State> Graph<S> {
                     });
                     let next = self.route_from(&current, &state)?;
                     if self.inner.durability != Durability::Exit && next != END {
-                        self.save(&mut cursor, &state, Some(&next), RunStatus::Running, None).await?;
+                        self.save(&mut cursor, &state, Some(&next), RunStatus::Running, None)
+                            .await?;
                     }
                     current = next;
                 }
@@ -669,14 +699,22 @@ impl<S: State> Graph<S> {
             node: node.clone(),
             request,
         };
-        self.save(&mut cursor, &state, Some(&node), RunStatus::Paused, Some(interrupt.clone()))
-            .await?;
+        self.save(
+            &mut cursor,
+            &state,
+            Some(&node),
+            RunStatus::Paused,
+            Some(interrupt.clone()),
+        )
+        .await?;
         let (id, reason) = (interrupt.id.clone(), interrupt.request.reason.clone());
-        self.inner.telemetry.emit(&cursor.run_id, || RunEventKind::Paused {
-            node,
-            interrupt_id: id,
-            reason,
-        });
+        self.inner
+            .telemetry
+            .emit(&cursor.run_id, || RunEventKind::Paused {
+                node,
+                interrupt_id: id,
+                reason,
+            });
         Ok(RunOutcome {
             run_id: cursor.run_id,
             status: RunStatus::Paused,

@@ -27,16 +27,29 @@ fn walk(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
         return Ok(());
     };
     match s.get("type") {
-        Some(Value::String(t)) if !type_matches(t, v) => return Err(format!("{path}: expected {t}")),
-        Some(Value::Array(ts)) if !ts.iter().filter_map(Value::as_str).any(|t| type_matches(t, v)) => {
-            return Err(format!("{path}: expected one of {}", Value::Array(ts.clone())));
+        Some(Value::String(t)) if !type_matches(t, v) => {
+            return Err(format!("{path}: expected {t}"));
+        }
+        Some(Value::Array(ts))
+            if !ts
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|t| type_matches(t, v)) =>
+        {
+            return Err(format!(
+                "{path}: expected one of {}",
+                Value::Array(ts.clone())
+            ));
         }
         _ => {}
     }
     if let Some(Value::Array(options)) = s.get("enum")
         && !options.contains(v)
     {
-        return Err(format!("{path}: must be one of {}", Value::Array(options.clone())));
+        return Err(format!(
+            "{path}: must be one of {}",
+            Value::Array(options.clone())
+        ));
     }
     if let (Some(min), Some(text)) = (s.get("minLength").and_then(Value::as_u64), v.as_str())
         && (text.chars().count() as u64) < min
@@ -80,11 +93,17 @@ mod tests {
     fn names_the_path_of_the_first_violation() {
         let schema = json!({"type":"object","required":["messages"],"properties":{"messages":{"type":"array","items":{"type":"object","required":["content"]}}}});
         assert!(check(&schema, &json!({"messages":[{"content":"x"}]})).is_ok());
-        assert_eq!(check(&schema, &json!({})).unwrap_err(), "$: missing required property `messages`");
+        assert_eq!(
+            check(&schema, &json!({})).unwrap_err(),
+            "$: missing required property `messages`"
+        );
         assert_eq!(
             check(&schema, &json!({"messages":[{}]})).unwrap_err(),
             "$.messages[0]: missing required property `content`"
         );
-        assert_eq!(check(&schema, &json!("x")).unwrap_err(), "$: expected object");
+        assert_eq!(
+            check(&schema, &json!("x")).unwrap_err(),
+            "$: expected object"
+        );
     }
 }

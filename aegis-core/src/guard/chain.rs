@@ -4,8 +4,8 @@
 use std::{fmt, sync::Arc};
 
 use aegis_contracts::{
-    Decision, Error, ErrorKind, FailMode, GuardCapabilities, GuardMode, GuardPolicy, GuardSubject, Guardrail,
-    RequestContext, RunEventKind, Stage, Verdict,
+    Decision, Error, ErrorKind, FailMode, GuardCapabilities, GuardMode, GuardPolicy, GuardSubject,
+    Guardrail, RequestContext, RunEventKind, Stage, Verdict,
 };
 
 use crate::Telemetry;
@@ -58,16 +58,24 @@ impl GuardEntry {
     }
 
     /// Runs one check under the entry's timeout, turning panics-free failures into `Err`.
-    pub(crate) async fn run(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
-        let verdict = match tokio::time::timeout(self.policy.timeout, self.guard.check(subject, ctx)).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("guard `{}` timed out after {:?}", self.id, self.policy.timeout),
-                ));
-            }
-        };
+    pub(crate) async fn run(
+        &self,
+        subject: &GuardSubject,
+        ctx: &RequestContext,
+    ) -> Result<Verdict, Error> {
+        let verdict =
+            match tokio::time::timeout(self.policy.timeout, self.guard.check(subject, ctx)).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "guard `{}` timed out after {:?}",
+                            self.id, self.policy.timeout
+                        ),
+                    ));
+                }
+            };
         if matches!(verdict.decision, Decision::Sanitize { .. }) && !self.capabilities.sanitizes {
             return Err(Error::internal(format!(
                 "guard `{}` returned Sanitize but does not declare that it sanitizes",
@@ -131,10 +139,15 @@ impl ChainOutcome {
 /// The boundary error for a blocking verdict.
 pub fn blocked_error(v: &Verdict) -> Error {
     match &v.decision {
-        Decision::Block { reason, code } => {
-            Error::new(ErrorKind::PolicyBlocked, format!("blocked by guard `{}`: {reason}", v.guard)).with_code(code.clone())
-        }
-        _ => Error::new(ErrorKind::PolicyBlocked, format!("blocked by guard `{}`", v.guard)),
+        Decision::Block { reason, code } => Error::new(
+            ErrorKind::PolicyBlocked,
+            format!("blocked by guard `{}`: {reason}", v.guard),
+        )
+        .with_code(code.clone()),
+        _ => Error::new(
+            ErrorKind::PolicyBlocked,
+            format!("blocked by guard `{}`", v.guard),
+        ),
     }
 }
 
@@ -206,7 +219,10 @@ impl GuardChain {
 
     /// Whether no entry applies to `stage`.
     pub fn is_empty_for(&self, stage: Stage) -> bool {
-        !self.entries.iter().any(|e| e.capabilities.applies_to(stage))
+        !self
+            .entries
+            .iter()
+            .any(|e| e.capabilities.applies_to(stage))
     }
 
     /// Ids of the entries that apply to `stage`.
@@ -220,11 +236,20 @@ impl GuardChain {
     /// Runs every applicable guard over `subject` in config order. `approved` is set when a
     /// human already approved this step: `RequireApproval` verdicts are then recorded and let
     /// through.
-    pub async fn check(&self, mut subject: GuardSubject, ctx: &RequestContext, approved: bool) -> ChainOutcome {
+    pub async fn check(
+        &self,
+        mut subject: GuardSubject,
+        ctx: &RequestContext,
+        approved: bool,
+    ) -> ChainOutcome {
         let stage = subject.stage();
         let run_id = ctx.run_id.as_deref().unwrap_or_default();
         let mut verdicts = Vec::new();
-        for entry in self.entries.iter().filter(|e| e.capabilities.applies_to(stage)) {
+        for entry in self
+            .entries
+            .iter()
+            .filter(|e| e.capabilities.applies_to(stage))
+        {
             let enforce = entry.policy.mode == GuardMode::Enforce;
             let mut verdict = match entry.run(&subject, ctx).await {
                 Ok(v) => v,
@@ -254,7 +279,8 @@ impl GuardChain {
                 }
             };
             verdict.guard = entry.id.to_string();
-            let applied = enforce && !(approved && matches!(verdict.decision, Decision::RequireApproval { .. }));
+            let applied = enforce
+                && !(approved && matches!(verdict.decision, Decision::RequireApproval { .. }));
             self.telemetry.emit(run_id, || RunEventKind::Verdict {
                 stage,
                 verdict: verdict.clone(),
@@ -312,6 +338,8 @@ impl GuardChain {
 
 impl fmt::Debug for GuardChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GuardChain").field("entries", &self.entries).finish()
+        f.debug_struct("GuardChain")
+            .field("entries", &self.entries)
+            .finish()
     }
 }

@@ -1,6 +1,8 @@
 //! Judging whole requests and completions: every stage a chat exchange contains.
 
-use aegis_contracts::{ChatRequest, Completion, Content, GuardSubject, RequestContext, Role, Stage, Verdict};
+use aegis_contracts::{
+    ChatRequest, Completion, Content, GuardSubject, RequestContext, Role, Stage, Verdict,
+};
 
 use super::chain::{ChainDecision, GuardChain};
 
@@ -32,7 +34,12 @@ impl Judgement {
 impl GuardChain {
     /// Judges a request in place: tool definitions, then tool results (tool messages), then
     /// the prompt messages. Sanitized text is written back into `req`.
-    pub async fn judge_request(&self, req: &mut ChatRequest, ctx: &RequestContext, approved: bool) -> Judgement {
+    pub async fn judge_request(
+        &self,
+        req: &mut ChatRequest,
+        ctx: &RequestContext,
+        approved: bool,
+    ) -> Judgement {
         let mut out = Judgement::allowed();
         if !self.is_empty_for(Stage::ToolDefinition) {
             for tool in &mut req.tools {
@@ -79,7 +86,12 @@ impl GuardChain {
 
     /// Judges a complete answer in place: the message (text and tool-call arguments) as
     /// output, then each tool call on its own.
-    pub async fn judge_completion(&self, completion: &mut Completion, ctx: &RequestContext, approved: bool) -> Judgement {
+    pub async fn judge_completion(
+        &self,
+        completion: &mut Completion,
+        ctx: &RequestContext,
+        approved: bool,
+    ) -> Judgement {
         let mut out = Judgement::allowed();
         for choice in &mut completion.choices {
             if !self.is_empty_for(Stage::Output) {
@@ -96,7 +108,9 @@ impl GuardChain {
             }
             if !self.is_empty_for(Stage::ToolCall) {
                 for call in &mut choice.message.tool_calls {
-                    let o = self.check(GuardSubject::ToolCall { call: call.clone() }, ctx, approved).await;
+                    let o = self
+                        .check(GuardSubject::ToolCall { call: call.clone() }, ctx, approved)
+                        .await;
                     if let GuardSubject::ToolCall { call: c } = o.subject {
                         *call = c;
                     }
@@ -109,4 +123,3 @@ impl GuardChain {
         out
     }
 }
-

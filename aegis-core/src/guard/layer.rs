@@ -119,7 +119,12 @@ where
             resp.meta.guards.extend(guards);
             resp.body = match resp.body {
                 ChatBody::Complete(mut completion) => {
-                    refuse(chain.judge_completion(&mut completion, &ctx, false).await.decision)?;
+                    refuse(
+                        chain
+                            .judge_completion(&mut completion, &ctx, false)
+                            .await
+                            .decision,
+                    )?;
                     ChatBody::Complete(completion)
                 }
                 ChatBody::Stream(stream) => ChatBody::Stream(chain.guard_stream(stream, ctx)),
@@ -135,8 +140,12 @@ pub struct ResponseFuture {
 }
 
 impl ResponseFuture {
-    pub(crate) fn new(fut: impl Future<Output = Result<ChatResponse, Error>> + Send + 'static) -> Self {
-        Self { inner: Box::pin(fut) }
+    pub(crate) fn new(
+        fut: impl Future<Output = Result<ChatResponse, Error>> + Send + 'static,
+    ) -> Self {
+        Self {
+            inner: Box::pin(fut),
+        }
     }
 }
 

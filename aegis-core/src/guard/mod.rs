@@ -11,7 +11,9 @@ mod judge;
 mod layer;
 mod stream;
 
-pub use chain::{ChainDecision, ChainOutcome, GuardChain, GuardEntry, approval_error, blocked_error};
-pub use layer::{Guard, GuardLayer, ResponseFuture};
+pub use chain::{
+    ChainDecision, ChainOutcome, GuardChain, GuardEntry, approval_error, blocked_error,
+};
 pub use judge::Judgement;
+pub use layer::{Guard, GuardLayer, ResponseFuture};
 pub use stream::Holdback;

@@ -17,9 +17,9 @@
 use std::collections::VecDeque;
 
 use aegis_contracts::{
-    ChatChunk, ChatStream, ChunkChoice, CompletionBuilder, Decision, Delta, Error, ErrorKind, FailMode,
-    GuardMode, GuardSubject, Granularity, Message, RequestContext, Role, RunEventKind, Span, Stage, ToolCallDelta,
-    Usage, Verdict,
+    ChatChunk, ChatStream, ChunkChoice, CompletionBuilder, Decision, Delta, Error, ErrorKind,
+    FailMode, Granularity, GuardMode, GuardSubject, Message, RequestContext, Role, RunEventKind,
+    Span, Stage, ToolCallDelta, Usage, Verdict,
 };
 use futures_util::StreamExt;
 
@@ -43,7 +43,11 @@ impl GuardChain {
     pub fn stream_holdback(&self, allow_buffering: bool) -> Result<Holdback, Error> {
         let mut bytes = 0usize;
         let mut sentence = false;
-        for e in self.entries().iter().filter(|e| e.capabilities().applies_to(Stage::Output)) {
+        for e in self
+            .entries()
+            .iter()
+            .filter(|e| e.capabilities().applies_to(Stage::Output))
+        {
             match e.capabilities().granularity {
                 Granularity::Char => {}
                 Granularity::Window(w) => bytes = bytes.saturating_add(w),
@@ -58,7 +62,11 @@ impl GuardChain {
                 }
             }
         }
-        Ok(if sentence { Holdback::Sentence } else { Holdback::Bytes(bytes) })
+        Ok(if sentence {
+            Holdback::Sentence
+        } else {
+            Holdback::Bytes(bytes)
+        })
     }
 
     /// Wraps a stream so every output guard judges it. When no guard applies to outputs or
@@ -195,19 +203,32 @@ impl StreamState {
         self.emit_text(released);
         if self.has_tools {
             let completion = std::mem::take(&mut self.tools).finish();
-            let calls = completion.choices.into_iter().next().map(|c| c.message.tool_calls).unwrap_or_default();
+            let calls = completion
+                .choices
+                .into_iter()
+                .next()
+                .map(|c| c.message.tool_calls)
+                .unwrap_or_default();
             let mut judged = Vec::with_capacity(calls.len());
             let mut message = Message::default();
             message.role = Role::Assistant;
             message.tool_calls = calls;
-            let outcome = self.chain.check(GuardSubject::Output { message }, &self.ctx, false).await;
+            let outcome = self
+                .chain
+                .check(GuardSubject::Output { message }, &self.ctx, false)
+                .await;
             let calls = match outcome.into_result() {
                 Ok(GuardSubject::Output { message }) => message.tool_calls,
                 Ok(_) => Vec::new(),
                 Err(e) => return self.fail(e),
             };
             for call in calls {
-                match self.chain.check(GuardSubject::ToolCall { call }, &self.ctx, false).await.into_result() {
+                match self
+                    .chain
+                    .check(GuardSubject::ToolCall { call }, &self.ctx, false)
+                    .await
+                    .into_result()
+                {
                     Ok(GuardSubject::ToolCall { call }) => judged.push(call),
                     Ok(_) => {}
                     Err(e) => return self.fail(e),
@@ -292,7 +313,13 @@ impl StageState {
         }
     }
 
-    async fn push(&mut self, text: &str, last: bool, chain: &GuardChain, ctx: &RequestContext) -> Result<String, Error> {
+    async fn push(
+        &mut self,
+        text: &str,
+        last: bool,
+        chain: &GuardChain,
+        ctx: &RequestContext,
+    ) -> Result<String, Error> {
         self.buf.push_str(text);
         let granularity = self.entry.capabilities().granularity;
         // The end of the text this check may judge (exclusive).
@@ -309,7 +336,9 @@ impl StageState {
             _ => self.buf.len(),
         };
         let release_to = match granularity {
-            Granularity::Window(w) if !last => floor_char(&self.buf, self.buf.len().saturating_sub(w)).max(self.ctx_len),
+            Granularity::Window(w) if !last => {
+                floor_char(&self.buf, self.buf.len().saturating_sub(w)).max(self.ctx_len)
+            }
             _ => check_end,
         };
         let released = self.buf[self.ctx_len..release_to].to_owned();
@@ -323,7 +352,12 @@ impl StageState {
         Ok(released)
     }
 
-    async fn check(&mut self, end: usize, chain: &GuardChain, ctx: &RequestContext) -> Result<(), Error> {
+    async fn check(
+        &mut self,
+        end: usize,
+        chain: &GuardChain,
+        ctx: &RequestContext,
+    ) -> Result<(), Error> {
         let subject = GuardSubject::OutputChunk {
             text: self.buf[..end].to_owned(),
             offset: self.base,
@@ -335,18 +369,23 @@ impl StageState {
             Ok(v) => v,
             Err(err) => {
                 let open = self.entry.policy().fail_mode == FailMode::Open || !enforce;
-                chain.telemetry().emit(run_id, || RunEventKind::GuardFailed {
-                    guard: id.clone(),
-                    error: err.kind(),
-                    message: err.message().to_owned(),
-                    failed_open: open,
-                });
+                chain
+                    .telemetry()
+                    .emit(run_id, || RunEventKind::GuardFailed {
+                        guard: id.clone(),
+                        error: err.kind(),
+                        message: err.message().to_owned(),
+                        failed_open: open,
+                    });
                 if open {
                     return Ok(());
                 }
                 return Err(Error::new(
                     ErrorKind::PolicyBlocked,
-                    format!("guard `{id}` failed mid-stream and fails closed: {}", err.message()),
+                    format!(
+                        "guard `{id}` failed mid-stream and fails closed: {}",
+                        err.message()
+                    ),
                 )
                 .with_code("guard_unavailable"));
             }
@@ -367,11 +406,13 @@ impl StageState {
         self.acted = true;
         let report = |v: &Verdict, enforced: bool| {
             let v = v.clone();
-            chain.telemetry().emit(run_id, move || RunEventKind::Verdict {
-                stage: Stage::Output,
-                verdict: v,
-                enforced,
-            })
+            chain
+                .telemetry()
+                .emit(run_id, move || RunEventKind::Verdict {
+                    stage: Stage::Output,
+                    verdict: v,
+                    enforced,
+                })
         };
         if !enforce {
             report(&verdict, false);
@@ -455,7 +496,9 @@ fn last_sentence_end(s: &str, from: usize) -> usize {
         let b = bytes[i];
         if b == b'\n' {
             end = i + 1;
-        } else if matches!(b, b'.' | b'!' | b'?') && bytes.get(i + 1).is_some_and(|n| n.is_ascii_whitespace()) {
+        } else if matches!(b, b'.' | b'!' | b'?')
+            && bytes.get(i + 1).is_some_and(|n| n.is_ascii_whitespace())
+        {
             end = i + 2;
         }
     }

@@ -54,7 +54,10 @@ pub struct Auth<S> {
 impl<S> Auth<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, authenticator: Arc<dyn Authenticator>) -> Self {
-        Self { inner, authenticator }
+        Self {
+            inner,
+            authenticator,
+        }
     }
 
     /// The wrapped service.
@@ -79,9 +82,12 @@ pub(crate) async fn authenticate(
     authenticator: &dyn Authenticator,
     credentials: Option<aegis_contracts::Credentials>,
 ) -> Result<aegis_contracts::Principal, Error> {
-    let credentials = credentials
-        .filter(|c| c.token().is_some())
-        .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "no credentials: send `Authorization: Bearer <key>`"))?;
+    let credentials = credentials.filter(|c| c.token().is_some()).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Unauthenticated,
+            "no credentials: send `Authorization: Bearer <key>`",
+        )
+    })?;
     authenticator.authenticate(&credentials).await
 }
 
@@ -103,7 +109,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let authenticator = self.authenticator.clone();
         ResponseFuture::new(async move {
-            let principal = authenticate(authenticator.as_ref(), req.ctx.credentials.take()).await?;
+            let principal =
+                authenticate(authenticator.as_ref(), req.ctx.credentials.take()).await?;
             req.ctx.principal = Some(principal);
             inner.call(req).await
         })

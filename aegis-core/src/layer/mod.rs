@@ -32,8 +32,8 @@ mod auth;
 mod telemetry;
 mod upstream;
 
-pub use auth::{Auth, AuthLayer};
 pub(crate) use auth::authenticate;
+pub use auth::{Auth, AuthLayer};
 pub(crate) use telemetry::StreamObserver;
 pub use telemetry::{Telemetered, TelemetryLayer};
 pub use upstream::Upstream;

@@ -5,8 +5,8 @@ use std::{
     time::Instant,
 };
 
-use aegis_contracts::{ChatBody, ChatRequest, ChatResponse, Error, RunEventKind, Usage};
 use aegis_contracts::ChatStream;
+use aegis_contracts::{ChatBody, ChatRequest, ChatResponse, Error, RunEventKind, Usage};
 use futures_util::StreamExt;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -83,7 +83,9 @@ where
         ResponseFuture::new(async move {
             let run_id = req.ctx.run_id.get_or_insert_with(new_run_id).clone();
             let model = req.model.clone();
-            telemetry.emit(&run_id, || RunEventKind::RunStarted { graph: "layers".into() });
+            telemetry.emit(&run_id, || RunEventKind::RunStarted {
+                graph: "layers".into(),
+            });
             let started = Instant::now();
             match inner.call(req).await {
                 Err(err) => {
@@ -152,35 +154,39 @@ pub(crate) struct StreamObserver {
 
 impl StreamObserver {
     pub(crate) fn observe(self, stream: ChatStream) -> ChatStream {
-        Box::pin(futures_util::stream::unfold(Some((self, stream)), |state| async move {
-            let (mut obs, mut stream) = state?;
-            match stream.next().await {
-                Some(Ok(chunk)) => {
-                    if chunk.usage.is_some() {
-                        obs.usage = chunk.usage;
+        Box::pin(futures_util::stream::unfold(
+            Some((self, stream)),
+            |state| async move {
+                let (mut obs, mut stream) = state?;
+                match stream.next().await {
+                    Some(Ok(chunk)) => {
+                        if chunk.usage.is_some() {
+                            obs.usage = chunk.usage;
+                        }
+                        Some((Ok(chunk), Some((obs, stream))))
                     }
-                    Some((Ok(chunk), Some((obs, stream))))
+                    Some(Err(err)) => {
+                        obs.report(Some(&err));
+                        Some((Err(err), None))
+                    }
+                    None => {
+                        obs.report(None);
+                        None
+                    }
                 }
-                Some(Err(err)) => {
-                    obs.report(Some(&err));
-                    Some((Err(err), None))
-                }
-                None => {
-                    obs.report(None);
-                    None
-                }
-            }
-        }))
+            },
+        ))
     }
 
     fn report(&self, err: Option<&Error>) {
-        self.telemetry.emit(&self.run_id, || RunEventKind::ProviderCall {
-            provider: self.provider.clone(),
-            model: self.model.clone(),
-            usage: self.usage,
-            latency_us: self.latency,
-            error: err.map(Error::kind),
-        });
+        self.telemetry
+            .emit(&self.run_id, || RunEventKind::ProviderCall {
+                provider: self.provider.clone(),
+                model: self.model.clone(),
+                usage: self.usage,
+                latency_us: self.latency,
+                error: err.map(Error::kind),
+            });
         if !self.report_outcome {
             return;
         }

@@ -30,7 +30,9 @@ impl Upstream {
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("provider", &self.provider.name()).finish()
+        f.debug_struct("Upstream")
+            .field("provider", &self.provider.name())
+            .finish()
     }
 }
 

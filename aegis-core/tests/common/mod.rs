@@ -39,9 +39,15 @@ impl Guardrail for Ban {
         self.calls.fetch_add(1, Ordering::SeqCst);
         for (i, seg) in s.segments().iter().enumerate() {
             if let Some(at) = seg.text.find(&self.word) {
-                let span = Span { segment: i, start: at, end: at + self.word.len() };
-                return Ok(Verdict::block(format!("contains `{}`", self.word), "banned_word")
-                    .with_finding(Finding::new("banned_word", Some(span), 1.0, "ban")));
+                let span = Span {
+                    segment: i,
+                    start: at,
+                    end: at + self.word.len(),
+                };
+                return Ok(
+                    Verdict::block(format!("contains `{}`", self.word), "banned_word")
+                        .with_finding(Finding::new("banned_word", Some(span), 1.0, "ban")),
+                );
             }
         }
         Ok(Verdict::allow())
@@ -56,7 +62,10 @@ pub struct Redact {
 
 impl Redact {
     pub fn new(word: &str, mask: &str) -> Self {
-        Self { word: word.into(), mask: mask.into() }
+        Self {
+            word: word.into(),
+            mask: mask.into(),
+        }
     }
 }
 
@@ -70,11 +79,29 @@ impl Guardrail for Redact {
         let mut findings = Vec::new();
         for (i, seg) in s.segments().iter().enumerate() {
             for (at, _) in seg.text.match_indices(&self.word) {
-                edits.push(Edit { segment: i, start: at, end: at + self.word.len(), replacement: self.mask.clone() });
-                findings.push(Finding::new("word", Some(Span { segment: i, start: at, end: at + self.word.len() }), 0.8, "redact"));
+                edits.push(Edit {
+                    segment: i,
+                    start: at,
+                    end: at + self.word.len(),
+                    replacement: self.mask.clone(),
+                });
+                findings.push(Finding::new(
+                    "word",
+                    Some(Span {
+                        segment: i,
+                        start: at,
+                        end: at + self.word.len(),
+                    }),
+                    0.8,
+                    "redact",
+                ));
             }
         }
-        Ok(if edits.is_empty() { Verdict::allow() } else { Verdict::sanitize(edits).with_findings(findings) })
+        Ok(if edits.is_empty() {
+            Verdict::allow()
+        } else {
+            Verdict::sanitize(edits).with_findings(findings)
+        })
     }
 }
 
@@ -90,10 +117,19 @@ impl Guardrail for StripZw {
         let mut edits = Vec::new();
         for (i, seg) in s.segments().iter().enumerate() {
             for (at, c) in seg.text.char_indices().filter(|(_, c)| *c == '\u{200b}') {
-                edits.push(Edit { segment: i, start: at, end: at + c.len_utf8(), replacement: String::new() });
+                edits.push(Edit {
+                    segment: i,
+                    start: at,
+                    end: at + c.len_utf8(),
+                    replacement: String::new(),
+                });
             }
         }
-        Ok(if edits.is_empty() { Verdict::allow() } else { Verdict::sanitize(edits) })
+        Ok(if edits.is_empty() {
+            Verdict::allow()
+        } else {
+            Verdict::sanitize(edits)
+        })
     }
 }
 
@@ -106,8 +142,15 @@ impl Guardrail for SentenceBan {
         GuardCapabilities::new(Stage::ALL, Granularity::Sentence)
     }
     async fn check(&self, s: &GuardSubject, _: &RequestContext) -> Result<Verdict, Error> {
-        let hit = s.segments().iter().any(|seg| seg.text.contains(self.0.as_str()));
-        Ok(if hit { Verdict::block("sentence", "sentence_ban") } else { Verdict::allow() })
+        let hit = s
+            .segments()
+            .iter()
+            .any(|seg| seg.text.contains(self.0.as_str()));
+        Ok(if hit {
+            Verdict::block("sentence", "sentence_ban")
+        } else {
+            Verdict::allow()
+        })
     }
 }
 
@@ -137,9 +180,15 @@ impl Guardrail for AskFor {
         GuardCapabilities::new(Stage::ALL, Granularity::FullText)
     }
     async fn check(&self, s: &GuardSubject, _: &RequestContext) -> Result<Verdict, Error> {
-        let hit = s.segments().iter().any(|seg| seg.text.contains(self.0.as_str()));
+        let hit = s
+            .segments()
+            .iter()
+            .any(|seg| seg.text.contains(self.0.as_str()));
         Ok(if hit {
-            Verdict::require_approval(format!("mentions {}", self.0), serde_json::json!({"word": self.0}))
+            Verdict::require_approval(
+                format!("mentions {}", self.0),
+                serde_json::json!({"word": self.0}),
+            )
         } else {
             Verdict::allow()
         })
@@ -221,11 +270,18 @@ impl Provider for Scripted {
             if let Some(call) = &self.tool_call {
                 c.choices[0].message.tool_calls.push(call.clone());
             }
-            c.usage = Some(Usage { input_tokens: 3, output_tokens: 5, ..Usage::default() });
+            c.usage = Some(Usage {
+                input_tokens: 3,
+                output_tokens: 5,
+                ..Usage::default()
+            });
             return Ok(ChatResponse::complete(meta, c));
         }
-        let mut items: Vec<Result<ChatChunk, Error>> =
-            self.answer.iter().map(|t| Ok(ChatChunk::text("cmpl-1", &req.model, t.clone()))).collect();
+        let mut items: Vec<Result<ChatChunk, Error>> = self
+            .answer
+            .iter()
+            .map(|t| Ok(ChatChunk::text("cmpl-1", &req.model, t.clone())))
+            .collect();
         if let Some(call) = &self.tool_call {
             let args = call.function.arguments.clone();
             let (a, b) = args.split_at(args.len() / 2);
@@ -235,12 +291,18 @@ impl Provider for Scripted {
                 index: 0,
                 id: Some(call.id.clone()),
                 kind: Some("function".into()),
-                function: Some(FunctionCallDelta { name: Some(call.function.name.clone()), arguments: Some(a.into()) }),
+                function: Some(FunctionCallDelta {
+                    name: Some(call.function.name.clone()),
+                    arguments: Some(a.into()),
+                }),
             }];
             let mut second = first.clone();
             second.choices[0].delta.tool_calls = vec![ToolCallDelta {
                 index: 0,
-                function: Some(FunctionCallDelta { name: None, arguments: Some(b.into()) }),
+                function: Some(FunctionCallDelta {
+                    name: None,
+                    arguments: Some(b.into()),
+                }),
                 ..ToolCallDelta::default()
             }];
             items.push(Ok(first));
@@ -255,10 +317,17 @@ impl Provider for Scripted {
             items.push(Ok(last));
             let mut usage = ChatChunk::default();
             usage.id = "cmpl-1".into();
-            usage.usage = Some(Usage { input_tokens: 3, output_tokens: 5, ..Usage::default() });
+            usage.usage = Some(Usage {
+                input_tokens: 3,
+                output_tokens: 5,
+                ..Usage::default()
+            });
             items.push(Ok(usage));
         }
-        Ok(ChatResponse::stream(meta, Box::pin(futures_util::stream::iter(items))))
+        Ok(ChatResponse::stream(
+            meta,
+            Box::pin(futures_util::stream::iter(items)),
+        ))
     }
 }
 
@@ -278,7 +347,12 @@ impl Recorder {
             .lock()
             .unwrap()
             .iter()
-            .map(|e| serde_json::to_value(e).unwrap()["event"].as_str().unwrap().to_owned())
+            .map(|e| {
+                serde_json::to_value(e).unwrap()["event"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect()
     }
     pub fn json(&self) -> String {

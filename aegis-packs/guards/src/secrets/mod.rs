@@ -1,0 +1,593 @@
+//! [`Secrets`]: credentials, private keys, connection strings and high-entropy tokens.
+
+mod rules;
+
+use std::collections::BTreeMap;
+
+use aegis_contracts::{
+    Error, Finding, Granularity, GuardCapabilities, GuardSubject, Guardrail, RequestContext, Stage,
+    Verdict,
+};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use async_trait::async_trait;
+use regex::{Regex, RegexBuilder};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::util::{self, Action};
+use rules::{RULES, Rule, TIER_GENERIC, TIER_VENDOR};
+
+const DETECTOR: &str = "secrets";
+const TIER_ENTROPY: u8 = 0;
+/// Capacity of the per-check rule bitset (rules plus the PEM pseudo-rule).
+const MAX_RULES: usize = 256;
+/// Tokens longer than this are not judged by entropy (base64 images, minified data).
+pub const ENTROPY_MAX_TOKEN_BYTES: usize = 256;
+/// The default [`SecretsConfig::entropy_threshold`], in bits per character.
+pub const DEFAULT_ENTROPY_THRESHOLD: f64 = 3.5;
+/// The private-key block kinds, reported as finding kinds.
+pub const PRIVATE_KEY_TYPES: [&str; 7] = [
+    "rsa_private_key",
+    "ec_private_key",
+    "dsa_private_key",
+    "openssh_private_key",
+    "encrypted_private_key",
+    "pgp_private_key",
+    "pkcs8_private_key",
+];
+/// The kind of high-entropy findings.
+pub const HIGH_ENTROPY_TYPE: &str = "high_entropy_string";
+
+/// Configuration of [`Secrets`].
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// `block` (default) or `redact` (each secret becomes `[REDACTED:<type>]`).
+    #[serde(default)]
+    pub action: Action,
+    /// Also flag high-entropy tokens that no specific rule recognised (default `true`).
+    #[serde(default = "yes")]
+    pub entropy: bool,
+    /// Shannon entropy (bits per character) at or above which a candidate token is flagged
+    /// (default 3.5).
+    ///
+    /// Candidates are tokens of `entropy_min_len..=256` bytes from the base64 / URL-safe
+    /// alphabet that mix upper case, lower case and digits, and that are not word-like: fewer
+    /// than 40% of their characters sit in runs of 3+ lower-case letters. Hex digests, UUIDs
+    /// and plain words are never candidates (no case mix); camelCase identifiers such as
+    /// `getUserAccountDetailsById2` fail the word-like test. Random base64 scores 3.7–4.3 bits
+    /// at 20 characters and 4.5–5.2 at 40, so 3.5 keeps about 95% of 20-character and 98% of
+    /// 40-character random tokens; raise it to trade recall for fewer false positives.
+    #[serde(default = "default_threshold")]
+    pub entropy_threshold: f64,
+    /// Shortest token judged by entropy, in bytes (default 20, at least 16).
+    #[serde(default = "default_min_len")]
+    pub entropy_min_len: usize,
+    /// Credential types to switch off, by id (see [`Secrets::types`]). Unknown ids are a
+    /// config error.
+    #[serde(default)]
+    pub disabled_types: Vec<String>,
+    /// Longest PEM/PGP private-key block the guard redacts whole, in bytes (default 8192,
+    /// enough for a 4096-bit RSA key). It dominates the streaming window the guard declares.
+    #[serde(default = "default_pem_max")]
+    pub pem_max_bytes: usize,
+    /// Stages the guard applies to (default: all).
+    #[serde(default = "util::all_stages")]
+    pub stages: Vec<Stage>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_threshold() -> f64 {
+    DEFAULT_ENTROPY_THRESHOLD
+}
+fn default_min_len() -> usize {
+    20
+}
+fn default_pem_max() -> usize {
+    8192
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            action: Action::Block,
+            entropy: true,
+            entropy_threshold: DEFAULT_ENTROPY_THRESHOLD,
+            entropy_min_len: default_min_len(),
+            disabled_types: Vec::new(),
+            pem_max_bytes: default_pem_max(),
+            stages: util::all_stages(),
+        }
+    }
+}
+
+struct CompiledRule {
+    rule: &'static Rule,
+    regex: Regex,
+}
+
+/// Detects credentials: 80 vendor and generic credential types (see [`Secrets::types`]),
+/// PEM/PGP private-key blocks, and high-entropy tokens.
+///
+/// Cost on clean text is one Aho-Corasick pass over the rules' literal keywords plus one
+/// byte pass for entropy candidates; a rule's regex runs only when one of its keywords
+/// occurs. Overlapping detections resolve to the most specific one (vendor rule, then
+/// generic rule, then entropy; then the longest).
+///
+/// Every rule has a bounded match length, so the guard declares
+/// [`Granularity::Window`] of the longest possible match plus boundary context;
+/// `pem_max_bytes` (8192 by default) dominates it.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use aegis_contracts::{Decision, GuardSubject, Guardrail, RequestContext};
+/// use aegis_guards::{Action, Secrets, SecretsConfig};
+///
+/// let guard = Secrets::new(SecretsConfig { action: Action::Redact, ..SecretsConfig::default() }).unwrap();
+/// let key = ["AKIA", "ZQ3DRSTUVWXY2345"].concat();
+/// let mut subject = GuardSubject::ToolResult { call_id: "1".into(), name: "env".into(), content: format!("key={key}") };
+/// let verdict = guard.check(&subject, &RequestContext::default()).await.unwrap();
+/// let Decision::Sanitize { edits } = &verdict.decision else { panic!() };
+/// subject.apply_edits(edits).unwrap();
+/// assert_eq!(subject.segments()[0].text, "key=[REDACTED:aws_access_key_id]");
+/// # });
+/// ```
+pub struct Secrets {
+    rules: Vec<CompiledRule>,
+    prefilter: AhoCorasick,
+    /// Prefilter pattern id -> (rule index or `rules.len()` for PEM, exact keyword if case-sensitive).
+    keyword_rule: Vec<(usize, Option<&'static str>)>,
+    pem_header: Regex,
+    window: Option<usize>,
+    config: SecretsConfig,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("rules", &self.rules.len())
+            .field("window", &self.window)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Candidate {
+    start: usize,
+    end: usize,
+    tier: u8,
+    order: usize,
+    kind: &'static str,
+}
+
+fn translate(pattern: &str) -> String {
+    pattern.replace(r"\b", r"(?-u:\b)")
+}
+
+/// The longest match a pattern can produce, in bytes (`None` when unbounded).
+fn max_len(pattern: &str) -> Option<usize> {
+    regex_syntax::Parser::new()
+        .parse(pattern)
+        .ok()
+        .and_then(|hir| hir.properties().maximum_len())
+}
+
+impl Secrets {
+    /// Compiles the rules; a [`Config`](aegis_contracts::ErrorKind::Config) error for an
+    /// unknown disabled type or an out-of-range threshold.
+    pub fn new(config: SecretsConfig) -> Result<Self, Error> {
+        util::check_stages("secrets", &config.stages)?;
+        if !(config.entropy_threshold.is_finite()
+            && (1.0..=8.0).contains(&config.entropy_threshold))
+        {
+            return Err(Error::config(
+                "secrets: `entropy_threshold` must be between 1.0 and 8.0 bits",
+            ));
+        }
+        if config.entropy_min_len < 16 || config.entropy_min_len > ENTROPY_MAX_TOKEN_BYTES {
+            return Err(Error::config(format!(
+                "secrets: `entropy_min_len` must be between 16 and {ENTROPY_MAX_TOKEN_BYTES}"
+            )));
+        }
+        if config.pem_max_bytes < 256 {
+            return Err(Error::config(
+                "secrets: `pem_max_bytes` must be at least 256",
+            ));
+        }
+        for t in &config.disabled_types {
+            if !Self::types().any(|k| k == t) {
+                return Err(Error::config(format!(
+                    "secrets: unknown credential type `{t}` in `disabled_types`"
+                )));
+            }
+        }
+        let disabled = |id: &str| config.disabled_types.iter().any(|d| d == id);
+        let mut rules = Vec::new();
+        let mut keywords: Vec<&'static str> = Vec::new();
+        let mut keyword_rule = Vec::new();
+        let mut longest = 0usize;
+        let mut bounded = true;
+        if RULES.len() >= MAX_RULES {
+            return Err(Error::internal(
+                "secrets: too many rules for the prefilter bitset",
+            ));
+        }
+        for rule in RULES.iter().filter(|r| !disabled(r.id)) {
+            let pattern = translate(rule.pattern);
+            let regex = RegexBuilder::new(&pattern)
+                .size_limit(64 * 1024 * 1024)
+                .build()
+                .map_err(|e| {
+                    Error::internal(format!("secrets: rule `{}` does not compile: {e}", rule.id))
+                })?;
+            match max_len(&pattern) {
+                Some(n) => longest = longest.max(n),
+                None => bounded = false,
+            }
+            for kw in rule.keywords {
+                let (text, exact) = match kw.strip_prefix('~') {
+                    Some(ci) => (ci, None),
+                    None => (*kw, Some(*kw)),
+                };
+                keywords.push(text);
+                keyword_rule.push((rules.len(), exact));
+            }
+            rules.push(CompiledRule { rule, regex });
+        }
+        let pem_enabled = PRIVATE_KEY_TYPES.iter().any(|t| !disabled(t));
+        if pem_enabled {
+            keywords.push("-----BEGIN ");
+            keyword_rule.push((rules.len(), Some("-----BEGIN ")));
+            longest = longest.max(config.pem_max_bytes);
+        }
+        if config.entropy && !disabled(HIGH_ENTROPY_TYPE) {
+            longest = longest.max(ENTROPY_MAX_TOKEN_BYTES);
+        }
+        let prefilter = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .build(&keywords)
+            .map_err(|e| Error::internal(format!("secrets: cannot build the prefilter: {e}")))?;
+        let pem_header = Regex::new(
+            r"-----BEGIN ((?:RSA|EC|DSA|OPENSSH|ENCRYPTED|PGP) )?PRIVATE KEY( BLOCK)?-----",
+        )
+        .map_err(|e| Error::internal(format!("secrets: {e}")))?;
+        // Boundary assertions look at one neighbouring character on each side.
+        let window = bounded.then_some(longest + 8);
+        Ok(Self {
+            rules,
+            prefilter,
+            keyword_rule,
+            pem_header,
+            window,
+            config,
+        })
+    }
+
+    /// The ids of every credential type the guard knows, the finding kinds it reports.
+    pub fn types() -> impl Iterator<Item = &'static str> {
+        RULES
+            .iter()
+            .map(|r| r.id)
+            .chain(PRIVATE_KEY_TYPES)
+            .chain(std::iter::once(HIGH_ENTROPY_TYPE))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SecretsConfig {
+        &self.config
+    }
+
+    fn disabled(&self, kind: &str) -> bool {
+        self.config.disabled_types.iter().any(|d| d == kind)
+    }
+
+    fn scan(&self, segment: usize, text: &str, findings: &mut Vec<Finding>) {
+        // A fixed bitset: no allocation on the clean path.
+        let mut triggered = [0u64; MAX_RULES / 64];
+        let is_set = |t: &[u64; MAX_RULES / 64], i: usize| t[i / 64] & (1 << (i % 64)) != 0;
+        let mut any = false;
+        for m in self.prefilter.find_overlapping_iter(text) {
+            let (rule, exact) = self.keyword_rule[m.pattern().as_usize()];
+            if is_set(&triggered, rule) {
+                continue;
+            }
+            if let Some(kw) = exact {
+                if &text.as_bytes()[m.start()..m.end()] != kw.as_bytes() {
+                    continue;
+                }
+            }
+            triggered[rule / 64] |= 1 << (rule % 64);
+            any = true;
+        }
+        let mut candidates = Vec::new();
+        if any {
+            for (i, compiled) in self.rules.iter().enumerate() {
+                if is_set(&triggered, i) {
+                    self.run_rule(i, compiled, text, &mut candidates);
+                }
+            }
+            if is_set(&triggered, self.rules.len()) {
+                self.private_keys(text, &mut candidates);
+            }
+        }
+        if self.config.entropy && !self.disabled(HIGH_ENTROPY_TYPE) {
+            self.entropy_tokens(text, &mut candidates);
+        }
+        if candidates.is_empty() {
+            return;
+        }
+        for c in resolve(candidates) {
+            let score = match c.tier {
+                TIER_VENDOR => 0.99,
+                TIER_GENERIC => 0.8,
+                _ => 0.6,
+            };
+            findings.push(Finding::new(
+                c.kind,
+                util::span(segment, c.start, c.end),
+                score,
+                DETECTOR,
+            ));
+        }
+    }
+
+    fn run_rule(
+        &self,
+        order: usize,
+        compiled: &CompiledRule,
+        text: &str,
+        out: &mut Vec<Candidate>,
+    ) {
+        for caps in compiled.regex.captures_iter(text) {
+            let Some(m) = caps.iter().skip(1).flatten().next().or_else(|| caps.get(0)) else {
+                continue;
+            };
+            if m.is_empty() {
+                continue;
+            }
+            if let Some(validate) = compiled.rule.validate {
+                if !validate(m.as_str()) {
+                    continue;
+                }
+            }
+            out.push(Candidate {
+                start: m.start(),
+                end: m.end(),
+                tier: compiled.rule.tier,
+                order,
+                kind: compiled.rule.id,
+            });
+        }
+    }
+
+    fn private_keys(&self, text: &str, out: &mut Vec<Candidate>) {
+        let max = self.config.pem_max_bytes;
+        for caps in self.pem_header.captures_iter(text) {
+            let Some(header) = caps.get(0) else { continue };
+            let kind = match caps.get(1).map(|m| m.as_str()) {
+                Some("RSA ") => PRIVATE_KEY_TYPES[0],
+                Some("EC ") => PRIVATE_KEY_TYPES[1],
+                Some("DSA ") => PRIVATE_KEY_TYPES[2],
+                Some("OPENSSH ") => PRIVATE_KEY_TYPES[3],
+                Some("ENCRYPTED ") => PRIVATE_KEY_TYPES[4],
+                Some("PGP ") => PRIVATE_KEY_TYPES[5],
+                _ => PRIVATE_KEY_TYPES[6],
+            };
+            if self.disabled(kind) {
+                continue;
+            }
+            let start = header.start();
+            let limit = util::floor_boundary(text, start.saturating_add(max));
+            let end = armour_end(text, header.end(), limit);
+            out.push(Candidate {
+                start,
+                end,
+                tier: TIER_VENDOR,
+                order: self.rules.len(),
+                kind,
+            });
+        }
+    }
+
+    fn entropy_tokens(&self, text: &str, out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        let is_tok =
+            |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-');
+        let mut i = 0;
+        while i < bytes.len() {
+            if !is_tok(bytes[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && is_tok(bytes[i]) {
+                i += 1;
+            }
+            let token = &bytes[start..i];
+            if token.len() < self.config.entropy_min_len || token.len() > ENTROPY_MAX_TOKEN_BYTES {
+                continue;
+            }
+            if !(token.iter().any(u8::is_ascii_uppercase)
+                && token.iter().any(u8::is_ascii_lowercase)
+                && token.iter().any(u8::is_ascii_digit))
+            {
+                continue;
+            }
+            if word_like(token) {
+                continue;
+            }
+            if shannon_entropy(token) >= self.config.entropy_threshold {
+                out.push(Candidate {
+                    start,
+                    end: i,
+                    tier: TIER_ENTROPY,
+                    order: usize::MAX,
+                    kind: HIGH_ENTROPY_TYPE,
+                });
+            }
+        }
+    }
+}
+
+/// Where a private-key block that starts its body at `from` ends: after the armoured body
+/// (base64, armour headers, whitespace) and, when the body runs straight into it, the
+/// `-----END …-----` line; never past `limit`. The result depends only on the text up to
+/// the end it returns (plus one byte), which keeps the guard's window honest.
+fn armour_end(text: &str, from: usize, limit: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = from;
+    while i < limit {
+        if bytes[i..limit].starts_with(b"-----") {
+            if bytes[i..limit].starts_with(b"-----END ") {
+                let after = i + "-----END ".len();
+                if let Some(j) = text[after..limit].find("-----") {
+                    let line = &text[after..after + j];
+                    if line.bytes().all(|b| b.is_ascii_uppercase() || b == b' ') {
+                        return after + j + 5;
+                    }
+                }
+            }
+            return i;
+        }
+        let b = bytes[i];
+        if !(b.is_ascii_alphanumeric() || b"+/=:,.- \t\r\n".contains(&b)) {
+            return i;
+        }
+        i += 1;
+    }
+    limit
+}
+
+/// Shannon entropy of `bytes` in bits per byte.
+pub fn shannon_entropy(bytes: &[u8]) -> f64 {
+    if bytes.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in bytes {
+        counts[b as usize] += 1;
+    }
+    let n = bytes.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Whether 40% or more of `token` sits in runs of three or more lower-case letters.
+fn word_like(token: &[u8]) -> bool {
+    let mut in_words = 0usize;
+    let mut run = 0usize;
+    for &b in token.iter().chain(std::iter::once(&b' ')) {
+        if b.is_ascii_lowercase() {
+            run += 1;
+        } else {
+            if run >= 3 {
+                in_words += run;
+            }
+            run = 0;
+        }
+    }
+    in_words * 10 >= token.len() * 4
+}
+
+/// Keeps a non-overlapping subset: most specific tier first, then longest, then rule order.
+fn resolve(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
+    candidates.sort_by(|a, b| {
+        b.tier
+            .cmp(&a.tier)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.order.cmp(&b.order))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: BTreeMap<usize, Candidate> = BTreeMap::new();
+    for c in candidates {
+        let overlaps_before = kept
+            .range(..c.end)
+            .next_back()
+            .is_some_and(|(_, k)| k.end > c.start);
+        if !overlaps_before {
+            kept.insert(c.start, c);
+        }
+    }
+    kept.into_values().collect()
+}
+
+#[async_trait]
+impl Guardrail for Secrets {
+    fn capabilities(&self) -> GuardCapabilities {
+        let granularity = self
+            .window
+            .map_or(Granularity::FullText, Granularity::Window);
+        let caps = GuardCapabilities::new(self.config.stages.clone(), granularity);
+        match self.config.action {
+            Action::Block => caps,
+            Action::Redact => caps.sanitizing(),
+        }
+    }
+
+    async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {
+        let mut findings = Vec::new();
+        for (i, seg) in subject.segments().iter().enumerate() {
+            self.scan(i, seg.text, &mut findings);
+        }
+        Ok(util::decide(
+            findings,
+            self.config.action,
+            "secret",
+            |f| {
+                format!(
+                    "text contains {} secret(s): {}",
+                    f.len(),
+                    util::kinds_list(f)
+                )
+            },
+            |f| format!("[REDACTED:{}]", f.kind),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_compiles_and_is_bounded() {
+        for r in RULES {
+            let p = translate(r.pattern);
+            assert!(Regex::new(&p).is_ok(), "{}", r.id);
+            assert!(max_len(&p).is_some(), "{} is unbounded", r.id);
+            assert!(!r.keywords.is_empty(), "{} has no keyword", r.id);
+        }
+    }
+
+    #[test]
+    fn type_ids_are_unique() {
+        let all: Vec<_> = Secrets::types().collect();
+        let mut dedup = all.clone();
+        dedup.sort_unstable();
+        dedup.dedup();
+        assert_eq!(all.len(), dedup.len());
+        assert!(all.len() >= 60, "{}", all.len());
+    }
+
+    #[test]
+    fn identifiers_are_word_like_random_tokens_are_not() {
+        assert!(word_like(b"getUserAccountDetailsById2"));
+        assert!(word_like(b"Q3QuarterlyReport2024Final"));
+        assert!(!word_like(b"q8Xr2LmZ7vTk4NcB9wHs3PfJ6yGd1RaE"));
+    }
+
+    #[test]
+    fn entropy_of_uniform_and_constant() {
+        assert_eq!(shannon_entropy(b"aaaa"), 0.0);
+        assert!((shannon_entropy(b"abcd") - 2.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,505 @@
+//! The analyzer: every pattern of every enabled recognizer in one multi-pattern automaton.
+//!
+//! # How a text is scanned
+//!
+//! 1. **One pass** of a leftmost-first [`meta::Regex`] built with `new_many` over all
+//!    patterns finds the next *region*: the leftmost place any pattern matches.
+//! 2. **A targeted second pass** over that region only: a [`MatchKind::All`] automaton says
+//!    which patterns match near it, and those patterns' own automata list every match that
+//!    starts inside the region (so overlapping candidates of different recognizers — a card
+//!    number that is also a bank-account-shaped number — are all seen, as Presidio sees them).
+//!    Scanning resumes after the region, so the whole text is read once by the big automaton
+//!    and each region (bounded by the longest pattern) a few more times.
+//! 3. Look-around checks, validators (checksums), context enhancement, threshold, and
+//!    per-entity duplicate removal.
+//!
+//! No engine involved backtracks: time is linear in the input, memory bounded by the lazy
+//! DFA caches.
+
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcMatchKind};
+use regex_automata::{
+    Anchored, Input, MatchKind, PatternSet,
+    meta::{self, Regex},
+    util::syntax,
+};
+
+use crate::recognizers::{self, Recognizer};
+use crate::validators::Check;
+
+/// How many words before a match are searched for context words (Presidio's default).
+pub const CONTEXT_WORDS: usize = 5;
+/// At most this many bytes before a match are searched for context words; it bounds how far
+/// a finding depends on text before it.
+pub const CONTEXT_BYTES: usize = 96;
+/// Added to a score when a context word supports it (Presidio's `context_similarity_factor`).
+pub const CONTEXT_BOOST: f32 = 0.35;
+/// A supported score is at least this (Presidio's `min_score_with_context_similarity`).
+pub const CONTEXT_MIN_SCORE: f32 = 0.4;
+
+/// One detected entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecognizerResult {
+    /// Entity type (`"CREDIT_CARD"`).
+    pub entity: &'static str,
+    /// Start byte (inclusive).
+    pub start: usize,
+    /// End byte (exclusive).
+    pub end: usize,
+    /// Final confidence in `[0, 1]`.
+    pub score: f32,
+    /// The recognizer that found it.
+    pub recognizer: &'static str,
+    /// The pattern that matched.
+    pub pattern: &'static str,
+    /// Whether a validator proved it (checksum).
+    pub validated: bool,
+    /// The context word that raised the score, if any.
+    pub context_word: Option<&'static str>,
+}
+
+impl RecognizerResult {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether the span is empty (never for engine results).
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// Which recognizers run and how results are cut off.
+#[derive(Debug, Clone, Default)]
+pub struct AnalyzerConfig {
+    /// Entity types to detect; `None` means all predefined ones.
+    pub entities: Option<Vec<String>>,
+    /// Results scoring below this are dropped (after validation and context).
+    pub score_threshold: f32,
+}
+
+#[derive(Debug)]
+struct PatternInfo {
+    recognizer: usize,
+    name: &'static str,
+    score: f32,
+    max_len: usize,
+    not_preceded_by: Option<fn(u8) -> bool>,
+    not_followed_by: Option<fn(u8) -> bool>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    recognizers: Vec<Recognizer>,
+    patterns: Vec<PatternInfo>,
+    main: Regex,
+    which: Regex,
+    singles: Vec<Regex>,
+    context: Vec<Option<(AhoCorasick, Vec<&'static str>)>>,
+    max_match_len: usize,
+    threshold: f32,
+}
+
+/// The PII analyzer. Cheap to clone (shared, immutable); build it once and reuse it.
+///
+/// ```
+/// use aegis_pii::{Analyzer, AnalyzerConfig};
+/// let analyzer = Analyzer::new(AnalyzerConfig { score_threshold: 0.5, ..Default::default() }).unwrap();
+/// let found = analyzer.analyze_resolved("card 4111 1111 1111 1111, mail bob@example.com");
+/// let kinds: Vec<_> = found.iter().map(|r| r.entity).collect();
+/// assert_eq!(kinds, ["CREDIT_CARD", "EMAIL_ADDRESS"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Analyzer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    pattern: usize,
+    start: usize,
+    end: usize,
+}
+
+fn syntax_config() -> syntax::Config {
+    // Bytes mode with ASCII classes: `\b`, `\d`, `\w` are ASCII-only, which keeps the lazy
+    // DFA on its fast path for any input (Unicode word boundaries would force a fallback).
+    syntax::Config::new()
+        .case_insensitive(true)
+        .unicode(false)
+        .utf8(false)
+}
+
+/// Errors building an analyzer.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An entity type named in the config has no recognizer.
+    #[error("unknown entity type `{0}`")]
+    UnknownEntity(String),
+    /// A pattern failed to compile (a bug in a recognizer definition).
+    #[error("pattern `{name}` of {recognizer}: {message}")]
+    Pattern {
+        /// The recognizer.
+        recognizer: &'static str,
+        /// The pattern.
+        name: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl Analyzer {
+    /// Builds an analyzer over the predefined recognizers selected by `config`.
+    pub fn new(config: AnalyzerConfig) -> Result<Self, BuildError> {
+        let all = recognizers::predefined();
+        let recognizers: Vec<Recognizer> = match &config.entities {
+            None => all,
+            Some(wanted) => {
+                for w in wanted {
+                    if !all.iter().any(|r| r.entity == w) {
+                        return Err(BuildError::UnknownEntity(w.clone()));
+                    }
+                }
+                all.into_iter()
+                    .filter(|r| wanted.iter().any(|w| w == r.entity))
+                    .collect()
+            }
+        };
+        Self::with_recognizers(recognizers, config.score_threshold)
+    }
+
+    /// Builds an analyzer over explicit recognizers.
+    pub fn with_recognizers(
+        recognizers: Vec<Recognizer>,
+        score_threshold: f32,
+    ) -> Result<Self, BuildError> {
+        let mut patterns = Vec::new();
+        let mut sources = Vec::new();
+        for (ri, rec) in recognizers.iter().enumerate() {
+            for pat in &rec.patterns {
+                let err = |message: String| BuildError::Pattern {
+                    recognizer: rec.name,
+                    name: pat.name,
+                    message,
+                };
+                let hir = syntax::parse_with(&pat.regex, &syntax_config())
+                    .map_err(|e| err(e.to_string()))?;
+                let max_len = match (hir.properties().maximum_len(), pat.max_len) {
+                    (Some(h), Some(c)) => h.min(c),
+                    (Some(h), None) => h,
+                    (None, Some(c)) => c,
+                    (None, None) => return Err(err("unbounded pattern without max_len".into())),
+                };
+                patterns.push(PatternInfo {
+                    recognizer: ri,
+                    name: pat.name,
+                    score: pat.score,
+                    max_len,
+                    not_preceded_by: pat.not_preceded_by,
+                    not_followed_by: pat.not_followed_by,
+                });
+                sources.push(pat.regex.as_str());
+            }
+        }
+        let build = |kind: MatchKind, pats: &[&str]| -> Result<Regex, BuildError> {
+            Regex::builder()
+                .syntax(syntax_config())
+                .configure(
+                    meta::Config::new()
+                        .match_kind(kind)
+                        .utf8_empty(false)
+                        .hybrid_cache_capacity(8 << 20)
+                        .nfa_size_limit(Some(64 << 20))
+                        .dfa_size_limit(Some(8 << 20)),
+                )
+                .build_many(pats)
+                .map_err(|e| BuildError::Pattern {
+                    recognizer: "analyzer",
+                    name: "combined",
+                    message: e.to_string(),
+                })
+        };
+        let main = build(MatchKind::LeftmostFirst, &sources)?;
+        let which = build(MatchKind::All, &sources)?;
+        let singles = sources
+            .iter()
+            .map(|s| build(MatchKind::LeftmostFirst, std::slice::from_ref(s)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let context = recognizers
+            .iter()
+            .map(|r| {
+                if r.context.is_empty() {
+                    return None;
+                }
+                let ac = AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(AcMatchKind::Standard)
+                    .build(r.context)
+                    .ok()?;
+                Some((ac, r.context.to_vec()))
+            })
+            .collect();
+        let max_match_len = patterns.iter().map(|p| p.max_len).max().unwrap_or(0);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                recognizers,
+                patterns,
+                main,
+                which,
+                singles,
+                context,
+                max_match_len,
+                threshold: score_threshold,
+            }),
+        })
+    }
+
+    /// The recognizers this analyzer runs.
+    pub fn recognizers(&self) -> &[Recognizer] {
+        &self.inner.recognizers
+    }
+
+    /// The entity types this analyzer detects.
+    pub fn entities(&self) -> Vec<&'static str> {
+        let mut v: Vec<_> = self.inner.recognizers.iter().map(|r| r.entity).collect();
+        v.dedup();
+        v
+    }
+
+    /// The score threshold.
+    pub fn score_threshold(&self) -> f32 {
+        self.inner.threshold
+    }
+
+    /// The longest match any pattern can produce, in bytes.
+    pub fn max_match_len(&self) -> usize {
+        self.inner.max_match_len
+    }
+
+    /// How many bytes of text a finding depends on, at most: the longest match, the
+    /// context look-back ([`CONTEXT_BYTES`]) and one byte of look-around on each side.
+    /// Every finding of a text is also found in any window of this size that contains it
+    /// (given the same threshold), which makes it the guard's streaming window.
+    pub fn window(&self) -> usize {
+        self.inner.max_match_len + CONTEXT_BYTES + 2
+    }
+
+    /// All results at or above the threshold, sorted by start. Overlaps between entity types
+    /// are kept (as Presidio's analyzer does); same-type contained duplicates are removed.
+    pub fn analyze(&self, text: &str) -> Vec<RecognizerResult> {
+        let mut raws = Vec::new();
+        self.candidates(text, &mut raws);
+        let mut out: Vec<RecognizerResult> = Vec::with_capacity(raws.len());
+        for raw in raws {
+            if let Some(r) = self.finish(text, raw) {
+                if r.score >= self.inner.threshold && r.score > 0.0 {
+                    out.push(r);
+                }
+            }
+        }
+        remove_duplicates(&mut out);
+        out.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        out
+    }
+
+    /// Like [`analyze`](Self::analyze), then resolves overlaps across entity types: the
+    /// highest score wins, then the longest span, then the earliest. The result is
+    /// non-overlapping and sorted by start — ready for anonymization.
+    pub fn analyze_resolved(&self, text: &str) -> Vec<RecognizerResult> {
+        resolve_overlaps(self.analyze(text))
+    }
+
+    fn candidates(&self, text: &str, out: &mut Vec<Raw>) {
+        let inner = &*self.inner;
+        let hay = text.as_bytes();
+        let mut set = PatternSet::new(inner.which.pattern_len());
+        let mut pos = 0;
+        while pos < hay.len() {
+            let Some(m) = inner.main.search(&Input::new(hay).range(pos..)) else {
+                break;
+            };
+            let (rs, re) = (m.start(), m.end().max(m.start() + 1));
+            let wend = (re + inner.max_match_len).min(hay.len());
+            // Second, targeted pass: every start inside the region, anchored, so each
+            // probe dies within a few bytes on ordinary text.
+            for at in rs..re {
+                set.clear();
+                inner.which.which_overlapping_matches(
+                    &Input::new(hay).range(at..wend).anchored(Anchored::Yes),
+                    &mut set,
+                );
+                for pid in set.iter() {
+                    let pid = pid.as_usize();
+                    let info = &inner.patterns[pid];
+                    let limit = (at + info.max_len).min(hay.len());
+                    let input = Input::new(hay).range(at..limit).anchored(Anchored::Yes);
+                    let Some(sm) = inner.singles[pid].search(&input) else {
+                        continue;
+                    };
+                    let (s, e) = (sm.start(), sm.end());
+                    let before_ok = info
+                        .not_preceded_by
+                        .is_none_or(|f| s == 0 || !f(hay[s - 1]));
+                    let after_ok = info
+                        .not_followed_by
+                        .is_none_or(|f| e >= hay.len() || !f(hay[e]));
+                    if before_ok && after_ok && e > s {
+                        out.push(Raw {
+                            pattern: pid,
+                            start: s,
+                            end: e,
+                        });
+                    }
+                }
+            }
+            pos = re;
+        }
+    }
+
+    fn finish(&self, text: &str, raw: Raw) -> Option<RecognizerResult> {
+        let inner = &*self.inner;
+        let info = &inner.patterns[raw.pattern];
+        let rec = &inner.recognizers[info.recognizer];
+        let (start, mut end) = (raw.start, raw.end);
+        if !text.is_char_boundary(start) {
+            return None;
+        }
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (mut score, mut validated) = (info.score, false);
+        match (rec.validate)(&text[start..end]) {
+            Check::Valid => {
+                score = 1.0;
+                validated = true;
+            }
+            Check::Neutral => {}
+            Check::Invalid => return None,
+            Check::Trim { len, valid } => {
+                end = start + len;
+                if valid {
+                    score = 1.0;
+                    validated = true;
+                }
+            }
+        }
+        let mut context_word = None;
+        if score < 1.0 {
+            if let Some((ac, words)) = &inner.context[info.recognizer] {
+                if let Some(w) = find_context(text.as_bytes(), start, ac, words) {
+                    context_word = Some(w);
+                    score = (score + CONTEXT_BOOST).clamp(CONTEXT_MIN_SCORE, 1.0);
+                }
+            }
+        }
+        Some(RecognizerResult {
+            entity: rec.entity,
+            start,
+            end,
+            score,
+            recognizer: rec.name,
+            pattern: info.name,
+            validated,
+            context_word,
+        })
+    }
+}
+
+/// The up-to-[`CONTEXT_WORDS`] words before `start`, within [`CONTEXT_BYTES`]; a context word
+/// counts when it begins a word there (so `cards` supports `card`, `did` does not support
+/// `id`).
+fn find_context(
+    hay: &[u8],
+    start: usize,
+    ac: &AhoCorasick,
+    words: &[&'static str],
+) -> Option<&'static str> {
+    let lo = start.saturating_sub(CONTEXT_BYTES);
+    let mut i = start;
+    let mut seen = 0;
+    // Walk back over at most CONTEXT_WORDS whitespace-separated words.
+    while i > lo && seen < CONTEXT_WORDS {
+        while i > lo && hay[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        if i == lo {
+            break;
+        }
+        while i > lo && !hay[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        seen += 1;
+    }
+    let window = &hay[i..start];
+    for m in ac.find_overlapping_iter(window) {
+        let s = m.start();
+        let at_word_start = if s == 0 {
+            i == lo || i == 0 || !hay[i - 1].is_ascii_alphanumeric()
+        } else {
+            !window[s - 1].is_ascii_alphanumeric()
+        };
+        if at_word_start {
+            return Some(words[m.pattern().as_usize()]);
+        }
+    }
+    None
+}
+
+/// Presidio's `remove_duplicates`: a result contained in another of the same entity with an
+/// equal or higher score is dropped; of exact duplicates the higher score stays. Runs in
+/// O(n log n) (sorted sweep with a short list of still-open spans).
+fn remove_duplicates(results: &mut Vec<RecognizerResult>) {
+    results.sort_by(|a, b| {
+        a.entity
+            .cmp(b.entity)
+            .then(a.start.cmp(&b.start))
+            .then(b.end.cmp(&a.end))
+            .then(b.score.total_cmp(&a.score))
+    });
+    let mut kept: Vec<RecognizerResult> = Vec::with_capacity(results.len());
+    let mut open: Vec<(usize, f32)> = Vec::new(); // (end, score) of earlier same-entity results
+    let mut entity = "";
+    for r in results.drain(..) {
+        if r.entity != entity {
+            entity = r.entity;
+            open.clear();
+        }
+        open.retain(|&(end, _)| end > r.start);
+        let dup = open
+            .iter()
+            .any(|&(end, score)| r.end <= end && score >= r.score);
+        open.push((r.end, r.score));
+        if !dup {
+            kept.push(r);
+        }
+    }
+    *results = kept;
+}
+
+/// Keeps a non-overlapping subset: highest score first, then longest, then earliest.
+/// O(n log n).
+pub fn resolve_overlaps(mut results: Vec<RecognizerResult>) -> Vec<RecognizerResult> {
+    results.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.len().cmp(&a.len()))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut taken: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+    let mut kept: Vec<RecognizerResult> = Vec::with_capacity(results.len());
+    for r in results {
+        // Kept spans are disjoint: only the one starting last before `r.end` can overlap.
+        let clash = taken
+            .range(..r.end)
+            .next_back()
+            .is_some_and(|(_, &end)| end > r.start);
+        if !clash {
+            taken.insert(r.start, r.end);
+            kept.push(r);
+        }
+    }
+    kept.sort_by_key(|r| r.start);
+    kept
+}

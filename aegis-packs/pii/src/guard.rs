@@ -1,0 +1,250 @@
+//! [`PiiGuard`]: the analyzer and the anonymizer as an Aegis [`Guardrail`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use aegis_contracts::{
+    Decision, Edit, Error, Finding, Granularity, GuardCapabilities, GuardSubject, Guardrail,
+    RequestContext, Span, Stage, Verdict, async_trait,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::{Analyzer, AnalyzerConfig, Operator, vault::Vault};
+
+/// What the guard does when it finds PII.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiAction {
+    /// Refuse the subject (`Decision::Block`, code `pii`).
+    Block,
+    /// Rewrite the entities with their operators (`Decision::Sanitize`).
+    #[default]
+    Sanitize,
+}
+
+/// Configuration of a [`PiiGuard`].
+///
+/// ```
+/// let cfg: aegis_pii::PiiGuardConfig = serde_json::from_value(serde_json::json!({
+///     "entities": ["EMAIL_ADDRESS", "CREDIT_CARD"],
+///     "score_threshold": 0.5,
+///     "action": "sanitize",
+///     "operators": { "CREDIT_CARD": { "type": "mask", "chars_to_mask": 12 } },
+///     "default_operator": { "type": "pseudonymize" }
+/// })).unwrap();
+/// assert_eq!(cfg.score_threshold, 0.5);
+/// ```
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PiiGuardConfig {
+    /// Entity types to detect; all predefined ones when absent.
+    #[serde(default)]
+    pub entities: Option<Vec<String>>,
+    /// Findings scoring below this are ignored (0.5 by default).
+    #[serde(default = "default_threshold")]
+    pub score_threshold: f32,
+    /// Block or sanitize (default).
+    #[serde(default)]
+    pub action: PiiAction,
+    /// Operator per entity type, for `sanitize`.
+    #[serde(default)]
+    pub operators: BTreeMap<String, Operator>,
+    /// Operator for entity types not in `operators` (`replace` with `<ENTITY_TYPE>` by default).
+    #[serde(default)]
+    pub default_operator: Operator,
+}
+
+fn default_threshold() -> f32 {
+    0.5
+}
+
+impl Default for PiiGuardConfig {
+    fn default() -> Self {
+        Self {
+            entities: None,
+            score_threshold: default_threshold(),
+            action: PiiAction::default(),
+            operators: BTreeMap::new(),
+            default_operator: Operator::default(),
+        }
+    }
+}
+
+/// The PII guard.
+///
+/// Findings: `kind` = entity type, `span` = segment + byte range, `score`, `detector` =
+/// recognizer name. Capabilities: every stage, sanitizing, and
+/// `Granularity::Window(analyzer.window())` — the longest pattern match plus the context
+/// look-back plus one byte of look-around each side (see [`Analyzer::window`]).
+///
+/// Pseudonymization keeps one [`Vault`] per `RequestContext::run_id`, created on first use;
+/// the host de-anonymizes the answer with [`PiiGuard::vault`] and must call
+/// [`PiiGuard::take_vault`] when the run ends (that removes it). A subject to pseudonymize
+/// without a run id is an error (the chain fails closed).
+///
+/// ```
+/// use aegis_contracts::{GuardSubject, Guardrail, Message, RequestContext};
+/// use aegis_pii::{PiiGuard, PiiGuardConfig};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let guard = PiiGuard::new(PiiGuardConfig::default()).unwrap();
+/// let mut subject = GuardSubject::Input { messages: vec![Message::user("mail me: ann@example.org")] };
+/// let verdict = guard.check(&subject, &RequestContext::default()).await.unwrap();
+/// if let aegis_contracts::Decision::Sanitize { edits } = &verdict.decision {
+///     subject.apply_edits(edits).unwrap();
+/// }
+/// assert_eq!(subject.segments()[0].text, "mail me: <EMAIL_ADDRESS>");
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct PiiGuard {
+    analyzer: Analyzer,
+    config: PiiGuardConfig,
+    vaults: Mutex<HashMap<String, Arc<Mutex<Vault>>>>,
+}
+
+impl PiiGuard {
+    /// Builds the guard (compiles the analyzer).
+    pub fn new(config: PiiGuardConfig) -> Result<Self, Error> {
+        let analyzer = Analyzer::new(AnalyzerConfig {
+            entities: config.entities.clone(),
+            score_threshold: config.score_threshold,
+        })
+        .map_err(|e| Error::config(format!("pii guard: {e}")))?;
+        for k in config.operators.keys() {
+            if !analyzer.entities().contains(&k.as_str()) {
+                return Err(Error::config(format!(
+                    "pii guard: operator for unknown or disabled entity `{k}`"
+                )));
+            }
+        }
+        Ok(Self {
+            analyzer,
+            config,
+            vaults: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The analyzer.
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
+    }
+
+    /// The vault of run `run_id`, if it pseudonymized anything.
+    pub fn vault(&self, run_id: &str) -> Option<Arc<Mutex<Vault>>> {
+        self.vaults.lock().ok()?.get(run_id).cloned()
+    }
+
+    /// Removes and returns the vault of run `run_id` (call it when the run ends).
+    pub fn take_vault(&self, run_id: &str) -> Option<Vault> {
+        let arc = self.vaults.lock().ok()?.remove(run_id)?;
+        Some(match Arc::try_unwrap(arc) {
+            Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
+            Err(shared) => shared
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_else(|p| p.into_inner().clone()),
+        })
+    }
+
+    /// How many runs currently hold a vault.
+    pub fn vault_count(&self) -> usize {
+        self.vaults.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn operator_for(&self, entity: &str) -> &Operator {
+        self.config
+            .operators
+            .get(entity)
+            .unwrap_or(&self.config.default_operator)
+    }
+
+    fn uses_vault(&self) -> bool {
+        matches!(self.config.default_operator, Operator::Pseudonymize)
+            || self
+                .config
+                .operators
+                .values()
+                .any(|o| matches!(o, Operator::Pseudonymize))
+    }
+}
+
+#[async_trait]
+impl Guardrail for PiiGuard {
+    fn capabilities(&self) -> GuardCapabilities {
+        GuardCapabilities::new(Stage::ALL, Granularity::Window(self.analyzer.window())).sanitizing()
+    }
+
+    async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
+        let mut findings = Vec::new();
+        let mut per_segment = Vec::new();
+        for (i, seg) in subject.segments().iter().enumerate() {
+            let results = self.analyzer.analyze_resolved(seg.text);
+            for r in &results {
+                findings.push(Finding::new(
+                    r.entity,
+                    Some(Span {
+                        segment: i,
+                        start: r.start,
+                        end: r.end,
+                    }),
+                    r.score,
+                    r.recognizer,
+                ));
+            }
+            per_segment.push((i, seg.text, results));
+        }
+        if findings.is_empty() {
+            return Ok(Verdict::allow());
+        }
+        match self.config.action {
+            PiiAction::Block => {
+                let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
+                kinds.sort_unstable();
+                kinds.dedup();
+                Ok(
+                    Verdict::block(format!("PII detected: {}", kinds.join(", ")), "pii")
+                        .with_findings(findings),
+                )
+            }
+            PiiAction::Sanitize => {
+                let vault = if self.uses_vault() {
+                    let run = ctx.run_id.as_deref().ok_or_else(|| {
+                        Error::config("pii guard: pseudonymization needs a run id")
+                    })?;
+                    let mut map = self
+                        .vaults
+                        .lock()
+                        .map_err(|_| Error::internal("pii vault map poisoned"))?;
+                    Some(map.entry(run.to_owned()).or_default().clone())
+                } else {
+                    None
+                };
+                let mut guard = match &vault {
+                    Some(v) => Some(
+                        v.lock()
+                            .map_err(|_| Error::internal("pii vault poisoned"))?,
+                    ),
+                    None => None,
+                };
+                let mut edits = Vec::with_capacity(findings.len());
+                for (i, text, results) in per_segment {
+                    for r in results {
+                        let replacement = self.operator_for(r.entity).apply(
+                            r.entity,
+                            &text[r.start..r.end],
+                            guard.as_deref_mut(),
+                        )?;
+                        edits.push(Edit {
+                            segment: i,
+                            start: r.start,
+                            end: r.end,
+                            replacement,
+                        });
+                    }
+                }
+                Ok(Verdict::new(Decision::Sanitize { edits }).with_findings(findings))
+            }
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! The predefined recognizers: Presidio's pattern set rewritten for a linear-time,
+//! look-around-free engine.
+//!
+//! Look-arounds become byte checks around the match ([`Pattern::not_preceded_by`] /
+//! [`Pattern::not_followed_by`]); unbounded repetitions carry an explicit
+//! [`Pattern::max_len`] so every match is bounded (which is what makes
+//! [`Granularity::Window`](aegis_contracts::Granularity::Window) computable). All patterns are
+//! matched case-insensitively (Presidio's global `IGNORECASE`) unless they opt out with `(?-i)`.
+
+use crate::validators::{self as v, Check};
+
+/// One regular expression of a recognizer.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    /// Human-readable name (`"Credit card (weak)"`).
+    pub name: &'static str,
+    /// The expression (regex-automata syntax, bytes mode, ASCII classes).
+    pub regex: String,
+    /// Base score in `[0, 1]` before validation and context.
+    pub score: f32,
+    /// Matches longer than this many bytes are discarded. Required when the expression is
+    /// unbounded; otherwise the expression's own maximum applies.
+    pub max_len: Option<usize>,
+    /// The byte before a match must not satisfy this (a negative look-behind).
+    pub not_preceded_by: Option<fn(u8) -> bool>,
+    /// The byte after a match must not satisfy this (a negative look-ahead).
+    pub not_followed_by: Option<fn(u8) -> bool>,
+}
+
+/// A recognizer: patterns for one entity type, context words and a validator.
+#[derive(Debug, Clone)]
+pub struct Recognizer {
+    /// Name, reported as the finding's detector (`"CreditCardRecognizer"`).
+    pub name: &'static str,
+    /// The entity type it detects (`"CREDIT_CARD"`).
+    pub entity: &'static str,
+    /// Its patterns.
+    pub patterns: Vec<Pattern>,
+    /// Words that raise confidence when they appear shortly before a match (lowercase).
+    pub context: &'static [&'static str],
+    /// Runs on every match: prove, keep, drop or trim it.
+    pub validate: fn(&str) -> Check,
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+fn is_word_or_colon(b: u8) -> bool {
+    is_word(b) || b == b':'
+}
+fn is_alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+fn is_digit(b: u8) -> bool {
+    b.is_ascii_digit()
+}
+fn is_phone_tail(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-'
+}
+
+fn neutral(_: &str) -> Check {
+    Check::Neutral
+}
+
+fn p(name: &'static str, regex: &str, score: f32) -> Pattern {
+    Pattern {
+        name,
+        regex: regex.to_owned(),
+        score,
+        max_len: None,
+        not_preceded_by: None,
+        not_followed_by: None,
+    }
+}
+
+impl Pattern {
+    #[allow(dead_code)]
+    fn max(mut self, n: usize) -> Self {
+        self.max_len = Some(n);
+        self
+    }
+    fn around(mut self, before: fn(u8) -> bool, after: fn(u8) -> bool) -> Self {
+        self.not_preceded_by = Some(before);
+        self.not_followed_by = Some(after);
+        self
+    }
+    fn before(mut self, before: fn(u8) -> bool) -> Self {
+        self.not_preceded_by = Some(before);
+        self
+    }
+}
+
+fn r(
+    name: &'static str,
+    entity: &'static str,
+    patterns: Vec<Pattern>,
+    context: &'static [&'static str],
+    validate: fn(&str) -> Check,
+) -> Recognizer {
+    Recognizer {
+        name,
+        entity,
+        patterns,
+        context,
+        validate,
+    }
+}
+
+const OCTET: &str = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)";
+
+fn url_pattern(scheme: bool) -> String {
+    let tlds = include_str!("url_tlds.txt")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("|");
+    let scheme = if scheme { r"https?://" } else { "" };
+    format!(
+        r"\b{scheme}(?:www[0-9]{{0,3}}\.)?[a-z0-9\-]{{1,63}}(?:\.[a-z0-9\-]{{1,63}}){{0,4}}\.(?:{tlds})\b(?:/[^\s()<>\x22']{{0,200}})?"
+    )
+}
+
+/// Every predefined recognizer, in a stable order.
+pub fn predefined() -> Vec<Recognizer> {
+    let month = "(?:JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)";
+    let d31 = "(?:[1-9]|0[1-9]|[1-2][0-9]|3[0-1])";
+    let m12 = "(?:[1-9]|0[1-9]|1[0-2])";
+    vec![
+        r(
+            "CreditCardRecognizer",
+            "CREDIT_CARD",
+            vec![p("All credit cards (weak)", r"\b(?:4[0-9]{3}|5[0-5][0-9]{2}|6[0-9]{3}|1[0-9]{3}|3[0-9]{3})[\- ]?[0-9]{3,4}[\- ]?[0-9]{3,4}[\- ]?[0-9]{3,5}\b", 0.3)],
+            &["credit", "card", "visa", "mastercard", "cc ", "amex", "discover", "jcb", "diners", "maestro", "instapayment"],
+            v::credit_card,
+        ),
+        r(
+            "CryptoRecognizer",
+            "CRYPTO",
+            vec![
+                p("Bitcoin", r"(?-i:(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25,59})", 0.5).around(is_alnum, is_alnum),
+                p("Ethereum", r"\b0x[0-9a-f]{40}\b", 0.5),
+            ],
+            &["wallet", "btc", "bitcoin", "crypto", "eth", "ethereum"],
+            |s| if s.len() > 2 && s[..2].eq_ignore_ascii_case("0x") { v::eth(s) } else { v::btc(s) },
+        ),
+        r(
+            "DateRecognizer",
+            "DATE_TIME",
+            vec![
+                p("ISO 8601 datetime", r"\b[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,9})?)?(?:[+\-][0-2][0-9]:[0-5][0-9]|Z)", 0.8),
+                p("mm/dd/yyyy or mm/dd/yy", &format!(r"\b{m12}/{d31}/(?:[0-9]{{4}}|[0-9]{{2}})\b"), 0.6),
+                p("dd/mm/yyyy or dd/mm/yy", &format!(r"\b{d31}/{m12}/(?:[0-9]{{4}}|[0-9]{{2}})\b"), 0.6),
+                p("yyyy/mm/dd", &format!(r"\b[0-9]{{4}}/{m12}/{d31}\b"), 0.6),
+                p("mm-dd-yyyy", &format!(r"\b{m12}-{d31}-[0-9]{{4}}\b"), 0.6),
+                p("dd-mm-yyyy", &format!(r"\b{d31}-{m12}-[0-9]{{4}}\b"), 0.6),
+                p("yyyy-mm-dd", &format!(r"\b[0-9]{{4}}-{m12}-{d31}\b"), 0.6),
+                p("dd.mm.yyyy or dd.mm.yy", &format!(r"\b{d31}\.{m12}\.(?:[0-9]{{4}}|[0-9]{{2}})\b"), 0.6),
+                p("dd-MMM-yyyy or dd-MMM-yy", &format!(r"\b{d31}-{month}-(?:[0-9]{{4}}|[0-9]{{2}})\b"), 0.6),
+                p("MMM-yyyy or MMM-yy", &format!(r"\b{month}-(?:[0-9]{{4}}|[0-9]{{2}})\b"), 0.6),
+                p("dd-MMM", &format!(r"\b{d31}-{month}\b"), 0.6),
+                p("mm/yyyy or m/yyyy", &format!(r"\b{m12}/[0-9]{{4}}\b"), 0.2),
+                p("mm/yy or m/yy", &format!(r"\b{m12}/[0-9]{{2}}\b"), 0.1),
+            ],
+            &["date", "birthday"],
+            v::date,
+        ),
+        r(
+            "EmailRecognizer",
+            "EMAIL_ADDRESS",
+            vec![p(
+                "Email (medium)",
+                r"\b[a-z0-9!#$%&'*+/=?^_`{|}~\-](?:[a-z0-9!#$%&'*+/=?^_`{|}~.\-]{0,62}[a-z0-9!#$%&'*+/=?^_`{|}~\-])?@[a-z0-9_\-]{1,63}(?:\.[a-z0-9_\-]{1,63}){1,4}\b",
+                0.5,
+            )],
+            &["email"],
+            v::email,
+        ),
+        r(
+            "IbanRecognizer",
+            "IBAN_CODE",
+            vec![p("IBAN generic", r"(?-i:[A-Z]{2}[0-9]{2}(?:[ \-]?[A-Z0-9]{4}){2,7}(?:[ \-]?[A-Z0-9]{1,3})?)", 0.5).around(is_alnum, is_alnum)],
+            &["iban", "bank", "transaction"],
+            v::iban,
+        ),
+        r(
+            "IpRecognizer",
+            "IP_ADDRESS",
+            vec![
+                p("IPv4", &format!(r"\b{OCTET}\.{OCTET}\.{OCTET}\.{OCTET}(?:/[0-9]{{1,2}})?\b"), 0.6),
+                p("IPv6", &format!(r"(?:[0-9a-f]{{1,4}}:|:)(?:[0-9a-f]{{0,4}}:){{1,7}}(?:[0-9a-f]{{1,4}}|{OCTET}\.{OCTET}\.{OCTET}\.{OCTET})?(?:/[0-9]{{1,3}})?"), 0.6)
+                    .around(is_word_or_colon, is_word_or_colon),
+            ],
+            &["ip", "ipv4", "ipv6"],
+            |s| if s.contains(':') { v::ipv6(s) } else { v::ipv4(s) },
+        ),
+        r(
+            "MacAddressRecognizer",
+            "MAC_ADDRESS",
+            vec![
+                p("MAC colon", r"\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b", 0.6),
+                p("MAC dash", r"\b[0-9a-f]{2}(?:-[0-9a-f]{2}){5}\b", 0.6),
+                p("MAC Cisco", r"\b[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}\b", 0.6),
+            ],
+            &["mac", "mac address", "hardware address", "physical address", "ethernet"],
+            v::mac,
+        ),
+        r(
+            "PhoneRecognizer",
+            "PHONE_NUMBER",
+            vec![
+                p("Phone (international)", r"(?:\+|\b00)[1-9][0-9]{0,2}(?:[ .\-]?\(?[0-9]{1,4}\)?)(?:[ .\-]?[0-9]{1,5}){1,5}", 0.4)
+                    .around(is_word, is_phone_tail),
+                p("Phone (North America)", r"(?:\([0-9]{3}\)[ .\-]?|\b[0-9]{3}[ .\-])[0-9]{3}[ .\-][0-9]{4}\b", 0.4).before(is_word),
+                p("Phone (national, trunk 0)", r"\b0[1-9][0-9]{1,4}(?:[ \-][0-9]{2,5}){1,3}\b", 0.4).before(is_word),
+                p("Phone (national, trunk 0, parenthesised)", r"\(0[1-9][0-9]{1,4}\)[ \-]?[0-9]{3,5}(?:[ \-][0-9]{2,5}){0,2}\b", 0.4),
+            ],
+            &["phone", "number", "telephone", "cell", "cellphone", "mobile", "call", "tel"],
+            v::phone,
+        ),
+        r(
+            "UrlRecognizer",
+            "URL",
+            vec![p("Standard URL", &url_pattern(true), 0.6), p("Non-schema URL", &url_pattern(false), 0.5)],
+            &["url", "website", "link"],
+            neutral,
+        ),
+        r(
+            "UsSsnRecognizer",
+            "US_SSN",
+            vec![
+                p("SSN1 (very weak)", r"\b[0-9]{5}-[0-9]{4}\b", 0.05),
+                p("SSN2 (very weak)", r"\b[0-9]{3}-[0-9]{6}\b", 0.05),
+                p("SSN3 (very weak)", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", 0.05),
+                p("SSN4 (very weak)", r"\b[0-9]{9}\b", 0.05),
+                p("SSN5 (medium)", r"\b[0-9]{3}[\- .][0-9]{2}[\- .][0-9]{4}\b", 0.5),
+            ],
+            &["social", "security", "ssn", "ssns", "ssn#", "ss#", "ssid"],
+            v::us_ssn,
+        ),
+        r(
+            "UsItinRecognizer",
+            "US_ITIN",
+            vec![
+                p("ITIN (very weak)", r"\b9[0-9]{2}[\- ](?:5[0-9]|6[0-5]|7[0-9]|8[0-8]|9[0-24-9])[0-9]{4}\b|\b9[0-9]{2}(?:5[0-9]|6[0-5]|7[0-9]|8[0-8]|9[0-24-9])[\- ][0-9]{4}\b", 0.05),
+                p("ITIN (weak)", r"\b9[0-9]{2}(?:5[0-9]|6[0-5]|7[0-9]|8[0-8]|9[0-24-9])[0-9]{4}\b", 0.3),
+                p("ITIN (medium)", r"\b9[0-9]{2}[\- ](?:5[0-9]|6[0-5]|7[0-9]|8[0-8]|9[0-24-9])[\- ][0-9]{4}\b", 0.5),
+            ],
+            &["individual", "taxpayer", "itin", "tax", "payer", "taxid", "tin"],
+            neutral,
+        ),
+        r(
+            "UsBankRecognizer",
+            "US_BANK_NUMBER",
+            vec![p("Bank account (weak)", r"\b[0-9]{8,17}\b", 0.05)],
+            &["check", "account", "account#", "acct", "bank", "save", "debit"],
+            neutral,
+        ),
+        r(
+            "UsLicenseRecognizer",
+            "US_DRIVER_LICENSE",
+            vec![
+                p(
+                    "Driver license - alphanumeric (weak)",
+                    r"\b(?:[A-Z][0-9]{3,6}|[A-Z][0-9]{5,9}|[A-Z][0-9]{6,8}|[A-Z][0-9]{4,8}|[A-Z][0-9]{9,11}|[A-Z]{1,2}[0-9]{5,6}|H[0-9]{8}|V[0-9]{6}|X[0-9]{8}|[A-Z]{2}[0-9]{2,5}|[A-Z]{2}[0-9]{3,7}|[0-9]{2}[A-Z]{3}[0-9]{5,6}|[A-Z][0-9]{13,14}|[A-Z][0-9]{18}|[A-Z][0-9]{6}R|[A-Z][0-9]{9}|[A-Z][0-9]{1,12}|[0-9]{9}[A-Z]|[A-Z]{2}[0-9]{6}[A-Z]|[0-9]{8}[A-Z]{2}|[0-9]{3}[A-Z]{2}[0-9]{4}|[A-Z][0-9][A-Z][0-9][A-Z]|[0-9]{7,8}[A-Z])\b",
+                    0.3,
+                ),
+                p("Driver license - digits (very weak)", r"\b(?:[0-9]{6,14}|[0-9]{16})\b", 0.01),
+            ],
+            &["driver", "license", "permit", "lic", "identification", "dls", "cdls", "lic#", "driving"],
+            neutral,
+        ),
+        r(
+            "UsPassportRecognizer",
+            "US_PASSPORT",
+            vec![
+                p("Passport (very weak)", r"\b[0-9]{9}\b", 0.05),
+                p("Passport next generation (very weak)", r"\b[A-Z][0-9]{8}\b", 0.1),
+            ],
+            &["us", "united", "states", "passport", "passport#", "travel", "document"],
+            neutral,
+        ),
+        r(
+            "AbaRoutingRecognizer",
+            "ABA_ROUTING_NUMBER",
+            vec![
+                p("ABA routing number (weak)", r"\b[0123678][0-9]{8}\b", 0.05),
+                p("ABA routing number", r"\b[0123678][0-9]{3}-[0-9]{4}-[0-9]\b", 0.3),
+            ],
+            &["aba", "routing", "abarouting", "association", "bankrouting"],
+            v::aba,
+        ),
+        r(
+            "MedicalLicenseRecognizer",
+            "MEDICAL_LICENSE",
+            vec![p("US DEA certificate number (weak)", r"[abcdefghjklmprstux][a-z][0-9]{7}|[abcdefghjklmprstux]9[0-9]{7}", 0.4)],
+            &["medical", "certificate", "dea"],
+            v::dea,
+        ),
+        r(
+            "UsNpiRecognizer",
+            "US_NPI",
+            vec![p("NPI (weak)", r"\b[12][0-9]{9}\b", 0.1), p("NPI (medium)", r"\b[12][0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}\b", 0.4)],
+            &["npi", "national provider", "provider", "npi number", "provider id", "provider identifier", "taxonomy"],
+            v::us_npi,
+        ),
+        r(
+            "NhsRecognizer",
+            "UK_NHS",
+            vec![p("NHS (medium)", r"\b[0-9]{3}[\- ]?[0-9]{3}[\- ]?[0-9]{4}\b", 0.5)],
+            &["national health service", "nhs", "health services authority", "health authority"],
+            v::uk_nhs,
+        ),
+        r(
+            "UkNinoRecognizer",
+            "UK_NINO",
+            vec![p("NINO (medium)", r"\b[a-ceghj-pr-tw-z][a-ceghj-npr-tw-z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[a-d]\b", 0.5)],
+            &["national insurance", "ni number", "nino"],
+            v::uk_nino,
+        ),
+        r(
+            "UkPassportRecognizer",
+            "UK_PASSPORT",
+            vec![p("UK passport (weak)", r"\b[A-Z]{2}[0-9]{7}\b", 0.1)],
+            &["passport", "passport number", "travel document", "uk passport", "british passport", "her majesty", "his majesty", "hm passport", "hmpo"],
+            neutral,
+        ),
+        r(
+            "EsNifRecognizer",
+            "ES_NIF",
+            vec![p("NIF", r"\b[0-9]?[0-9]{7}-?[A-Z]\b", 0.5)],
+            &["documento nacional de identidad", "dni", "nif", "identificación"],
+            v::es_nif,
+        ),
+        r(
+            "EsNieRecognizer",
+            "ES_NIE",
+            vec![p("NIE", r"\b[X-Z]?[0-9]?[0-9]{7}-?[A-Z]\b", 0.5)],
+            &["número de identificación de extranjero", "nie"],
+            v::es_nie,
+        ),
+        r(
+            "EsPassportRecognizer",
+            "ES_PASSPORT",
+            vec![p("ES passport", r"\b[A-Z]{3}[0-9]{6}\b", 0.05)],
+            &["pasaporte", "passport", "número de pasaporte", "passport number"],
+            neutral,
+        ),
+        r(
+            "ItFiscalCodeRecognizer",
+            "IT_FISCAL_CODE",
+            vec![p(
+                "Fiscal code",
+                r"(?:[A-Z][AEIOU][AEIOUX]|[AEIOU]X{2}|[B-DF-HJ-NP-TV-Z]{2}[A-Z]){2}(?:[0-9LMNP-V]{2}(?:[A-EHLMPR-T](?:[04LQ][1-9MNP-V]|[15MR][0-9LMNP-V]|[26NS][0-8LMNP-U])|[DHPS][37PT][0L]|[ACELMRT][37PT][01LM]|[AC-EHLMPR-T][26NS][9V])|(?:[02468LNQSU][048LQU]|[13579MPRTV][26NS])B[26NS][9V])(?:[A-MZ][1-9MNP-V][0-9LMNP-V]{2}|[A-M][0L](?:[1-9MNP-V][0-9LMNP-V]|[0L][1-9MNP-V]))[A-Z]",
+                0.3,
+            )],
+            &["codice fiscale", "cf"],
+            v::it_fiscal_code,
+        ),
+        r(
+            "SgFinRecognizer",
+            "SG_NRIC_FIN",
+            vec![p("NRIC (weak)", r"\b[A-Z][0-9]{7}[A-Z]\b", 0.3), p("NRIC (medium)", r"\b[STFGM][0-9]{7}[A-Z]\b", 0.5)],
+            &["fin", "fin#", "nric", "nric#"],
+            v::sg_nric,
+        ),
+        r(
+            "AuAbnRecognizer",
+            "AU_ABN",
+            vec![p("ABN (medium)", r"\b[0-9]{2} [0-9]{3} [0-9]{3} [0-9]{3}\b", 0.1), p("ABN (low)", r"\b[0-9]{11}\b", 0.01)],
+            &["australian business number", "abn"],
+            v::au_abn,
+        ),
+        r(
+            "AuAcnRecognizer",
+            "AU_ACN",
+            vec![p("ACN (medium)", r"\b[0-9]{3} [0-9]{3} [0-9]{3}\b", 0.1), p("ACN (low)", r"\b[0-9]{9}\b", 0.01)],
+            &["australian company number", "acn"],
+            v::au_acn,
+        ),
+        r(
+            "AuTfnRecognizer",
+            "AU_TFN",
+            vec![p("TFN (medium)", r"\b[0-9]{3} [0-9]{3} [0-9]{3}\b", 0.1), p("TFN (low)", r"\b[0-9]{9}\b", 0.01)],
+            &["tax file number", "tfn"],
+            v::au_tfn,
+        ),
+        r(
+            "AuMedicareRecognizer",
+            "AU_MEDICARE",
+            vec![p("Medicare (medium)", r"\b[2-6][0-9]{3} [0-9]{5} [0-9]\b", 0.1), p("Medicare (low)", r"\b[2-6][0-9]{9}\b", 0.01)],
+            &["medicare"],
+            v::au_medicare,
+        ),
+        r(
+            "InPanRecognizer",
+            "IN_PAN",
+            vec![
+                p("PAN (high)", r"\b[A-Z]{3}[ABCFGHJLPT][A-Z][0-9]{4}[A-Z]\b", 0.5),
+                p("PAN (medium)", r"\b[A-Z]{5}[0-9]{4}[A-Z]\b", 0.1),
+            ],
+            &["permanent account number", "pan"],
+            neutral,
+        ),
+        r(
+            "InAadhaarRecognizer",
+            "IN_AADHAAR",
+            vec![p("Aadhaar (very weak)", r"\b[0-9]{12}\b", 0.01), p("Aadhaar separated (very weak)", r"\b[0-9]{4}[\- :][0-9]{4}[\- :][0-9]{4}\b", 0.01)],
+            &["aadhaar", "uidai"],
+            v::in_aadhaar,
+        ),
+        r(
+            "InVoterRecognizer",
+            "IN_VOTER",
+            vec![p("Voter (medium)", r"\b[A-Z][ABCDGHJKMNPRSY][A-Z][0-9]{7}\b", 0.4), p("Voter (weak)", r"\b[A-Z]{3}[0-9]{7}\b", 0.3)],
+            &["voter", "epic", "elector photo identity card"],
+            neutral,
+        ),
+        r(
+            "InPassportRecognizer",
+            "IN_PASSPORT",
+            vec![p("Passport", r"\b[A-Z][1-9][0-9] ?[0-9]{4}[1-9]\b", 0.1)],
+            &["passport", "indian passport", "passport number"],
+            neutral,
+        ),
+        r(
+            "PlPeselRecognizer",
+            "PL_PESEL",
+            vec![p("PESEL", r"[0-9]{2}(?:[02468][1-9]|[13579][012])(?:0[1-9]|1[0-9]|2[0-9]|3[01])[0-9]{5}", 0.4)],
+            &["pesel"],
+            v::pl_pesel,
+        ),
+        r(
+            "FiPersonalIdentityCodeRecognizer",
+            "FI_PERSONAL_IDENTITY_CODE",
+            vec![
+                p("Finnish personal identity code (medium)", r"\b[0-9]{6}[\-+ABCDEFYXWVU][0-9]{3}[0-9ABCDEFHJKLMNPRSTUVWXY]\b", 0.5),
+                p("Finnish personal identity code (very weak)", r"[0-9]{6}[\-+ABCDEFYXWVU][0-9]{3}[0-9ABCDEFHJKLMNPRSTUVWXY]", 0.1),
+            ],
+            &["hetu", "henkilötunnus", "personbeteckningen", "personal identity code"],
+            v::fi_pic,
+        ),
+        r(
+            "KrRrnRecognizer",
+            "KR_RRN",
+            vec![p("RRN (medium)", r"[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])-?[1-4][0-9]{6}", 0.5).around(is_digit, is_digit)],
+            &["korean rrn", "korean resident registration number", "resident registration number", "rrn", "rrn#"],
+            v::kr_rrn,
+        ),
+        r(
+            "CaSinRecognizer",
+            "CA_SIN",
+            vec![p("SIN (weak)", r"\b[1-79][0-9]{8}\b", 0.05), p("SIN (medium)", r"\b[1-79][0-9]{2}[\- ][0-9]{3}[\- ][0-9]{3}\b", 0.5)],
+            &["sin", "sin number", "social insurance", "social insurance number", "canada", "nas", "numéro nas", "numéro d'assurance sociale", "assurance sociale"],
+            v::ca_sin,
+        ),
+        r(
+            "SePersonnummerRecognizer",
+            "SE_PERSONNUMMER",
+            vec![
+                p("Swedish personnummer (medium)", r"\b[0-9]{6}(?:[0-9]{2})?[\-+]?[0-9]{4}\b", 0.5),
+            ],
+            &["personnummer", "svenskt personnummer", "svensk id", "ssn", "personal identity number", "samordningsnummer"],
+            v::se_personnummer,
+        ),
+        r(
+            "ZaIdNumberRecognizer",
+            "ZA_ID_NUMBER",
+            vec![p("South African ID number", r"\b[0-9]{10}[0-2][89][0-9]\b", 0.2)],
+            &["id", "identity", "identity number", "id number", "south african id", "rsa id", "smart id", "national id"],
+            v::za_id,
+        ),
+        r(
+            "TrNationalIdRecognizer",
+            "TR_NATIONAL_ID",
+            vec![p("TR national id", r"\b[1-9][0-9]{10}\b", 0.3)],
+            &["tc kimlik", "kimlik no", "kimlik numarası", "tckn", "tc no", "nüfus cüzdanı", "national id", "turkish id", "türk kimlik"],
+            v::tr_national_id,
+        ),
+        r(
+            "ThTninRecognizer",
+            "TH_TNIN",
+            vec![p("TNIN (medium)", r"\b[1-9](?:[134][0-9]|2[0-7]|5[0-8]|[67][0-7]|[89][0-6])[0-9]{10}\b", 0.5)],
+            &["thai national id", "thai id number", "tnin", "เลขประจำตัวประชาชน", "เลขบัตรประชาชน", "รหัสปชช"],
+            v::th_tnin,
+        ),
+        r(
+            "UkPostcodeRecognizer",
+            "UK_POSTCODE",
+            vec![p(
+                "UK postcode",
+                r"\b(?:GIR ?0AA|[A-PR-UWYZ][0-9][ABCDEFGHJKPSTUW]? ?[0-9][ABD-HJLNP-UW-Z]{2}|[A-PR-UWYZ][0-9]{2} ?[0-9][ABD-HJLNP-UW-Z]{2}|[A-PR-UWYZ][A-HK-Y][0-9][ABEHMNPRVWXY]? ?[0-9][ABD-HJLNP-UW-Z]{2}|[A-PR-UWYZ][A-HK-Y][0-9]{2} ?[0-9][ABD-HJLNP-UW-Z]{2})\b",
+                0.1,
+            )],
+            &["postcode", "post code", "postal code", "zip", "address", "delivery", "mailing", "shipping", "correspondence"],
+            neutral,
+        ),
+    ]
+}

@@ -1,0 +1,104 @@
+//! Governed call overhead: the default lifecycle graph (authenticate → input guards → route →
+//! provider → output guards → audit, in-memory checkpoints, exit durability) with three rule
+//! guards on input and output, against the bare `echo` provider call, on a 1 KB prompt.
+//!
+//! Criterion reports the mean per call; a percentile pass at the end prints p50 / p99 of
+//! both and of the difference (the overhead the targets are about).
+
+use std::{sync::Arc, time::Instant};
+
+use aegis::guards::{BanSubstrings, BanSubstringsConfig, InvisibleText, InvisibleTextConfig, Secrets, SecretsConfig};
+use aegis::providers::Echo;
+use aegis::{ChatRequest, GuardPolicy, Message, Pipeline, Provider, guard::GuardEntry};
+use criterion::{Criterion, criterion_group};
+
+fn prompt_1kb() -> String {
+    let sentence = "Please summarise the quarterly report for the board, focusing on revenue and churn. ";
+    let mut s = String::new();
+    while s.len() < 1024 {
+        s.push_str(sentence);
+    }
+    s.truncate(1024);
+    s
+}
+
+fn pipeline() -> Pipeline {
+    let entry = |id: &str, g: Arc<dyn aegis::Guardrail>| GuardEntry::new(id, g, GuardPolicy::default());
+    Pipeline::builder()
+        .provider("echo", Arc::new(Echo::new("echo")))
+        .guard(entry(
+            "banned",
+            Arc::new(BanSubstrings::new(BanSubstringsConfig::new(["project nightingale", "internal only"])).unwrap()),
+        ))
+        .guard(entry("secrets", Arc::new(Secrets::new(SecretsConfig::default()).unwrap())))
+        .guard(entry("invisible", Arc::new(InvisibleText::new(InvisibleTextConfig::default()).unwrap())))
+        .build()
+        .unwrap()
+}
+
+fn request(prompt: &str) -> ChatRequest {
+    ChatRequest::new("echo-1", vec![Message::user(prompt)])
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let prompt = prompt_1kb();
+    let pipeline = pipeline();
+    let echo = Echo::new("echo");
+    let mut g = c.benchmark_group("governed_call_1kb");
+    g.bench_function("bare_echo", |b| {
+        b.to_async(&rt).iter(|| async { echo.chat(request(&prompt)).await.unwrap().collect().await.unwrap() })
+    });
+    g.bench_function("governed_default_graph_3_guards", |b| {
+        b.to_async(&rt).iter(|| async { pipeline.chat(request(&prompt)).await.unwrap().collect().await.unwrap() })
+    });
+    g.finish();
+}
+
+fn percentile(sorted: &[u128], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Interleaves bare and governed calls so both see the same machine noise.
+fn percentiles() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let prompt = prompt_1kb();
+    let pipeline = pipeline();
+    let echo = Echo::new("echo");
+    let n = 20_000;
+    let (mut bare, mut governed) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    rt.block_on(async {
+        for _ in 0..2_000 {
+            pipeline.chat(request(&prompt)).await.unwrap().collect().await.unwrap();
+        }
+        for _ in 0..n {
+            let t = Instant::now();
+            echo.chat(request(&prompt)).await.unwrap().collect().await.unwrap();
+            bare.push(t.elapsed().as_nanos());
+            let t = Instant::now();
+            pipeline.chat(request(&prompt)).await.unwrap().collect().await.unwrap();
+            governed.push(t.elapsed().as_nanos());
+        }
+    });
+    bare.sort_unstable();
+    governed.sort_unstable();
+    println!("\npercentiles over {n} interleaved calls (µs):");
+    println!("  bare echo:  p50 {:>7.2}  p99 {:>7.2}", percentile(&bare, 0.5), percentile(&bare, 0.99));
+    println!("  governed:   p50 {:>7.2}  p99 {:>7.2}", percentile(&governed, 0.5), percentile(&governed, 0.99));
+    println!(
+        "  overhead:   p50 {:>7.2}  p99 {:>7.2}",
+        percentile(&governed, 0.5) - percentile(&bare, 0.5),
+        percentile(&governed, 0.99) - percentile(&bare, 0.99)
+    );
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if std::env::args().all(|a| a != "--list") {
+        percentiles();
+    }
+}
