@@ -7,13 +7,16 @@
 
 use std::{sync::Arc, time::Instant};
 
-use aegis::guards::{BanSubstrings, BanSubstringsConfig, InvisibleText, InvisibleTextConfig, Secrets, SecretsConfig};
+use aegis::guards::{
+    BanSubstrings, BanSubstringsConfig, InvisibleText, InvisibleTextConfig, Secrets, SecretsConfig,
+};
 use aegis::providers::Echo;
 use aegis::{ChatRequest, GuardPolicy, Message, Pipeline, Provider, guard::GuardEntry};
 use criterion::{Criterion, criterion_group};
 
 fn prompt_1kb() -> String {
-    let sentence = "Please summarise the quarterly report for the board, focusing on revenue and churn. ";
+    let sentence =
+        "Please summarise the quarterly report for the board, focusing on revenue and churn. ";
     let mut s = String::new();
     while s.len() < 1024 {
         s.push_str(sentence);
@@ -22,16 +25,38 @@ fn prompt_1kb() -> String {
     s
 }
 
-fn pipeline() -> Pipeline {
-    let entry = |id: &str, g: Arc<dyn aegis::Guardrail>| GuardEntry::new(id, g, GuardPolicy::default());
-    Pipeline::builder()
-        .provider("echo", Arc::new(Echo::new("echo")))
-        .guard(entry(
+fn guards() -> Vec<GuardEntry> {
+    let entry =
+        |id: &str, g: Arc<dyn aegis::Guardrail>| GuardEntry::new(id, g, GuardPolicy::default());
+    vec![
+        entry(
             "banned",
-            Arc::new(BanSubstrings::new(BanSubstringsConfig::new(["project nightingale", "internal only"])).unwrap()),
-        ))
-        .guard(entry("secrets", Arc::new(Secrets::new(SecretsConfig::default()).unwrap())))
-        .guard(entry("invisible", Arc::new(InvisibleText::new(InvisibleTextConfig::default()).unwrap())))
+            Arc::new(
+                BanSubstrings::new(BanSubstringsConfig::new([
+                    "project nightingale",
+                    "internal only",
+                ]))
+                .unwrap(),
+            ),
+        ),
+        entry(
+            "secrets",
+            Arc::new(Secrets::new(SecretsConfig::default()).unwrap()),
+        ),
+        entry(
+            "invisible",
+            Arc::new(InvisibleText::new(InvisibleTextConfig::default()).unwrap()),
+        ),
+    ]
+}
+
+fn pipeline() -> Pipeline {
+    guards()
+        .into_iter()
+        .fold(
+            Pipeline::builder().provider("echo", Arc::new(Echo::new("echo"))),
+            |b, g| b.guard(g),
+        )
         .build()
         .unwrap()
 }
@@ -41,16 +66,64 @@ fn request(prompt: &str) -> ChatRequest {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let prompt = prompt_1kb();
     let pipeline = pipeline();
     let echo = Echo::new("echo");
     let mut g = c.benchmark_group("governed_call_1kb");
     g.bench_function("bare_echo", |b| {
-        b.to_async(&rt).iter(|| async { echo.chat(request(&prompt)).await.unwrap().collect().await.unwrap() })
+        b.to_async(&rt).iter(|| async {
+            echo.chat(request(&prompt))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap()
+        })
     });
     g.bench_function("governed_default_graph_3_guards", |b| {
-        b.to_async(&rt).iter(|| async { pipeline.chat(request(&prompt)).await.unwrap().collect().await.unwrap() })
+        b.to_async(&rt).iter(|| async {
+            pipeline
+                .chat(request(&prompt))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap()
+        })
+    });
+    g.finish();
+
+    // Where the overhead goes.
+    let mut g = c.benchmark_group("overhead_breakdown_1kb");
+    let bare_graph = Pipeline::builder()
+        .provider("echo", Arc::new(Echo::new("echo")))
+        .build()
+        .unwrap();
+    g.bench_function("default_graph_no_guards", |b| {
+        b.to_async(&rt).iter(|| async {
+            bare_graph
+                .chat(request(&prompt))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap()
+        })
+    });
+    let chain = aegis::guard::GuardChain::new(guards());
+    let ctx = aegis::RequestContext::default();
+    let answer = aegis::Completion::text("id", "echo-1", format!("echo: {prompt}"));
+    g.bench_function("three_guards_on_request_and_answer", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut req = request(&prompt);
+            chain.judge_request(&mut req, &ctx, false).await;
+            let mut c = answer.clone();
+            chain.judge_completion(&mut c, &ctx, false).await;
+        })
     });
     g.finish();
 }
@@ -62,7 +135,10 @@ fn percentile(sorted: &[u128], p: f64) -> f64 {
 
 /// Interleaves bare and governed calls so both see the same machine noise.
 fn percentiles() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let prompt = prompt_1kb();
     let pipeline = pipeline();
     let echo = Echo::new("echo");
@@ -70,22 +146,47 @@ fn percentiles() {
     let (mut bare, mut governed) = (Vec::with_capacity(n), Vec::with_capacity(n));
     rt.block_on(async {
         for _ in 0..2_000 {
-            pipeline.chat(request(&prompt)).await.unwrap().collect().await.unwrap();
+            pipeline
+                .chat(request(&prompt))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
         }
         for _ in 0..n {
             let t = Instant::now();
-            echo.chat(request(&prompt)).await.unwrap().collect().await.unwrap();
+            echo.chat(request(&prompt))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
             bare.push(t.elapsed().as_nanos());
             let t = Instant::now();
-            pipeline.chat(request(&prompt)).await.unwrap().collect().await.unwrap();
+            pipeline
+                .chat(request(&prompt))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
             governed.push(t.elapsed().as_nanos());
         }
     });
     bare.sort_unstable();
     governed.sort_unstable();
     println!("\npercentiles over {n} interleaved calls (µs):");
-    println!("  bare echo:  p50 {:>7.2}  p99 {:>7.2}", percentile(&bare, 0.5), percentile(&bare, 0.99));
-    println!("  governed:   p50 {:>7.2}  p99 {:>7.2}", percentile(&governed, 0.5), percentile(&governed, 0.99));
+    println!(
+        "  bare echo:  p50 {:>7.2}  p99 {:>7.2}",
+        percentile(&bare, 0.5),
+        percentile(&bare, 0.99)
+    );
+    println!(
+        "  governed:   p50 {:>7.2}  p99 {:>7.2}",
+        percentile(&governed, 0.5),
+        percentile(&governed, 0.99)
+    );
     println!(
         "  overhead:   p50 {:>7.2}  p99 {:>7.2}",
         percentile(&governed, 0.5) - percentile(&bare, 0.5),

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# The test command: sets up what the suites need, then runs every test of the workspace.
-# Works on a fresh machine with Rust installed; PostgreSQL-backed tests run when
-# AEGIS_TEST_DATABASE_URL is set.
+# The test command: installs what the suites need, then runs every test of the workspace.
+# Works on a fresh machine with Rust, Python 3 and Node installed. PostgreSQL-backed tests
+# run when AEGIS_TEST_DATABASE_URL is set (.ci/run sets it to the local server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+clients=aegis-gateway/tests/clients
+# The official OpenAI SDKs, pinned, as real clients of the gateway.
+if [ ! -x "$clients/.venv/bin/python" ]; then
+  python3 -m venv "$clients/.venv"
+fi
+"$clients/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$clients/requirements.txt"
+(cd "$clients" && npm ci --no-audit --no-fund --silent)
+export AEGIS_CLIENT_TESTS=1
 
 cargo test --workspace --all-features --no-fail-fast "$@"

@@ -85,17 +85,29 @@ fn register_packs(r: &mut Registry) {
         fn boxed<G: Guardrail>(g: Result<G, Error>) -> Result<Arc<dyn Guardrail>, Error> {
             Ok(Arc::new(g?))
         }
-        r.register_guardrail::<g::BanSubstringsConfig, _>("ban_substrings", |c, _| boxed(g::BanSubstrings::new(c)));
-        r.register_guardrail::<g::RegexGuardConfig, _>("regex", |c, _| boxed(g::RegexGuard::new(c)));
+        r.register_guardrail::<g::BanSubstringsConfig, _>("ban_substrings", |c, _| {
+            boxed(g::BanSubstrings::new(c))
+        });
+        r.register_guardrail::<g::RegexGuardConfig, _>("regex", |c, _| {
+            boxed(g::RegexGuard::new(c))
+        });
         r.register_guardrail::<g::SecretsConfig, _>("secrets", |c, _| boxed(g::Secrets::new(c)));
-        r.register_guardrail::<g::InvisibleTextConfig, _>("invisible_text", |c, _| boxed(g::InvisibleText::new(c)));
-        r.register_guardrail::<g::JsonOutputConfig, _>("json_output", |c, _| boxed(g::JsonOutput::new(c)));
-        r.register_guardrail::<g::UrlAllowListConfig, _>("url_allow_list", |c, _| boxed(g::UrlAllowList::new(c)));
+        r.register_guardrail::<g::InvisibleTextConfig, _>("invisible_text", |c, _| {
+            boxed(g::InvisibleText::new(c))
+        });
+        r.register_guardrail::<g::JsonOutputConfig, _>("json_output", |c, _| {
+            boxed(g::JsonOutput::new(c))
+        });
+        r.register_guardrail::<g::UrlAllowListConfig, _>("url_allow_list", |c, _| {
+            boxed(g::UrlAllowList::new(c))
+        });
         r.register_guardrail::<g::PromptInjectionConfig, _>("prompt_injection", |c, _| {
             boxed(g::PromptInjection::new(c))
         });
         #[cfg(feature = "tiktoken")]
-        r.register_guardrail::<g::TokenLimitConfig, _>("token_limit", |c, _| boxed(g::TokenLimit::new(c)));
+        r.register_guardrail::<g::TokenLimitConfig, _>("token_limit", |c, _| {
+            boxed(g::TokenLimit::new(c))
+        });
     }
     let _ = r;
 }

@@ -7,12 +7,31 @@ use aegis::{ChatRequest, ErrorKind, Message, config::AegisConfig};
 async fn the_default_registry_registers_providers_and_guard_packs() {
     let names = aegis::registry().type_names();
     assert_eq!(names["providers"], ["echo", "openai"]);
-    for g in ["ban_substrings", "regex", "secrets", "invisible_text", "json_output", "url_allow_list", "prompt_injection"] {
-        assert!(names["guardrails"].iter().any(|n| n == g), "missing guard type {g}");
+    for g in [
+        "ban_substrings",
+        "regex",
+        "secrets",
+        "invisible_text",
+        "json_output",
+        "url_allow_list",
+        "prompt_injection",
+    ] {
+        assert!(
+            names["guardrails"].iter().any(|n| n == g),
+            "missing guard type {g}"
+        );
     }
     let schema = aegis::registry().config_schema();
-    let guard_types = schema.pointer("/properties/guardrails/items/oneOf").unwrap().as_array().unwrap();
-    assert!(guard_types.iter().any(|t| t.pointer("/properties/type/const") == Some(&"secrets".into())));
+    let guard_types = schema
+        .pointer("/properties/guardrails/items/oneOf")
+        .unwrap()
+        .as_array()
+        .unwrap();
+    assert!(
+        guard_types
+            .iter()
+            .any(|t| t.pointer("/properties/type/const") == Some(&"secrets".into()))
+    );
 }
 
 #[tokio::test]
@@ -34,7 +53,12 @@ async fn a_pipeline_from_toml_redacts_blocks_and_reports_config_paths() {
     "#;
     let pipeline = aegis::pipeline_from_toml(toml).await.unwrap();
     let answer = pipeline
-        .chat(ChatRequest::new("echo-1", vec![Message::user("key ghp_0123456789abcdefghijklmnopqrstuvwxyz ok")]))
+        .chat(ChatRequest::new(
+            "echo-1",
+            vec![Message::user(
+                "key ghp_0123456789abcdefghijklmnopqrstuvwxyz ok",
+            )],
+        ))
         .await
         .unwrap()
         .collect()
@@ -45,7 +69,10 @@ async fn a_pipeline_from_toml_redacts_blocks_and_reports_config_paths() {
     assert!(text.contains("[REDACTED:"), "{text}");
 
     let err = pipeline
-        .chat(ChatRequest::new("echo-1", vec![Message::user("status of Project Nightingale?")]))
+        .chat(ChatRequest::new(
+            "echo-1",
+            vec![Message::user("status of Project Nightingale?")],
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PolicyBlocked);
@@ -55,8 +82,14 @@ async fn a_pipeline_from_toml_redacts_blocks_and_reports_config_paths() {
         std::iter::empty::<(&str, &str)>(),
     )
     .unwrap();
-    let err = aegis::Pipeline::from_config(&aegis::registry(), &bad).await.unwrap_err();
+    let err = aegis::Pipeline::from_config(&aegis::registry(), &bad)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
-    assert!(err.message().starts_with("guardrails[0].config.entropy_threshold: "), "{err}");
+    assert!(
+        err.message()
+            .starts_with("guardrails[0].config.entropy_threshold: "),
+        "{err}"
+    );
     assert!(err.message().contains("expected a number"), "{err}");
 }

@@ -21,7 +21,8 @@
 //! Environment overrides: `AEGIS_` + the path in upper case with `__` between segments
 //! (`AEGIS_PROVIDERS__0__CONFIG__BASE_URL`). Values are read as TOML literals when they
 //! parse (`true`, `42`, `"x"`), as strings otherwise. Only variables naming a config section
-//! (`PIPELINE`, `ROUTING`, `PROVIDERS`, `GUARDRAILS`, `AUTHENTICATORS`, `TELEMETRY`) are
+//! (`PIPELINE`, `ROUTING`, `PROVIDERS`, `GUARDRAILS`, `AUTHENTICATORS`, `TELEMETRY`,
+//! `SERVER`) are
 //! overrides; other `AEGIS_*` variables are left alone.
 
 use std::collections::BTreeMap;
@@ -56,6 +57,10 @@ pub struct AegisConfig {
     /// Telemetry sinks.
     #[serde(default)]
     pub telemetry: Vec<PluginConfig>,
+    /// Settings of the process hosting the pipeline (the `aegis` gateway reads its listen
+    /// address, limits and database here); the library itself ignores this table.
+    #[serde(default)]
+    pub server: serde_json::Map<String, Value>,
 }
 
 /// Lifecycle settings.
@@ -190,13 +195,14 @@ pub(crate) fn humanize(msg: &str) -> String {
 }
 
 /// The top-level config sections `AEGIS_*` variables may override.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "pipeline",
     "routing",
     "providers",
     "guardrails",
     "authenticators",
     "telemetry",
+    "server",
 ];
 
 fn apply_env_override(doc: &mut toml::Table, key: &str, raw: &str) -> Result<(), Error> {

@@ -679,6 +679,17 @@ impl Pipeline {
         config: &AegisConfig,
         store: Option<Arc<dyn CheckpointStore>>,
     ) -> Result<Self, Error> {
+        Self::from_config_with(registry, config, store, Vec::new()).await
+    }
+
+    /// [`from_config`](Self::from_config) with a checkpoint store and extra telemetry sinks
+    /// supplied by the host (e.g. an audit writer, a live event feed).
+    pub async fn from_config_with(
+        registry: &Registry,
+        config: &AegisConfig,
+        store: Option<Arc<dyn CheckpointStore>>,
+        sinks: Vec<Arc<dyn TelemetrySink>>,
+    ) -> Result<Self, Error> {
         let c = registry.build(config).await?;
         let mut b = Pipeline::builder()
             .name(config.pipeline.name.clone())
@@ -702,7 +713,7 @@ impl Pipeline {
         for (id, a) in c.authenticators {
             b = b.authenticator(id, a);
         }
-        for (_, t) in c.telemetry {
+        for t in c.telemetry.into_iter().map(|(_, t)| t).chain(sinks) {
             b = b.telemetry(t);
         }
         if let Some(store) = store {
@@ -728,6 +739,24 @@ impl Pipeline {
             .iter()
             .map(|(id, _)| id.as_str())
             .collect()
+    }
+
+    /// The models callers can name: each provider's id (its default model), `provider/model`
+    /// for every model a provider lists, and every alias — with the provider serving each.
+    pub fn models(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (id, p) in &self.shared.providers {
+            out.push((id.clone(), id.clone()));
+            for m in p.models() {
+                out.push((format!("{id}/{m}"), id.clone()));
+            }
+        }
+        for (alias, target) in &self.shared.routing.aliases {
+            if let Ok(route) = self.shared.route(target) {
+                out.push((alias.clone(), route.provider));
+            }
+        }
+        out
     }
 
     /// Runs one request; a pause is an outcome, not an error.
@@ -795,26 +824,8 @@ impl Pipeline {
         let run_id = crate::graph::new_run_id();
         let mut ctx = std::mem::take(&mut req.ctx);
         ctx.run_id = Some(run_id);
-        if ctx.principal.is_none() && !self.shared.authenticators.is_empty() {
-            let mut last = None;
-            for (_, a) in &self.shared.authenticators {
-                match authenticate(a.as_ref(), ctx.credentials.clone()).await {
-                    Ok(p) => {
-                        ctx.principal = Some(p);
-                        break;
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            if ctx.principal.is_none() {
-                return Err(last
-                    .unwrap_or_else(|| Error::new(ErrorKind::Unauthenticated, "unauthenticated")));
-            }
-        } else if ctx.principal.is_none() && self.shared.require_auth {
-            return Err(Error::new(
-                ErrorKind::Unauthenticated,
-                "authentication is required",
-            ));
+        if ctx.principal.is_none() {
+            ctx.principal = self.authenticate(&ctx).await?;
         }
         let mut chat = ChatRequest::new(
             req.model.clone(),
@@ -844,6 +855,34 @@ impl Pipeline {
         req.model = route.model;
         req.ctx = ctx;
         provider.embed(req).await
+    }
+
+    /// Identifies the caller of `ctx` with the configured authenticators (the first that
+    /// accepts wins). `Ok(None)` when no authenticator is configured and authentication is not
+    /// required; [`Unauthenticated`](ErrorKind::Unauthenticated) otherwise.
+    pub async fn authenticate(&self, ctx: &RequestContext) -> Result<Option<Principal>, Error> {
+        if self.shared.authenticators.is_empty() {
+            if self.shared.require_auth {
+                return Err(Error::new(
+                    ErrorKind::Unauthenticated,
+                    "authentication is required",
+                ));
+            }
+            return Ok(None);
+        }
+        let mut last = None;
+        for (_, a) in &self.shared.authenticators {
+            match authenticate(a.as_ref(), ctx.credentials.clone()).await {
+                Ok(p) => return Ok(Some(p)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "no authenticator accepted the credentials",
+            )
+        }))
     }
 
     fn finish(

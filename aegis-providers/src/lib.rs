@@ -64,12 +64,21 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "anthropic")]
+pub mod anthropic;
 mod echo;
+mod http;
 mod openai;
+pub mod presets;
 mod sse;
+mod stream;
+mod translate;
 pub mod transport;
 pub mod wire;
 
+#[cfg(feature = "anthropic")]
+pub use anthropic::{Anthropic, AnthropicBuilder, AnthropicConfig};
 pub use echo::{Echo, EchoConfig};
-pub use openai::{OpenAiCompatible, OpenAiCompatibleBuilder, OpenAiConfig};
+pub use openai::{OpenAiCompatible, OpenAiCompatibleBuilder, OpenAiConfig, TokenSource};
+pub use presets::Preset;
 pub use transport::Transport;

@@ -1,30 +1,29 @@
 //! [`OpenAiCompatible`]: any server that speaks OpenAI's `chat/completions` and `embeddings`
-//! (OpenAI, Azure OpenAI's v1 API, vLLM, Ollama, LM Studio, llama.cpp, Together, Groq, ...).
+//! (OpenAI, Azure OpenAI, LiteLLM, vLLM, Ollama, LM Studio, llama.cpp, Together, Groq, ...).
+//! Well-known services are [`Preset`]s of it.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     fmt,
-    pin::Pin,
     sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use aegis_contracts::{
-    ChatChunk, ChatRequest, ChatResponse, ChatStream, Completion, EmbeddingRequest,
-    EmbeddingResponse, Error, ErrorKind, Provider, ProviderCapabilities, ResponseMeta, Secret,
-    SecretRef, async_trait,
+    ChatChunk, ChatRequest, ChatResponse, Completion, EmbeddingRequest, EmbeddingResponse, Error,
+    Provider, ProviderCapabilities, ResponseMeta, Secret, async_trait,
 };
-use bytes::Bytes;
-use futures_core::Stream;
-use futures_util::StreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use reqwest::{Method, Url};
+use http::{HeaderMap, HeaderName, header};
+use reqwest::Url;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
+    http::{self as h, HttpCore},
+    presets::{AuthStyle, Preset, Quirks},
     sse::{SseEvent, SseParser},
+    stream::{Decoder, Flow, FrameStream},
     transport::{self, Transport},
     wire::{self, WireChunk, WireCompletion},
 };
@@ -42,17 +41,37 @@ use crate::{
 /// })).unwrap();
 /// assert_eq!(cfg.models, ["gpt-4o-mini"]);
 /// ```
+///
+/// With a [`Preset`], `base_url` may be omitted:
+///
+/// ```
+/// use aegis_providers::{OpenAiCompatible, OpenAiConfig};
+/// let cfg: OpenAiConfig = serde_json::from_value(serde_json::json!({
+///     "preset": "ollama"
+/// })).unwrap();
+/// let p = OpenAiCompatible::from_config("local", cfg, None).unwrap();
+/// assert_eq!(p.base_url().as_str(), "http://localhost:11434/v1");
+/// ```
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct OpenAiConfig {
+    /// A well-known service whose base URL, auth header and quirks fill the defaults.
+    #[serde(default)]
+    pub preset: Option<Preset>,
     /// Base URL of the API, up to and including the version segment
     /// (`https://api.openai.com/v1`); `/chat/completions` and `/embeddings` are appended.
-    pub base_url: String,
-    /// API key, sent as `Authorization: Bearer`. Usually a `secret://` reference, resolved
-    /// before the provider is built. Omit for local servers that need none.
+    /// Required unless the preset has a default.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// API key, sent as `Authorization: Bearer` (or in `api_key_header`). Usually a
+    /// `secret://` reference, resolved before the provider is built. Omit for local servers
+    /// that need none.
     #[serde(default)]
     pub api_key: Option<Secret>,
+    /// Send the key raw in this header instead of `Authorization: Bearer` (e.g. `api-key`).
+    #[serde(default)]
+    pub api_key_header: Option<String>,
     /// Region the backend processes data in (`eu`, `us-east-1`), for residency policy.
     #[serde(default)]
     pub region: Option<String>,
@@ -73,8 +92,18 @@ impl OpenAiConfig {
     /// A configuration with just a base URL.
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
-            base_url: base_url.into(),
+            base_url: Some(base_url.into()),
+            ..Self::preset(None)
+        }
+    }
+
+    /// A configuration filled from `preset` (no base URL when `None`).
+    pub fn preset(preset: impl Into<Option<Preset>>) -> Self {
+        Self {
+            preset: preset.into(),
+            base_url: None,
             api_key: None,
+            api_key_header: None,
             region: None,
             models: Vec::new(),
             timeout_ms: None,
@@ -83,52 +112,117 @@ impl OpenAiConfig {
     }
 }
 
+/// Supplies a bearer token per request, for credentials that expire (Azure Entra ID,
+/// OAuth). Implementations cache and refresh; the provider calls it on every request.
+#[async_trait]
+pub trait TokenSource: Send + Sync + 'static {
+    /// A currently valid token.
+    async fn token(&self) -> Result<Secret, Error>;
+}
+
 /// A provider for any OpenAI-compatible server, sending through the host's
 /// [`reqwest::Client`] or any [`Transport`].
 ///
 /// Cheap to clone. Its `Debug` never shows the API key or header values.
 ///
-/// Errors: `429` is [`ErrorKind::RateLimited`] with `retry_after` from `retry-after`
-/// (seconds or HTTP date) or `retry-after-ms`; `5xx` is a retryable [`ErrorKind::Provider`];
-/// `408` is [`ErrorKind::Timeout`]; other `4xx` are non-retryable [`ErrorKind::Provider`]
-/// errors carrying the status and the upstream's message (`401`/`403` say that the key was
-/// rejected). A `2xx` body that is not what was asked for is an error, never a silent success;
-/// a stream that ends without `[DONE]` ends with an `Err` item.
+/// Errors: `429` is [`ErrorKind::RateLimited`](aegis_contracts::ErrorKind::RateLimited) with
+/// `retry_after` from `retry-after` (seconds or HTTP date) or `retry-after-ms`; `5xx` is a
+/// retryable [`ErrorKind::Provider`](aegis_contracts::ErrorKind::Provider); `408` is
+/// [`ErrorKind::Timeout`](aegis_contracts::ErrorKind::Timeout); other `4xx` are non-retryable
+/// provider errors carrying the status and the upstream's message (`401`/`403` say that the
+/// key was rejected). A `2xx` body that is not what was asked for is an error, never a silent
+/// success; a stream that ends without `[DONE]` ends with an `Err` item.
 #[derive(Clone)]
 pub struct OpenAiCompatible {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    name: String,
+    core: Arc<HttpCore>,
     base_url: Url,
-    chat_url: Url,
-    embeddings_url: Url,
+    endpoints: Endpoints,
     headers: HeaderMap,
-    api_key: Option<Secret>,
+    token_source: Option<Arc<dyn TokenSource>>,
     region: Option<String>,
     models: Vec<String>,
-    timeout: Option<Duration>,
-    transport: Transport,
+    quirks: Quirks,
+    preset: Option<Preset>,
+}
+
+/// Where requests go.
+pub(crate) enum Endpoints {
+    /// `{base}/chat/completions`, `{base}/embeddings`.
+    Fixed { chat: Url, embeddings: Url },
+    /// Azure: `{base}/{deployment}/chat/completions?api-version=...`, the deployment chosen
+    /// by model.
+    Deployments {
+        base: Url,
+        deployments: BTreeMap<String, String>,
+    },
+}
+
+impl Endpoints {
+    fn url(&self, model: &str, op: &str) -> Url {
+        match self {
+            Self::Fixed { chat, embeddings } => {
+                if op == "embeddings" {
+                    embeddings.clone()
+                } else {
+                    chat.clone()
+                }
+            }
+            Self::Deployments { base, deployments } => {
+                let deployment = deployments.get(model).map_or(model, String::as_str);
+                let segments: &[&str] = if op == "embeddings" {
+                    &[deployment, "embeddings"]
+                } else {
+                    &[deployment, "chat", "completions"]
+                };
+                h::join_path(base, segments)
+            }
+        }
+    }
 }
 
 /// Builds an [`OpenAiCompatible`]; see [`OpenAiCompatible::builder`].
 #[must_use]
 pub struct OpenAiCompatibleBuilder {
     name: String,
-    base_url: String,
+    base_url: Option<String>,
+    preset: Option<Preset>,
     api_key: Option<Secret>,
+    api_key_header: Option<String>,
+    token_source: Option<Arc<dyn TokenSource>>,
     transport: Option<Transport>,
     region: Option<String>,
     models: Vec<String>,
     headers: Vec<(String, String)>,
     timeout: Option<Duration>,
+    deployments: Option<BTreeMap<String, String>>,
 }
 
 impl OpenAiCompatibleBuilder {
-    /// The API key, sent as `Authorization: Bearer`.
+    /// The API key, sent as `Authorization: Bearer` (or in the preset's / configured header).
     pub fn api_key(mut self, key: Secret) -> Self {
         self.api_key = Some(key);
+        self
+    }
+
+    /// Sends the API key raw in header `name` instead of `Authorization: Bearer`.
+    pub fn api_key_header(mut self, name: impl Into<String>) -> Self {
+        self.api_key_header = Some(name.into());
+        self
+    }
+
+    /// Fetches a bearer token per request (Entra ID, OAuth); replaces `api_key`.
+    pub fn token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
+        self.token_source = Some(source);
+        self
+    }
+
+    /// Applies a preset: its base URL (unless one was given), auth header and quirks.
+    pub fn preset(mut self, preset: Preset) -> Self {
+        self.preset = Some(preset);
         self
     }
 
@@ -176,32 +270,40 @@ impl OpenAiCompatibleBuilder {
         self
     }
 
-    /// Builds the provider. A base URL that is not an absolute `http(s)` URL, an invalid
-    /// header, or an API key that is still an unresolved `secret://` reference is a
-    /// [`ErrorKind::Config`] error.
+    /// Azure-style deployment URLs: `{base_url}/{deployment}/chat/completions`, the
+    /// deployment looked up by model (the model name itself when absent).
+    pub(crate) fn deployments(mut self, deployments: BTreeMap<String, String>) -> Self {
+        self.deployments = Some(deployments);
+        self
+    }
+
+    /// Builds the provider. A base URL that is not an absolute `http(s)` URL (or missing with
+    /// no preset default), an invalid header, a missing key for a hosted preset, or an API key
+    /// that is still an unresolved `secret://` reference is a
+    /// [`ErrorKind::Config`](aegis_contracts::ErrorKind::Config) error.
     pub fn build(self) -> Result<OpenAiCompatible, Error> {
         let name = self.name;
-        let base_url = Url::parse(self.base_url.trim()).map_err(|e| {
-            Error::config(format!(
-                "provider `{name}`: base_url `{}` is not a URL: {e}",
-                self.base_url
-            ))
-        })?;
-        if !matches!(base_url.scheme(), "http" | "https") || base_url.cannot_be_a_base() {
-            return Err(Error::config(format!(
-                "provider `{name}`: base_url `{}` must be an http:// or https:// URL",
-                self.base_url
-            )));
-        }
-        let endpoint = |segments: &[&str]| -> Url {
-            let mut url = base_url.clone();
-            if let Ok(mut path) = url.path_segments_mut() {
-                path.pop_if_empty().extend(segments);
+        let base = match (&self.base_url, self.preset.and_then(Preset::base_url)) {
+            (Some(url), _) => url.clone(),
+            (None, Some(url)) => url.to_owned(),
+            (None, None) => {
+                return Err(Error::config(match self.preset {
+                    Some(p) => format!("provider `{name}`: preset `{p}` needs a base_url"),
+                    None => format!("provider `{name}`: base_url is required without a preset"),
+                }));
             }
-            url
         };
-        let chat_url = endpoint(&["chat", "completions"]);
-        let embeddings_url = endpoint(&["embeddings"]);
+        let base_url = h::parse_base_url(&name, &base)?;
+        let endpoints = match self.deployments {
+            Some(deployments) => Endpoints::Deployments {
+                base: base_url.clone(),
+                deployments,
+            },
+            None => Endpoints::Fixed {
+                chat: h::join_path(&base_url, &["chat", "completions"]),
+                embeddings: h::join_path(&base_url, &["embeddings"]),
+            },
+        };
 
         let mut headers = HeaderMap::new();
         for (k, v) in &self.headers {
@@ -210,59 +312,77 @@ impl OpenAiCompatibleBuilder {
                     "provider `{name}`: `{k}` is not a valid header name"
                 ))
             })?;
-            let mut value = HeaderValue::from_str(v.trim()).map_err(|_| {
-                Error::config(format!(
-                    "provider `{name}`: the value of header `{k}` is not valid"
-                ))
-            })?;
-            value.set_sensitive(true);
-            headers.append(hname, value);
-        }
-        if let Some(key) = &self.api_key {
-            if key.expose().starts_with(SecretRef::PREFIX) {
-                return Err(Error::config(format!(
-                    "provider `{name}`: api_key is an unresolved secret reference; resolve it before building"
-                )));
-            }
-            if headers.contains_key(header::AUTHORIZATION) {
-                return Err(Error::config(format!(
-                    "provider `{name}`: set either api_key or an `authorization` header, not both"
-                )));
-            }
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+            let value = h::sensitive_header(&name, &format!("the value of header `{k}`"), v.trim())
+                .map_err(|_| {
                     Error::config(format!(
-                        "provider `{name}`: api_key contains characters not allowed in a header"
+                        "provider `{name}`: the value of header `{k}` is not valid"
                     ))
                 })?;
-            value.set_sensitive(true);
-            headers.insert(header::AUTHORIZATION, value);
+            headers.append(hname, value);
         }
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        let api_key = self.api_key.filter(|k| !k.expose().is_empty());
+        // `None`: `Authorization: Bearer`; `Some(name)`: the key raw in that header.
+        let key_header = match (&self.api_key_header, self.preset.map(Preset::auth)) {
+            (Some(hname), _) => Some(HeaderName::from_bytes(hname.trim().as_bytes()).map_err(
+                |_| {
+                    Error::config(format!(
+                        "provider `{name}`: `{hname}` is not a valid header name"
+                    ))
+                },
+            )?),
+            (None, Some(AuthStyle::Header(hname))) => Some(HeaderName::from_static(hname)),
+            _ => None,
+        };
+        if let Some(key) = &api_key {
+            h::check_resolved(&name, "api_key", key)?;
+            let (hname, value) = match key_header {
+                Some(hname) => (hname, h::sensitive_header(&name, "api_key", key.expose())?),
+                None => (
+                    header::AUTHORIZATION,
+                    h::sensitive_header(&name, "api_key", &format!("Bearer {}", key.expose()))?,
+                ),
+            };
+            if headers.contains_key(&hname) {
+                return Err(Error::config(format!(
+                    "provider `{name}`: set either api_key or a `{hname}` header, not both"
+                )));
+            }
+            headers.insert(hname, value);
+        } else if let Some(p) = self.preset
+            && p.requires_api_key()
+            && self.token_source.is_none()
+            && !headers.contains_key(header::AUTHORIZATION)
+        {
+            return Err(Error::config(format!(
+                "provider `{name}`: preset `{p}` needs an api_key"
+            )));
+        }
 
         let transport = match self.transport {
             Some(t) => t,
-            None => transport::from_client(reqwest::Client::builder().build().map_err(|e| {
-                Error::config(format!(
-                    "provider `{name}`: cannot build an HTTP client: {e}"
-                ))
-            })?),
+            None => HttpCore::default_transport(&name)?,
         };
+        let has_credentials = api_key.is_some()
+            || self.token_source.is_some()
+            || headers.contains_key(header::AUTHORIZATION);
+        let core = HttpCore::new(
+            name,
+            transport,
+            self.timeout,
+            api_key.into_iter().collect(),
+            has_credentials,
+        );
         Ok(OpenAiCompatible {
             shared: Arc::new(Shared {
-                name,
+                core: Arc::new(core),
                 base_url,
-                chat_url,
-                embeddings_url,
+                endpoints,
                 headers,
-                api_key: self.api_key.filter(|k| !k.expose().is_empty()),
+                token_source: self.token_source,
                 region: self.region,
                 models: self.models,
-                timeout: self.timeout,
-                transport,
+                quirks: self.preset.map(Preset::quirks).unwrap_or_default(),
+                preset: self.preset,
             }),
         })
     }
@@ -273,6 +393,7 @@ impl fmt::Debug for OpenAiCompatibleBuilder {
         f.debug_struct("OpenAiCompatibleBuilder")
             .field("name", &self.name)
             .field("base_url", &self.base_url)
+            .field("preset", &self.preset)
             .field("api_key", &self.api_key)
             .field("transport", &self.transport.as_ref().map(|_| ".."))
             .field("region", &self.region)
@@ -294,20 +415,19 @@ impl fmt::Debug for OpenAiCompatible {
             let _ = url.set_password(Some("***"));
         }
         f.debug_struct("OpenAiCompatible")
-            .field("name", &s.name)
+            .field("name", &s.core.name)
             .field("base_url", &url.as_str())
-            .field("api_key", &s.api_key)
-            .field("region", &s.region)
-            .field("models", &s.models)
+            .field("preset", &s.preset)
             .field(
                 "headers",
                 &s.headers
                     .keys()
-                    .filter(|k| *k != header::CONTENT_TYPE)
                     .map(HeaderName::as_str)
                     .collect::<Vec<_>>(),
             )
-            .field("timeout", &s.timeout)
+            .field("region", &s.region)
+            .field("models", &s.models)
+            .field("timeout", &s.core.timeout)
             .finish()
     }
 }
@@ -319,15 +439,39 @@ impl OpenAiCompatible {
         name: impl Into<String>,
         base_url: impl Into<String>,
     ) -> OpenAiCompatibleBuilder {
+        let mut b = Self::preset_builder(name, None);
+        b.base_url = Some(base_url.into());
+        b
+    }
+
+    /// Starts a builder from a preset (its default base URL, auth header and quirks).
+    ///
+    /// ```
+    /// use aegis_contracts::Secret;
+    /// use aegis_providers::{OpenAiCompatible, Preset};
+    /// let groq = OpenAiCompatible::preset_builder("groq", Preset::Groq)
+    ///     .api_key(Secret::new("gsk-..."))
+    ///     .build()?;
+    /// assert_eq!(groq.base_url().as_str(), "https://api.groq.com/openai/v1");
+    /// # Ok::<(), aegis_contracts::Error>(())
+    /// ```
+    pub fn preset_builder(
+        name: impl Into<String>,
+        preset: impl Into<Option<Preset>>,
+    ) -> OpenAiCompatibleBuilder {
         OpenAiCompatibleBuilder {
             name: name.into(),
-            base_url: base_url.into(),
+            base_url: None,
+            preset: preset.into(),
             api_key: None,
+            api_key_header: None,
+            token_source: None,
             transport: None,
             region: None,
             models: Vec::new(),
             headers: Vec::new(),
             timeout: None,
+            deployments: None,
         }
     }
 
@@ -338,9 +482,13 @@ impl OpenAiCompatible {
         cfg: OpenAiConfig,
         client: Option<reqwest::Client>,
     ) -> Result<Self, Error> {
-        let mut b = Self::builder(name, cfg.base_url).models(cfg.models);
+        let mut b = Self::preset_builder(name, cfg.preset).models(cfg.models);
+        b.base_url = cfg.base_url;
         if let Some(key) = cfg.api_key {
             b = b.api_key(key);
+        }
+        if let Some(hname) = cfg.api_key_header {
+            b = b.api_key_header(hname);
         }
         if let Some(region) = cfg.region {
             b = b.region(region);
@@ -362,111 +510,121 @@ impl OpenAiCompatible {
         &self.shared.base_url
     }
 
-    fn request(&self, url: &Url, body: Vec<u8>, stream: bool) -> reqwest::Request {
-        let mut req = reqwest::Request::new(Method::POST, url.clone());
-        let headers = req.headers_mut();
-        headers.clone_from(&self.shared.headers);
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static(if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            }),
-        );
-        *req.body_mut() = Some(body.into());
-        req
+    /// The preset this provider was built from.
+    pub fn preset(&self) -> Option<Preset> {
+        self.shared.preset
     }
 
-    /// Sends, then reads the body when the status is not a success (turned into an [`Error`]).
-    async fn send_checked(&self, req: reqwest::Request) -> Result<reqwest::Response, Error> {
-        let s = &self.shared;
-        let resp = transport::send(&s.name, &s.transport, req).await?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        Err(s.status_error(resp).await)
-    }
-
-    async fn read_body(&self, resp: reqwest::Response) -> Result<Bytes, Error> {
-        resp.bytes()
-            .await
-            .map_err(|e| transport::map_transport_error(&self.shared.name, e.into()))
-    }
-
-    async fn with_deadline<T>(
+    async fn request(
         &self,
-        fut: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        match self.shared.timeout {
-            None => fut.await,
-            Some(d) => tokio::time::timeout(d, fut)
-                .await
-                .unwrap_or_else(|_| Err(self.shared.timeout_error(d))),
+        model: &str,
+        op: &str,
+        body: Vec<u8>,
+        stream: bool,
+    ) -> Result<reqwest::Request, Error> {
+        let s = &self.shared;
+        let mut req = h::post_json(s.endpoints.url(model, op), &s.headers, body, stream);
+        if let Some(source) = &s.token_source {
+            let token = source.token().await?;
+            let value = h::sensitive_header(
+                &s.core.name,
+                "the token",
+                &format!("Bearer {}", token.expose()),
+            )?;
+            req.headers_mut().insert(header::AUTHORIZATION, value);
         }
+        Ok(req)
+    }
+
+    /// The request body: the [`ChatRequest`] as OpenAI JSON, with `stream_options` for
+    /// streams (so the last chunk carries usage) unless the caller chose their own, and the
+    /// preset's quirks applied.
+    pub(crate) fn body(&self, req: &ChatRequest) -> Result<Vec<u8>, Error> {
+        let quirks = &self.shared.quirks;
+        let stream_options = (req.stream
+            && quirks.stream_usage_option
+            && !req.extra.contains_key("stream_options"))
+        .then(|| serde_json::json!({ "include_usage": true }));
+        let wire = WireChatRequest {
+            req,
+            stream_options,
+        };
+        let ser = |e: serde_json::Error| {
+            Error::internal(format!("cannot serialize the chat request: {e}"))
+        };
+        if !quirks.rewrites() {
+            return serde_json::to_vec(&wire).map_err(ser);
+        }
+        let mut v = serde_json::to_value(&wire).map_err(ser)?;
+        if let Value::Object(map) = &mut v {
+            for (from, to) in [
+                ("max_tokens", quirks.max_tokens_field),
+                ("seed", quirks.seed_field),
+            ] {
+                if from != to
+                    && !map.contains_key(to)
+                    && let Some(x) = map.remove(from)
+                {
+                    map.insert(to.to_owned(), x);
+                }
+            }
+            if let Some(Value::Array(messages)) = map.get_mut("messages") {
+                for m in messages.iter_mut().filter_map(Value::as_object_mut) {
+                    for field in quirks.strip_message_fields {
+                        m.remove(*field);
+                    }
+                }
+            }
+        }
+        serde_json::to_vec(&v).map_err(ser)
     }
 
     async fn complete(&self, req: ChatRequest, body: Vec<u8>) -> Result<ChatResponse, Error> {
+        let core = &self.shared.core;
         let started = Instant::now();
-        let http_req = self.request(&self.shared.chat_url, body, false);
-        let bytes = self
-            .with_deadline(async {
-                let resp = self.send_checked(http_req).await?;
-                self.read_body(resp).await
-            })
-            .await?;
+        let http_req = self.request(&req.model, "chat", body, false).await?;
+        let bytes = core.send_for_body(http_req).await?;
         let latency = started.elapsed();
-        let completion: Completion = match serde_json::from_slice::<WireCompletion>(&bytes) {
-            Ok(w) => w.into(),
-            Err(e) => return Err(self.shared.malformed("a chat completion", &bytes, &e)),
-        };
+        let completion = parse_completion(core, &bytes)?;
         let model = if completion.model.is_empty() {
             req.model
         } else {
             completion.model.clone()
         };
-        let mut meta = ResponseMeta::new(self.shared.name.clone(), model);
+        let mut meta = ResponseMeta::new(core.name.clone(), model);
         meta.provider_latency = Some(latency);
         Ok(ChatResponse::complete(meta, completion))
     }
 
     async fn stream(&self, req: ChatRequest, body: Vec<u8>) -> Result<ChatResponse, Error> {
+        let core = &self.shared.core;
         let started = Instant::now();
-        let http_req = self.request(&self.shared.chat_url, body, true);
-        let resp = self.with_deadline(self.send_checked(http_req)).await?;
-        let mut meta = ResponseMeta::new(self.shared.name.clone(), req.model);
+        let http_req = self.request(&req.model, "chat", body, true).await?;
+        let resp = core.with_deadline(core.send_checked(http_req)).await?;
+        let mut meta = ResponseMeta::new(core.name.clone(), req.model);
         meta.provider_latency = Some(started.elapsed());
-        let is_json = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
-        if is_json {
+        if h::is_json(&resp) {
             // The server ignored `stream: true` and answered at once: pass the answer on as a
             // one-chunk stream rather than failing a request that succeeded.
-            let bytes = self.with_deadline(self.read_body(resp)).await?;
-            let completion: Completion = serde_json::from_slice::<WireCompletion>(&bytes)
-                .map_err(|e| self.shared.malformed("a chat completion", &bytes, &e))?
-                .into();
-            let chunk = wire::completion_to_chunk(completion);
+            let bytes = core.with_deadline(core.read_body(resp)).await?;
+            let chunk = wire::completion_to_chunk(parse_completion(core, &bytes)?);
             return Ok(ChatResponse::stream(
                 meta,
                 Box::pin(futures_util::stream::iter([Ok(chunk)])),
             ));
         }
-        let stream = SseChunks {
-            shared: Arc::clone(&self.shared),
-            body: Box::pin(resp.bytes_stream()),
-            parser: SseParser::new(),
-            eof: false,
-            finished: false,
-        };
+        let stream = FrameStream::new(Arc::clone(core), resp, SseParser::new(), OpenAiDecoder);
         Ok(ChatResponse::stream(meta, stream.into_stream()))
     }
 }
 
-/// The request body: the [`ChatRequest`] as OpenAI JSON, plus `stream_options` for streams
-/// (so the last chunk carries usage) unless the caller chose their own.
+/// Parses an OpenAI `chat.completion` body.
+pub(crate) fn parse_completion(core: &HttpCore, bytes: &[u8]) -> Result<Completion, Error> {
+    serde_json::from_slice::<WireCompletion>(bytes)
+        .map(Into::into)
+        .map_err(|e| core.malformed("a chat completion", bytes, &e))
+}
+
 #[derive(Serialize)]
 struct WireChatRequest<'a> {
     #[serde(flatten)]
@@ -478,7 +636,7 @@ struct WireChatRequest<'a> {
 #[async_trait]
 impl Provider for OpenAiCompatible {
     fn name(&self) -> &str {
-        &self.shared.name
+        &self.shared.core.name
     }
 
     fn capabilities(&self) -> ProviderCapabilities {
@@ -494,13 +652,7 @@ impl Provider for OpenAiCompatible {
     }
 
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
-        let stream_options = (req.stream && !req.extra.contains_key("stream_options"))
-            .then(|| serde_json::json!({ "include_usage": true }));
-        let body = serde_json::to_vec(&WireChatRequest {
-            req: &req,
-            stream_options,
-        })
-        .map_err(|e| Error::internal(format!("cannot serialize the chat request: {e}")))?;
+        let body = self.body(&req)?;
         if req.stream {
             self.stream(req, body).await
         } else {
@@ -509,22 +661,18 @@ impl Provider for OpenAiCompatible {
     }
 
     async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, Error> {
+        let core = &self.shared.core;
         let body = serde_json::to_vec(&req)
             .map_err(|e| Error::internal(format!("cannot serialize the embedding request: {e}")))?;
-        let http_req = self.request(&self.shared.embeddings_url, body, false);
-        let bytes = self
-            .with_deadline(async {
-                let resp = self.send_checked(http_req).await?;
-                self.read_body(resp).await
-            })
-            .await?;
+        let http_req = self.request(&req.model, "embeddings", body, false).await?;
+        let bytes = core.send_for_body(http_req).await?;
         let wire: WireEmbeddings = serde_json::from_slice(&bytes)
-            .map_err(|e| self.shared.malformed("an embeddings response", &bytes, &e))?;
+            .map_err(|e| core.malformed("an embeddings response", &bytes, &e))?;
         let n = wire.data.len();
         if n != req.input.len() {
             return Err(Error::provider(format!(
                 "provider `{}` returned {n} embeddings for {} inputs",
-                self.shared.name,
+                core.name,
                 req.input.len()
             )));
         }
@@ -536,7 +684,7 @@ impl Provider for OpenAiCompatible {
                 _ => {
                     return Err(Error::provider(format!(
                         "provider `{}` returned embeddings with a duplicate or out-of-range index {i}",
-                        self.shared.name
+                        core.name
                     )));
                 }
             }
@@ -572,260 +720,29 @@ struct WireEmbedding {
     index: Option<usize>,
 }
 
-/// Error bodies are read up to this size; the rest is not worth holding.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+/// OpenAI `chat.completion.chunk` events, ended by `data: [DONE]`.
+pub(crate) struct OpenAiDecoder;
 
-impl Shared {
-    /// Removes the API key from text that came from upstream (some servers echo it).
-    fn redact(&self, text: &str) -> String {
-        match &self.api_key {
-            Some(key) => text.replace(key.expose(), "***"),
-            None => text.to_owned(),
-        }
-    }
-
-    fn timeout_error(&self, d: Duration) -> Error {
-        Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "provider `{}` did not answer within {} ms",
-                self.name,
-                d.as_millis()
-            ),
-        )
-    }
-
-    /// A `2xx` body of the wrong shape: an upstream `error` object if there is one, else a
-    /// clear "not a ..." error with the parse failure.
-    fn malformed(&self, what: &str, body: &[u8], err: &serde_json::Error) -> Error {
-        if let Some(msg) = serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(wire::error_message))
-        {
-            return Error::provider(format!(
-                "provider `{}` returned an error: {}",
-                self.name,
-                self.redact(&msg)
-            ));
-        }
-        let mut msg = format!(
-            "provider `{}` returned a body that is not {what}: {err}",
-            self.name
-        );
-        if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
-            // Not JSON at all (an HTML error page from a proxy?): show its start.
-            msg.push_str("; body starts with: ");
-            msg.push_str(&self.redact(&snippet(body)));
-        }
-        Error::provider(msg)
-    }
-
-    /// Turns a non-success response into an [`Error`].
-    async fn status_error(&self, resp: reqwest::Response) -> Error {
-        let status = resp.status();
-        let retry_after = retry_after(resp.headers());
-        let body = read_capped(resp, MAX_ERROR_BODY).await;
-        let upstream = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-            v.get("error")
-                .and_then(wire::error_message)
-                .or_else(|| v.get("message").and_then(wire::error_message))
-                .or_else(|| v.get("detail").and_then(wire::error_message))
-        });
-        let quota = upstream
-            .as_deref()
-            .is_some_and(|m| m.contains("insufficient_quota"));
-        let detail = match upstream {
-            Some(m) => self.redact(&m),
-            None if body.is_empty() => status.canonical_reason().unwrap_or("no body").to_owned(),
-            None => self.redact(&snippet(&body)),
-        };
-        let name = &self.name;
-        let code = status.as_u16();
-        let err = match status {
-            StatusCode::TOO_MANY_REQUESTS => {
-                // An exhausted quota (OpenAI's `insufficient_quota`) does not come back by waiting.
-                Error::new(
-                    ErrorKind::RateLimited,
-                    format!("provider `{name}` is rate limiting (429): {detail}"),
-                )
-                .with_retryable(!quota)
-            }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if self.api_key.is_some() => {
-                Error::provider(format!(
-                    "provider `{name}` rejected the API key ({code}): {detail}"
-                ))
-                .with_retryable(false)
-            }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::provider(format!(
-                "provider `{name}` refused the request ({code}) and no API key is configured: {detail}"
-            ))
-            .with_retryable(false),
-            StatusCode::REQUEST_TIMEOUT => Error::new(
-                ErrorKind::Timeout,
-                format!("provider `{name}` timed out (408): {detail}"),
-            ),
-            s if s.is_server_error() => {
-                Error::provider(format!("provider `{name}` failed ({code}): {detail}"))
-                    .with_retryable(true)
-            }
-            _ => Error::provider(format!(
-                "provider `{name}` refused the request ({code}): {detail}"
-            ))
-            .with_retryable(false),
-        };
-        let err = err.with_status(code);
-        match retry_after {
-            Some(d) => err.with_retry_after(d),
-            None => err,
-        }
-    }
-}
-
-/// The first 200 characters of a body, lossily decoded.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(800)]);
-    let mut out: String = text.trim().chars().take(200).collect();
-    if text.trim().chars().nth(200).is_some() {
-        out.push('…');
-    }
-    out
-}
-
-async fn read_capped(resp: reqwest::Response, cap: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut body = resp.bytes_stream();
-    while let Some(Ok(chunk)) = body.next().await {
-        let room = cap - out.len();
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if out.len() >= cap {
-            break;
-        }
-    }
-    out
-}
-
-/// `retry-after-ms` (OpenAI), else `retry-after` in seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Duration::try_from_secs_f64(ms / 1000.0).ok();
-        }
-    }
-    let value = text("retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).ok();
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
-/// Turns an SSE body into [`ChatChunk`]s.
-struct SseChunks {
-    shared: Arc<Shared>,
-    body: ByteStream,
-    parser: SseParser,
-    eof: bool,
-    finished: bool,
-}
-
-enum Step {
-    Skip,
-    Done,
-    Item(Result<ChatChunk, Error>),
-}
-
-impl SseChunks {
-    fn into_stream(self) -> ChatStream {
-        Box::pin(futures_util::stream::unfold(self, |mut st| async move {
-            let item = st.next_item().await?;
-            Some((item, st))
-        }))
-    }
-
-    async fn next_item(&mut self) -> Option<Result<ChatChunk, Error>> {
-        if self.finished {
-            return None;
-        }
-        loop {
-            if let Some(event) = self.parser.next_event() {
-                let step = match event {
-                    Ok(event) => self.on_event(event),
-                    Err(e) => Step::Item(Err(Error::provider(format!(
-                        "provider `{}` sent a broken event stream: {e}",
-                        self.shared.name
-                    )))),
-                };
-                match step {
-                    Step::Skip => continue,
-                    Step::Done => {
-                        self.finished = true;
-                        return None;
-                    }
-                    Step::Item(item) => {
-                        self.finished = item.is_err();
-                        return Some(item);
-                    }
-                }
-            }
-            if self.eof {
-                self.finished = true;
-                return Some(Err(Error::provider(format!(
-                    "provider `{}`: stream ended before [DONE]",
-                    self.shared.name
-                ))
-                .with_retryable(true)));
-            }
-            let next = match self.shared.timeout {
-                None => self.body.next().await,
-                Some(d) => match tokio::time::timeout(d, self.body.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        self.finished = true;
-                        return Some(Err(self.shared.timeout_error(d)));
-                    }
-                },
-            };
-            match next {
-                Some(Ok(bytes)) => self.parser.feed(&bytes),
-                Some(Err(e)) => {
-                    self.finished = true;
-                    return Some(Err(transport::map_transport_error(
-                        &self.shared.name,
-                        e.into(),
-                    )));
-                }
-                None => {
-                    self.eof = true;
-                    self.parser.finish();
-                }
-            }
-        }
-    }
-
-    fn on_event(&self, event: SseEvent) -> Step {
-        let name = &self.shared.name;
+impl Decoder<SseEvent> for OpenAiDecoder {
+    fn decode(
+        &mut self,
+        core: &HttpCore,
+        event: SseEvent,
+        out: &mut VecDeque<ChatChunk>,
+    ) -> Result<Flow, Error> {
+        let name = &core.name;
         let data = event.data.trim();
         if data == "[DONE]" {
-            return Step::Done;
+            return Ok(Flow::Done);
         }
         if data.is_empty() {
-            return Step::Skip;
+            return Ok(Flow::Continue);
         }
         let is_error_event = event.event.as_deref() == Some("error");
         let upstream_error = match serde_json::from_str::<WireChunk>(data) {
             Ok(chunk) if chunk.error.is_none() && !is_error_event => {
-                return Step::Item(Ok(chunk.into()));
+                out.push_back(chunk.into());
+                return Ok(Flow::Continue);
             }
             Ok(chunk) => chunk
                 .error
@@ -834,14 +751,22 @@ impl SseChunks {
                 .unwrap_or_else(|| data.to_owned()),
             Err(_) if is_error_event => data.to_owned(),
             Err(e) => {
-                return Step::Item(Err(Error::provider(format!(
+                return Err(Error::provider(format!(
                     "provider `{name}` sent a stream event that is not a chat completion chunk: {e}"
-                ))));
+                )));
             }
         };
-        Step::Item(Err(Error::provider(format!(
+        Err(Error::provider(format!(
             "provider `{name}` reported an error mid-stream: {}",
-            self.shared.redact(&upstream_error)
-        ))))
+            core.redact(&upstream_error)
+        )))
+    }
+
+    fn end(&mut self, core: &HttpCore, _out: &mut VecDeque<ChatChunk>) -> Result<(), Error> {
+        Err(Error::provider(format!(
+            "provider `{}`: stream ended before [DONE]",
+            core.name
+        ))
+        .with_retryable(true))
     }
 }

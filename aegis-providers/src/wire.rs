@@ -319,10 +319,12 @@ pub(crate) fn error_message(error: &Value) -> Option<String> {
                 .get("message")
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty());
-            let code = map
-                .get("code")
-                .filter(|c| !c.is_null())
-                .or_else(|| map.get("type").filter(|c| !c.is_null()));
+            // A string code, type or status (Gemini) names the error best; a bare number
+            // (Gemini's repeated HTTP status) only when nothing else does.
+            let code = ["code", "type", "status"]
+                .iter()
+                .find_map(|k| map.get(*k).filter(|c| c.as_str().is_some_and(|s| !s.is_empty())))
+                .or_else(|| map.get("code").filter(|c| c.is_number()));
             match (msg, code) {
                 (Some(m), Some(Value::String(c))) => Some(format!("{m} (code: {c})")),
                 (Some(m), Some(c @ Value::Number(_))) => Some(format!("{m} (code: {c})")),

@@ -391,6 +391,17 @@ impl StageState {
             }
         };
         verdict.guard = id.clone();
+        // Findings that lie wholly in the released context were judged by the previous check,
+        // which saw them with more text on their left; here the cut at the window's start may
+        // fake a boundary (a word start, a line start). Trust that earlier judgement.
+        let only_in_context = !verdict.findings.is_empty()
+            && verdict
+                .findings
+                .iter()
+                .all(|f| f.span.is_some_and(|s| s.end <= self.ctx_len));
+        if only_in_context && !matches!(verdict.decision, Decision::Sanitize { .. }) {
+            return Ok(());
+        }
         for f in &mut verdict.findings {
             if let Some(span) = &mut f.span {
                 *span = Span {

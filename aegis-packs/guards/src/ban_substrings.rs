@@ -4,7 +4,7 @@ use aegis_contracts::{
     Error, Finding, Granularity, GuardCapabilities, GuardSubject, Guardrail, RequestContext, Stage,
     Verdict,
 };
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -122,6 +122,8 @@ impl BanSubstrings {
         // Whole-word matching looks at one neighbour character (up to 4 bytes) on each side.
         let window = longest + if config.whole_word { 8 } else { 0 };
         let automaton = AhoCorasickBuilder::new()
+            // A full DFA is fastest for ordinary deny lists; large lists let the crate choose.
+            .kind((patterns.len() <= 500).then_some(AhoCorasickKind::DFA))
             .match_kind(MatchKind::Standard)
             .ascii_case_insensitive(config.case_insensitive)
             .build(&patterns)
@@ -141,6 +143,10 @@ impl BanSubstrings {
     }
 
     fn scan(&self, segment: usize, text: &str, out: &mut Vec<Finding>) {
+        // The (prefiltered) existence check settles the usual clean case fastest.
+        if !self.automaton.is_match(text) {
+            return;
+        }
         let before = out.len();
         for m in self.automaton.find_overlapping_iter(text) {
             let (start, end) = (m.start(), m.end());
@@ -151,11 +157,14 @@ impl BanSubstrings {
                     continue;
                 }
             }
-            // Two case variants of one pattern can hit the same span.
-            if out[before..]
+            // Two case variants of one pattern can hit the same span; overlapping matches
+            // arrive ordered by end, so duplicates sit among the latest findings.
+            let duplicate = out[before..]
                 .iter()
-                .any(|f| f.span.is_some_and(|s| s.start == start && s.end == end))
-            {
+                .rev()
+                .map_while(|f| f.span.filter(|s| s.end == end))
+                .any(|s| s.start == start);
+            if duplicate {
                 continue;
             }
             out.push(Finding::new(
@@ -174,7 +183,7 @@ impl Guardrail for BanSubstrings {
         let caps =
             GuardCapabilities::new(self.config.stages.clone(), Granularity::Window(self.window));
         match self.config.action {
-            Action::Block => caps,
+            Action::Block | Action::RequireApproval => caps,
             Action::Redact => caps.sanitizing(),
         }
     }

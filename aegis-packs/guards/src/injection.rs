@@ -335,14 +335,20 @@ impl PromptInjection {
             .filter(|s| !config.disabled_signals.iter().any(|d| d == s.name))
             .collect();
         let limit = 64 * 1024 * 1024;
-        let set = RegexSetBuilder::new(signals.iter().map(|s| s.pattern))
+        // ASCII word boundaries keep the lazy DFA usable on non-ASCII text (a Unicode `\b`
+        // forces the slower engines there).
+        let patterns: Vec<String> = signals
+            .iter()
+            .map(|s| s.pattern.replace(r"\b", r"(?-u:\b)"))
+            .collect();
+        let set = RegexSetBuilder::new(&patterns)
             .size_limit(limit)
             .dfa_size_limit(limit)
             .build()
             .map_err(|e| Error::internal(format!("prompt_injection: {e}")))?;
-        let regexes = signals
+        let regexes = patterns
             .iter()
-            .map(|s| RegexBuilder::new(s.pattern).size_limit(limit).build())
+            .map(|p| RegexBuilder::new(p).size_limit(limit).build())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::internal(format!("prompt_injection: {e}")))?;
         Ok(Self {
@@ -379,7 +385,13 @@ impl PromptInjection {
     /// Adds this segment's findings and returns its combined score.
     fn judge(&self, segment: usize, text: &str, findings: &mut Vec<Finding>) -> f32 {
         let mut keep = 1.0f32;
-        for i in self.set.matches(text).iter() {
+        // One pass decides the (usual) clean case without allocating.
+        let hits = if self.set.is_match(text) {
+            self.set.matches(text).into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        for i in hits {
             let sig = self.signals[i];
             keep *= 1.0 - sig.weight;
             let span = self.regexes[i]

@@ -10,7 +10,7 @@
 //! |---|---|---|---|
 //! | [`BanSubstrings`] | literal deny list (Aho-Corasick) | window: longest pattern (+8 with `whole_word`) | `redact` |
 //! | [`RegexGuard`] | deny / allow regexes | window `max_match_bytes`; full text with `allow` or `unbounded` | `redact` |
-//! | [`Secrets`] | 80+ credential types, private keys, high entropy | window (PEM limit + 8) | `redact` → `[REDACTED:<type>]` |
+//! | [`Secrets`] | 92 credential types: vendor tokens, private keys, connection strings, high entropy | window (`pem_max_bytes` + 8 = 8200) | `redact` → `[REDACTED:<type>]` |
 //! | [`InvisibleText`] | zero-width, bidi, tag, control characters | char | `strip` |
 //! | `TokenLimit` (feature `tiktoken`) | more than `limit` tokens | full text | no |
 //! | [`JsonOutput`] | output that is not JSON / lacks keys | full text | no |

@@ -189,6 +189,10 @@ impl Guardrail for RegexGuard {
         let mut findings = Vec::new();
         if !self.deny.is_empty() {
             for (i, seg) in segments.iter().enumerate() {
+                // One pass decides the (usual) clean case without allocating.
+                if !self.deny_set.is_match(seg.text) {
+                    continue;
+                }
                 let hits = self.deny_set.matches(seg.text);
                 for p in hits.iter() {
                     for m in self.deny[p].find_iter(seg.text) {

@@ -211,7 +211,10 @@ impl UrlAllowList {
         let Some(bare) = &self.bare else { return };
         for caps in bare.captures_iter(text) {
             let Some(m) = caps.get(1) else { continue };
-            if spans.iter().any(|&(s, e)| m.start() < e && s < m.end()) {
+            // `spans` is sorted and non-overlapping: the first one ending after this match
+            // starts is the only candidate for an overlap.
+            let next = spans.partition_point(|&(_, e)| e <= m.start());
+            if spans.get(next).is_some_and(|&(s, _)| s < m.end()) {
                 continue;
             }
             let url = trim_url(m.as_str());
@@ -235,7 +238,7 @@ impl Guardrail for UrlAllowList {
         let caps =
             GuardCapabilities::new(self.config.stages.clone(), Granularity::Window(URL_WINDOW));
         match self.config.action {
-            Action::Block => caps,
+            Action::Block | Action::RequireApproval => caps,
             Action::Redact => caps.sanitizing(),
         }
     }

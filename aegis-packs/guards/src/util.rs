@@ -13,6 +13,10 @@ pub enum Action {
     Block,
     /// Replace each finding with a mask ([`Decision::Sanitize`](aegis_contracts::Decision::Sanitize)).
     Redact,
+    /// Pause the run until a human approves
+    /// ([`Decision::RequireApproval`](aegis_contracts::Decision::RequireApproval)); the
+    /// approver sees the finding kinds and the reason, not the matched text.
+    RequireApproval,
 }
 
 pub(crate) fn all_stages() -> Vec<Stage> {
@@ -82,6 +86,11 @@ pub(crate) fn decide(
     }
     match action {
         Action::Block => Verdict::block(reason(&findings), code).with_findings(findings),
+        Action::RequireApproval => {
+            let kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
+            let payload = serde_json::json!({ "code": code, "kinds": kinds });
+            Verdict::require_approval(reason(&findings), payload).with_findings(findings)
+        }
         Action::Redact => {
             let edits = merge_edits(
                 findings

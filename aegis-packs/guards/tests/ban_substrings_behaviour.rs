@@ -121,3 +121,22 @@ fn config_rejects_unknown_fields() {
             .unwrap_err();
     assert!(err.to_string().contains("unknown field"));
 }
+
+#[test]
+fn require_approval_action_pauses_instead_of_blocking() {
+    let cfg = BanSubstringsConfig {
+        action: Action::RequireApproval,
+        ..BanSubstringsConfig::new(["wire transfer"])
+    };
+    let guard = BanSubstrings::new(cfg).unwrap();
+    let v = check_text(&guard, "please make a wire transfer today");
+    match &v.decision {
+        aegis_contracts::Decision::RequireApproval { payload, .. } => {
+            assert_eq!(payload["kinds"][0], "banned_substring");
+            assert!(!payload.to_string().contains("wire transfer"), "the approver payload carries no text");
+        }
+        other => panic!("expected RequireApproval, got {other:?}"),
+    }
+    assert!(!guard.capabilities().sanitizes);
+    assert!(check_text(&guard, "no money moves").is_allow());
+}

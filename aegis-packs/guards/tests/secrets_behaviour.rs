@@ -90,6 +90,11 @@ fn entropy_flags_random_tokens_but_not_code_or_prose() {
         "call getUserAccountDetailsById2(handleOAuth2CallbackRequest) now",
         "sha256: E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
         "see https://docs.rs/tokio/latest/tokio/runtime/struct.Builder.html for details",
+        "api_key = os.environ['OPENAI_API_KEY']",
+        "password = getenv(\"DB_PASSWORD\")",
+        "secret: ${{ secrets.DEPLOY_KEY }}",
+        "client_secret = settings.oauth.client_secret",
+        "the password is hunter2",
     ] {
         assert!(check_text(&guard, benign).is_allow(), "{benign}");
     }

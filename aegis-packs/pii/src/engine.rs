@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcMatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind as AcMatchKind};
 use regex_automata::{
     Anchored, Input, MatchKind, PatternSet,
     meta::{self, Regex},
@@ -88,18 +88,35 @@ struct PatternInfo {
     max_len: usize,
     not_preceded_by: Option<fn(u8) -> bool>,
     not_followed_by: Option<fn(u8) -> bool>,
+    /// Reaches the threshold only with a context word.
+    gated: bool,
 }
 
 #[derive(Debug)]
 struct Inner {
     recognizers: Vec<Recognizer>,
     patterns: Vec<PatternInfo>,
-    main: Regex,
-    which: Regex,
+    /// Patterns that can reach the threshold on their own.
+    main: Option<Tier>,
+    /// Patterns that reach the threshold only with a context word: scanned only shortly
+    /// after an occurrence of one of `gate_words`.
+    gated: Option<Tier>,
+    gate_words: Option<AhoCorasick>,
     singles: Vec<Regex>,
     context: Vec<Option<(AhoCorasick, Vec<&'static str>)>>,
     max_match_len: usize,
     threshold: f32,
+}
+
+/// A set of patterns compiled for one scan: the leftmost-first finder and the anchored
+/// probes (all patterns, and the few that can start inside a word).
+#[derive(Debug)]
+struct Tier {
+    main: Regex,
+    ids: Vec<usize>,
+    which: Regex,
+    which_mid: Regex,
+    mid_ids: Vec<usize>,
 }
 
 /// The PII analyzer. Cheap to clone (shared, immutable); build it once and reuse it.
@@ -179,6 +196,18 @@ impl Analyzer {
         let mut sources = Vec::new();
         for (ri, rec) in recognizers.iter().enumerate() {
             for pat in &rec.patterns {
+                // The best this pattern can ever score; below the threshold it is dead weight.
+                let best = if rec.proves {
+                    1.0
+                } else if rec.context.is_empty() {
+                    pat.score
+                } else {
+                    (pat.score + CONTEXT_BOOST).clamp(CONTEXT_MIN_SCORE, 1.0)
+                };
+                if best < score_threshold {
+                    continue;
+                }
+                let gated = !rec.proves && pat.score < score_threshold;
                 let err = |message: String| BuildError::Pattern {
                     recognizer: rec.name,
                     name: pat.name,
@@ -199,6 +228,7 @@ impl Analyzer {
                     max_len,
                     not_preceded_by: pat.not_preceded_by,
                     not_followed_by: pat.not_followed_by,
+                    gated,
                 });
                 sources.push(pat.regex.as_str());
             }
@@ -221,8 +251,60 @@ impl Analyzer {
                     message: e.to_string(),
                 })
         };
-        let main = build(MatchKind::LeftmostFirst, &sources)?;
-        let which = build(MatchKind::All, &sources)?;
+        let tier = |ids: Vec<usize>| -> Result<Option<Tier>, BuildError> {
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            let srcs: Vec<&str> = ids.iter().map(|&i| sources[i]).collect();
+            // A pattern opening with `\b` and a word character, or barred from following
+            // alphanumerics, never starts inside a word.
+            let mid_ids: Vec<usize> = ids
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let src = sources[i];
+                    let guarded = patterns[i]
+                        .not_preceded_by
+                        .is_some_and(|f| f(b'a') && f(b'0'));
+                    let rest = src.strip_prefix(r"\b").unwrap_or("");
+                    let word_start = src.starts_with(r"\b")
+                        && rest.starts_with(|c: char| {
+                            c == '[' || c == '(' || c.is_ascii_alphanumeric()
+                        })
+                        && !rest.starts_with(r"(?:\(")
+                        && !rest.starts_with("[a-z0-9!");
+                    !(guarded || word_start)
+                })
+                .collect();
+            let mid_srcs: Vec<&str> = mid_ids.iter().map(|&i| sources[i]).collect();
+            Ok(Some(Tier {
+                main: build(MatchKind::LeftmostFirst, &srcs)?,
+                which: build(MatchKind::All, &srcs)?,
+                which_mid: build(MatchKind::All, &mid_srcs)?,
+                ids,
+                mid_ids,
+            }))
+        };
+        let (gated_ids, main_ids): (Vec<usize>, Vec<usize>) =
+            (0..sources.len()).partition(|&i| patterns[i].gated);
+        let mut gate_words: Vec<&'static str> = gated_ids
+            .iter()
+            .flat_map(|&i| recognizers[patterns[i].recognizer].context.iter().copied())
+            .collect();
+        gate_words.sort_unstable();
+        gate_words.dedup();
+        let gate_words = if gate_words.is_empty() {
+            None
+        } else {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .kind(Some(AhoCorasickKind::DFA))
+                .match_kind(AcMatchKind::LeftmostFirst)
+                .build(&gate_words)
+                .ok()
+        };
+        let main = tier(main_ids)?;
+        let gated = tier(gated_ids)?;
         let singles = sources
             .iter()
             .map(|s| build(MatchKind::LeftmostFirst, std::slice::from_ref(s)))
@@ -235,6 +317,7 @@ impl Analyzer {
                 }
                 let ac = AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
+                    .kind(Some(AhoCorasickKind::DFA))
                     .match_kind(AcMatchKind::Standard)
                     .build(r.context)
                     .ok()?;
@@ -247,7 +330,8 @@ impl Analyzer {
                 recognizers,
                 patterns,
                 main,
-                which,
+                gated,
+                gate_words,
                 singles,
                 context,
                 max_match_len,
@@ -278,12 +362,18 @@ impl Analyzer {
         self.inner.max_match_len
     }
 
-    /// How many bytes of text a finding depends on, at most: the longest match, the
-    /// context look-back ([`CONTEXT_BYTES`]) and one byte of look-around on each side.
-    /// Every finding of a text is also found in any window of this size that contains it
-    /// (given the same threshold), which makes it the guard's streaming window.
+    /// How many bytes of text a finding depends on, at most — the guard's streaming window.
+    ///
+    /// A result starting at `s` depends on: one byte of look-behind and
+    /// [`CONTEXT_BYTES`] of context before `s`; up to `max_match_len` bytes from `s` (a
+    /// pattern may extend greedily, a validator may trim or veto, only within its bound) and
+    /// one byte of look-ahead; and on any same-entity result containing it (duplicate
+    /// removal), which starts at most `max_match_len` before the result's end and has its own
+    /// context look-back. Altogether: `2 × max_match_len + CONTEXT_BYTES + 2`. Every result of
+    /// [`analyze`](Self::analyze) on a text is also found, identically, when analyzing any
+    /// slice that contains those bytes around it.
     pub fn window(&self) -> usize {
-        self.inner.max_match_len + CONTEXT_BYTES + 2
+        2 * self.inner.max_match_len + CONTEXT_BYTES + 2
     }
 
     /// All results at or above the threshold, sorted by start. Overlaps between entity types
@@ -314,38 +404,96 @@ impl Analyzer {
     fn candidates(&self, text: &str, out: &mut Vec<Raw>) {
         let inner = &*self.inner;
         let hay = text.as_bytes();
-        let mut set = PatternSet::new(inner.which.pattern_len());
+        if let Some(tier) = &inner.main {
+            self.scan(tier, hay, 0, hay.len(), out);
+        }
+        let (Some(tier), Some(gate)) = (&inner.gated, &inner.gate_words) else {
+            return;
+        };
+        // Windows of starts that a context word can support: (c, c + CONTEXT_BYTES] after a
+        // context word beginning a word at c; merged, then scanned.
+        let mut window: Option<(usize, usize)> = None;
         let mut pos = 0;
-        while pos < hay.len() {
-            let Some(m) = inner.main.search(&Input::new(hay).range(pos..)) else {
+        // Leftmost-first with a prefilter, restarting one byte after each hit: every
+        // position where some context word begins is visited.
+        while let Some(m) = gate.find(aho_corasick::Input::new(hay).span(pos..hay.len())) {
+            let c = m.start();
+            pos = c + 1;
+            if c > 0 && hay[c - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let (lo, hi) = (c + 1, (c + 1 + CONTEXT_BYTES).min(hay.len()));
+            window = match window {
+                Some((ws, we)) if lo <= we => Some((ws.min(lo), we.max(hi))),
+                Some((ws, we)) => {
+                    self.scan(tier, hay, ws, we, out);
+                    Some((lo, hi))
+                }
+                None => Some((lo, hi)),
+            };
+        }
+        if let Some((ws, we)) = window {
+            self.scan(tier, hay, ws, we, out);
+        }
+    }
+
+    /// Candidates of `tier` that start in `from..to`.
+    fn scan(&self, tier: &Tier, hay: &[u8], from: usize, to: usize, out: &mut Vec<Raw>) {
+        let inner = &*self.inner;
+        let mut set = PatternSet::new(tier.which.pattern_len());
+        let mut mid_set = PatternSet::new(tier.which_mid.pattern_len());
+        let mut pids: Vec<usize> = Vec::with_capacity(16);
+        let mut pos = from;
+        while pos < to {
+            // A match starting before `to` ends before `to + max_match_len`: never scan on.
+            let end = (to + inner.max_match_len).min(hay.len());
+            let Some(m) = tier.main.search(&Input::new(hay).range(pos..end)) else {
                 break;
             };
+            if m.start() >= to {
+                break;
+            }
+            let main_pid = tier.ids[m.pattern().as_usize()];
             let (rs, re) = (m.start(), m.end().max(m.start() + 1));
             let wend = (re + inner.max_match_len).min(hay.len());
             // Second, targeted pass: every start inside the region, anchored, so each
-            // probe dies within a few bytes on ordinary text.
-            for at in rs..re {
-                set.clear();
-                inner.which.which_overlapping_matches(
-                    &Input::new(hay).range(at..wend).anchored(Anchored::Yes),
-                    &mut set,
-                );
-                for pid in set.iter() {
-                    let pid = pid.as_usize();
+            // probe dies within a few bytes on ordinary text. Inside a word only the few
+            // patterns that may start there are probed.
+            for at in rs..re.min(to) {
+                let probe = Input::new(hay).range(at..wend).anchored(Anchored::Yes);
+                pids.clear();
+                if at > 0 && is_word_byte(hay[at - 1]) {
+                    if tier.mid_ids.is_empty() {
+                        continue;
+                    }
+                    mid_set.clear();
+                    tier.which_mid.which_overlapping_matches(&probe, &mut mid_set);
+                    pids.extend(mid_set.iter().map(|p| tier.mid_ids[p.as_usize()]));
+                } else {
+                    set.clear();
+                    tier.which.which_overlapping_matches(&probe, &mut set);
+                    pids.extend(set.iter().map(|p| tier.ids[p.as_usize()]));
+                }
+                for &pid in &pids {
                     let info = &inner.patterns[pid];
                     let limit = (at + info.max_len).min(hay.len());
-                    let input = Input::new(hay).range(at..limit).anchored(Anchored::Yes);
-                    let Some(sm) = inner.singles[pid].search(&input) else {
-                        continue;
+                    // The region's own match is that pattern's match at its start: reuse it.
+                    let (s, e) = if at == rs && pid == main_pid {
+                        (m.start(), m.end())
+                    } else {
+                        let input = Input::new(hay).range(at..limit).anchored(Anchored::Yes);
+                        let Some(sm) = inner.singles[pid].search(&input) else {
+                            continue;
+                        };
+                        (sm.start(), sm.end())
                     };
-                    let (s, e) = (sm.start(), sm.end());
                     let before_ok = info
                         .not_preceded_by
                         .is_none_or(|f| s == 0 || !f(hay[s - 1]));
                     let after_ok = info
                         .not_followed_by
                         .is_none_or(|f| e >= hay.len() || !f(hay[e]));
-                    if before_ok && after_ok && e > s {
+                    if before_ok && after_ok && e > s && e - s <= info.max_len {
                         out.push(Raw {
                             pattern: pid,
                             start: s,
@@ -405,6 +553,10 @@ impl Analyzer {
             context_word,
         })
     }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 /// The up-to-[`CONTEXT_WORDS`] words before `start`, within [`CONTEXT_BYTES`]; a context word

@@ -75,8 +75,9 @@ impl Default for PiiGuardConfig {
 ///
 /// Findings: `kind` = entity type, `span` = segment + byte range, `score`, `detector` =
 /// recognizer name. Capabilities: every stage, sanitizing, and
-/// `Granularity::Window(analyzer.window())` — the longest pattern match plus the context
-/// look-back plus one byte of look-around each side (see [`Analyzer::window`]).
+/// `Granularity::Window(analyzer.window())` — twice the longest pattern match plus the
+/// context look-back plus one byte of look-around each side (see [`Analyzer::window`] for
+/// the derivation).
 ///
 /// Pseudonymization keeps one [`Vault`] per `RequestContext::run_id`, created on first use;
 /// the host de-anonymizes the answer with [`PiiGuard::vault`] and must call

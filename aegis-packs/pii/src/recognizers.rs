@@ -40,6 +40,10 @@ pub struct Recognizer {
     pub context: &'static [&'static str],
     /// Runs on every match: prove, keep, drop or trim it.
     pub validate: fn(&str) -> Check,
+    /// Whether the validator can prove a match ([`Check::Valid`], score 1.0). When it cannot,
+    /// a pattern whose score plus the context boost stays under the threshold never yields a
+    /// result, and the analyzer leaves it out of the automaton.
+    pub proves: bool,
 }
 
 fn is_word(b: u8) -> bool {
@@ -103,8 +107,28 @@ fn r(
         patterns,
         context,
         validate,
+        proves: !NEVER_PROVES.contains(&entity),
     }
 }
+
+/// Entity types whose validator never returns [`Check::Valid`].
+const NEVER_PROVES: &[&str] = &[
+    "DATE_TIME",
+    "ES_PASSPORT",
+    "IN_PAN",
+    "IN_PASSPORT",
+    "IN_VOTER",
+    "MAC_ADDRESS",
+    "PHONE_NUMBER",
+    "UK_PASSPORT",
+    "UK_POSTCODE",
+    "URL",
+    "US_BANK_NUMBER",
+    "US_DRIVER_LICENSE",
+    "US_ITIN",
+    "US_PASSPORT",
+    "US_SSN",
+];
 
 const OCTET: &str = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)";
 

@@ -3,8 +3,9 @@
 //!
 //! The simulated streaming host keeps the last `2 × window` bytes, rescans them on every
 //! chunk, and commits a finding once its start is at least `max_match_len + 1` bytes before
-//! the buffer's end (no later text can extend or veto it) and its context look-back lies
-//! inside the buffer (or it touches the text's edges). With chunks at most `window` bytes
+//! the buffer's end (no later text can extend or veto it) and at least
+//! `max_match_len + CONTEXT_BYTES + 1` bytes after the buffer's start (its context and any
+//! containing duplicate lie inside), or it touches the text's edges. With chunks at most `window` bytes
 //! apart every finding gets such a moment, which is what the declared window promises.
 #![allow(clippy::unwrap_used)]
 
@@ -38,7 +39,7 @@ fn streamed(a: &Analyzer, text: &str, window: usize, cuts: &[usize]) -> BTreeSet
         for r in a.analyze(&text[b..e]) {
             let (s, t) = (b + r.start, b + r.end);
             let right_ok = e == text.len() || (s + max < e && t < e);
-            let left_ok = b == 0 || s > b + CONTEXT_BYTES;
+            let left_ok = b == 0 || s > b + CONTEXT_BYTES + max + 1;
             if right_ok && left_ok {
                 found.insert(key(s, t, r.entity, r.score));
             }
@@ -110,7 +111,7 @@ fn declared_window_covers_longest_match_and_context() {
     let a = guard.analyzer();
     assert_eq!(
         guard.capabilities().granularity,
-        Granularity::Window(a.max_match_len() + CONTEXT_BYTES + 2)
+        Granularity::Window(2 * a.max_match_len() + CONTEXT_BYTES + 2)
     );
     assert!(
         a.max_match_len() < 1024,

@@ -8,7 +8,7 @@ use aegis_contracts::{
     Error, Finding, Granularity, GuardCapabilities, GuardSubject, Guardrail, RequestContext, Stage,
     Verdict,
 };
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use async_trait::async_trait;
 use regex::{Regex, RegexBuilder};
 use schemars::JsonSchema;
@@ -68,7 +68,9 @@ pub struct SecretsConfig {
     #[serde(default)]
     pub disabled_types: Vec<String>,
     /// Longest PEM/PGP private-key block the guard redacts whole, in bytes (default 8192,
-    /// enough for a 4096-bit RSA key). It dominates the streaming window the guard declares.
+    /// enough for a 4096-bit RSA key). It dominates the streaming window the guard declares;
+    /// the longest other rule (a JWT) needs 4412 bytes, so lowering this below that does not
+    /// shrink the window further.
     #[serde(default = "default_pem_max")]
     pub pem_max_bytes: usize,
     /// Stages the guard applies to (default: all).
@@ -108,7 +110,7 @@ struct CompiledRule {
     regex: Regex,
 }
 
-/// Detects credentials: 80 vendor and generic credential types (see [`Secrets::types`]),
+/// Detects credentials: 84 rules (76 vendor-specific, 8 context-based; see [`Secrets::types`]),
 /// PEM/PGP private-key blocks, and high-entropy tokens.
 ///
 /// Cost on clean text is one Aho-Corasick pass over the rules' literal keywords plus one
@@ -245,7 +247,10 @@ impl Secrets {
         if config.entropy && !disabled(HIGH_ENTROPY_TYPE) {
             longest = longest.max(ENTROPY_MAX_TOKEN_BYTES);
         }
+        // A full DFA: the keyword set is fixed and small, and overlapping search over it
+        // is the whole cost of clean text.
         let prefilter = AhoCorasickBuilder::new()
+            .kind(Some(AhoCorasickKind::DFA))
             .match_kind(MatchKind::Standard)
             .ascii_case_insensitive(true)
             .build(&keywords)
@@ -528,7 +533,7 @@ impl Guardrail for Secrets {
             .map_or(Granularity::FullText, Granularity::Window);
         let caps = GuardCapabilities::new(self.config.stages.clone(), granularity);
         match self.config.action {
-            Action::Block => caps,
+            Action::Block | Action::RequireApproval => caps,
             Action::Redact => caps.sanitizing(),
         }
     }

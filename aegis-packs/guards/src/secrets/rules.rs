@@ -71,6 +71,22 @@ fn plausible_password(v: &str) -> bool {
     if lower.iter().any(|p| lv.contains(p)) {
         return false;
     }
+    // Code that reads the secret from elsewhere, not a secret: `os.environ["X"]`,
+    // `getenv("X")`, `config.db.password`, `self.token`.
+    let code = [
+        "os.",
+        "process.",
+        "env.",
+        "config.",
+        "settings.",
+        "self.",
+        "this.",
+        "getenv",
+        "secrets.",
+    ];
+    if v.contains(['(', '[', '{', '$', '<']) || code.iter().any(|p| lv.starts_with(p)) {
+        return false;
+    }
     let classes = [
         v.bytes().any(|b| b.is_ascii_lowercase()),
         v.bytes().any(|b| b.is_ascii_uppercase()),
@@ -104,14 +120,11 @@ pub(crate) static RULES: &[Rule] = &[
         &["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
         r"\b((?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16})\b",
     ),
-    Rule {
-        validate: None,
-        ..generic(
-            "aws_secret_access_key",
-            &["~aws"],
-            r#"(?i:aws)[A-Za-z0-9_ .-]{0,20}?(?i:secret|private)[A-Za-z0-9_ .-]{0,20}?["']?\s{0,4}[:=]{1,2}\s{0,4}["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)"#,
-        )
-    },
+    generic(
+        "aws_secret_access_key",
+        &["~aws"],
+        r#"(?i:aws)[A-Za-z0-9_ .-]{0,20}?(?i:secret|private)[A-Za-z0-9_ .-]{0,20}?["']?\s{0,4}[:=]{1,2}\s{0,4}["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)"#,
+    ),
     vendor(
         "gcp_api_key",
         &["AIza"],

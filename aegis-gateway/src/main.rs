@@ -1,0 +1,578 @@
+//! The `aegis` command: serve the gateway, chat, scan text, manage runs, check config.
+
+use std::{
+    io::{IsTerminal, Read, Write},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use aegis::{Error, ErrorKind, Pipeline, config::AegisConfig};
+use aegis_gateway::{
+    scan::{self, ScanStage},
+    server::{self, EventFeed, Gateway, Limits},
+};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(
+    name = "aegis",
+    version,
+    about = "A governed LLM pipeline: gateway, scanner and run control."
+)]
+struct Cli {
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the OpenAI-compatible gateway.
+    Serve {
+        /// Config file (default: ./aegis.toml if present, else built-in defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address (default: [server].listen or 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Send a prompt to a running gateway (interactive when no prompt is given).
+    Chat {
+        /// The prompt.
+        prompt: Vec<String>,
+        /// Model or alias (e.g. `openai/gpt-4o-mini`).
+        #[arg(long, short, default_value = "echo")]
+        model: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run guardrails over text from stdin or a file and print the verdict as JSON.
+    /// Exit code: 0 allow/sanitize, 2 block, 3 approval required, 1 error.
+    Scan {
+        /// Config file whose guardrails form the chain.
+        #[arg(long, short, conflicts_with = "pack")]
+        config: Option<PathBuf>,
+        /// Built-in packs, comma-separated: secrets, injection, invisible, urls.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "secrets,injection,invisible"
+        )]
+        pack: Vec<String>,
+        /// The stage the text is judged as.
+        #[arg(long, value_enum, default_value = "input")]
+        stage: ScanStage,
+        /// Read the text from this file instead of stdin.
+        #[arg(long, short)]
+        file: Option<PathBuf>,
+    },
+    /// Inspect and decide on runs of a running gateway.
+    Runs {
+        #[command(subcommand)]
+        action: RunsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Check or describe configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Show the request lifecycle graph.
+    Graph {
+        #[command(subcommand)]
+        action: GraphAction,
+    },
+    /// List the models a running gateway serves.
+    Models {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(clap::Args)]
+struct Remote {
+    /// Gateway URL.
+    #[arg(
+        long,
+        env = "AEGIS_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// API key.
+    #[arg(long, env = "AEGIS_API_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RunsAction {
+    /// Show a run.
+    Show { id: String },
+    /// Approve a paused run; it resumes.
+    Approve { id: String },
+    /// Reject a paused run; it ends.
+    Reject {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Resume a paused run with an edited value (JSON matching the interrupt's edit schema).
+    Edit { id: String, value: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Check a config file; every problem is reported with its path.
+    Validate { path: PathBuf },
+    /// Print the JSON Schema of config files (for editor completion).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum GraphAction {
+    /// Print the lifecycle graph of a config.
+    Show {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Mermaid flowchart (default: a list of nodes and edges).
+        #[arg(long)]
+        mermaid: bool,
+    },
+}
+
+/// The built-in configuration of `aegis serve` with no config file: the offline echo provider
+/// and the secrets and invisible-text guards.
+const DEFAULT_CONFIG: &str = r#"
+[[providers]]
+id = "echo"
+type = "echo"
+
+[[guardrails]]
+id = "secrets"
+type = "secrets"
+config = { action = "redact" }
+
+[[guardrails]]
+id = "invisible"
+type = "invisible_text"
+config = { action = "strip" }
+"#;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let json = cli.json;
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if json {
+                println!("{}", server::body_of(&e));
+            } else {
+                eprintln!("{} {}", paint("error:", "31"), e.message());
+                if let Some(hint) = hint(&e) {
+                    eprintln!("{} {hint}", paint("hint:", "33"));
+                }
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn paint(text: &str, color: &str) -> String {
+    if std::io::stderr().is_terminal() {
+        format!("\x1b[{color}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn hint(e: &Error) -> Option<&'static str> {
+    match e.kind() {
+        ErrorKind::Unauthenticated => Some("pass --key or set AEGIS_API_KEY"),
+        ErrorKind::Config => Some(
+            "`aegis config validate <file>` lists every problem; `aegis config schema` prints the schema",
+        ),
+        ErrorKind::Provider if e.message().contains("connect") => {
+            Some("is the gateway running? start it with `aegis serve`")
+        }
+        ErrorKind::NotFound => {
+            Some("check the id; runs are visible only to their owner and reviewers")
+        }
+        _ => None,
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8, Error> {
+    match cli.command {
+        Command::Serve { config, listen } => serve(config, listen).await.map(|()| 0),
+        Command::Scan {
+            config,
+            pack,
+            stage,
+            file,
+        } => {
+            let text = read_input(file.as_deref())?;
+            let chain = match config {
+                Some(path) => {
+                    let cfg = AegisConfig::load(&path)?;
+                    aegis::guard::GuardChain::new(
+                        aegis_gateway::static_keys::registry()
+                            .build(&cfg)
+                            .await?
+                            .guards,
+                    )
+                }
+                None => scan::chain_of_packs(&pack)?,
+            };
+            let report = scan::scan(&chain, stage, text).await;
+            let out = serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            println!("{out}");
+            Ok(report.exit_code() as u8)
+        }
+        Command::Config {
+            action: ConfigAction::Schema,
+        } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &aegis_gateway::static_keys::registry().config_schema()
+                )
+                .unwrap_or_default()
+            );
+            Ok(0)
+        }
+        Command::Config {
+            action: ConfigAction::Validate { path },
+        } => {
+            let cfg = AegisConfig::load(&path)?;
+            let problems = aegis_gateway::static_keys::registry().validate(&cfg).await;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"valid": problems.is_empty(), "problems": problems})
+                );
+            } else if problems.is_empty() {
+                println!("{} {}", paint("ok:", "32"), path.display());
+            } else {
+                for p in &problems {
+                    eprintln!("{} {p}", paint("error:", "31"));
+                }
+            }
+            Ok(if problems.is_empty() { 0 } else { 1 })
+        }
+        Command::Graph {
+            action: GraphAction::Show { config, mermaid },
+        } => {
+            let pipeline = build_pipeline(config.as_deref(), Vec::new()).await?.0;
+            if mermaid || !cli.json {
+                println!("{}", pipeline.graph().to_mermaid());
+            } else {
+                println!("{}", json!({"mermaid": pipeline.graph().to_mermaid()}));
+            }
+            Ok(0)
+        }
+        Command::Models { remote } => {
+            let v = request(&remote, reqwest::Method::GET, "/v1/models", None).await?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                for m in v["data"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  ({})",
+                        m["id"].as_str().unwrap_or_default(),
+                        m["owned_by"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Command::Chat {
+            prompt,
+            model,
+            remote,
+        } => chat(&remote, &model, prompt, cli.json).await,
+        Command::Runs { action, remote } => {
+            let (method, path, body) = match &action {
+                RunsAction::Show { id } => (reqwest::Method::GET, format!("/v1/runs/{id}"), None),
+                RunsAction::Approve { id } => (
+                    reqwest::Method::POST,
+                    format!("/v1/runs/{id}/approve"),
+                    None,
+                ),
+                RunsAction::Reject { id, reason } => (
+                    reqwest::Method::POST,
+                    format!("/v1/runs/{id}/reject"),
+                    Some(json!({"reason": reason})),
+                ),
+                RunsAction::Edit { id, value } => {
+                    let value: Value = serde_json::from_str(value).map_err(|e| {
+                        Error::invalid_request(format!("the edit value is not JSON: {e}"))
+                    })?;
+                    (
+                        reqwest::Method::POST,
+                        format!("/v1/runs/{id}/edit"),
+                        Some(json!({"value": value})),
+                    )
+                }
+            };
+            let v = request(&remote, method, &path, body).await?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                println!(
+                    "run {}: {}",
+                    v["id"].as_str().unwrap_or_default(),
+                    paint(v["status"].as_str().unwrap_or("?"), "36")
+                );
+                if let Some(reason) = v["interrupt"]["reason"].as_str() {
+                    println!("  waiting for: {reason}");
+                }
+                if let Some(text) = v["output"]["choices"][0]["message"]["content"].as_str() {
+                    println!("  answer: {text}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn read_input(file: Option<&Path>) -> Result<String, Error> {
+    let bytes = match file {
+        Some(p) => std::fs::read(p)
+            .map_err(|e| Error::invalid_request(format!("cannot read {}: {e}", p.display())))?,
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::invalid_request(format!("cannot read stdin: {e}")))?;
+            buf
+        }
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        Error::invalid_request(format!(
+            "the input is not valid UTF-8 (first bad byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// The config to run: the given file, ./aegis.toml, or the built-in defaults.
+fn load_config(path: Option<&Path>) -> Result<(AegisConfig, String), Error> {
+    match path {
+        Some(p) => Ok((AegisConfig::load(p)?, p.display().to_string())),
+        None if Path::new("aegis.toml").exists() => {
+            Ok((AegisConfig::load("aegis.toml")?, "aegis.toml".into()))
+        }
+        None => Ok((
+            AegisConfig::from_toml_str(DEFAULT_CONFIG, std::env::vars())?,
+            "built-in defaults".into(),
+        )),
+    }
+}
+
+async fn build_pipeline(
+    path: Option<&Path>,
+    sinks: Vec<std::sync::Arc<dyn aegis::TelemetrySink>>,
+) -> Result<(Pipeline, AegisConfig, String), Error> {
+    let (cfg, source) = load_config(path)?;
+    let pipeline =
+        Pipeline::from_config_with(&aegis_gateway::static_keys::registry(), &cfg, None, sinks)
+            .await?;
+    Ok((pipeline, cfg, source))
+}
+
+async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AEGIS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let feed = EventFeed::default();
+    let (pipeline, cfg, source) =
+        build_pipeline(config.as_deref(), vec![std::sync::Arc::new(feed.clone())]).await?;
+    let limits: Limits = serde_json::from_value(
+        cfg.server
+            .get("limits")
+            .cloned()
+            .unwrap_or_else(|| json!({})),
+    )
+    .map_err(|e| Error::config(format!("server.limits: {e}")))?;
+    let listen = match listen {
+        Some(l) => l,
+        None => cfg
+            .server
+            .get("listen")
+            .and_then(Value::as_str)
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|e| Error::config(format!("server.listen: {e}")))?,
+    };
+    if pipeline.provider_ids() == ["echo"] || source == "built-in defaults" {
+        println!(
+            "aegis: config from {source}; no real provider configured, answering with the offline `echo` provider"
+        );
+    } else {
+        println!(
+            "aegis: config from {source}; providers: {}",
+            pipeline.provider_ids().join(", ")
+        );
+    }
+    let guards: Vec<&str> = pipeline.chain().entries().iter().map(|e| e.id()).collect();
+    println!(
+        "aegis: guards: {}",
+        if guards.is_empty() {
+            "none".to_owned()
+        } else {
+            guards.join(", ")
+        }
+    );
+    let gw = Gateway::new(pipeline, limits, feed);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
+    println!(
+        "aegis: listening on http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| Error::internal(e.to_string()))?
+    );
+    let _ = std::io::stdout().flush();
+    axum::serve(listener, server::router(gw))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| Error::internal(format!("server error: {e}")))
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    eprintln!("aegis: shutting down; finishing in-flight requests");
+}
+
+async fn request(
+    remote: &Remote,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, Error> {
+    let client = reqwest::Client::new();
+    let mut req = client.request(
+        method,
+        format!("{}{path}", remote.url.trim_end_matches('/')),
+    );
+    if let Some(key) = &remote.key {
+        req = req.bearer_auth(key);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| Error::provider(format!("cannot connect to {}: {e}", remote.url)))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(v);
+    }
+    let message = v["error"]["message"]
+        .as_str()
+        .unwrap_or("request failed")
+        .to_owned();
+    let kind = match status.as_u16() {
+        401 => ErrorKind::Unauthenticated,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        400 if v["error"]["code"] == "policy_blocked" => ErrorKind::PolicyBlocked,
+        400 | 413 | 422 => ErrorKind::InvalidRequest,
+        _ => ErrorKind::Provider,
+    };
+    Err(Error::new(kind, format!("{message} (HTTP {status})")))
+}
+
+async fn chat(
+    remote: &Remote,
+    model: &str,
+    prompt: Vec<String>,
+    json_out: bool,
+) -> Result<u8, Error> {
+    let one = |text: String| {
+        let model = model.to_owned();
+        async move {
+            let body = json!({"model": model, "messages": [{"role": "user", "content": text}]});
+            let v = request(
+                remote,
+                reqwest::Method::POST,
+                "/v1/chat/completions",
+                Some(body),
+            )
+            .await?;
+            if json_out {
+                println!("{v}");
+            } else if v["object"] == "aegis.run" {
+                println!(
+                    "{}",
+                    paint(v["message"].as_str().unwrap_or("paused for approval"), "33")
+                );
+            } else {
+                println!(
+                    "{}",
+                    v["choices"][0]["message"]["content"]
+                        .as_str()
+                        .unwrap_or_default()
+                );
+            }
+            Ok::<(), Error>(())
+        }
+    };
+    if !prompt.is_empty() {
+        one(prompt.join(" ")).await?;
+        return Ok(0);
+    }
+    let stdin = std::io::stdin();
+    loop {
+        eprint!("{} ", paint(">", "36"));
+        let mut line = String::new();
+        if stdin
+            .read_line(&mut line)
+            .map_err(|e| Error::internal(e.to_string()))?
+            == 0
+        {
+            return Ok(0);
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Err(e) = one(line.to_owned()).await {
+            eprintln!("{} {}", paint("error:", "31"), e.message());
+        }
+    }
+}

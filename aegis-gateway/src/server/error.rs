@@ -1,0 +1,88 @@
+//! OpenAI-shaped error bodies with stable codes.
+
+use aegis::{Error, ErrorKind};
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+/// An error answered to an HTTP client: `{"error": {"message", "type", "code"}}`.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+/// The HTTP status for an error kind.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::PolicyBlocked => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden | ErrorKind::ResidencyViolation => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::BudgetExceeded | ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::ApprovalRequired => StatusCode::ACCEPTED,
+        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Provider => StatusCode::BAD_GATEWAY,
+        ErrorKind::Storage => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// OpenAI's `type` for an error kind.
+fn type_of(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::Conflict => {
+            "invalid_request_error"
+        }
+        ErrorKind::PolicyBlocked | ErrorKind::ResidencyViolation | ErrorKind::ApprovalRequired => {
+            "policy_error"
+        }
+        ErrorKind::Unauthenticated => "authentication_error",
+        ErrorKind::Forbidden => "permission_error",
+        ErrorKind::BudgetExceeded | ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::Provider | ErrorKind::Timeout => "upstream_error",
+        _ => "server_error",
+    }
+}
+
+/// The JSON body of an error (also the `data` of an SSE error event).
+pub fn body_of(e: &Error) -> serde_json::Value {
+    let mut err = json!({
+        "message": e.message(),
+        "type": type_of(e.kind()),
+        "code": e.code(),
+        "param": null,
+    });
+    if let Some(run) = e.run_id() {
+        err["run_id"] = run.into();
+    }
+    json!({ "error": err })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(self.0.kind());
+        let mut resp = (status, Json(body_of(&self.0))).into_response();
+        if let Some(after) = self.0.retry_after()
+            && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
+        {
+            resp.headers_mut().insert("retry-after", v);
+        }
+        if let Some(run) = self.0.run_id().and_then(|r| HeaderValue::from_str(r).ok()) {
+            resp.headers_mut().insert("x-aegis-run-id", run);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}

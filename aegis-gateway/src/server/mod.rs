@@ -1,0 +1,147 @@
+//! The HTTP server: OpenAI-compatible endpoints, native `/v1/runs`, health and OpenAPI.
+//!
+//! The server is a thin host of [`aegis::Pipeline`]: it parses, authenticates the transport
+//! (credentials go into the request context; the pipeline's authenticators decide), and
+//! renders results. No governance logic lives here.
+
+mod error;
+mod events;
+mod openai;
+pub mod openapi;
+mod runs;
+
+use std::{sync::Arc, time::Duration};
+
+use aegis::{Credentials, Error, ErrorKind, Pipeline, RequestContext, Secret};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::HeaderMap,
+    routing::{get, post},
+};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+pub use error::{ApiError, body_of, status_of};
+pub use events::EventFeed;
+
+/// Limits that protect the gateway.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest accepted request body in bytes (default 4 MiB).
+    pub max_body_bytes: usize,
+    /// Deadline until the response starts (headers / first byte), in milliseconds (default 120 s).
+    pub request_timeout_ms: u64,
+    /// Streams served at once; more get 429 (default 1000).
+    pub max_concurrent_streams: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            request_timeout_ms: 120_000,
+            max_concurrent_streams: 1000,
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct Gateway {
+    pipeline: Pipeline,
+    limits: Limits,
+    streams: Arc<Semaphore>,
+    events: EventFeed,
+}
+
+impl Gateway {
+    /// A gateway serving `pipeline`; `events` must be one of the pipeline's telemetry sinks for
+    /// `/v1/runs/{id}/events` to see anything.
+    pub fn new(pipeline: Pipeline, limits: Limits, events: EventFeed) -> Arc<Self> {
+        Arc::new(Self {
+            streams: Arc::new(Semaphore::new(limits.max_concurrent_streams)),
+            pipeline,
+            limits,
+            events,
+        })
+    }
+
+    /// The pipeline served.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.limits.request_timeout_ms)
+    }
+}
+
+/// The router of every endpoint.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let limit = gw.limits.max_body_bytes;
+    Router::new()
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/runs", post(runs::create))
+        .route("/v1/runs/{id}", get(runs::get))
+        .route("/v1/runs/{id}/approve", post(runs::approve))
+        .route("/v1/runs/{id}/reject", post(runs::reject))
+        .route("/v1/runs/{id}/edit", post(runs::edit))
+        .route("/v1/runs/{id}/events", get(runs::events))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::document()) }),
+        )
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(gw)
+}
+
+/// The credentials a request presents: `Authorization: Bearer` or `x-api-key`.
+pub(crate) fn context_from(headers: &HeaderMap) -> RequestContext {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let bearer = header("authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| Secret::new(t.trim()))
+        .filter(|s| !s.expose().is_empty());
+    let api_key = header("x-api-key")
+        .filter(|v| !v.is_empty())
+        .map(Secret::new);
+    let mut credentials = Credentials::default();
+    credentials.bearer = bearer;
+    credentials.api_key = api_key;
+    let mut ctx = RequestContext::default();
+    if credentials.token().is_some() {
+        ctx.credentials = Some(credentials);
+    }
+    ctx
+}
+
+/// Parses a JSON body, naming the path of the first problem.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(Error::invalid_request("the request body is not valid UTF-8").into());
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = if path == "." || path.is_empty() {
+            format!("invalid request body: {inner}")
+        } else {
+            format!("invalid request body at `{path}`: {inner}")
+        };
+        ApiError(Error::new(ErrorKind::InvalidRequest, msg))
+    })
+}

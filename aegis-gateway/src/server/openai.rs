@@ -1,0 +1,261 @@
+//! `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`.
+
+use std::{convert::Infallible, sync::Arc};
+
+use aegis::{
+    ChatBody, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, Error, ErrorKind,
+    PipelineOutcome,
+    providers::wire::{chunk_to_openai, completion_to_openai, usage_to_openai},
+};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response, Sse, sse::Event},
+};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{ApiError, Gateway, body_of, context_from, parse_json};
+
+/// `POST /v1/chat/completions`: JSON, or SSE in OpenAI's chunk format when `stream: true`.
+pub(super) async fn chat_completions(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut req: ChatRequest = parse_json(&body)?;
+    if let Some(model) = headers.get("x-aegis-model").and_then(|v| v.to_str().ok()) {
+        req.model = model.to_owned();
+    }
+    let include_usage = req
+        .extra
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    req.ctx = context_from(&headers);
+    let permit = if req.stream {
+        let permit = gw.streams.clone().try_acquire_owned().map_err(|_| {
+            Error::new(
+                ErrorKind::RateLimited,
+                "too many concurrent streams; retry shortly",
+            )
+            .with_retry_after(std::time::Duration::from_secs(1))
+        })?;
+        Some(permit)
+    } else {
+        None
+    };
+    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline.run(req))
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                "the request did not start answering in time",
+            )
+        })??;
+    match outcome {
+        PipelineOutcome::Paused { run_id, interrupt } => {
+            Ok(super::runs::paused_response(&run_id, &interrupt))
+        }
+        PipelineOutcome::Response(resp) => Ok(respond(resp, include_usage, permit)),
+    }
+}
+
+fn meta_headers(resp: &ChatResponse, out: &mut Response) {
+    let h = out.headers_mut();
+    if let Some(run) = resp
+        .meta
+        .run_id
+        .as_deref()
+        .and_then(|r| HeaderValue::from_str(r).ok())
+    {
+        h.insert("x-aegis-run-id", run);
+    }
+    if let Ok(v) = HeaderValue::from_str(&resp.meta.guards.join(",")) {
+        h.insert("x-aegis-guards", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&resp.meta.provider) {
+        h.insert("x-aegis-provider", v);
+    }
+}
+
+fn respond(
+    resp: ChatResponse,
+    include_usage: bool,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Response {
+    let meta = ChatResponse {
+        meta: resp.meta.clone(),
+        body: ChatBody::Stream(Box::pin(futures_util::stream::empty())),
+    };
+    let mut out = match resp.body {
+        ChatBody::Complete(c) => Json(completion_to_openai(&c)).into_response(),
+        ChatBody::Stream(stream) => {
+            Sse::new(sse_events(stream, include_usage, permit)).into_response()
+        }
+    };
+    meta_headers(&meta, &mut out);
+    out
+}
+
+/// OpenAI's SSE framing: one `data:` per chunk, `data: [DONE]` after a clean end; a failure is
+/// an `error` data event and the stream ends without `[DONE]`, so no client mistakes a
+/// truncated answer for a complete one.
+fn sse_events(
+    stream: ChatStream,
+    include_usage: bool,
+    permit: Option<OwnedSemaphorePermit>,
+) -> impl futures_util::Stream<Item = Result<Event, Infallible>> + Send {
+    futures_util::stream::unfold(Some((stream, permit)), move |state| async move {
+        let (mut stream, permit) = state?;
+        loop {
+            match stream.next().await {
+                Some(Ok(mut chunk)) => {
+                    if !include_usage {
+                        if chunk.choices.is_empty() {
+                            continue;
+                        }
+                        chunk.usage = None;
+                    }
+                    let data = chunk_to_openai(&chunk).to_string();
+                    return Some((Ok(Event::default().data(data)), Some((stream, permit))));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "stream failed after the first byte");
+                    return Some((Ok(Event::default().data(body_of(&e).to_string())), None));
+                }
+                None => return Some((Ok(Event::default().data("[DONE]")), None)),
+            }
+        }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EmbeddingInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct EmbeddingBody {
+    model: String,
+    input: EmbeddingInput,
+    #[serde(default)]
+    encoding_format: Option<String>,
+    #[serde(default)]
+    dimensions: Option<u32>,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+/// `POST /v1/embeddings`: floats, or base64 little-endian f32 when asked (the official
+/// SDKs ask for base64 by default).
+pub(super) async fn embeddings(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: EmbeddingBody = parse_json(&body)?;
+    let input = match b.input {
+        EmbeddingInput::One(s) => vec![s],
+        EmbeddingInput::Many(v) => v,
+    };
+    let base64 = match b.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(Error::invalid_request(format!(
+                "encoding_format must be `float` or `base64`, not `{other}`"
+            ))
+            .into());
+        }
+    };
+    let mut req = EmbeddingRequest::new(b.model.clone(), input);
+    req.dimensions = b.dimensions;
+    if let Some(user) = b.user {
+        req.extra.insert("user".into(), user.into());
+    }
+    req.ctx = context_from(&headers);
+    let out = tokio::time::timeout(gw.timeout(), gw.pipeline.embed(req))
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, "embeddings did not answer in time"))??;
+    let data: Vec<Value> = out
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+                Value::String(encode_base64(&bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let mut usage = usage_to_openai(&out.usage);
+    usage["total_tokens"] = out.usage.input_tokens.into();
+    Ok(
+        Json(json!({"object": "list", "data": data, "model": out.model, "usage": usage}))
+            .into_response(),
+    )
+}
+
+/// `GET /v1/models`.
+pub(super) async fn models(State(gw): State<Arc<Gateway>>) -> Response {
+    let data: Vec<Value> = gw
+        .pipeline
+        .models()
+        .into_iter()
+        .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .collect();
+    (
+        StatusCode::OK,
+        Json(json!({"object": "list", "data": data})),
+    )
+        .into_response()
+}
+
+/// Standard base64 with padding (RFC 4648), enough for embedding vectors.
+fn encode_base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let b = [
+            group[0],
+            *group.get(1).unwrap_or(&0),
+            *group.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::encode_base64(input.as_bytes()), expected);
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Native `/v1/runs`: start a governed run, inspect it, decide on its interrupt, follow its
+//! events.
+
+use std::{convert::Infallible, sync::Arc};
+
+use aegis::{
+    Approval, ChatBody, ChatRequest, Checkpoint, Error, ErrorKind, Interrupt, PipelineOutcome,
+    Principal, RunEventKind, providers::wire::completion_to_openai,
+};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response, Sse, sse::Event},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::{ApiError, Gateway, context_from, parse_json};
+
+fn links(run_id: &str) -> Value {
+    json!({
+        "self": format!("/v1/runs/{run_id}"),
+        "approve": format!("/v1/runs/{run_id}/approve"),
+        "reject": format!("/v1/runs/{run_id}/reject"),
+        "edit": format!("/v1/runs/{run_id}/edit"),
+        "events": format!("/v1/runs/{run_id}/events"),
+    })
+}
+
+fn with_run_header(mut resp: Response, run_id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(run_id) {
+        resp.headers_mut().insert("x-aegis-run-id", v);
+    }
+    resp
+}
+
+/// 202: the run paused; the body says how to decide.
+pub(super) fn paused_response(run_id: &str, interrupt: &Interrupt) -> Response {
+    let body = json!({
+        "id": run_id,
+        "object": "aegis.run",
+        "status": "paused",
+        "interrupt": interrupt,
+        "message": format!(
+            "{}. Approve with POST /v1/runs/{run_id}/approve (or `aegis runs approve {run_id}`), or reject with POST /v1/runs/{run_id}/reject.",
+            interrupt.request.reason
+        ),
+        "links": links(run_id),
+    });
+    with_run_header((StatusCode::ACCEPTED, Json(body)).into_response(), run_id)
+}
+
+async fn outcome_response(outcome: PipelineOutcome) -> Result<Response, ApiError> {
+    match outcome {
+        PipelineOutcome::Paused { run_id, interrupt } => Ok(paused_response(&run_id, &interrupt)),
+        PipelineOutcome::Response(resp) => {
+            let run_id = resp.meta.run_id.clone().unwrap_or_default();
+            let guards = resp.meta.guards.clone();
+            let completion = match resp.body {
+                ChatBody::Complete(c) => c,
+                ChatBody::Stream(_) => resp_collect_err()?,
+            };
+            let body = json!({
+                "id": run_id,
+                "object": "aegis.run",
+                "status": "completed",
+                "guards": guards,
+                "output": completion_to_openai(&completion),
+                "links": links(&run_id),
+            });
+            Ok(with_run_header(Json(body).into_response(), &run_id))
+        }
+    }
+}
+
+fn resp_collect_err() -> Result<aegis::Completion, ApiError> {
+    Err(
+        Error::invalid_request("runs are not streamed; use /v1/chat/completions with stream: true")
+            .into(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRun {
+    #[serde(default)]
+    graph: Option<String>,
+    input: ChatRequest,
+}
+
+/// `POST /v1/runs`: `{"graph": "default", "input": <chat request>}`.
+pub(super) async fn create(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let CreateRun { graph, mut input } = parse_json(&body)?;
+    let served = gw.pipeline.graph().name().to_owned();
+    if let Some(g) = graph
+        && g != served
+    {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no graph `{g}`; this gateway serves `{served}`"),
+        )
+        .into());
+    }
+    input.stream = false;
+    input.ctx = context_from(&headers);
+    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline.run(input))
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, "the run did not finish in time"))??;
+    outcome_response(outcome).await
+}
+
+/// Who may see a run: its principal, or an `admin` / `approver` (of its team when the run
+/// records one). Without authenticators configured, everyone (development mode). Other
+/// principals get 404, so run ids do not leak.
+async fn visible(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    run_id: &str,
+) -> Result<(Checkpoint, Option<Principal>), ApiError> {
+    let ctx = context_from(headers);
+    let principal = gw.pipeline.authenticate(&ctx).await?;
+    let not_found = || {
+        ApiError(Error::new(
+            ErrorKind::NotFound,
+            format!("no run `{run_id}`"),
+        ))
+    };
+    let (_, cp) = gw
+        .pipeline
+        .graph()
+        .snapshot(run_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if let Some(p) = &principal {
+        let own = cp.principal.as_deref() == Some(p.id.as_str());
+        let reviewer = p.has_role("admin") || p.has_role("approver");
+        if !own && !reviewer {
+            return Err(not_found());
+        }
+    }
+    Ok((cp, principal))
+}
+
+/// `GET /v1/runs/{id}`.
+pub(super) async fn get(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (cp, _) = visible(&gw, &headers, &id).await?;
+    let output = cp.state.get("completion").filter(|c| !c.is_null()).cloned();
+    let body = json!({
+        "id": cp.run_id,
+        "object": "aegis.run",
+        "graph": cp.graph,
+        "status": cp.status,
+        "version": cp.version,
+        "next": cp.next,
+        "interrupt": cp.interrupt,
+        "principal": cp.principal,
+        "updated_at_ms": cp.at_ms,
+        "guards": cp.state.get("guards"),
+        "output": output,
+        "links": links(&cp.run_id),
+    });
+    Ok(Json(body).into_response())
+}
+
+async fn decide(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    id: &str,
+    decision: Approval,
+) -> Result<Response, ApiError> {
+    let (_, principal) = visible(gw, headers, id).await?;
+    let by = principal.as_ref().map(|p| p.id.as_str());
+    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline.resume_by(id, decision, by))
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, "the resumed run did not finish in time"))??;
+    outcome_response(outcome).await
+}
+
+/// `POST /v1/runs/{id}/approve`.
+pub(super) async fn approve(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    decide(&gw, &headers, &id, Approval::Approve).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /v1/runs/{id}/reject` with an optional `{"reason": ...}`.
+pub(super) async fn reject(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: RejectBody = if body.is_empty() {
+        RejectBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    match decide(&gw, &headers, &id, Approval::Reject { reason: b.reason }).await {
+        Err(ApiError(e)) if e.code() == "rejected" => {
+            let body =
+                json!({"id": id, "object": "aegis.run", "status": "rejected", "links": links(&id)});
+            Ok(with_run_header(Json(body).into_response(), &id))
+        }
+        other => other,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditBody {
+    value: Value,
+}
+
+/// `POST /v1/runs/{id}/edit` with `{"value": ...}` matching the interrupt's edit schema.
+pub(super) async fn edit(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: EditBody = parse_json(&body)?;
+    decide(&gw, &headers, &id, Approval::Edit { value: b.value }).await
+}
+
+/// `GET /v1/runs/{id}/events`: the run's current status, then its events as they happen,
+/// until it completes, fails or is rejected. A subscriber too slow to keep up gets a
+/// `lagged` event saying how many it missed.
+pub(super) async fn events(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    // Subscribe before reading the status, so nothing falls between the two.
+    let rx = gw.events.subscribe();
+    let (cp, _) = visible(&gw, &headers, &id).await?;
+    let first = Event::default().event("status").data(
+        json!({"run_id": cp.run_id, "status": cp.status, "interrupt": cp.interrupt}).to_string(),
+    );
+    let feed = Feed {
+        rx,
+        id,
+        first: Some(first),
+        done: cp.status.is_terminal(),
+    };
+    let stream = futures_util::stream::unfold(feed, |mut f| async move {
+        if let Some(e) = f.first.take() {
+            return Some((Ok::<_, Infallible>(e), f));
+        }
+        if f.done {
+            return None;
+        }
+        loop {
+            match f.rx.recv().await {
+                Ok(ev) if ev.run_id == f.id => {
+                    f.done = matches!(
+                        ev.kind,
+                        RunEventKind::Completed
+                            | RunEventKind::Rejected
+                            | RunEventKind::Failed { .. }
+                    );
+                    let data = serde_json::to_value(&ev).unwrap_or_default();
+                    let name = data["event"].as_str().unwrap_or("event").to_owned();
+                    return Some((Ok(Event::default().event(name).data(data.to_string())), f));
+                }
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    return Some((Ok(Event::default().event("lagged").data(n.to_string())), f));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).into_response())
+}
+
+struct Feed {
+    rx: broadcast::Receiver<aegis::RunEvent>,
+    id: String,
+    first: Option<Event>,
+    done: bool,
+}

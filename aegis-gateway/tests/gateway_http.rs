@@ -1,0 +1,395 @@
+//! The gateway over real HTTP: OpenAI wire format, SSE framing, auth, errors, limits, runs,
+//! and the official OpenAI Python and Node SDKs as clients.
+#![allow(clippy::unwrap_used)]
+
+use std::{net::SocketAddr, path::PathBuf, process::Command, sync::Arc};
+
+use aegis::{Pipeline, config::AegisConfig};
+use aegis_gateway::server::{self, EventFeed, Gateway, Limits};
+use serde_json::{Value, json};
+
+/// `AEGIS_TEST_SECRET_ENV` is set by .cargo/config.toml.
+const KEY: &str = "sk-env-value-for-tests";
+
+const CONFIG: &str = r#"
+[[providers]]
+id = "echo"
+type = "echo"
+
+[[authenticators]]
+id = "keys"
+type = "static_keys"
+config = { keys = [
+    { key = "secret://env/AEGIS_TEST_SECRET_ENV", principal = "tester", roles = ["admin"] },
+] }
+
+[[guardrails]]
+id = "words"
+type = "ban_substrings"
+config = { substrings = ["project nightingale"] }
+
+[[guardrails]]
+id = "animal-filter"
+type = "ban_substrings"
+stages = ["output"]
+config = { substrings = ["zebra"] }
+
+[[guardrails]]
+id = "secrets"
+type = "secrets"
+config = { action = "redact" }
+"#;
+
+async fn spawn(config: &str, limits: Limits) -> SocketAddr {
+    let cfg = AegisConfig::from_toml_str(config, std::iter::empty::<(&str, &str)>()).unwrap();
+    let feed = EventFeed::default();
+    let pipeline = Pipeline::from_config_with(
+        &aegis_gateway::static_keys::registry(),
+        &cfg,
+        None,
+        vec![Arc::new(feed.clone())],
+    )
+    .await
+    .unwrap();
+    let app = server::router(Gateway::new(pipeline, limits, feed));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn post(addr: SocketAddr, path: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(format!("http://{addr}{path}"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn chat_completions_answer_in_openai_shape_with_run_headers() {
+    let addr = spawn(CONFIG, Limits::default()).await;
+    let resp = post(
+        addr,
+        "/v1/chat/completions",
+        json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["x-aegis-run-id"].to_str().unwrap().len() > 10);
+    assert_eq!(
+        resp.headers()["x-aegis-guards"],
+        "words,secrets,animal-filter"
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: hi");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn streams_use_openai_chunks_and_end_with_done() {
+    let addr = spawn(CONFIG, Limits::default()).await;
+    let body = json!({"model": "echo", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": "one two three"}]});
+    let resp = post(addr, "/v1/chat/completions", body).await;
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let text = resp.text().await.unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "echo: one two three");
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+
+    // Without include_usage there is no usage chunk.
+    let body =
+        json!({"model": "echo", "stream": true, "messages": [{"role": "user", "content": "x"}]});
+    let text = post(addr, "/v1/chat/completions", body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("\"usage\""), "{text}");
+}
+
+#[tokio::test]
+async fn a_block_after_the_first_byte_is_an_sse_error_without_done() {
+    let addr = spawn(CONFIG, Limits::default()).await;
+    let body = json!({"model": "echo", "stream": true, "messages": [{"role": "user", "content": "a zebra"}]});
+    let text = post(addr, "/v1/chat/completions", body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert!(!text.contains("zebra"), "{text}");
+    let last: Value = serde_json::from_str(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last["error"]["code"], "banned_substring");
+}
+
+#[tokio::test]
+async fn blocked_prompts_are_openai_errors_with_stable_codes() {
+    let addr = spawn(CONFIG, Limits::default()).await;
+    let resp = post(
+        addr,
+        "/v1/chat/completions",
+        json!({"model": "echo", "messages": [{"role": "user", "content": "Project Nightingale"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "policy_error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("words"));
+    assert!(v["error"]["code"].is_string());
+}
+
+#[tokio::test]
+async fn credentials_are_required_and_both_header_styles_work() {
+    let addr = spawn(CONFIG, Limits::default()).await;
+    let body = json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]});
+    let url = format!("http://{addr}/v1/chat/completions");
+    let none = client().post(&url).json(&body).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(none.headers()["www-authenticate"], "Bearer");
+    let wrong = client()
+        .post(&url)
+        .bearer_auth("nope")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let v: Value = wrong.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "authentication_error");
+    let api_key = client()
+        .post(&url)
+        .header("x-api-key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_key.status(), 200);
+}
+
+#[tokio::test]
+async fn bad_bodies_get_clear_4xx_errors() {
+    let addr = spawn(
+        CONFIG,
+        Limits {
+            max_body_bytes: 64 * 1024,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let url = format!("http://{addr}/v1/chat/completions");
+    let send = |body: Vec<u8>| {
+        client()
+            .post(&url)
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let r = send(b"{not json".to_vec()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r =
+        send(br#"{"model": "echo", "messages": [{"role": "wizard", "content": "x"}]}"#.to_vec())
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("messages[0].role"),
+        "{v}"
+    );
+    let r = send(br#"{"model": 7, "messages": []}"#.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = send(br#"{"model": "echo", "messages": []}"#.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = send(
+        b"{\"model\": \"echo\", \"messages\": [{\"role\": \"user\", \"content\": \"\xff\xfe\"}]}"
+            .to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("UTF-8"),
+        "{v}"
+    );
+    let huge = format!(
+        r#"{{"model": "echo", "messages": [{{"role": "user", "content": "{}"}}]}}"#,
+        "a".repeat(100_000)
+    );
+    let r = send(huge.into_bytes()).await.unwrap();
+    assert_eq!(r.status(), 413);
+    // Unknown fields are kept and forwarded, not refused.
+    let r = send(br#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "logit_bias": {}, "vendor_knob": 1}"#.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn embeddings_and_models_speak_openai() {
+    let addr = spawn(CONFIG, Limits::default()).await;
+    let v: Value = post(
+        addr,
+        "/v1/embeddings",
+        json!({"model": "echo", "input": ["a b", "c"]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"][1]["index"], 1);
+    assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 16);
+    let v: Value = post(
+        addr,
+        "/v1/embeddings",
+        json!({"model": "echo", "input": "a", "encoding_format": "base64"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        v["data"][0]["embedding"].as_str().unwrap().len(),
+        88,
+        "16 f32 = 64 bytes = 88 base64 chars"
+    );
+    let v: Value = client()
+        .get(format!("http://{addr}/v1/models"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "echo")
+    );
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_matches_the_checked_in_copy() {
+    let generated = serde_json::to_string_pretty(&server::openapi::document()).unwrap() + "\n";
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    if std::env::var_os("AEGIS_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        generated == checked_in,
+        "openapi.json is stale: regenerate with `AEGIS_UPDATE_OPENAPI=1 cargo test -p aegis-gateway --test gateway_http`"
+    );
+    let addr = spawn(CONFIG, Limits::default()).await;
+    let served: Value = client()
+        .get(format!("http://{addr}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served, server::openapi::document());
+    assert!(served["paths"]["/v1/runs/{id}/approve"]["post"].is_object());
+}
+
+/// Runs an SDK client script; `AEGIS_CLIENT_TESTS=1` (set by scripts/test.sh, which installs
+/// the SDKs) makes a missing SDK a failure instead of a skip.
+fn run_client(program: &str, args: &[&str], installed: bool) {
+    let required = std::env::var_os("AEGIS_CLIENT_TESTS").is_some();
+    if !installed {
+        assert!(
+            !required,
+            "{program} SDK not installed; run scripts/test.sh"
+        );
+        eprintln!("skipping: {program} SDK not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn clients_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_sdk_works_against_the_gateway() {
+    let addr = spawn(CONFIG, Limits::default()).await;
+    let python = std::env::var("AEGIS_PYTHON")
+        .unwrap_or_else(|_| clients_dir().join(".venv/bin/python").display().to_string());
+    let installed = std::path::Path::new(&python).exists();
+    let script = clients_dir().join("python_sdk.py");
+    let base = format!("http://{addr}/v1");
+    tokio::task::spawn_blocking(move || {
+        run_client(&python, &[script.to_str().unwrap(), &base, KEY], installed)
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_node_sdk_works_against_the_gateway() {
+    let addr = spawn(CONFIG, Limits::default()).await;
+    let installed = clients_dir().join("node_modules/openai").exists();
+    let script = clients_dir().join("node_sdk.mjs");
+    let base = format!("http://{addr}/v1");
+    tokio::task::spawn_blocking(move || {
+        run_client("node", &[script.to_str().unwrap(), &base, KEY], installed)
+    })
+    .await
+    .unwrap();
+}

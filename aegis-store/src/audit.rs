@@ -1,0 +1,683 @@
+//! The audit log: append-only, hash-chained records of every verdict, decision, key event
+//! and run transition.
+//!
+//! Each record stores the previous record's hash and its own hash, a SHA-256 over the
+//! canonical JSON of the record (sorted keys, no whitespace; `data` is kept as the exact
+//! canonical text that was hashed). [`Store::verify_audit`] walks the chain and reports
+//! every record that was changed ([`AuditProblem::Altered`]), removed
+//! ([`AuditProblem::Missing`]) or re-linked ([`AuditProblem::BrokenLink`]). Appends lock the
+//! one-row `aegis_audit_head` table first, so concurrent appends — from tasks, connections
+//! or processes — always extend one linear chain. The head also lets `verify` notice records
+//! cut off the end; hosts that need protection against a full rewrite can anchor
+//! [`AuditReport::head_hash`] elsewhere (a log line, a transparency service).
+//!
+//! Content (prompts, completions, edited tool calls) is not stored unless
+//! [`StoreOptions::record_content`](crate::StoreOptions::record_content) or
+//! [`AuditWriterConfig::record_content`] says so; a SHA-256 of the value is kept instead.
+//!
+//! [`AuditWriter`] turns run events into audit records without blocking the caller:
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use aegis_contracts::{RunEvent, RunEventKind, TelemetrySink, Verdict, Stage};
+//! use aegis_store::{AuditWriter, Store};
+//!
+//! let store = Store::connect("sqlite::memory:").await.unwrap();
+//! let (sink, task) = AuditWriter::spawn(store.clone()); // the host starts the task
+//! sink.on_event(&RunEvent::now("run-1", RunEventKind::Verdict {
+//!     stage: Stage::Input, verdict: Verdict::block("no", "rule"), enforced: true,
+//! }));
+//! sink.flush().await; // waits until everything sent so far is written
+//! let records = store.audit_records(Some("run-1"), 0, 100).await.unwrap();
+//! assert_eq!(records[0].kind, "event.verdict");
+//! drop(sink);
+//! task.await.unwrap(); // ends once every sink is dropped
+//! # });
+//! ```
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use aegis_contracts::{Error, RunEvent, RunEventKind, TelemetrySink};
+use schemars::JsonSchema;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use crate::{Store, db_err, entity, now_ms};
+
+/// The `prev_hash` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Something to append to the audit log.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AuditEntry {
+    /// What happened: `run.transition`, `run.decision`, `key.created`, `event.verdict`, ...
+    pub kind: String,
+    /// The run it concerns.
+    pub run_id: Option<String>,
+    /// Who did it (a principal id).
+    pub actor: Option<String>,
+    /// Details (never a secret; content only when configured).
+    pub data: Value,
+    /// When, Unix ms (default: now).
+    pub at_ms: Option<u64>,
+}
+
+impl AuditEntry {
+    /// An entry of `kind` with `data`.
+    pub fn new(kind: impl Into<String>, data: Value) -> Self {
+        Self {
+            kind: kind.into(),
+            run_id: None,
+            actor: None,
+            data,
+            at_ms: None,
+        }
+    }
+
+    /// About this run.
+    pub fn run(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = Some(run_id.into());
+        self
+    }
+
+    /// Done by this principal.
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+}
+
+/// A stored audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct AuditRecord {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: u64,
+    /// Unix ms.
+    pub at_ms: u64,
+    /// What happened.
+    pub kind: String,
+    /// The run it concerns.
+    pub run_id: Option<String>,
+    /// Who did it.
+    pub actor: Option<String>,
+    /// Details.
+    pub data: Value,
+    /// The previous record's hash ([`GENESIS`] for the first).
+    pub prev_hash: String,
+    /// SHA-256 (hex) of this record's canonical JSON.
+    pub hash: String,
+}
+
+/// One problem [`Store::verify_audit`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditProblem {
+    /// The record's content no longer matches its hash.
+    Altered {
+        /// The record.
+        seq: u64,
+    },
+    /// Records `from..=to` are gone.
+    Missing {
+        /// First missing seq.
+        from: u64,
+        /// Last missing seq.
+        to: u64,
+    },
+    /// The record does not point at its predecessor's hash.
+    BrokenLink {
+        /// The record.
+        seq: u64,
+    },
+}
+
+/// The outcome of [`Store::verify_audit`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct AuditReport {
+    /// Records checked.
+    pub checked: u64,
+    /// The chain head's seq (the number of records ever appended).
+    pub head_seq: u64,
+    /// The chain head's hash: anchor it elsewhere to detect a wholesale rewrite.
+    pub head_hash: String,
+    /// Every problem found, in chain order; empty when the log is intact.
+    pub problems: Vec<AuditProblem>,
+}
+
+impl AuditReport {
+    /// Whether no problem was found.
+    pub fn is_valid(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Canonical JSON: object keys sorted, no whitespace.
+pub(crate) fn canonical(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The record's hash: SHA-256 over its canonical JSON, with `data` embedded as the exact
+/// canonical text stored (so verification never depends on re-parsing numbers).
+fn record_hash(
+    seq: i64,
+    at_ms: i64,
+    kind: &str,
+    run_id: Option<&str>,
+    actor: Option<&str>,
+    data_text: &str,
+    prev_hash: &str,
+) -> String {
+    let s = |v: Option<&str>| v.map_or_else(|| "null".to_owned(), |v| Value::from(v).to_string());
+    // Keys in sorted order.
+    let text = format!(
+        "{{\"actor\":{},\"at_ms\":{at_ms},\"data\":{data_text},\"kind\":{},\"prev_hash\":{},\"run_id\":{},\"seq\":{seq}}}",
+        s(actor),
+        s(Some(kind)),
+        s(Some(prev_hash)),
+        s(run_id),
+    );
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+pub(crate) fn sha256_hex(v: &Value) -> String {
+    hex::encode(Sha256::digest(canonical(v).as_bytes()))
+}
+
+fn to_record(m: entity::audit::Model) -> AuditRecord {
+    AuditRecord {
+        seq: m.seq as u64,
+        at_ms: m.at_ms.max(0) as u64,
+        kind: m.kind,
+        run_id: m.run_id,
+        actor: m.actor,
+        data: serde_json::from_str(&m.data).unwrap_or(Value::String(m.data)),
+        prev_hash: m.prev_hash,
+        hash: m.hash,
+    }
+}
+
+/// Appends inside `txn`: locks the head row (serializing appenders), links and inserts.
+pub(crate) async fn append_in(
+    txn: &DatabaseTransaction,
+    entry: AuditEntry,
+) -> Result<AuditRecord, Error> {
+    use entity::audit_head as head;
+    use sea_orm::sea_query::ExprTrait as _;
+    let locked = head::Entity::update_many()
+        .col_expr(head::Column::Seq, Expr::col(head::Column::Seq).add(1))
+        .filter(head::Column::Id.eq(1))
+        .exec(txn)
+        .await
+        .map_err(|e| db_err("cannot lock the audit head", e))?;
+    if locked.rows_affected != 1 {
+        return Err(Error::storage(
+            "the audit head row is missing; the audit log was tampered with",
+        ));
+    }
+    let h = head::Entity::find_by_id(1)
+        .one(txn)
+        .await
+        .map_err(|e| db_err("cannot read the audit head", e))?
+        .ok_or_else(|| Error::storage("the audit head row is missing"))?;
+    let seq = h.seq;
+    let at_ms = entry.at_ms.map_or_else(now_ms, |t| t as i64);
+    let data_text = canonical(&entry.data);
+    let hash = record_hash(
+        seq,
+        at_ms,
+        &entry.kind,
+        entry.run_id.as_deref(),
+        entry.actor.as_deref(),
+        &data_text,
+        &h.hash,
+    );
+    entity::audit::Entity::insert(entity::audit::ActiveModel {
+        seq: Set(seq),
+        at_ms: Set(at_ms),
+        kind: Set(entry.kind.clone()),
+        run_id: Set(entry.run_id.clone()),
+        actor: Set(entry.actor.clone()),
+        data: Set(data_text),
+        prev_hash: Set(h.hash.clone()),
+        hash: Set(hash.clone()),
+    })
+    .exec_without_returning(txn)
+    .await
+    .map_err(|e| db_err("cannot append to the audit log", e))?;
+    head::Entity::update_many()
+        .col_expr(head::Column::Hash, Expr::value(hash.clone()))
+        .filter(head::Column::Id.eq(1))
+        .exec(txn)
+        .await
+        .map_err(|e| db_err("cannot move the audit head", e))?;
+    Ok(AuditRecord {
+        seq: seq as u64,
+        at_ms: at_ms as u64,
+        kind: entry.kind,
+        run_id: entry.run_id,
+        actor: entry.actor,
+        data: entry.data,
+        prev_hash: h.hash,
+        hash,
+    })
+}
+
+impl Store {
+    /// Appends one record (atomically; concurrent appends keep one linear chain).
+    pub async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord, Error> {
+        let mut out = self.append_audit_batch(vec![entry]).await?;
+        out.pop()
+            .ok_or_else(|| Error::internal("audit append returned nothing"))
+    }
+
+    /// Appends several records in one transaction, in order.
+    pub async fn append_audit_batch(
+        &self,
+        entries: Vec<AuditEntry>,
+    ) -> Result<Vec<AuditRecord>, Error> {
+        let txn = self.begin_write().await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match append_in(&txn, entry).await {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    return Err(e);
+                }
+            }
+        }
+        txn.commit()
+            .await
+            .map_err(|e| db_err("cannot commit audit records", e))?;
+        Ok(out)
+    }
+
+    /// Audit records in chain order with `seq > after_seq`, at most `limit`; only those of
+    /// `run_id` when given.
+    pub async fn audit_records(
+        &self,
+        run_id: Option<&str>,
+        after_seq: u64,
+        limit: u64,
+    ) -> Result<Vec<AuditRecord>, Error> {
+        let mut q = entity::audit::Entity::find()
+            .filter(entity::audit::Column::Seq.gt(after_seq as i64))
+            .order_by_asc(entity::audit::Column::Seq)
+            .limit(limit);
+        if let Some(run_id) = run_id {
+            q = q.filter(entity::audit::Column::RunId.eq(run_id));
+        }
+        Ok(q.all(self.db())
+            .await
+            .map_err(|e| db_err("cannot read the audit log", e))?
+            .into_iter()
+            .map(to_record)
+            .collect())
+    }
+
+    /// Walks the whole chain and reports every altered, missing or re-linked record.
+    pub async fn verify_audit(&self) -> Result<AuditReport, Error> {
+        const PAGE: u64 = 1000;
+        let head = entity::audit_head::Entity::find_by_id(1)
+            .one(self.db())
+            .await
+            .map_err(|e| db_err("cannot read the audit head", e))?;
+        let mut problems = Vec::new();
+        let (head_seq, head_hash) = match head {
+            Some(h) => (h.seq.max(0) as u64, h.hash),
+            None => {
+                problems.push(AuditProblem::BrokenLink { seq: 0 });
+                (0, String::new())
+            }
+        };
+        let mut expected_seq = 1u64;
+        let mut prev_hash = GENESIS.to_owned();
+        let mut checked = 0u64;
+        loop {
+            let page = entity::audit::Entity::find()
+                .filter(entity::audit::Column::Seq.gte(expected_seq as i64))
+                .order_by_asc(entity::audit::Column::Seq)
+                .limit(PAGE)
+                .all(self.db())
+                .await
+                .map_err(|e| db_err("cannot read the audit log", e))?;
+            let n = page.len() as u64;
+            for m in page {
+                checked += 1;
+                let seq = m.seq.max(0) as u64;
+                let gap = seq > expected_seq;
+                if gap {
+                    problems.push(AuditProblem::Missing {
+                        from: expected_seq,
+                        to: seq - 1,
+                    });
+                }
+                let recomputed = record_hash(
+                    m.seq,
+                    m.at_ms,
+                    &m.kind,
+                    m.run_id.as_deref(),
+                    m.actor.as_deref(),
+                    &m.data,
+                    &m.prev_hash,
+                );
+                let data_ok = serde_json::from_str::<Value>(&m.data)
+                    .map(|v| canonical(&v) == m.data)
+                    .unwrap_or(false);
+                if recomputed != m.hash || !data_ok {
+                    problems.push(AuditProblem::Altered { seq });
+                } else if !gap && m.prev_hash != prev_hash {
+                    problems.push(AuditProblem::BrokenLink { seq });
+                }
+                prev_hash = m.hash;
+                expected_seq = seq + 1;
+            }
+            if n < PAGE {
+                break;
+            }
+        }
+        if head_seq >= expected_seq {
+            problems.push(AuditProblem::Missing {
+                from: expected_seq,
+                to: head_seq,
+            });
+        } else if head_seq + 1 == expected_seq && head_hash != prev_hash && head_seq > 0 {
+            problems.push(AuditProblem::Altered { seq: head_seq });
+        }
+        Ok(AuditReport {
+            checked,
+            head_seq,
+            head_hash,
+            problems,
+        })
+    }
+}
+
+/// What [`AuditWriter`] records.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct AuditWriterConfig {
+    /// Events buffered before new ones are dropped (and the drop itself audited).
+    pub capacity: usize,
+    /// Record `node_entered` / `node_left` events too (noisy; off by default).
+    pub include_node_events: bool,
+    /// Keep content-bearing fields (approval payloads, sanitize replacements) verbatim
+    /// instead of a SHA-256 of them.
+    pub record_content: bool,
+}
+
+impl Default for AuditWriterConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 65_536,
+            include_node_events: false,
+            record_content: false,
+        }
+    }
+}
+
+enum Msg {
+    Entry(AuditEntry),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Starts the background task that writes [`RunEvent`]s into the audit log.
+#[derive(Debug)]
+pub struct AuditWriter;
+
+impl AuditWriter {
+    /// Spawns the writer on the current Tokio runtime (panics outside one, like
+    /// `tokio::spawn`) with the default config. The task ends once every [`AuditSink`]
+    /// clone is dropped and the queue is written.
+    pub fn spawn(store: Store) -> (AuditSink, JoinHandle<()>) {
+        Self::spawn_with(store, AuditWriterConfig::default())
+    }
+
+    /// [`spawn`](Self::spawn) with a config.
+    pub fn spawn_with(store: Store, config: AuditWriterConfig) -> (AuditSink, JoinHandle<()>) {
+        Self::spawn_on(&tokio::runtime::Handle::current(), store, config)
+    }
+
+    /// [`spawn_with`](Self::spawn_with) on a given runtime.
+    pub fn spawn_on(
+        handle: &tokio::runtime::Handle,
+        store: Store,
+        config: AuditWriterConfig,
+    ) -> (AuditSink, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let task = handle.spawn(write_loop(store, rx, dropped.clone()));
+        (
+            AuditSink {
+                tx,
+                dropped,
+                config: Arc::new(config),
+            },
+            task,
+        )
+    }
+}
+
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, dropped: Arc<AtomicU64>) {
+    const BATCH: usize = 256;
+    while let Some(first) = rx.recv().await {
+        let mut entries = Vec::new();
+        let mut acks = Vec::new();
+        fn push(m: Msg, entries: &mut Vec<AuditEntry>, acks: &mut Vec<oneshot::Sender<()>>) {
+            match m {
+                Msg::Entry(e) => entries.push(e),
+                Msg::Flush(ack) => acks.push(ack),
+            }
+        }
+        push(first, &mut entries, &mut acks);
+        while entries.len() < BATCH {
+            match rx.try_recv() {
+                Ok(m) => push(m, &mut entries, &mut acks),
+                Err(_) => break,
+            }
+        }
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            entries.push(AuditEntry::new(
+                "audit.dropped",
+                serde_json::json!({ "events": lost, "why": "the audit queue was full or the database failed" }),
+            ));
+        }
+        if !entries.is_empty() {
+            let n = entries.len() as u64;
+            let mut attempt = 0;
+            loop {
+                match store.append_audit_batch(entries.clone()).await {
+                    Ok(_) => break,
+                    Err(e) if attempt < 3 => {
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, "audit write failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, events = n, "audit write failed; events lost");
+                        dropped.fetch_add(n, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// A [`TelemetrySink`] that queues run events for the audit log; `on_event` never blocks
+/// (a full queue drops the event and the loss is itself audited as `audit.dropped`).
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Msg>,
+    dropped: Arc<AtomicU64>,
+    config: Arc<AuditWriterConfig>,
+}
+
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSink")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditSink {
+    /// Waits until every event queued before this call is written.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Events dropped (queue full or writes failing) and not yet recorded as dropped.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn entry_for(&self, event: &RunEvent) -> Option<AuditEntry> {
+        if matches!(
+            event.kind,
+            RunEventKind::NodeEntered { .. } | RunEventKind::NodeLeft { .. }
+        ) && !self.config.include_node_events
+        {
+            return None;
+        }
+        let mut data = serde_json::to_value(&event.kind).ok()?;
+        let tag = data
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_owned();
+        if !self.config.record_content {
+            redact(&mut data);
+        }
+        let actor = match &event.kind {
+            RunEventKind::Resumed { by, .. } => by.clone(),
+            RunEventKind::Audit { principal, .. } => principal.clone(),
+            _ => None,
+        };
+        let mut entry = AuditEntry::new(format!("event.{tag}"), data).run(event.run_id.clone());
+        entry.actor = actor;
+        entry.at_ms = Some(event.at_ms);
+        Some(entry)
+    }
+}
+
+/// Replaces content-bearing fields of a verdict with their SHA-256.
+fn redact(data: &mut Value) {
+    let Some(verdict) = data.get_mut("verdict").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(payload) = verdict.get_mut("payload")
+        && !payload.is_null()
+    {
+        *payload = serde_json::json!({ "redacted": true, "sha256": sha256_hex(payload) });
+    }
+    if let Some(Value::Array(edits)) = verdict.get_mut("edits") {
+        for edit in edits {
+            if let Some(r) = edit.get_mut("replacement") {
+                *r = serde_json::json!({ "redacted": true, "sha256": sha256_hex(r) });
+            }
+        }
+    }
+}
+
+impl TelemetrySink for AuditSink {
+    fn on_event(&self, event: &RunEvent) {
+        let Some(entry) = self.entry_for(event) else {
+            return;
+        };
+        if self.tx.try_send(Msg::Entry(entry)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_and_drops_whitespace() {
+        let v = json!({"b": [1, {"z": null, "a": "x"}], "a": 1.5});
+        assert_eq!(canonical(&v), r#"{"a":1.5,"b":[1,{"a":"x","z":null}]}"#);
+    }
+
+    #[test]
+    fn the_record_hash_covers_every_field() {
+        let base = record_hash(1, 2, "k", Some("r"), Some("a"), "{}", GENESIS);
+        assert_ne!(base, record_hash(2, 2, "k", Some("r"), Some("a"), "{}", GENESIS));
+        assert_ne!(base, record_hash(1, 3, "k", Some("r"), Some("a"), "{}", GENESIS));
+        assert_ne!(base, record_hash(1, 2, "j", Some("r"), Some("a"), "{}", GENESIS));
+        assert_ne!(base, record_hash(1, 2, "k", None, Some("a"), "{}", GENESIS));
+        assert_ne!(base, record_hash(1, 2, "k", Some("r"), None, "{}", GENESIS));
+        assert_ne!(base, record_hash(1, 2, "k", Some("r"), Some("a"), "[]", GENESIS));
+        assert_ne!(base, record_hash(1, 2, "k", Some("r"), Some("a"), "{}", "1"));
+    }
+
+    #[test]
+    fn redaction_hides_approval_payloads_and_replacements() {
+        let mut data = json!({"event":"verdict","verdict":{"decision":"require_approval","payload":{"prompt":"secret plan"},"edits":[{"replacement":"<P1>"}]}});
+        redact(&mut data);
+        let text = data.to_string();
+        assert!(!text.contains("secret plan") && !text.contains("<P1>"), "{text}");
+        assert_eq!(data["verdict"]["payload"]["redacted"], true);
+    }
+}

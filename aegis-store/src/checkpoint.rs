@@ -1,0 +1,325 @@
+//! `impl CheckpointStore for Store`: optimistic concurrency that holds across processes.
+//!
+//! A put runs in one write transaction: it reads the run's row, refuses a stale
+//! `expected_version` ([`Conflict`](aegis_contracts::ErrorKind::Conflict)), then moves the
+//! run row with a conditional update (`WHERE version = expected`) and inserts the checkpoint
+//! under the primary key `(run_id, version)`. Whatever the isolation level, of two writers
+//! of the same version the database lets exactly one commit; the other gets `Conflict`.
+
+use aegis_contracts::{Checkpoint, CheckpointStore, Error, Interrupt, RunStatus, async_trait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+};
+use serde_json::json;
+
+use crate::{
+    Store, audit::AuditEntry, conflict, db_err, entity, from_json, is_unique_violation, now_ms,
+    to_json,
+};
+
+pub(crate) fn status_str(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Running => "running",
+        RunStatus::Paused => "paused",
+        RunStatus::Completed => "completed",
+        RunStatus::Failed => "failed",
+        RunStatus::Rejected => "rejected",
+    }
+}
+
+pub(crate) fn parse_status(s: &str) -> Result<RunStatus, Error> {
+    Ok(match s {
+        "running" => RunStatus::Running,
+        "paused" => RunStatus::Paused,
+        "completed" => RunStatus::Completed,
+        "failed" => RunStatus::Failed,
+        "rejected" => RunStatus::Rejected,
+        other => return Err(Error::storage(format!("unknown stored run status `{other}`"))),
+    })
+}
+
+pub(crate) fn to_checkpoint(m: entity::checkpoint::Model) -> Result<Checkpoint, Error> {
+    let interrupt: Option<Interrupt> = match &m.interrupt {
+        Some(s) => Some(from_json("interrupt", s)?),
+        None => None,
+    };
+    let mut cp = Checkpoint::new(
+        m.run_id,
+        m.version as u64,
+        m.graph,
+        u32::try_from(m.schema_version).unwrap_or(u32::MAX),
+        from_json("state", &m.state)?,
+        m.next,
+        parse_status(&m.status)?,
+        interrupt,
+    );
+    cp.principal = m.principal;
+    cp.at_ms = m.at_ms.max(0) as u64;
+    Ok(cp)
+}
+
+enum PutFailure {
+    /// The stored version is not the expected one (or another writer won the race).
+    Conflict,
+    Other(Error),
+}
+
+impl From<Error> for PutFailure {
+    fn from(e: Error) -> Self {
+        Self::Other(e)
+    }
+}
+
+fn write_err(context: &str, e: sea_orm::DbErr) -> PutFailure {
+    if is_unique_violation(&e) {
+        PutFailure::Conflict
+    } else {
+        PutFailure::Other(db_err(context, e))
+    }
+}
+
+impl Store {
+    async fn put_in(
+        &self,
+        txn: &DatabaseTransaction,
+        cp: &Checkpoint,
+        expected: Option<u64>,
+    ) -> Result<(), PutFailure> {
+        use entity::run;
+        let prev = run::Entity::find_by_id(cp.run_id.clone())
+            .one(txn)
+            .await
+            .map_err(|e| write_err("cannot read the run", e))?;
+        let current = prev.as_ref().map(|r| r.version as u64);
+        if current != expected {
+            return Err(PutFailure::Conflict);
+        }
+        if cp.version != expected.unwrap_or(0) + 1 {
+            return Err(PutFailure::Other(Error::internal(format!(
+                "checkpoint version {} does not follow {}",
+                cp.version,
+                expected.unwrap_or(0)
+            ))));
+        }
+        let version = i64::try_from(cp.version)
+            .map_err(|_| Error::invalid_request("checkpoint version out of range"))?;
+        let now = now_ms();
+        let at = if cp.at_ms == 0 { now } else { cp.at_ms as i64 };
+        let status = status_str(cp.status);
+        let interrupt_id = cp.interrupt.as_ref().map(|i| i.id.clone());
+        match &prev {
+            None => {
+                let (team, org) = match &cp.principal {
+                    Some(p) => entity::principal::Entity::find_by_id(p.clone())
+                        .one(txn)
+                        .await
+                        .map_err(|e| write_err("cannot read the principal", e))?
+                        .map(|p| (p.team, p.org))
+                        .unwrap_or_default(),
+                    None => (None, None),
+                };
+                run::Entity::insert(run::ActiveModel {
+                    run_id: Set(cp.run_id.clone()),
+                    graph: Set(cp.graph.clone()),
+                    status: Set(status.to_owned()),
+                    principal: Set(cp.principal.clone()),
+                    team: Set(team),
+                    org: Set(org),
+                    version: Set(version),
+                    next: Set(cp.next.clone()),
+                    interrupt_id: Set(interrupt_id.clone()),
+                    created_at_ms: Set(at),
+                    updated_at_ms: Set(at),
+                })
+                .exec_without_returning(txn)
+                .await
+                .map_err(|e| write_err("cannot insert the run", e))?;
+            }
+            Some(_) => {
+                let mut update = run::Entity::update_many()
+                    .col_expr(run::Column::Version, Expr::value(version))
+                    .col_expr(run::Column::Graph, Expr::value(cp.graph.clone()))
+                    .col_expr(run::Column::Status, Expr::value(status))
+                    .col_expr(run::Column::Next, Expr::value(cp.next.clone()))
+                    .col_expr(run::Column::InterruptId, Expr::value(interrupt_id.clone()))
+                    .col_expr(run::Column::UpdatedAtMs, Expr::value(at));
+                if let Some(p) = &cp.principal {
+                    update = update.col_expr(run::Column::Principal, Expr::value(p.clone()));
+                }
+                let res = update
+                    .filter(run::Column::RunId.eq(cp.run_id.clone()))
+                    .filter(run::Column::Version.eq(version - 1))
+                    .exec(txn)
+                    .await
+                    .map_err(|e| write_err("cannot update the run", e))?;
+                if res.rows_affected != 1 {
+                    return Err(PutFailure::Conflict);
+                }
+            }
+        }
+        entity::checkpoint::Entity::insert(entity::checkpoint::ActiveModel {
+            run_id: Set(cp.run_id.clone()),
+            version: Set(version),
+            graph: Set(cp.graph.clone()),
+            schema_version: Set(i64::from(cp.schema_version)),
+            state: Set(to_json(&cp.state)?),
+            next: Set(cp.next.clone()),
+            status: Set(status.to_owned()),
+            interrupt: Set(cp.interrupt.as_ref().map(to_json).transpose()?),
+            principal: Set(cp.principal.clone()),
+            at_ms: Set(at),
+        })
+        .exec_without_returning(txn)
+        .await
+        .map_err(|e| write_err("cannot insert the checkpoint", e))?;
+
+        // The pending interrupt: resolved once a later checkpoint moves past it.
+        let prev_interrupt = prev.as_ref().and_then(|r| r.interrupt_id.clone());
+        if let Some(old) = &prev_interrupt
+            && interrupt_id.as_ref() != Some(old)
+        {
+            entity::interrupt::Entity::update_many()
+                .col_expr(
+                    entity::interrupt::Column::ResolvedVersion,
+                    Expr::value(version),
+                )
+                .col_expr(entity::interrupt::Column::ResolvedAtMs, Expr::value(at))
+                .filter(entity::interrupt::Column::Id.eq(old.clone()))
+                .filter(entity::interrupt::Column::ResolvedVersion.is_null())
+                .exec(txn)
+                .await
+                .map_err(|e| write_err("cannot resolve the interrupt", e))?;
+        }
+        if let Some(i) = &cp.interrupt
+            && prev_interrupt.as_ref() != Some(&i.id)
+        {
+            entity::interrupt::Entity::insert(entity::interrupt::ActiveModel {
+                id: Set(i.id.clone()),
+                run_id: Set(cp.run_id.clone()),
+                version: Set(version),
+                node: Set(i.node.clone()),
+                reason: Set(i.request.reason.clone()),
+                payload: Set(to_json(&i.request.payload)?),
+                edit_schema: Set(to_json(&i.request.edit_schema)?),
+                created_at_ms: Set(at),
+                decided_at_ms: Set(None),
+                resolved_version: Set(None),
+                resolved_at_ms: Set(None),
+            })
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    PutFailure::Other(Error::invalid_request(format!(
+                        "interrupt id `{}` is already used",
+                        i.id
+                    )))
+                } else {
+                    PutFailure::Other(db_err("cannot insert the interrupt", e))
+                }
+            })?;
+        }
+
+        // Run transitions are audited in the same transaction as the checkpoint.
+        let prev_status = prev.as_ref().map(|r| r.status.as_str());
+        if prev_status != Some(status) {
+            let mut data = json!({
+                "from": prev_status,
+                "to": status,
+                "version": cp.version,
+                "graph": cp.graph,
+                "next": cp.next,
+            });
+            if let Some(i) = &cp.interrupt {
+                data["interrupt"] =
+                    json!({"id": i.id, "node": i.node, "reason": i.request.reason});
+            }
+            let mut entry = AuditEntry::new("run.transition", data).run(cp.run_id.clone());
+            entry.at_ms = Some(at as u64);
+            if let Some(p) = &cp.principal {
+                entry = entry.actor(p.clone());
+            }
+            crate::audit::append_in(txn, entry).await?;
+        }
+        Ok(())
+    }
+
+    async fn current_version(&self, run_id: &str) -> Option<u64> {
+        entity::run::Entity::find_by_id(run_id.to_owned())
+            .select_only()
+            .column(entity::run::Column::Version)
+            .into_tuple::<i64>()
+            .one(self.db())
+            .await
+            .ok()
+            .flatten()
+            .map(|v| v as u64)
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for Store {
+    async fn put(&self, cp: &Checkpoint, expected_version: Option<u64>) -> Result<(), Error> {
+        let txn = self.begin_write().await?;
+        let result = match self.put_in(&txn, cp, expected_version).await {
+            Ok(()) => txn.commit().await.map_err(|e| write_err("cannot commit", e)),
+            Err(e) => {
+                // Dropping an open transaction rolls it back; do it explicitly to free the
+                // connection (and SQLite's write lock) before reading below.
+                let _ = txn.rollback().await;
+                Err(e)
+            }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(PutFailure::Other(e)) => Err(e),
+            Err(PutFailure::Conflict) => {
+                let current = self.current_version(&cp.run_id).await;
+                Err(conflict(format!(
+                    "run {} is at version {}, not {}: another writer got there first",
+                    cp.run_id,
+                    current.unwrap_or(0),
+                    expected_version.unwrap_or(0)
+                ))
+                .with_run_id(cp.run_id.clone()))
+            }
+        }
+    }
+
+    async fn latest(&self, run_id: &str) -> Result<Option<Checkpoint>, Error> {
+        entity::checkpoint::Entity::find()
+            .filter(entity::checkpoint::Column::RunId.eq(run_id))
+            .order_by_desc(entity::checkpoint::Column::Version)
+            .one(self.db())
+            .await
+            .map_err(|e| db_err("cannot read checkpoints", e))?
+            .map(to_checkpoint)
+            .transpose()
+    }
+
+    async fn get(&self, run_id: &str, version: u64) -> Result<Option<Checkpoint>, Error> {
+        let Ok(version) = i64::try_from(version) else {
+            return Ok(None);
+        };
+        entity::checkpoint::Entity::find_by_id((run_id.to_owned(), version))
+            .one(self.db())
+            .await
+            .map_err(|e| db_err("cannot read checkpoints", e))?
+            .map(to_checkpoint)
+            .transpose()
+    }
+
+    async fn list(&self, run_id: &str) -> Result<Vec<Checkpoint>, Error> {
+        entity::checkpoint::Entity::find()
+            .filter(entity::checkpoint::Column::RunId.eq(run_id))
+            .order_by_asc(entity::checkpoint::Column::Version)
+            .all(self.db())
+            .await
+            .map_err(|e| db_err("cannot read checkpoints", e))?
+            .into_iter()
+            .map(to_checkpoint)
+            .collect()
+    }
+}
+

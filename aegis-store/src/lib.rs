@@ -1,0 +1,368 @@
+//! # aegis-store
+//!
+//! Durable Aegis runs on SQLite (the embedded default: one file, WAL) or PostgreSQL (for
+//! several gateway replicas sharing state), through one sea-orm code base:
+//!
+//! - **checkpoints**: [`Store`] implements the [`CheckpointStore`] contract, so a graph or
+//!   pipeline built with `.checkpointer(store)` survives restarts and resumes across
+//!   processes; concurrent resumes of one run let exactly one through;
+//! - **runs and approvals**: list runs, show a run with its timeline, record who approved,
+//!   rejected or edited what, and resume on behalf of a [`Principal`] who may see the run
+//!   (see [`runs`] for the visibility rule);
+//! - **virtual API keys**: shown once, stored as a SHA-256 hash, resolved by
+//!   [`KeyAuthenticator`] with a constant-time comparison (see [`keys`]);
+//! - **audit log**: append-only, hash-chained, with [`Store::verify_audit`] to find changed
+//!   or deleted records (see [`audit`]).
+//!
+//! Migrations run on [`Store::connect`]; every table is prefixed `aegis_`.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use aegis_contracts::{Approval, InterruptRequest, NodeInput, NodeOutput, Principal, RunStatus, State};
+//! use aegis_core::graph::{END, Graph, RunOptions, START, node_fn};
+//! use aegis_store::Store;
+//!
+//! #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+//! struct Paid(Option<u32>);
+//! impl State for Paid {
+//!     type Update = u32;
+//!     fn apply(&mut self, amount: u32) { self.0 = Some(amount) }
+//! }
+//!
+//! let store = Store::connect("sqlite::memory:").await.unwrap();
+//! let graph = Graph::<Paid>::builder("payments")
+//!     .node("pay", node_fn(|input: NodeInput<Paid>| async move {
+//!         Ok(match input.ctx.resume {
+//!             None => NodeOutput::Interrupt(InterruptRequest::new("large payment", serde_json::json!({"amount": 900}))),
+//!             Some(_) => NodeOutput::Update(900),
+//!         })
+//!     }))
+//!     .edge(START, "pay")
+//!     .edge("pay", END)
+//!     .checkpointer(Arc::new(store.clone()))
+//!     .compile()
+//!     .unwrap();
+//!
+//! let alice = Principal::new("alice");
+//! let paused = graph.invoke_with(Paid::default(), RunOptions::default().principal("alice")).await.unwrap();
+//! assert_eq!(paused.status, RunStatus::Paused);
+//!
+//! // Alice may see and resume her own run; the decision and the transitions are audited.
+//! let done = store.resume(&graph, &alice, &paused.run_id, Approval::Approve).await.unwrap();
+//! assert_eq!((done.status, done.state.0), (RunStatus::Completed, Some(900)));
+//! let detail = store.run_detail(&alice, &paused.run_id).await.unwrap();
+//! assert_eq!(detail.decisions[0].decided_by, "alice");
+//! assert!(store.verify_audit().await.unwrap().is_valid());
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod audit;
+mod checkpoint;
+mod entity;
+pub mod keys;
+pub mod migration;
+pub mod runs;
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use aegis_contracts::{Error, ErrorKind};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+pub use aegis_contracts::{CheckpointStore, Principal};
+pub use audit::{
+    AuditEntry, AuditProblem, AuditRecord, AuditReport, AuditSink, AuditWriter, AuditWriterConfig,
+};
+pub use keys::{ApiKeyInfo, CreatedKey, KeyAuthenticator, NewKey, VirtualKeysConfig};
+pub use migration::Migrator;
+pub use runs::{
+    DecisionRecord, InterruptRecord, RunDetail, RunPage, RunQuery, RunRecord, TimelineEntry,
+};
+
+/// How to open a [`Store`]: the URL plus tuning. [`Store::connect`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    url: String,
+    max_connections: Option<u32>,
+    schema: Option<String>,
+    busy_timeout: Duration,
+    connect_timeout: Duration,
+    synchronous_full: bool,
+    record_content: bool,
+}
+
+impl StoreOptions {
+    /// Options for `url`: `sqlite::memory:`, `sqlite://PATH` / `sqlite:PATH` (the file is
+    /// created on first use), or `postgres://user@host/db`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: None,
+            schema: None,
+            busy_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(30),
+            synchronous_full: false,
+            record_content: false,
+        }
+    }
+
+    /// Pool size (default: 1 for `sqlite::memory:`, which is one private database per
+    /// connection; 4 for SQLite files; 10 for PostgreSQL).
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = Some(n.max(1));
+        self
+    }
+
+    /// PostgreSQL only: the schema (`search_path`) the tables live in.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// SQLite only: how long a writer waits for another process's write lock (default 5 s).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for a connection, when opening and from the pool (default 30 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// SQLite only: `synchronous=FULL` (fsync on every commit; survives power loss) instead
+    /// of the default `NORMAL`, which in WAL mode survives a process crash (SIGKILL included)
+    /// but may lose the last commits on power loss.
+    pub fn synchronous_full(mut self, yes: bool) -> Self {
+        self.synchronous_full = yes;
+        self
+    }
+
+    /// Whether audit records may carry content (edited prompts or tool calls in decisions).
+    /// Off by default: the audit log then stores a SHA-256 of such values instead.
+    pub fn record_content(mut self, yes: bool) -> Self {
+        self.record_content = yes;
+        self
+    }
+}
+
+/// The database handle: checkpoints, runs, approvals, keys and the audit log. Cheap to clone
+/// (a shared pool).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    record_content: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The database behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Store {
+    /// Opens (and migrates) the store at `url`; see [`StoreOptions::new`] for the URL forms.
+    /// A database migrated by a newer `aegis-store` is refused with a clear error.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(StoreOptions::new(url)).await
+    }
+
+    /// [`connect`](Self::connect) with options.
+    pub async fn connect_with(options: StoreOptions) -> Result<Self, Error> {
+        let url = options.url.trim().to_owned();
+        let is_sqlite = url.starts_with("sqlite:");
+        let is_pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !is_sqlite && !is_pg {
+            return Err(Error::config(
+                "store url must start with `sqlite:`, `postgres://` or `postgresql://`",
+            ));
+        }
+        let memory = is_sqlite && url.contains(":memory:");
+        let mut opts = ConnectOptions::new(url.clone());
+        opts.sqlx_logging(false)
+            .connect_timeout(options.connect_timeout)
+            .acquire_timeout(options.connect_timeout);
+        if let Some(schema) = &options.schema {
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || schema.is_empty()
+            {
+                return Err(Error::config(
+                    "store schema must be a plain identifier ([A-Za-z0-9_])",
+                ));
+            }
+            opts.set_schema_search_path(schema.clone());
+        }
+        if memory {
+            // Each connection to `sqlite::memory:` is its own database: keep exactly one,
+            // forever.
+            opts.max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None::<Duration>)
+                .max_lifetime(None::<Duration>);
+        } else {
+            opts.max_connections(options.max_connections.unwrap_or(if is_sqlite {
+                4
+            } else {
+                10
+            }));
+        }
+        let busy = options.busy_timeout;
+        let full = options.synchronous_full;
+        opts.map_sqlx_sqlite_opts(move |o| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            let o = o
+                .create_if_missing(true)
+                .busy_timeout(busy)
+                .foreign_keys(true);
+            if memory {
+                o
+            } else {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(if full {
+                        SqliteSynchronous::Full
+                    } else {
+                        SqliteSynchronous::Normal
+                    })
+            }
+        });
+        let db = Database::connect(opts).await.map_err(|e| {
+            Error::storage(format!(
+                "cannot open the {} store: {e}",
+                if is_sqlite { "SQLite" } else { "PostgreSQL" }
+            ))
+            .with_source(e)
+        })?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                record_content: options.record_content,
+            }),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations (done by [`connect`](Self::connect)); serialized across
+    /// processes (an advisory lock on PostgreSQL, the write lock on SQLite).
+    pub async fn migrate(&self) -> Result<(), Error> {
+        let txn = self.begin_write().await?;
+        if self.backend() == Backend::Postgres {
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7244531088)")
+                .await
+                .map_err(|e| db_err("migration lock", e))?;
+        }
+        Migrator::up(&txn, None).await.map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("is missing") {
+                Error::storage(format!(
+                    "the database was migrated by a newer aegis-store ({msg}); upgrade Aegis to use it"
+                ))
+            } else {
+                db_err("migration failed", e)
+            }
+        })?;
+        txn.commit().await.map_err(|e| db_err("migration commit", e))
+    }
+
+    /// Rolls every migration back: drops all `aegis_` tables and their data. For tests and
+    /// uninstalls.
+    pub async fn migrate_down(&self) -> Result<(), Error> {
+        Migrator::down(&self.inner.db, None)
+            .await
+            .map_err(|e| db_err("migration rollback failed", e))
+    }
+
+    /// The database behind this store.
+    pub fn backend(&self) -> Backend {
+        match self.inner.db.get_database_backend() {
+            DbBackend::Postgres => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+
+    /// The underlying sea-orm connection, for hosts that keep their own tables alongside.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    pub(crate) fn record_content(&self) -> bool {
+        self.inner.record_content
+    }
+
+    /// A write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken (waiting
+    /// up to the busy timeout) before anything is read.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, Error> {
+        self.inner
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+            .map_err(|e| db_err("cannot begin a transaction", e))
+    }
+}
+
+/// Maps a database error to [`ErrorKind::Storage`] with context.
+pub(crate) fn db_err(context: &str, e: DbErr) -> Error {
+    Error::storage(format!("{context}: {e}")).with_source(e)
+}
+
+/// Whether `e` is a unique-constraint violation.
+pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+pub(crate) fn conflict(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Conflict, msg)
+}
+
+pub(crate) fn not_found(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::NotFound, msg)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+pub(crate) fn to_json(v: &impl serde::Serialize) -> Result<String, Error> {
+    serde_json::to_string(v).map_err(|e| Error::internal(format!("does not serialize: {e}")))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, Error> {
+    serde_json::from_str(s).map_err(|e| Error::storage(format!("stored {what} does not decode: {e}")))
+}
