@@ -199,7 +199,7 @@ criterion_group!(benches, bench);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    if std::env::args().all(|a| a != "--list") {
+    if std::env::args().all(|a| a != "--list" && a != "--profile-time") {
         percentiles();
     }
 }

@@ -453,6 +453,10 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
             .map_err(|e| Error::internal(e.to_string()))?
     );
     let _ = std::io::stdout().flush();
+    // Small SSE writes must leave at once: no Nagle delay on client connections.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, server::router(gw))
         .with_graceful_shutdown(shutdown())
         .await
