@@ -5,9 +5,13 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
+    time::Duration,
 };
 
-use aegis::{Error, ErrorKind, Pipeline, config::AegisConfig};
+use aegis::{
+    CheckpointStore, Error, ErrorKind, Pipeline, config::AegisConfig, graph::MemoryCheckpointStore,
+};
 use aegis_gateway::{
     scan::{self, ScanStage},
     server::{self, EventFeed, Gateway, Limits},
@@ -404,8 +408,17 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
         )
         .init();
     let feed = EventFeed::default();
-    let (pipeline, cfg, source) =
-        build_pipeline(config.as_deref(), vec![std::sync::Arc::new(feed.clone())]).await?;
+    // Runs outlive reloads: every rebuilt pipeline shares this store.
+    let store: Arc<dyn CheckpointStore> = Arc::new(MemoryCheckpointStore::new());
+    let sinks: Vec<Arc<dyn aegis::TelemetrySink>> = vec![Arc::new(feed.clone())];
+    let (cfg, source) = load_config(config.as_deref())?;
+    let pipeline = Pipeline::from_config_with(
+        &aegis_gateway::static_keys::registry(),
+        &cfg,
+        Some(store.clone()),
+        sinks.clone(),
+    )
+    .await?;
     let limits: Limits = serde_json::from_value(
         cfg.server
             .get("limits")
@@ -423,9 +436,9 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
             .parse()
             .map_err(|e| Error::config(format!("server.listen: {e}")))?,
     };
-    if pipeline.provider_ids() == ["echo"] || source == "built-in defaults" {
+    if source == "built-in defaults" {
         println!(
-            "aegis: config from {source}; no real provider configured, answering with the offline `echo` provider"
+            "aegis: config from {source}; no provider configured, answering with the offline `echo` provider"
         );
     } else {
         println!(
@@ -443,6 +456,40 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
         }
     );
     let gw = Gateway::new(pipeline, limits, feed);
+
+    let config_path = match (&config, source.as_str()) {
+        (Some(p), _) => Some(p.clone()),
+        (None, "aegis.toml") => Some(PathBuf::from("aegis.toml")),
+        _ => None,
+    };
+    if let Some(path) = config_path {
+        let (weak, store, sinks, path2) = (
+            Arc::downgrade(&gw),
+            store.clone(),
+            sinks.clone(),
+            path.clone(),
+        );
+        gw.set_reloader(Arc::new(move || {
+            let (weak, store, sinks, path) =
+                (weak.clone(), store.clone(), sinks.clone(), path2.clone());
+            Box::pin(async move {
+                let cfg = AegisConfig::load(&path)?;
+                let next = Pipeline::from_config_with(
+                    &aegis_gateway::static_keys::registry(),
+                    &cfg,
+                    Some(store),
+                    sinks,
+                )
+                .await?;
+                if let Some(gw) = weak.upgrade() {
+                    gw.replace_pipeline(next);
+                }
+                Ok(())
+            })
+        }));
+        tokio::spawn(watch_and_reload(gw.clone(), path));
+    }
+
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
@@ -461,6 +508,41 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(|e| Error::internal(format!("server error: {e}")))
+}
+
+/// Reloads on SIGHUP and when the config file changes (polled every two seconds). A bad
+/// config is reported and the running pipeline kept.
+async fn watch_and_reload(gw: Arc<Gateway>, path: PathBuf) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut last = modified(&path);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hup_fired = async {
+            match hup.as_mut() {
+                Some(s) => s.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_fired = std::future::pending::<bool>();
+        let reason = tokio::select! {
+            _ = hup_fired => "SIGHUP",
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                let now = modified(&path);
+                if now == last { continue; }
+                last = now;
+                "config file changed"
+            }
+        };
+        match gw.reload().await {
+            Ok(()) => tracing::info!(reason, "pipeline reloaded"),
+            Err(e) => {
+                tracing::error!(reason, error = %e, "reload failed; keeping the running pipeline")
+            }
+        }
+    }
 }
 
 async fn shutdown() {

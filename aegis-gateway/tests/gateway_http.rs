@@ -40,22 +40,30 @@ type = "secrets"
 config = { action = "redact" }
 "#;
 
-async fn spawn(config: &str, limits: Limits) -> SocketAddr {
+async fn pipeline_of(config: &str, feed: &EventFeed) -> Pipeline {
     let cfg = AegisConfig::from_toml_str(config, std::iter::empty::<(&str, &str)>()).unwrap();
-    let feed = EventFeed::default();
-    let pipeline = Pipeline::from_config_with(
+    Pipeline::from_config_with(
         &aegis_gateway::static_keys::registry(),
         &cfg,
         None,
         vec![Arc::new(feed.clone())],
     )
     .await
-    .unwrap();
-    let app = server::router(Gateway::new(pipeline, limits, feed));
+    .unwrap()
+}
+
+async fn spawn_gateway(config: &str, limits: Limits) -> (SocketAddr, Arc<Gateway>) {
+    let feed = EventFeed::default();
+    let gw = Gateway::new(pipeline_of(config, &feed).await, limits, feed);
+    let app = server::router(gw.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    (addr, gw)
+}
+
+async fn spawn(config: &str, limits: Limits) -> SocketAddr {
+    spawn_gateway(config, limits).await.0
 }
 
 fn client() -> reqwest::Client {
@@ -392,4 +400,85 @@ async fn the_official_node_sdk_works_against_the_gateway() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_under_load_loses_no_request() {
+    let (addr, gw) = spawn_gateway(CONFIG, Limits::default()).await;
+    let renamed = CONFIG.replace(
+        "id = \"echo\"\ntype = \"echo\"",
+        "id = \"echo2\"\ntype = \"echo\"",
+    );
+    let alternatives = [
+        pipeline_of(CONFIG, &EventFeed::default()).await,
+        pipeline_of(&renamed, &EventFeed::default()).await,
+    ];
+    let requests: Vec<_> = (0..300)
+        .map(|i| {
+            tokio::spawn(async move {
+                let body = json!({"model": "any", "stream": i % 3 == 0, "messages": [{"role": "user", "content": format!("n{i}")}]});
+                let resp = post(addr, "/v1/chat/completions", body).await;
+                let status = resp.status();
+                let text = resp.text().await.unwrap();
+                (status, text, i)
+            })
+        })
+        .collect();
+    for round in 0..40 {
+        gw.replace_pipeline(alternatives[round % 2].clone());
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    for r in requests {
+        let (status, text, i) = r.await.unwrap();
+        assert_eq!(status, 200, "request {i}: {text}");
+        assert!(
+            text.contains(&format!("echo: n{i}")) || text.contains(&format!("n{i}")),
+            "request {i}: {text}"
+        );
+        if i % 3 == 0 {
+            assert!(
+                text.trim_end().ends_with("data: [DONE]"),
+                "stream {i} was cut: {text}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn admin_reload_swaps_the_pipeline_and_needs_an_admin() {
+    let (addr, gw) = spawn_gateway(CONFIG, Limits::default()).await;
+    let renamed = CONFIG.replace(
+        "id = \"echo\"\ntype = \"echo\"",
+        "id = \"backup\"\ntype = \"echo\"",
+    );
+    let weak = Arc::downgrade(&gw);
+    gw.set_reloader(Arc::new(move || {
+        let (weak, renamed) = (weak.clone(), renamed.clone());
+        Box::pin(async move {
+            let next = pipeline_of(&renamed, &EventFeed::default()).await;
+            weak.upgrade().unwrap().replace_pipeline(next);
+            Ok(())
+        })
+    }));
+    let url = format!("http://{addr}/admin/reload");
+    assert_eq!(client().post(&url).send().await.unwrap().status(), 401);
+    let resp = client().post(&url).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = client()
+        .get(format!("http://{addr}/v1/models"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "backup"),
+        "{v}"
+    );
 }

@@ -10,7 +10,10 @@ mod openai;
 pub mod openapi;
 mod runs;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use aegis::{Credentials, Error, ErrorKind, Pipeline, RequestContext, Secret};
 use axum::{
@@ -47,9 +50,18 @@ impl Default for Limits {
     }
 }
 
+/// Rebuilds the pipeline (from the config file) and swaps it in.
+pub type Reloader = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// What the handlers share.
 pub struct Gateway {
-    pipeline: Pipeline,
+    reloader: std::sync::OnceLock<Reloader>,
+    /// Swapped atomically on reload; each request works on the pipeline it started with.
+    pipeline: RwLock<Pipeline>,
     limits: Limits,
     streams: Arc<Semaphore>,
     events: EventFeed,
@@ -60,16 +72,41 @@ impl Gateway {
     /// `/v1/runs/{id}/events` to see anything.
     pub fn new(pipeline: Pipeline, limits: Limits, events: EventFeed) -> Arc<Self> {
         Arc::new(Self {
+            reloader: std::sync::OnceLock::new(),
             streams: Arc::new(Semaphore::new(limits.max_concurrent_streams)),
-            pipeline,
+            pipeline: RwLock::new(pipeline),
             limits,
             events,
         })
     }
 
-    /// The pipeline served.
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+    /// The pipeline serving new requests (a cheap clone).
+    pub fn pipeline(&self) -> Pipeline {
+        match self.pipeline.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Serves new requests with `pipeline`; requests in flight finish on the old one.
+    pub fn replace_pipeline(&self, pipeline: Pipeline) {
+        match self.pipeline.write() {
+            Ok(mut p) => *p = pipeline,
+            Err(poisoned) => *poisoned.into_inner() = pipeline,
+        }
+    }
+
+    /// Installs how `POST /admin/reload` rebuilds the pipeline (once).
+    pub fn set_reloader(&self, reloader: Reloader) {
+        let _ = self.reloader.set(reloader);
+    }
+
+    /// Rebuilds and swaps the pipeline with the installed reloader.
+    pub async fn reload(&self) -> Result<(), Error> {
+        let reloader = self.reloader.get().cloned().ok_or_else(|| {
+            Error::config("this gateway was not started from a config file; nothing to reload")
+        })?;
+        reloader().await
     }
 
     fn timeout(&self) -> Duration {
@@ -90,6 +127,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/runs/{id}/reject", post(runs::reject))
         .route("/v1/runs/{id}/edit", post(runs::edit))
         .route("/v1/runs/{id}/events", get(runs::events))
+        .route("/admin/reload", post(admin_reload))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         .route(
@@ -144,4 +182,37 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
         };
         ApiError(Error::new(ErrorKind::InvalidRequest, msg))
     })
+}
+
+/// The caller, who must hold the `admin` role. Without authenticators there is no admin.
+pub(crate) async fn require_admin(
+    gw: &Gateway,
+    headers: &HeaderMap,
+) -> Result<aegis::Principal, ApiError> {
+    let principal = gw.pipeline().authenticate(&context_from(headers)).await?;
+    match principal {
+        Some(p) if p.has_role("admin") => Ok(p),
+        Some(p) => {
+            Err(Error::new(ErrorKind::Forbidden, format!("`{}` is not an admin", p.id)).into())
+        }
+        None => Err(Error::new(
+            ErrorKind::Forbidden,
+            "admin endpoints need an authenticator and a key with the `admin` role",
+        )
+        .into()),
+    }
+}
+
+/// `POST /admin/reload`: rebuild the pipeline from the config file and swap it in; requests
+/// in flight finish on the old one. A config error leaves the running pipeline in place.
+async fn admin_reload(
+    axum::extract::State(gw): axum::extract::State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let admin = require_admin(&gw, &headers).await?;
+    gw.reload().await?;
+    tracing::info!(by = %admin.id, "pipeline reloaded");
+    Ok(axum::Json(
+        serde_json::json!({"reloaded": true, "providers": gw.pipeline().provider_ids()}),
+    ))
 }

@@ -50,7 +50,7 @@ pub(super) async fn chat_completions(
     } else {
         None
     };
-    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline.run(req))
+    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline().run(req))
         .await
         .map_err(|_| {
             Error::new(
@@ -182,7 +182,7 @@ pub(super) async fn embeddings(
         req.extra.insert("user".into(), user.into());
     }
     req.ctx = context_from(&headers);
-    let out = tokio::time::timeout(gw.timeout(), gw.pipeline.embed(req))
+    let out = tokio::time::timeout(gw.timeout(), gw.pipeline().embed(req))
         .await
         .map_err(|_| Error::new(ErrorKind::Timeout, "embeddings did not answer in time"))??;
     let data: Vec<Value> = out
@@ -210,7 +210,7 @@ pub(super) async fn embeddings(
 /// `GET /v1/models`.
 pub(super) async fn models(State(gw): State<Arc<Gateway>>) -> Response {
     let data: Vec<Value> = gw
-        .pipeline
+        .pipeline()
         .models()
         .into_iter()
         .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))

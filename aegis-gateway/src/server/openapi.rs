@@ -132,6 +132,8 @@ pub fn document() -> Value {
             "/v1/runs/{id}/edit": {"post": decision("Resume with an edited value matching the interrupt's edit schema")},
             "/v1/runs/{id}/events": {"get": {"summary": "Server-sent events of the run", "parameters": id_param,
                                               "responses": {"200": {"description": "text/event-stream of run events"}}}},
+            "/admin/reload": {"post": {"summary": "Rebuild the pipeline from the config file and swap it in (admin role)",
+                                       "responses": {"200": {"description": "Reloaded"}, "403": {"description": "Not an admin"}}}},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Readiness", "responses": {"200": {"description": "ready"}}}}
         },

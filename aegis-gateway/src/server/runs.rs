@@ -98,7 +98,7 @@ pub(super) async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let CreateRun { graph, mut input } = parse_json(&body)?;
-    let served = gw.pipeline.graph().name().to_owned();
+    let served = gw.pipeline().graph().name().to_owned();
     if let Some(g) = graph
         && g != served
     {
@@ -110,7 +110,7 @@ pub(super) async fn create(
     }
     input.stream = false;
     input.ctx = context_from(&headers);
-    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline.run(input))
+    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline().run(input))
         .await
         .map_err(|_| Error::new(ErrorKind::Timeout, "the run did not finish in time"))??;
     outcome_response(outcome).await
@@ -125,7 +125,7 @@ async fn visible(
     run_id: &str,
 ) -> Result<(Checkpoint, Option<Principal>), ApiError> {
     let ctx = context_from(headers);
-    let principal = gw.pipeline.authenticate(&ctx).await?;
+    let principal = gw.pipeline().authenticate(&ctx).await?;
     let not_found = || {
         ApiError(Error::new(
             ErrorKind::NotFound,
@@ -133,7 +133,7 @@ async fn visible(
         ))
     };
     let (_, cp) = gw
-        .pipeline
+        .pipeline()
         .graph()
         .snapshot(run_id)
         .await?
@@ -181,7 +181,7 @@ async fn decide(
 ) -> Result<Response, ApiError> {
     let (_, principal) = visible(gw, headers, id).await?;
     let by = principal.as_ref().map(|p| p.id.as_str());
-    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline.resume_by(id, decision, by))
+    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline().resume_by(id, decision, by))
         .await
         .map_err(|_| Error::new(ErrorKind::Timeout, "the resumed run did not finish in time"))??;
     outcome_response(outcome).await
