@@ -383,9 +383,26 @@ fn lifecycle_graph(
             let mut req = state.request.clone();
             req.model.clone_from(&route.model);
             req.ctx = s.ctx(state, &input.ctx.run_id);
+            // OpenTelemetry GenAI semantic conventions; no prompt or completion text.
+            let span = tracing::info_span!(
+                "gen_ai",
+                otel.name = %format_args!("chat {}", route.model),
+                gen_ai.operation.name = "chat",
+                gen_ai.provider.name = %route.provider,
+                gen_ai.request.model = %route.model,
+                gen_ai.usage.input_tokens = tracing::field::Empty,
+                gen_ai.usage.output_tokens = tracing::field::Empty,
+                aegis.run_id = %input.ctx.run_id,
+            );
             let started = Instant::now();
-            let result = provider.chat(req).await;
+            let result = tracing::Instrument::instrument(provider.chat(req), span.clone()).await;
             let latency = started.elapsed();
+            if let Ok(ChatResponse { body: ChatBody::Complete(c), .. }) = &result
+                && let Some(u) = c.usage
+            {
+                span.record("gen_ai.usage.input_tokens", u.input_tokens);
+                span.record("gen_ai.usage.output_tokens", u.output_tokens);
+            }
             let run_id = input.ctx.run_id.as_str();
             let mut resp = match result {
                 Ok(r) => r,
