@@ -77,6 +77,18 @@ pub mod guards {
     pub use aegis_guards::*;
 }
 
+/// The PII pack (feature `pii`).
+#[cfg(feature = "pii")]
+pub mod pii {
+    pub use aegis_pii::*;
+}
+
+/// Guards backed by remote services (feature `adapters`).
+#[cfg(feature = "adapters")]
+pub mod adapters {
+    pub use aegis_adapters::*;
+}
+
 /// Registers the guard types of the enabled packs under their config names.
 fn register_packs(r: &mut Registry) {
     #[cfg(feature = "guards")]
@@ -107,6 +119,20 @@ fn register_packs(r: &mut Registry) {
         #[cfg(feature = "tiktoken")]
         r.register_guardrail::<g::TokenLimitConfig, _>("token_limit", |c, _| {
             boxed(g::TokenLimit::new(c))
+        });
+    }
+    #[cfg(feature = "pii")]
+    r.register_guardrail::<aegis_pii::PiiGuardConfig, _>("pii", |c, _| {
+        Ok(Arc::new(aegis_pii::PiiGuard::new(c)?) as Arc<dyn Guardrail>)
+    });
+    #[cfg(feature = "adapters")]
+    {
+        use aegis_adapters as a;
+        r.register_guardrail::<a::LlmGuardConfig, _>("llm_guard", |c, _| {
+            Ok(Arc::new(a::LlmGuard::new(c)?) as Arc<dyn Guardrail>)
+        });
+        r.register_guardrail::<a::PresidioConfig, _>("presidio", |c, _| {
+            Ok(Arc::new(a::Presidio::new(c)?) as Arc<dyn Guardrail>)
         });
     }
     let _ = r;

@@ -93,3 +93,64 @@ async fn a_pipeline_from_toml_redacts_blocks_and_reports_config_paths() {
     );
     assert!(err.message().contains("expected a number"), "{err}");
 }
+
+#[tokio::test]
+async fn pseudonymized_prompts_come_back_restored_and_the_vault_is_dropped() {
+    use std::sync::Arc;
+
+    use aegis::{GuardPolicy, Provider, guard::GuardEntry, pii};
+
+    let mut cfg = pii::PiiGuardConfig::default();
+    cfg.default_operator = pii::Operator::Pseudonymize;
+    let guard = Arc::new(pii::PiiGuard::new(cfg).unwrap());
+    let echo = Arc::new(aegis::providers::Echo::new("echo"));
+    let pipeline = aegis::Pipeline::builder()
+        .provider("echo", echo.clone() as Arc<dyn Provider>)
+        .guard(GuardEntry::new(
+            "pii",
+            guard.clone(),
+            GuardPolicy::default(),
+        ))
+        .build()
+        .unwrap();
+    let prompt = "write to ann@example.org and call +44 20 7946 0958";
+    for stream in [false, true] {
+        let req = ChatRequest::new("echo-1", vec![Message::user(prompt)]).with_stream(stream);
+        let resp = pipeline.chat(req).await.unwrap();
+        let text = resp
+            .collect()
+            .await
+            .unwrap()
+            .message()
+            .unwrap()
+            .text()
+            .into_owned();
+        assert_eq!(
+            text,
+            format!("echo: {prompt}"),
+            "stream={stream}: the caller sees the originals"
+        );
+        assert_eq!(
+            guard.vault_count(),
+            0,
+            "stream={stream}: the run's vault is gone once it ends"
+        );
+    }
+    // What the provider saw: tokens, not the email address.
+    let direct = aegis::guard::GuardChain::new(vec![GuardEntry::new(
+        "pii",
+        guard.clone(),
+        GuardPolicy::default(),
+    )]);
+    let mut req = ChatRequest::new("m", vec![Message::user(prompt)]);
+    let ctx = aegis::RequestContext::default().with_run_id("r-1");
+    direct.judge_request(&mut req, &ctx, false).await;
+    assert!(
+        req.messages[0].text().contains("<EMAIL_ADDRESS_1>"),
+        "{}",
+        req.messages[0].text()
+    );
+    assert!(!req.messages[0].text().contains("ann@example.org"));
+    direct.end_run("r-1");
+    assert_eq!(guard.vault_count(), 0);
+}

@@ -575,6 +575,13 @@ pub trait Guardrail: Send + Sync + 'static {
 
     /// Judges a subject. An `Err` is handled by the chain according to the fail mode.
     async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error>;
+
+    /// Called once when run `run_id` ends (completed, failed or rejected; for a streamed
+    /// answer, when the stream ends), so a guard can drop per-run state such as a
+    /// pseudonymization vault. Must not block. The default does nothing.
+    fn on_run_end(&self, run_id: &str) {
+        let _ = run_id;
+    }
 }
 
 /// Per-instance policy for a guard in a chain.

@@ -397,7 +397,10 @@ fn lifecycle_graph(
             let started = Instant::now();
             let result = tracing::Instrument::instrument(provider.chat(req), span.clone()).await;
             let latency = started.elapsed();
-            if let Ok(ChatResponse { body: ChatBody::Complete(c), .. }) = &result
+            if let Ok(ChatResponse {
+                body: ChatBody::Complete(c),
+                ..
+            }) = &result
                 && let Some(u) = c.usage
             {
                 span.record("gen_ai.usage.input_tokens", u.input_tokens);
@@ -779,7 +782,12 @@ impl Pipeline {
     /// Runs one request; a pause is an outcome, not an error.
     pub async fn run(&self, mut req: ChatRequest) -> Result<PipelineOutcome, Error> {
         req.validate()?;
-        let ctx = std::mem::take(&mut req.ctx);
+        let mut ctx = std::mem::take(&mut req.ctx);
+        // Identify the caller before the run exists, so the run records its owner and an
+        // unauthenticated request stores nothing.
+        if ctx.principal.is_none() {
+            ctx.principal = self.authenticate(&ctx).await?;
+        }
         let mut options = RunOptions::default();
         if let Some(id) = &ctx.run_id {
             options = options.run_id(id.clone());
@@ -794,7 +802,11 @@ impl Pipeline {
             request: req,
             ..Exchange::default()
         };
-        let outcome = self.graph.invoke_with(state, options).await?;
+        let outcome = self
+            .graph
+            .invoke_with(state, options)
+            .await
+            .inspect_err(|e| self.end_run(e))?;
         self.finish(
             outcome.run_id,
             outcome.status,
@@ -821,7 +833,11 @@ impl Pipeline {
         decision: Approval,
         by: Option<&str>,
     ) -> Result<PipelineOutcome, Error> {
-        let outcome = self.graph.resume_by(run_id, decision, by).await?;
+        let outcome = self
+            .graph
+            .resume_by(run_id, decision, by)
+            .await
+            .inspect_err(|e| self.end_run(e))?;
         self.finish(
             outcome.run_id,
             outcome.status,
@@ -902,6 +918,13 @@ impl Pipeline {
         }))
     }
 
+    /// A failed run has ended: let the guards drop its state.
+    fn end_run(&self, err: &Error) {
+        if let Some(run_id) = err.run_id() {
+            self.shared.chain.end_run(run_id);
+        }
+    }
+
     fn finish(
         &self,
         run_id: String,
@@ -915,19 +938,30 @@ impl Pipeline {
                 interrupt: interrupt
                     .ok_or_else(|| Error::internal("paused without an interrupt"))?,
             }),
-            RunStatus::Rejected => Err(Error::new(
-                ErrorKind::PolicyBlocked,
-                "the run was rejected by a reviewer",
-            )
-            .with_code("rejected")
-            .with_run_id(run_id)),
+            RunStatus::Rejected => Err({
+                self.shared.chain.end_run(&run_id);
+                Error::new(
+                    ErrorKind::PolicyBlocked,
+                    "the run was rejected by a reviewer",
+                )
+                .with_code("rejected")
+                .with_run_id(run_id)
+            }),
             RunStatus::Completed => {
                 let mut meta = state.meta.clone().unwrap_or_default();
                 meta.run_id = Some(run_id.clone());
                 meta.guards.clone_from(&state.guards);
                 let body = match (state.stream.take(), state.completion) {
-                    (Some(stream), _) => ChatBody::Stream(stream),
-                    (None, Some(c)) => ChatBody::Complete(c),
+                    // The run ends when its stream does.
+                    (Some(stream), _) => ChatBody::Stream(end_run_with(
+                        stream,
+                        self.shared.chain.clone(),
+                        run_id.clone(),
+                    )),
+                    (None, Some(c)) => {
+                        self.shared.chain.end_run(&run_id);
+                        ChatBody::Complete(c)
+                    }
                     (None, None) => {
                         return Err(Error::new(
                             ErrorKind::Conflict,
@@ -944,6 +978,21 @@ impl Pipeline {
             .with_run_id(run_id)),
         }
     }
+}
+
+/// Calls [`GuardChain::end_run`] when the stream ends or is dropped.
+fn end_run_with(stream: ChatStream, chain: GuardChain, run_id: String) -> ChatStream {
+    struct RunEnd(GuardChain, String);
+    impl Drop for RunEnd {
+        fn drop(&mut self) {
+            self.0.end_run(&self.1);
+        }
+    }
+    let end = RunEnd(chain, run_id);
+    Box::pin(futures_util::StreamExt::map(stream, move |item| {
+        let _keep_until_the_stream_is_gone = &end;
+        item
+    }))
 }
 
 fn paused_is_error(outcome: PipelineOutcome) -> Result<ChatResponse, Error> {

@@ -19,6 +19,13 @@ use aegis_gateway::{
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+/// `println!` that ignores a closed stdout (`aegis scan | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "aegis",
@@ -150,11 +157,15 @@ enum GraphAction {
 }
 
 /// The built-in configuration of `aegis serve` with no config file: the offline echo provider
-/// and the secrets and invisible-text guards.
+/// and the PII, secrets and invisible-text guards.
 const DEFAULT_CONFIG: &str = r#"
 [[providers]]
 id = "echo"
 type = "echo"
+
+[[guardrails]]
+id = "pii"
+type = "pii"
 
 [[guardrails]]
 id = "secrets"
@@ -184,7 +195,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             if json {
-                println!("{}", server::body_of(&e));
+                say!("{}", server::body_of(&e));
             } else {
                 eprintln!("{} {}", paint("error:", "31"), e.message());
                 if let Some(hint) = hint(&e) {
@@ -240,18 +251,23 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                             .guards,
                     )
                 }
-                None => scan::chain_of_packs(&pack)?,
+                None => {
+                    let default = ["pii", "secrets", "injection", "invisible"]
+                        .map(String::from)
+                        .to_vec();
+                    scan::chain_of_packs(&pack.unwrap_or(default))?
+                }
             };
             let report = scan::scan(&chain, stage, text).await;
             let out = serde_json::to_string_pretty(&report)
                 .map_err(|e| Error::internal(e.to_string()))?;
-            println!("{out}");
+            say!("{out}");
             Ok(report.exit_code() as u8)
         }
         Command::Config {
             action: ConfigAction::Schema,
         } => {
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string_pretty(
                     &aegis_gateway::static_keys::registry().config_schema()
@@ -266,12 +282,12 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let cfg = AegisConfig::load(&path)?;
             let problems = aegis_gateway::static_keys::registry().validate(&cfg).await;
             if cli.json {
-                println!(
+                say!(
                     "{}",
                     json!({"valid": problems.is_empty(), "problems": problems})
                 );
             } else if problems.is_empty() {
-                println!("{} {}", paint("ok:", "32"), path.display());
+                say!("{} {}", paint("ok:", "32"), path.display());
             } else {
                 for p in &problems {
                     eprintln!("{} {p}", paint("error:", "31"));
@@ -284,19 +300,19 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         } => {
             let pipeline = build_pipeline(config.as_deref(), Vec::new()).await?.0;
             if mermaid || !cli.json {
-                println!("{}", pipeline.graph().to_mermaid());
+                say!("{}", pipeline.graph().to_mermaid());
             } else {
-                println!("{}", json!({"mermaid": pipeline.graph().to_mermaid()}));
+                say!("{}", json!({"mermaid": pipeline.graph().to_mermaid()}));
             }
             Ok(0)
         }
         Command::Models { remote } => {
             let v = request(&remote, reqwest::Method::GET, "/v1/models", None).await?;
             if cli.json {
-                println!("{v}");
+                say!("{v}");
             } else {
                 for m in v["data"].as_array().into_iter().flatten() {
-                    println!(
+                    say!(
                         "{}  ({})",
                         m["id"].as_str().unwrap_or_default(),
                         m["owned_by"].as_str().unwrap_or_default()
@@ -336,18 +352,18 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             };
             let v = request(&remote, method, &path, body).await?;
             if cli.json {
-                println!("{v}");
+                say!("{v}");
             } else {
-                println!(
+                say!(
                     "run {}: {}",
                     v["id"].as_str().unwrap_or_default(),
                     paint(v["status"].as_str().unwrap_or("?"), "36")
                 );
                 if let Some(reason) = v["interrupt"]["reason"].as_str() {
-                    println!("  waiting for: {reason}");
+                    say!("  waiting for: {reason}");
                 }
                 if let Some(text) = v["output"]["choices"][0]["message"]["content"].as_str() {
-                    println!("  answer: {text}");
+                    say!("  answer: {text}");
                 }
             }
             Ok(0)
@@ -437,17 +453,17 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
             .map_err(|e| Error::config(format!("server.listen: {e}")))?,
     };
     if source == "built-in defaults" {
-        println!(
+        say!(
             "aegis: config from {source}; no provider configured, answering with the offline `echo` provider"
         );
     } else {
-        println!(
+        say!(
             "aegis: config from {source}; providers: {}",
             pipeline.provider_ids().join(", ")
         );
     }
     let guards: Vec<&str> = pipeline.chain().entries().iter().map(|e| e.id()).collect();
-    println!(
+    say!(
         "aegis: guards: {}",
         if guards.is_empty() {
             "none".to_owned()
@@ -493,7 +509,7 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
-    println!(
+    say!(
         "aegis: listening on http://{}",
         listener
             .local_addr()
@@ -621,14 +637,14 @@ async fn chat(
             )
             .await?;
             if json_out {
-                println!("{v}");
+                say!("{v}");
             } else if v["object"] == "aegis.run" {
-                println!(
+                say!(
                     "{}",
                     paint(v["message"].as_str().unwrap_or("paused for approval"), "33")
                 );
             } else {
-                println!(
+                say!(
                     "{}",
                     v["choices"][0]["message"]["content"]
                         .as_str()

@@ -152,7 +152,7 @@ fn reason_of(d: &Decision) -> Option<String> {
 }
 
 /// The built-in packs `--pack` accepts, with their default configs.
-pub const PACKS: [&str; 4] = ["secrets", "injection", "invisible", "urls"];
+pub const PACKS: [&str; 5] = ["pii", "secrets", "injection", "invisible", "urls"];
 
 /// A chain of the named built-in packs, in the order given, with default configs. Sanitizing
 /// packs redact rather than block, so `scan` shows what they would remove.
@@ -161,6 +161,9 @@ pub fn chain_of_packs(names: &[String]) -> Result<GuardChain, Error> {
     let mut entries = Vec::new();
     for name in names {
         let guard: Arc<dyn aegis::Guardrail> = match name.as_str() {
+            "pii" => Arc::new(aegis::pii::PiiGuard::new(
+                aegis::pii::PiiGuardConfig::default(),
+            )?),
             "secrets" => {
                 let mut c = g::SecretsConfig::default();
                 c.action = g::Action::Redact;

@@ -268,3 +268,25 @@ async fn a_run_paused_through_the_api_is_approved_with_the_cli_and_completes() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[test]
+fn scan_masks_pii_by_default() {
+    let out = aegis(
+        &["scan", "--stage", "output"],
+        "Call Ann at +1 (415) 555-0132 or ann@example.org".as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v = json_of(&out);
+    assert_eq!(v["verdict"], "sanitize");
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"EMAIL_ADDRESS"), "{kinds:?}");
+    assert!(
+        v["sanitized"].as_str().unwrap().contains("<EMAIL_ADDRESS>"),
+        "{v}"
+    );
+}

@@ -6,10 +6,12 @@
 //! under the primary key `(run_id, version)`. Whatever the isolation level, of two writers
 //! of the same version the database lets exactly one commit; the other gets `Conflict`.
 
-use aegis_contracts::{Checkpoint, CheckpointStore, Error, Interrupt, RunStatus, async_trait};
+use aegis_contracts::{
+    Checkpoint, CheckpointStore, Error, Interrupt, Principal, RunStatus, async_trait,
+};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
 };
 use serde_json::json;
 
@@ -35,7 +37,11 @@ pub(crate) fn parse_status(s: &str) -> Result<RunStatus, Error> {
         "completed" => RunStatus::Completed,
         "failed" => RunStatus::Failed,
         "rejected" => RunStatus::Rejected,
-        other => return Err(Error::storage(format!("unknown stored run status `{other}`"))),
+        other => {
+            return Err(Error::storage(format!(
+                "unknown stored run status `{other}`"
+            )));
+        }
     })
 }
 
@@ -108,22 +114,46 @@ impl Store {
         let at = if cp.at_ms == 0 { now } else { cp.at_ms as i64 };
         let status = status_str(cp.status);
         let interrupt_id = cp.interrupt.as_ref().map(|i| i.id.clone());
+        // The run's owner: the checkpoint's principal, else (the lifecycle pipeline
+        // authenticates inside the graph, after the run began) the authenticated principal
+        // the state carries. Set once; a run never changes owner.
+        let state_principal: Option<Principal> = match &cp.principal {
+            Some(_) => None,
+            None => cp
+                .state
+                .get("principal")
+                .filter(|v| v.is_object())
+                .and_then(|v| serde_json::from_value(v.clone()).ok()),
+        };
+        let owner = cp
+            .principal
+            .clone()
+            .or_else(|| state_principal.as_ref().map(|p| p.id.clone()))
+            .filter(|id| !id.is_empty());
+        let needs_owner = prev.as_ref().is_none_or(|r| r.principal.is_none());
+        let (team, org) = match (&owner, needs_owner) {
+            (Some(id), true) => {
+                match entity::principal::Entity::find_by_id(id.clone())
+                    .one(txn)
+                    .await
+                    .map_err(|e| write_err("cannot read the principal", e))?
+                {
+                    Some(p) => (p.team, p.org),
+                    None => state_principal
+                        .as_ref()
+                        .map(|p| (p.team.clone(), p.org.clone()))
+                        .unwrap_or_default(),
+                }
+            }
+            _ => (None, None),
+        };
         match &prev {
             None => {
-                let (team, org) = match &cp.principal {
-                    Some(p) => entity::principal::Entity::find_by_id(p.clone())
-                        .one(txn)
-                        .await
-                        .map_err(|e| write_err("cannot read the principal", e))?
-                        .map(|p| (p.team, p.org))
-                        .unwrap_or_default(),
-                    None => (None, None),
-                };
                 run::Entity::insert(run::ActiveModel {
                     run_id: Set(cp.run_id.clone()),
                     graph: Set(cp.graph.clone()),
                     status: Set(status.to_owned()),
-                    principal: Set(cp.principal.clone()),
+                    principal: Set(owner.clone()),
                     team: Set(team),
                     org: Set(org),
                     version: Set(version),
@@ -144,8 +174,11 @@ impl Store {
                     .col_expr(run::Column::Next, Expr::value(cp.next.clone()))
                     .col_expr(run::Column::InterruptId, Expr::value(interrupt_id.clone()))
                     .col_expr(run::Column::UpdatedAtMs, Expr::value(at));
-                if let Some(p) = &cp.principal {
-                    update = update.col_expr(run::Column::Principal, Expr::value(p.clone()));
+                if let (Some(p), true) = (&owner, needs_owner) {
+                    update = update
+                        .col_expr(run::Column::Principal, Expr::value(p.clone()))
+                        .col_expr(run::Column::Team, Expr::value(team))
+                        .col_expr(run::Column::Org, Expr::value(org));
                 }
                 let res = update
                     .filter(run::Column::RunId.eq(cp.run_id.clone()))
@@ -232,14 +265,11 @@ impl Store {
                 "next": cp.next,
             });
             if let Some(i) = &cp.interrupt {
-                data["interrupt"] =
-                    json!({"id": i.id, "node": i.node, "reason": i.request.reason});
+                data["interrupt"] = json!({"id": i.id, "node": i.node, "reason": i.request.reason});
             }
             let mut entry = AuditEntry::new("run.transition", data).run(cp.run_id.clone());
             entry.at_ms = Some(at as u64);
-            if let Some(p) = &cp.principal {
-                entry = entry.actor(p.clone());
-            }
+            entry.actor = owner.clone();
             crate::audit::append_in(txn, entry).await?;
         }
         Ok(())
@@ -263,7 +293,10 @@ impl CheckpointStore for Store {
     async fn put(&self, cp: &Checkpoint, expected_version: Option<u64>) -> Result<(), Error> {
         let txn = self.begin_write().await?;
         let result = match self.put_in(&txn, cp, expected_version).await {
-            Ok(()) => txn.commit().await.map_err(|e| write_err("cannot commit", e)),
+            Ok(()) => txn
+                .commit()
+                .await
+                .map_err(|e| write_err("cannot commit", e)),
             Err(e) => {
                 // Dropping an open transaction rolls it back; do it explicitly to free the
                 // connection (and SQLite's write lock) before reading below.
@@ -322,4 +355,3 @@ impl CheckpointStore for Store {
             .collect()
     }
 }
-

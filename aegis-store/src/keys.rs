@@ -214,7 +214,10 @@ async fn upsert_principal_in(txn: &DatabaseTransaction, p: &Principal) -> Result
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
-                conflict(format!("principal `{}` was created concurrently; retry", p.id))
+                conflict(format!(
+                    "principal `{}` was created concurrently; retry",
+                    p.id
+                ))
             } else {
                 db_err("cannot insert the principal", e)
             }
@@ -224,7 +227,7 @@ async fn upsert_principal_in(txn: &DatabaseTransaction, p: &Principal) -> Result
 }
 
 async fn commit_or_rollback<T>(
-    txn: DatabaseTransaction,
+    txn: crate::WriteTxn,
     result: Result<T, Error>,
     what: &str,
 ) -> Result<T, Error> {
@@ -351,7 +354,8 @@ impl Store {
 
     /// Keys, oldest first; only `principal_id`'s when given. Secrets are never returned.
     pub async fn list_keys(&self, principal_id: Option<&str>) -> Result<Vec<ApiKeyInfo>, Error> {
-        let mut q = entity::api_key::Entity::find().order_by_asc(entity::api_key::Column::CreatedAtMs);
+        let mut q =
+            entity::api_key::Entity::find().order_by_asc(entity::api_key::Column::CreatedAtMs);
         if let Some(p) = principal_id {
             q = q.filter(entity::api_key::Column::PrincipalId.eq(p));
         }
@@ -434,7 +438,7 @@ impl Store {
                     Expr::value(created.info.id.clone()),
                 )
                 .filter(entity::api_key::Column::Id.eq(old.id.clone()))
-                .exec(&txn)
+                .exec(&*txn)
                 .await
                 .map_err(|e| db_err("cannot link the rotated key", e))?;
             let mut entry = AuditEntry::new(
@@ -561,7 +565,10 @@ pub struct AuditLogConfig {}
 /// `store`.
 pub fn register(registry: &mut Registry, store: Store) -> &mut Registry {
     registry.register_authenticator::<VirtualKeysConfig, _>("virtual_keys", move |config, _| {
-        Ok(Arc::new(KeyAuthenticator::with_config(store.clone(), config)) as Arc<dyn Authenticator>)
+        Ok(
+            Arc::new(KeyAuthenticator::with_config(store.clone(), config))
+                as Arc<dyn Authenticator>,
+        )
     })
 }
 

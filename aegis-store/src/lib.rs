@@ -88,7 +88,8 @@ pub use runs::{
 };
 
 /// How to open a [`Store`]: the URL plus tuning. [`Store::connect`] uses the defaults.
-#[derive(Debug, Clone)]
+/// `Debug` never shows the URL's password.
+#[derive(Clone)]
 pub struct StoreOptions {
     url: String,
     max_connections: Option<u32>,
@@ -97,6 +98,36 @@ pub struct StoreOptions {
     connect_timeout: Duration,
     synchronous_full: bool,
     record_content: bool,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("schema", &self.schema)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("synchronous_full", &self.synchronous_full)
+            .field("record_content", &self.record_content)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host/...` → `scheme://user:***@host/...`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let masked = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{masked}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 impl StoreOptions {
@@ -165,6 +196,32 @@ pub struct Store {
 struct Inner {
     db: DatabaseConnection,
     record_content: bool,
+    /// SQLite: in-process writers queue here (fair, FIFO) instead of spinning in SQLite's
+    /// busy handler; other processes are still serialized by `BEGIN IMMEDIATE`.
+    write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// A write transaction (holding the in-process SQLite write slot, if any).
+pub(crate) struct WriteTxn {
+    txn: DatabaseTransaction,
+    _slot: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    pub(crate) async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -227,11 +284,11 @@ impl Store {
                 .idle_timeout(None::<Duration>)
                 .max_lifetime(None::<Duration>);
         } else {
-            opts.max_connections(options.max_connections.unwrap_or(if is_sqlite {
-                4
-            } else {
-                10
-            }));
+            opts.max_connections(
+                options
+                    .max_connections
+                    .unwrap_or(if is_sqlite { 4 } else { 10 }),
+            );
         }
         let busy = options.busy_timeout;
         let full = options.synchronous_full;
@@ -244,12 +301,11 @@ impl Store {
             if memory {
                 o
             } else {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(if full {
-                        SqliteSynchronous::Full
-                    } else {
-                        SqliteSynchronous::Normal
-                    })
+                o.journal_mode(SqliteJournalMode::Wal).synchronous(if full {
+                    SqliteSynchronous::Full
+                } else {
+                    SqliteSynchronous::Normal
+                })
             }
         });
         let db = Database::connect(opts).await.map_err(|e| {
@@ -263,6 +319,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 record_content: options.record_content,
+                write_lock: is_sqlite.then(|| Arc::new(tokio::sync::Mutex::new(()))),
             }),
         };
         store.migrate().await?;
@@ -278,7 +335,7 @@ impl Store {
                 .await
                 .map_err(|e| db_err("migration lock", e))?;
         }
-        Migrator::up(&txn, None).await.map_err(|e| {
+        Migrator::up(&*txn, None).await.map_err(|e| {
             let msg = e.to_string();
             if msg.contains("is missing") {
                 Error::storage(format!(
@@ -288,7 +345,9 @@ impl Store {
                 db_err("migration failed", e)
             }
         })?;
-        txn.commit().await.map_err(|e| db_err("migration commit", e))
+        txn.commit()
+            .await
+            .map_err(|e| db_err("migration commit", e))
     }
 
     /// Rolls every migration back: drops all `aegis_` tables and their data. For tests and
@@ -322,15 +381,21 @@ impl Store {
 
     /// A write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken (waiting
     /// up to the busy timeout) before anything is read.
-    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, Error> {
-        self.inner
+    pub(crate) async fn begin_write(&self) -> Result<WriteTxn, Error> {
+        let slot = match &self.inner.write_lock {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
+        let txn = self
+            .inner
             .db
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..TransactionOptions::default()
             })
             .await
-            .map_err(|e| db_err("cannot begin a transaction", e))
+            .map_err(|e| db_err("cannot begin a transaction", e))?;
+        Ok(WriteTxn { txn, _slot: slot })
     }
 }
 
@@ -364,5 +429,21 @@ pub(crate) fn to_json(v: &impl serde::Serialize) -> Result<String, Error> {
 }
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, Error> {
-    serde_json::from_str(s).map_err(|e| Error::storage(format!("stored {what} does not decode: {e}")))
+    serde_json::from_str(s)
+        .map_err(|e| Error::storage(format!("stored {what} does not decode: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let o = StoreOptions::new("postgres://app:s3cret@db.internal:5432/aegis?sslmode=require");
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db.internal:5432/aegis?sslmode=require"));
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
 }

@@ -1,6 +1,25 @@
 //! Runs and approvals: list runs, show one with its timeline, record who decided what, and
 //! resume on behalf of a principal.
 //!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use aegis_contracts::{Checkpoint, CheckpointStore, Principal, RunStatus};
+//! use aegis_store::{RunQuery, Store};
+//!
+//! let store = Store::connect("sqlite::memory:").await.unwrap();
+//! store.upsert_principal(&Principal::new("alice").with_team("pay")).await.unwrap();
+//! let mut cp = Checkpoint::new("run-1", 1, "g", 1, serde_json::json!({}), None, RunStatus::Completed, None);
+//! cp.principal = Some("alice".into());
+//! store.put(&cp, None).await.unwrap();
+//!
+//! let approver = Principal::new("carol").with_team("pay").with_role("approver");
+//! let page = store.list_runs(&approver, &RunQuery::new().status(RunStatus::Completed)).await.unwrap();
+//! assert_eq!(page.runs[0].principal.as_deref(), Some("alice"));
+//! let outsider = Principal::new("eve").with_team("ops").with_role("approver");
+//! assert!(store.list_runs(&outsider, &RunQuery::new()).await.unwrap().runs.is_empty());
+//! # });
+//! ```
+//!
 //! # Visibility
 //!
 //! A [`Principal`] may see — and decide on, and resume — a run when
@@ -425,7 +444,11 @@ impl Store {
 
     /// The run, when `viewer` may see it; otherwise [`NotFound`](ErrorKind::NotFound),
     /// exactly as for an unknown id (existence is not leaked).
-    pub async fn authorize_run(&self, viewer: &Principal, run_id: &str) -> Result<RunRecord, Error> {
+    pub async fn authorize_run(
+        &self,
+        viewer: &Principal,
+        run_id: &str,
+    ) -> Result<RunRecord, Error> {
         match self.run(run_id).await? {
             Some(run) if can_see(viewer, &run) => Ok(run),
             _ => Err(no_run(run_id)),
@@ -559,10 +582,9 @@ impl Store {
             ))
             .with_run_id(run_id));
         }
-        let interrupt_id = run
-            .interrupt_id
-            .clone()
-            .ok_or_else(|| Error::storage(format!("run `{run_id}` is paused without an interrupt")))?;
+        let interrupt_id = run.interrupt_id.clone().ok_or_else(|| {
+            Error::storage(format!("run `{run_id}` is paused without an interrupt"))
+        })?;
         let interrupt = entity::interrupt::Entity::find_by_id(interrupt_id.clone())
             .one(self.db())
             .await
@@ -609,7 +631,7 @@ impl Store {
                 .filter(entity::interrupt::Column::Id.eq(interrupt_id.clone()))
                 .filter(entity::interrupt::Column::DecidedAtMs.is_null())
                 .filter(entity::interrupt::Column::ResolvedVersion.is_null())
-                .exec(&txn)
+                .exec(&*txn)
                 .await
                 .map_err(|e| db_err("cannot claim the interrupt", e))?;
             if claimed.rows_affected != 1 {
@@ -625,7 +647,7 @@ impl Store {
                 decided_by: Set(record.decided_by.clone()),
                 at_ms: Set(now),
             })
-            .exec_without_returning(&txn)
+            .exec_without_returning(&*txn)
             .await
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -752,7 +774,11 @@ impl Store {
 
     /// After a failed resume: if the run never moved past the interrupt, the decision did
     /// not take effect — delete it (auditing the withdrawal) so it can be decided again.
-    async fn withdraw_if_unclaimed(&self, record: &DecisionRecord, err: &Error) -> Result<(), Error> {
+    async fn withdraw_if_unclaimed(
+        &self,
+        record: &DecisionRecord,
+        err: &Error,
+    ) -> Result<(), Error> {
         let interrupt = entity::interrupt::Entity::find_by_id(record.interrupt_id.clone())
             .one(self.db())
             .await
@@ -768,7 +794,7 @@ impl Store {
         let txn = self.begin_write().await?;
         let result = async {
             entity::decision::Entity::delete_by_id(record.id.clone())
-                .exec(&txn)
+                .exec(&*txn)
                 .await
                 .map_err(|e| db_err("cannot withdraw the decision", e))?;
             if unresolved {
@@ -778,7 +804,7 @@ impl Store {
                         Expr::value(Option::<i64>::None),
                     )
                     .filter(entity::interrupt::Column::Id.eq(record.interrupt_id.clone()))
-                    .exec(&txn)
+                    .exec(&*txn)
                     .await
                     .map_err(|e| db_err("cannot reopen the interrupt", e))?;
             }

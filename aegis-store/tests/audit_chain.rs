@@ -17,7 +17,13 @@ use serde_json::json;
 async fn fill(store: &Store, n: usize) {
     for i in 0..n {
         store
-            .append_audit(AuditEntry::new("test.entry", json!({"i": i, "f": 0.1 * i as f64})).run("r"))
+            .append_audit(
+                AuditEntry::new(
+                "test.entry",
+                json!({"i": i, "f": 0.1 * i as f64, "score": 0.9f32, "tiny": 1e-300, "big": u64::MAX}),
+            )
+            .run("r"),
+            )
             .await
             .unwrap();
     }
@@ -31,7 +37,10 @@ async fn an_untouched_chain_verifies_and_links_each_record_to_the_last() {
         assert!(report.is_valid(), "{}: {report:?}", db.name);
         assert_eq!((report.checked, report.head_seq), (5, 5));
         let records = db.store.audit_records(None, 0, 10).await.unwrap();
-        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        assert_eq!(
+            records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
         assert_eq!(records[0].prev_hash, aegis_store::audit::GENESIS);
         for w in records.windows(2) {
             assert_eq!(w[1].prev_hash, w[0].hash);
@@ -47,11 +56,18 @@ async fn verify_reports_an_altered_record() {
         fill(&db.store, 5).await;
         db.store
             .connection()
-            .execute_unprepared(r#"UPDATE aegis_audit_log SET data = '{"f":0.1,"i":99}' WHERE seq = 3"#)
+            .execute_unprepared(
+                r#"UPDATE aegis_audit_log SET data = '{"f":0.1,"i":99}' WHERE seq = 3"#,
+            )
             .await
             .unwrap();
         let report = db.store.verify_audit().await.unwrap();
-        assert_eq!(report.problems, vec![AuditProblem::Altered { seq: 3 }], "{}", db.name);
+        assert_eq!(
+            report.problems,
+            vec![AuditProblem::Altered { seq: 3 }],
+            "{}",
+            db.name
+        );
 
         // Other fields are covered too.
         db.store
@@ -62,7 +78,10 @@ async fn verify_reports_an_altered_record() {
         let report = db.store.verify_audit().await.unwrap();
         assert_eq!(
             report.problems,
-            vec![AuditProblem::Altered { seq: 3 }, AuditProblem::Altered { seq: 4 }]
+            vec![
+                AuditProblem::Altered { seq: 3 },
+                AuditProblem::Altered { seq: 4 }
+            ]
         );
         db.finish().await;
     }
@@ -78,7 +97,12 @@ async fn verify_reports_a_deleted_record_in_the_middle_and_at_the_end() {
             .await
             .unwrap();
         let report = db.store.verify_audit().await.unwrap();
-        assert_eq!(report.problems, vec![AuditProblem::Missing { from: 2, to: 2 }], "{}", db.name);
+        assert_eq!(
+            report.problems,
+            vec![AuditProblem::Missing { from: 2, to: 2 }],
+            "{}",
+            db.name
+        );
 
         db.store
             .connection()
@@ -104,12 +128,21 @@ async fn renumbering_after_a_deletion_is_detected() {
     for db in backends().await {
         fill(&db.store, 4).await;
         let c = db.store.connection();
-        c.execute_unprepared("DELETE FROM aegis_audit_log WHERE seq = 2").await.unwrap();
-        c.execute_unprepared("UPDATE aegis_audit_log SET seq = seq - 1 WHERE seq > 2").await.unwrap();
-        c.execute_unprepared("UPDATE aegis_audit_head SET seq = 3").await.unwrap();
+        c.execute_unprepared("DELETE FROM aegis_audit_log WHERE seq = 2")
+            .await
+            .unwrap();
+        c.execute_unprepared("UPDATE aegis_audit_log SET seq = seq - 1 WHERE seq > 2")
+            .await
+            .unwrap();
+        c.execute_unprepared("UPDATE aegis_audit_head SET seq = 3")
+            .await
+            .unwrap();
         let report = db.store.verify_audit().await.unwrap();
         assert!(!report.is_valid(), "{}", db.name);
-        assert!(report.problems.contains(&AuditProblem::Altered { seq: 2 }), "{report:?}");
+        assert!(
+            report.problems.contains(&AuditProblem::Altered { seq: 2 }),
+            "{report:?}"
+        );
         db.finish().await;
     }
 }
@@ -121,7 +154,11 @@ async fn concurrent_appends_keep_one_valid_chain() {
         let other = db.reopen().await; // a second pool, as another process
         let tasks: Vec<_> = (0..40)
             .map(|i| {
-                let s = if i % 2 == 0 { db.store.clone() } else { other.clone() };
+                let s = if i % 2 == 0 {
+                    db.store.clone()
+                } else {
+                    other.clone()
+                };
                 tokio::spawn(async move {
                     s.append_audit(AuditEntry::new("test.concurrent", json!({"i": i})))
                         .await
@@ -143,13 +180,9 @@ async fn concurrent_appends_keep_one_valid_chain() {
 async fn the_audit_writer_records_run_events_without_blocking_and_without_content() {
     for db in backends().await {
         let (sink, task) = AuditWriter::spawn(db.store.clone());
-        let g = aegis_core::graph::Graph::<Doc>::builder("payments");
-        drop(g);
         // A graph whose telemetry goes to the audit log.
         let graph = {
             let store: Arc<dyn CheckpointStore> = Arc::new(db.store.clone());
-            let base = approval_graph(store.clone(), Default::default());
-            drop(base);
             aegis_core::graph::Graph::<Doc>::builder("payments")
                 .node(
                     "pay",
@@ -166,7 +199,9 @@ async fn the_audit_writer_records_run_events_without_blocking_and_without_conten
                 .edge(aegis_core::graph::START, "pay")
                 .edge("pay", aegis_core::graph::END)
                 .checkpointer(store)
-                .telemetry(Telemetry::new([Arc::new(sink.clone()) as Arc<dyn TelemetrySink>]))
+                .telemetry(Telemetry::new([
+                    Arc::new(sink.clone()) as Arc<dyn TelemetrySink>
+                ]))
                 .compile()
                 .unwrap()
         };
@@ -174,7 +209,10 @@ async fn the_audit_writer_records_run_events_without_blocking_and_without_conten
             .invoke_with(Doc::default(), RunOptions::default().principal("alice"))
             .await
             .unwrap();
-        graph.resume_by(&run.run_id, Approval::Approve, Some("carol")).await.unwrap();
+        graph
+            .resume_by(&run.run_id, Approval::Approve, Some("carol"))
+            .await
+            .unwrap();
         sink.on_event(&RunEvent::now(
             run.run_id.clone(),
             RunEventKind::Verdict {
@@ -184,7 +222,11 @@ async fn the_audit_writer_records_run_events_without_blocking_and_without_conten
             },
         ));
         sink.flush().await;
-        let records = db.store.audit_records(Some(&run.run_id), 0, 100).await.unwrap();
+        let records = db
+            .store
+            .audit_records(Some(&run.run_id), 0, 100)
+            .await
+            .unwrap();
         let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
         for k in [
             "event.run_started",
@@ -194,13 +236,23 @@ async fn the_audit_writer_records_run_events_without_blocking_and_without_conten
             "event.verdict",
             "run.transition",
         ] {
-            assert!(kinds.contains(&k), "{}: {k} missing from {kinds:?}", db.name);
+            assert!(
+                kinds.contains(&k),
+                "{}: {k} missing from {kinds:?}",
+                db.name
+            );
         }
-        assert!(!kinds.contains(&"event.node_entered"), "node events are off by default");
+        assert!(
+            !kinds.contains(&"event.node_entered"),
+            "node events are off by default"
+        );
         let resumed = records.iter().find(|r| r.kind == "event.resumed").unwrap();
         assert_eq!(resumed.actor.as_deref(), Some("carol"));
         let all = serde_json::to_string(&records).unwrap();
-        assert!(!all.contains("TOP SECRET PLAN"), "content is not stored by default");
+        assert!(
+            !all.contains("TOP SECRET PLAN"),
+            "content is not stored by default"
+        );
         assert!(db.store.verify_audit().await.unwrap().is_valid());
         drop(graph);
         drop(sink);
@@ -231,7 +283,10 @@ async fn content_is_recorded_only_when_configured() {
             enforced: true,
         },
     ));
-    sink.on_event(&RunEvent::now("r", RunEventKind::NodeEntered { node: "n".into() }));
+    sink.on_event(&RunEvent::now(
+        "r",
+        RunEventKind::NodeEntered { node: "n".into() },
+    ));
     sink.flush().await;
     let records = store.audit_records(Some("r"), 0, 10).await.unwrap();
     assert_eq!(records.len(), 2);
@@ -239,9 +294,19 @@ async fn content_is_recorded_only_when_configured() {
 
     // Decision edits: kept verbatim only with record_content.
     let g = approval_graph(Arc::new(store.clone()), Default::default());
-    let run = g.invoke_with(Doc::default(), RunOptions::default().principal("alice")).await.unwrap();
+    let run = g
+        .invoke_with(Doc::default(), RunOptions::default().principal("alice"))
+        .await
+        .unwrap();
     store
-        .resume(&g, &Principal::new("alice"), &run.run_id, Approval::Edit { value: json!({"amount": 3}) })
+        .resume(
+            &g,
+            &Principal::new("alice"),
+            &run.run_id,
+            Approval::Edit {
+                value: json!({"amount": 3}),
+            },
+        )
         .await
         .unwrap();
     let d = store.run_detail_unscoped(&run.run_id).await.unwrap();
@@ -250,9 +315,19 @@ async fn content_is_recorded_only_when_configured() {
 
     let plain = Store::connect("sqlite::memory:").await.unwrap();
     let g = approval_graph(Arc::new(plain.clone()), Default::default());
-    let run = g.invoke_with(Doc::default(), RunOptions::default().principal("alice")).await.unwrap();
+    let run = g
+        .invoke_with(Doc::default(), RunOptions::default().principal("alice"))
+        .await
+        .unwrap();
     plain
-        .resume(&g, &Principal::new("alice"), &run.run_id, Approval::Edit { value: json!({"amount": 3}) })
+        .resume(
+            &g,
+            &Principal::new("alice"),
+            &run.run_id,
+            Approval::Edit {
+                value: json!({"amount": 3}),
+            },
+        )
         .await
         .unwrap();
     let d = plain.run_detail_unscoped(&run.run_id).await.unwrap();

@@ -75,7 +75,11 @@ async fn put_outcomes_match_the_memory_store_exactly() {
         assert_eq!(got, expected, "{}", db.name);
         let mem_list = memory.list("r1").await.unwrap();
         let db_list = db.store.list("r1").await.unwrap();
-        assert_eq!(db_list, mem_list, "{}: the stored history is identical", db.name);
+        assert_eq!(
+            db_list, mem_list,
+            "{}: the stored history is identical",
+            db.name
+        );
         assert_eq!(
             db.store.latest("r1").await.unwrap(),
             memory.latest("r1").await.unwrap(),
@@ -114,7 +118,12 @@ async fn every_checkpoint_field_round_trips() {
         c.principal = Some("alice".into());
         c.at_ms = 1_234;
         db.store.put(&c, None).await.unwrap();
-        assert_eq!(db.store.latest("rt").await.unwrap().unwrap(), c, "{}", db.name);
+        assert_eq!(
+            db.store.latest("rt").await.unwrap().unwrap(),
+            c,
+            "{}",
+            db.name
+        );
         db.finish().await;
     }
 }
@@ -122,15 +131,24 @@ async fn every_checkpoint_field_round_trips() {
 #[tokio::test]
 async fn a_conflict_error_names_the_current_version_and_run() {
     for db in backends().await {
-        db.store.put(&cp("c", 1, RunStatus::Running), None).await.unwrap();
-        db.store.put(&cp("c", 2, RunStatus::Running), Some(1)).await.unwrap();
+        db.store
+            .put(&cp("c", 1, RunStatus::Running), None)
+            .await
+            .unwrap();
+        db.store
+            .put(&cp("c", 2, RunStatus::Running), Some(1))
+            .await
+            .unwrap();
         let err = db
             .store
             .put(&cp("c", 2, RunStatus::Running), Some(1))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Conflict);
-        assert!(err.message().contains("run c is at version 2, not 1"), "{err}");
+        assert!(
+            err.message().contains("run c is at version 2, not 1"),
+            "{err}"
+        );
         assert_eq!(err.run_id(), Some("c"));
         db.finish().await;
     }
@@ -144,7 +162,10 @@ async fn interrupt_pauses_and_resume_reruns_the_node_with_the_decision() {
         let out = g.invoke(Doc::default()).await.unwrap();
         assert_eq!(out.status, RunStatus::Paused);
         let cp = db.store.latest(&out.run_id).await.unwrap().unwrap();
-        assert_eq!((cp.status, cp.next.as_deref()), (RunStatus::Paused, Some("pay")));
+        assert_eq!(
+            (cp.status, cp.next.as_deref()),
+            (RunStatus::Paused, Some("pay"))
+        );
         assert_eq!(cp.interrupt.unwrap().request.payload["amount"], 100);
         assert_eq!(effects.load(Ordering::SeqCst), 0);
         let done = g.resume(&out.run_id, Approval::Approve).await.unwrap();
@@ -166,7 +187,12 @@ async fn resume_works_on_a_graph_rebuilt_on_a_new_connection() {
             // In-memory SQLite cannot be reopened; the graph is still rebuilt from scratch.
             let g = approval_graph(Arc::new(db.store.clone()), Arc::default());
             let done = g
-                .resume(&run_id, Approval::Edit { value: json!({"amount": 40}) })
+                .resume(
+                    &run_id,
+                    Approval::Edit {
+                        value: json!({"amount": 40}),
+                    },
+                )
                 .await
                 .unwrap();
             assert_eq!(done.state.log, ["plan", "paid 40"]);
@@ -174,7 +200,12 @@ async fn resume_works_on_a_graph_rebuilt_on_a_new_connection() {
             let other = db.reopen().await;
             let g = approval_graph(Arc::new(other), Arc::default());
             let done = g
-                .resume(&run_id, Approval::Edit { value: json!({"amount": 40}) })
+                .resume(
+                    &run_id,
+                    Approval::Edit {
+                        value: json!({"amount": 40}),
+                    },
+                )
                 .await
                 .unwrap();
             assert_eq!(done.state.log, ["plan", "paid 40"], "{}", db.name);
@@ -209,7 +240,11 @@ async fn concurrent_resumes_of_one_run_let_exactly_one_win() {
             }
         }
         assert_eq!((wins, conflicts), (1, 7), "{}", db.name);
-        assert_eq!(effects.load(Ordering::SeqCst), 1, "the side effect ran once");
+        assert_eq!(
+            effects.load(Ordering::SeqCst),
+            1,
+            "the side effect ran once"
+        );
         let history = db.store.list(&run_id).await.unwrap();
         let versions: Vec<u64> = history.iter().map(|c| c.version).collect();
         assert_eq!(versions, (1..=history.len() as u64).collect::<Vec<_>>());
@@ -228,7 +263,9 @@ async fn concurrent_resumes_through_separate_pools_let_exactly_one_win() {
             // Each contender has its own connection pool, as separate processes would.
             let g = approval_graph(Arc::new(db.reopen().await), Arc::default());
             let id = run_id.clone();
-            tasks.push(tokio::spawn(async move { g.resume(&id, Approval::Approve).await }));
+            tasks.push(tokio::spawn(async move {
+                g.resume(&id, Approval::Approve).await
+            }));
         }
         let mut wins = 0;
         for t in tasks {
@@ -246,21 +283,36 @@ async fn concurrent_resumes_through_separate_pools_let_exactly_one_win() {
 async fn bad_resumes_are_typed_errors_that_change_nothing() {
     for db in backends().await {
         let g = approval_graph(Arc::new(db.store.clone()), Arc::default());
-        let err = g.resume("no-such-run", Approval::Approve).await.unwrap_err();
+        let err = g
+            .resume("no-such-run", Approval::Approve)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         let run_id = g.invoke(Doc::default()).await.unwrap().run_id;
         let before = db.store.list(&run_id).await.unwrap();
         let audit_before = db.store.verify_audit().await.unwrap().head_seq;
         let err = g
-            .resume(&run_id, Approval::Edit { value: json!({"amount": "lots"}) })
+            .resume(
+                &run_id,
+                Approval::Edit {
+                    value: json!({"amount": "lots"}),
+                },
+            )
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidRequest);
         assert_eq!(db.store.list(&run_id).await.unwrap(), before);
-        assert_eq!(db.store.verify_audit().await.unwrap().head_seq, audit_before);
+        assert_eq!(
+            db.store.verify_audit().await.unwrap().head_seq,
+            audit_before
+        );
         g.resume(&run_id, Approval::Approve).await.unwrap();
         let err = g.resume(&run_id, Approval::Approve).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Conflict, "a completed run cannot be resumed");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Conflict,
+            "a completed run cannot be resumed"
+        );
         db.finish().await;
     }
 }
@@ -272,7 +324,12 @@ async fn reject_ends_the_run_without_running_the_node() {
         let g = approval_graph(Arc::new(db.store.clone()), effects.clone());
         let run_id = g.invoke(Doc::default()).await.unwrap().run_id;
         let out = g
-            .resume(&run_id, Approval::Reject { reason: "no".into() })
+            .resume(
+                &run_id,
+                Approval::Reject {
+                    reason: "no".into(),
+                },
+            )
             .await
             .unwrap();
         assert_eq!(out.status, RunStatus::Rejected);
@@ -303,9 +360,9 @@ async fn a_checkpoint_from_a_newer_schema_is_refused_clearly() {
 async fn durability_sync_checkpoints_after_every_node() {
     for db in backends().await {
         let step = |name: &'static str| {
-            node_fn(move |_: NodeInput<Doc>| async move {
-                Ok(NodeOutput::Update((name.to_owned(), 1)))
-            })
+            node_fn(
+                move |_: NodeInput<Doc>| async move { Ok(NodeOutput::Update((name.to_owned(), 1))) },
+            )
         };
         let g = Graph::<Doc>::builder("sync")
             .node("a", step("a"))
@@ -334,6 +391,93 @@ async fn durability_sync_checkpoints_after_every_node() {
             db.name
         );
         assert_eq!(history[2].state["amount"], 2);
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_runs_owner_is_set_once_from_the_checkpoint_or_the_authenticated_state() {
+    for db in backends().await {
+        let mut first = cp("own", 1, RunStatus::Running);
+        first.principal = Some("alice".into());
+        db.store.put(&first, None).await.unwrap();
+        let mut second = cp("own", 2, RunStatus::Running);
+        second.principal = Some("mallory".into());
+        db.store.put(&second, Some(1)).await.unwrap();
+        let run = db.store.run("own").await.unwrap().unwrap();
+        assert_eq!(run.principal.as_deref(), Some("alice"), "{}", db.name);
+        assert_eq!(
+            db.store
+                .get("own", 2)
+                .await
+                .unwrap()
+                .unwrap()
+                .principal
+                .as_deref(),
+            Some("mallory"),
+            "the checkpoint itself is stored as given"
+        );
+
+        // A run that authenticates inside the graph: the owner comes from the state, once.
+        db.store
+            .put(&cp("late", 1, RunStatus::Running), None)
+            .await
+            .unwrap();
+        assert_eq!(db.store.run("late").await.unwrap().unwrap().principal, None);
+        let mut authed = cp("late", 2, RunStatus::Running);
+        authed.state = json!({"principal": {"id": "bob", "team": "ops"}});
+        db.store.put(&authed, Some(1)).await.unwrap();
+        let run = db.store.run("late").await.unwrap().unwrap();
+        assert_eq!(
+            (run.principal.as_deref(), run.team.as_deref()),
+            (Some("bob"), Some("ops")),
+            "{}",
+            db.name
+        );
+        db.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_writers_all_succeed_with_complete_histories() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in common::shared_backends(dir.path()).await {
+        let other = db.reopen().await; // a second pool on the same database
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let s = if i % 2 == 0 {
+                    db.store.clone()
+                } else {
+                    other.clone()
+                };
+                tokio::spawn(async move {
+                    let run = format!("w{i}");
+                    for v in 1..=10u64 {
+                        let status = if v == 10 {
+                            RunStatus::Completed
+                        } else {
+                            RunStatus::Running
+                        };
+                        s.put(&cp(&run, v, status), (v > 1).then_some(v - 1))
+                            .await?;
+                    }
+                    Ok::<_, Error>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        for i in 0..32 {
+            assert_eq!(
+                db.store.list(&format!("w{i}")).await.unwrap().len(),
+                10,
+                "{}",
+                db.name
+            );
+        }
+        assert_eq!(db.store.count_runs(RunStatus::Completed).await.unwrap(), 32);
+        assert!(db.store.verify_audit().await.unwrap().is_valid());
         db.finish().await;
     }
 }

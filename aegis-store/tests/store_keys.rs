@@ -13,7 +13,9 @@ use common::backends;
 use sea_orm::{ConnectionTrait, Statement};
 
 fn alice() -> Principal {
-    let mut p = Principal::new("alice").with_team("payments").with_role("approver");
+    let mut p = Principal::new("alice")
+        .with_team("payments")
+        .with_role("approver");
     p.org = Some("acme".into());
     p.labels = BTreeMap::from([("data_class".to_owned(), "internal".to_owned())]);
     p
@@ -35,18 +37,29 @@ fn now_ms() -> u64 {
 #[tokio::test]
 async fn a_created_key_resolves_to_its_principal_with_every_field() {
     for db in backends().await {
-        let created = db.store.create_key(NewKey::new(alice()).name("laptop").by("root")).await.unwrap();
+        let created = db
+            .store
+            .create_key(NewKey::new(alice()).name("laptop").by("root"))
+            .await
+            .unwrap();
         let key = created.key.expose().to_owned();
         assert!(key.starts_with("aegis_sk_") && key.len() == 9 + 43, "{key}");
         assert!(key.starts_with(&created.info.prefix));
         assert_eq!(created.info.prefix.len(), 9 + keys::PREFIX_LEN);
-        assert!(!format!("{created:?}").contains(&key[9..]), "the secret never prints");
+        assert!(
+            !format!("{created:?}").contains(&key[9..]),
+            "the secret never prints"
+        );
         assert_eq!(auth(&db.store, &key).await.unwrap(), alice(), "{}", db.name);
         // x-api-key works too.
         let mut creds = Credentials::default();
         creds.api_key = Some(Secret::new(key.clone()));
         assert_eq!(
-            KeyAuthenticator::new(db.store.clone()).authenticate(&creds).await.unwrap().id,
+            KeyAuthenticator::new(db.store.clone())
+                .authenticate(&creds)
+                .await
+                .unwrap()
+                .id,
             "alice"
         );
         db.finish().await;
@@ -74,7 +87,11 @@ async fn only_a_hash_and_a_prefix_are_stored() {
         assert_eq!(prefix.len(), keys::PREFIX_LEN);
         for i in 0..5 {
             let cell: String = rows[0].try_get_by_index(i).unwrap();
-            assert!(!cell.contains(&key[9..]), "{}: column {i} holds the secret", db.name);
+            assert!(
+                !cell.contains(&key[9..]),
+                "{}: column {i} holds the secret",
+                db.name
+            );
         }
         let audit = db.store.audit_records(None, 0, 100).await.unwrap();
         assert_eq!(audit[0].kind, "key.created");
@@ -119,17 +136,29 @@ async fn revocation_takes_effect_immediately_and_twice_is_a_conflict() {
         let created = db.store.create_key(NewKey::new(alice())).await.unwrap();
         let key = created.key.expose().to_owned();
         auth(&db.store, &key).await.unwrap();
-        let info = db.store.revoke_key(&created.info.id, Some("root")).await.unwrap();
+        let info = db
+            .store
+            .revoke_key(&created.info.id, Some("root"))
+            .await
+            .unwrap();
         assert!(info.revoked_at_ms.is_some());
         let err = auth(&db.store, &key).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unauthenticated);
         assert!(err.message().contains("revoked"));
         let head = db.store.verify_audit().await.unwrap().head_seq;
-        let err = db.store.revoke_key(&created.info.id, None).await.unwrap_err();
+        let err = db
+            .store
+            .revoke_key(&created.info.id, None)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Conflict);
         let err = db.store.revoke_key("no-such-key", None).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
-        assert_eq!(db.store.verify_audit().await.unwrap().head_seq, head, "nothing audited");
+        assert_eq!(
+            db.store.verify_audit().await.unwrap().head_seq,
+            head,
+            "nothing audited"
+        );
         let audit = db.store.audit_records(None, 0, 100).await.unwrap();
         assert_eq!(audit.last().unwrap().kind, "key.revoked");
         assert_eq!(audit.last().unwrap().actor.as_deref(), Some("root"));
@@ -164,10 +193,21 @@ async fn an_expired_key_is_refused() {
 #[tokio::test]
 async fn rotation_replaces_the_key_for_the_same_principal() {
     for db in backends().await {
-        let old = db.store.create_key(NewKey::new(alice()).name("ci")).await.unwrap();
-        let new = db.store.rotate_key(&old.info.id, None, Some("alice")).await.unwrap();
+        let old = db
+            .store
+            .create_key(NewKey::new(alice()).name("ci"))
+            .await
+            .unwrap();
+        let new = db
+            .store
+            .rotate_key(&old.info.id, None, Some("alice"))
+            .await
+            .unwrap();
         assert_ne!(new.key.expose(), old.key.expose());
-        assert_eq!((new.info.principal_id.as_str(), new.info.name.as_str()), ("alice", "ci"));
+        assert_eq!(
+            (new.info.principal_id.as_str(), new.info.name.as_str()),
+            ("alice", "ci")
+        );
         assert_eq!(auth(&db.store, new.key.expose()).await.unwrap().id, "alice");
         assert_eq!(
             auth(&db.store, old.key.expose()).await.unwrap_err().kind(),
@@ -177,9 +217,21 @@ async fn rotation_replaces_the_key_for_the_same_principal() {
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].replaced_by.as_deref(), Some(new.info.id.as_str()));
         assert!(!listed[0].is_active_at(now_ms()) && listed[1].is_active_at(now_ms()));
-        let err = db.store.rotate_key(&old.info.id, None, None).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Conflict, "a revoked key cannot rotate");
-        assert_eq!(db.store.list_keys(None).await.unwrap().len(), 2, "nothing added");
+        let err = db
+            .store
+            .rotate_key(&old.info.id, None, None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Conflict,
+            "a revoked key cannot rotate"
+        );
+        assert_eq!(
+            db.store.list_keys(None).await.unwrap().len(),
+            2,
+            "nothing added"
+        );
         assert!(db.store.list_keys(Some("bob")).await.unwrap().is_empty());
         db.finish().await;
     }
@@ -220,8 +272,17 @@ async fn the_registry_builds_virtual_keys_from_config_with_restrictions() {
     .unwrap();
     let built = registry.build(&cfg).await.unwrap();
     let a = &built.authenticators[0].1;
-    assert_eq!(a.authenticate(&Credentials::bearer(key.expose())).await.unwrap().id, "alice");
-    let err = a.authenticate(&Credentials::bearer(bob_key.expose())).await.unwrap_err();
+    assert_eq!(
+        a.authenticate(&Credentials::bearer(key.expose()))
+            .await
+            .unwrap()
+            .id,
+        "alice"
+    );
+    let err = a
+        .authenticate(&Credentials::bearer(bob_key.expose()))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthenticated, "another org's key");
 
     let bad = AegisConfig::from_toml_str(
@@ -232,12 +293,32 @@ async fn the_registry_builds_virtual_keys_from_config_with_restrictions() {
     let err = registry.build(&bad).await.unwrap_err();
     assert!(err.message().contains("authenticators[0].config"), "{err}");
 
+    let (sink, _writer) = aegis_store::AuditWriter::spawn(store.clone());
+    keys::register_audit_sink(&mut registry, sink.clone());
+    let cfg = AegisConfig::from_toml_str(
+        "[[telemetry]]\nid = \"audit\"\ntype = \"audit_log\"\n",
+        std::iter::empty::<(&str, &str)>(),
+    )
+    .unwrap();
+    let built = registry.build(&cfg).await.unwrap();
+    built.telemetry[0]
+        .1
+        .on_event(&RunEvent::now("r-reg", RunEventKind::Completed));
+    sink.flush().await;
+    assert_eq!(
+        store.audit_records(Some("r-reg"), 0, 10).await.unwrap()[0].kind,
+        "event.completed"
+    );
+
     let role_gate = KeyAuthenticator::with_config(store.clone(), {
         let mut c = VirtualKeysConfig::default();
         c.required_role = Some("admin".into());
         c
     });
-    let err = role_gate.authenticate(&Credentials::bearer(key.expose())).await.unwrap_err();
+    let err = role_gate
+        .authenticate(&Credentials::bearer(key.expose()))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden);
 }
 
@@ -255,5 +336,8 @@ async fn the_starters_team_governs_run_visibility_via_keys() {
         .await
         .unwrap();
     let rec = store.run(&run.run_id).await.unwrap().unwrap();
-    assert_eq!((rec.team.as_deref(), rec.org.as_deref()), (Some("payments"), Some("acme")));
+    assert_eq!(
+        (rec.team.as_deref(), rec.org.as_deref()),
+        (Some("payments"), Some("acme"))
+    );
 }

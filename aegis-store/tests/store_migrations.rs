@@ -33,16 +33,38 @@ async fn tables_present(store: &Store) -> Vec<bool> {
 #[tokio::test]
 async fn migrations_create_prefixed_tables_and_roll_back_cleanly() {
     for db in backends().await {
-        assert_eq!(tables_present(&db.store).await, vec![true; 8], "{}", db.name);
+        assert_eq!(
+            tables_present(&db.store).await,
+            vec![true; 8],
+            "{}",
+            db.name
+        );
         let m = SchemaManager::new(db.store.connection());
-        assert!(m.has_table("aegis_migrations").await.unwrap(), "{}", db.name);
-        assert!(!m.has_table("seaql_migrations").await.unwrap(), "ledger is prefixed too");
+        assert!(
+            m.has_table("aegis_migrations").await.unwrap(),
+            "{}",
+            db.name
+        );
+        assert!(
+            !m.has_table("seaql_migrations").await.unwrap(),
+            "ledger is prefixed too"
+        );
 
         db.store.migrate_down().await.unwrap();
-        assert_eq!(tables_present(&db.store).await, vec![false; 8], "{}", db.name);
+        assert_eq!(
+            tables_present(&db.store).await,
+            vec![false; 8],
+            "{}",
+            db.name
+        );
 
         db.store.migrate().await.unwrap();
-        assert_eq!(tables_present(&db.store).await, vec![true; 8], "{}", db.name);
+        assert_eq!(
+            tables_present(&db.store).await,
+            vec![true; 8],
+            "{}",
+            db.name
+        );
         // Usable after a full down/up cycle, audit chain included.
         let g = common::approval_graph(std::sync::Arc::new(db.store.clone()), Default::default());
         let run = g.invoke(common::Doc::default()).await.unwrap();
@@ -74,7 +96,10 @@ async fn a_sqlite_file_is_created_on_first_use_in_wal_mode() {
     assert!(path.exists());
     let row = store
         .connection()
-        .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA journal_mode"))
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA journal_mode",
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -97,9 +122,10 @@ async fn unsupported_urls_and_schemas_are_config_errors() {
         let err = Store::connect(url).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{url}");
     }
-    let err = Store::connect_with(StoreOptions::new("postgres://u@127.0.0.1:1/x").schema("a; drop"))
-        .await
-        .unwrap_err();
+    let err =
+        Store::connect_with(StoreOptions::new("postgres://u@127.0.0.1:1/x").schema("a; drop"))
+            .await
+            .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
 }
 
@@ -130,5 +156,48 @@ async fn a_database_migrated_by_a_newer_build_is_refused() {
         assert_eq!(err.kind(), ErrorKind::Storage, "{}", db.name);
         assert!(err.message().contains("newer aegis-store"), "{err}");
         db.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_at_once_migrate_a_fresh_database_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut targets = vec![(
+        format!("sqlite://{}", dir.path().join("fresh.db").display()),
+        None,
+    )];
+    if let Some((url, schema)) = common::pg_schema().await {
+        targets.push((url, Some(schema)));
+    }
+    for (url, schema) in targets {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let mut o = StoreOptions::new(url.clone());
+                if let Some(s) = &schema {
+                    o = o.schema(s.clone());
+                }
+                tokio::spawn(Store::connect_with(o))
+            })
+            .collect();
+        let mut stores = Vec::new();
+        for t in tasks {
+            stores.push(t.await.unwrap().unwrap());
+        }
+        let applied = aegis_store::Migrator::get_applied_migrations(stores[0].connection())
+            .await
+            .unwrap();
+        assert_eq!(applied.len(), 1, "{url}");
+        assert_eq!(
+            stores[0].verify_audit().await.unwrap().head_seq,
+            0,
+            "one head row"
+        );
+        drop(stores);
+        if let Some(schema) = schema {
+            let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+            db.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .unwrap();
+        }
     }
 }

@@ -83,22 +83,41 @@ async fn principals_see_their_own_runs_and_their_teams_with_a_role() {
         let mut want = alice_runs.clone();
         want.sort();
         assert_eq!(seen, want, "{}: alice sees only her runs", db.name);
-        assert_eq!(ids(s.list_runs(&c.bob, &RunQuery::new()).await.unwrap()), [bob_run.clone()]);
         assert_eq!(
-            s.list_runs(&c.carol, &RunQuery::new()).await.unwrap().runs.len(),
+            ids(s.list_runs(&c.bob, &RunQuery::new()).await.unwrap()),
+            [bob_run.as_str()]
+        );
+        assert_eq!(
+            s.list_runs(&c.carol, &RunQuery::new())
+                .await
+                .unwrap()
+                .runs
+                .len(),
             4,
             "an approver sees the team's runs"
         );
-        assert!(s.list_runs(&c.dave, &RunQuery::new()).await.unwrap().runs.is_empty());
-        assert_eq!(ids(s.list_runs(&c.root, &RunQuery::new()).await.unwrap()), [anon.clone()]);
-        assert_eq!(s.list_all_runs(&RunQuery::new()).await.unwrap().runs.len(), 5);
+        assert!(
+            s.list_runs(&c.dave, &RunQuery::new())
+                .await
+                .unwrap()
+                .runs
+                .is_empty()
+        );
+        assert_eq!(
+            ids(s.list_runs(&c.root, &RunQuery::new()).await.unwrap()),
+            [anon.as_str()]
+        );
+        assert_eq!(
+            s.list_all_runs(&RunQuery::new()).await.unwrap().runs.len(),
+            5
+        );
 
         // Filters.
         let bobs = s
             .list_runs(&c.carol, &RunQuery::new().principal("bob"))
             .await
             .unwrap();
-        assert_eq!(ids(bobs), [bob_run.clone()]);
+        assert_eq!(ids(bobs), [bob_run.as_str()]);
         assert!(
             s.list_runs(&c.alice, &RunQuery::new().principal("bob"))
                 .await
@@ -111,7 +130,7 @@ async fn principals_see_their_own_runs_and_their_teams_with_a_role() {
             .list_runs(&c.carol, &RunQuery::new().status(RunStatus::Completed))
             .await
             .unwrap();
-        assert_eq!(ids(done), [alice_runs[0].clone()]);
+        assert_eq!(ids(done), [alice_runs[0].as_str()]);
         assert_eq!(
             s.list_runs(&c.carol, &RunQuery::new().status(RunStatus::Paused))
                 .await
@@ -131,12 +150,22 @@ async fn principals_see_their_own_runs_and_their_teams_with_a_role() {
         // Invisible runs look exactly like unknown ones.
         let hidden = s.authorize_run(&c.dave, &bob_run).await.unwrap_err();
         let unknown = s.authorize_run(&c.dave, "no-such-run").await.unwrap_err();
-        assert_eq!((hidden.kind(), unknown.kind()), (ErrorKind::NotFound, ErrorKind::NotFound));
+        assert_eq!(
+            (hidden.kind(), unknown.kind()),
+            (ErrorKind::NotFound, ErrorKind::NotFound)
+        );
         assert_eq!(
             hidden.message().replace(&bob_run, "ID"),
             unknown.message().replace("no-such-run", "ID")
         );
-        assert_eq!(s.authorize_run(&c.carol, &bob_run).await.unwrap().team.as_deref(), Some("pay"));
+        assert_eq!(
+            s.authorize_run(&c.carol, &bob_run)
+                .await
+                .unwrap()
+                .team
+                .as_deref(),
+            Some("pay")
+        );
         db.finish().await;
     }
 }
@@ -173,9 +202,15 @@ async fn run_listing_pages_through_every_run_once() {
         want.sort();
         assert_eq!(sorted, want);
 
-        let err = s.list_runs(&alice, &RunQuery::new().cursor("garbage")).await.unwrap_err();
+        let err = s
+            .list_runs(&alice, &RunQuery::new().cursor("garbage"))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidRequest);
-        let err = s.list_runs(&alice, &RunQuery::new().limit(0)).await.unwrap_err();
+        let err = s
+            .list_runs(&alice, &RunQuery::new().limit(0))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidRequest);
         db.finish().await;
     }
@@ -189,7 +224,14 @@ async fn a_resumed_run_shows_its_whole_timeline() {
         let g = approval_graph(Arc::new(s.clone()), Arc::default());
         let run_id = start(&g, Some("bob")).await;
         let out = s
-            .resume(&g, &c.carol, &run_id, Approval::Edit { value: json!({"amount": 7}) })
+            .resume(
+                &g,
+                &c.carol,
+                &run_id,
+                Approval::Edit {
+                    value: json!({"amount": 7}),
+                },
+            )
             .await
             .unwrap();
         assert_eq!(out.state.log, ["plan", "paid 7"], "{}", db.name);
@@ -203,13 +245,26 @@ async fn a_resumed_run_shows_its_whole_timeline() {
         assert_eq!(d.interrupts[0].payload["amount"], 100);
         assert_eq!(d.decisions.len(), 1);
         let dec = &d.decisions[0];
-        assert_eq!((dec.decision.as_str(), dec.decided_by.as_str()), ("edit", "carol"));
+        assert_eq!(
+            (dec.decision.as_str(), dec.decided_by.as_str()),
+            ("edit", "carol")
+        );
         assert_eq!(dec.value, Some(json!({"amount": 7})));
-        assert_eq!(dec.approval(), Approval::Edit { value: json!({"amount": 7}) });
+        assert_eq!(
+            dec.approval(),
+            Approval::Edit {
+                value: json!({"amount": 7})
+            }
+        );
         let kinds: Vec<&str> = d.audit.iter().map(|a| a.kind.as_str()).collect();
         assert_eq!(
             kinds,
-            ["run.transition", "run.decision", "run.transition", "run.transition"],
+            [
+                "run.transition",
+                "run.decision",
+                "run.transition",
+                "run.transition"
+            ],
             "{}",
             db.name
         );
@@ -217,7 +272,10 @@ async fn a_resumed_run_shows_its_whole_timeline() {
         let tl = d.timeline();
         assert_eq!(tl.len(), 3 + 1 + 1 + 4);
         assert!(tl.windows(2).all(|w| w[0].at_ms() <= w[1].at_ms()));
-        assert!(tl.iter().any(|e| matches!(e, TimelineEntry::Decision { by, .. } if by == "carol")));
+        assert!(
+            tl.iter()
+                .any(|e| matches!(e, TimelineEntry::Decision { by, .. } if by == "carol"))
+        );
         db.finish().await;
     }
 }
@@ -232,45 +290,99 @@ async fn bad_decisions_are_typed_errors_that_change_nothing() {
         let run_id = start(&g, Some("alice")).await;
         let before = snapshot(s, &run_id).await;
 
-        let err = s.decide(&c.alice, "no-such-run", &Approval::Approve).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NotFound);
-        let err = s.resume(&g, &c.dave, &run_id, Approval::Approve).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NotFound, "another team's approver");
-        let err = s.resume(&g, &c.bob, &run_id, Approval::Approve).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NotFound, "a teammate without the role");
         let err = s
-            .resume(&g, &c.alice, &run_id, Approval::Edit { value: json!({"amount": "lots"}) })
+            .decide(&c.alice, "no-such-run", &Approval::Approve)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        let err = s
+            .resume(&g, &c.dave, &run_id, Approval::Approve)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "another team's approver");
+        let err = s
+            .resume(&g, &c.bob, &run_id, Approval::Approve)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::NotFound,
+            "a teammate without the role"
+        );
+        let err = s
+            .resume(
+                &g,
+                &c.alice,
+                &run_id,
+                Approval::Edit {
+                    value: json!({"amount": "lots"}),
+                },
+            )
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidRequest);
-        assert!(err.message().contains("$.amount: expected integer"), "{err}");
+        assert!(
+            err.message().contains("$.amount: expected integer"),
+            "{err}"
+        );
         let err = parse_decision(&json!({"decision": "maybe"})).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidRequest);
         let err = parse_decision(&json!({"decision": "edit"})).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidRequest, "edit without a value");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::InvalidRequest,
+            "edit without a value"
+        );
         let other = Graph::<Doc>::builder("not-payments")
-            .node("x", aegis_core::graph::node_fn(|_: NodeInput<Doc>| async { Ok(NodeOutput::Update((String::new(), 0))) }))
+            .node(
+                "x",
+                aegis_core::graph::node_fn(|_: NodeInput<Doc>| async {
+                    Ok(NodeOutput::Update((String::new(), 0)))
+                }),
+            )
             .edge(aegis_core::graph::START, "x")
             .edge("x", aegis_core::graph::END)
             .checkpointer(Arc::new(s.clone()))
             .compile()
             .unwrap();
-        let err = s.resume(&other, &c.alice, &run_id, Approval::Approve).await.unwrap_err();
+        let err = s
+            .resume(&other, &c.alice, &run_id, Approval::Approve)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidRequest, "wrong graph");
-        assert_eq!(snapshot(s, &run_id).await, before, "{}: nothing changed", db.name);
+        assert_eq!(
+            snapshot(s, &run_id).await,
+            before,
+            "{}: nothing changed",
+            db.name
+        );
         assert_eq!(effects.load(Ordering::SeqCst), 0);
 
         // Decided once; a second decision on the same interrupt is a conflict.
-        s.decide(&c.alice, &run_id, &Approval::Approve).await.unwrap();
+        s.decide(&c.alice, &run_id, &Approval::Approve)
+            .await
+            .unwrap();
         let after_first = snapshot(s, &run_id).await;
-        let err = s.decide(&c.carol, &run_id, &Approval::Reject { reason: "no".into() }).await.unwrap_err();
+        let err = s
+            .decide(
+                &c.carol,
+                &run_id,
+                &Approval::Reject {
+                    reason: "no".into(),
+                },
+            )
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Conflict);
         assert_eq!(snapshot(s, &run_id).await, after_first);
 
         // A completed run cannot be decided on or resumed.
         g.resume(&run_id, Approval::Approve).await.unwrap();
         let done = snapshot(s, &run_id).await;
-        let err = s.resume(&g, &c.alice, &run_id, Approval::Approve).await.unwrap_err();
+        let err = s
+            .resume(&g, &c.alice, &run_id, Approval::Approve)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Conflict);
         assert!(err.message().contains("completed"), "{err}");
         assert_eq!(snapshot(s, &run_id).await, done);
@@ -289,7 +401,11 @@ async fn concurrent_resumes_by_principals_record_one_decision_and_run_once() {
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let (s, g, id) = (s.clone(), g.clone(), run_id.clone());
-                let who = if i % 2 == 0 { c.alice.clone() } else { c.carol.clone() };
+                let who = if i % 2 == 0 {
+                    c.alice.clone()
+                } else {
+                    c.carol.clone()
+                };
                 tokio::spawn(async move { s.resume(&g, &who, &id, Approval::Approve).await })
             })
             .collect();
@@ -322,14 +438,20 @@ async fn a_decision_whose_resume_is_refused_is_withdrawn() {
         // Same graph name, but its checkpointer is not this store: the engine cannot find
         // the run, after the store recorded the decision.
         let detached = approval_graph(Arc::new(MemoryCheckpointStore::new()), Arc::default());
-        let err = s.resume(&detached, &alice, &run_id, Approval::Approve).await.unwrap_err();
+        let err = s
+            .resume(&detached, &alice, &run_id, Approval::Approve)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         let d = s.run_detail_unscoped(&run_id).await.unwrap();
         assert!(d.decisions.is_empty(), "{}: withdrawn", db.name);
         assert_eq!(d.interrupts[0].decided_at_ms, None);
         assert_eq!(d.audit.last().unwrap().kind, "run.decision_withdrawn");
         // The run can still be decided and resumed.
-        let out = s.resume(&g, &alice, &run_id, Approval::Approve).await.unwrap();
+        let out = s
+            .resume(&g, &alice, &run_id, Approval::Approve)
+            .await
+            .unwrap();
         assert_eq!(out.status, RunStatus::Completed);
         db.finish().await;
     }
@@ -342,10 +464,20 @@ async fn an_admin_decides_anonymous_runs_and_rejection_is_recorded() {
         let c = cast(s).await;
         let g = approval_graph(Arc::new(s.clone()), Arc::default());
         let run_id = start(&g, None).await;
-        let err = s.resume(&g, &c.carol, &run_id, Approval::Approve).await.unwrap_err();
+        let err = s
+            .resume(&g, &c.carol, &run_id, Approval::Approve)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         let out = s
-            .resume(&g, &c.root, &run_id, Approval::Reject { reason: "not today".into() })
+            .resume(
+                &g,
+                &c.root,
+                &run_id,
+                Approval::Reject {
+                    reason: "not today".into(),
+                },
+            )
             .await
             .unwrap();
         assert_eq!(out.status, RunStatus::Rejected);

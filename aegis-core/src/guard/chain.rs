@@ -217,6 +217,13 @@ impl GuardChain {
         &self.telemetry
     }
 
+    /// Tells every guard that run `run_id` has ended.
+    pub fn end_run(&self, run_id: &str) {
+        for e in self.entries.iter() {
+            e.guard.on_run_end(run_id);
+        }
+    }
+
     /// Whether no entry applies to `stage`.
     pub fn is_empty_for(&self, stage: Stage) -> bool {
         !self

@@ -133,7 +133,10 @@ fn require_approval_action_pauses_instead_of_blocking() {
     match &v.decision {
         aegis_contracts::Decision::RequireApproval { payload, .. } => {
             assert_eq!(payload["kinds"][0], "banned_substring");
-            assert!(!payload.to_string().contains("wire transfer"), "the approver payload carries no text");
+            assert!(
+                !payload.to_string().contains("wire transfer"),
+                "the approver payload carries no text"
+            );
         }
         other => panic!("expected RequireApproval, got {other:?}"),
     }

@@ -2,15 +2,23 @@
 //!
 //! # How a text is scanned
 //!
-//! 1. **One pass** of a leftmost-first [`meta::Regex`] built with `new_many` over all
-//!    patterns finds the next *region*: the leftmost place any pattern matches.
-//! 2. **A targeted second pass** over that region only: a [`MatchKind::All`] automaton says
-//!    which patterns match near it, and those patterns' own automata list every match that
-//!    starts inside the region (so overlapping candidates of different recognizers — a card
-//!    number that is also a bank-account-shaped number — are all seen, as Presidio sees them).
-//!    Scanning resumes after the region, so the whole text is read once by the big automaton
-//!    and each region (bounded by the longest pattern) a few more times.
-//! 3. Look-around checks, validators (checksums), context enhancement, threshold, and
+//! 1. **Threshold pruning.** A pattern whose best possible score (1.0 if its recognizer's
+//!    validator can prove a match, else its score plus the context boost) is below the
+//!    threshold is not compiled at all.
+//! 2. **One pass** of a leftmost-first [`meta::Regex`] built with `build_many` over all
+//!    remaining patterns that can reach the threshold on their own finds the next *region*:
+//!    the leftmost place any pattern matches.
+//! 3. **A targeted second pass** over that region only: at every start inside it, an
+//!    *anchored* [`MatchKind::All`] probe says which patterns match there (inside a word only
+//!    the few patterns that can start mid-word are probed), and those patterns' own automata
+//!    give the spans. Overlapping candidates of different recognizers — a card number that is
+//!    also bank-account-shaped — are all seen, as Presidio sees them. Probes die within a few
+//!    bytes on ordinary text.
+//! 4. **Context gating.** Patterns that reach the threshold *only* with a context word are
+//!    scanned (steps 2–3 with their own automata) only in the [`CONTEXT_BYTES`] after an
+//!    occurrence of one of their context words (one Aho-Corasick pass). Pruning and gating
+//!    change no result (tested).
+//! 5. Look-around checks, validators (checksums), context enhancement, threshold, and
 //!    per-entity duplicate removal.
 //!
 //! No engine involved backtracks: time is linear in the input, memory bounded by the lazy
@@ -25,7 +33,7 @@ use regex_automata::{
     util::syntax,
 };
 
-use crate::recognizers::{self, Recognizer};
+use crate::recognizers::{self, LOOKAHEAD, Recognizer};
 use crate::validators::Check;
 
 /// How many words before a match are searched for context words (Presidio's default).
@@ -88,6 +96,7 @@ struct PatternInfo {
     max_len: usize,
     not_preceded_by: Option<fn(u8) -> bool>,
     not_followed_by: Option<fn(u8) -> bool>,
+    not_followed_by_seq: Option<fn(&[u8]) -> bool>,
     /// Reaches the threshold only with a context word.
     gated: bool,
 }
@@ -106,6 +115,23 @@ struct Inner {
     context: Vec<Option<(AhoCorasick, Vec<&'static str>)>>,
     max_match_len: usize,
     threshold: f32,
+}
+
+/// Per-call buffers of a scan, allocated once per [`Analyzer::analyze`] and tier.
+struct Scratch {
+    set: PatternSet,
+    mid_set: PatternSet,
+    pids: Vec<usize>,
+}
+
+impl Scratch {
+    fn new(tier: &Tier) -> Self {
+        Self {
+            set: PatternSet::new(tier.which.pattern_len()),
+            mid_set: PatternSet::new(tier.which_mid.pattern_len()),
+            pids: Vec::with_capacity(16),
+        }
+    }
 }
 
 /// A set of patterns compiled for one scan: the leftmost-first finder and the anchored
@@ -228,6 +254,7 @@ impl Analyzer {
                     max_len,
                     not_preceded_by: pat.not_preceded_by,
                     not_followed_by: pat.not_followed_by,
+                    not_followed_by_seq: pat.not_followed_by_seq,
                     gated,
                 });
                 sources.push(pat.regex.as_str());
@@ -367,13 +394,13 @@ impl Analyzer {
     /// A result starting at `s` depends on: one byte of look-behind and
     /// [`CONTEXT_BYTES`] of context before `s`; up to `max_match_len` bytes from `s` (a
     /// pattern may extend greedily, a validator may trim or veto, only within its bound) and
-    /// one byte of look-ahead; and on any same-entity result containing it (duplicate
+    /// [`LOOKAHEAD`] bytes of look-ahead; and on any same-entity result containing it (duplicate
     /// removal), which starts at most `max_match_len` before the result's end and has its own
-    /// context look-back. Altogether: `2 × max_match_len + CONTEXT_BYTES + 2`. Every result of
+    /// context look-back. Altogether: `2 × max_match_len + CONTEXT_BYTES + 1 + LOOKAHEAD`. Every result of
     /// [`analyze`](Self::analyze) on a text is also found, identically, when analyzing any
     /// slice that contains those bytes around it.
     pub fn window(&self) -> usize {
-        2 * self.inner.max_match_len + CONTEXT_BYTES + 2
+        2 * self.inner.max_match_len + CONTEXT_BYTES + 1 + LOOKAHEAD
     }
 
     /// All results at or above the threshold, sorted by start. Overlaps between entity types
@@ -405,13 +432,15 @@ impl Analyzer {
         let inner = &*self.inner;
         let hay = text.as_bytes();
         if let Some(tier) = &inner.main {
-            self.scan(tier, hay, 0, hay.len(), out);
+            let mut scratch = Scratch::new(tier);
+            self.scan(tier, &mut scratch, hay, 0, hay.len(), out);
         }
         let (Some(tier), Some(gate)) = (&inner.gated, &inner.gate_words) else {
             return;
         };
         // Windows of starts that a context word can support: (c, c + CONTEXT_BYTES] after a
         // context word beginning a word at c; merged, then scanned.
+        let mut scratch = Scratch::new(tier);
         let mut window: Option<(usize, usize)> = None;
         let mut pos = 0;
         // Leftmost-first with a prefilter, restarting one byte after each hit: every
@@ -426,23 +455,29 @@ impl Analyzer {
             window = match window {
                 Some((ws, we)) if lo <= we => Some((ws.min(lo), we.max(hi))),
                 Some((ws, we)) => {
-                    self.scan(tier, hay, ws, we, out);
+                    self.scan(tier, &mut scratch, hay, ws, we, out);
                     Some((lo, hi))
                 }
                 None => Some((lo, hi)),
             };
         }
         if let Some((ws, we)) = window {
-            self.scan(tier, hay, ws, we, out);
+            self.scan(tier, &mut scratch, hay, ws, we, out);
         }
     }
 
     /// Candidates of `tier` that start in `from..to`.
-    fn scan(&self, tier: &Tier, hay: &[u8], from: usize, to: usize, out: &mut Vec<Raw>) {
+    fn scan(
+        &self,
+        tier: &Tier,
+        scratch: &mut Scratch,
+        hay: &[u8],
+        from: usize,
+        to: usize,
+        out: &mut Vec<Raw>,
+    ) {
+        let Scratch { set, mid_set, pids } = scratch;
         let inner = &*self.inner;
-        let mut set = PatternSet::new(tier.which.pattern_len());
-        let mut mid_set = PatternSet::new(tier.which_mid.pattern_len());
-        let mut pids: Vec<usize> = Vec::with_capacity(16);
         let mut pos = from;
         while pos < to {
             // A match starting before `to` ends before `to + max_match_len`: never scan on.
@@ -467,14 +502,14 @@ impl Analyzer {
                         continue;
                     }
                     mid_set.clear();
-                    tier.which_mid.which_overlapping_matches(&probe, &mut mid_set);
+                    tier.which_mid.which_overlapping_matches(&probe, mid_set);
                     pids.extend(mid_set.iter().map(|p| tier.mid_ids[p.as_usize()]));
                 } else {
                     set.clear();
-                    tier.which.which_overlapping_matches(&probe, &mut set);
+                    tier.which.which_overlapping_matches(&probe, set);
                     pids.extend(set.iter().map(|p| tier.ids[p.as_usize()]));
                 }
-                for &pid in &pids {
+                for &pid in pids.iter() {
                     let info = &inner.patterns[pid];
                     let limit = (at + info.max_len).min(hay.len());
                     // The region's own match is that pattern's match at its start: reuse it.
@@ -493,7 +528,10 @@ impl Analyzer {
                     let after_ok = info
                         .not_followed_by
                         .is_none_or(|f| e >= hay.len() || !f(hay[e]));
-                    if before_ok && after_ok && e > s && e - s <= info.max_len {
+                    let seq_ok = info
+                        .not_followed_by_seq
+                        .is_none_or(|f| !f(&hay[e.min(hay.len())..(e + LOOKAHEAD).min(hay.len())]));
+                    if before_ok && after_ok && seq_ok && e > s && e - s <= info.max_len {
                         out.push(Raw {
                             pattern: pid,
                             start: s,

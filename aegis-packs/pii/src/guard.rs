@@ -160,6 +160,32 @@ impl PiiGuard {
             .unwrap_or(&self.config.default_operator)
     }
 
+    /// Restores this run's `<ENTITY_N>` tokens in an answer.
+    fn restore(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
+        let Some(vault) = ctx.run_id.as_deref().and_then(|run| self.vault(run)) else {
+            return Ok(Verdict::allow());
+        };
+        let vault = vault
+            .lock()
+            .map_err(|_| Error::internal("pii vault poisoned"))?;
+        let mut edits = Vec::new();
+        for (i, seg) in subject.segments().iter().enumerate() {
+            for (start, end, original) in vault.token_spans(seg.text) {
+                edits.push(Edit {
+                    segment: i,
+                    start,
+                    end,
+                    replacement: original.to_owned(),
+                });
+            }
+        }
+        Ok(if edits.is_empty() {
+            Verdict::allow()
+        } else {
+            Verdict::sanitize(edits)
+        })
+    }
+
     fn uses_vault(&self) -> bool {
         matches!(self.config.default_operator, Operator::Pseudonymize)
             || self
@@ -176,7 +202,18 @@ impl Guardrail for PiiGuard {
         GuardCapabilities::new(Stage::ALL, Granularity::Window(self.analyzer.window())).sanitizing()
     }
 
+    fn on_run_end(&self, run_id: &str) {
+        if let Ok(mut vaults) = self.vaults.lock() {
+            vaults.remove(run_id);
+        }
+    }
+
     async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
+        // With pseudonymization, the answer goes back to the caller with this run's tokens
+        // restored (span-precise edits, so streamed windows restore tokens split across chunks).
+        if subject.stage() == Stage::Output && self.uses_vault() {
+            return self.restore(subject, ctx);
+        }
         let mut findings = Vec::new();
         let mut per_segment = Vec::new();
         for (i, seg) in subject.segments().iter().enumerate() {

@@ -26,6 +26,6 @@ pub use engine::{
     CONTEXT_WORDS, RecognizerResult, resolve_overlaps,
 };
 pub use guard::{PiiAction, PiiGuard, PiiGuardConfig};
-pub use recognizers::{Pattern, Recognizer};
+pub use recognizers::{LOOKAHEAD, Pattern, Recognizer};
 pub use validators::Check;
 pub use vault::{StreamingDeanonymizer, Vault};

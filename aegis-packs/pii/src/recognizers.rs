@@ -25,6 +25,8 @@ pub struct Pattern {
     pub not_preceded_by: Option<fn(u8) -> bool>,
     /// The byte after a match must not satisfy this (a negative look-ahead).
     pub not_followed_by: Option<fn(u8) -> bool>,
+    /// The (up to [`LOOKAHEAD`]) bytes after a match must not satisfy this.
+    pub not_followed_by_seq: Option<fn(&[u8]) -> bool>,
 }
 
 /// A recognizer: patterns for one entity type, context words and a validator.
@@ -62,6 +64,14 @@ fn is_phone_tail(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-'
 }
 
+/// How many bytes after a match a look-ahead may inspect.
+pub const LOOKAHEAD: usize = 2;
+
+/// `.` followed by a digit: an IPv6 candidate running into a malformed embedded IPv4.
+fn dot_digit(rest: &[u8]) -> bool {
+    rest.len() >= 2 && rest[0] == b'.' && rest[1].is_ascii_digit()
+}
+
 fn neutral(_: &str) -> Check {
     Check::Neutral
 }
@@ -74,6 +84,7 @@ fn p(name: &'static str, regex: &str, score: f32) -> Pattern {
         max_len: None,
         not_preceded_by: None,
         not_followed_by: None,
+        not_followed_by_seq: None,
     }
 }
 
@@ -86,6 +97,10 @@ impl Pattern {
     fn around(mut self, before: fn(u8) -> bool, after: fn(u8) -> bool) -> Self {
         self.not_preceded_by = Some(before);
         self.not_followed_by = Some(after);
+        self
+    }
+    fn after_seq(mut self, f: fn(&[u8]) -> bool) -> Self {
+        self.not_followed_by_seq = Some(f);
         self
     }
     fn before(mut self, before: fn(u8) -> bool) -> Self {
@@ -210,8 +225,9 @@ pub fn predefined() -> Vec<Recognizer> {
             "IP_ADDRESS",
             vec![
                 p("IPv4", &format!(r"\b{OCTET}\.{OCTET}\.{OCTET}\.{OCTET}(?:/[0-9]{{1,2}})?\b"), 0.6),
-                p("IPv6", &format!(r"(?:[0-9a-f]{{1,4}}:|:)(?:[0-9a-f]{{0,4}}:){{1,7}}(?:[0-9a-f]{{1,4}}|{OCTET}\.{OCTET}\.{OCTET}\.{OCTET})?(?:/[0-9]{{1,3}})?"), 0.6)
-                    .around(is_word_or_colon, is_word_or_colon),
+                p("IPv6", &format!(r"(?:[0-9a-f]{{1,4}}:|:)(?:[0-9a-f]{{0,4}}:){{1,7}}(?:{OCTET}\.{OCTET}\.{OCTET}\.{OCTET}|[0-9a-f]{{1,4}})?(?:%[0-9a-z]{{1,15}})?(?:/[0-9]{{1,3}})?"), 0.6)
+                    .around(is_word_or_colon, is_word_or_colon)
+                .after_seq(dot_digit),
             ],
             &["ip", "ipv4", "ipv6"],
             |s| if s.contains(':') { v::ipv6(s) } else { v::ipv4(s) },

@@ -708,6 +708,7 @@ pub fn email(s: &str) -> Check {
 }
 
 /// IPv4 (optionally CIDR) through the standard parser (rejects leading zeros, > 255).
+/// Like Presidio's, it only invalidates: a well-formed address keeps the pattern score.
 pub fn ipv4(s: &str) -> Check {
     let (addr, prefix) = match s.split_once('/') {
         Some((a, p)) => (a, Some(p)),
@@ -715,15 +716,26 @@ pub fn ipv4(s: &str) -> Check {
     };
     let ok = addr.parse::<std::net::Ipv4Addr>().is_ok()
         && prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|n| n <= 32));
-    Check::from_bool(ok)
+    if ok { Check::Neutral } else { Check::Invalid }
 }
 
-/// IPv6 (optionally CIDR), trimming trailing characters until the standard parser accepts.
+/// IPv6 (optionally CIDR, optionally with a zone id) through the standard parser; a trailing
+/// `:` is trimmed off.
 pub fn ipv6(s: &str) -> Check {
     let ok = |t: &str| {
+        // A zone id (`%eth0`) names an interface, not part of the address.
+        let t = match t.split_once('%') {
+            Some((a, z)) if !z.contains('%') => {
+                if z.is_empty() {
+                    return false;
+                }
+                a.to_owned() + z.find('/').map_or("", |i| &z[i..])
+            }
+            _ => t.to_owned(),
+        };
         let (addr, prefix) = match t.split_once('/') {
             Some((a, p)) => (a, Some(p)),
-            None => (t, None),
+            None => (t.as_str(), None),
         };
         addr.parse::<std::net::Ipv6Addr>().is_ok()
             && prefix.is_none_or(|p| {
@@ -733,20 +745,16 @@ pub fn ipv6(s: &str) -> Check {
                     && !(p.len() > 1 && p.starts_with('0'))
             })
     };
-    let mut end = s.len();
-    while end >= 2 {
-        let t = &s[..end];
-        if ok(t) {
-            return if end == s.len() {
-                Check::Neutral
-            } else {
-                Check::Trim {
-                    len: end,
-                    valid: false,
-                }
-            };
-        }
-        end -= 1;
+    if ok(s) {
+        return Check::Neutral;
+    }
+    // Only a trailing `:` (sentence punctuation) may be cut off.
+    let trimmed = s.trim_end_matches(':');
+    if trimmed.len() < s.len() && trimmed.len() >= 2 && ok(trimmed) {
+        return Check::Trim {
+            len: trimmed.len(),
+            valid: false,
+        };
     }
     Check::Invalid
 }

@@ -90,6 +90,31 @@ impl Vault {
         self.max_token_len
     }
 
+    /// Where this vault's tokens occur in `text`: `(start, end, original)` byte ranges, in
+    /// order, for span-precise restoration (a guard returns them as sanitize edits).
+    pub fn token_spans<'a>(&'a self, text: &str) -> Vec<(usize, usize, &'a str)> {
+        let b = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'<' {
+                let mut j = i + 1;
+                while j < b.len() && is_token_byte(b[j]) && j - i < self.max_token_len {
+                    j += 1;
+                }
+                if j < b.len() && b[j] == b'>' {
+                    if let Some(original) = self.by_token.get(&text[i..=j]) {
+                        out.push((i, j + 1, original.as_str()));
+                        i = j + 1;
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
     /// Replaces every known token in `text` by its original. Unknown `<...>` text is kept.
     pub fn deanonymize(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());

@@ -55,9 +55,31 @@ fn context_too_far_before_does_not_count() {
 #[test]
 fn threshold_pruning_and_context_gating_change_no_result() {
     let words = [
-        "my", "phone", "number", "is", "(415) 555-0132", "call", "driver", "license", "B2",
-        "A1234567", "ssn", "078051121", "078-05-1123", "date", "3/2024", "tin", "912-70-1234",
-        "the", "x", "voter", "ABC1234567", "4111111111111111", "\n", "bank", "12345678",
+        "my",
+        "phone",
+        "number",
+        "is",
+        "(415) 555-0132",
+        "call",
+        "driver",
+        "license",
+        "B2",
+        "A1234567",
+        "ssn",
+        "078051121",
+        "078-05-1123",
+        "date",
+        "3/2024",
+        "tin",
+        "912-70-1234",
+        "the",
+        "x",
+        "voter",
+        "ABC1234567",
+        "4111111111111111",
+        "\n",
+        "bank",
+        "12345678",
     ];
     let mut x: u64 = 7;
     let text: Vec<&str> = (0..3000)
@@ -71,9 +93,19 @@ fn threshold_pruning_and_context_gating_change_no_result() {
     let text = text.join(" ");
     let all = Analyzer::new(AnalyzerConfig::default()).unwrap();
     for threshold in [0.3f32, 0.4, 0.5, 0.7] {
-        let fast = Analyzer::new(AnalyzerConfig { entities: None, score_threshold: threshold }).unwrap();
-        let key = |r: &aegis_pii::RecognizerResult| (r.start, r.end, r.entity, (r.score * 1e4) as u32);
-        let mut want: Vec<_> = all.analyze(&text).iter().filter(|r| r.score >= threshold).map(key).collect();
+        let fast = Analyzer::new(AnalyzerConfig {
+            entities: None,
+            score_threshold: threshold,
+        })
+        .unwrap();
+        let key =
+            |r: &aegis_pii::RecognizerResult| (r.start, r.end, r.entity, (r.score * 1e4) as u32);
+        let mut want: Vec<_> = all
+            .analyze(&text)
+            .iter()
+            .filter(|r| r.score >= threshold)
+            .map(key)
+            .collect();
         let mut got: Vec<_> = fast.analyze(&text).iter().map(key).collect();
         want.sort_unstable();
         got.sort_unstable();

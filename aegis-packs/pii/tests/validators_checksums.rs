@@ -117,11 +117,12 @@ fn bitcoin_base58check_and_bech32() {
 
 #[test]
 fn ip_addresses() {
-    assert_eq!(v::ipv4("192.168.0.1"), Check::Valid);
-    assert_eq!(v::ipv4("10.0.0.0/8"), Check::Valid);
+    assert_eq!(v::ipv4("192.168.0.1"), Check::Neutral);
+    assert_eq!(v::ipv4("10.0.0.0/8"), Check::Neutral);
     assert_eq!(v::ipv4("192.168.01.1"), Check::Invalid);
     assert_eq!(v::ipv6("2001:db8::1"), Check::Neutral);
     assert_eq!(v::ipv6("zz::"), Check::Invalid);
+    assert_eq!(v::ipv6("fe80::1%eth0"), Check::Neutral);
 }
 
 #[test]

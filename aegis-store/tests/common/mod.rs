@@ -117,7 +117,10 @@ impl State for Doc {
 
 /// `plan` adds 100, `pay` asks for approval (edits: `{amount: integer}`) and counts its
 /// side effects once approved.
-pub fn approval_graph(store: Arc<dyn CheckpointStore>, side_effects: Arc<AtomicUsize>) -> Graph<Doc> {
+pub fn approval_graph(
+    store: Arc<dyn CheckpointStore>,
+    side_effects: Arc<AtomicUsize>,
+) -> Graph<Doc> {
     Graph::<Doc>::builder("payments")
         .node(
             "plan",

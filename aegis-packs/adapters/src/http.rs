@@ -1,0 +1,98 @@
+//! The HTTP plumbing both adapters share: one client, a deadline, errors that say which
+//! service failed and how.
+
+use std::time::Duration;
+
+use aegis_contracts::{Error, ErrorKind, Secret};
+use serde_json::Value;
+
+/// A JSON-over-HTTP client for one service.
+#[derive(Clone)]
+pub(crate) struct Service {
+    pub(crate) name: &'static str,
+    pub(crate) base: reqwest::Url,
+    pub(crate) client: reqwest::Client,
+    pub(crate) token: Option<Secret>,
+}
+
+impl Service {
+    pub(crate) fn new(
+        name: &'static str,
+        base_url: &str,
+        timeout: Duration,
+        token: Option<Secret>,
+    ) -> Result<Self, Error> {
+        let mut base = reqwest::Url::parse(base_url)
+            .map_err(|e| Error::config(format!("{name}: `{base_url}` is not a URL: {e}")))?;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::config(format!("{name}: cannot build an HTTP client: {e}")))?;
+        Ok(Self {
+            name,
+            base,
+            client,
+            token,
+        })
+    }
+
+    /// POSTs `body` to `path` and returns the JSON answer.
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Result<Value, Error> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| Error::config(format!("{}: bad path `{path}`: {e}", self.name)))?;
+        let mut req = self.client.post(url).json(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        let resp = req.send().await.map_err(|e| {
+            let kind = if e.is_timeout() {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Provider
+            };
+            Error::new(
+                kind,
+                format!("{} is unreachable or too slow: {e}", self.name),
+            )
+            .with_retryable(true)
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| {
+            let kind = if e.is_timeout() {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Provider
+            };
+            Error::new(kind, format!("{} answer could not be read: {e}", self.name))
+        })?;
+        if !status.is_success() {
+            let snippet: String = text.chars().take(200).collect();
+            return Err(Error::provider(format!(
+                "{} answered HTTP {status}: {snippet}",
+                self.name
+            ))
+            .with_status(status.as_u16())
+            .with_retryable(status.is_server_error()));
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            Error::provider(format!(
+                "{} answered something that is not JSON: {e}",
+                self.name
+            ))
+        })
+    }
+}
+
+/// Byte offset of the `n`-th character of `s` (Presidio counts Python characters).
+pub(crate) fn char_to_byte(s: &str, n: usize) -> Option<usize> {
+    if n == s.chars().count() {
+        return Some(s.len());
+    }
+    s.char_indices().nth(n).map(|(b, _)| b)
+}
