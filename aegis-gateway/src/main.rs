@@ -9,9 +9,7 @@ use std::{
     time::Duration,
 };
 
-use aegis::{
-    CheckpointStore, Error, ErrorKind, Pipeline, config::AegisConfig, graph::MemoryCheckpointStore,
-};
+use aegis::{CheckpointStore, Error, ErrorKind, Pipeline, config::AegisConfig};
 use aegis_gateway::{
     scan::{self, ScanStage},
     server::{self, EventFeed, Gateway, Limits},
@@ -67,13 +65,10 @@ enum Command {
         /// Config file whose guardrails form the chain.
         #[arg(long, short, conflicts_with = "pack")]
         config: Option<PathBuf>,
-        /// Built-in packs, comma-separated: secrets, injection, invisible, urls.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "secrets,injection,invisible"
-        )]
-        pack: Vec<String>,
+        /// Built-in packs, comma-separated: pii, secrets, injection, invisible, urls
+        /// (default: pii,secrets,injection,invisible).
+        #[arg(long, value_delimiter = ',')]
+        pack: Option<Vec<String>>,
         /// The stage the text is judged as.
         #[arg(long, value_enum, default_value = "input")]
         stage: ScanStage,
@@ -85,6 +80,13 @@ enum Command {
     Runs {
         #[command(subcommand)]
         action: RunsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manage virtual API keys of a running gateway (admin key required).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
         #[command(flatten)]
         remote: Remote,
     },
@@ -121,7 +123,38 @@ struct Remote {
 }
 
 #[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key for a principal; the key is printed once.
+    Create {
+        /// Principal id.
+        principal: String,
+        /// Team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Roles (repeatable): admin, approver.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// A label for the key (`laptop`, `ci`).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key; effective immediately.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
 enum RunsAction {
+    /// List the runs you may see, newest first.
+    List {
+        /// Only runs in this status (running, paused, completed, failed, rejected).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Show a run.
     Show { id: String },
     /// Approve a paused run; it resumes.
@@ -162,6 +195,10 @@ const DEFAULT_CONFIG: &str = r#"
 [[providers]]
 id = "echo"
 type = "echo"
+
+[[authenticators]]
+id = "keys"
+type = "virtual_keys"
 
 [[guardrails]]
 id = "pii"
@@ -245,10 +282,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 Some(path) => {
                     let cfg = AegisConfig::load(&path)?;
                     aegis::guard::GuardChain::new(
-                        aegis_gateway::static_keys::registry()
-                            .build(&cfg)
-                            .await?
-                            .guards,
+                        registry_for(None).await?.build(&cfg).await?.guards,
                     )
                 }
                 None => {
@@ -269,10 +303,8 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         } => {
             say!(
                 "{}",
-                serde_json::to_string_pretty(
-                    &aegis_gateway::static_keys::registry().config_schema()
-                )
-                .unwrap_or_default()
+                serde_json::to_string_pretty(&registry_for(None).await?.config_schema())
+                    .unwrap_or_default()
             );
             Ok(0)
         }
@@ -280,7 +312,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             action: ConfigAction::Validate { path },
         } => {
             let cfg = AegisConfig::load(&path)?;
-            let problems = aegis_gateway::static_keys::registry().validate(&cfg).await;
+            let problems = registry_for(None).await?.validate(&cfg).await;
             if cli.json {
                 say!(
                     "{}",
@@ -326,8 +358,87 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             model,
             remote,
         } => chat(&remote, &model, prompt, cli.json).await,
+        Command::Keys { action, remote } => {
+            let v = match &action {
+                KeysAction::Create {
+                    principal,
+                    team,
+                    roles,
+                    name,
+                } => {
+                    let body = json!({"principal": {"id": principal, "team": team, "roles": roles}, "name": name});
+                    request(&remote, reqwest::Method::POST, "/v1/admin/keys", Some(body)).await?
+                }
+                KeysAction::List => {
+                    request(&remote, reqwest::Method::GET, "/v1/admin/keys", None).await?
+                }
+                KeysAction::Revoke { id } => {
+                    request(
+                        &remote,
+                        reqwest::Method::POST,
+                        &format!("/v1/admin/keys/{id}/revoke"),
+                        None,
+                    )
+                    .await?
+                }
+            };
+            if cli.json {
+                say!("{v}");
+            } else if let Some(key) = v["key"].as_str() {
+                say!("{}", key);
+                eprintln!(
+                    "{} shown once: store it now (id {})",
+                    paint("note:", "33"),
+                    v["info"]["id"].as_str().unwrap_or("?")
+                );
+            } else if let Some(keys) = v["data"].as_array() {
+                for k in keys {
+                    let state = if k["revoked_at_ms"].is_null() {
+                        "active"
+                    } else {
+                        "revoked"
+                    };
+                    say!(
+                        "{}  {}…  {}  {}  {}",
+                        k["id"].as_str().unwrap_or(""),
+                        k["prefix"].as_str().unwrap_or(""),
+                        k["principal_id"].as_str().unwrap_or(""),
+                        k["name"].as_str().unwrap_or(""),
+                        state
+                    );
+                }
+            } else {
+                say!("revoked {}", v["info"]["id"].as_str().unwrap_or("?"));
+            }
+            Ok(0)
+        }
+        Command::Runs {
+            action: RunsAction::List { status, limit },
+            remote,
+        } => {
+            let mut path = format!("/v1/runs?limit={limit}");
+            if let Some(s) = status {
+                path.push_str(&format!("&status={s}"));
+            }
+            let v = request(&remote, reqwest::Method::GET, &path, None).await?;
+            if cli.json {
+                say!("{v}");
+            } else {
+                for r in v["data"].as_array().into_iter().flatten() {
+                    say!(
+                        "{}  {:<10} {}  {}",
+                        r["run_id"].as_str().unwrap_or(""),
+                        r["status"].as_str().unwrap_or(""),
+                        r["principal"].as_str().unwrap_or("-"),
+                        r["graph"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(0)
+        }
         Command::Runs { action, remote } => {
             let (method, path, body) = match &action {
+                RunsAction::List { .. } => unreachable!("handled above"),
                 RunsAction::Show { id } => (reqwest::Method::GET, format!("/v1/runs/{id}"), None),
                 RunsAction::Approve { id } => (
                     reqwest::Method::POST,
@@ -405,14 +516,25 @@ fn load_config(path: Option<&Path>) -> Result<(AegisConfig, String), Error> {
     }
 }
 
+/// Every plugin type, with `virtual_keys` backed by `store` (an in-memory database when
+/// only validating).
+async fn registry_for(store: Option<&aegis_store::Store>) -> Result<aegis::Registry, Error> {
+    let store = match store {
+        Some(s) => s.clone(),
+        None => aegis_store::Store::connect("sqlite::memory:").await?,
+    };
+    let mut r = aegis_gateway::static_keys::registry();
+    aegis_store::keys::register(&mut r, store);
+    Ok(r)
+}
+
 async fn build_pipeline(
     path: Option<&Path>,
     sinks: Vec<std::sync::Arc<dyn aegis::TelemetrySink>>,
 ) -> Result<(Pipeline, AegisConfig, String), Error> {
     let (cfg, source) = load_config(path)?;
     let pipeline =
-        Pipeline::from_config_with(&aegis_gateway::static_keys::registry(), &cfg, None, sinks)
-            .await?;
+        Pipeline::from_config_with(&registry_for(None).await?, &cfg, None, sinks).await?;
     Ok((pipeline, cfg, source))
 }
 
@@ -424,12 +546,21 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
         )
         .init();
     let feed = EventFeed::default();
-    // Runs outlive reloads: every rebuilt pipeline shares this store.
-    let store: Arc<dyn CheckpointStore> = Arc::new(MemoryCheckpointStore::new());
-    let sinks: Vec<Arc<dyn aegis::TelemetrySink>> = vec![Arc::new(feed.clone())];
     let (cfg, source) = load_config(config.as_deref())?;
+    // Runs, keys and the audit log: SQLite in the working directory unless configured.
+    let db_url = cfg
+        .server
+        .get("database_url")
+        .and_then(Value::as_str)
+        .unwrap_or("sqlite://aegis.db")
+        .to_owned();
+    let db = aegis_store::Store::connect(&db_url).await?;
+    let (audit, _audit_task) = aegis_store::AuditWriter::spawn(db.clone());
+    // Runs outlive reloads: every rebuilt pipeline shares this store.
+    let store: Arc<dyn CheckpointStore> = Arc::new(db.clone());
+    let sinks: Vec<Arc<dyn aegis::TelemetrySink>> = vec![Arc::new(feed.clone()), Arc::new(audit)];
     let pipeline = Pipeline::from_config_with(
-        &aegis_gateway::static_keys::registry(),
+        &registry_for(Some(&db)).await?,
         &cfg,
         Some(store.clone()),
         sinks.clone(),
@@ -471,7 +602,26 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
             guards.join(", ")
         }
     );
-    let gw = Gateway::new(pipeline, limits, feed);
+    if cfg.authenticators.is_empty() {
+        say!(
+            "aegis: WARNING no authenticator configured: anyone who can reach this port can use it"
+        );
+    } else if db.list_keys(None).await?.is_empty() {
+        let admin = aegis::Principal::new("admin").with_role("admin");
+        let created = db
+            .create_key(
+                aegis_store::NewKey::new(admin)
+                    .name("first admin key")
+                    .by("aegis serve"),
+            )
+            .await?;
+        say!(
+            "aegis: first admin key (shown once, store it now): {}",
+            created.key.expose()
+        );
+    }
+    say!("aegis: runs, keys and audit in {}", redact_url(&db_url));
+    let gw = Gateway::with_store(pipeline, limits, feed, db.clone());
 
     let config_path = match (&config, source.as_str()) {
         (Some(p), _) => Some(p.clone()),
@@ -479,19 +629,25 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
         _ => None,
     };
     if let Some(path) = config_path {
-        let (weak, store, sinks, path2) = (
+        let (weak, store, sinks, path2, db2) = (
             Arc::downgrade(&gw),
             store.clone(),
             sinks.clone(),
             path.clone(),
+            db.clone(),
         );
         gw.set_reloader(Arc::new(move || {
-            let (weak, store, sinks, path) =
-                (weak.clone(), store.clone(), sinks.clone(), path2.clone());
+            let (weak, store, sinks, path, db) = (
+                weak.clone(),
+                store.clone(),
+                sinks.clone(),
+                path2.clone(),
+                db2.clone(),
+            );
             Box::pin(async move {
                 let cfg = AegisConfig::load(&path)?;
                 let next = Pipeline::from_config_with(
-                    &aegis_gateway::static_keys::registry(),
+                    &registry_for(Some(&db)).await?,
                     &cfg,
                     Some(store),
                     sinks,
@@ -558,6 +714,20 @@ async fn watch_and_reload(gw: Arc<Gateway>, path: PathBuf) {
                 tracing::error!(reason, error = %e, "reload failed; keeping the running pipeline")
             }
         }
+    }
+}
+
+/// A database URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -290,3 +290,32 @@ fn scan_masks_pii_by_default() {
         "{v}"
     );
 }
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/aegis.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_aegis"))
+        .args(["config", "validate", path, "--json"])
+        .env("OPENAI_API_KEY", "sk-example-not-real")
+        .output()
+        .unwrap();
+    assert_eq!(
+        json_of(&out)["problems"],
+        json!([]),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let missing = Command::new(env!("CARGO_BIN_EXE_aegis"))
+        .args(["config", "validate", path, "--json"])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        json_of(&missing)["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("providers[0].config.api_key: ")
+    );
+}

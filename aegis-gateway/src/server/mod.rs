@@ -6,6 +6,7 @@
 
 mod error;
 mod events;
+mod keys;
 mod openai;
 pub mod openapi;
 mod runs;
@@ -62,6 +63,8 @@ pub struct Gateway {
     reloader: std::sync::OnceLock<Reloader>,
     /// Swapped atomically on reload; each request works on the pipeline it started with.
     pipeline: RwLock<Pipeline>,
+    /// Runs, keys and audit, when the gateway has a database.
+    store: Option<aegis_store::Store>,
     limits: Limits,
     streams: Arc<Semaphore>,
     events: EventFeed,
@@ -71,7 +74,28 @@ impl Gateway {
     /// A gateway serving `pipeline`; `events` must be one of the pipeline's telemetry sinks for
     /// `/v1/runs/{id}/events` to see anything.
     pub fn new(pipeline: Pipeline, limits: Limits, events: EventFeed) -> Arc<Self> {
+        Self::build(pipeline, limits, events, None)
+    }
+
+    /// A gateway whose runs, keys and audit live in `store` (which must also be the
+    /// pipeline's checkpointer).
+    pub fn with_store(
+        pipeline: Pipeline,
+        limits: Limits,
+        events: EventFeed,
+        store: aegis_store::Store,
+    ) -> Arc<Self> {
+        Self::build(pipeline, limits, events, Some(store))
+    }
+
+    fn build(
+        pipeline: Pipeline,
+        limits: Limits,
+        events: EventFeed,
+        store: Option<aegis_store::Store>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            store,
             reloader: std::sync::OnceLock::new(),
             streams: Arc::new(Semaphore::new(limits.max_concurrent_streams)),
             pipeline: RwLock::new(pipeline),
@@ -94,6 +118,11 @@ impl Gateway {
             Ok(mut p) => *p = pipeline,
             Err(poisoned) => *poisoned.into_inner() = pipeline,
         }
+    }
+
+    /// The database, when configured.
+    pub fn store(&self) -> Option<&aegis_store::Store> {
+        self.store.as_ref()
     }
 
     /// Installs how `POST /admin/reload` rebuilds the pipeline (once).
@@ -121,13 +150,16 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
-        .route("/v1/runs", post(runs::create))
+        .route("/v1/runs", post(runs::create).get(runs::list))
         .route("/v1/runs/{id}", get(runs::get))
         .route("/v1/runs/{id}/approve", post(runs::approve))
         .route("/v1/runs/{id}/reject", post(runs::reject))
         .route("/v1/runs/{id}/edit", post(runs::edit))
         .route("/v1/runs/{id}/events", get(runs::events))
         .route("/admin/reload", post(admin_reload))
+        .route("/v1/admin/keys", post(keys::create).get(keys::list))
+        .route("/v1/admin/keys/{id}/revoke", post(keys::revoke))
+        .route("/v1/admin/keys/{id}/rotate", post(keys::rotate))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         .route(

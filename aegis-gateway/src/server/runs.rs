@@ -116,9 +116,10 @@ pub(super) async fn create(
     outcome_response(outcome).await
 }
 
-/// Who may see a run: its principal, or an `admin` / `approver` (of its team when the run
-/// records one). Without authenticators configured, everyone (development mode). Other
-/// principals get 404, so run ids do not leak.
+/// Who may see a run. With a database: the store's rules (the run's owner, approvers and
+/// admins of its team). Without: its principal, or any `admin` / `approver`. Without
+/// authenticators configured, everyone (development mode). Other principals get 404, so run
+/// ids do not leak.
 async fn visible(
     gw: &Gateway,
     headers: &HeaderMap,
@@ -132,13 +133,18 @@ async fn visible(
             format!("no run `{run_id}`"),
         ))
     };
+    if let (Some(store), Some(p)) = (gw.store(), &principal) {
+        store.authorize_run(p, run_id).await?;
+    }
     let (_, cp) = gw
         .pipeline()
         .graph()
         .snapshot(run_id)
         .await?
         .ok_or_else(not_found)?;
-    if let Some(p) = &principal {
+    if gw.store().is_none()
+        && let Some(p) = &principal
+    {
         let own = cp.principal.as_deref() == Some(p.id.as_str());
         let reviewer = p.has_role("admin") || p.has_role("approver");
         if !own && !reviewer {
@@ -146,6 +152,49 @@ async fn visible(
         }
     }
     Ok((cp, principal))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ListQuery {
+    status: Option<aegis::RunStatus>,
+    principal: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/runs?status=paused&principal=...&limit=50&cursor=...`: the runs the caller may
+/// see, newest first (needs a database).
+pub(super) async fn list(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let store = gw.store().ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            "listing runs needs a database: set [server].database_url",
+        )
+    })?;
+    let principal = gw.pipeline().authenticate(&context_from(&headers)).await?;
+    let mut query = aegis_store::RunQuery::new();
+    if let Some(s) = q.status {
+        query = query.status(s);
+    }
+    if let Some(p) = q.principal {
+        query = query.principal(p);
+    }
+    query = query.limit(q.limit.unwrap_or(50).clamp(1, 500));
+    if let Some(c) = q.cursor {
+        query = query.cursor(c);
+    }
+    let page = match &principal {
+        Some(p) => store.list_runs(p, &query).await?,
+        None => store.list_all_runs(&query).await?,
+    };
+    Ok(
+        Json(json!({"object": "list", "data": page.runs, "next_cursor": page.next_cursor}))
+            .into_response(),
+    )
 }
 
 /// `GET /v1/runs/{id}`.
@@ -180,8 +229,19 @@ async fn decide(
     decision: Approval,
 ) -> Result<Response, ApiError> {
     let (_, principal) = visible(gw, headers, id).await?;
-    let by = principal.as_ref().map(|p| p.id.as_str());
-    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline().resume_by(id, decision, by))
+    let pipeline = gw.pipeline();
+    let resume = async {
+        match (gw.store(), &principal) {
+            // The store records who decided what, in the audit log too.
+            (Some(store), Some(p)) => store.resume_pipeline(&pipeline, p, id, decision).await,
+            _ => {
+                pipeline
+                    .resume_by(id, decision, principal.as_ref().map(|p| p.id.as_str()))
+                    .await
+            }
+        }
+    };
+    let outcome = tokio::time::timeout(gw.timeout(), resume)
         .await
         .map_err(|_| Error::new(ErrorKind::Timeout, "the resumed run did not finish in time"))??;
     outcome_response(outcome).await
