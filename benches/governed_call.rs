@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, missing_docs)]
 //! Governed call overhead: the default lifecycle graph (authenticate → input guards → route →
 //! provider → output guards → audit, in-memory checkpoints, exit durability) with three rule
 //! guards on input and output, against the bare `echo` provider call, on a 1 KB prompt.

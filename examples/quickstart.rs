@@ -39,8 +39,10 @@ async fn main() -> Result<(), Error> {
     };
 
     // 3. Guardrails, in chain order: leaked credentials are redacted, injections blocked.
-    let mut secrets = SecretsConfig::default();
-    secrets.action = aegis::guards::Action::Redact;
+    let secrets = SecretsConfig {
+        action: aegis::guards::Action::Redact,
+        ..SecretsConfig::default()
+    };
     let pipeline = Pipeline::builder()
         .provider("main", provider)
         .guard(GuardEntry::new(

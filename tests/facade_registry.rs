@@ -100,8 +100,10 @@ async fn pseudonymized_prompts_come_back_restored_and_the_vault_is_dropped() {
 
     use aegis::{GuardPolicy, Provider, guard::GuardEntry, pii};
 
-    let mut cfg = pii::PiiGuardConfig::default();
-    cfg.default_operator = pii::Operator::Pseudonymize;
+    let cfg = pii::PiiGuardConfig {
+        default_operator: pii::Operator::Pseudonymize,
+        ..pii::PiiGuardConfig::default()
+    };
     let guard = Arc::new(pii::PiiGuard::new(cfg).unwrap());
     let echo = Arc::new(aegis::providers::Echo::new("echo"));
     let pipeline = aegis::Pipeline::builder()

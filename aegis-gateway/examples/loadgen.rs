@@ -4,6 +4,8 @@
 //! `loadgen URL RATE SECONDS [stream] [concurrency]` — RATE 0 means saturation.
 //! For streams the latency is time to first token (first `data:` with content).
 
+#![allow(clippy::unwrap_used)]
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},

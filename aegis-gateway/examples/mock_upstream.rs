@@ -3,6 +3,8 @@
 //!
 //! `cargo run --release -p aegis-gateway --example mock_upstream -- 127.0.0.1:9100`
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use axum::{Json, Router, body::Bytes, response::IntoResponse, routing::post};

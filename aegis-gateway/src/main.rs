@@ -438,7 +438,8 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Runs { action, remote } => {
             let (method, path, body) = match &action {
-                RunsAction::List { .. } => unreachable!("handled above"),
+                // Listing has its own arm above; this keeps the match total without a panic.
+                RunsAction::List { .. } => (reqwest::Method::GET, "/v1/runs".to_owned(), None),
                 RunsAction::Show { id } => (reqwest::Method::GET, format!("/v1/runs/{id}"), None),
                 RunsAction::Approve { id } => (
                     reqwest::Method::POST,
@@ -672,14 +673,7 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
             .map_err(|e| Error::internal(e.to_string()))?
     );
     let _ = std::io::stdout().flush();
-    // Small SSE writes must leave at once: no Nagle delay on client connections.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, server::router(gw))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| Error::internal(format!("server error: {e}")))
+    server::serve(listener, gw, shutdown()).await
 }
 
 /// Reloads on SIGHUP and when the config file changes (polled every two seconds). A bad

@@ -164,17 +164,15 @@ pub fn chain_of_packs(names: &[String]) -> Result<GuardChain, Error> {
             "pii" => Arc::new(aegis::pii::PiiGuard::new(
                 aegis::pii::PiiGuardConfig::default(),
             )?),
-            "secrets" => {
-                let mut c = g::SecretsConfig::default();
-                c.action = g::Action::Redact;
-                Arc::new(g::Secrets::new(c)?)
-            }
+            "secrets" => Arc::new(g::Secrets::new(g::SecretsConfig {
+                action: g::Action::Redact,
+                ..g::SecretsConfig::default()
+            })?),
             "injection" => Arc::new(g::PromptInjection::new(g::PromptInjectionConfig::default())?),
-            "invisible" => {
-                let mut c = g::InvisibleTextConfig::default();
-                c.action = g::InvisibleAction::Strip;
-                Arc::new(g::InvisibleText::new(c)?)
-            }
+            "invisible" => Arc::new(g::InvisibleText::new(g::InvisibleTextConfig {
+                action: g::InvisibleAction::Strip,
+                ..g::InvisibleTextConfig::default()
+            })?),
             "urls" => Arc::new(g::UrlAllowList::new(g::UrlAllowListConfig::new(Vec::<
                 String,
             >::new(

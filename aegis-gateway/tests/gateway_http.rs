@@ -158,7 +158,7 @@ async fn a_block_after_the_first_byte_is_an_sse_error_without_done() {
     let last: Value = serde_json::from_str(
         text.lines()
             .filter_map(|l| l.strip_prefix("data: "))
-            .last()
+            .next_back()
             .unwrap(),
     )
     .unwrap();
@@ -480,5 +480,89 @@ async fn admin_reload_swaps_the_pipeline_and_needs_an_admin() {
             .iter()
             .any(|m| m["id"] == "backup"),
         "{v}"
+    );
+}
+
+async fn spawn_served(
+    limits: Limits,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let feed = EventFeed::default();
+    let gw = Gateway::new(pipeline_of(CONFIG, &feed).await, limits, feed);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server::serve(listener, gw, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap()
+    });
+    (addr, tx, task)
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_headers_and_bodies() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = Limits {
+        header_read_timeout_ms: 300,
+        body_read_timeout_ms: 300,
+        ..Limits::default()
+    };
+    let (addr, _stop, _task) = spawn_served(limits).await;
+
+    // Slow-loris: headers that never finish. The server closes the connection.
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection must be closed by the server");
+
+    // A body that never finishes: 408.
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"model\""
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        answer.starts_with("HTTP/1.1 408") || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_streams() {
+    let (addr, stop, task) = spawn_served(Limits::default()).await;
+    let body = json!({"model": "echo", "stream": true, "messages": [{"role": "user", "content": "one two three four"}]});
+    let resp = post(addr, "/v1/chat/completions", body).await;
+    assert_eq!(resp.status(), 200);
+    stop.send(()).unwrap();
+    // The stream that started before the shutdown still completes with [DONE].
+    let text = resp.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        reqwest::Client::new()
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "no new connections"
     );
 }

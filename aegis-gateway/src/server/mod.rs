@@ -39,6 +39,12 @@ pub struct Limits {
     pub request_timeout_ms: u64,
     /// Streams served at once; more get 429 (default 1000).
     pub max_concurrent_streams: usize,
+    /// A client must send its request headers within this many milliseconds, or the
+    /// connection is closed (slow-loris protection; default 10 s).
+    pub header_read_timeout_ms: u64,
+    /// A client must send its whole request body within this many milliseconds, or gets 408
+    /// (default 30 s).
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -47,6 +53,8 @@ impl Default for Limits {
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout_ms: 120_000,
             max_concurrent_streams: 1000,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
         }
     }
 }
@@ -167,6 +175,9 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             get(|| async { axum::Json(openapi::document()) }),
         )
         .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            Duration::from_millis(gw.limits.body_read_timeout_ms.max(1)),
+        ))
         .with_state(gw)
 }
 
@@ -247,4 +258,55 @@ async fn admin_reload(
     Ok(axum::Json(
         serde_json::json!({"reloaded": true, "providers": gw.pipeline().provider_ids()}),
     ))
+}
+
+/// Serves `router(gw)` on `listener` until `shutdown` completes, then stops accepting and lets
+/// in-flight requests and streams finish. Client sockets get `TCP_NODELAY` (small SSE writes
+/// leave at once) and a header-read deadline (slow clients cannot hold connections open).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gw: Arc<Gateway>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo, TokioTimer},
+        server::{conn::auto::Builder, graceful::GracefulShutdown},
+        service::TowerToHyperService,
+    };
+    let header_timeout = Duration::from_millis(gw.limits.header_read_timeout_ms.max(1));
+    let app = router(gw);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
 }

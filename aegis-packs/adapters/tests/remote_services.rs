@@ -275,8 +275,10 @@ async fn both_adapters_fail_closed_when_the_service_is_down_unless_configured_op
             matches!(out.decision, ChainDecision::Blocked(_)),
             "{id} must fail closed"
         );
-        let mut open = GuardPolicy::default();
-        open.fail_mode = FailMode::Open;
+        let open = GuardPolicy {
+            fail_mode: FailMode::Open,
+            ..GuardPolicy::default()
+        };
         let open = GuardChain::new(vec![GuardEntry::new(id, guard, open)]);
         let out = open
             .check(input("hello"), &RequestContext::default(), false)
