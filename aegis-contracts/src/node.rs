@@ -202,7 +202,7 @@ impl RunStatus {
 }
 
 /// One durable snapshot of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct Checkpoint {
     /// The run.
@@ -213,8 +213,10 @@ pub struct Checkpoint {
     pub graph: String,
     /// [`State::SCHEMA_VERSION`] of `state`.
     pub schema_version: u32,
-    /// The serialized state.
-    pub state: Value,
+    /// The serialized state, as JSON text (stores persist it as is; no value tree is built
+    /// on the hot path). [`decode_state`] reads it back.
+    #[schemars(with = "Value")]
+    pub state: Box<serde_json::value::RawValue>,
     /// The node to run next; `None` when the run is finished.
     pub next: Option<String>,
     /// Status.
@@ -235,7 +237,7 @@ impl Checkpoint {
         version: u64,
         graph: impl Into<String>,
         schema_version: u32,
-        state: Value,
+        state: Box<serde_json::value::RawValue>,
         next: Option<String>,
         status: RunStatus,
         interrupt: Option<Interrupt>,
@@ -252,6 +254,28 @@ impl Checkpoint {
             principal: None,
             at_ms: 0,
         }
+    }
+}
+
+impl PartialEq for Checkpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.run_id == other.run_id
+            && self.version == other.version
+            && self.graph == other.graph
+            && self.schema_version == other.schema_version
+            && self.state.get() == other.state.get()
+            && self.next == other.next
+            && self.status == other.status
+            && self.interrupt == other.interrupt
+            && self.principal == other.principal
+            && self.at_ms == other.at_ms
+    }
+}
+
+impl Checkpoint {
+    /// The state as a JSON value (for inspection; [`decode_state`] for the typed state).
+    pub fn state_value(&self) -> Value {
+        serde_json::from_str(self.state.get()).unwrap_or(Value::Null)
     }
 }
 
@@ -283,7 +307,7 @@ pub fn decode_state<S: State>(cp: &Checkpoint) -> Result<S, Error> {
             S::SCHEMA_VERSION
         )));
     }
-    serde_json::from_value(cp.state.clone()).map_err(|e| {
+    serde_json::from_str(cp.state.get()).map_err(|e| {
         Error::storage(format!(
             "run {}: checkpointed state does not decode: {e}",
             cp.run_id

@@ -40,8 +40,8 @@ use std::{
 
 use aegis_contracts::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Completion, Content, ContentPart,
-    Delta, Error, Extra, FunctionCallDelta, Message, Provider, ProviderCapabilities,
-    ResponseMeta, Role, Secret, ToolCall, ToolCallDelta, Usage, async_trait,
+    Delta, Error, Extra, FunctionCallDelta, Message, Provider, ProviderCapabilities, ResponseMeta,
+    Role, Secret, ToolCall, ToolCallDelta, Usage, async_trait,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
@@ -233,7 +233,10 @@ impl fmt::Debug for Anthropic {
         f.debug_struct("Anthropic")
             .field("name", &s.core.name)
             .field("url", &s.url.as_str())
-            .field("headers", &s.headers.keys().map(HeaderName::as_str).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &s.headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            )
             .field("region", &s.region)
             .field("models", &s.models)
             .finish()
@@ -376,7 +379,12 @@ fn part_block(provider: &str, part: &ContentPart) -> Result<Value, Error> {
             match data {
                 Some((mime, data)) => json!({ "type": "document",
                     "source": { "type": "base64", "media_type": mime, "data": data } }),
-                None => return Err(t::unsupported(provider, "a file part without inline file_data")),
+                None => {
+                    return Err(t::unsupported(
+                        provider,
+                        "a file part without inline file_data",
+                    ));
+                }
             }
         }
         ContentPart::InputAudio { .. } => return Err(t::unsupported(provider, "audio input")),
@@ -432,7 +440,9 @@ fn to_wire(provider: &str, req: &ChatRequest, default_max_tokens: u32) -> Result
             }
             Role::Tool => {
                 let content = match &m.content {
-                    Some(Content::Parts(_)) => Value::Array(content_blocks(provider, m.content.as_ref())?),
+                    Some(Content::Parts(_)) => {
+                        Value::Array(content_blocks(provider, m.content.as_ref())?)
+                    }
                     _ => Value::String(m.text().into_owned()),
                 };
                 let mut block = json!({ "type": "tool_result",
@@ -586,16 +596,31 @@ fn from_wire(w: WireMessage) -> Completion {
         match block.get("type").and_then(Value::as_str) {
             Some("text") => {
                 has_text = true;
-                text.push_str(block.get("text").and_then(Value::as_str).unwrap_or_default());
+                text.push_str(
+                    block
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                );
             }
             Some("tool_use") => {
                 let id = block.get("id").and_then(Value::as_str).unwrap_or_default();
-                let name = block.get("name").and_then(Value::as_str).unwrap_or_default();
+                let name = block
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                message.tool_calls.push(ToolCall::new(id, name, input.to_string()));
+                message
+                    .tool_calls
+                    .push(ToolCall::new(id, name, input.to_string()));
             }
             Some("thinking") => {
-                thinking_text.push_str(block.get("thinking").and_then(Value::as_str).unwrap_or_default());
+                thinking_text.push_str(
+                    block
+                        .get("thinking")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                );
                 thinking.push(block);
             }
             Some("redacted_thinking") => thinking.push(block),
@@ -606,14 +631,20 @@ fn from_wire(w: WireMessage) -> Completion {
         message.content = Some(Content::Text(text));
     }
     if !thinking.is_empty() {
-        message.extra.insert("thinking_blocks".into(), Value::Array(thinking));
+        message
+            .extra
+            .insert("thinking_blocks".into(), Value::Array(thinking));
     }
     if !thinking_text.is_empty() {
-        message.extra.insert("reasoning_content".into(), thinking_text.into());
+        message
+            .extra
+            .insert("reasoning_content".into(), thinking_text.into());
     }
     if !other.is_empty() {
         // Server tool blocks (web search results, ...) are kept, not dropped.
-        message.extra.insert("provider_blocks".into(), Value::Array(other));
+        message
+            .extra
+            .insert("provider_blocks".into(), Value::Array(other));
     }
     let mut c = Completion::default();
     c.id = w.id;
@@ -667,7 +698,13 @@ impl AnthropicDecoder {
         c
     }
 
-    fn tool_delta(&self, index: u32, id: Option<String>, name: Option<String>, args: String) -> Delta {
+    fn tool_delta(
+        &self,
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        args: String,
+    ) -> Delta {
         Delta {
             tool_calls: vec![ToolCallDelta {
                 index,
@@ -793,7 +830,9 @@ impl Decoder<SseEvent> for AnthropicDecoder {
                     (Some("thinking_delta"), Block::Thinking { text, .. }) => {
                         let piece = str_at(d, "thinking").unwrap_or_default();
                         text.push_str(&piece);
-                        out.push_back(self.chunk(extra_delta("reasoning_content", piece.into()), None));
+                        out.push_back(
+                            self.chunk(extra_delta("reasoning_content", piece.into()), None),
+                        );
                     }
                     (Some("signature_delta"), Block::Thinking { signature, .. }) => {
                         signature.push_str(&str_at(d, "signature").unwrap_or_default());
@@ -803,9 +842,9 @@ impl Decoder<SseEvent> for AnthropicDecoder {
             }
             "content_block_stop" => {
                 let block = match self.blocks.remove(&index) {
-                    Some((Block::Thinking { text, signature }, _)) => {
-                        Some(json!({ "type": "thinking", "thinking": text, "signature": signature }))
-                    }
+                    Some((Block::Thinking { text, signature }, _)) => Some(
+                        json!({ "type": "thinking", "thinking": text, "signature": signature }),
+                    ),
                     Some((Block::Redacted(b), _)) => Some(b),
                     _ => None,
                 };
@@ -862,4 +901,3 @@ impl Decoder<SseEvent> for AnthropicDecoder {
         .with_retryable(true))
     }
 }
-

@@ -1,10 +1,25 @@
-//! OpenAI-compatible and offline (echo) providers for Aegis, over the host's own reqwest client.
+//! Providers for Aegis — OpenAI-compatible, native Anthropic, Gemini, Bedrock and Azure, and
+//! an offline echo — all over the host's own reqwest client, plus routing between them and
+//! hot swapping.
 //!
 //! - [`OpenAiCompatible`]: any server speaking OpenAI's `chat/completions` and `embeddings`,
 //!   sending through the host's [`reqwest::Client`] or any tower stack over it
-//!   ([`transport`]).
+//!   ([`transport`]). Well-known services (OpenAI, LiteLLM, vLLM, Ollama, Groq, Mistral,
+//!   DeepSeek, OpenRouter, Together, Fireworks, Azure v1) are [`Preset`]s of it.
+//! - Native providers, each behind a cargo feature (all on by default):
+//!   [`Anthropic`] (`anthropic`), [`Gemini`] (`gemini`), [`Bedrock`] (`bedrock`: SigV4 and
+//!   the event-stream framing, implemented here), [`AzureOpenAi`] (`azure`).
+//! - [`routing::Router`]: a provider over deployments — aliases, weighted / least-latency /
+//!   least-busy selection, fallbacks, retries with backoff, timeouts, circuit breakers and a
+//!   residency filter; also a tower layer ([`routing::RouteLayer`]).
+//! - [`Reloadable`]: swaps a provider or router atomically while requests are in flight.
 //! - [`Echo`]: **the offline development provider**. It needs no network and no API key, so
 //!   examples, quickstarts and tests run anywhere.
+//!
+//! Every provider shares one HTTP path: the same transport, the same error mapping (`429` →
+//! rate limited with `retry_after`, `5xx` → retryable, upstream messages quoted with secrets
+//! removed, provider named), and the same streaming engine (a stream that fails or ends
+//! without its terminator ends with an `Err` item).
 //!
 //! # Offline, with [`Echo`]
 //!
@@ -66,10 +81,18 @@
 
 #[cfg(feature = "anthropic")]
 pub mod anthropic;
+#[cfg(feature = "azure")]
+pub mod azure;
+#[cfg(feature = "bedrock")]
+pub mod bedrock;
 mod echo;
+#[cfg(feature = "gemini")]
+pub mod gemini;
 mod http;
 mod openai;
 pub mod presets;
+mod reload;
+pub mod routing;
 mod sse;
 mod stream;
 mod translate;
@@ -78,7 +101,14 @@ pub mod wire;
 
 #[cfg(feature = "anthropic")]
 pub use anthropic::{Anthropic, AnthropicBuilder, AnthropicConfig};
+#[cfg(feature = "azure")]
+pub use azure::{AzureConfig, AzureOpenAi, AzureOpenAiBuilder};
+#[cfg(feature = "bedrock")]
+pub use bedrock::{Bedrock, BedrockBuilder, BedrockConfig};
 pub use echo::{Echo, EchoConfig};
+#[cfg(feature = "gemini")]
+pub use gemini::{Gemini, GeminiBuilder, GeminiConfig};
 pub use openai::{OpenAiCompatible, OpenAiCompatibleBuilder, OpenAiConfig, TokenSource};
 pub use presets::Preset;
+pub use reload::Reloadable;
 pub use transport::Transport;

@@ -220,6 +220,12 @@ impl OpenAiCompatibleBuilder {
         self
     }
 
+    /// Sets (overrides) the base URL, up to and including the version segment.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
     /// Applies a preset: its base URL (unless one was given), auth header and quirks.
     pub fn preset(mut self, preset: Preset) -> Self {
         self.preset = Some(preset);
@@ -272,6 +278,7 @@ impl OpenAiCompatibleBuilder {
 
     /// Azure-style deployment URLs: `{base_url}/{deployment}/chat/completions`, the
     /// deployment looked up by model (the model name itself when absent).
+    #[cfg_attr(not(feature = "azure"), allow(dead_code))]
     pub(crate) fn deployments(mut self, deployments: BTreeMap<String, String>) -> Self {
         self.deployments = Some(deployments);
         self
@@ -420,10 +427,7 @@ impl fmt::Debug for OpenAiCompatible {
             .field("preset", &s.preset)
             .field(
                 "headers",
-                &s.headers
-                    .keys()
-                    .map(HeaderName::as_str)
-                    .collect::<Vec<_>>(),
+                &s.headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
             )
             .field("region", &s.region)
             .field("models", &s.models)
@@ -510,6 +514,12 @@ impl OpenAiCompatible {
         &self.shared.base_url
     }
 
+    /// The URL a request for `model` goes to (`op`: `chat` or `embeddings`).
+    #[cfg_attr(not(feature = "azure"), allow(dead_code))]
+    pub(crate) fn endpoint_url(&self, model: &str, op: &str) -> Url {
+        self.shared.endpoints.url(model, op)
+    }
+
     /// The preset this provider was built from.
     pub fn preset(&self) -> Option<Preset> {
         self.shared.preset
@@ -541,10 +551,9 @@ impl OpenAiCompatible {
     /// preset's quirks applied.
     pub(crate) fn body(&self, req: &ChatRequest) -> Result<Vec<u8>, Error> {
         let quirks = &self.shared.quirks;
-        let stream_options = (req.stream
-            && quirks.stream_usage_option
-            && !req.extra.contains_key("stream_options"))
-        .then(|| serde_json::json!({ "include_usage": true }));
+        let stream_options =
+            (req.stream && quirks.stream_usage_option && !req.extra.contains_key("stream_options"))
+                .then(|| serde_json::json!({ "include_usage": true }));
         let wire = WireChatRequest {
             req,
             stream_options,

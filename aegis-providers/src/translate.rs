@@ -1,8 +1,19 @@
 //! Small translation helpers shared by the native providers.
 
+// With some native providers compiled out, helpers only they use are unused.
+#![cfg_attr(
+    not(all(
+        feature = "anthropic",
+        feature = "gemini",
+        feature = "bedrock",
+        feature = "azure"
+    )),
+    allow(dead_code, unused_macros, unused_imports)
+)]
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aegis_contracts::{Error, Message, Role, ToolCall};
+use aegis_contracts::{Error, ToolCall};
 use serde_json::Value;
 
 /// A `data:` URL split into media type and base64 payload.
@@ -10,7 +21,14 @@ pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("data:")?;
     let (meta, data) = rest.split_once(',')?;
     let mime = meta.strip_suffix(";base64")?;
-    Some((if mime.is_empty() { "application/octet-stream" } else { mime }, data))
+    Some((
+        if mime.is_empty() {
+            "application/octet-stream"
+        } else {
+            mime
+        },
+        data,
+    ))
 }
 
 /// The URL of an OpenAI `image_url` value (`{"url": ...}` or a bare string).
@@ -32,14 +50,8 @@ pub(crate) fn stop_sequences(stop: Option<&Value>) -> Vec<String> {
 
 /// A tool call's arguments as a JSON value (an object for empty arguments).
 pub(crate) fn tool_args(provider: &str, call: &ToolCall) -> Result<Value, Error> {
-    call.arguments_json().map_err(|e| {
-        Error::invalid_request(format!("provider `{provider}`: {}", e.message()))
-    })
-}
-
-/// Whether a message is operator instructions (hoisted into a system prompt).
-pub(crate) fn is_system(m: &Message) -> bool {
-    matches!(m.role, Role::System | Role::Developer)
+    call.arguments_json()
+        .map_err(|e| Error::invalid_request(format!("provider `{provider}`: {}", e.message())))
 }
 
 /// Now, in Unix seconds.
@@ -48,15 +60,6 @@ pub(crate) fn now_unix() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// The name of the function a tool result answers, found among earlier assistant calls.
-pub(crate) fn tool_name_for<'a>(messages: &'a [Message], call_id: &str) -> Option<&'a str> {
-    messages
-        .iter()
-        .flat_map(|m| m.tool_calls.iter())
-        .find(|c| c.id == call_id)
-        .map(|c| c.function.name.as_str())
 }
 
 /// An error for content a provider cannot carry, naming the provider.

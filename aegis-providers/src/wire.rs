@@ -189,6 +189,9 @@ pub(crate) struct WireChunk {
     choices: Option<Vec<WireChunkChoice>>,
     #[serde(default)]
     usage: Option<Value>,
+    /// Groq reports streamed usage under `x_groq.usage`.
+    #[serde(default)]
+    x_groq: Option<Value>,
     /// An upstream error reported inside the stream.
     #[serde(default)]
     pub(crate) error: Option<Value>,
@@ -238,6 +241,7 @@ impl From<WireChunk> for ChatChunk {
         c.usage = w
             .usage
             .as_ref()
+            .or_else(|| w.x_groq.as_ref().and_then(|x| x.get("usage")))
             .filter(|u| u.is_object())
             .map(usage_from_openai);
         c.choices = w
@@ -318,12 +322,16 @@ pub(crate) fn error_message(error: &Value) -> Option<String> {
             let msg = map
                 .get("message")
                 .and_then(Value::as_str)
+                .map(str::trim)
                 .filter(|s| !s.is_empty());
             // A string code, type or status (Gemini) names the error best; a bare number
             // (Gemini's repeated HTTP status) only when nothing else does.
             let code = ["code", "type", "status"]
                 .iter()
-                .find_map(|k| map.get(*k).filter(|c| c.as_str().is_some_and(|s| !s.is_empty())))
+                .find_map(|k| {
+                    map.get(*k)
+                        .filter(|c| c.as_str().is_some_and(|s| !s.is_empty()))
+                })
                 .or_else(|| map.get("code").filter(|c| c.is_number()));
             match (msg, code) {
                 (Some(m), Some(Value::String(c))) => Some(format!("{m} (code: {c})")),

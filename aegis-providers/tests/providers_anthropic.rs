@@ -27,7 +27,10 @@ fn golden_request() -> ChatRequest {
 #[tokio::test]
 async fn request_translation_matches_the_golden_wire_body() {
     let (base, seen) = serve(|_| async {
-        json_response(200, &fixture_json("anthropic/response_thinking_tool_use.json"))
+        json_response(
+            200,
+            &fixture_json("anthropic/response_thinking_tool_use.json"),
+        )
     })
     .await;
     provider(&base).chat(golden_request()).await.unwrap();
@@ -42,7 +45,10 @@ async fn request_translation_matches_the_golden_wire_body() {
 #[tokio::test]
 async fn complete_response_keeps_thinking_signature_tool_use_stop_reason_and_cache_usage() {
     let (base, _) = serve(|_| async {
-        json_response(200, &fixture_json("anthropic/response_thinking_tool_use.json"))
+        json_response(
+            200,
+            &fixture_json("anthropic/response_thinking_tool_use.json"),
+        )
     })
     .await;
     let resp = provider(&base).chat(golden_request()).await.unwrap();
@@ -55,7 +61,10 @@ async fn complete_response_keeps_thinking_signature_tool_use_stop_reason_and_cac
     assert_eq!(m.text(), "Je vérifie la météo.");
     assert_eq!(m.tool_calls[0].id, "toolu_02");
     assert_eq!(m.tool_calls[0].function.name, "get_weather");
-    assert_eq!(m.tool_calls[0].arguments_json().unwrap(), json!({"city": "Paris"}));
+    assert_eq!(
+        m.tool_calls[0].arguments_json().unwrap(),
+        json!({"city": "Paris"})
+    );
     assert_eq!(
         m.extra["thinking_blocks"],
         json!([{ "type": "thinking", "thinking": "Need the weather tool.",
@@ -64,7 +73,12 @@ async fn complete_response_keeps_thinking_signature_tool_use_stop_reason_and_cac
     assert_eq!(m.extra["reasoning_content"], "Need the weather tool.");
     let u = c.usage.unwrap();
     assert_eq!(
-        (u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens),
+        (
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.cache_write_tokens
+        ),
         (3050, 80, 2000, 1000),
         "input includes both cache counts"
     );
@@ -73,12 +87,18 @@ async fn complete_response_keeps_thinking_signature_tool_use_stop_reason_and_cac
 #[tokio::test]
 async fn returned_thinking_and_tool_calls_round_trip_into_the_next_request() {
     let (base, seen) = serve(|_| async {
-        json_response(200, &fixture_json("anthropic/response_thinking_tool_use.json"))
+        json_response(
+            200,
+            &fixture_json("anthropic/response_thinking_tool_use.json"),
+        )
     })
     .await;
     let p = provider(&base);
     let first = p
-        .chat(ChatRequest::new("claude-sonnet-4-5", vec![Message::user("Weather in Paris?")]))
+        .chat(ChatRequest::new(
+            "claude-sonnet-4-5",
+            vec![Message::user("Weather in Paris?")],
+        ))
         .await
         .unwrap()
         .collect()
@@ -115,13 +135,14 @@ async fn returned_thinking_and_tool_calls_round_trip_into_the_next_request() {
 
 #[tokio::test]
 async fn stream_translates_every_event_type_and_collects_like_the_complete_answer() {
-    let (base, seen) = serve(|_| async {
-        sse_text_response(&fixture("anthropic/stream_thinking_tool_use.sse"))
-    })
-    .await;
+    let (base, seen) =
+        serve(|_| async { sse_text_response(&fixture("anthropic/stream_thinking_tool_use.sse")) })
+            .await;
     let p = provider(&base);
     let resp = p.chat(golden_request().with_stream(true)).await.unwrap();
-    let ChatBody::Stream(mut s) = resp.body else { panic!("expected a stream") };
+    let ChatBody::Stream(mut s) = resp.body else {
+        panic!("expected a stream")
+    };
     let mut chunks = Vec::new();
     while let Some(c) = s.next().await {
         chunks.push(c.unwrap());
@@ -152,23 +173,30 @@ async fn stream_translates_every_event_type_and_collects_like_the_complete_answe
     );
     assert_eq!(m.tool_calls.len(), 1);
     assert_eq!(m.tool_calls[0].id, "toolu_02");
-    assert_eq!(m.tool_calls[0].arguments_json().unwrap(), json!({"city": "Paris"}));
+    assert_eq!(
+        m.tool_calls[0].arguments_json().unwrap(),
+        json!({"city": "Paris"})
+    );
     assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
     let u = c.usage.unwrap();
-    assert_eq!((u.input_tokens, u.output_tokens, u.cache_read_tokens), (572, 89, 100));
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.cache_read_tokens),
+        (572, 89, 100)
+    );
 }
 
 #[tokio::test]
 async fn stream_error_event_after_text_is_a_retryable_err_item_after_the_text() {
-    let (base, _) = serve(|_| async {
-        sse_text_response(&fixture("anthropic/stream_error_after_text.sse"))
-    })
-    .await;
+    let (base, _) =
+        serve(|_| async { sse_text_response(&fixture("anthropic/stream_error_after_text.sse")) })
+            .await;
     let resp = provider(&base)
         .chat(golden_request().with_stream(true))
         .await
         .unwrap();
-    let ChatBody::Stream(mut s) = resp.body else { panic!("expected a stream") };
+    let ChatBody::Stream(mut s) = resp.body else {
+        panic!("expected a stream")
+    };
     let mut texts = String::new();
     let err = loop {
         match s.next().await.unwrap() {
@@ -178,7 +206,10 @@ async fn stream_error_event_after_text_is_a_retryable_err_item_after_the_text() 
     };
     assert_eq!(texts, "Hello");
     assert!(err.is_retryable());
-    assert!(err.message().contains("`claude`") && err.message().contains("Overloaded"), "{err}");
+    assert!(
+        err.message().contains("`claude`") && err.message().contains("Overloaded"),
+        "{err}"
+    );
     assert!(s.next().await.is_none());
 }
 
@@ -198,7 +229,10 @@ async fn stream_without_message_stop_ends_with_an_err_naming_the_provider() {
         .collect()
         .await
         .unwrap_err();
-    assert!(err.message().contains("message_stop") && err.message().contains("`claude`"), "{err}");
+    assert!(
+        err.message().contains("message_stop") && err.message().contains("`claude`"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +247,10 @@ async fn stream_with_a_garbage_line_is_a_typed_error_naming_the_provider() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Provider);
-    assert!(err.message().contains("`claude`") && err.message().contains("not JSON"), "{err}");
+    assert!(
+        err.message().contains("`claude`") && err.message().contains("not JSON"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -233,7 +270,11 @@ async fn status_529_overloaded_is_retryable_and_400_is_not() {
         .unwrap_err();
     assert_eq!(err.status(), Some(529));
     assert!(err.is_retryable());
-    assert!(err.message().contains("Overloaded (code: overloaded_error)"), "{err}");
+    assert!(
+        err.message()
+            .contains("Overloaded (code: overloaded_error)"),
+        "{err}"
+    );
     let err = p
         .chat(ChatRequest::new("claude", vec![Message::user("hi")]))
         .await
@@ -257,7 +298,10 @@ async fn a_200_with_an_unexpected_body_shape_is_a_provider_error_not_a_success()
 #[tokio::test]
 async fn request_without_max_tokens_gets_the_configured_default_and_audio_is_refused() {
     let (base, seen) = serve(|_| async {
-        json_response(200, &fixture_json("anthropic/response_thinking_tool_use.json"))
+        json_response(
+            200,
+            &fixture_json("anthropic/response_thinking_tool_use.json"),
+        )
     })
     .await;
     let cfg: AnthropicConfig = serde_json::from_value(json!({
@@ -267,17 +311,23 @@ async fn request_without_max_tokens_gets_the_configured_default_and_audio_is_ref
     .unwrap();
     let p = Anthropic::from_config("claude", cfg, None).unwrap();
     assert_eq!(p.region(), Some("us"));
-    p.chat(ChatRequest::new("c", vec![Message::user("hi")])).await.unwrap();
+    p.chat(ChatRequest::new("c", vec![Message::user("hi")]))
+        .await
+        .unwrap();
     let r = seen.last();
     assert_eq!(r.json()["max_tokens"], 777);
     assert_eq!(r.headers["anthropic-beta"], "a-1,b-2");
 
-    let audio: ChatRequest = serde_json::from_value(json!({"model": "c", "messages": [{"role": "user",
+    let audio: ChatRequest =
+        serde_json::from_value(json!({"model": "c", "messages": [{"role": "user",
         "content": [{"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}]}]}))
-    .unwrap();
+        .unwrap();
     let err = p.chat(audio).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
-    assert!(err.message().contains("`claude`") && err.message().contains("audio"), "{err}");
+    assert!(
+        err.message().contains("`claude`") && err.message().contains("audio"),
+        "{err}"
+    );
     assert!(!format!("{p:?}").contains(KEY));
 }
 
@@ -286,6 +336,9 @@ fn request_body_is_inspectable_without_a_server() {
     let p = Anthropic::builder("claude").build().unwrap();
     let body = p.request_body(&golden_request()).unwrap();
     assert_eq!(body, fixture_json("anthropic/wire_request.json"));
-    assert!(body.get("logit_bias").is_none(), "OpenAI-only fields are not forwarded");
+    assert!(
+        body.get("logit_bias").is_none(),
+        "OpenAI-only fields are not forwarded"
+    );
     let _: Value = body;
 }

@@ -125,7 +125,7 @@ fn benches(c: &mut Criterion) {
                         v + 1,
                         "bench",
                         1,
-                        value,
+                        serde_json::value::to_raw_value(&value).unwrap(),
                         Some("next".into()),
                         RunStatus::Running,
                         None,

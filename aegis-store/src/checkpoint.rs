@@ -119,11 +119,16 @@ impl Store {
         // the state carries. Set once; a run never changes owner.
         let state_principal: Option<Principal> = match &cp.principal {
             Some(_) => None,
-            None => cp
-                .state
-                .get("principal")
-                .filter(|v| v.is_object())
-                .and_then(|v| serde_json::from_value(v.clone()).ok()),
+            None => {
+                #[derive(serde::Deserialize)]
+                struct Owner {
+                    #[serde(default)]
+                    principal: Option<Principal>,
+                }
+                serde_json::from_str::<Owner>(cp.state.get())
+                    .ok()
+                    .and_then(|o| o.principal)
+            }
         };
         let owner = cp
             .principal

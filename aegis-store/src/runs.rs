@@ -8,7 +8,7 @@
 //!
 //! let store = Store::connect("sqlite::memory:").await.unwrap();
 //! store.upsert_principal(&Principal::new("alice").with_team("pay")).await.unwrap();
-//! let mut cp = Checkpoint::new("run-1", 1, "g", 1, serde_json::json!({}), None, RunStatus::Completed, None);
+//! let mut cp = Checkpoint::new("run-1", 1, "g", 1, serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(), None, RunStatus::Completed, None);
 //! cp.principal = Some("alice".into());
 //! store.put(&cp, None).await.unwrap();
 //!

@@ -20,7 +20,7 @@ fn cp(run: &str, version: u64, status: RunStatus) -> Checkpoint {
         version,
         "g",
         1,
-        json!({"v": version, "nested": {"b": [1, 2.5, "x"], "a": null}}),
+        raw(json!({"v": version, "nested": {"b": [1, 2.5, "x"], "a": null}})),
         Some("n".into()),
         status,
         None,
@@ -105,7 +105,7 @@ async fn every_checkpoint_field_round_trips() {
             1,
             "graph-name",
             7,
-            json!({"text": "héllo ✓", "big": u64::MAX, "neg": -3, "f": 0.1}),
+            raw(json!({"text": "héllo ✓", "big": u64::MAX, "neg": -3, "f": 0.1})),
             Some("pay".into()),
             RunStatus::Paused,
             Some(Interrupt {
@@ -390,7 +390,7 @@ async fn durability_sync_checkpoints_after_every_node() {
             "{}",
             db.name
         );
-        assert_eq!(history[2].state["amount"], 2);
+        assert_eq!(history[2].state_value()["amount"], 2);
         db.finish().await;
     }
 }
@@ -425,7 +425,7 @@ async fn a_runs_owner_is_set_once_from_the_checkpoint_or_the_authenticated_state
             .unwrap();
         assert_eq!(db.store.run("late").await.unwrap().unwrap().principal, None);
         let mut authed = cp("late", 2, RunStatus::Running);
-        authed.state = json!({"principal": {"id": "bob", "team": "ops"}});
+        authed.state = raw(json!({"principal": {"id": "bob", "team": "ops"}}));
         db.store.put(&authed, Some(1)).await.unwrap();
         let run = db.store.run("late").await.unwrap().unwrap();
         assert_eq!(
@@ -480,4 +480,8 @@ async fn many_concurrent_writers_all_succeed_with_complete_histories() {
         assert!(db.store.verify_audit().await.unwrap().is_valid());
         db.finish().await;
     }
+}
+
+fn raw(v: serde_json::Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(&v).unwrap()
 }

@@ -586,7 +586,7 @@ impl<S: State> Graph<S> {
             prev.await
                 .map_err(|e| Error::storage(format!("background checkpoint task failed: {e}")))??;
         }
-        let value = serde_json::to_value(state)
+        let value = serde_json::value::to_raw_value(state)
             .map_err(|e| Error::internal(format!("state does not serialize: {e}")))?;
         let version = cursor.version.map_or(1, |v| v + 1);
         let mut cp = Checkpoint::new(

@@ -204,7 +204,8 @@ pub(super) async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (cp, _) = visible(&gw, &headers, &id).await?;
-    let output = cp.state.get("completion").filter(|c| !c.is_null()).cloned();
+    let state = cp.state_value();
+    let output = state.get("completion").filter(|c| !c.is_null()).cloned();
     let body = json!({
         "id": cp.run_id,
         "object": "aegis.run",
@@ -215,7 +216,7 @@ pub(super) async fn get(
         "interrupt": cp.interrupt,
         "principal": cp.principal,
         "updated_at_ms": cp.at_ms,
-        "guards": cp.state.get("guards"),
+        "guards": state.get("guards"),
         "output": output,
         "links": links(&cp.run_id),
     });

@@ -81,7 +81,11 @@ where
 }
 
 pub fn json_response(status: u16, body: &Value) -> Response {
-    raw_response(status, &[("content-type", "application/json")], body.to_string())
+    raw_response(
+        status,
+        &[("content-type", "application/json")],
+        body.to_string(),
+    )
 }
 
 pub fn raw_response(status: u16, headers: &[(&str, &str)], body: impl Into<Body>) -> Response {
@@ -128,4 +132,132 @@ pub fn fixture(rel: &str) -> String {
 
 pub fn fixture_json(rel: &str) -> Value {
     serde_json::from_str(&fixture(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+// ---- an in-process provider that answers from a script, counting calls ----
+
+use aegis_contracts::{
+    ChatChunk, ChatRequest, ChatResponse, Completion, Error, Provider, ProviderCapabilities,
+    ResponseMeta, async_trait,
+};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What a scripted provider answers.
+pub enum Reply {
+    Text(String),
+    Fail(Error),
+    /// Waits (tokio time), then answers.
+    After(Duration, Box<Reply>),
+    /// Streams these items (text chunks or errors), pausing `gap` before each.
+    Stream(Vec<Result<String, Error>>, Duration),
+}
+
+type Script = Box<dyn Fn(usize, &ChatRequest) -> Reply + Send + Sync>;
+
+pub struct Scripted {
+    name: String,
+    region: Option<String>,
+    pub calls: AtomicUsize,
+    script: Script,
+}
+
+impl Scripted {
+    pub fn new(
+        name: &str,
+        script: impl Fn(usize, &ChatRequest) -> Reply + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            region: None,
+            calls: AtomicUsize::new(0),
+            script: Box::new(script),
+        })
+    }
+
+    pub fn in_region(
+        name: &str,
+        region: &str,
+        script: impl Fn(usize, &ChatRequest) -> Reply + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            region: Some(region.into()),
+            calls: AtomicUsize::new(0),
+            script: Box::new(script),
+        })
+    }
+
+    /// Always answers `text`.
+    pub fn ok(name: &str) -> Arc<Self> {
+        let n = name.to_owned();
+        Self::new(name, move |_, _| Reply::Text(format!("from {n}")))
+    }
+
+    pub fn count(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+pub fn server_error(provider: &str) -> Error {
+    Error::provider(format!("provider `{provider}` failed (500): boom"))
+        .with_retryable(true)
+        .with_status(500)
+}
+
+fn answer(
+    name: String,
+    model: String,
+    reply: Reply,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<ChatResponse, Error>> + Send>> {
+    Box::pin(async move {
+        match reply {
+            Reply::Text(t) => Ok(ChatResponse::complete(
+                ResponseMeta::new(name, model.clone()),
+                Completion::text("id", model, t),
+            )),
+            Reply::Fail(e) => Err(e),
+            Reply::After(d, r) => {
+                tokio::time::sleep(d).await;
+                answer(name, model, *r).await
+            }
+            Reply::Stream(items, gap) => {
+                let m = model.clone();
+                let s = futures_util::stream::iter(items).then(move |item| {
+                    let m = m.clone();
+                    async move {
+                        if !gap.is_zero() {
+                            tokio::time::sleep(gap).await;
+                        }
+                        item.map(|t| ChatChunk::text("id", m, t))
+                    }
+                });
+                Ok(ChatResponse::stream(
+                    ResponseMeta::new(name, model),
+                    Box::pin(s),
+                ))
+            }
+        }
+    })
+}
+
+#[async_trait]
+impl Provider for Scripted {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn capabilities(&self) -> ProviderCapabilities {
+        ProviderCapabilities::all()
+    }
+    fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+    async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let reply = (self.script)(n, &req);
+        answer(self.name.clone(), req.model.clone(), reply).await
+    }
+}
+
+pub fn hello(model: &str) -> ChatRequest {
+    ChatRequest::new(model, vec![aegis_contracts::Message::user("hello")])
 }
