@@ -60,8 +60,39 @@ pub fn registry() -> Registry {
             ctx.id, cfg, client,
         )?) as Arc<dyn Provider>)
     });
+    register_native_providers(&mut r);
     register_packs(&mut r);
     r
+}
+
+/// Anthropic, Gemini, Bedrock, Azure OpenAI and the router.
+fn register_native_providers(r: &mut Registry) {
+    use aegis_providers as p;
+    fn client(ctx: &BuildContext<'_>) -> Option<reqwest::Client> {
+        ctx.extensions.get::<reqwest::Client>().cloned()
+    }
+    r.register_provider::<p::AnthropicConfig, _>("anthropic", |c, ctx| {
+        Ok(Arc::new(p::Anthropic::from_config(ctx.id, c, client(ctx))?) as Arc<dyn Provider>)
+    });
+    r.register_provider::<p::GeminiConfig, _>("gemini", |c, ctx| {
+        Ok(Arc::new(p::Gemini::from_config(ctx.id, c, client(ctx))?) as Arc<dyn Provider>)
+    });
+    r.register_provider::<p::BedrockConfig, _>("bedrock", |c, ctx| {
+        Ok(Arc::new(p::Bedrock::from_config(ctx.id, c, client(ctx))?) as Arc<dyn Provider>)
+    });
+    r.register_provider::<p::AzureConfig, _>("azure_openai", |c, ctx| {
+        Ok(Arc::new(p::AzureOpenAi::from_config(ctx.id, c, client(ctx))?) as Arc<dyn Provider>)
+    });
+    // A router composes providers defined before it in the config.
+    r.register_provider::<p::routing::RouterConfig, _>("router", |c, ctx| {
+        let lookup = |id: &str| {
+            ctx.providers
+                .iter()
+                .find(|(pid, _)| pid == id)
+                .map(|(_, p)| p.clone())
+        };
+        Ok(Arc::new(p::routing::Router::from_config(ctx.id, c, lookup)?) as Arc<dyn Provider>)
+    });
 }
 
 /// Builds the default pipeline from TOML text (with `AEGIS_*` overrides from the process

@@ -6,7 +6,18 @@ use aegis::{ChatRequest, ErrorKind, Message, config::AegisConfig};
 #[tokio::test]
 async fn the_default_registry_registers_providers_and_guard_packs() {
     let names = aegis::registry().type_names();
-    assert_eq!(names["providers"], ["echo", "openai"]);
+    assert_eq!(
+        names["providers"],
+        [
+            "anthropic",
+            "azure_openai",
+            "bedrock",
+            "echo",
+            "gemini",
+            "openai",
+            "router"
+        ]
+    );
     for g in [
         "ban_substrings",
         "regex",
@@ -155,4 +166,61 @@ async fn pseudonymized_prompts_come_back_restored_and_the_vault_is_dropped() {
     assert!(!req.messages[0].text().contains("ann@example.org"));
     direct.end_run("r-1");
     assert_eq!(guard.vault_count(), 0);
+}
+
+#[tokio::test]
+async fn a_router_from_config_composes_the_providers_defined_before_it() {
+    let toml = r#"
+        [[providers]]
+        id = "eu"
+        type = "echo"
+        config = { region = "eu" }
+
+        [[providers]]
+        id = "us"
+        type = "echo"
+        config = { region = "us" }
+
+        [[providers]]
+        id = "smart"
+        type = "router"
+        [providers.config]
+        strategy = "ordered"
+        region_label = "region"
+        [[providers.config.models]]
+        name = "chat"
+        deployments = [
+            { provider = "us", model = "echo-us", region = "us" },
+            { provider = "eu", model = "echo-eu", region = "eu" },
+        ]
+
+        [routing]
+        default_provider = "smart"
+    "#;
+    let pipeline = aegis::pipeline_from_toml(toml).await.unwrap();
+    let ask = |region: &str| {
+        let mut req = ChatRequest::new("chat", vec![Message::user("hi")]);
+        req.ctx = aegis::RequestContext::default().with_label("region", region);
+        req
+    };
+    let answer = pipeline.chat(ask("eu")).await.unwrap();
+    assert_eq!(
+        answer.collect().await.unwrap().model,
+        "echo-eu",
+        "residency picks the EU deployment"
+    );
+    let err = pipeline.chat(ask("apac")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ResidencyViolation);
+
+    let bad = r#"
+        [[providers]]
+        id = "smart"
+        type = "router"
+        [[providers.config.models]]
+        name = "chat"
+        deployments = [{ provider = "later", model = "m" }]
+    "#;
+    let err = aegis::pipeline_from_toml(bad).await.unwrap_err();
+    assert!(err.message().starts_with("providers[0].config: "), "{err}");
+    assert!(err.message().contains("later"), "{err}");
 }

@@ -47,13 +47,23 @@ use crate::{
 };
 
 /// What a factory gets besides its typed config.
-#[derive(Debug)]
 #[non_exhaustive]
 pub struct BuildContext<'a> {
     /// The instance id from config.
     pub id: &'a str,
     /// Shared resources the host provides (e.g. a `reqwest::Client`).
     pub extensions: &'a http::Extensions,
+    /// Providers built before this plugin, in config order (a router composes them).
+    pub providers: &'a [(String, Arc<dyn Provider>)],
+}
+
+impl fmt::Debug for BuildContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuildContext")
+            .field("id", &self.id)
+            .field("providers", &ids_of(self.providers))
+            .finish_non_exhaustive()
+    }
 }
 
 type BuildFn<T> =
@@ -339,6 +349,8 @@ impl Registry {
                 "providers",
                 &self.providers,
                 &config.providers,
+                &[],
+                |p| Some(p.clone()),
                 &mut revealed,
                 &mut problems,
             )
@@ -348,6 +360,8 @@ impl Registry {
                 "authenticators",
                 &self.authenticators,
                 &config.authenticators,
+                &providers,
+                |_| None,
                 &mut revealed,
                 &mut problems,
             )
@@ -357,6 +371,8 @@ impl Registry {
                 "telemetry",
                 &self.telemetry,
                 &config.telemetry,
+                &providers,
+                |_| None,
                 &mut revealed,
                 &mut problems,
             )
@@ -375,6 +391,8 @@ impl Registry {
                 "guardrails",
                 &self.guardrails,
                 &guard_plugins,
+                &providers,
+                |_| None,
                 &mut revealed,
                 &mut problems,
             )
@@ -412,15 +430,19 @@ impl Registry {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn build_list<T: ?Sized + 'static>(
         &self,
         list: &str,
         factories: &BTreeMap<String, Factory<T>>,
         items: &[PluginConfig],
+        prior: &[(String, Arc<dyn Provider>)],
+        as_provider: fn(&Arc<T>) -> Option<Arc<dyn Provider>>,
         revealed: &mut Vec<Secret>,
         problems: &mut Vec<String>,
     ) -> Vec<(String, Arc<T>)> {
         let mut out = Vec::new();
+        let mut providers: Vec<(String, Arc<dyn Provider>)> = prior.to_vec();
         let mut seen = std::collections::HashSet::new();
         for (i, item) in items.iter().enumerate() {
             let at = format!("{list}[{i}]");
@@ -457,9 +479,15 @@ impl Registry {
             let ctx = BuildContext {
                 id: &item.id,
                 extensions: &self.extensions,
+                providers: &providers,
             };
             match (factory.build)(value, &ctx) {
-                Ok(built) => out.push((item.id.clone(), built)),
+                Ok(built) => {
+                    if let Some(p) = as_provider(&built) {
+                        providers.push((item.id.clone(), p));
+                    }
+                    out.push((item.id.clone(), built));
+                }
                 Err(ConfigFailure::Shape { path, message }) => {
                     let path = if path == "." || path.is_empty() {
                         String::new()
