@@ -566,3 +566,22 @@ async fn graceful_shutdown_finishes_in_flight_streams() {
         "no new connections"
     );
 }
+
+#[tokio::test]
+async fn a_header_switches_the_model_per_request() {
+    let two = format!(
+        "{CONFIG}\n[[providers]]\nid = \"second\"\ntype = \"echo\"\nconfig = {{ models = [\"m2\"] }}\n"
+    );
+    let addr = spawn(&two, Limits::default()).await;
+    let resp = client()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-aegis-model", "second/m2")
+        .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-aegis-provider"], "second");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["model"], "m2");
+}
