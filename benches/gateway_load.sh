@@ -18,6 +18,7 @@ tmp=$(mktemp -d)
 cat > "$tmp/aegis.toml" <<TOML
 [server]
 listen = "$GW"
+database_url = "sqlite://$tmp/aegis.db"
 [server.limits]
 max_concurrent_streams = 2000
 

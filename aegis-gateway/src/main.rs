@@ -157,7 +157,8 @@ enum RunsAction {
     },
     /// Show a run.
     Show { id: String },
-    /// Approve a paused run; it resumes.
+    /// Approve a paused run; it resumes (alias: `resume`).
+    #[command(alias = "resume")]
     Approve { id: String },
     /// Reject a paused run; it ends.
     Reject {
@@ -758,10 +759,24 @@ async fn request(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| Error::provider(format!("cannot connect to {}: {e}", remote.url)))?;
+    // Progress on a terminal while the gateway works (a governed call can take a while).
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        tokio::spawn(async {
+            let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for f in frames.iter().cycle() {
+                eprint!("\r{f} waiting for the gateway…");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let sent = req.send().await;
+    if let Some(s) = spinner {
+        s.abort();
+        eprint!("\r\x1b[2K");
+    }
+    let resp =
+        sent.map_err(|e| Error::provider(format!("cannot connect to {}: {e}", remote.url)))?;
     let status = resp.status();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     if status.is_success() {
