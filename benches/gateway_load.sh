@@ -22,6 +22,9 @@ database_url = "sqlite://$tmp/aegis.db"
 [server.limits]
 max_concurrent_streams = 2000
 
+[pipeline]
+durability = "pause"   # only runs that pause are checkpointed; every run is in the audit log
+
 [[providers]]
 id = "mock"
 type = "openai"

@@ -490,3 +490,65 @@ async fn the_compiled_graph_is_a_tower_service() {
     let out = g.oneshot(Doc::default()).await.unwrap();
     assert_eq!(out.state.log, ["a"]);
 }
+
+#[tokio::test]
+async fn pause_durability_stores_only_runs_that_pause() {
+    let store: Arc<dyn CheckpointStore> = Arc::new(MemoryCheckpointStore::new());
+    let plain = Graph::<Doc>::builder("g")
+        .node("a", step("a"))
+        .edge(START, "a")
+        .edge("a", END)
+        .checkpointer(store.clone())
+        .durability(Durability::Pause)
+        .compile()
+        .unwrap();
+    let out = plain.invoke(Doc::default()).await.unwrap();
+    assert_eq!(out.status, RunStatus::Completed);
+    assert!(
+        store.list(&out.run_id).await.unwrap().is_empty(),
+        "a run that never paused leaves no checkpoint"
+    );
+
+    let effects = Arc::new(AtomicUsize::new(0));
+    let g = Graph::<Doc>::builder("payments")
+        .node(
+            "plan",
+            node_fn(|_: NodeInput<Doc>| async { Ok(NodeOutput::Update(("plan".into(), 1))) }),
+        )
+        .node(
+            "pay",
+            node_fn(move |input: NodeInput<Doc>| {
+                let effects = effects.clone();
+                async move {
+                    if input.ctx.resume.is_none() {
+                        return Ok(NodeOutput::Interrupt(InterruptRequest::new(
+                            "ok?",
+                            serde_json::json!({}),
+                        )));
+                    }
+                    effects.fetch_add(1, Ordering::SeqCst);
+                    Ok(NodeOutput::Update(("paid".into(), 0)))
+                }
+            }),
+        )
+        .edge(START, "plan")
+        .edge("plan", "pay")
+        .edge("pay", END)
+        .checkpointer(store.clone())
+        .durability(Durability::Pause)
+        .compile()
+        .unwrap();
+    let paused = g.invoke(Doc::default()).await.unwrap();
+    assert_eq!(
+        store.latest(&paused.run_id).await.unwrap().unwrap().status,
+        RunStatus::Paused
+    );
+    let done = g.resume(&paused.run_id, Approval::Approve).await.unwrap();
+    assert_eq!(done.state.log, ["plan", "paid"]);
+    let history = store.list(&paused.run_id).await.unwrap();
+    assert_eq!(
+        history.iter().map(|c| c.status).collect::<Vec<_>>(),
+        [RunStatus::Paused, RunStatus::Running, RunStatus::Completed],
+        "once paused, the run is stored to the end"
+    );
+}

@@ -85,6 +85,11 @@ pub enum Durability {
     Exit,
     /// After every node, written in the background while the next node runs.
     Async,
+    /// Only once the run pauses (and from then on as [`Exit`](Self::Exit)): a run that
+    /// completes or fails without ever pausing leaves no checkpoint — its trail is in the
+    /// telemetry / audit log. The cheapest mode; right for high-volume chat behind a gateway,
+    /// where a write per request would cap throughput at the database's commit rate.
+    Pause,
 }
 
 enum Next<S> {
@@ -458,7 +463,7 @@ impl<S: State> Graph<S> {
         self.inner
             .telemetry
             .emit(&cursor.run_id, || RunEventKind::RunStarted { graph });
-        if self.inner.durability != Durability::Exit {
+        if matches!(self.inner.durability, Durability::Sync | Durability::Async) {
             self.save(&mut cursor, &state, Some(&first), RunStatus::Running, None)
                 .await?;
         }
@@ -622,8 +627,10 @@ impl<S: State> Graph<S> {
         let telemetry = &self.inner.telemetry;
         loop {
             if current == END {
-                self.save(&mut cursor, &state, None, RunStatus::Completed, None)
-                    .await?;
+                if !self.skips_final_write(&cursor) {
+                    self.save(&mut cursor, &state, None, RunStatus::Completed, None)
+                        .await?;
+                }
                 telemetry.emit(&cursor.run_id, || RunEventKind::Completed);
                 return Ok(RunOutcome {
                     run_id: cursor.run_id,
@@ -656,9 +663,12 @@ impl<S: State> Graph<S> {
             state = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
             match result {
                 Err(err) => {
-                    let save = self
-                        .save(&mut cursor, &state, Some(&current), RunStatus::Failed, None)
-                        .await;
+                    let save = if self.skips_final_write(&cursor) {
+                        Ok(())
+                    } else {
+                        self.save(&mut cursor, &state, Some(&current), RunStatus::Failed, None)
+                            .await
+                    };
                     telemetry.emit(&cursor.run_id, || RunEventKind::Failed {
                         error: err.kind(),
                         message: err.message().to_owned(),
@@ -677,7 +687,9 @@ impl<S: State> Graph<S> {
                         elapsed_us: elapsed,
                     });
                     let next = self.route_from(&current, &state)?;
-                    if self.inner.durability != Durability::Exit && next != END {
+                    if matches!(self.inner.durability, Durability::Sync | Durability::Async)
+                        && next != END
+                    {
                         self.save(&mut cursor, &state, Some(&next), RunStatus::Running, None)
                             .await?;
                     }
@@ -685,6 +697,11 @@ impl<S: State> Graph<S> {
                 }
             }
         }
+    }
+
+    /// `Pause` durability and nothing stored yet: the run ends without a trace in the store.
+    fn skips_final_write(&self, cursor: &Cursor) -> bool {
+        self.inner.durability == Durability::Pause && cursor.version.is_none()
     }
 
     async fn pause(
