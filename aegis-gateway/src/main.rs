@@ -556,7 +556,13 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
         .and_then(Value::as_str)
         .unwrap_or("sqlite://aegis.db")
         .to_owned();
-    let db = aegis_store::Store::connect(&db_url).await?;
+    // SQLite has one writer: two connections (a writer and a reader) serve a gateway, and each
+    // connection is an OS thread with its own allocator arena — fewer keep idle memory low.
+    let mut options = aegis_store::StoreOptions::new(db_url.clone());
+    if db_url.starts_with("sqlite:") {
+        options = options.max_connections(2);
+    }
+    let db = aegis_store::Store::connect_with(options).await?;
     let (audit, _audit_task) = aegis_store::AuditWriter::spawn(db.clone());
     // Runs outlive reloads: every rebuilt pipeline shares this store.
     let store: Arc<dyn CheckpointStore> = Arc::new(db.clone());

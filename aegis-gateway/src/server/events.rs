@@ -12,7 +12,7 @@ pub struct EventFeed {
 
 impl Default for EventFeed {
     fn default() -> Self {
-        Self::new(4096)
+        Self::new(1024)
     }
 }
 
