@@ -319,3 +319,86 @@ fn the_example_configuration_is_valid() {
             .starts_with("providers[0].config.api_key: ")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_resume_takes_approve_edit_and_reject_decisions() {
+    let cfg = AegisConfig::from_toml_str(
+        r#"
+        [[providers]]
+        id = "echo"
+        type = "echo"
+
+        [[guardrails]]
+        id = "money"
+        type = "ban_substrings"
+        stages = ["input"]
+        config = { substrings = ["wire transfer"], action = "require_approval" }
+        "#,
+        std::iter::empty::<(&str, &str)>(),
+    )
+    .unwrap();
+    let feed = EventFeed::default();
+    let pipeline = Pipeline::from_config_with(
+        &aegis_gateway::static_keys::registry(),
+        &cfg,
+        None,
+        vec![Arc::new(feed.clone())],
+    )
+    .await
+    .unwrap();
+    let app = server::router(Gateway::new(pipeline, Limits::default(), feed));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let pause = || async {
+        let v: Value = http
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "a wire transfer please"}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    };
+    let resume = |id: String, body: Value| {
+        let http = http.clone();
+        async move {
+            http.post(format!("http://{addr}/v1/runs/{id}/resume"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    let id = pause().await;
+    let bad = resume(id.clone(), json!({"decision": "maybe"})).await;
+    assert_eq!(
+        bad.status(),
+        400,
+        "a malformed decision is refused and changes nothing"
+    );
+    let edited = json!({"decision": "edit", "value": {"messages": [{"role": "user", "content": "what is my balance"}]}});
+    let v: Value = resume(id.clone(), edited).await.json().await.unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(
+        v["output"]["choices"][0]["message"]["content"],
+        "echo: what is my balance"
+    );
+
+    let id = pause().await;
+    let v: Value = resume(
+        id.clone(),
+        json!({"decision": "reject", "reason": "not today"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["status"], "rejected");
+    let again = resume(id, json!({"decision": "approve"})).await;
+    assert_eq!(again.status(), 409);
+}

@@ -163,6 +163,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/runs/{id}/approve", post(runs::approve))
         .route("/v1/runs/{id}/reject", post(runs::reject))
         .route("/v1/runs/{id}/edit", post(runs::edit))
+        .route("/v1/runs/{id}/resume", post(runs::resume))
         .route("/v1/runs/{id}/events", get(runs::events))
         .route("/admin/reload", post(admin_reload))
         .route("/v1/admin/keys", post(keys::create).get(keys::list))

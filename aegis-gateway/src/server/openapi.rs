@@ -130,6 +130,7 @@ pub fn document() -> Value {
             "/v1/runs/{id}/approve": {"post": decision("Approve the pending interrupt and resume")},
             "/v1/runs/{id}/reject": {"post": decision("Reject the pending interrupt; the run ends")},
             "/v1/runs/{id}/edit": {"post": decision("Resume with an edited value matching the interrupt's edit schema")},
+            "/v1/runs/{id}/resume": {"post": decision("Resume with a decision: {\"decision\": \"approve\" | \"reject\" | \"edit\", ...}")},
             "/v1/runs/{id}/events": {"get": {"summary": "Server-sent events of the run", "parameters": id_param,
                                               "responses": {"200": {"description": "text/event-stream of run events"}}}},
             "/admin/reload": {"post": {"summary": "Rebuild the pipeline from the config file and swap it in (admin role)",

@@ -276,14 +276,43 @@ pub(super) async fn reject(
     } else {
         parse_json(&body)?
     };
-    match decide(&gw, &headers, &id, Approval::Reject { reason: b.reason }).await {
+    reject_with(&gw, &headers, &id, b.reason).await
+}
+
+async fn reject_with(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    id: &str,
+    reason: String,
+) -> Result<Response, ApiError> {
+    match decide(gw, headers, id, Approval::Reject { reason }).await {
         Err(ApiError(e)) if e.code() == "rejected" => {
             let body =
-                json!({"id": id, "object": "aegis.run", "status": "rejected", "links": links(&id)});
-            Ok(with_run_header(Json(body).into_response(), &id))
+                json!({"id": id, "object": "aegis.run", "status": "rejected", "links": links(id)});
+            Ok(with_run_header(Json(body).into_response(), id))
         }
         other => other,
     }
+}
+
+/// `POST /v1/runs/{id}/resume` with a decision: `{"decision": "approve"}`,
+/// `{"decision": "reject", "reason": ...}` or `{"decision": "edit", "value": ...}` (an empty
+/// body approves).
+pub(super) async fn resume(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let decision: Approval = if body.is_empty() {
+        Approval::Approve
+    } else {
+        parse_json(&body)?
+    };
+    if let Approval::Reject { reason } = decision {
+        return reject_with(&gw, &headers, &id, reason).await;
+    }
+    decide(&gw, &headers, &id, decision).await
 }
 
 #[derive(Deserialize)]
