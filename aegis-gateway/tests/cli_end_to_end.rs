@@ -148,8 +148,7 @@ fn config_validate_lists_every_problem_with_its_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_paused_through_the_api_is_approved_with_the_cli_and_completes() {
-    let cfg = AegisConfig::from_toml_str(
-        r#"
+    let addr = serve_in_process(r#"
         [[providers]]
         id = "echo"
         type = "echo"
@@ -164,23 +163,7 @@ async fn a_run_paused_through_the_api_is_approved_with_the_cli_and_completes() {
         type = "ban_substrings"
         stages = ["input"]
         config = { substrings = ["wire transfer"], action = "require_approval" }
-        "#,
-        std::iter::empty::<(&str, &str)>(),
-    )
-    .unwrap();
-    let feed = EventFeed::default();
-    let pipeline = Pipeline::from_config_with(
-        &aegis_gateway::static_keys::registry(),
-        &cfg,
-        None,
-        vec![Arc::new(feed.clone())],
-    )
-    .await
-    .unwrap();
-    let app = server::router(Gateway::new(pipeline, Limits::default(), feed));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        "#).await;
 
     let http = reqwest::Client::new();
     let resp = http
@@ -322,7 +305,7 @@ fn the_example_configuration_is_valid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_resume_takes_approve_edit_and_reject_decisions() {
-    let cfg = AegisConfig::from_toml_str(
+    let addr = serve_in_process(
         r#"
         [[providers]]
         id = "echo"
@@ -334,22 +317,8 @@ async fn runs_resume_takes_approve_edit_and_reject_decisions() {
         stages = ["input"]
         config = { substrings = ["wire transfer"], action = "require_approval" }
         "#,
-        std::iter::empty::<(&str, &str)>(),
     )
-    .unwrap();
-    let feed = EventFeed::default();
-    let pipeline = Pipeline::from_config_with(
-        &aegis_gateway::static_keys::registry(),
-        &cfg,
-        None,
-        vec![Arc::new(feed.clone())],
-    )
-    .await
-    .unwrap();
-    let app = server::router(Gateway::new(pipeline, Limits::default(), feed));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    .await;
     let http = reqwest::Client::new();
     let pause = || async {
         let v: Value = http
@@ -401,4 +370,23 @@ async fn runs_resume_takes_approve_edit_and_reject_decisions() {
     assert_eq!(v["status"], "rejected");
     let again = resume(id, json!({"decision": "approve"})).await;
     assert_eq!(again.status(), 409);
+}
+
+/// A gateway on a free loopback port, built from `toml`, served in this process.
+async fn serve_in_process(toml: &str) -> std::net::SocketAddr {
+    let cfg = AegisConfig::from_toml_str(toml, std::iter::empty::<(&str, &str)>()).unwrap();
+    let feed = EventFeed::default();
+    let pipeline = Pipeline::from_config_with(
+        &aegis_gateway::static_keys::registry(),
+        &cfg,
+        None,
+        vec![Arc::new(feed.clone())],
+    )
+    .await
+    .unwrap();
+    let app = server::router(Gateway::new(pipeline, Limits::default(), feed));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
 }
