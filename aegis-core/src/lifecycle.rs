@@ -176,6 +176,36 @@ struct Shared {
 }
 
 impl Shared {
+    /// The first authenticator that accepts `credentials` wins; `Ok(None)` when none is
+    /// configured and authentication is not required.
+    async fn authenticate(
+        &self,
+        credentials: Option<Credentials>,
+    ) -> Result<Option<Principal>, Error> {
+        if self.authenticators.is_empty() {
+            if self.require_auth {
+                return Err(Error::new(
+                    ErrorKind::Unauthenticated,
+                    "authentication is required",
+                ));
+            }
+            return Ok(None);
+        }
+        let mut last = None;
+        for (_, a) in &self.authenticators {
+            match authenticate(a.as_ref(), credentials.clone()).await {
+                Ok(p) => return Ok(Some(p)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "no authenticator accepted the credentials",
+            )
+        }))
+    }
+
     fn ctx(&self, state: &Exchange, run_id: &str) -> RequestContext {
         let mut ctx = RequestContext::default();
         ctx.run_id = Some(run_id.to_owned());
@@ -298,29 +328,8 @@ fn lifecycle_graph(
             if state.principal.is_some() {
                 return Ok(NodeOutput::Update(ExchangeUpdate::Nothing));
             }
-            let credentials = state.credentials.clone();
-            if s.authenticators.is_empty() {
-                if s.require_auth {
-                    return Err(Error::new(
-                        ErrorKind::Unauthenticated,
-                        "authentication is required",
-                    ));
-                }
-                return Ok(NodeOutput::Update(ExchangeUpdate::Principal(None)));
-            }
-            let mut last = None;
-            for (_, a) in &s.authenticators {
-                match authenticate(a.as_ref(), credentials.clone()).await {
-                    Ok(p) => return Ok(NodeOutput::Update(ExchangeUpdate::Principal(Some(p)))),
-                    Err(e) => last = Some(e),
-                }
-            }
-            Err(last.unwrap_or_else(|| {
-                Error::new(
-                    ErrorKind::Unauthenticated,
-                    "no authenticator accepted the credentials",
-                )
-            }))
+            let principal = s.authenticate(state.credentials.clone()).await?;
+            Ok(NodeOutput::Update(ExchangeUpdate::Principal(principal)))
         }
     });
 
@@ -894,28 +903,7 @@ impl Pipeline {
     /// accepts wins). `Ok(None)` when no authenticator is configured and authentication is not
     /// required; [`Unauthenticated`](ErrorKind::Unauthenticated) otherwise.
     pub async fn authenticate(&self, ctx: &RequestContext) -> Result<Option<Principal>, Error> {
-        if self.shared.authenticators.is_empty() {
-            if self.shared.require_auth {
-                return Err(Error::new(
-                    ErrorKind::Unauthenticated,
-                    "authentication is required",
-                ));
-            }
-            return Ok(None);
-        }
-        let mut last = None;
-        for (_, a) in &self.shared.authenticators {
-            match authenticate(a.as_ref(), ctx.credentials.clone()).await {
-                Ok(p) => return Ok(Some(p)),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            Error::new(
-                ErrorKind::Unauthenticated,
-                "no authenticator accepted the credentials",
-            )
-        }))
+        self.shared.authenticate(ctx.credentials.clone()).await
     }
 
     /// A failed run has ended: let the guards drop its state.
