@@ -277,11 +277,5 @@ impl StdError for Error {
     }
 }
 
-impl From<serde_json::Error> for Error {
-    fn from(err: serde_json::Error) -> Self {
-        Error::invalid_request(format!("invalid JSON: {err}"))
-    }
-}
-
 /// Shorthand for `Result<T, aegis_contracts::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -14,6 +14,7 @@ use crate::{Document, Error, Message, RequestContext, Role, ToolCall, ToolSpec};
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Stage {
     /// Prompts on their way to the model.
     Input,
@@ -44,6 +45,7 @@ impl Stage {
 /// Who produced a text; untrusted origins (tool, retrieval) may get stricter policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Origin {
     /// The operator (system / developer prompts).
     Operator,
@@ -337,6 +339,7 @@ pub struct Edit {
 /// What a guard decided.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "decision", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Decision {
     /// Let it through.
     Allow,
@@ -459,6 +462,7 @@ impl Verdict {
 /// hold-back window of a streaming pipeline from the guards' granularities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", content = "bytes", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Granularity {
     /// Every finding lies within one character: each chunk can be judged alone.
     Char,

@@ -27,24 +27,30 @@
 #![forbid(unsafe_code)]
 
 mod chat;
+mod checkpoint;
 mod error;
 mod guard;
 mod identity;
 mod node;
+mod policy;
 mod provider;
 mod response;
 mod retriever;
+mod run;
 mod secret;
 mod telemetry;
 
 pub use chat::*;
+pub use checkpoint::*;
 pub use error::*;
 pub use guard::*;
 pub use identity::*;
 pub use node::*;
+pub use policy::*;
 pub use provider::*;
 pub use response::*;
 pub use retriever::*;
+pub use run::*;
 pub use secret::*;
 pub use telemetry::*;
 

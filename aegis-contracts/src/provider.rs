@@ -55,6 +55,13 @@ pub trait Provider: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Ids of the provider instances this one routes over (a router's deployments). The
+    /// pipeline hides them from callers, so the router's filters cannot be bypassed by
+    /// addressing a member directly. Read once, when a pipeline is built.
+    fn members(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// One chat call.
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error>;
 

@@ -61,6 +61,12 @@ pub struct ResponseMeta {
     /// Names of the guards that judged this exchange, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guards: Vec<String>,
+    /// The deployment that answered, when the provider is a router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// The region the answering backend processed the data in, when declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Time spent in the provider call (time to headers for streams).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_millis")]
     #[schemars(with = "Option<u64>")]
@@ -314,6 +320,10 @@ pub struct ChatChunk {
     /// Usage (usually only on the last chunk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Unknown top-level fields (`system_fingerprint`, `service_tier`, ...), kept so they
+    /// reach the client, with or without output guards.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
 }
 
 impl ChatChunk {
@@ -332,6 +342,7 @@ impl ChatChunk {
                 finish_reason: None,
             }],
             usage: None,
+            extra: Extra::new(),
         }
     }
 }

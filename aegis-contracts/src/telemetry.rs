@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorKind, Stage, Usage, Verdict};
+use crate::{ErrorKind, RunStatus, Stage, Usage, Verdict};
 
 /// Something that happened in a run. Carries no prompt or completion text and no secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -109,12 +109,22 @@ pub enum RunEventKind {
         /// Who decided, when known.
         by: Option<String>,
     },
-    /// The audit summary of one governed exchange (no prompt or completion text).
+    /// The audit summary of one governed exchange (no prompt or completion text), written
+    /// once when the run ends — for a stream, when the stream ends — with the final usage.
     Audit {
         /// Who called.
         principal: Option<String>,
-        /// The provider that answered.
+        /// How the run ended.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<RunStatus>,
+        /// The route the request resolved to (a provider or router id).
         provider: Option<String>,
+        /// The deployment that answered, when the route is a router.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deployment: Option<String>,
+        /// The region the data was processed in, when declared.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
         /// The model that answered.
         model: Option<String>,
         /// The guards that judged the exchange, in order.
@@ -133,6 +143,32 @@ pub enum RunEventKind {
         /// The error message (never a secret; never prompt text).
         message: String,
     },
+    /// The run was refused by policy (a guard block, a budget, residency).
+    Blocked {
+        /// The error kind.
+        error: ErrorKind,
+        /// The error code (`policy_blocked`, `budget_exceeded`, ...).
+        code: Option<String>,
+        /// The error message (never a secret; never prompt text).
+        message: String,
+    },
+    /// The caller went away before the response was delivered.
+    Cancelled,
+}
+
+impl RunEventKind {
+    /// Whether this event ends a run (`completed`, `failed`, `blocked`, `rejected`,
+    /// `cancelled`): exactly one such event is emitted per run.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Completed
+                | Self::Rejected
+                | Self::Failed { .. }
+                | Self::Blocked { .. }
+                | Self::Cancelled
+        )
+    }
 }
 
 mod micros {

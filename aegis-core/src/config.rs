@@ -21,7 +21,7 @@
 //! Environment overrides: `AEGIS_` + the path in upper case with `__` between segments
 //! (`AEGIS_PROVIDERS__0__CONFIG__BASE_URL`). Values are read as TOML literals when they
 //! parse (`true`, `42`, `"x"`), as strings otherwise. Only variables naming a config section
-//! (`PIPELINE`, `ROUTING`, `PROVIDERS`, `GUARDRAILS`, `AUTHENTICATORS`, `TELEMETRY`,
+//! (`PIPELINE`, `ROUTING`, `PROVIDERS`, `GUARDRAILS`, `AUTHENTICATORS`, `POLICIES`, `TELEMETRY`,
 //! `SERVER`) are
 //! overrides; other `AEGIS_*` variables are left alone.
 
@@ -54,6 +54,10 @@ pub struct AegisConfig {
     /// Authenticators (the first that recognizes a credential wins).
     #[serde(default)]
     pub authenticators: Vec<PluginConfig>,
+    /// Policy packs (`{ id, type, config }`), in order: their steps run at the lifecycle
+    /// positions they declare, in this order; their run-end hooks run once per run.
+    #[serde(default)]
+    pub policies: Vec<PluginConfig>,
     /// Telemetry sinks.
     #[serde(default)]
     pub telemetry: Vec<PluginConfig>,
@@ -195,12 +199,13 @@ pub(crate) fn humanize(msg: &str) -> String {
 }
 
 /// The top-level config sections `AEGIS_*` variables may override.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "pipeline",
     "routing",
     "providers",
     "guardrails",
     "authenticators",
+    "policies",
     "telemetry",
     "server",
 ];

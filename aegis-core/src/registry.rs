@@ -34,7 +34,8 @@
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use aegis_contracts::{
-    Authenticator, Error, GuardPolicy, Guardrail, Provider, Secret, SecretBackend, TelemetrySink,
+    Authenticator, Error, GuardPolicy, Guardrail, Policy, Provider, Secret, SecretBackend,
+    TelemetrySink,
 };
 use schemars::{JsonSchema, schema_for};
 use serde::de::DeserializeOwned;
@@ -117,6 +118,7 @@ pub struct Registry {
     providers: BTreeMap<String, Factory<dyn Provider>>,
     guardrails: BTreeMap<String, Factory<dyn Guardrail>>,
     authenticators: BTreeMap<String, Factory<dyn Authenticator>>,
+    policies: BTreeMap<String, Factory<dyn Policy>>,
     telemetry: BTreeMap<String, Factory<dyn TelemetrySink>>,
     secrets: SecretResolver,
     extensions: http::Extensions,
@@ -137,6 +139,7 @@ impl fmt::Debug for Registry {
                 "authenticators",
                 &self.authenticators.keys().collect::<Vec<_>>(),
             )
+            .field("policies", &self.policies.keys().collect::<Vec<_>>())
             .field("telemetry", &self.telemetry.keys().collect::<Vec<_>>())
             .field("secret_schemes", &self.secrets.schemes())
             .finish()
@@ -153,6 +156,8 @@ pub struct Components {
     pub guards: Vec<GuardEntry>,
     /// Authenticators, in config order.
     pub authenticators: Vec<(String, Arc<dyn Authenticator>)>,
+    /// Policies, in config order.
+    pub policies: Vec<(String, Arc<dyn Policy>)>,
     /// Telemetry sinks.
     pub telemetry: Vec<(String, Arc<dyn TelemetrySink>)>,
 }
@@ -166,6 +171,7 @@ impl fmt::Debug for Components {
                 &self.guards.iter().map(GuardEntry::id).collect::<Vec<_>>(),
             )
             .field("authenticators", &ids_of(&self.authenticators))
+            .field("policies", &ids_of(&self.policies))
             .field("telemetry", &ids_of(&self.telemetry))
             .finish()
     }
@@ -185,6 +191,7 @@ impl Registry {
             providers: BTreeMap::new(),
             guardrails: BTreeMap::new(),
             authenticators: BTreeMap::new(),
+            policies: BTreeMap::new(),
             telemetry: BTreeMap::new(),
             secrets,
             extensions: http::Extensions::new(),
@@ -225,6 +232,17 @@ impl Registry {
         self
     }
 
+    /// Registers a policy type with config `C` (a pack's lifecycle steps and run-end hook,
+    /// configured in `[[policies]]`).
+    pub fn register_policy<C, F>(&mut self, type_name: &str, build: F) -> &mut Self
+    where
+        C: DeserializeOwned + JsonSchema,
+        F: Fn(C, &BuildContext<'_>) -> Result<Arc<dyn Policy>, Error> + Send + Sync + 'static,
+    {
+        self.policies.insert(type_name.to_owned(), factory(build));
+        self
+    }
+
     /// Registers a telemetry sink type with config `C`.
     pub fn register_telemetry<C, F>(&mut self, type_name: &str, build: F) -> &mut Self
     where
@@ -250,7 +268,8 @@ impl Registry {
         self
     }
 
-    /// Registered type names per kind: `providers`, `guardrails`, `authenticators`, `telemetry`.
+    /// Registered type names per kind: `providers`, `guardrails`, `authenticators`,
+    /// `policies`, `telemetry`.
     pub fn type_names(&self) -> BTreeMap<&'static str, Vec<String>> {
         BTreeMap::from([
             ("providers", self.providers.keys().cloned().collect()),
@@ -259,6 +278,7 @@ impl Registry {
                 "authenticators",
                 self.authenticators.keys().cloned().collect(),
             ),
+            ("policies", self.policies.keys().cloned().collect()),
             ("telemetry", self.telemetry.keys().cloned().collect()),
         ])
     }
@@ -279,7 +299,7 @@ impl Registry {
             json!({"type": "object", "required": ["id", "type"], "properties": props, "additionalProperties": false})
         };
         type TypeSchemas<'a> = Vec<(&'a String, &'a Value)>;
-        let lists: [(&str, TypeSchemas<'_>, Value); 4] = [
+        let lists: [(&str, TypeSchemas<'_>, Value); 5] = [
             (
                 "providers",
                 self.providers.iter().map(|(k, f)| (k, &f.schema)).collect(),
@@ -299,6 +319,11 @@ impl Registry {
                     .iter()
                     .map(|(k, f)| (k, &f.schema))
                     .collect(),
+                json!({}),
+            ),
+            (
+                "policies",
+                self.policies.iter().map(|(k, f)| (k, &f.schema)).collect(),
                 json!({}),
             ),
             (
@@ -366,6 +391,17 @@ impl Registry {
                 &mut problems,
             )
             .await;
+        let policies = self
+            .build_list(
+                "policies",
+                &self.policies,
+                &config.policies,
+                &providers,
+                |_| None,
+                &mut revealed,
+                &mut problems,
+            )
+            .await;
         let telemetry = self
             .build_list(
                 "telemetry",
@@ -426,6 +462,7 @@ impl Registry {
             providers,
             guards,
             authenticators,
+            policies,
             telemetry,
         })
     }

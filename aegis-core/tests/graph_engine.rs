@@ -12,7 +12,6 @@ use aegis_contracts::*;
 use aegis_core::{
     Telemetry,
     graph::{Durability, END, Graph, GraphBuilder, MemoryCheckpointStore, START, node_fn},
-    guard::GuardChain,
 };
 use common::{JsonOnly, Recorder, entry};
 use serde::{Deserialize, Serialize};
@@ -114,18 +113,33 @@ fn compile_rejects_duplicates_and_ambiguous_edges_and_reports_them_all() {
 }
 
 #[test]
-fn compile_refuses_a_streaming_graph_whose_output_guards_cannot_stream() {
-    let chain = GuardChain::new(vec![entry("json", JsonOnly)]);
+fn compile_reports_problems_of_host_checks_with_its_own() {
     let b = || {
         Graph::<Doc>::builder("g")
             .node("out", step("o"))
             .edge(START, "out")
             .edge("out", END)
-            .output_guards("out", chain.clone())
     };
-    let msg = compile_err(b().streaming(false));
+    let msg = compile_err(b().check(|nodes| {
+        assert_eq!(nodes, ["out"]);
+        vec!["output guard `json` needs the full text".to_owned()]
+    }));
     assert!(msg.contains("`json` needs the full text"), "{msg}");
-    assert!(b().streaming(true).compile().is_ok());
+    assert!(b().check(|_| Vec::new()).compile().is_ok());
+}
+
+#[test]
+fn a_pipeline_whose_output_guards_cannot_stream_without_buffering_does_not_build() {
+    let build = |buffering: bool| {
+        aegis_core::Pipeline::builder()
+            .provider("p", std::sync::Arc::new(common::Scripted::new(&["ok"])))
+            .guard(entry("json", JsonOnly))
+            .stream_buffering(buffering)
+            .build()
+    };
+    let msg = build(false).unwrap_err().message().to_owned();
+    assert!(msg.contains("`json` needs the full text"), "{msg}");
+    assert!(build(true).is_ok());
 }
 
 #[tokio::test]

@@ -21,28 +21,12 @@ use crate::{
 };
 
 pub(crate) fn status_str(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::Running => "running",
-        RunStatus::Paused => "paused",
-        RunStatus::Completed => "completed",
-        RunStatus::Failed => "failed",
-        RunStatus::Rejected => "rejected",
-    }
+    s.as_str()
 }
 
 pub(crate) fn parse_status(s: &str) -> Result<RunStatus, Error> {
-    Ok(match s {
-        "running" => RunStatus::Running,
-        "paused" => RunStatus::Paused,
-        "completed" => RunStatus::Completed,
-        "failed" => RunStatus::Failed,
-        "rejected" => RunStatus::Rejected,
-        other => {
-            return Err(Error::storage(format!(
-                "unknown stored run status `{other}`"
-            )));
-        }
-    })
+    s.parse()
+        .map_err(|_| Error::storage(format!("unknown stored run status `{s}`")))
 }
 
 pub(crate) fn to_checkpoint(m: entity::checkpoint::Model) -> Result<Checkpoint, Error> {

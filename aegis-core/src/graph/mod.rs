@@ -61,18 +61,22 @@ pub use memory::MemoryCheckpointStore;
 pub use node_fn::{NodeFn, node_fn};
 pub use schema::check as check_schema;
 
-use crate::{
-    Telemetry,
-    guard::{GuardChain, Holdback},
-};
+use crate::Telemetry;
 
 /// The virtual entry node.
 pub const START: &str = "__start__";
 /// The virtual exit node.
 pub const END: &str = "__end__";
 
-type BoxNode<S> = BoxCloneSyncService<NodeInput<S>, NodeOutput<<S as State>::Update>, Error>;
+/// A type-erased node (what [`GraphBuilder::node`] stores; see [`boxed`]).
+pub type BoxNode<S> = BoxCloneSyncService<NodeInput<S>, NodeOutput<<S as State>::Update>, Error>;
+
+/// Erases a node's type, for hosts that assemble graphs from lists of nodes.
+pub fn boxed<S: State>(node: impl Node<S>) -> BoxNode<S> {
+    BoxCloneSyncService::new(node)
+}
 type Router<S> = Arc<dyn Fn(&S) -> String + Send + Sync>;
+type Check = Box<dyn FnOnce(&[String]) -> Vec<String> + Send>;
 
 /// When checkpoints are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -130,8 +134,8 @@ pub struct GraphBuilder<S: State> {
     store: Option<Arc<dyn CheckpointStore>>,
     durability: Durability,
     telemetry: Telemetry,
-    output_guards: Vec<(String, GuardChain)>,
-    streaming: Option<bool>,
+    checks: Vec<Check>,
+    open_end: bool,
 }
 
 impl<S: State> GraphBuilder<S> {
@@ -197,23 +201,28 @@ impl<S: State> GraphBuilder<S> {
         self
     }
 
-    /// Declares that `node` applies `chain` to streamed output, so [`compile`](Self::compile)
-    /// can negotiate the hold-back window (see [`streaming`](Self::streaming)).
-    pub fn output_guards(mut self, node: impl Into<String>, chain: GuardChain) -> Self {
-        self.output_guards.push((node.into(), chain));
+    /// Adds a compile-time check: `check` gets the node names (in insertion order) and
+    /// returns problems, which [`compile`](Self::compile) reports with its own. How a host
+    /// states what the engine cannot know (e.g. that a streaming pipeline's output guards
+    /// can judge a stream).
+    pub fn check(mut self, check: impl FnOnce(&[String]) -> Vec<String> + Send + 'static) -> Self {
+        self.checks.push(Box::new(check));
         self
     }
 
-    /// Declares that this graph serves streams. With `allow_buffering == false`, compilation
-    /// fails when an output guard needs the whole text.
-    pub fn streaming(mut self, allow_buffering: bool) -> Self {
-        self.streaming = Some(allow_buffering);
+    /// Runs of this graph end when their *response* ends, not at [`END`]. Reaching `END`, a
+    /// node error or a rejection then leaves the run `running` and returns an [`OpenRun`] in
+    /// [`RunOutcome::open`]; the host ends it exactly once with [`Graph::end`] (for a
+    /// streamed answer, when the stream is finished, fails or is dropped). Pauses are
+    /// unchanged. Default: off (the engine ends runs itself).
+    pub fn open_end(mut self, yes: bool) -> Self {
+        self.open_end = yes;
         self
     }
 
     /// Validates and freezes the graph: unknown or duplicate names, nodes unreachable from
     /// [`START`], nodes with no path to [`END`], nodes with two unconditional successors, and
-    /// streaming pipelines whose output guards cannot stream are all refused.
+    /// whatever the [`check`](Self::check)s refuse are all reported together.
     pub fn compile(self) -> Result<Graph<S>, Error> {
         let mut problems = Vec::new();
         let mut nodes = HashMap::new();
@@ -293,17 +302,8 @@ impl<S: State> GraphBuilder<S> {
                 problems.push(format!("node `{n}` has no path to {END}"));
             }
         }
-        let mut holdback = None;
-        if let Some(allow_buffering) = self.streaming {
-            for (node, chain) in &self.output_guards {
-                if !known(node) {
-                    problems.push(format!("output guards declared on unknown node `{node}`"));
-                }
-                match chain.stream_holdback(allow_buffering) {
-                    Ok(h) => holdback = Some(h),
-                    Err(e) => problems.push(e.message().to_owned()),
-                }
-            }
+        for check in self.checks {
+            problems.extend(check(&order));
         }
         if !problems.is_empty() {
             return Err(Error::config(format!(
@@ -324,7 +324,7 @@ impl<S: State> GraphBuilder<S> {
                     .unwrap_or_else(|| Arc::new(MemoryCheckpointStore::new())),
                 durability: self.durability,
                 telemetry: self.telemetry,
-                holdback,
+                open_end: self.open_end,
             }),
         })
     }
@@ -352,21 +352,57 @@ struct Inner<S: State> {
     store: Arc<dyn CheckpointStore>,
     durability: Durability,
     telemetry: Telemetry,
-    holdback: Option<Holdback>,
+    open_end: bool,
 }
 
 /// How a run ended (for now).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub struct RunOutcome<S> {
     /// The run.
     pub run_id: String,
-    /// `Completed`, `Paused` or `Rejected`.
+    /// `Completed`, `Paused` or `Rejected`; in an [`open_end`](GraphBuilder::open_end)
+    /// graph also the status the run *will* end with (`Completed` at `END`, `Failed` or
+    /// `Blocked` for a node error, `Rejected`), and [`open`](Self::open) is set.
     pub status: RunStatus,
     /// The state when it stopped.
     pub state: S,
     /// The pending interrupt when paused.
     pub interrupt: Option<Interrupt>,
+    /// The node error that stopped the run (open-end graphs only; other graphs return it).
+    pub error: Option<Error>,
+    /// The run is still open: end it with [`Graph::end`] (open-end graphs only).
+    pub open: Option<OpenRun>,
+}
+
+impl<S> RunOutcome<S> {
+    fn new(run_id: String, status: RunStatus, state: S) -> Self {
+        Self {
+            run_id,
+            status,
+            state,
+            interrupt: None,
+            error: None,
+            open: None,
+        }
+    }
+}
+
+/// A run that reached its end in the graph but whose response is still being delivered
+/// (see [`GraphBuilder::open_end`]). Ended with [`Graph::end`].
+#[derive(Debug)]
+#[must_use = "an open run must be ended with Graph::end"]
+pub struct OpenRun {
+    run_id: String,
+    version: Option<u64>,
+    principal: Option<String>,
+}
+
+impl OpenRun {
+    /// The run.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
 }
 
 /// Options for starting a run.
@@ -390,6 +426,43 @@ impl RunOptions {
     pub fn principal(mut self, principal: impl Into<String>) -> Self {
         self.principal = Some(principal.into());
         self
+    }
+}
+
+/// A node name as a Mermaid node: as is when Mermaid takes it, else a safe id with the name
+/// as its label (`budget.before_call` → `budget_before_call["budget.before_call"]`).
+fn mermaid_id(name: &str) -> String {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return name.to_owned();
+    }
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{safe}[\"{}\"]", name.replace('"', "#quot;"))
+}
+
+/// The one terminal event of a run that ended with `status`.
+pub(crate) fn terminal_event(status: RunStatus, error: Option<&Error>) -> RunEventKind {
+    let (kind, message) = error.map_or((ErrorKind::Internal, String::new()), |e| {
+        (e.kind(), e.message().to_owned())
+    });
+    match status {
+        RunStatus::Completed => RunEventKind::Completed,
+        RunStatus::Rejected => RunEventKind::Rejected,
+        RunStatus::Cancelled => RunEventKind::Cancelled,
+        RunStatus::Blocked => RunEventKind::Blocked {
+            error: kind,
+            code: error.map(|e| e.code().to_owned()),
+            message,
+        },
+        _ => RunEventKind::Failed {
+            error: kind,
+            message,
+        },
     }
 }
 
@@ -424,8 +497,8 @@ impl<S: State> Graph<S> {
             store: None,
             durability: Durability::default(),
             telemetry: Telemetry::default(),
-            output_guards: Vec::new(),
-            streaming: None,
+            checks: Vec::new(),
+            open_end: false,
         }
     }
 
@@ -437,11 +510,6 @@ impl<S: State> Graph<S> {
     /// The checkpoint store runs are kept in.
     pub fn store(&self) -> &Arc<dyn CheckpointStore> {
         &self.inner.store
-    }
-
-    /// The streaming hold-back negotiated at compile time (when the graph streams).
-    pub fn holdback(&self) -> Option<Holdback> {
-        self.inner.holdback
     }
 
     /// Starts a new run on `state`.
@@ -541,15 +609,13 @@ impl<S: State> Graph<S> {
             .telemetry
             .emit(run_id, || RunEventKind::Resumed { decision: name, by });
         if let Approval::Reject { .. } = decision {
+            if self.inner.open_end {
+                return Ok(self.open(cursor, RunStatus::Rejected, state, None));
+            }
             self.save(&mut cursor, &state, None, RunStatus::Rejected, None)
                 .await?;
             self.inner.telemetry.emit(run_id, || RunEventKind::Rejected);
-            return Ok(RunOutcome {
-                run_id: cursor.run_id,
-                status: RunStatus::Rejected,
-                state,
-                interrupt: None,
-            });
+            return Ok(RunOutcome::new(cursor.run_id, RunStatus::Rejected, state));
         }
         self.drive(cursor, state, node, Some(decision)).await
     }
@@ -627,17 +693,19 @@ impl<S: State> Graph<S> {
         let telemetry = &self.inner.telemetry;
         loop {
             if current == END {
+                if self.inner.open_end {
+                    return Ok(self.open(cursor, RunStatus::Completed, state, None));
+                }
                 if !self.skips_final_write(&cursor) {
                     self.save(&mut cursor, &state, None, RunStatus::Completed, None)
                         .await?;
                 }
                 telemetry.emit(&cursor.run_id, || RunEventKind::Completed);
-                return Ok(RunOutcome {
-                    run_id: cursor.run_id,
-                    status: RunStatus::Completed,
+                return Ok(RunOutcome::new(
+                    cursor.run_id,
+                    RunStatus::Completed,
                     state,
-                    interrupt: None,
-                });
+                ));
             }
             if resume.is_none() && self.inner.interrupt_before.contains(&current) {
                 let request = aegis_contracts::InterruptRequest::new(
@@ -663,6 +731,11 @@ impl<S: State> Graph<S> {
             state = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
             match result {
                 Err(err) => {
+                    let err = err.with_run_id(cursor.run_id.clone());
+                    if self.inner.open_end {
+                        let status = RunStatus::of_error(&err);
+                        return Ok(self.open(cursor, status, state, Some(err)));
+                    }
                     let save = if self.skips_final_write(&cursor) {
                         Ok(())
                     } else {
@@ -674,7 +747,7 @@ impl<S: State> Graph<S> {
                         message: err.message().to_owned(),
                     });
                     save?;
-                    return Err(err.with_run_id(cursor.run_id));
+                    return Err(err);
                 }
                 Ok(NodeOutput::Interrupt(request)) => {
                     return self.pause(cursor, state, current, request).await;
@@ -732,12 +805,92 @@ impl<S: State> Graph<S> {
                 interrupt_id: id,
                 reason,
             });
-        Ok(RunOutcome {
-            run_id: cursor.run_id,
-            status: RunStatus::Paused,
-            state,
-            interrupt: Some(interrupt),
-        })
+        let mut outcome = RunOutcome::new(cursor.run_id, RunStatus::Paused, state);
+        outcome.interrupt = Some(interrupt);
+        Ok(outcome)
+    }
+
+    fn open(
+        &self,
+        cursor: Cursor,
+        status: RunStatus,
+        state: S,
+        error: Option<Error>,
+    ) -> RunOutcome<S> {
+        let open = OpenRun {
+            run_id: cursor.run_id.clone(),
+            version: cursor.version,
+            principal: cursor.principal,
+        };
+        let mut outcome = RunOutcome::new(cursor.run_id, status, state);
+        outcome.error = error;
+        outcome.open = Some(open);
+        outcome
+    }
+
+    /// Ends an open run (see [`GraphBuilder::open_end`]): writes its terminal checkpoint
+    /// with `state` and `status` (unless [`Durability::Pause`] never stored it) and emits the
+    /// run's one terminal event. `error` is the cause of a `failed` or `blocked` end.
+    pub async fn end(
+        &self,
+        open: OpenRun,
+        state: &S,
+        status: RunStatus,
+        error: Option<&Error>,
+    ) -> Result<(), Error> {
+        let mut cursor = Cursor {
+            run_id: open.run_id,
+            version: open.version,
+            principal: open.principal,
+            pending: None,
+        };
+        let save = if self.skips_final_write(&cursor) {
+            Ok(())
+        } else {
+            self.save(&mut cursor, state, None, status, None).await
+        };
+        self.inner
+            .telemetry
+            .emit(&cursor.run_id, || terminal_event(status, error));
+        save
+    }
+
+    /// Ends run `run_id` with `status` from whatever was last stored — for a run whose
+    /// [`OpenRun`] was lost (its future was dropped mid-node, or the engine itself failed).
+    /// Only a run stored as `running` changes; one that is paused, already ended, or never
+    /// stored is left as it is. The terminal event is emitted either way.
+    pub async fn end_stored(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        error: Option<&Error>,
+    ) -> Result<(), Error> {
+        let result = async {
+            let Some(cp) = self.inner.store.latest(run_id).await? else {
+                return Ok(());
+            };
+            if cp.status != RunStatus::Running {
+                return Ok(());
+            }
+            let mut next = Checkpoint::new(
+                cp.run_id.clone(),
+                cp.version + 1,
+                cp.graph.clone(),
+                cp.schema_version,
+                cp.state.clone(),
+                None,
+                status,
+                None,
+            );
+            next.principal.clone_from(&cp.principal);
+            next.at_ms = now_ms();
+            self.inner.store.put(&next, Some(cp.version)).await
+        }
+        .await;
+        self.inner
+            .telemetry
+            .emit(run_id, || terminal_event(status, error));
+        result
     }
 
     /// Renders the graph as a Mermaid flowchart: compliance rules as auditable edges.
@@ -746,7 +899,7 @@ impl<S: State> Graph<S> {
         let id = |n: &str| match n {
             START => "__start__([START])".to_owned(),
             END => "__end__([END])".to_owned(),
-            n => n.to_owned(),
+            n => mermaid_id(n),
         };
         let mut out = String::from("flowchart TD\n");
         let mut froms: Vec<&str> = vec![START];
@@ -765,7 +918,7 @@ impl<S: State> Graph<S> {
         let mut paused: Vec<&String> = self.inner.interrupt_before.iter().collect();
         paused.sort();
         for n in paused {
-            out.push_str(&format!("    {n}:::approval\n"));
+            out.push_str(&format!("    {}:::approval\n", mermaid_id(n)));
         }
         if !self.inner.interrupt_before.is_empty() {
             out.push_str("    classDef approval stroke:#d97706,stroke-width:3px\n");

@@ -333,6 +333,20 @@ impl GuardChain {
                     }
                     verdicts.push((verdict, true));
                 }
+                // A decision this build does not know is not an allow: fail closed.
+                _ => {
+                    let mut v = Verdict::block(
+                        "the guard returned a decision this version of Aegis does not know",
+                        "unknown_decision",
+                    );
+                    v.guard = entry.id.to_string();
+                    verdicts.push((v.clone(), true));
+                    return ChainOutcome {
+                        subject,
+                        decision: ChainDecision::Blocked(v),
+                        verdicts,
+                    };
+                }
             }
         }
         ChainOutcome {

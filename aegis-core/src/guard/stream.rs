@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 
 use aegis_contracts::{
-    ChatChunk, ChatStream, ChunkChoice, CompletionBuilder, Decision, Delta, Error, ErrorKind,
+    ChatChunk, ChatStream, ChunkChoice, CompletionBuilder, Decision, Delta, Edit, Error, ErrorKind,
     FailMode, Granularity, GuardMode, GuardSubject, Message, RequestContext, Role, RunEventKind,
     Span, Stage, ToolCallDelta, Usage, Verdict,
 };
@@ -53,7 +53,8 @@ impl GuardChain {
                 Granularity::Window(w) => bytes = bytes.saturating_add(w),
                 Granularity::Sentence => sentence = true,
                 Granularity::FullText if allow_buffering => return Ok(Holdback::Full),
-                Granularity::FullText => {
+                // `FullText` without buffering, or a granularity this build does not know.
+                _ => {
                     return Err(Error::config(format!(
                         "output guard `{}` needs the full text (granularity full_text) but stream buffering is disabled; \
                          set `pipeline.stream_buffering = true` or restrict the guard to non-streaming requests",
@@ -438,34 +439,43 @@ impl StageState {
                 format!("guard `{id}` requires approval, which a stream cannot wait for: {reason}"),
             )
             .with_code("approval_required")),
-            Decision::Sanitize { edits } => {
-                let mut edits: Vec<_> = edits.iter().filter(|e| e.end > self.ctx_len).collect();
-                edits.sort_by_key(|e| std::cmp::Reverse(e.start));
-                let mut prev_start = usize::MAX;
-                for e in edits {
-                    let bad = e.segment != 0
-                        || e.start < self.ctx_len
-                        || e.end > end
-                        || e.start > e.end
-                        || e.end > prev_start
-                        || !self.buf.is_char_boundary(e.start)
-                        || !self.buf.is_char_boundary(e.end);
-                    if bad {
-                        return Err(Error::new(
-                            ErrorKind::PolicyBlocked,
-                            format!(
-                                "guard `{id}` returned an edit outside its declared window ({}..{}); failing closed",
-                                e.start, e.end
-                            ),
-                        )
-                        .with_code("guard_unavailable"));
-                    }
-                    self.buf.replace_range(e.start..e.end, &e.replacement);
-                    prev_start = e.start;
-                }
-                Ok(())
-            }
+            Decision::Sanitize { edits } => self.apply_stream_edits(edits, end),
+            // A decision this build does not know is not an allow: fail closed.
+            _ => Err(Error::new(
+                ErrorKind::PolicyBlocked,
+                format!("guard `{id}` returned a decision this version of Aegis does not know"),
+            )
+            .with_code("unknown_decision")),
         }
+    }
+
+    fn apply_stream_edits(&mut self, edits: &[Edit], end: usize) -> Result<(), Error> {
+        let id = self.entry.id();
+        let mut edits: Vec<_> = edits.iter().filter(|e| e.end > self.ctx_len).collect();
+        edits.sort_by_key(|e| std::cmp::Reverse(e.start));
+        let mut prev_start = usize::MAX;
+        for e in edits {
+            let bad = e.segment != 0
+                || e.start < self.ctx_len
+                || e.end > end
+                || e.start > e.end
+                || e.end > prev_start
+                || !self.buf.is_char_boundary(e.start)
+                || !self.buf.is_char_boundary(e.end);
+            if bad {
+                return Err(Error::new(
+                    ErrorKind::PolicyBlocked,
+                    format!(
+                        "guard `{id}` returned an edit outside its declared window ({}..{}); failing closed",
+                        e.start, e.end
+                    ),
+                )
+                .with_code("guard_unavailable"));
+            }
+            self.buf.replace_range(e.start..e.end, &e.replacement);
+            prev_start = e.start;
+        }
+        Ok(())
     }
 
     /// At the end of a stream, an `Allow` verdict for a guard that never acted, so every

@@ -362,12 +362,7 @@ pub(super) async fn events(
         loop {
             match f.rx.recv().await {
                 Ok(ev) if ev.run_id == f.id => {
-                    f.done = matches!(
-                        ev.kind,
-                        RunEventKind::Completed
-                            | RunEventKind::Rejected
-                            | RunEventKind::Failed { .. }
-                    );
+                    f.done = ev.kind.is_terminal();
                     let data = serde_json::to_value(&ev).unwrap_or_default();
                     let name = data["event"].as_str().unwrap_or("event").to_owned();
                     return Some((Ok(Event::default().event(name).data(data.to_string())), f));

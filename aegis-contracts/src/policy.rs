@@ -1,0 +1,265 @@
+//! The [`Policy`] contract: a policy pack's steps in the run lifecycle, and the run-end hook.
+//!
+//! A policy is the dyn-compatible form of the [`Node`](crate::Node) contract for the default
+//! lifecycle: it names the [`Position`]s it runs at, is called there with a serializable view
+//! of the exchange ([`StepInput`]), and returns what it adds ([`Step`]) or a typed error that
+//! ends the run (a budget refusal, a residency violation, ...). [`Policy::on_run_end`] is
+//! called exactly once per run, however the run ends — completed, failed, blocked, rejected or
+//! cancelled — with the final usage. Everything a policy sees is plain data, so an
+//! implementation in Python or JavaScript can satisfy it through a binding.
+//!
+//! ```
+//! use aegis_contracts::*;
+//!
+//! /// Refuses requests without a team; counts finished runs.
+//! struct TeamsOnly(std::sync::atomic::AtomicUsize);
+//!
+//! #[async_trait]
+//! impl Policy for TeamsOnly {
+//!     fn positions(&self) -> &[Position] {
+//!         &[Position::BeforeCall]
+//!     }
+//!     async fn step(&self, input: &StepInput<'_>) -> Result<Step, Error> {
+//!         match input.context.principal.as_ref().and_then(|p| p.team.as_ref()) {
+//!             Some(_) => Ok(Step::proceed()),
+//!             None => Err(Error::new(ErrorKind::Forbidden, "a team is required").with_code("no_team")),
+//!         }
+//!     }
+//!     async fn on_run_end(&self, _run: &RunSummary) {
+//!         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+//!     }
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{ChatRequest, Error, ErrorKind, Principal, RunStatus, Usage};
+
+/// A named position in the default lifecycle where policies run, in lifecycle order:
+/// `authenticate → after_auth → input guards → before_route → route → before_call →
+/// provider call → after_call → output guards`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Position {
+    /// The caller is known; nothing has been judged yet (classification, per-key rules).
+    AfterAuth,
+    /// The input guards have passed (and sanitized) the request; no route is chosen yet.
+    BeforeRoute,
+    /// The route (provider, deployment, region) is chosen; the provider is not called yet
+    /// (budget reservations, residency checks).
+    BeforeCall,
+    /// The provider has answered (for a stream: its headers); output guards have not run.
+    AfterCall,
+}
+
+impl Position {
+    /// Every position, in lifecycle order.
+    pub const ALL: [Position; 4] = [
+        Self::AfterAuth,
+        Self::BeforeRoute,
+        Self::BeforeCall,
+        Self::AfterCall,
+    ];
+
+    /// `after_auth`, `before_route`, `before_call` or `after_call`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AfterAuth => "after_auth",
+            Self::BeforeRoute => "before_route",
+            Self::BeforeCall => "before_call",
+            Self::AfterCall => "after_call",
+        }
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a plugin may know about the run it serves, as plain data (serializable for plugins
+/// written in other languages). Carries no credentials.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct ContextView {
+    /// The run.
+    pub run_id: String,
+    /// The authenticated caller, when there is one.
+    pub principal: Option<Principal>,
+    /// Labels set by the host, the principal and earlier policies (e.g. a classification).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContextView {
+    /// A view of run `run_id`.
+    pub fn new(
+        run_id: impl Into<String>,
+        principal: Option<Principal>,
+        labels: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            run_id: run_id.into(),
+            principal,
+            labels,
+        }
+    }
+}
+
+/// Where a request is sent: the route a caller named and the deployment that serves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct RouteView {
+    /// The provider (or router) id the request resolved to.
+    pub provider: String,
+    /// The model as that provider knows it.
+    pub model: String,
+    /// The deployment that answered, when the provider is a router (`None` before the call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// The region the data was processed in, when the provider declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl RouteView {
+    /// A route to `model` on `provider`.
+    pub fn new(provider: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            provider: provider.into(),
+            model: model.into(),
+            deployment: None,
+            region: None,
+        }
+    }
+}
+
+/// What a policy step sees.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct StepInput<'a> {
+    /// Where in the lifecycle the step runs.
+    pub position: Position,
+    /// The request as judged so far (sanitized by the input guards from `before_route` on).
+    pub request: &'a ChatRequest,
+    /// The run and its caller.
+    pub context: &'a ContextView,
+    /// The route, from `before_call` on.
+    pub route: Option<&'a RouteView>,
+    /// The provider's usage, at `after_call` for a complete (non-streamed) answer.
+    pub usage: Option<Usage>,
+}
+
+impl<'a> StepInput<'a> {
+    /// The input of a step at `position`.
+    pub fn new(position: Position, request: &'a ChatRequest, context: &'a ContextView) -> Self {
+        Self {
+            position,
+            request,
+            context,
+            route: None,
+            usage: None,
+        }
+    }
+
+    /// With the chosen route.
+    pub fn with_route(mut self, route: Option<&'a RouteView>) -> Self {
+        self.route = route;
+        self
+    }
+
+    /// With the provider's usage.
+    pub fn with_usage(mut self, usage: Option<Usage>) -> Self {
+        self.usage = usage;
+        self
+    }
+}
+
+/// What a policy step adds to the run. Refusing is an `Err` with a typed [`Error`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct Step {
+    /// Labels to add to the run's context (checkpointed; later steps, guards and the run-end
+    /// hook see them). A label already set is overwritten.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Step {
+    /// Go on, adding nothing.
+    pub fn proceed() -> Self {
+        Self::default()
+    }
+
+    /// Go on, adding a label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// How a run ended, as its run-end hook sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct RunSummary {
+    /// The run and its caller, with the final labels.
+    pub context: ContextView,
+    /// `completed`, `failed`, `blocked`, `rejected` or `cancelled`.
+    pub status: RunStatus,
+    /// The model the caller asked for.
+    pub requested_model: String,
+    /// Where the request went, when it got that far.
+    pub route: Option<RouteView>,
+    /// The final usage: reported by the provider, or recovered from a partial stream.
+    pub usage: Option<Usage>,
+    /// Whether the provider was called (a reservation for a run that never reached the
+    /// provider can be released without settling).
+    pub provider_called: bool,
+    /// The error kind, for a run that did not complete.
+    pub error: Option<ErrorKind>,
+    /// The error code (`budget_exceeded`, `policy_blocked`, ...), when there is one.
+    pub code: Option<String>,
+}
+
+impl RunSummary {
+    /// The summary of a run that ended with `status`; the other fields start empty.
+    pub fn new(context: ContextView, status: RunStatus) -> Self {
+        Self {
+            context,
+            status,
+            requested_model: String::new(),
+            route: None,
+            usage: None,
+            provider_called: false,
+            error: None,
+            code: None,
+        }
+    }
+}
+
+/// Contract: a policy pack's contribution to the run lifecycle (see the [module
+/// docs](self)). Implementations are built from `[[policies]]` entries by the registry.
+#[async_trait]
+pub trait Policy: Send + Sync + 'static {
+    /// The positions this policy runs at (each becomes a node of the lifecycle graph, named
+    /// `{id}.{position}`); empty for a policy that only observes run ends.
+    fn positions(&self) -> &[Position];
+
+    /// One step at `input.position`. `Ok` lets the run go on (with labels to add); `Err`
+    /// ends it with that error (fail closed). The default proceeds.
+    async fn step(&self, input: &StepInput<'_>) -> Result<Step, Error> {
+        let _ = input;
+        Ok(Step::proceed())
+    }
+
+    /// Called exactly once when a run ends, on every way it can end, with the outcome and
+    /// final usage. Runs off the caller's path when the caller went away; must not panic.
+    async fn on_run_end(&self, run: &RunSummary) {
+        let _ = run;
+    }
+}

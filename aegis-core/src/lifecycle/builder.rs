@@ -1,0 +1,218 @@
+//! Assembling a [`Pipeline`]: components (or a config) in, the compiled lifecycle graph out.
+
+use std::sync::Arc;
+
+use aegis_contracts::{
+    Authenticator, CheckpointStore, Error, Policy, Position, Provider, TelemetrySink,
+};
+
+use super::{Exchange, Pipeline, Shared, nodes, routes::ModelTable};
+use crate::{
+    Registry, Telemetry,
+    config::{AegisConfig, RoutingConfig},
+    graph::{BoxNode, Durability, END, Graph, START},
+    guard::{GuardChain, GuardEntry},
+};
+
+/// Builds a [`Pipeline`] from components (see also [`Pipeline::from_config`]).
+#[derive(Default)]
+pub struct PipelineBuilder {
+    name: Option<String>,
+    providers: Vec<(String, Arc<dyn Provider>)>,
+    guards: Vec<GuardEntry>,
+    authenticators: Vec<(String, Arc<dyn Authenticator>)>,
+    policies: Vec<(String, Arc<dyn Policy>)>,
+    sinks: Vec<Arc<dyn TelemetrySink>>,
+    routing: RoutingConfig,
+    store: Option<Arc<dyn CheckpointStore>>,
+    durability: Durability,
+    require_auth: bool,
+    stream_buffering: Option<bool>,
+}
+
+impl PipelineBuilder {
+    /// Names the graph (default `default`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds a provider under `id`.
+    pub fn provider(mut self, id: impl Into<String>, provider: Arc<dyn Provider>) -> Self {
+        self.providers.push((id.into(), provider));
+        self
+    }
+
+    /// Appends a guard to the chain.
+    pub fn guard(mut self, entry: GuardEntry) -> Self {
+        self.guards.push(entry);
+        self
+    }
+
+    /// Adds an authenticator.
+    pub fn authenticator(mut self, id: impl Into<String>, a: Arc<dyn Authenticator>) -> Self {
+        self.authenticators.push((id.into(), a));
+        self
+    }
+
+    /// Appends a policy: its steps run at the positions it declares, after the policies
+    /// added before it; its run-end hook runs once per run.
+    pub fn policy(mut self, id: impl Into<String>, policy: Arc<dyn Policy>) -> Self {
+        self.policies.push((id.into(), policy));
+        self
+    }
+
+    /// Adds a telemetry sink.
+    pub fn telemetry(mut self, sink: Arc<dyn TelemetrySink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Sets routing (aliases, default provider).
+    pub fn routing(mut self, routing: RoutingConfig) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// Keeps runs in `store` (default: in memory).
+    pub fn checkpointer(mut self, store: Arc<dyn CheckpointStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// When checkpoints are written.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Refuse unauthenticated requests even without authenticators.
+    pub fn require_auth(mut self, yes: bool) -> Self {
+        self.require_auth = yes;
+        self
+    }
+
+    /// Whether full-text output guards may buffer streams (default true).
+    pub fn stream_buffering(mut self, yes: bool) -> Self {
+        self.stream_buffering = Some(yes);
+        self
+    }
+
+    /// Compiles the routing table and the lifecycle graph. Errors: alias targets that do
+    /// not resolve, an unknown default provider, duplicate policy ids, output guards that
+    /// cannot judge a stream without buffering when buffering is off.
+    pub fn build(self) -> Result<Pipeline, Error> {
+        let telemetry = Telemetry::new(self.sinks);
+        let routes = ModelTable::new(self.providers, &self.routing)?;
+        let chain = GuardChain::new(self.guards).with_telemetry(telemetry.clone());
+        // Hold-back negotiation is the pipeline's business; the engine only reports it.
+        let holdback = chain.stream_holdback(self.stream_buffering.unwrap_or(true));
+        let shared = Arc::new(Shared {
+            routes,
+            chain,
+            authenticators: self.authenticators,
+            policies: self.policies,
+            require_auth: self.require_auth,
+            telemetry,
+        });
+        let name = self.name.unwrap_or_else(|| "default".into());
+        let steps = lifecycle_steps(&shared);
+        let mut builder = Graph::<Exchange>::builder(name)
+            .durability(self.durability)
+            .telemetry(shared.telemetry.clone())
+            .open_end(true);
+        let mut previous = START.to_owned();
+        for (name, node) in steps {
+            builder = builder.node(name.clone(), node).edge(previous, name.clone());
+            previous = name;
+        }
+        builder = builder.edge(previous, END);
+        let problem = holdback.as_ref().err().map(|e| e.message().to_owned());
+        builder = builder.check(move |_| problem.into_iter().collect());
+        if let Some(store) = self.store {
+            builder = builder.checkpointer(store);
+        }
+        let graph = builder.compile()?;
+        let holdback = holdback?;
+        Ok(Pipeline {
+            graph,
+            shared,
+            holdback,
+        })
+    }
+}
+
+/// The lifecycle in order, with each policy's step at the positions it declares.
+fn lifecycle_steps(shared: &Arc<Shared>) -> Vec<(String, BoxNode<Exchange>)> {
+    let mut steps: Vec<(String, BoxNode<Exchange>)> = Vec::new();
+    let at = |steps: &mut Vec<(String, BoxNode<Exchange>)>, position: Position| {
+        for (id, policy) in shared.policies_at(position) {
+            steps.push((
+                format!("{id}.{position}"),
+                nodes::policy_step(id.clone(), policy.clone(), position),
+            ));
+        }
+    };
+    steps.push(("authenticate".into(), nodes::authenticate(shared.clone())));
+    at(&mut steps, Position::AfterAuth);
+    steps.push(("input_guards".into(), nodes::input_guards(shared.clone())));
+    at(&mut steps, Position::BeforeRoute);
+    steps.push(("route".into(), nodes::route(shared.clone())));
+    at(&mut steps, Position::BeforeCall);
+    steps.push(("provider_call".into(), nodes::provider_call(shared.clone())));
+    at(&mut steps, Position::AfterCall);
+    steps.push(("output_guards".into(), nodes::output_guards(shared.clone())));
+    steps
+}
+
+impl Pipeline {
+    /// Builds the pipeline a config describes, with plugins from `registry`.
+    pub async fn from_config(registry: &Registry, config: &AegisConfig) -> Result<Self, Error> {
+        Self::from_config_with_store(registry, config, None).await
+    }
+
+    /// [`from_config`](Self::from_config) keeping runs in `store`.
+    pub async fn from_config_with_store(
+        registry: &Registry,
+        config: &AegisConfig,
+        store: Option<Arc<dyn CheckpointStore>>,
+    ) -> Result<Self, Error> {
+        Self::from_config_with(registry, config, store, Vec::new()).await
+    }
+
+    /// [`from_config`](Self::from_config) with a checkpoint store and extra telemetry sinks
+    /// supplied by the host (e.g. an audit writer, a live event feed).
+    pub async fn from_config_with(
+        registry: &Registry,
+        config: &AegisConfig,
+        store: Option<Arc<dyn CheckpointStore>>,
+        sinks: Vec<Arc<dyn TelemetrySink>>,
+    ) -> Result<Self, Error> {
+        let c = registry.build(config).await?;
+        let mut b = Pipeline::builder()
+            .name(config.pipeline.name.clone())
+            .routing(config.routing.clone())
+            .durability(config.pipeline.durability)
+            .require_auth(config.pipeline.require_auth)
+            .stream_buffering(config.pipeline.stream_buffering);
+        for (id, p) in c.providers {
+            b = b.provider(id, p);
+        }
+        for g in c.guards {
+            b = b.guard(g);
+        }
+        for (id, a) in c.authenticators {
+            b = b.authenticator(id, a);
+        }
+        for (id, p) in c.policies {
+            b = b.policy(id, p);
+        }
+        for t in c.telemetry.into_iter().map(|(_, t)| t).chain(sinks) {
+            b = b.telemetry(t);
+        }
+        if let Some(store) = store {
+            b = b.checkpointer(store);
+        }
+        b.build()
+    }
+}

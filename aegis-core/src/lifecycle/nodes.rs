@@ -1,0 +1,268 @@
+//! The lifecycle's nodes: authenticate, input guards, route, provider call, output guards,
+//! and the policy steps packs insert at the named positions.
+
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
+
+use aegis_contracts::{
+    Approval, ChatBody, Content, Error, Message, NodeInput, NodeOutput, Policy,
+    Position, RunEventKind, Stage, StepInput,
+};
+use futures_util::FutureExt;
+
+use super::{
+    Exchange, ExchangeUpdate, Shared,
+    approval::{approval_interrupt, content_edit_schema, messages_edit_schema},
+};
+use crate::{
+    graph::{BoxNode, boxed, node_fn},
+    guard::{ChainDecision, Judgement, blocked_error},
+    layer::StreamObserver,
+};
+
+type Out = Result<NodeOutput<ExchangeUpdate>, Error>;
+
+fn judged_ids(j: &Judgement) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for (v, _) in &j.verdicts {
+        if !ids.contains(&v.guard) {
+            ids.push(v.guard.clone());
+        }
+    }
+    ids
+}
+
+pub(super) fn authenticate(shared: Arc<Shared>) -> BoxNode<Exchange> {
+    boxed(node_fn(move |input: NodeInput<Exchange>| {
+        let s = shared.clone();
+        async move {
+            let state = &input.state;
+            if state.principal.is_some() {
+                return Ok(NodeOutput::Update(ExchangeUpdate::Nothing));
+            }
+            let principal = s.authenticate(state.credentials.clone()).await?;
+            Ok(NodeOutput::Update(ExchangeUpdate::Principal(principal)))
+        }
+    }))
+}
+
+pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
+    boxed(node_fn(move |input: NodeInput<Exchange>| {
+        let s = shared.clone();
+        async move {
+            let ctx = input.state.request_context(&input.ctx.run_id);
+            let mut req = input.state.request.clone();
+            let approved = matches!(input.ctx.resume, Some(Approval::Approve));
+            if let Some(Approval::Edit { value }) = &input.ctx.resume {
+                let messages: Vec<Message> = serde_json::from_value(value["messages"].clone())
+                    .map_err(|e| {
+                        Error::invalid_request(format!("edited messages do not parse: {e}"))
+                    })?;
+                req.messages = messages;
+                req.validate()?;
+            }
+            let judgement = s.chain.judge_request(&mut req, &ctx, approved).await;
+            let ids = judged_ids(&judgement);
+            match &judgement.decision {
+                ChainDecision::Allowed => Ok(NodeOutput::Update(ExchangeUpdate::Request(
+                    Box::new(req),
+                    ids,
+                ))),
+                ChainDecision::Blocked(v) => Err(blocked_error(v)),
+                ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(approval_interrupt(
+                    v,
+                    Stage::Input,
+                    messages_edit_schema(),
+                ))),
+            }
+        }
+    }))
+}
+
+pub(super) fn route(shared: Arc<Shared>) -> BoxNode<Exchange> {
+    boxed(node_fn(move |input: NodeInput<Exchange>| {
+        let s = shared.clone();
+        async move {
+            Ok(NodeOutput::Update(ExchangeUpdate::Route(
+                s.routes.resolve(&input.state.request.model)?,
+            )))
+        }
+    }))
+}
+
+pub(super) fn provider_call(shared: Arc<Shared>) -> BoxNode<Exchange> {
+    boxed(node_fn(move |input: NodeInput<Exchange>| {
+        let s = shared.clone();
+        async move { call(&s, &input).await }
+    }))
+}
+
+async fn call(s: &Shared, input: &NodeInput<Exchange>) -> Out {
+    let state = &input.state;
+    let run_id = input.ctx.run_id.as_str();
+    let route = state
+        .route
+        .clone()
+        .ok_or_else(|| Error::internal("provider call before routing"))?;
+    let provider = s
+        .routes
+        .provider(&route.provider)
+        .ok_or_else(|| {
+            Error::internal(format!("route names unknown provider `{}`", route.provider))
+        })?
+        .clone();
+    let mut req = state.request.clone();
+    req.model.clone_from(&route.model);
+    req.ctx = state.request_context(run_id);
+    // OpenTelemetry GenAI semantic conventions; no prompt or completion text.
+    let span = tracing::info_span!(
+        "gen_ai",
+        otel.name = %format_args!("chat {}", route.model),
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = %route.provider,
+        gen_ai.request.model = %route.model,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        aegis.run_id = %run_id,
+    );
+    state.response.mark_called();
+    let started = Instant::now();
+    let result = tracing::Instrument::instrument(provider.chat(req), span.clone()).await;
+    let latency = started.elapsed();
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            s.telemetry.emit(run_id, || RunEventKind::ProviderCall {
+                provider: route.provider.clone(),
+                model: route.model.clone(),
+                usage: None,
+                latency_us: latency,
+                error: Some(e.kind()),
+            });
+            return Err(e);
+        }
+    };
+    // The route (a provider or router id) stays the provider of record; a router reports
+    // the deployment that answered, and the region comes from it or from the provider.
+    resp.meta.provider.clone_from(&route.provider);
+    if resp.meta.region.is_none() {
+        resp.meta.region = provider.region().map(str::to_owned);
+    }
+    resp.meta.provider_latency.get_or_insert(latency);
+    match resp.body {
+        ChatBody::Complete(c) => {
+            if let Some(u) = c.usage {
+                span.record("gen_ai.usage.input_tokens", u.input_tokens);
+                span.record("gen_ai.usage.output_tokens", u.output_tokens);
+            }
+            s.telemetry.emit(run_id, || RunEventKind::ProviderCall {
+                provider: route.provider.clone(),
+                model: resp.meta.model.clone(),
+                usage: c.usage,
+                latency_us: latency,
+                error: None,
+            });
+            Ok(NodeOutput::Update(ExchangeUpdate::Completion(
+                Box::new(c),
+                resp.meta,
+            )))
+        }
+        ChatBody::Stream(stream) => {
+            let observer = StreamObserver {
+                telemetry: s.telemetry.clone(),
+                run_id: run_id.to_owned(),
+                provider: route.provider.clone(),
+                model: resp.meta.model.clone(),
+                latency,
+                usage: None,
+                report_outcome: false,
+            };
+            state.response.put(observer.observe(stream));
+            Ok(NodeOutput::Update(ExchangeUpdate::Streaming(resp.meta)))
+        }
+    }
+}
+
+pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
+    boxed(node_fn(move |input: NodeInput<Exchange>| {
+        let s = shared.clone();
+        async move {
+            let state = &input.state;
+            let ctx = state.request_context(&input.ctx.run_id);
+            if let Some(stream) = state.response.take() {
+                let ids: Vec<String> = s
+                    .chain
+                    .entries()
+                    .iter()
+                    .filter(|e| {
+                        e.capabilities().applies_to(Stage::Output)
+                            || e.capabilities().applies_to(Stage::ToolCall)
+                    })
+                    .map(|e| e.id().to_owned())
+                    .collect();
+                state.response.put(s.chain.guard_stream(stream, ctx));
+                return Ok(NodeOutput::Update(ExchangeUpdate::Judged(None, ids)));
+            }
+            let mut completion = state
+                .completion
+                .clone()
+                .ok_or_else(|| Error::internal("output guards before a provider answer"))?;
+            let approved = matches!(input.ctx.resume, Some(Approval::Approve));
+            if let Some(Approval::Edit { value }) = &input.ctx.resume {
+                let content = value["content"].as_str().unwrap_or_default().to_owned();
+                if let Some(choice) = completion.choices.first_mut() {
+                    choice.message.content = Some(Content::Text(content));
+                }
+            }
+            let judgement = s
+                .chain
+                .judge_completion(&mut completion, &ctx, approved)
+                .await;
+            let ids = judged_ids(&judgement);
+            match &judgement.decision {
+                ChainDecision::Allowed => Ok(NodeOutput::Update(ExchangeUpdate::Judged(
+                    Some(Box::new(completion)),
+                    ids,
+                ))),
+                ChainDecision::Blocked(v) => Err(blocked_error(v)),
+                ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(approval_interrupt(
+                    v,
+                    Stage::Output,
+                    content_edit_schema(),
+                ))),
+            }
+        }
+    }))
+}
+
+/// The node of policy `id` at `position`: calls [`Policy::step`] with a view of the
+/// exchange. An error — or a panic, caught here — fails the run closed with a typed error.
+pub(super) fn policy_step(
+    id: String,
+    policy: Arc<dyn Policy>,
+    position: Position,
+) -> BoxNode<Exchange> {
+    boxed(node_fn(move |input: NodeInput<Exchange>| {
+        let (id, policy) = (id.clone(), policy.clone());
+        async move {
+            let state = &input.state;
+            let view = state.context_view(&input.ctx.run_id);
+            let usage = state.completion.as_ref().and_then(|c| c.usage);
+            let step_input = StepInput::new(position, &state.request, &view)
+                .with_route(state.route.as_ref())
+                .with_usage(usage);
+            match AssertUnwindSafe(policy.step(&step_input))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(step)) if step.labels.is_empty() => {
+                    Ok(NodeOutput::Update(ExchangeUpdate::Nothing))
+                }
+                Ok(Ok(step)) => Ok(NodeOutput::Update(ExchangeUpdate::Labels(step.labels))),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(Error::internal(format!(
+                    "policy `{id}` panicked at {position}; the run fails closed"
+                ))),
+            }
+        }
+    }))
+}
