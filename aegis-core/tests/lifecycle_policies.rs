@@ -158,10 +158,7 @@ async fn a_complete_run_reserves_then_settles_once_with_its_usage() {
     let run_id = resp.meta.run_id.clone().unwrap();
     let l = ledger.lock().unwrap();
     assert_eq!(l.reserved["research"], 0);
-    assert_eq!(
-        l.settled,
-        [(run_id, RunStatus::Completed, Some(5), true)]
-    );
+    assert_eq!(l.settled, [(run_id, RunStatus::Completed, Some(5), true)]);
 }
 
 #[tokio::test]

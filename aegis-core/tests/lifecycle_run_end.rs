@@ -85,7 +85,10 @@ async fn a_streamed_run_is_running_until_its_last_chunk_is_read_then_completed_w
     assert_eq!(status_of(&p, &run_id).await, RunStatus::Completed);
     let (status, usage) = audit_of(&rec, &run_id).unwrap();
     assert_eq!(status, Some(RunStatus::Completed));
-    assert_eq!(usage.map(|u| (u.input_tokens, u.output_tokens)), Some((3, 5)));
+    assert_eq!(
+        usage.map(|u| (u.input_tokens, u.output_tokens)),
+        Some((3, 5))
+    );
     assert_eq!(terminal_events(&rec, &run_id), [RunEventKind::Completed]);
     let (state, _) = p.graph().snapshot(&run_id).await.unwrap().unwrap();
     assert_eq!(
@@ -131,7 +134,10 @@ async fn a_stream_that_fails_mid_way_is_failed_and_keeps_the_usage_seen_so_far()
     let p = pipeline(provider, &rec);
     let resp = p.chat(streamed("hi")).await.unwrap();
     let run_id = resp.meta.run_id.clone().unwrap();
-    assert_eq!(resp.collect().await.unwrap_err().kind(), ErrorKind::Provider);
+    assert_eq!(
+        resp.collect().await.unwrap_err().kind(),
+        ErrorKind::Provider
+    );
     assert_eq!(status_of(&p, &run_id).await, RunStatus::Failed);
     assert!(matches!(
         terminal_events(&rec, &run_id).as_slice(),
@@ -156,7 +162,10 @@ async fn a_caller_that_disconnects_mid_stream_leaves_a_cancelled_run() {
     eventually(|| !terminal_events(&rec, &run_id).is_empty()).await;
     assert_eq!(terminal_events(&rec, &run_id), [RunEventKind::Cancelled]);
     assert_eq!(status_of(&p, &run_id).await, RunStatus::Cancelled);
-    assert_eq!(audit_of(&rec, &run_id).unwrap().0, Some(RunStatus::Cancelled));
+    assert_eq!(
+        audit_of(&rec, &run_id).unwrap().0,
+        Some(RunStatus::Cancelled)
+    );
 }
 
 /// Never answers.
@@ -184,7 +193,10 @@ async fn a_request_dropped_while_the_provider_thinks_is_cancelled() {
     let waited = tokio::time::timeout(Duration::from_millis(50), p.chat(req)).await;
     assert!(waited.is_err(), "the provider never answers");
     eventually(|| !terminal_events(&rec, "run-dropped").is_empty()).await;
-    assert_eq!(terminal_events(&rec, "run-dropped"), [RunEventKind::Cancelled]);
+    assert_eq!(
+        terminal_events(&rec, "run-dropped"),
+        [RunEventKind::Cancelled]
+    );
     assert_eq!(status_of(&p, "run-dropped").await, RunStatus::Cancelled);
 }
 

@@ -110,7 +110,11 @@ async fn a_blocked_prompt_never_reaches_the_provider() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(cp.status, RunStatus::Blocked, "a blocked run is recorded as blocked");
+    assert_eq!(
+        cp.status,
+        RunStatus::Blocked,
+        "a blocked run is recorded as blocked"
+    );
 }
 
 #[tokio::test]

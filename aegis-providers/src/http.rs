@@ -200,7 +200,8 @@ impl HttpCore {
     ///
     /// `429` is [`ErrorKind::RateLimited`] (not retryable when the quota is exhausted);
     /// `5xx` (Anthropic's `529` included) is a retryable [`ErrorKind::Provider`]; `408` is
-    /// [`ErrorKind::Timeout`]; other `4xx` are non-retryable. The upstream's message is read
+    /// [`ErrorKind::Timeout`]; other `4xx` are the request's fault: non-retryable
+    /// [`ErrorKind::InvalidRequest`] keeping the upstream status and code. The upstream's message is read
     /// from any of the error-body shapes providers use.
     pub(crate) async fn status_error(&self, resp: reqwest::Response) -> Error {
         let status = resp.status();
@@ -212,9 +213,9 @@ impl HttpCore {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(':').next().unwrap_or(v).to_owned());
         let body = read_capped(resp, MAX_ERROR_BODY).await;
-        let upstream = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| upstream_message(&v));
+        let parsed = serde_json::from_slice::<Value>(&body).ok();
+        let upstream = parsed.as_ref().and_then(upstream_message);
+        let upstream_code = parsed.as_ref().and_then(upstream_code);
         let quota = upstream.as_deref().is_some_and(|m| {
             m.contains("insufficient_quota")
                 || m.contains("RESOURCE_EXHAUSTED") && m.contains("quota")
@@ -256,10 +257,20 @@ impl HttpCore {
                 Error::provider(format!("provider `{name}` failed ({code}): {detail}"))
                     .with_retryable(true)
             }
-            _ => Error::provider(format!(
-                "provider `{name}` refused the request ({code}): {detail}"
-            ))
-            .with_retryable(false),
+            // Any other 4xx is the request's fault (context too long, a content filter, an
+            // invalid parameter): the client gets it with its status and the upstream's code,
+            // so an SDK does not re-send (and re-bill) a request that cannot succeed.
+            _ => {
+                let err = Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!("provider `{name}` refused the request ({code}): {detail}"),
+                )
+                .with_retryable(false);
+                match upstream_code {
+                    Some(c) => err.with_code(c),
+                    None => err,
+                }
+            }
         };
         let err = err.with_status(code);
         match retry_after {
@@ -267,6 +278,27 @@ impl HttpCore {
             None => err,
         }
     }
+}
+
+/// The upstream's machine code (`context_length_exceeded`, `content_filter`, ...), when its
+/// error body names one as a string: `error.code`, else `error.type` / `error.status`.
+fn upstream_code(v: &Value) -> Option<String> {
+    if let Value::Array(items) = v {
+        return items.first().and_then(upstream_code);
+    }
+    let error = v.get("error")?;
+    ["code", "type", "status"].iter().find_map(|k| {
+        error
+            .get(*k)
+            .and_then(Value::as_str)
+            .filter(|c| {
+                !c.is_empty()
+                    && c.len() <= 64
+                    && c.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+            })
+            .map(str::to_owned)
+    })
 }
 
 /// The upstream's own words from any error body shape we know: OpenAI/Anthropic/Gemini

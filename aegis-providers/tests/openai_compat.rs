@@ -419,7 +419,7 @@ async fn embeddings_with_a_missing_vector_are_an_error() {
 }
 
 #[tokio::test]
-async fn status_400_is_not_retryable_and_surfaces_the_upstream_message() {
+async fn status_400_is_the_requests_fault_keeping_the_upstream_status_code_and_message() {
     let (base, _) = serve(|_, _| async {
         json_response(
             400,
@@ -429,8 +429,9 @@ async fn status_400_is_not_retryable_and_surfaces_the_upstream_message() {
     })
     .await;
     let err = provider(&base).chat(hello()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Provider);
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
     assert_eq!(err.status(), Some(400));
+    assert_eq!(err.code(), "invalid_value", "the upstream's code survives");
     assert!(!err.is_retryable());
     assert!(
         err.message()

@@ -701,11 +701,7 @@ impl<S: State> Graph<S> {
                         .await?;
                 }
                 telemetry.emit(&cursor.run_id, || RunEventKind::Completed);
-                return Ok(RunOutcome::new(
-                    cursor.run_id,
-                    RunStatus::Completed,
-                    state,
-                ));
+                return Ok(RunOutcome::new(cursor.run_id, RunStatus::Completed, state));
             }
             if resume.is_none() && self.inner.interrupt_before.contains(&current) {
                 let request = aegis_contracts::InterruptRequest::new(

@@ -6,7 +6,11 @@ use serde_json::{Value, json};
 
 /// The interrupt asking a human about verdict `v` at `stage`, accepting edits of
 /// `edit_schema`'s shape.
-pub(super) fn approval_interrupt(v: &Verdict, stage: Stage, edit_schema: Value) -> InterruptRequest {
+pub(super) fn approval_interrupt(
+    v: &Verdict,
+    stage: Stage,
+    edit_schema: Value,
+) -> InterruptRequest {
     let (reason, payload) = match &v.decision {
         Decision::RequireApproval { reason, payload } => (reason.clone(), payload.clone()),
         _ => ("approval required".into(), Value::Null),

@@ -123,7 +123,9 @@ impl PipelineBuilder {
             .open_end(true);
         let mut previous = START.to_owned();
         for (name, node) in steps {
-            builder = builder.node(name.clone(), node).edge(previous, name.clone());
+            builder = builder
+                .node(name.clone(), node)
+                .edge(previous, name.clone());
             previous = name;
         }
         builder = builder.edge(previous, END);

@@ -248,9 +248,14 @@ impl Pipeline {
             request: req,
             ..Exchange::default()
         };
+        // What the end path needs if the graph never hands the state back (a dropped future):
+        // who, which model, the labels — not the prompt.
         let seed = Exchange {
-            credentials: None,
-            ..state.clone()
+            request: ChatRequest::new(state.request.model.clone(), Vec::new()),
+            principal: state.principal.clone(),
+            labels: state.labels.clone(),
+            response: state.response.clone(),
+            ..Exchange::default()
         };
         let end = RunEnd::new(self.clone(), run_id, Some(seed));
         let outcome = self.graph.invoke_with(state, options).await;
@@ -390,9 +395,11 @@ impl Pipeline {
             ),
             ..Exchange::default()
         };
-        self.shared.telemetry.emit(&run_id, || RunEventKind::RunStarted {
-            graph: "embeddings".into(),
-        });
+        self.shared
+            .telemetry
+            .emit(&run_id, || RunEventKind::RunStarted {
+                graph: "embeddings".into(),
+            });
         let mut end = RunEnd::new(self.clone(), run_id.clone(), Some(state.clone())).unstored();
         let result = self.embed_run(&run_id, &mut state, req).await;
         let usage = result.as_ref().ok().map(|r| r.usage);
@@ -471,7 +478,8 @@ impl Pipeline {
     ) -> Result<(), Error> {
         for (id, policy) in self.shared.policies_at(position) {
             let view = state.context_view(run_id);
-            let input = StepInput::new(position, &state.request, &view).with_route(state.route.as_ref());
+            let input =
+                StepInput::new(position, &state.request, &view).with_route(state.route.as_ref());
             let step = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
                 policy.step(&input),
             ))

@@ -4,8 +4,8 @@
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
 
 use aegis_contracts::{
-    Approval, ChatBody, Content, Error, Message, NodeInput, NodeOutput, Policy,
-    Position, RunEventKind, Stage, StepInput,
+    Approval, ChatBody, Content, Error, Message, NodeInput, NodeOutput, Policy, Position,
+    RunEventKind, Stage, StepInput,
 };
 use futures_util::FutureExt;
 

@@ -2,7 +2,7 @@
 //! compiled once when the pipeline is built.
 //!
 //! In order: an alias is replaced by its target; `provider/model` addresses an addressable
-//! provider; a model an addressable provider lists goes to the first that lists it; a bare
+//! provider (one of the models it lists, when it lists any); a model an addressable provider lists goes to the first that lists it; a bare
 //! provider id goes to that provider; anything else goes to the default provider only if it
 //! serves any model (lists none). Everything else — an unknown prefix, an unknown model, a
 //! router's member addressed around the router — is `404 model_not_found`, never a silent
@@ -25,6 +25,8 @@ pub(crate) struct ModelTable {
     addressable: HashSet<String>,
     /// Listed model → first addressable provider that lists it.
     listed: HashMap<String, String>,
+    /// The models each provider that lists its models serves.
+    served: HashMap<String, HashSet<String>>,
     /// Providers that list no model (serve whatever is asked).
     open: HashSet<String>,
     aliases: BTreeMap<String, String>,
@@ -42,16 +44,14 @@ impl ModelTable {
         providers: Vec<(String, Arc<dyn Provider>)>,
         routing: &RoutingConfig,
     ) -> Result<Self, Error> {
-        let hidden: HashSet<String> = providers
-            .iter()
-            .flat_map(|(_, p)| p.members())
-            .collect();
+        let hidden: HashSet<String> = providers.iter().flat_map(|(_, p)| p.members()).collect();
         let addressable: HashSet<String> = providers
             .iter()
             .map(|(id, _)| id.clone())
             .filter(|id| !hidden.contains(id))
             .collect();
         let mut listed = HashMap::new();
+        let mut served: HashMap<String, HashSet<String>> = HashMap::new();
         let mut open = HashSet::new();
         for (id, p) in providers.iter().filter(|(id, _)| addressable.contains(id)) {
             let models = p.models();
@@ -59,6 +59,7 @@ impl ModelTable {
                 open.insert(id.clone());
             }
             for m in models {
+                served.entry(id.clone()).or_default().insert(m.clone());
                 listed.entry(m).or_insert_with(|| id.clone());
             }
         }
@@ -87,6 +88,7 @@ impl ModelTable {
             providers,
             addressable,
             listed,
+            served,
             open,
             aliases: BTreeMap::new(),
             default,
@@ -120,6 +122,11 @@ impl ModelTable {
             if !self.addressable.contains(p) {
                 return Err(not_found(format!(
                     "provider `{p}` is a deployment of a router and cannot be addressed directly; name the router's model instead"
+                )));
+            }
+            if !self.open.contains(p) && !self.served.get(p).is_some_and(|ms| ms.contains(m)) {
+                return Err(not_found(format!(
+                    "provider `{p}` does not serve the model `{m}` (GET /v1/models lists the models you can name)"
                 )));
             }
             return self.route(p, m);

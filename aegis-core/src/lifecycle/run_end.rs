@@ -9,8 +9,7 @@
 //! background task.
 
 use aegis_contracts::{
-    ChatChunk, ChatStream, CompletionBuilder, Error, RunEventKind, RunStatus,
-    RunSummary, Usage,
+    ChatChunk, ChatStream, CompletionBuilder, Error, RunEventKind, RunStatus, RunSummary, Usage,
 };
 use futures_util::StreamExt;
 
@@ -149,11 +148,7 @@ async fn finish(
     });
     let summary = summarize(run_id, state.as_ref(), status, error, usage);
     shared.telemetry.emit(run_id, || RunEventKind::Audit {
-        principal: summary
-            .context
-            .principal
-            .as_ref()
-            .map(|p| p.id.clone()),
+        principal: summary.context.principal.as_ref().map(|p| p.id.clone()),
         status: Some(status),
         provider: summary.route.as_ref().map(|r| r.provider.clone()),
         deployment: summary.route.as_ref().and_then(|r| r.deployment.clone()),

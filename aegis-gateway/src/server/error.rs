@@ -67,9 +67,24 @@ pub fn body_of(e: &Error) -> serde_json::Value {
     json!({ "error": err })
 }
 
+/// The HTTP status to answer `e` with: an upstream's own 4xx for a request the upstream
+/// refused (the client's fault, not retryable), else the status of its kind — so only
+/// upstream 5xx and timeouts become 502 / 504.
+pub fn status_for(e: &Error) -> StatusCode {
+    match e.status() {
+        Some(s @ 400..=499)
+            if e.kind() == ErrorKind::InvalidRequest
+                && !matches!(s, 401 | 403 | 407 | 408 | 429) =>
+        {
+            StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST)
+        }
+        _ => status_of(e.kind()),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = status_of(self.0.kind());
+        let status = status_for(&self.0);
         let mut resp = (status, Json(body_of(&self.0))).into_response();
         if let Some(after) = self.0.retry_after()
             && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())

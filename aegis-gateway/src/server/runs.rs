@@ -5,7 +5,7 @@ use std::{convert::Infallible, sync::Arc};
 
 use aegis::{
     Approval, ChatBody, ChatRequest, Checkpoint, Error, ErrorKind, Interrupt, PipelineOutcome,
-    Principal, RunEventKind, providers::wire::completion_to_openai,
+    Principal, providers::wire::completion_to_openai,
 };
 use axum::{
     Json,

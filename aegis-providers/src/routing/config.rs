@@ -101,6 +101,11 @@ pub struct DeploymentConfig {
     /// Region tag; default the provider's region.
     #[serde(default)]
     pub region: Option<String>,
+    /// Whether callers may also address this deployment's provider directly
+    /// (`provider/model`), around the router's residency filter and fallbacks. Default
+    /// false: a router's members are reached only through the router.
+    #[serde(default)]
+    pub addressable: bool,
 }
 
 fn one() -> u32 {
@@ -243,6 +248,9 @@ impl Router {
                         d.provider
                     ))
                 })?;
+                if !d.addressable {
+                    b = b.member(&d.provider);
+                }
                 let model = d.model.unwrap_or_else(|| group.name.clone());
                 let id = d.id.unwrap_or_else(|| format!("{}/{model}", d.provider));
                 let mut dep = Deployment::new(id, provider, model).with_weight(d.weight);

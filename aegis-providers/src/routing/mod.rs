@@ -458,6 +458,8 @@ struct Inner {
     total_timeout: Option<Duration>,
     filter: Option<RegionFilter>,
     epoch: Instant,
+    /// Provider ids reached only through this router.
+    members: Vec<String>,
 }
 
 /// A [`Provider`] over a set of deployments; see the [module docs](self). Cheap to clone.
@@ -496,6 +498,7 @@ pub struct RouterBuilder {
     attempt_timeout: Option<Duration>,
     total_timeout: Option<Duration>,
     filter: Option<RegionFilter>,
+    members: Vec<String>,
 }
 
 impl fmt::Debug for RouterBuilder {
@@ -581,6 +584,16 @@ impl RouterBuilder {
         self
     }
 
+    /// Declares that provider `id` is reached only through this router: a pipeline then
+    /// refuses `id/model` from callers, so the router's filters cannot be bypassed.
+    pub fn member(mut self, id: impl Into<String>) -> Self {
+        let id = id.into();
+        if !self.members.contains(&id) {
+            self.members.push(id);
+        }
+        self
+    }
+
     /// Builds the router. Empty groups, fallbacks or aliases naming unknown groups, and
     /// aliases shadowing groups are [`ErrorKind::Config`] errors.
     pub fn build(self) -> Result<Router, Error> {
@@ -640,6 +653,7 @@ impl RouterBuilder {
                 total_timeout: self.total_timeout,
                 filter: self.filter,
                 epoch: Instant::now(),
+                members: self.members,
             }),
         })
     }
@@ -861,6 +875,7 @@ impl Router {
             attempt_timeout: None,
             total_timeout: None,
             filter: None,
+            members: Vec::new(),
         }
     }
 
@@ -1081,7 +1096,10 @@ impl Router {
             },
         };
         match result {
-            Ok((meta, peeked)) => {
+            Ok((mut meta, peeked)) => {
+                // The audit names the deployment that answered and where it runs.
+                meta.deployment = Some(d.id.clone());
+                meta.region.clone_from(&d.region);
                 d.state.record_latency(started.elapsed());
                 d.state.on_success();
                 Ok(Outcome::Done(match peeked {
@@ -1167,6 +1185,10 @@ impl Provider for Router {
         let mut m: Vec<String> = self.inner.groups.iter().map(|g| g.name.clone()).collect();
         m.extend(self.inner.aliases.keys().cloned());
         m
+    }
+
+    fn members(&self) -> Vec<String> {
+        self.inner.members.clone()
     }
 
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
