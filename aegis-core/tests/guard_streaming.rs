@@ -231,3 +231,25 @@ async fn an_upstream_error_mid_stream_is_passed_on() {
     let err = guarded.collect().await.unwrap_err();
     assert!(err.message().contains("connection reset"));
 }
+
+#[tokio::test]
+async fn unknown_chunk_fields_survive_the_output_guards() {
+    let mut first = ChatChunk::text("c", "m", "hello ");
+    first
+        .extra
+        .insert("system_fingerprint".into(), "fp_42".into());
+    let second = ChatChunk::text("c", "m", "world");
+    let stream: ChatStream = Box::pin(futures_util::stream::iter([Ok(first), Ok(second)]));
+    let mut s = chain().guard_stream(stream, RequestContext::default());
+    let mut seen = 0;
+    while let Some(item) = s.next().await {
+        let chunk = item.unwrap();
+        assert_eq!(
+            chunk.extra.get("system_fingerprint"),
+            Some(&serde_json::Value::from("fp_42")),
+            "{chunk:?}"
+        );
+        seen += 1;
+    }
+    assert!(seen > 0);
+}

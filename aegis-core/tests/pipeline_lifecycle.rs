@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::sync::{Arc, atomic::Ordering};
+use std::sync::{Arc, Mutex, atomic::Ordering};
 
 use aegis_contracts::*;
-use aegis_core::{Pipeline, PipelineOutcome, config::RoutingConfig};
+use aegis_core::{Pipeline, PipelineOutcome, config::RoutingConfig, guard::GuardEntry};
 use common::*;
 
 fn paused(outcome: PipelineOutcome) -> (String, Interrupt) {
@@ -511,4 +511,55 @@ async fn embeddings_pass_identity_and_input_guards() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+}
+
+/// Records every text it is shown.
+#[derive(Default)]
+struct Sees(Mutex<Vec<String>>);
+
+#[async_trait]
+impl Guardrail for Sees {
+    fn capabilities(&self) -> GuardCapabilities {
+        GuardCapabilities::new(Stage::ALL, Granularity::FullText)
+    }
+    async fn check(&self, s: &GuardSubject, _: &RequestContext) -> Result<Verdict, Error> {
+        let mut seen = self.0.lock().unwrap();
+        seen.extend(s.segments().iter().map(|x| x.text.to_owned()));
+        Ok(Verdict::allow())
+    }
+}
+
+#[tokio::test]
+async fn a_tool_result_is_judged_once_and_meta_guards_agree_between_the_layer_and_the_pipeline() {
+    use aegis_core::guard::{GuardChain, GuardLayer};
+    use tower::{Layer, ServiceExt};
+
+    let sees = Arc::new(Sees::default());
+    let chain_entry = || GuardEntry::new("sees", sees.clone(), GuardPolicy::default());
+    let mut req = user("what did the tool say?");
+    let mut tool = Message::tool("call-1", "the tool result text");
+    tool.name = Some("lookup".into());
+    req.messages.insert(0, tool);
+
+    let pipeline = Pipeline::builder()
+        .provider("main", Arc::new(Scripted::new(&["ok"])))
+        .guard(chain_entry())
+        .build()
+        .unwrap();
+    let via_pipeline = pipeline.chat(req.clone()).await.unwrap();
+    let tool_seen = sees
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| t.contains("the tool result text"))
+        .count();
+    assert_eq!(tool_seen, 1, "judged as a tool result, not again as prompt");
+
+    let layered = GuardLayer::new(GuardChain::new(vec![chain_entry()])).layer(
+        aegis_core::layer::Upstream::new(Arc::new(Scripted::new(&["ok"]))),
+    );
+    let via_layer = layered.oneshot(req).await.unwrap();
+    assert_eq!(via_layer.meta.guards, via_pipeline.meta.guards);
+    assert_eq!(via_pipeline.meta.guards, ["sees"]);
 }

@@ -96,6 +96,21 @@ impl fmt::Debug for GuardEntry {
     }
 }
 
+/// How one guard's run came out under its policy (see [`GuardChain::rule`]).
+pub(crate) enum Ruling {
+    /// The guard failed and fails open (or runs in shadow mode): traffic goes on.
+    Passed,
+    /// The guard failed and fails closed: this block stands.
+    FailedClosed(Verdict),
+    /// The guard judged; `enforced` is false in shadow mode and for an approved step.
+    Judged {
+        /// The verdict, with the guard's id.
+        verdict: Verdict,
+        /// Whether the verdict changes traffic.
+        enforced: bool,
+    },
+}
+
 /// How a chain ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChainDecision {
@@ -240,6 +255,58 @@ impl GuardChain {
             .map(|e| e.id())
     }
 
+    /// Runs one guard under its policy — the one place fail modes, shadow mode and approved
+    /// steps are ruled on, for whole texts and streams alike. A failure is reported here; a
+    /// verdict is reported by the caller with [`report`](Self::report) (a stream reports
+    /// only what it acts on).
+    pub(crate) async fn rule(
+        &self,
+        entry: &GuardEntry,
+        subject: &GuardSubject,
+        ctx: &RequestContext,
+        approved: bool,
+    ) -> Ruling {
+        let enforce = entry.policy.mode == GuardMode::Enforce;
+        match entry.run(subject, ctx).await {
+            Ok(mut verdict) => {
+                verdict.guard = entry.id.to_string();
+                let enforced = enforce
+                    && !(approved && matches!(verdict.decision, Decision::RequireApproval { .. }));
+                Ruling::Judged { verdict, enforced }
+            }
+            Err(err) => {
+                let fail_open = entry.policy.fail_mode == FailMode::Open || !enforce;
+                let run_id = ctx.run_id.as_deref().unwrap_or_default();
+                self.telemetry.emit(run_id, || RunEventKind::GuardFailed {
+                    guard: entry.id.to_string(),
+                    error: err.kind(),
+                    message: err.message().to_owned(),
+                    failed_open: fail_open,
+                });
+                tracing::warn!(guard = %entry.id, error = %err, fail_open, "guard failed");
+                if fail_open {
+                    return Ruling::Passed;
+                }
+                let mut v = Verdict::block(
+                    format!("guard failed and fails closed: {}", err.message()),
+                    "guard_unavailable",
+                );
+                v.guard = entry.id.to_string();
+                Ruling::FailedClosed(v)
+            }
+        }
+    }
+
+    /// Records a verdict (every verdict produces an audit event; `enforced` is false for
+    /// shadow mode and for steps a human already approved).
+    pub(crate) fn report(&self, run_id: &str, stage: Stage, verdict: &Verdict, enforced: bool) {
+        self.telemetry.emit(run_id, || RunEventKind::Verdict {
+            stage,
+            verdict: verdict.clone(),
+            enforced,
+        });
+    }
+
     /// Runs every applicable guard over `subject` in config order. `approved` is set when a
     /// human already approved this step: `RequireApproval` verdicts are then recorded and let
     /// through.
@@ -257,26 +324,9 @@ impl GuardChain {
             .iter()
             .filter(|e| e.capabilities.applies_to(stage))
         {
-            let enforce = entry.policy.mode == GuardMode::Enforce;
-            let mut verdict = match entry.run(&subject, ctx).await {
-                Ok(v) => v,
-                Err(err) => {
-                    let fail_open = entry.policy.fail_mode == FailMode::Open;
-                    self.telemetry.emit(run_id, || RunEventKind::GuardFailed {
-                        guard: entry.id.to_string(),
-                        error: err.kind(),
-                        message: err.message().to_owned(),
-                        failed_open: fail_open || !enforce,
-                    });
-                    tracing::warn!(guard = %entry.id, error = %err, fail_open, "guard failed");
-                    if fail_open || !enforce {
-                        continue;
-                    }
-                    let mut v = Verdict::block(
-                        format!("guard failed and fails closed: {}", err.message()),
-                        "guard_unavailable",
-                    );
-                    v.guard = entry.id.to_string();
+            let (verdict, applied) = match self.rule(entry, &subject, ctx, approved).await {
+                Ruling::Passed => continue,
+                Ruling::FailedClosed(v) => {
                     verdicts.push((v.clone(), true));
                     return ChainOutcome {
                         subject,
@@ -284,15 +334,9 @@ impl GuardChain {
                         verdicts,
                     };
                 }
+                Ruling::Judged { verdict, enforced } => (verdict, enforced),
             };
-            verdict.guard = entry.id.to_string();
-            let applied = enforce
-                && !(approved && matches!(verdict.decision, Decision::RequireApproval { .. }));
-            self.telemetry.emit(run_id, || RunEventKind::Verdict {
-                stage,
-                verdict: verdict.clone(),
-                enforced: applied,
-            });
+            self.report(run_id, stage, &verdict, applied);
             if !applied {
                 verdicts.push((verdict, false));
                 continue;

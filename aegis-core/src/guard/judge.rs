@@ -1,10 +1,10 @@
 //! Judging whole requests and completions: every stage a chat exchange contains.
 
 use aegis_contracts::{
-    ChatRequest, Completion, Content, GuardSubject, RequestContext, Role, Stage, Verdict,
+    ChatRequest, Completion, Content, Error, GuardSubject, RequestContext, Role, Stage, Verdict,
 };
 
-use super::chain::{ChainDecision, GuardChain};
+use super::chain::{ChainDecision, GuardChain, approval_error, blocked_error};
 
 /// The combined result of judging every subject of a request or a completion.
 #[derive(Debug, Clone)]
@@ -23,6 +23,27 @@ impl Judgement {
         }
     }
 
+    /// The ids of the guards that judged, in chain order of their first verdict, each once:
+    /// what `ResponseMeta::guards` and the audit record list, everywhere.
+    pub fn guard_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for (v, _) in &self.verdicts {
+            if !ids.contains(&v.guard) {
+                ids.push(v.guard.clone());
+            }
+        }
+        ids
+    }
+
+    /// `Ok` when allowed; the block or the approval request as the boundary error.
+    pub fn into_result(self) -> Result<(), Error> {
+        match self.decision {
+            ChainDecision::Allowed => Ok(()),
+            ChainDecision::Blocked(v) => Err(blocked_error(&v)),
+            ChainDecision::NeedsApproval(v) => Err(approval_error(&v)),
+        }
+    }
+
     fn absorb(&mut self, decision: ChainDecision, verdicts: Vec<(Verdict, bool)>) -> bool {
         self.verdicts.extend(verdicts);
         let stop = !matches!(decision, ChainDecision::Allowed);
@@ -33,7 +54,9 @@ impl Judgement {
 
 impl GuardChain {
     /// Judges a request in place: tool definitions, then tool results (tool messages), then
-    /// the prompt messages. Sanitized text is written back into `req`.
+    /// the prompt messages. Sanitized text is written back into `req`. When the chain judges
+    /// tool results, tool messages are judged as such (origin `tool`) and not a second time
+    /// as part of the prompt.
     pub async fn judge_request(
         &self,
         req: &mut ChatRequest,
@@ -72,16 +95,41 @@ impl GuardChain {
             }
         }
         if !self.is_empty_for(Stage::Input) {
-            let subject = GuardSubject::Input {
-                messages: std::mem::take(&mut req.messages),
+            let tools_judged = !self.is_empty_for(Stage::ToolResult);
+            let all = std::mem::take(&mut req.messages);
+            // The prompt subject holds the messages not already judged as tool results; they
+            // go back to their places afterwards.
+            let (prompt, held): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .enumerate()
+                .partition(|(_, m)| !(tools_judged && m.role == Role::Tool));
+            let (places, messages): (Vec<usize>, Vec<_>) = prompt.into_iter().unzip();
+            let o = self
+                .check(GuardSubject::Input { messages }, ctx, approved)
+                .await;
+            let judged = match o.subject {
+                GuardSubject::Input { messages } => messages,
+                _ => Vec::new(),
             };
-            let o = self.check(subject, ctx, approved).await;
-            if let GuardSubject::Input { messages } = o.subject {
-                req.messages = messages;
-            }
+            let mut merged: Vec<(usize, _)> = places.into_iter().zip(judged).chain(held).collect();
+            merged.sort_by_key(|(i, _)| *i);
+            req.messages = merged.into_iter().map(|(_, m)| m).collect();
             out.absorb(o.decision, o.verdicts);
         }
         out
+    }
+
+    /// The ids of the guards that judge a streamed answer (output and tool-call stages), in
+    /// chain order: what a stream's `ResponseMeta::guards` adds to its input guards.
+    pub fn stream_guard_ids(&self) -> Vec<String> {
+        self.entries()
+            .iter()
+            .filter(|e| {
+                e.capabilities().applies_to(Stage::Output)
+                    || e.capabilities().applies_to(Stage::ToolCall)
+            })
+            .map(|e| e.id().to_owned())
+            .collect()
     }
 
     /// Judges a complete answer in place: the message (text and tool-call arguments) as

@@ -10,10 +10,7 @@ use aegis_contracts::{ChatBody, ChatRequest, ChatResponse, Error};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{
-    chain::{ChainDecision, GuardChain, approval_error, blocked_error},
-    stream::Holdback,
-};
+use super::{chain::GuardChain, stream::Holdback};
 
 /// Applies a [`GuardChain`] to requests (tool definitions, tool results, prompts) and to
 /// responses (complete answers, tool calls and streams).
@@ -85,14 +82,6 @@ impl<S> Guard<S> {
     }
 }
 
-fn refuse(decision: ChainDecision) -> Result<(), Error> {
-    match decision {
-        ChainDecision::Allowed => Ok(()),
-        ChainDecision::Blocked(v) => Err(blocked_error(&v)),
-        ChainDecision::NeedsApproval(v) => Err(approval_error(&v)),
-    }
-}
-
 impl<S> Service<ChatRequest> for Guard<S>
 where
     S: Service<ChatRequest, Response = ChatResponse, Error = Error> + Clone + Send + 'static,
@@ -113,24 +102,34 @@ where
         ResponseFuture::new(async move {
             req.validate()?;
             let ctx = req.ctx.clone();
-            refuse(chain.judge_request(&mut req, &ctx, false).await.decision)?;
+            let input = chain.judge_request(&mut req, &ctx, false).await;
+            let mut guards = input.guard_ids();
+            input.into_result()?;
             let mut resp = inner.call(req).await?;
-            let guards: Vec<String> = chain.entries().iter().map(|e| e.id().to_owned()).collect();
-            resp.meta.guards.extend(guards);
             resp.body = match resp.body {
                 ChatBody::Complete(mut completion) => {
-                    refuse(
-                        chain
-                            .judge_completion(&mut completion, &ctx, false)
-                            .await
-                            .decision,
-                    )?;
+                    let output = chain.judge_completion(&mut completion, &ctx, false).await;
+                    merge_ids(&mut guards, output.guard_ids());
+                    output.into_result()?;
                     ChatBody::Complete(completion)
                 }
-                ChatBody::Stream(stream) => ChatBody::Stream(chain.guard_stream(stream, ctx)),
+                ChatBody::Stream(stream) => {
+                    merge_ids(&mut guards, chain.stream_guard_ids());
+                    ChatBody::Stream(chain.guard_stream(stream, ctx))
+                }
             };
+            merge_ids(&mut resp.meta.guards, guards);
             Ok(resp)
         })
+    }
+}
+
+/// Appends the ids not yet in `into`, keeping order.
+pub(crate) fn merge_ids(into: &mut Vec<String>, ids: Vec<String>) {
+    for id in ids {
+        if !into.contains(&id) {
+            into.push(id);
+        }
     }
 }
 

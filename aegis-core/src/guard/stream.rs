@@ -18,12 +18,12 @@ use std::collections::VecDeque;
 
 use aegis_contracts::{
     ChatChunk, ChatStream, ChunkChoice, CompletionBuilder, Decision, Delta, Edit, Error, ErrorKind,
-    FailMode, Granularity, GuardMode, GuardSubject, Message, RequestContext, Role, RunEventKind,
-    Span, Stage, ToolCallDelta, Usage, Verdict,
+    Granularity, GuardMode, GuardSubject, Message, RequestContext, Role, RunEventKind, Span, Stage,
+    ToolCallDelta, Usage, Verdict,
 };
 use futures_util::StreamExt;
 
-use super::chain::{GuardChain, GuardEntry, blocked_error};
+use super::chain::{GuardChain, GuardEntry, Ruling, blocked_error};
 
 /// The hold-back a streaming pipeline needs, derived from its output guards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +143,13 @@ impl StreamState {
             template.model.clone_from(&chunk.model);
             template.created = chunk.created;
             self.template = Some(template);
+        }
+        // Top-level fields Aegis does not model (`system_fingerprint`, ...) reach the client
+        // on every chunk the guards release.
+        if let Some(template) = &mut self.template {
+            for (k, v) in &chunk.extra {
+                template.extra.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
@@ -365,33 +372,11 @@ impl StageState {
         };
         let run_id = ctx.run_id.as_deref().unwrap_or_default();
         let id = self.entry.id().to_owned();
-        let enforce = self.entry.policy().mode == GuardMode::Enforce;
-        let mut verdict = match self.entry.run(&subject, ctx).await {
-            Ok(v) => v,
-            Err(err) => {
-                let open = self.entry.policy().fail_mode == FailMode::Open || !enforce;
-                chain
-                    .telemetry()
-                    .emit(run_id, || RunEventKind::GuardFailed {
-                        guard: id.clone(),
-                        error: err.kind(),
-                        message: err.message().to_owned(),
-                        failed_open: open,
-                    });
-                if open {
-                    return Ok(());
-                }
-                return Err(Error::new(
-                    ErrorKind::PolicyBlocked,
-                    format!(
-                        "guard `{id}` failed mid-stream and fails closed: {}",
-                        err.message()
-                    ),
-                )
-                .with_code("guard_unavailable"));
-            }
+        let (mut verdict, enforce) = match chain.rule(&self.entry, &subject, ctx, false).await {
+            Ruling::Passed => return Ok(()),
+            Ruling::FailedClosed(v) => return Err(blocked_error(&v)),
+            Ruling::Judged { verdict, enforced } => (verdict, enforced),
         };
-        verdict.guard = id.clone();
         // Findings that lie wholly in the released context were judged by the previous check,
         // which saw them with more text on their left; here the cut at the window's start may
         // fake a boundary (a word start, a line start). Trust that earlier judgement.
@@ -416,21 +401,10 @@ impl StageState {
             return Ok(());
         }
         self.acted = true;
-        let report = |v: &Verdict, enforced: bool| {
-            let v = v.clone();
-            chain
-                .telemetry()
-                .emit(run_id, move || RunEventKind::Verdict {
-                    stage: Stage::Output,
-                    verdict: v,
-                    enforced,
-                })
-        };
+        chain.report(run_id, Stage::Output, &verdict, enforce);
         if !enforce {
-            report(&verdict, false);
             return Ok(());
         }
-        report(&verdict, true);
         match &verdict.decision {
             Decision::Allow => Ok(()),
             Decision::Block { .. } => Err(blocked_error(&verdict)),

@@ -70,7 +70,7 @@ use self::{routes::ModelTable, run_end::RunEnd};
 use crate::{
     Telemetry,
     graph::{Graph, RunOptions, RunOutcome, new_run_id},
-    guard::{ChainDecision, GuardChain, Holdback, blocked_error},
+    guard::{GuardChain, Holdback},
     layer::authenticate,
 };
 
@@ -432,16 +432,8 @@ impl Pipeline {
             .chain
             .judge_request(&mut state.request, &ctx, false)
             .await;
-        match judgement.decision {
-            ChainDecision::Allowed => {}
-            ChainDecision::Blocked(v) => return Err(blocked_error(&v)),
-            ChainDecision::NeedsApproval(v) => return Err(crate::guard::approval_error(&v)),
-        }
-        for (v, _) in &judgement.verdicts {
-            if !state.guards.contains(&v.guard) {
-                state.guards.push(v.guard.clone());
-            }
-        }
+        state.guards = judgement.guard_ids();
+        judgement.into_result()?;
         self.steps(Position::BeforeRoute, run_id, state).await?;
         state.route = Some(self.shared.routes.resolve(&req.model)?);
         self.steps(Position::BeforeCall, run_id, state).await?;

@@ -15,21 +15,11 @@ use super::{
 };
 use crate::{
     graph::{BoxNode, boxed, node_fn},
-    guard::{ChainDecision, Judgement, blocked_error},
+    guard::{ChainDecision, blocked_error},
     layer::StreamObserver,
 };
 
 type Out = Result<NodeOutput<ExchangeUpdate>, Error>;
-
-fn judged_ids(j: &Judgement) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
-    for (v, _) in &j.verdicts {
-        if !ids.contains(&v.guard) {
-            ids.push(v.guard.clone());
-        }
-    }
-    ids
-}
 
 pub(super) fn authenticate(shared: Arc<Shared>) -> BoxNode<Exchange> {
     boxed(node_fn(move |input: NodeInput<Exchange>| {
@@ -61,7 +51,7 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 req.validate()?;
             }
             let judgement = s.chain.judge_request(&mut req, &ctx, approved).await;
-            let ids = judged_ids(&judgement);
+            let ids = judgement.guard_ids();
             match &judgement.decision {
                 ChainDecision::Allowed => Ok(NodeOutput::Update(ExchangeUpdate::Request(
                     Box::new(req),
@@ -189,16 +179,7 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
             let state = &input.state;
             let ctx = state.request_context(&input.ctx.run_id);
             if let Some(stream) = state.response.take() {
-                let ids: Vec<String> = s
-                    .chain
-                    .entries()
-                    .iter()
-                    .filter(|e| {
-                        e.capabilities().applies_to(Stage::Output)
-                            || e.capabilities().applies_to(Stage::ToolCall)
-                    })
-                    .map(|e| e.id().to_owned())
-                    .collect();
+                let ids = s.chain.stream_guard_ids();
                 state.response.put(s.chain.guard_stream(stream, ctx));
                 return Ok(NodeOutput::Update(ExchangeUpdate::Judged(None, ids)));
             }
@@ -217,7 +198,7 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 .chain
                 .judge_completion(&mut completion, &ctx, approved)
                 .await;
-            let ids = judged_ids(&judgement);
+            let ids = judgement.guard_ids();
             match &judgement.decision {
                 ChainDecision::Allowed => Ok(NodeOutput::Update(ExchangeUpdate::Judged(
                     Some(Box::new(completion)),
