@@ -228,3 +228,85 @@ async fn every_run_has_exactly_one_terminal_event_and_its_audit_comes_first() {
         ));
     }
 }
+
+#[tokio::test]
+async fn a_streamed_answer_that_needs_approval_pauses_the_run_and_resumes_into_the_whole_answer() {
+    use common::AskFor;
+    let rec = Arc::new(Recorder::default());
+    let provider = Scripted::new(&["the wire ", "transfer ", "is ready"]);
+    let calls = provider.calls.clone();
+    let p = Pipeline::builder()
+        .provider("main", Arc::new(provider))
+        .guard(entry("ask", AskFor("transfer".into())).with_stages(&[Stage::Output]))
+        .telemetry(rec.clone())
+        .build()
+        .unwrap();
+    let resp = p.chat(streamed("status?")).await.unwrap();
+    let run_id = resp.meta.run_id.clone().unwrap();
+    let err = resp.collect().await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.code(), err.run_id()),
+        (
+            ErrorKind::ApprovalRequired,
+            "approval_required",
+            Some(run_id.as_str())
+        ),
+        "{err}"
+    );
+    assert_eq!(status_of(&p, &run_id).await, RunStatus::Paused);
+    assert!(
+        terminal_events(&rec, &run_id).is_empty(),
+        "a pause is not an end"
+    );
+    assert!(audit_of(&rec, &run_id).is_none());
+
+    let outcome = p.resume(&run_id, Approval::Approve).await.unwrap();
+    let aegis_core::PipelineOutcome::Response(answer) = outcome else {
+        panic!("approved: the answer")
+    };
+    let answer = answer.collect().await.unwrap();
+    assert_eq!(
+        answer.message().unwrap().text(),
+        "the wire transfer is ready",
+        "the whole upstream answer, kept"
+    );
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "no second call"
+    );
+    assert_eq!(status_of(&p, &run_id).await, RunStatus::Completed);
+    assert_eq!(terminal_events(&rec, &run_id), [RunEventKind::Completed]);
+    let (state, _) = p.graph().snapshot(&run_id).await.unwrap().unwrap();
+    assert_eq!(
+        state.completion.unwrap().message().unwrap().text(),
+        "the wire transfer is ready"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_streamed_answer_is_never_released_and_ends_rejected() {
+    use common::AskFor;
+    let rec = Arc::new(Recorder::default());
+    let p = Pipeline::builder()
+        .provider("main", Arc::new(Scripted::new(&["please transfer"])))
+        .guard(entry("ask", AskFor("transfer".into())).with_stages(&[Stage::Output]))
+        .telemetry(rec.clone())
+        .build()
+        .unwrap();
+    let resp = p.chat(streamed("status?")).await.unwrap();
+    let run_id = resp.meta.run_id.clone().unwrap();
+    assert!(resp.collect().await.is_err());
+    let err = p
+        .resume(
+            &run_id,
+            Approval::Reject {
+                reason: "no".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "rejected");
+    assert_eq!(status_of(&p, &run_id).await, RunStatus::Rejected);
+    assert_eq!(terminal_events(&rec, &run_id), [RunEventKind::Rejected]);
+}

@@ -824,6 +824,31 @@ impl<S: State> Graph<S> {
         outcome
     }
 
+    /// Pauses an open run at `node` (which re-runs on resume) with `state` — for a host that
+    /// learns only while delivering the response that a human must decide (a streamed
+    /// answer whose output guards ask for approval).
+    pub async fn pause_open(
+        &self,
+        open: OpenRun,
+        state: S,
+        node: &str,
+        request: aegis_contracts::InterruptRequest,
+    ) -> Result<RunOutcome<S>, Error> {
+        if !self.inner.nodes.contains_key(node) {
+            return Err(Error::internal(format!(
+                "cannot pause run `{}` at unknown node `{node}`",
+                open.run_id
+            )));
+        }
+        let cursor = Cursor {
+            run_id: open.run_id,
+            version: open.version,
+            principal: open.principal,
+            pending: None,
+        };
+        self.pause(cursor, state, node.to_owned(), request).await
+    }
+
     /// Ends an open run (see [`GraphBuilder::open_end`]): writes its terminal checkpoint
     /// with `state` and `status` (unless [`Durability::Pause`] never stored it) and emits the
     /// run's one terminal event. `error` is the cause of a `failed` or `blocked` end.

@@ -16,4 +16,4 @@ pub use chain::{
 };
 pub use judge::Judgement;
 pub use layer::{Guard, GuardLayer, ResponseFuture};
-pub use stream::Holdback;
+pub use stream::{ApprovalSlot, Holdback, PendingApproval};

@@ -23,7 +23,7 @@ use aegis_contracts::{
 };
 use futures_util::StreamExt;
 
-use super::chain::{GuardChain, GuardEntry, Ruling, blocked_error};
+use super::chain::{ChainDecision, GuardChain, GuardEntry, Ruling, approval_error, blocked_error};
 
 /// The hold-back a streaming pipeline needs, derived from its output guards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +71,33 @@ impl GuardChain {
     }
 
     /// Wraps a stream so every output guard judges it. When no guard applies to outputs or
-    /// tool calls, the stream is returned untouched.
+    /// tool calls, the stream is returned untouched. A `RequireApproval` verdict ends the
+    /// stream with an [`ApprovalRequired`](ErrorKind::ApprovalRequired) error (a stream
+    /// cannot wait); [`guard_stream_pausable`](Self::guard_stream_pausable) lets a host pause
+    /// the run instead.
     pub fn guard_stream(&self, stream: ChatStream, ctx: RequestContext) -> ChatStream {
+        self.guard_stream_with(stream, ctx, None)
+    }
+
+    /// [`guard_stream`](Self::guard_stream) for a host that can pause its run: on a
+    /// `RequireApproval` verdict the rest of the upstream answer is read (nothing more is
+    /// released), the whole answer and the verdict are put in `slot`, and the stream ends
+    /// with an [`ApprovalRequired`](ErrorKind::ApprovalRequired) error.
+    pub fn guard_stream_pausable(
+        &self,
+        stream: ChatStream,
+        ctx: RequestContext,
+        slot: ApprovalSlot,
+    ) -> ChatStream {
+        self.guard_stream_with(stream, ctx, Some(slot))
+    }
+
+    fn guard_stream_with(
+        &self,
+        stream: ChatStream,
+        ctx: RequestContext,
+        approval: Option<ApprovalSlot>,
+    ) -> ChatStream {
         if self.is_empty_for(Stage::Output) && self.is_empty_for(Stage::ToolCall) {
             return stream;
         }
@@ -95,6 +120,11 @@ impl GuardChain {
             finish_reason: None,
             usage: None,
             done: false,
+            upstream_done: false,
+            raw: approval.as_ref().map(|_| CompletionBuilder::default()),
+            approval,
+            asked: None,
+            asked_tool: None,
         };
         Box::pin(futures_util::stream::unfold(state, |mut st| async move {
             loop {
@@ -104,21 +134,47 @@ impl GuardChain {
                 if st.done {
                     return None;
                 }
+                if let Some(verdict) = st.asked.take() {
+                    st.suspend(verdict).await;
+                    continue;
+                }
                 match st.inner.next().await {
-                    Some(Ok(chunk)) => st.on_chunk(chunk).await,
+                    Some(Ok(chunk)) => {
+                        if let Some(raw) = &mut st.raw {
+                            raw.push(&chunk);
+                        }
+                        st.on_chunk(chunk).await
+                    }
                     Some(Err(e)) => {
                         st.out.push_back(Err(e));
                         st.done = true;
                     }
                     None => {
+                        st.upstream_done = true;
                         st.finish().await;
-                        st.done = true;
+                        if st.asked.is_none() {
+                            st.done = true;
+                        }
                     }
                 }
             }
         }))
     }
 }
+
+/// A streamed answer that a guard wants a human to approve: the whole answer as the
+/// upstream sent it (not released past the point of the verdict) and the verdict.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PendingApproval {
+    /// The `RequireApproval` verdict.
+    pub verdict: Verdict,
+    /// The whole upstream answer.
+    pub completion: aegis_contracts::Completion,
+}
+
+/// Where [`GuardChain::guard_stream_pausable`] leaves a [`PendingApproval`].
+pub type ApprovalSlot = std::sync::Arc<std::sync::Mutex<Option<PendingApproval>>>;
 
 struct StreamState {
     inner: ChatStream,
@@ -133,9 +189,51 @@ struct StreamState {
     finish_reason: Option<String>,
     usage: Option<Usage>,
     done: bool,
+    /// The upstream stream has ended (it must not be polled again).
+    upstream_done: bool,
+    /// Every upstream chunk, kept when the host can pause for approval.
+    raw: Option<CompletionBuilder>,
+    approval: Option<ApprovalSlot>,
+    /// A verdict asking for approval, waiting for the rest of the answer to be read.
+    asked: Option<Verdict>,
+    /// A tool-call verdict asking for approval.
+    asked_tool: Option<Verdict>,
 }
 
 impl StreamState {
+    /// Reads the rest of the upstream answer, leaves it with `verdict` for the host, and
+    /// ends the stream with the approval error.
+    async fn suspend(&mut self, verdict: Verdict) {
+        while !self.upstream_done {
+            match self.inner.next().await {
+                Some(Ok(chunk)) => {
+                    if let Some(raw) = &mut self.raw {
+                        raw.push(&chunk);
+                    }
+                }
+                Some(Err(e)) => {
+                    // Half an answer is nothing to approve: the stream fails.
+                    self.out.push_back(Err(e));
+                    self.done = true;
+                    return;
+                }
+                None => self.upstream_done = true,
+            }
+        }
+        let completion = self.raw.take().unwrap_or_default().finish();
+        let err = approval_error(&verdict);
+        if let Some(slot) = &self.approval
+            && let Ok(mut slot) = slot.lock()
+        {
+            *slot = Some(PendingApproval {
+                verdict,
+                completion,
+            });
+        }
+        self.out.push_back(Err(err));
+        self.done = true;
+    }
+
     async fn on_chunk(&mut self, chunk: ChatChunk) {
         if self.template.is_none() {
             let mut template = ChatChunk::default();
@@ -225,18 +323,19 @@ impl StreamState {
                 .chain
                 .check(GuardSubject::Output { message }, &self.ctx, false)
                 .await;
+            self.note_approval(&outcome.decision);
             let calls = match outcome.into_result() {
                 Ok(GuardSubject::Output { message }) => message.tool_calls,
                 Ok(_) => Vec::new(),
                 Err(e) => return self.fail(e),
             };
             for call in calls {
-                match self
+                let outcome = self
                     .chain
                     .check(GuardSubject::ToolCall { call }, &self.ctx, false)
-                    .await
-                    .into_result()
-                {
+                    .await;
+                self.note_approval(&outcome.decision);
+                match outcome.into_result() {
                     Ok(GuardSubject::ToolCall { call }) => judged.push(call),
                     Ok(_) => {}
                     Err(e) => return self.fail(e),
@@ -293,7 +392,26 @@ impl StreamState {
         self.out.push_back(Ok(chunk));
     }
 
+    fn note_approval(&mut self, decision: &ChainDecision) {
+        if let ChainDecision::NeedsApproval(v) = decision {
+            self.asked_tool = Some(v.clone());
+        }
+    }
+
+    /// Ends the stream with `e` — unless it asks for approval and the host can pause: then
+    /// the rest of the answer is read first (see [`suspend`](Self::suspend)).
     fn fail(&mut self, e: Error) {
+        if e.kind() == ErrorKind::ApprovalRequired && self.approval.is_some() {
+            let asked = self
+                .stages
+                .iter_mut()
+                .find_map(|s| s.asked.take())
+                .or_else(|| self.asked_tool.take());
+            if let Some(v) = asked {
+                self.asked = Some(v);
+                return;
+            }
+        }
         self.out.push_back(Err(e));
         self.done = true;
     }
@@ -308,6 +426,8 @@ struct StageState {
     /// Offset of `buf[0]` in the whole text this stage has seen.
     base: usize,
     acted: bool,
+    /// The verdict of a `RequireApproval` this stage stopped at.
+    asked: Option<Verdict>,
 }
 
 impl StageState {
@@ -318,6 +438,7 @@ impl StageState {
             ctx_len: 0,
             base: 0,
             acted: false,
+            asked: None,
         }
     }
 
@@ -408,11 +529,10 @@ impl StageState {
         match &verdict.decision {
             Decision::Allow => Ok(()),
             Decision::Block { .. } => Err(blocked_error(&verdict)),
-            Decision::RequireApproval { reason, .. } => Err(Error::new(
-                ErrorKind::PolicyBlocked,
-                format!("guard `{id}` requires approval, which a stream cannot wait for: {reason}"),
-            )
-            .with_code("approval_required")),
+            Decision::RequireApproval { .. } => {
+                self.asked = Some(verdict.clone());
+                Err(approval_error(&verdict))
+            }
             Decision::Sanitize { edits } => self.apply_stream_edits(edits, end),
             // A decision this build does not know is not an allow: fail closed.
             _ => Err(Error::new(

@@ -15,6 +15,8 @@ use aegis_contracts::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::guard::{ApprovalSlot, PendingApproval};
+
 /// Where a request is sent (the route it resolved to, and after the call the deployment and
 /// region that answered).
 pub type Route = RouteView;
@@ -89,6 +91,7 @@ pub(crate) struct ResponseSlot(Arc<SlotInner>);
 struct SlotInner {
     stream: Mutex<Option<ChatStream>>,
     called: AtomicBool,
+    approval: ApprovalSlot,
 }
 
 impl ResponseSlot {
@@ -108,6 +111,15 @@ impl ResponseSlot {
 
     pub(crate) fn called(&self) -> bool {
         self.0.called.load(Ordering::Relaxed)
+    }
+
+    /// Where the stream's output guards leave an answer that awaits approval.
+    pub(crate) fn approval_slot(&self) -> ApprovalSlot {
+        self.0.approval.clone()
+    }
+
+    pub(crate) fn take_approval(&self) -> Option<PendingApproval> {
+        self.0.approval.lock().ok().and_then(|mut a| a.take())
     }
 }
 

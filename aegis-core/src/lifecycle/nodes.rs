@@ -180,7 +180,10 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
             let ctx = state.request_context(&input.ctx.run_id);
             if let Some(stream) = state.response.take() {
                 let ids = s.chain.stream_guard_ids();
-                state.response.put(s.chain.guard_stream(stream, ctx));
+                let slot = state.response.approval_slot();
+                state
+                    .response
+                    .put(s.chain.guard_stream_pausable(stream, ctx, slot));
                 return Ok(NodeOutput::Update(ExchangeUpdate::Judged(None, ids)));
             }
             let mut completion = state

@@ -9,12 +9,17 @@
 //! background task.
 
 use aegis_contracts::{
-    ChatChunk, ChatStream, CompletionBuilder, Error, RunEventKind, RunStatus, RunSummary, Usage,
+    ChatChunk, ChatStream, CompletionBuilder, Error, ErrorKind, RunEventKind, RunStatus,
+    RunSummary, Stage, Usage,
 };
 use futures_util::StreamExt;
 
-use super::{Exchange, Pipeline};
+use super::{
+    Exchange, Pipeline,
+    approval::{approval_interrupt, content_edit_schema},
+};
 use crate::graph::{OpenRun, terminal_event};
+use crate::guard::PendingApproval;
 
 /// The pending end of one run. Created when the run starts; consumed by
 /// [`finish`](Self::finish) or, for a pause, [`disarm`](Self::disarm).
@@ -59,6 +64,36 @@ impl RunEnd {
     pub(super) fn hold(&mut self, open: Option<OpenRun>, state: Exchange) {
         self.open = open;
         self.state = Some(state);
+    }
+
+    /// The stream's output guards asked for approval: the run pauses at the output guards
+    /// with the whole upstream answer in its state (nothing ends; a resume judges it again,
+    /// approved). Returns the error that tells the caller which run to decide on.
+    pub(super) async fn suspend(mut self, pending: PendingApproval) -> Error {
+        self.armed = false;
+        let (Some(open), Some(mut state)) = (self.open.take(), self.state.take()) else {
+            return Error::internal("a stream asked for approval outside a run");
+        };
+        state.completion = Some(pending.completion);
+        let request = approval_interrupt(&pending.verdict, Stage::Output, content_edit_schema());
+        let reason = request.reason.clone();
+        match self
+            .pipeline
+            .graph
+            .pause_open(open, state, "output_guards", request)
+            .await
+        {
+            Ok(_) => Error::new(
+                ErrorKind::ApprovalRequired,
+                format!(
+                    "{reason}; the answer is held: approve or reject run {id} (e.g. `aegis runs approve {id}`)",
+                    id = self.run_id
+                ),
+            )
+            .with_code("approval_required")
+            .with_run_id(self.run_id.clone()),
+            Err(e) => e.with_run_id(self.run_id.clone()),
+        }
     }
 
     /// Ends the run with `status`. `error` is the cause of a `failed`, `blocked` or
@@ -231,6 +266,12 @@ pub(super) fn end_with_stream(stream: ChatStream, end: RunEnd) -> ChatStream {
             }
             Some(Err(e)) => {
                 let end = t.end.take()?;
+                if e.kind() == ErrorKind::ApprovalRequired
+                    && let Some(pending) =
+                        end.state.as_ref().and_then(|s| s.response.take_approval())
+                {
+                    return Some((Err(end.suspend(pending).await), t));
+                }
                 let status = RunStatus::of_error(&e);
                 if let Err(stored) = end.finish(status, Some(&e), t.usage).await {
                     tracing::warn!(error = %stored, "recording the end of a failed stream failed");
