@@ -44,6 +44,40 @@ pub struct Interrupt {
     /// The request.
     #[serde(flatten)]
     pub request: InterruptRequest,
+    /// Set while a resume holds the run: the decision being carried out and the lease on
+    /// the claim. A claim whose lease has expired (its process crashed or timed out) may be
+    /// taken over, with the same decision, by another process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
+}
+
+/// A resume's hold on a run (see [`Interrupt::claim`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct Claim {
+    /// The decision being carried out.
+    pub decision: Approval,
+    /// Who decided, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Unix milliseconds after which the claim may be taken over.
+    pub lease_until_ms: u64,
+}
+
+impl Claim {
+    /// A claim carrying out `decision` until `lease_until_ms`.
+    pub fn new(decision: Approval, by: Option<String>, lease_until_ms: u64) -> Self {
+        Self {
+            decision,
+            by,
+            lease_until_ms,
+        }
+    }
+
+    /// Whether the lease has run out at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        now_ms >= self.lease_until_ms
+    }
 }
 
 /// A human's answer to an interrupt.

@@ -81,6 +81,10 @@ pub struct PipelineConfig {
     pub stream_buffering: bool,
     /// Refuse requests without credentials even when no authenticator is configured.
     pub require_auth: bool,
+    /// How long a resume holds its claim on a run, in milliseconds (default 600000, ten
+    /// minutes). A resume is cut off at the end of its lease; a run whose resume crashed is
+    /// finished by another process once the lease has expired.
+    pub resume_lease_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -90,6 +94,7 @@ impl Default for PipelineConfig {
             durability: Durability::Exit,
             stream_buffering: true,
             require_auth: false,
+            resume_lease_ms: 600_000,
         }
     }
 }

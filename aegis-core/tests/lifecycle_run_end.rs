@@ -310,3 +310,81 @@ async fn a_rejected_streamed_answer_is_never_released_and_ends_rejected() {
     assert_eq!(status_of(&p, &run_id).await, RunStatus::Rejected);
     assert_eq!(terminal_events(&rec, &run_id), [RunEventKind::Rejected]);
 }
+
+/// Hangs on its first call, answers afterwards.
+#[derive(Default)]
+struct HangsOnce(std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl Provider for HangsOnce {
+    fn name(&self) -> &str {
+        "hangs-once"
+    }
+    fn capabilities(&self) -> ProviderCapabilities {
+        ProviderCapabilities::all()
+    }
+    async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
+        if self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            std::future::pending::<()>().await;
+        }
+        Ok(ChatResponse::complete(
+            ResponseMeta::new("hangs-once", &req.model),
+            Completion::text("1", &req.model, "done"),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_resume_keeps_its_claim_until_the_lease_expires_then_recovers_once() {
+    use common::AskFor;
+    let rec = Arc::new(Recorder::default());
+    let p = Pipeline::builder()
+        .provider("main", Arc::new(HangsOnce::default()))
+        .guard(entry("ask", AskFor("transfer".into())).with_stages(&[Stage::Input]))
+        .telemetry(rec.clone())
+        .resume_lease(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let aegis_core::PipelineOutcome::Paused { run_id, .. } =
+        p.run(user("transfer it")).await.unwrap()
+    else {
+        panic!("the guard asks")
+    };
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(50),
+        p.resume(&run_id, Approval::Approve),
+    )
+    .await;
+    assert!(dropped.is_err(), "the provider hangs");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        status_of(&p, &run_id).await,
+        RunStatus::Running,
+        "a dropped resume is left to recovery, not cancelled"
+    );
+    assert!(terminal_events(&rec, &run_id).is_empty());
+    let again = p.resume(&run_id, Approval::Approve).await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Conflict);
+    assert!(again.message().contains("already being resumed"), "{again}");
+    assert!(
+        p.recover(&run_id).await.unwrap().is_none(),
+        "the lease is still live"
+    );
+
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let recovered = p
+        .recover(&run_id)
+        .await
+        .unwrap()
+        .expect("the lease expired");
+    let aegis_core::PipelineOutcome::Response(answer) = recovered else {
+        panic!("the recorded approval is carried out")
+    };
+    assert_eq!(
+        answer.collect().await.unwrap().message().unwrap().text(),
+        "done"
+    );
+    assert_eq!(status_of(&p, &run_id).await, RunStatus::Completed);
+    assert!(p.recover(&run_id).await.unwrap().is_none(), "exactly once");
+    assert_eq!(terminal_events(&rec, &run_id), [RunEventKind::Completed]);
+}

@@ -630,6 +630,12 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
     }
     say!("aegis: runs, keys and audit in {}", redact_url(&db_url));
     let gw = Gateway::with_store(pipeline, limits, feed, db.clone());
+    // Resumes stranded by a crashed replica are finished once their lease expires.
+    let lease = std::time::Duration::from_millis(cfg.pipeline.resume_lease_ms);
+    gw.spawn_recovery((lease / 2).clamp(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(60),
+    ));
 
     let config_path = match (&config, source.as_str()) {
         (Some(p), _) => Some(p.clone()),

@@ -113,6 +113,7 @@ async fn every_checkpoint_field_round_trips() {
                 node: "pay".into(),
                 request: InterruptRequest::new("why", json!({"amount": 5}))
                     .with_edit_schema(json!({"type": "object"})),
+                claim: None,
             }),
         );
         c.principal = Some("alice".into());

@@ -45,7 +45,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use aegis_contracts::{
@@ -136,9 +136,21 @@ pub struct GraphBuilder<S: State> {
     telemetry: Telemetry,
     checks: Vec<Check>,
     open_end: bool,
+    lease: Duration,
 }
 
+/// The default [`GraphBuilder::resume_lease`].
+pub const DEFAULT_RESUME_LEASE: Duration = Duration::from_secs(600);
+
 impl<S: State> GraphBuilder<S> {
+    /// How long a resume holds its claim on a run (default ten minutes). A resume is cut
+    /// off when its lease runs out, and a run whose claim has expired — its process crashed
+    /// or timed out — is taken over by [`Graph::recover`], with the same decision.
+    pub fn resume_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
     /// Adds a node: any tower service of the [`Node`] shape (see [`node_fn`]).
     pub fn node(mut self, name: impl Into<String>, node: impl Node<S>) -> Self {
         self.nodes
@@ -325,6 +337,7 @@ impl<S: State> GraphBuilder<S> {
                 durability: self.durability,
                 telemetry: self.telemetry,
                 open_end: self.open_end,
+                lease: self.lease,
             }),
         })
     }
@@ -353,6 +366,7 @@ struct Inner<S: State> {
     durability: Durability,
     telemetry: Telemetry,
     open_end: bool,
+    lease: Duration,
 }
 
 /// How a run ended (for now).
@@ -484,6 +498,9 @@ struct Cursor {
     version: Option<u64>,
     principal: Option<String>,
     pending: Option<tokio::task::JoinHandle<Result<(), Error>>>,
+    /// A resumed run's claim (the interrupt with its lease), kept on every `running`
+    /// checkpoint so a crash at any point leaves the run recoverable.
+    claim: Option<Interrupt>,
 }
 
 impl<S: State> Graph<S> {
@@ -499,6 +516,7 @@ impl<S: State> Graph<S> {
             telemetry: Telemetry::default(),
             checks: Vec::new(),
             open_end: false,
+            lease: DEFAULT_RESUME_LEASE,
         }
     }
 
@@ -526,6 +544,7 @@ impl<S: State> Graph<S> {
             version: None,
             principal: options.principal,
             pending: None,
+            claim: None,
         };
         let graph = self.inner.name.clone();
         self.inner
@@ -566,15 +585,18 @@ impl<S: State> Graph<S> {
             )));
         }
         if cp.status != RunStatus::Paused {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "run `{run_id}` is {:?}, not paused; only a paused run can be resumed",
-                    cp.status
-                )
-                .to_lowercase(),
-            )
-            .with_run_id(run_id));
+            let held = cp.interrupt.as_ref().and_then(|i| i.claim.as_ref());
+            let message = match held {
+                Some(c) if cp.status == RunStatus::Running => format!(
+                    "run `{run_id}` is already being resumed (decision `{}`); only a paused run can be resumed",
+                    c.decision.name()
+                ),
+                _ => format!(
+                    "run `{run_id}` is {}, not paused; only a paused run can be resumed",
+                    cp.status.as_str()
+                ),
+            };
+            return Err(Error::new(ErrorKind::Conflict, message).with_run_id(run_id));
         }
         let interrupt = cp.interrupt.clone().ok_or_else(|| {
             Error::storage(format!("run `{run_id}` is paused without an interrupt"))
@@ -589,35 +611,91 @@ impl<S: State> Graph<S> {
                 Error::invalid_request(format!("edit does not match the interrupt's schema: {e}"))
             })?;
         }
+        self.claim_and_drive(cp, interrupt, decision, by.map(str::to_owned))
+            .await
+    }
+
+    /// Takes over a resumed run whose claim has expired — its process crashed, or the resume
+    /// outlived its lease — and carries out the decision it recorded, from the interrupted
+    /// node. `Ok(None)` when there is nothing to recover: the run is not `running`, holds no
+    /// claim, or its lease is still live. Exactly one recoverer gets past the claim.
+    pub async fn recover(&self, run_id: &str) -> Result<Option<RunOutcome<S>>, Error> {
+        let Some(cp) = self.inner.store.latest(run_id).await? else {
+            return Ok(None);
+        };
+        if cp.status != RunStatus::Running || cp.graph != self.inner.name {
+            return Ok(None);
+        }
+        let Some(interrupt) = cp.interrupt.clone() else {
+            return Ok(None);
+        };
+        let Some(claim) = interrupt.claim.clone().filter(|c| c.expired(now_ms())) else {
+            return Ok(None);
+        };
+        self.claim_and_drive(cp, interrupt, claim.decision, claim.by)
+            .await
+            .map(Some)
+    }
+
+    /// Claims `cp` for `decision` (exactly one concurrent claimer gets past the versioned
+    /// write), then carries the decision out within the lease.
+    async fn claim_and_drive(
+        &self,
+        cp: Checkpoint,
+        interrupt: Interrupt,
+        decision: Approval,
+        by: Option<String>,
+    ) -> Result<RunOutcome<S>, Error> {
+        let run_id = cp.run_id.clone();
         let state: S = decode_state(&cp)?;
         let node = cp
             .next
             .clone()
             .ok_or_else(|| Error::storage(format!("run `{run_id}` is paused without a cursor")))?;
+        let lease = self.inner.lease;
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let mut claim = interrupt;
+        claim.claim = Some(aegis_contracts::Claim::new(
+            decision.clone(),
+            by.clone(),
+            now_ms().saturating_add(lease_ms),
+        ));
         let mut cursor = Cursor {
-            run_id: run_id.to_owned(),
+            run_id: run_id.clone(),
             version: Some(cp.version),
             principal: cp.principal.clone(),
             pending: None,
+            claim: Some(claim),
         };
-        // Claim the run: exactly one concurrent resume gets past this write.
         self.save(&mut cursor, &state, Some(&node), RunStatus::Running, None)
             .await?;
         let name = decision.name().to_owned();
-        let by = by.map(str::to_owned);
         self.inner
             .telemetry
-            .emit(run_id, || RunEventKind::Resumed { decision: name, by });
+            .emit(&run_id, || RunEventKind::Resumed { decision: name, by });
         if let Approval::Reject { .. } = decision {
             if self.inner.open_end {
                 return Ok(self.open(cursor, RunStatus::Rejected, state, None));
             }
             self.save(&mut cursor, &state, None, RunStatus::Rejected, None)
                 .await?;
-            self.inner.telemetry.emit(run_id, || RunEventKind::Rejected);
+            self.inner
+                .telemetry
+                .emit(&run_id, || RunEventKind::Rejected);
             return Ok(RunOutcome::new(cursor.run_id, RunStatus::Rejected, state));
         }
-        self.drive(cursor, state, node, Some(decision)).await
+        // The resume must finish within its lease: past it, another process may take over.
+        match tokio::time::timeout(lease, self.drive(cursor, state, node, Some(decision))).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the resume of run `{run_id}` outlived its lease of {} s; the run is left to recovery",
+                    lease.as_secs()
+                ),
+            )
+            .with_run_id(run_id)),
+        }
     }
 
     /// The latest checkpointed state and status of a run.
@@ -657,6 +735,10 @@ impl<S: State> Graph<S> {
             prev.await
                 .map_err(|e| Error::storage(format!("background checkpoint task failed: {e}")))??;
         }
+        let interrupt = match (interrupt, status) {
+            (None, RunStatus::Running) => cursor.claim.clone(),
+            (i, _) => i,
+        };
         let value = serde_json::value::to_raw_value(state)
             .map_err(|e| Error::internal(format!("state does not serialize: {e}")))?;
         let version = cursor.version.map_or(1, |v| v + 1);
@@ -784,6 +866,7 @@ impl<S: State> Graph<S> {
             id: uuid::Uuid::now_v7().to_string(),
             node: node.clone(),
             request,
+            claim: None,
         };
         self.save(
             &mut cursor,
@@ -845,6 +928,7 @@ impl<S: State> Graph<S> {
             version: open.version,
             principal: open.principal,
             pending: None,
+            claim: None,
         };
         self.pause(cursor, state, node.to_owned(), request).await
     }
@@ -864,6 +948,7 @@ impl<S: State> Graph<S> {
             version: open.version,
             principal: open.principal,
             pending: None,
+            claim: None,
         };
         let save = if self.skips_final_write(&cursor) {
             Ok(())

@@ -28,6 +28,7 @@ pub struct PipelineBuilder {
     durability: Durability,
     require_auth: bool,
     stream_buffering: Option<bool>,
+    resume_lease: Option<std::time::Duration>,
 }
 
 impl PipelineBuilder {
@@ -98,6 +99,14 @@ impl PipelineBuilder {
         self
     }
 
+    /// How long a resume holds its claim on a run (default
+    /// [`DEFAULT_RESUME_LEASE`](crate::graph::DEFAULT_RESUME_LEASE)); see
+    /// [`Pipeline::recover`].
+    pub fn resume_lease(mut self, lease: std::time::Duration) -> Self {
+        self.resume_lease = Some(lease);
+        self
+    }
+
     /// Compiles the routing table and the lifecycle graph. Errors: alias targets that do
     /// not resolve, an unknown default provider, duplicate policy ids, output guards that
     /// cannot judge a stream without buffering when buffering is off.
@@ -120,6 +129,10 @@ impl PipelineBuilder {
         let mut builder = Graph::<Exchange>::builder(name)
             .durability(self.durability)
             .telemetry(shared.telemetry.clone())
+            .resume_lease(
+                self.resume_lease
+                    .unwrap_or(crate::graph::DEFAULT_RESUME_LEASE),
+            )
             .open_end(true);
         let mut previous = START.to_owned();
         for (name, node) in steps {
@@ -197,6 +210,14 @@ impl Pipeline {
             .durability(config.pipeline.durability)
             .require_auth(config.pipeline.require_auth)
             .stream_buffering(config.pipeline.stream_buffering);
+        if config.pipeline.resume_lease_ms < 100 {
+            return Err(Error::config(
+                "pipeline.resume_lease_ms: must be at least 100 (a lease shorter than a provider call strands no run but recovers every resume)",
+            ));
+        }
+        b = b.resume_lease(std::time::Duration::from_millis(
+            config.pipeline.resume_lease_ms,
+        ));
         for (id, p) in c.providers {
             b = b.provider(id, p);
         }

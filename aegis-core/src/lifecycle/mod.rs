@@ -280,7 +280,7 @@ impl Pipeline {
         decision: Approval,
         by: Option<&str>,
     ) -> Result<PipelineOutcome, Error> {
-        let end = RunEnd::new(self.clone(), run_id.to_owned(), None);
+        let end = RunEnd::new(self.clone(), run_id.to_owned(), None).leased();
         let outcome = match self.graph.resume_by(run_id, decision, by).await {
             // A refused resume (unknown run, not paused, lost the race, bad edit) changes
             // nothing: the run has not ended here.
@@ -296,6 +296,28 @@ impl Pipeline {
             other => other,
         };
         self.conclude(end, outcome).await
+    }
+
+    /// Finishes a resumed run whose claim expired (the process carrying it out crashed or
+    /// timed out), with the decision it recorded. `Ok(None)` when the run needs no recovery.
+    /// A host calls this for its `running` runs, periodically and at start-up; exactly one
+    /// recoverer wins.
+    pub async fn recover(&self, run_id: &str) -> Result<Option<PipelineOutcome>, Error> {
+        let end = RunEnd::new(self.clone(), run_id.to_owned(), None).leased();
+        let outcome = match self.graph.recover(run_id).await {
+            Ok(Some(o)) => Ok(o),
+            // Nothing to recover, or another recoverer won the claim.
+            Ok(None) => {
+                end.disarm();
+                return Ok(None);
+            }
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                end.disarm();
+                return Ok(None);
+            }
+            Err(e) => Err(e),
+        };
+        self.conclude(end, outcome).await.map(Some)
     }
 
     /// The one place a graph outcome becomes a pipeline outcome, and where every run that

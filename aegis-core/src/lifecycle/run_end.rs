@@ -32,6 +32,9 @@ pub(super) struct RunEnd {
     state: Option<Exchange>,
     /// Whether the run may have checkpoints (embeddings never do).
     stored: bool,
+    /// A resume whose claim carries a lease: if it is dropped before the graph hands the
+    /// run back, the run is left to recovery, not cancelled.
+    leased: bool,
     armed: bool,
 }
 
@@ -45,8 +48,15 @@ impl RunEnd {
             open: None,
             state: seed,
             stored: true,
+            leased: false,
             armed: true,
         }
+    }
+
+    /// The end of a resumed run (see [`leased`](Self::leased)).
+    pub(super) fn leased(mut self) -> Self {
+        self.leased = true;
+        self
     }
 
     /// A run that is never checkpointed: its end writes nothing to the store.
@@ -118,6 +128,12 @@ impl RunEnd {
 impl Drop for RunEnd {
     fn drop(&mut self) {
         if !self.armed {
+            return;
+        }
+        if self.leased && self.open.is_none() {
+            // The claim's lease expires and another process (or a later call of
+            // `Pipeline::recover`) finishes the run with the recorded decision.
+            tracing::info!(run_id = %self.run_id, "a resume was dropped; its run is left to recovery");
             return;
         }
         let (pipeline, run_id) = (self.pipeline.clone(), std::mem::take(&mut self.run_id));

@@ -133,6 +133,56 @@ impl Gateway {
         self.store.as_ref()
     }
 
+    /// Finishes the resumed runs whose claim expired — the process carrying them out was
+    /// killed or timed out — with the decisions they recorded; streamed answers are read to
+    /// the end so they are stored. Returns how many runs this call finished. Needs a
+    /// database (a memory store dies with its process).
+    pub async fn recover_stranded(&self) -> Result<usize, Error> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let query = aegis_store::RunQuery::new()
+            .status(aegis::RunStatus::Running)
+            .limit(500);
+        let pipeline = self.pipeline();
+        let mut finished = 0;
+        for run in store.list_all_runs(&query).await?.runs {
+            match pipeline.recover(&run.run_id).await {
+                Ok(None) => {}
+                Ok(Some(outcome)) => {
+                    finished += 1;
+                    if let aegis::PipelineOutcome::Response(resp) = outcome {
+                        // Reading the answer is what ends (and stores) the run.
+                        let _ = resp.collect().await;
+                    }
+                    tracing::info!(run_id = %run.run_id, "recovered a stranded resume");
+                }
+                // The run itself failed (recorded as such) or the store refused: report
+                // and go on with the others.
+                Err(e) => {
+                    tracing::warn!(run_id = %run.run_id, error = %e, "recovering a run failed")
+                }
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Runs [`recover_stranded`](Self::recover_stranded) now and then every `every`, for the
+    /// gateway's lifetime.
+    pub fn spawn_recovery(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(gw) = weak.upgrade() else { return };
+                if let Err(e) = gw.recover_stranded().await {
+                    tracing::warn!(error = %e, "the recovery sweep failed");
+                }
+                drop(gw);
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+
     /// Installs how `POST /admin/reload` rebuilds the pipeline (once).
     pub fn set_reloader(&self, reloader: Reloader) {
         let _ = self.reloader.set(reloader);

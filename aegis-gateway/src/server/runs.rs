@@ -4,8 +4,8 @@
 use std::{convert::Infallible, sync::Arc};
 
 use aegis::{
-    Approval, ChatBody, ChatRequest, Checkpoint, Error, ErrorKind, Interrupt, PipelineOutcome,
-    Principal, providers::wire::completion_to_openai,
+    Approval, ChatRequest, Checkpoint, Error, ErrorKind, Interrupt, PipelineOutcome, Principal,
+    providers::wire::completion_to_openai,
 };
 use axum::{
     Json,
@@ -53,16 +53,44 @@ pub(super) fn paused_response(run_id: &str, interrupt: &Interrupt) -> Response {
     with_run_header((StatusCode::ACCEPTED, Json(body)).into_response(), run_id)
 }
 
-async fn outcome_response(outcome: PipelineOutcome) -> Result<Response, ApiError> {
-    match outcome {
-        PipelineOutcome::Paused { run_id, interrupt } => Ok(paused_response(&run_id, &interrupt)),
+/// What a run produced, as the runs API shows it. A streamed answer (a resumed
+/// `stream: true` request) is read to its end, which ends and stores the run.
+enum Finished {
+    Paused(String, Interrupt),
+    Completed {
+        run_id: String,
+        guards: Vec<String>,
+        completion: aegis::Completion,
+    },
+}
+
+async fn finish(outcome: PipelineOutcome) -> Result<Finished, Error> {
+    Ok(match outcome {
+        PipelineOutcome::Paused { run_id, interrupt } => Finished::Paused(run_id, interrupt),
         PipelineOutcome::Response(resp) => {
             let run_id = resp.meta.run_id.clone().unwrap_or_default();
             let guards = resp.meta.guards.clone();
-            let completion = match resp.body {
-                ChatBody::Complete(c) => c,
-                ChatBody::Stream(_) => resp_collect_err()?,
-            };
+            let completion = resp
+                .collect()
+                .await
+                .map_err(|e| e.with_run_id(run_id.clone()))?;
+            Finished::Completed {
+                run_id,
+                guards,
+                completion,
+            }
+        }
+    })
+}
+
+fn finished_response(finished: Finished) -> Response {
+    match finished {
+        Finished::Paused(run_id, interrupt) => paused_response(&run_id, &interrupt),
+        Finished::Completed {
+            run_id,
+            guards,
+            completion,
+        } => {
             let body = json!({
                 "id": run_id,
                 "object": "aegis.run",
@@ -71,16 +99,13 @@ async fn outcome_response(outcome: PipelineOutcome) -> Result<Response, ApiError
                 "output": completion_to_openai(&completion),
                 "links": links(&run_id),
             });
-            Ok(with_run_header(Json(body).into_response(), &run_id))
+            with_run_header(Json(body).into_response(), &run_id)
         }
     }
 }
 
-fn resp_collect_err() -> Result<aegis::Completion, ApiError> {
-    Err(
-        Error::invalid_request("runs are not streamed; use /v1/chat/completions with stream: true")
-            .into(),
-    )
+async fn outcome_response(outcome: PipelineOutcome) -> Result<Response, ApiError> {
+    Ok(finished_response(finish(outcome).await?))
 }
 
 #[derive(Deserialize)]
@@ -231,8 +256,13 @@ async fn decide(
 ) -> Result<Response, ApiError> {
     let (_, principal) = visible(gw, headers, id).await?;
     let pipeline = gw.pipeline();
-    let resume = async {
-        match (gw.store(), &principal) {
+    let store = gw.store().cloned();
+    let id_owned = id.to_owned();
+    // The resume runs detached from this request: a client that goes away (or times out)
+    // does not strand the run half-resumed. Its claim's lease covers a crash.
+    let resume = tokio::spawn(async move {
+        let id = id_owned.as_str();
+        let outcome = match (store, &principal) {
             // The store records who decided what, in the audit log too.
             (Some(store), Some(p)) => store.resume_pipeline(&pipeline, p, id, decision).await,
             _ => {
@@ -240,12 +270,21 @@ async fn decide(
                     .resume_by(id, decision, principal.as_ref().map(|p| p.id.as_str()))
                     .await
             }
-        }
-    };
-    let outcome = tokio::time::timeout(gw.timeout(), resume)
+        }?;
+        finish(outcome).await
+    });
+    let finished = tokio::time::timeout(gw.timeout(), resume)
         .await
-        .map_err(|_| Error::new(ErrorKind::Timeout, "the resumed run did not finish in time"))??;
-    outcome_response(outcome).await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the resumed run did not finish in time; it goes on: follow it at /v1/runs/{id}"
+                ),
+            )
+        })?
+        .map_err(|e| Error::internal(format!("the resume task failed: {e}")))??;
+    Ok(finished_response(finished))
 }
 
 /// `POST /v1/runs/{id}/approve`.

@@ -1,0 +1,271 @@
+//! Resumes cannot strand a run: a gateway process killed (SIGKILL) in the middle of a resumed
+//! run leaves a claim whose lease expires; a second process sharing the database finishes the
+//! run with the recorded decision, exactly once, and its answer is readable.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{Json, routing::post};
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-test-recovery-key";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An OpenAI-compatible upstream whose first call never answers (the process calling it is
+/// killed meanwhile) and whose later calls answer at once.
+async fn upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let h = h.clone();
+            async move {
+                if h.fetch_add(1, Ordering::SeqCst) == 0 {
+                    std::future::pending::<()>().await;
+                }
+                Json(json!({
+                    "id": "cmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": "the transfer is booked"}}],
+                    "usage": {"prompt_tokens": 4, "completion_tokens": 4, "total_tokens": 8}
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, hits)
+}
+
+fn start(config: &std::path::Path, dir: &std::path::Path) -> (Server, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aegis"))
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ])
+        .current_dir(dir)
+        .env("AEGIS_LOG", "warn")
+        .env_remove("AEGIS_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().starts_with("aegis: listening on") {
+            return (server, format!("http://{listen}"));
+        }
+    }
+    panic!("the gateway did not start");
+}
+
+async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(KEY)
+        .timeout(Duration::from_secs(30));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_killed_mid_run_is_finished_once_by_another_process() {
+    let (up, hits) = upstream().await;
+    let dir = std::env::temp_dir().join(format!(
+        "aegis-recovery-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("aegis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[pipeline]
+durability = "exit"
+resume_lease_ms = 1500
+
+[[providers]]
+id = "up"
+type = "openai"
+config = {{ base_url = "http://{up}/v1" }}
+
+[[authenticators]]
+id = "keys"
+type = "static_keys"
+config = {{ keys = [ {{ key = "{KEY}", principal = "ops", roles = ["admin"] }} ] }}
+
+[[guardrails]]
+id = "ask"
+type = "ban_substrings"
+config = {{ substrings = ["wire transfer"], action = "require_approval", stages = ["input"] }}
+
+[server]
+database_url = "sqlite://{db}?mode=rwc"
+"#,
+            db = dir.join("aegis.db").display()
+        ),
+    )
+    .unwrap();
+
+    let (first, a) = start(&config, &dir);
+    let (status, paused) = call(
+        reqwest::Method::POST,
+        format!("{a}/v1/runs"),
+        Some(json!({"input": {"model": "up/m", "messages": [{"role": "user", "content": "book the wire transfer"}]}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{paused}");
+    let run_id = paused["id"].as_str().unwrap().to_owned();
+
+    // The approval starts the resumed run on process A, which hangs in the provider call…
+    let approve = tokio::spawn(call(
+        reqwest::Method::POST,
+        format!("{a}/v1/runs/{run_id}/approve"),
+        None,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hits.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the resume never reached the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // …and is killed there.
+    drop(first);
+    let _ = approve.await;
+
+    let (_second, b) = start(&config, &dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let (_, run) = call(reqwest::Method::GET, format!("{b}/v1/runs/{run_id}"), None).await;
+        if run["status"] == "completed" {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stranded run was never finished: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        run["output"]["choices"][0]["message"]["content"], "the transfer is booked",
+        "{run}"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "one lost call, one that finished"
+    );
+
+    // Exactly once: later sweeps leave the finished run alone.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, again) = call(reqwest::Method::GET, format!("{b}/v1/runs/{run_id}"), None).await;
+    assert_eq!(again["status"], "completed");
+    assert_eq!(again["version"], run["version"]);
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_paused_streaming_request_resumes_and_its_answer_is_kept_and_readable() {
+    use aegis::{Pipeline, config::AegisConfig};
+    use aegis_gateway::server::{self, EventFeed, Gateway, Limits};
+    let cfg = AegisConfig::from_toml_str(
+        r#"
+        [[providers]]
+        id = "echo"
+        type = "echo"
+
+        [[guardrails]]
+        id = "ask"
+        type = "ban_substrings"
+        config = { substrings = ["wire transfer"], action = "require_approval", stages = ["input"] }
+        "#,
+        std::iter::empty::<(&str, &str)>(),
+    )
+    .unwrap();
+    let feed = EventFeed::default();
+    let pipeline = Pipeline::from_config_with(
+        &aegis_gateway::static_keys::registry(),
+        &cfg,
+        None,
+        vec![Arc::new(feed.clone())],
+    )
+    .await
+    .unwrap();
+    let app = server::router(Gateway::new(pipeline, Limits::default(), feed));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let (status, paused) = call(
+        reqwest::Method::POST,
+        format!("http://{addr}/v1/chat/completions"),
+        Some(json!({"model": "echo", "stream": true,
+                    "messages": [{"role": "user", "content": "a wire transfer please"}]})),
+    )
+    .await;
+    assert_eq!(status, 202, "{paused}");
+    let run_id = paused["id"].as_str().unwrap();
+    let (status, done) = call(
+        reqwest::Method::POST,
+        format!("http://{addr}/v1/runs/{run_id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        done["output"]["choices"][0]["message"]["content"],
+        "echo: a wire transfer please"
+    );
+    let (_, run) = call(
+        reqwest::Method::GET,
+        format!("http://{addr}/v1/runs/{run_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        run["output"]["choices"][0]["message"]["content"],
+        "echo: a wire transfer please"
+    );
+}
