@@ -34,7 +34,8 @@ use std::sync::Arc;
 pub use aegis_contracts::*;
 pub use aegis_core::{
     BuildContext, Components, EnvSecrets, Exchange, ExchangeUpdate, FileSecrets, Pipeline,
-    PipelineBuilder, PipelineOutcome, Registry, Route, Telemetry, config, graph, guard, layer,
+    PipelineBuilder, PipelineOutcome, PipelineSet, Registry, Route, Telemetry, config, graph,
+    guard, layer,
 };
 
 /// Providers: the OpenAI-compatible provider, the offline [`Echo`](providers::Echo)

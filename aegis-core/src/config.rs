@@ -58,6 +58,10 @@ pub struct AegisConfig {
     /// positions they declare, in this order; their run-end hooks run once per run.
     #[serde(default)]
     pub policies: Vec<PluginConfig>,
+    /// Further pipelines served beside the main one, each with its own guards, policies and
+    /// default model, over the same providers, routing and authenticators.
+    #[serde(default)]
+    pub pipelines: Vec<NamedPipelineConfig>,
     /// Telemetry sinks.
     #[serde(default)]
     pub telemetry: Vec<PluginConfig>,
@@ -85,6 +89,8 @@ pub struct PipelineConfig {
     /// minutes). A resume is cut off at the end of its lease; a run whose resume crashed is
     /// finished by another process once the lease has expired.
     pub resume_lease_ms: u64,
+    /// The model of requests that name none (or name `default`).
+    pub default_model: Option<String>,
 }
 
 impl Default for PipelineConfig {
@@ -95,6 +101,7 @@ impl Default for PipelineConfig {
             stream_buffering: true,
             require_auth: false,
             resume_lease_ms: 600_000,
+            default_model: None,
         }
     }
 }
@@ -108,6 +115,25 @@ pub struct RoutingConfig {
     pub default_provider: Option<String>,
     /// Model aliases: `fast = "openai/gpt-4o-mini"`.
     pub aliases: BTreeMap<String, String>,
+}
+
+/// A named pipeline (`[[pipelines]]`): selected per route (`/v1/pipelines/{name}/...`), by
+/// a key's `pipeline` label, or by `POST /v1/runs {"graph": name}`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NamedPipelineConfig {
+    /// The pipeline's name (also its graph's name, which its runs record).
+    pub name: String,
+    /// Ids of the `[[guardrails]]` it runs, in this order; default none.
+    #[serde(default)]
+    pub guardrails: Vec<String>,
+    /// Ids of the `[[policies]]` it runs, in this order; default none.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// The model of requests that name none (or name `default`).
+    #[serde(default)]
+    pub default_model: Option<String>,
 }
 
 /// One plugin instance.
@@ -204,8 +230,9 @@ pub(crate) fn humanize(msg: &str) -> String {
 }
 
 /// The top-level config sections `AEGIS_*` variables may override.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "pipeline",
+    "pipelines",
     "routing",
     "providers",
     "guardrails",

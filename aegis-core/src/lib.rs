@@ -20,4 +20,6 @@ pub use registry::{BuildContext, Components, Registry};
 pub use secrets::{EnvSecrets, FileSecrets};
 mod lifecycle;
 
-pub use lifecycle::{Exchange, ExchangeUpdate, Pipeline, PipelineBuilder, PipelineOutcome, Route};
+pub use lifecycle::{
+    Exchange, ExchangeUpdate, Pipeline, PipelineBuilder, PipelineOutcome, PipelineSet, Route,
+};

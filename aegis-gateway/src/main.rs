@@ -313,7 +313,16 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             action: ConfigAction::Validate { path },
         } => {
             let cfg = AegisConfig::load(&path)?;
-            let problems = registry_for(None).await?.validate(&cfg).await;
+            let registry = registry_for(None).await?;
+            let mut problems = registry.validate(&cfg).await;
+            // What only assembling the pipelines finds: routing (alias targets, the default
+            // provider), named pipelines, hold-back negotiation.
+            if problems.is_empty()
+                && let Err(e) =
+                    aegis::PipelineSet::from_config_with(&registry, &cfg, None, Vec::new()).await
+            {
+                problems.extend(e.message().lines().map(str::to_owned));
+            }
             if cli.json {
                 say!(
                     "{}",
@@ -567,13 +576,14 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
     // Runs outlive reloads: every rebuilt pipeline shares this store.
     let store: Arc<dyn CheckpointStore> = Arc::new(db.clone());
     let sinks: Vec<Arc<dyn aegis::TelemetrySink>> = vec![Arc::new(feed.clone()), Arc::new(audit)];
-    let pipeline = Pipeline::from_config_with(
+    let pipelines = aegis::PipelineSet::from_config_with(
         &registry_for(Some(&db)).await?,
         &cfg,
         Some(store.clone()),
         sinks.clone(),
     )
     .await?;
+    let pipeline = pipelines.main().clone();
     let limits: Limits = serde_json::from_value(
         cfg.server
             .get("limits")
@@ -629,7 +639,10 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
         );
     }
     say!("aegis: runs, keys and audit in {}", redact_url(&db_url));
-    let gw = Gateway::with_store(pipeline, limits, feed, db.clone());
+    if pipelines.has_named() {
+        say!("aegis: named pipelines: {}", pipelines.names().join(", "));
+    }
+    let gw = Gateway::with_store(pipelines, limits, feed, db.clone());
     // Resumes stranded by a crashed replica are finished once their lease expires.
     let lease = std::time::Duration::from_millis(cfg.pipeline.resume_lease_ms);
     gw.spawn_recovery((lease / 2).clamp(
@@ -660,7 +673,7 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
             );
             Box::pin(async move {
                 let cfg = AegisConfig::load(&path)?;
-                let next = Pipeline::from_config_with(
+                let next = aegis::PipelineSet::from_config_with(
                     &registry_for(Some(&db)).await?,
                     &cfg,
                     Some(store),

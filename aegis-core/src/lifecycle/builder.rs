@@ -8,7 +8,7 @@ use aegis_contracts::{
 
 use super::{Exchange, Pipeline, Shared, nodes, routes::ModelTable};
 use crate::{
-    Registry, Telemetry,
+    Components, Registry, Telemetry,
     config::{AegisConfig, RoutingConfig},
     graph::{BoxNode, Durability, END, Graph, START},
     guard::{GuardChain, GuardEntry},
@@ -29,6 +29,7 @@ pub struct PipelineBuilder {
     require_auth: bool,
     stream_buffering: Option<bool>,
     resume_lease: Option<std::time::Duration>,
+    default_model: Option<String>,
 }
 
 impl PipelineBuilder {
@@ -107,12 +108,26 @@ impl PipelineBuilder {
         self
     }
 
+    /// The model of requests that name none (or name `default`).
+    pub fn default_model(mut self, model: impl Into<String>) -> Self {
+        self.default_model = Some(model.into());
+        self
+    }
+
     /// Compiles the routing table and the lifecycle graph. Errors: alias targets that do
     /// not resolve, an unknown default provider, duplicate policy ids, output guards that
     /// cannot judge a stream without buffering when buffering is off.
     pub fn build(self) -> Result<Pipeline, Error> {
         let telemetry = Telemetry::new(self.sinks);
         let routes = ModelTable::new(self.providers, &self.routing)?;
+        if let Some(m) = &self.default_model {
+            routes.resolve(m).map_err(|e| {
+                Error::config(format!(
+                    "default_model: `{m}` does not resolve: {}",
+                    e.message()
+                ))
+            })?;
+        }
         let chain = GuardChain::new(self.guards).with_telemetry(telemetry.clone());
         // Hold-back negotiation is the pipeline's business; the engine only reports it.
         let holdback = chain.stream_holdback(self.stream_buffering.unwrap_or(true));
@@ -153,6 +168,7 @@ impl PipelineBuilder {
             graph,
             shared,
             holdback,
+            default_model: self.default_model.map(Arc::from),
         })
     }
 }
@@ -196,7 +212,8 @@ impl Pipeline {
     }
 
     /// [`from_config`](Self::from_config) with a checkpoint store and extra telemetry sinks
-    /// supplied by the host (e.g. an audit writer, a live event feed).
+    /// supplied by the host (e.g. an audit writer, a live event feed). Only the main
+    /// pipeline; [`PipelineSet::from_config_with`] builds the `[[pipelines]]` too.
     pub async fn from_config_with(
         registry: &Registry,
         config: &AegisConfig,
@@ -204,38 +221,188 @@ impl Pipeline {
         sinks: Vec<Arc<dyn TelemetrySink>>,
     ) -> Result<Self, Error> {
         let c = registry.build(config).await?;
-        let mut b = Pipeline::builder()
-            .name(config.pipeline.name.clone())
-            .routing(config.routing.clone())
-            .durability(config.pipeline.durability)
-            .require_auth(config.pipeline.require_auth)
-            .stream_buffering(config.pipeline.stream_buffering);
-        if config.pipeline.resume_lease_ms < 100 {
-            return Err(Error::config(
-                "pipeline.resume_lease_ms: must be at least 100 (a lease shorter than a provider call strands no run but recovers every resume)",
-            ));
-        }
-        b = b.resume_lease(std::time::Duration::from_millis(
+        let main = Selection {
+            name: config.pipeline.name.clone(),
+            guards: c.guards.clone(),
+            policies: c.policies.clone(),
+            default_model: config.pipeline.default_model.clone(),
+        };
+        assemble(config, &c, main, store, sinks)
+    }
+}
+
+/// What one pipeline of a config takes from the shared components.
+struct Selection {
+    name: String,
+    guards: Vec<GuardEntry>,
+    policies: Vec<(String, Arc<dyn Policy>)>,
+    default_model: Option<String>,
+}
+
+/// One pipeline over the shared components (providers, routing and authenticators are the
+/// same instances for every pipeline of a config: one router's health, one reload).
+fn assemble(
+    config: &AegisConfig,
+    c: &Components,
+    pick: Selection,
+    store: Option<Arc<dyn CheckpointStore>>,
+    sinks: Vec<Arc<dyn TelemetrySink>>,
+) -> Result<Pipeline, Error> {
+    if config.pipeline.resume_lease_ms < 100 {
+        return Err(Error::config(
+            "pipeline.resume_lease_ms: must be at least 100 (shorter leases would hand every resume to recovery)",
+        ));
+    }
+    let mut b = Pipeline::builder()
+        .name(pick.name)
+        .routing(config.routing.clone())
+        .durability(config.pipeline.durability)
+        .require_auth(config.pipeline.require_auth)
+        .stream_buffering(config.pipeline.stream_buffering)
+        .resume_lease(std::time::Duration::from_millis(
             config.pipeline.resume_lease_ms,
         ));
-        for (id, p) in c.providers {
-            b = b.provider(id, p);
+    if let Some(m) = pick.default_model {
+        b = b.default_model(m);
+    }
+    for (id, p) in &c.providers {
+        b = b.provider(id.clone(), p.clone());
+    }
+    for g in pick.guards {
+        b = b.guard(g);
+    }
+    for (id, a) in &c.authenticators {
+        b = b.authenticator(id.clone(), a.clone());
+    }
+    for (id, p) in pick.policies {
+        b = b.policy(id, p);
+    }
+    for t in c.telemetry.iter().map(|(_, t)| t.clone()).chain(sinks) {
+        b = b.telemetry(t);
+    }
+    if let Some(store) = store {
+        b = b.checkpointer(store);
+    }
+    b.build()
+}
+
+impl From<Pipeline> for PipelineSet {
+    fn from(main: Pipeline) -> Self {
+        Self::single(main)
+    }
+}
+
+/// The pipelines one config describes: the main one and every `[[pipelines]]` entry,
+/// sharing providers, routing, authenticators and the checkpoint store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct PipelineSet {
+    main: Pipeline,
+    named: Vec<(String, Pipeline)>,
+}
+
+impl PipelineSet {
+    /// Builds every pipeline of `config`. A `[[pipelines]]` entry naming an unknown guard or
+    /// policy, or reusing a name, is an error with its path.
+    pub async fn from_config_with(
+        registry: &Registry,
+        config: &AegisConfig,
+        store: Option<Arc<dyn CheckpointStore>>,
+        sinks: Vec<Arc<dyn TelemetrySink>>,
+    ) -> Result<Self, Error> {
+        let c = registry.build(config).await?;
+        let main = assemble(
+            config,
+            &c,
+            Selection {
+                name: config.pipeline.name.clone(),
+                guards: c.guards.clone(),
+                policies: c.policies.clone(),
+                default_model: config.pipeline.default_model.clone(),
+            },
+            store.clone(),
+            sinks.clone(),
+        )?;
+        let mut problems = Vec::new();
+        let mut named: Vec<(String, Pipeline)> = Vec::new();
+        for (i, n) in config.pipelines.iter().enumerate() {
+            let at = format!("pipelines[{i}]");
+            if n.name.trim().is_empty()
+                || !n
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                problems.push(format!(
+                    "{at}.name: `{}` must be letters, digits, `-` or `_` (it is part of a URL)",
+                    n.name
+                ));
+                continue;
+            }
+            if n.name == config.pipeline.name || named.iter().any(|(x, _)| *x == n.name) {
+                problems.push(format!("{at}.name: `{}` is used twice", n.name));
+                continue;
+            }
+            let mut guards = Vec::new();
+            for (j, id) in n.guardrails.iter().enumerate() {
+                match c.guards.iter().find(|g| g.id() == id) {
+                    Some(g) => guards.push(g.clone()),
+                    None => {
+                        problems.push(format!("{at}.guardrails[{j}]: no guardrail has id `{id}`"))
+                    }
+                }
+            }
+            let mut policies = Vec::new();
+            for (j, id) in n.policies.iter().enumerate() {
+                match c.policies.iter().find(|(p, _)| p == id) {
+                    Some(p) => policies.push(p.clone()),
+                    None => problems.push(format!("{at}.policies[{j}]: no policy has id `{id}`")),
+                }
+            }
+            let pick = Selection {
+                name: n.name.clone(),
+                guards,
+                policies,
+                default_model: n.default_model.clone(),
+            };
+            match assemble(config, &c, pick, store.clone(), sinks.clone()) {
+                Ok(p) => named.push((n.name.clone(), p)),
+                Err(e) => problems.push(format!("{at}: {}", e.message())),
+            }
         }
-        for g in c.guards {
-            b = b.guard(g);
+        if !problems.is_empty() {
+            return Err(Error::config(problems.join("\n")));
         }
-        for (id, a) in c.authenticators {
-            b = b.authenticator(id, a);
+        Ok(Self { main, named })
+    }
+
+    /// A set of one pipeline.
+    pub fn single(main: Pipeline) -> Self {
+        Self {
+            main,
+            named: Vec::new(),
         }
-        for (id, p) in c.policies {
-            b = b.policy(id, p);
+    }
+
+    /// The main pipeline.
+    pub fn main(&self) -> &Pipeline {
+        &self.main
+    }
+
+    /// The pipeline called `name` (the main one answers to its own name too).
+    pub fn get(&self, name: &str) -> Option<&Pipeline> {
+        if self.main.graph().name() == name {
+            return Some(&self.main);
         }
-        for t in c.telemetry.into_iter().map(|(_, t)| t).chain(sinks) {
-            b = b.telemetry(t);
-        }
-        if let Some(store) = store {
-            b = b.checkpointer(store);
-        }
-        b.build()
+        self.named.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+    }
+
+    /// The names of the named pipelines, in config order.
+    pub fn names(&self) -> Vec<&str> {
+        self.named.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// Whether there is more than the main pipeline.
+    pub fn has_named(&self) -> bool {
+        !self.named.is_empty()
     }
 }

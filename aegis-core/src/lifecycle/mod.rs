@@ -63,7 +63,7 @@ use aegis_contracts::{
 };
 use tower_service::Service;
 
-pub use builder::PipelineBuilder;
+pub use builder::{PipelineBuilder, PipelineSet};
 pub use exchange::{Exchange, ExchangeUpdate, Route};
 
 use self::{routes::ModelTable, run_end::RunEnd};
@@ -130,6 +130,7 @@ pub struct Pipeline {
     graph: Graph<Exchange>,
     shared: Arc<Shared>,
     holdback: Holdback,
+    default_model: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -224,6 +225,11 @@ impl Pipeline {
     /// returns; a streamed one when the stream is finished, fails, or is dropped (then the
     /// run is `cancelled`). Dropping this future before it resolves also cancels the run.
     pub async fn run(&self, mut req: ChatRequest) -> Result<PipelineOutcome, Error> {
+        if let Some(m) = &self.default_model
+            && (req.model.trim().is_empty() || req.model == "default")
+        {
+            req.model = m.to_string();
+        }
         req.validate()?;
         let mut ctx = std::mem::take(&mut req.ctx);
         // Identify the caller before the run exists, so the run records its owner and an

@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use aegis::{Credentials, Error, ErrorKind, Pipeline, RequestContext, Secret};
+use aegis::{Credentials, Error, ErrorKind, Pipeline, PipelineSet, RequestContext, Secret};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
@@ -70,7 +70,7 @@ pub type Reloader = Arc<
 pub struct Gateway {
     reloader: std::sync::OnceLock<Reloader>,
     /// Swapped atomically on reload; each request works on the pipeline it started with.
-    pipeline: RwLock<Pipeline>,
+    pipeline: RwLock<PipelineSet>,
     /// Runs, keys and audit, when the gateway has a database.
     store: Option<aegis_store::Store>,
     limits: Limits,
@@ -81,23 +81,23 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway serving `pipeline`; `events` must be one of the pipeline's telemetry sinks for
     /// `/v1/runs/{id}/events` to see anything.
-    pub fn new(pipeline: Pipeline, limits: Limits, events: EventFeed) -> Arc<Self> {
-        Self::build(pipeline, limits, events, None)
+    pub fn new(pipeline: impl Into<PipelineSet>, limits: Limits, events: EventFeed) -> Arc<Self> {
+        Self::build(pipeline.into(), limits, events, None)
     }
 
     /// A gateway whose runs, keys and audit live in `store` (which must also be the
     /// pipeline's checkpointer).
     pub fn with_store(
-        pipeline: Pipeline,
+        pipeline: impl Into<PipelineSet>,
         limits: Limits,
         events: EventFeed,
         store: aegis_store::Store,
     ) -> Arc<Self> {
-        Self::build(pipeline, limits, events, Some(store))
+        Self::build(pipeline.into(), limits, events, Some(store))
     }
 
     fn build(
-        pipeline: Pipeline,
+        pipeline: PipelineSet,
         limits: Limits,
         events: EventFeed,
         store: Option<aegis_store::Store>,
@@ -112,16 +112,75 @@ impl Gateway {
         })
     }
 
-    /// The pipeline serving new requests (a cheap clone).
+    /// The main pipeline serving new requests (a cheap clone).
     pub fn pipeline(&self) -> Pipeline {
+        self.pipelines().main().clone()
+    }
+
+    /// Every pipeline serving new requests: the main one and the named ones.
+    pub fn pipelines(&self) -> PipelineSet {
         match self.pipeline.read() {
             Ok(p) => p.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
+    /// The pipeline that runs `graph`'s runs (resumes go back to the pipeline that began
+    /// the run); the main one when no named pipeline has that name.
+    pub fn pipeline_of_graph(&self, graph: &str) -> Pipeline {
+        let set = self.pipelines();
+        set.get(graph).unwrap_or(set.main()).clone()
+    }
+
+    /// Picks the pipeline of a request: the one the route names, else the one the caller's
+    /// key is pinned to (its `pipeline` label), else the main one. A key pinned to a
+    /// pipeline cannot use another (`403`). The caller is authenticated here once; the
+    /// pipeline does not do it again.
+    pub async fn select(
+        &self,
+        name: Option<&str>,
+        ctx: &mut RequestContext,
+    ) -> Result<Pipeline, Error> {
+        let set = self.pipelines();
+        if !set.has_named() && name.is_none() {
+            return Ok(set.main().clone());
+        }
+        if ctx.principal.is_none() {
+            ctx.principal = set.main().authenticate(ctx).await?;
+        }
+        let pinned = ctx
+            .principal
+            .as_ref()
+            .and_then(|p| p.labels.get("pipeline"))
+            .cloned();
+        let chosen = match (name, pinned.as_deref()) {
+            (Some(n), Some(pin)) if n != pin => {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    format!("this key may use pipeline `{pin}` only, not `{n}`"),
+                ));
+            }
+            (Some(n), _) | (None, Some(n)) => n,
+            (None, None) => return Ok(set.main().clone()),
+        };
+        set.get(chosen).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no pipeline `{chosen}` (this gateway serves: {})",
+                    std::iter::once(set.main().graph().name())
+                        .chain(set.names())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .with_code("pipeline_not_found")
+        })
+    }
+
     /// Serves new requests with `pipeline`; requests in flight finish on the old one.
-    pub fn replace_pipeline(&self, pipeline: Pipeline) {
+    pub fn replace_pipeline(&self, pipeline: impl Into<PipelineSet>) {
+        let pipeline = pipeline.into();
         match self.pipeline.write() {
             Ok(mut p) => *p = pipeline,
             Err(poisoned) => *poisoned.into_inner() = pipeline,
@@ -144,9 +203,9 @@ impl Gateway {
         let query = aegis_store::RunQuery::new()
             .status(aegis::RunStatus::Running)
             .limit(500);
-        let pipeline = self.pipeline();
         let mut finished = 0;
         for run in store.list_all_runs(&query).await?.runs {
+            let pipeline = self.pipeline_of_graph(&run.graph);
             match pipeline.recover(&run.run_id).await {
                 Ok(None) => {}
                 Ok(Some(outcome)) => {
@@ -207,6 +266,14 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route(
+            "/v1/pipelines/{pipeline}/chat/completions",
+            post(openai::pipeline_chat_completions),
+        )
+        .route(
+            "/v1/pipelines/{pipeline}/embeddings",
+            post(openai::pipeline_embeddings),
+        )
         .route("/v1/models", get(openai::models))
         .route("/v1/runs", post(runs::create).get(runs::list))
         .route("/v1/runs/{id}", get(runs::get))

@@ -10,7 +10,7 @@ use aegis::{
 use axum::{
     Json,
     body::Bytes,
-    extract::State,
+    extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response, Sse, sse::Event},
 };
@@ -27,6 +27,25 @@ pub(super) async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    chat(gw, None, headers, body).await
+}
+
+/// `POST /v1/pipelines/{pipeline}/chat/completions`: the same, on a named pipeline.
+pub(super) async fn pipeline_chat_completions(
+    State(gw): State<Arc<Gateway>>,
+    Path(pipeline): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    chat(gw, Some(pipeline), headers, body).await
+}
+
+async fn chat(
+    gw: Arc<Gateway>,
+    pipeline: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let mut req: ChatRequest = parse_json(&body)?;
     if let Some(model) = headers.get("x-aegis-model").and_then(|v| v.to_str().ok()) {
         req.model = model.to_owned();
@@ -38,6 +57,7 @@ pub(super) async fn chat_completions(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     req.ctx = context_from(&headers);
+    let pipeline = gw.select(pipeline.as_deref(), &mut req.ctx).await?;
     let permit = if req.stream {
         let permit = gw.streams.clone().try_acquire_owned().map_err(|_| {
             Error::new(
@@ -50,7 +70,7 @@ pub(super) async fn chat_completions(
     } else {
         None
     };
-    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline().run(req))
+    let outcome = tokio::time::timeout(gw.timeout(), pipeline.run(req))
         .await
         .map_err(|_| {
             Error::new(
@@ -161,6 +181,25 @@ pub(super) async fn embeddings(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    embed(gw, None, headers, body).await
+}
+
+/// `POST /v1/pipelines/{pipeline}/embeddings`: the same, on a named pipeline.
+pub(super) async fn pipeline_embeddings(
+    State(gw): State<Arc<Gateway>>,
+    Path(pipeline): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    embed(gw, Some(pipeline), headers, body).await
+}
+
+async fn embed(
+    gw: Arc<Gateway>,
+    pipeline: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let b: EmbeddingBody = parse_json(&body)?;
     let input = match b.input {
         EmbeddingInput::One(s) => vec![s],
@@ -182,7 +221,8 @@ pub(super) async fn embeddings(
         req.extra.insert("user".into(), user.into());
     }
     req.ctx = context_from(&headers);
-    let out = tokio::time::timeout(gw.timeout(), gw.pipeline().embed(req))
+    let pipeline = gw.select(pipeline.as_deref(), &mut req.ctx).await?;
+    let out = tokio::time::timeout(gw.timeout(), pipeline.embed(req))
         .await
         .map_err(|_| Error::new(ErrorKind::Timeout, "embeddings did not answer in time"))??;
     let data: Vec<Value> = out

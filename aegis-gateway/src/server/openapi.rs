@@ -112,6 +112,15 @@ pub fn document() -> Value {
         "properties": {"model": {"type": "string"}, "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
                        "encoding_format": {"enum": ["float", "base64"]}, "dimensions": {"type": "integer"}}
     }}}});
+    // The same operations on a named pipeline (`[[pipelines]]`).
+    let on_pipeline = |o: &Value, what: &str| {
+        let mut o = o.clone();
+        o["summary"] = format!("{what} on a named pipeline").into();
+        o["parameters"] = json!([{"name": "pipeline", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        o
+    };
+    let pipeline_chat = on_pipeline(&chat, "Create a chat completion");
+    let pipeline_embeddings = on_pipeline(&embeddings, "Create embeddings");
     json!({
         "openapi": "3.0.3",
         "info": {"title": "Aegis gateway", "version": env!("CARGO_PKG_VERSION"),
@@ -119,6 +128,8 @@ pub fn document() -> Value {
         "paths": {
             "/v1/chat/completions": {"post": chat},
             "/v1/embeddings": {"post": embeddings},
+            "/v1/pipelines/{pipeline}/chat/completions": {"post": pipeline_chat},
+            "/v1/pipelines/{pipeline}/embeddings": {"post": pipeline_embeddings},
             "/v1/models": {"get": {"summary": "List the models callers can name", "responses": {"200": {"description": "OpenAI model list"}}}},
             "/v1/runs": {"post": {
                 "summary": "Start a governed run on a named graph",

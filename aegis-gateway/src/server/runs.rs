@@ -123,19 +123,11 @@ pub(super) async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let CreateRun { graph, mut input } = parse_json(&body)?;
-    let served = gw.pipeline().graph().name().to_owned();
-    if let Some(g) = graph
-        && g != served
-    {
-        return Err(Error::new(
-            ErrorKind::NotFound,
-            format!("no graph `{g}`; this gateway serves `{served}`"),
-        )
-        .into());
-    }
     input.stream = false;
     input.ctx = context_from(&headers);
-    let outcome = tokio::time::timeout(gw.timeout(), gw.pipeline().run(input))
+    // `graph` names the pipeline the run runs (its graph has the pipeline's name).
+    let pipeline = gw.select(graph.as_deref(), &mut input.ctx).await?;
+    let outcome = tokio::time::timeout(gw.timeout(), pipeline.run(input))
         .await
         .map_err(|_| Error::new(ErrorKind::Timeout, "the run did not finish in time"))??;
     outcome_response(outcome).await
@@ -254,8 +246,8 @@ async fn decide(
     id: &str,
     decision: Approval,
 ) -> Result<Response, ApiError> {
-    let (_, principal) = visible(gw, headers, id).await?;
-    let pipeline = gw.pipeline();
+    let (cp, principal) = visible(gw, headers, id).await?;
+    let pipeline = gw.pipeline_of_graph(&cp.graph);
     let store = gw.store().cloned();
     let id_owned = id.to_owned();
     // The resume runs detached from this request: a client that goes away (or times out)
