@@ -110,7 +110,12 @@ async fn content_filter_400_is_a_non_retryable_error_with_azure_code() {
         serve(|_| async { json_response(400, &fixture_json("azure/error_content_filter.json")) })
             .await;
     let err = azure(&base).chat(hello("gpt-4o")).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Provider);
+    assert_eq!(
+        err.kind(),
+        ErrorKind::InvalidRequest,
+        "the request's fault, not the gateway's"
+    );
+    assert_eq!(err.status(), Some(400));
     assert!(!err.is_retryable());
     assert!(
         err.message().contains("content management policy")

@@ -110,7 +110,9 @@ impl Store {
         let now = now_ms();
         let at = if cp.at_ms == 0 { now } else { cp.at_ms as i64 };
         let status = status_str(cp.status);
-        let interrupt_id = cp.interrupt.as_ref().map(|i| i.id.clone());
+        // A claimed interrupt (a resume carrying it out) is no longer pending.
+        let pending = cp.interrupt.as_ref().filter(|i| i.claim.is_none());
+        let interrupt_id = pending.map(|i| i.id.clone());
         // The run's owner: the checkpoint's principal, else (the lifecycle pipeline
         // authenticates inside the graph, after the run began) the authenticated principal
         // the state carries. Set once; a run never changes owner.
@@ -226,7 +228,7 @@ impl Store {
                 .await
                 .map_err(|e| write_err("cannot resolve the interrupt", e))?;
         }
-        if let Some(i) = &cp.interrupt
+        if let Some(i) = pending
             && prev_interrupt.as_ref() != Some(&i.id)
         {
             entity::interrupt::Entity::insert(entity::interrupt::ActiveModel {
