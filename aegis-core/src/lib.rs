@@ -6,6 +6,53 @@
 //! [`aegis_contracts`].
 #![forbid(unsafe_code)]
 
+/// Declares `pub mod future` with the `ResponseFuture` of one chat-level middleware (each
+/// middleware has its own type, as in tower-http; they share this shape).
+macro_rules! response_future {
+    ($service:ident) => {
+        /// Response futures of this module's middleware.
+        pub mod future {
+            use std::{
+                future::Future,
+                pin::Pin,
+                task::{Context, Poll},
+            };
+
+            use aegis_contracts::{ChatResponse, Error};
+
+            #[doc = concat!("The response future of [`", stringify!($service), "`](super::", stringify!($service), ").")]
+            pub struct ResponseFuture {
+                inner: Pin<Box<dyn Future<Output = Result<ChatResponse, Error>> + Send + 'static>>,
+            }
+
+            impl ResponseFuture {
+                pub(crate) fn new(
+                    fut: impl Future<Output = Result<ChatResponse, Error>> + Send + 'static,
+                ) -> Self {
+                    Self {
+                        inner: Box::pin(fut),
+                    }
+                }
+            }
+
+            impl Future for ResponseFuture {
+                type Output = Result<ChatResponse, Error>;
+
+                fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                    self.inner.as_mut().poll(cx)
+                }
+            }
+
+            impl std::fmt::Debug for ResponseFuture {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("ResponseFuture")
+                }
+            }
+        }
+    };
+}
+pub(crate) use response_future;
+
 pub mod graph;
 pub mod guard;
 pub mod layer;

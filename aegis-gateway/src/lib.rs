@@ -2,6 +2,7 @@
 //! the `aegis` command-line tool (`serve`, `chat`, `scan`, `runs`, `config`, `graph`, `models`).
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
 pub mod scan;
 pub mod server;
 pub mod static_keys;

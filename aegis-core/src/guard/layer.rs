@@ -1,15 +1,12 @@
 //! [`GuardLayer`]: a guard chain around any chat service, without a graph.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll},
-};
+use std::task::{Context, Poll};
 
 use aegis_contracts::{ChatBody, ChatRequest, ChatResponse, Error};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use self::future::ResponseFuture;
 use super::{chain::GuardChain, stream::Holdback};
 
 /// Applies a [`GuardChain`] to requests (tool definitions, tool results, prompts) and to
@@ -133,31 +130,4 @@ pub(crate) fn merge_ids(into: &mut Vec<String>, ids: Vec<String>) {
     }
 }
 
-/// Response future of the Aegis chat-level middlewares.
-pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<ChatResponse, Error>> + Send + 'static>>,
-}
-
-impl ResponseFuture {
-    pub(crate) fn new(
-        fut: impl Future<Output = Result<ChatResponse, Error>> + Send + 'static,
-    ) -> Self {
-        Self {
-            inner: Box::pin(fut),
-        }
-    }
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<ChatResponse, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl std::fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResponseFuture")
-    }
-}
+crate::response_future!(Guard);

@@ -15,5 +15,5 @@ pub use chain::{
     ChainDecision, ChainOutcome, GuardChain, GuardEntry, approval_error, blocked_error,
 };
 pub use judge::Judgement;
-pub use layer::{Guard, GuardLayer, ResponseFuture};
+pub use layer::{Guard, GuardLayer, future};
 pub use stream::{ApprovalSlot, Holdback, PendingApproval};

@@ -9,7 +9,7 @@ use aegis_contracts::{Authenticator, ChatRequest, ChatResponse, Error, ErrorKind
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::guard::ResponseFuture;
+use self::future::ResponseFuture;
 
 /// Authenticates every request with an [`Authenticator`] and stores the principal in
 /// `req.ctx.principal`. Missing credentials are
@@ -116,3 +116,5 @@ where
         })
     }
 }
+
+crate::response_future!(Auth);

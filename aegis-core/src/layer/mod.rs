@@ -28,9 +28,9 @@
 //! # });
 //! ```
 
-mod auth;
-mod telemetry;
-mod upstream;
+pub mod auth;
+pub mod telemetry;
+pub mod upstream;
 
 pub(crate) use auth::authenticate;
 pub use auth::{Auth, AuthLayer};

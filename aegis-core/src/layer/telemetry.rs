@@ -11,7 +11,8 @@ use futures_util::StreamExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Telemetry, graph::new_run_id, guard::ResponseFuture};
+use self::future::ResponseFuture;
+use crate::{Telemetry, graph::new_run_id};
 
 /// Emits `run_started`, `provider_call` (usage and latency; for streams when the stream
 /// ends), and `completed` or `failed` for every call. Assigns a run id when the request has
@@ -199,3 +200,5 @@ impl StreamObserver {
         });
     }
 }
+
+crate::response_future!(Telemetered);

@@ -8,7 +8,7 @@ use std::{
 use aegis_contracts::{ChatRequest, ChatResponse, Error, Provider};
 use tower_service::Service;
 
-use crate::guard::ResponseFuture;
+use self::future::ResponseFuture;
 
 /// Calls a provider; the service every governance layer ultimately wraps.
 #[derive(Clone)]
@@ -50,3 +50,5 @@ impl Service<ChatRequest> for Upstream {
         ResponseFuture::new(async move { provider.chat(req).await })
     }
 }
+
+crate::response_future!(Upstream);

@@ -1,0 +1,315 @@
+//! Gateway start-up: the typed `[server]` section, the config to run, the plugin registry,
+//! and [`serve`] — store, pipelines, first admin key, reloads, recovery of stranded resumes,
+//! graceful shutdown.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use aegis::{CheckpointStore, Error, config::AegisConfig};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::server::{self, EventFeed, Gateway, Limits};
+
+/// `println!` that ignores a closed stdout (`aegis scan | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{}\n", format_args!($($arg)*)));
+    }};
+}
+
+/// The `[server]` section of a config, typed: what `aegis serve` listens on, where it keeps
+/// runs, keys and the audit log, and the limits that protect it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Listen address (default `127.0.0.1:8080`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// `sqlite://FILE` (default `sqlite://aegis.db`) or `postgres://...`.
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_database_url() -> String {
+    "sqlite://aegis.db".into()
+}
+
+impl ServerConfig {
+    /// The `[server]` section of `config`; a problem names its path (`server.limits.max_body_bytes: ...`).
+    pub fn from_config(config: &AegisConfig) -> Result<Self, Error> {
+        serde_path_to_error::deserialize(Value::Object(config.server.clone())).map_err(|e| {
+            let path = e.path().to_string();
+            let at = if path == "." {
+                "server".to_owned()
+            } else {
+                format!("server.{path}")
+            };
+            Error::config(format!("{at}: {}", e.into_inner()))
+        })
+    }
+}
+
+/// The configuration `aegis serve` runs with no file: the offline echo provider, virtual
+/// keys, PII, secrets and invisible-text guards.
+pub const DEFAULT_CONFIG: &str = r#"
+[[providers]]
+id = "echo"
+type = "echo"
+
+[[authenticators]]
+id = "keys"
+type = "virtual_keys"
+
+[[guardrails]]
+id = "pii"
+type = "pii"
+
+[[guardrails]]
+id = "secrets"
+type = "secrets"
+config = { action = "redact" }
+
+[[guardrails]]
+id = "invisible"
+type = "invisible_text"
+config = { action = "strip" }
+"#;
+
+/// The config to run: the given file, ./aegis.toml, or the built-in defaults.
+pub fn load_config(path: Option<&Path>) -> Result<(AegisConfig, String), Error> {
+    match path {
+        Some(p) => Ok((AegisConfig::load(p)?, p.display().to_string())),
+        None if Path::new("aegis.toml").exists() => {
+            Ok((AegisConfig::load("aegis.toml")?, "aegis.toml".into()))
+        }
+        None => Ok((
+            AegisConfig::from_toml_str(DEFAULT_CONFIG, std::env::vars())?,
+            "built-in defaults".into(),
+        )),
+    }
+}
+
+/// Every plugin type, with `virtual_keys` backed by `store` (an in-memory database when
+/// only validating).
+pub async fn registry_for(store: Option<&aegis_store::Store>) -> Result<aegis::Registry, Error> {
+    let store = match store {
+        Some(s) => s.clone(),
+        None => aegis_store::Store::connect("sqlite::memory:").await?,
+    };
+    let mut r = crate::static_keys::registry();
+    aegis_store::keys::register(&mut r, store);
+    Ok(r)
+}
+
+/// `aegis serve`: runs the gateway until SIGINT / SIGTERM.
+pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AEGIS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let feed = EventFeed::default();
+    let (cfg, source) = load_config(config.as_deref())?;
+    let server_config = ServerConfig::from_config(&cfg)?;
+    // Runs, keys and the audit log: SQLite in the working directory unless configured.
+    let db_url = server_config.database_url.clone();
+    // SQLite has one writer: two connections (a writer and a reader) serve a gateway, and each
+    // connection is an OS thread with its own allocator arena — fewer keep idle memory low.
+    let mut options = aegis_store::StoreOptions::new(db_url.clone());
+    if db_url.starts_with("sqlite:") {
+        options = options.max_connections(2);
+    }
+    let db = aegis_store::Store::connect_with(options).await?;
+    let (audit, _audit_task) = aegis_store::AuditWriter::spawn(db.clone());
+    // Runs outlive reloads: every rebuilt pipeline shares this store.
+    let store: Arc<dyn CheckpointStore> = Arc::new(db.clone());
+    let sinks: Vec<Arc<dyn aegis::TelemetrySink>> = vec![Arc::new(feed.clone()), Arc::new(audit)];
+    let pipelines = aegis::PipelineSet::from_config_with(
+        &registry_for(Some(&db)).await?,
+        &cfg,
+        Some(store.clone()),
+        sinks.clone(),
+    )
+    .await?;
+    let pipeline = pipelines.main().clone();
+    let limits = server_config.limits.clone();
+    let listen = listen.unwrap_or(server_config.listen);
+    if source == "built-in defaults" {
+        say!(
+            "aegis: config from {source}; no provider configured, answering with the offline `echo` provider"
+        );
+    } else {
+        say!(
+            "aegis: config from {source}; providers: {}",
+            pipeline.provider_ids().join(", ")
+        );
+    }
+    let guards: Vec<&str> = pipeline.chain().entries().iter().map(|e| e.id()).collect();
+    say!(
+        "aegis: guards: {}",
+        if guards.is_empty() {
+            "none".to_owned()
+        } else {
+            guards.join(", ")
+        }
+    );
+    if cfg.authenticators.is_empty() {
+        say!(
+            "aegis: WARNING no authenticator configured: anyone who can reach this port can use it"
+        );
+    } else if db.list_keys(None).await?.is_empty() {
+        let admin = aegis::Principal::new("admin").with_role("admin");
+        let created = db
+            .create_key(
+                aegis_store::NewKey::new(admin)
+                    .name("first admin key")
+                    .by("aegis serve"),
+            )
+            .await?;
+        say!(
+            "aegis: first admin key (shown once, store it now): {}",
+            created.key.expose()
+        );
+    }
+    say!("aegis: runs, keys and audit in {}", redact_url(&db_url));
+    if pipelines.has_named() {
+        say!("aegis: named pipelines: {}", pipelines.names().join(", "));
+    }
+    let gw = Gateway::with_store(pipelines, limits, feed, db.clone());
+    // Resumes stranded by a crashed replica are finished once their lease expires.
+    let lease = std::time::Duration::from_millis(cfg.pipeline.resume_lease_ms);
+    gw.spawn_recovery((lease / 2).clamp(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(60),
+    ));
+
+    let config_path = match (&config, source.as_str()) {
+        (Some(p), _) => Some(p.clone()),
+        (None, "aegis.toml") => Some(PathBuf::from("aegis.toml")),
+        _ => None,
+    };
+    if let Some(path) = config_path {
+        let (weak, store, sinks, path2, db2) = (
+            Arc::downgrade(&gw),
+            store.clone(),
+            sinks.clone(),
+            path.clone(),
+            db.clone(),
+        );
+        gw.set_reloader(Arc::new(move || {
+            let (weak, store, sinks, path, db) = (
+                weak.clone(),
+                store.clone(),
+                sinks.clone(),
+                path2.clone(),
+                db2.clone(),
+            );
+            Box::pin(async move {
+                let cfg = AegisConfig::load(&path)?;
+                let next = aegis::PipelineSet::from_config_with(
+                    &registry_for(Some(&db)).await?,
+                    &cfg,
+                    Some(store),
+                    sinks,
+                )
+                .await?;
+                if let Some(gw) = weak.upgrade() {
+                    gw.replace_pipeline(next);
+                }
+                Ok(())
+            })
+        }));
+        tokio::spawn(watch_and_reload(gw.clone(), path));
+    }
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
+    say!(
+        "aegis: listening on http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| Error::internal(e.to_string()))?
+    );
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    server::serve(listener, gw, shutdown()).await
+}
+
+/// Reloads on SIGHUP and when the config file changes (polled every two seconds). A bad
+/// config is reported and the running pipeline kept.
+async fn watch_and_reload(gw: Arc<Gateway>, path: PathBuf) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut last = modified(&path);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hup_fired = async {
+            match hup.as_mut() {
+                Some(s) => s.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_fired = std::future::pending::<bool>();
+        let reason = tokio::select! {
+            _ = hup_fired => "SIGHUP",
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                let now = modified(&path);
+                if now == last { continue; }
+                last = now;
+                "config file changed"
+            }
+        };
+        match gw.reload().await {
+            Ok(()) => tracing::info!(reason, "pipeline reloaded"),
+            Err(e) => {
+                tracing::error!(reason, error = %e, "reload failed; keeping the running pipeline")
+            }
+        }
+    }
+}
+
+/// A database URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    eprintln!("aegis: shutting down; finishing in-flight requests");
+}

@@ -1,0 +1,476 @@
+//! The `aegis` command: serve the gateway, chat, scan text, manage runs, check config.
+
+use std::{
+    io::{IsTerminal, Write},
+    net::SocketAddr,
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use aegis::{Error, ErrorKind, config::AegisConfig};
+use aegis_gateway::{
+    bootstrap::{registry_for, serve},
+    scan::{self, ScanStage},
+    server,
+};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+/// `println!` that ignores a closed stdout (`aegis scan | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod input;
+mod remote;
+
+use input::{build_pipeline, read_input};
+use remote::{chat, request};
+
+#[derive(Parser)]
+#[command(
+    name = "aegis",
+    version,
+    about = "A governed LLM pipeline: gateway, scanner and run control."
+)]
+struct Cli {
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the OpenAI-compatible gateway.
+    Serve {
+        /// Config file (default: ./aegis.toml if present, else built-in defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address (default: [server].listen or 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Send a prompt to a running gateway (interactive when no prompt is given).
+    Chat {
+        /// The prompt.
+        prompt: Vec<String>,
+        /// Model or alias (e.g. `openai/gpt-4o-mini`).
+        #[arg(long, short, default_value = "echo")]
+        model: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run guardrails over text from stdin or a file and print the verdict as JSON.
+    /// Exit code: 0 allow/sanitize, 2 block, 3 approval required, 1 error.
+    Scan {
+        /// Config file whose guardrails form the chain.
+        #[arg(long, short, conflicts_with = "pack")]
+        config: Option<PathBuf>,
+        /// Built-in packs, comma-separated: pii, secrets, injection, invisible, urls
+        /// (default: pii,secrets,injection,invisible).
+        #[arg(long, value_delimiter = ',')]
+        pack: Option<Vec<String>>,
+        /// The stage the text is judged as.
+        #[arg(long, value_enum, default_value = "input")]
+        stage: ScanStage,
+        /// Read the text from this file instead of stdin.
+        #[arg(long, short)]
+        file: Option<PathBuf>,
+    },
+    /// Inspect and decide on runs of a running gateway.
+    Runs {
+        #[command(subcommand)]
+        action: RunsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manage virtual API keys of a running gateway (admin key required).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Check or describe configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Show the request lifecycle graph.
+    Graph {
+        #[command(subcommand)]
+        action: GraphAction,
+    },
+    /// List the models a running gateway serves.
+    Models {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(clap::Args)]
+struct Remote {
+    /// Gateway URL.
+    #[arg(
+        long,
+        env = "AEGIS_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// API key.
+    #[arg(long, env = "AEGIS_API_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key for a principal; the key is printed once.
+    Create {
+        /// Principal id.
+        principal: String,
+        /// Team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Roles (repeatable): admin, approver.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// A label for the key (`laptop`, `ci`).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key; effective immediately.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum RunsAction {
+    /// List the runs you may see, newest first.
+    List {
+        /// Only runs in this status (running, paused, completed, failed, rejected).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show a run.
+    Show { id: String },
+    /// Approve a paused run; it resumes (alias: `resume`).
+    #[command(alias = "resume")]
+    Approve { id: String },
+    /// Reject a paused run; it ends.
+    Reject {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Resume a paused run with an edited value (JSON matching the interrupt's edit schema).
+    Edit { id: String, value: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Check a config file; every problem is reported with its path.
+    Validate { path: PathBuf },
+    /// Print the JSON Schema of config files (for editor completion).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum GraphAction {
+    /// Print the lifecycle graph of a config.
+    Show {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Mermaid flowchart (default: a list of nodes and edges).
+        #[arg(long)]
+        mermaid: bool,
+    },
+}
+
+/// The built-in configuration of `aegis serve` with no config file: the offline echo provider
+/// and the PII, secrets and invisible-text guards.
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let json = cli.json;
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if json {
+                say!("{}", server::body_of(&e));
+            } else {
+                eprintln!("{} {}", paint("error:", "31"), e.message());
+                if let Some(hint) = hint(&e) {
+                    eprintln!("{} {hint}", paint("hint:", "33"));
+                }
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub(super) fn paint(text: &str, color: &str) -> String {
+    if std::io::stderr().is_terminal() {
+        format!("\x1b[{color}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn hint(e: &Error) -> Option<&'static str> {
+    match e.kind() {
+        ErrorKind::Unauthenticated => Some("pass --key or set AEGIS_API_KEY"),
+        ErrorKind::Config => Some(
+            "`aegis config validate <file>` lists every problem; `aegis config schema` prints the schema",
+        ),
+        ErrorKind::Provider if e.message().contains("connect") => {
+            Some("is the gateway running? start it with `aegis serve`")
+        }
+        ErrorKind::NotFound => {
+            Some("check the id; runs are visible only to their owner and reviewers")
+        }
+        _ => None,
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8, Error> {
+    match cli.command {
+        Command::Serve { config, listen } => serve(config, listen).await.map(|()| 0),
+        Command::Scan {
+            config,
+            pack,
+            stage,
+            file,
+        } => {
+            let text = read_input(file.as_deref())?;
+            let chain = match config {
+                Some(path) => {
+                    let cfg = AegisConfig::load(&path)?;
+                    aegis::guard::GuardChain::new(
+                        registry_for(None).await?.build(&cfg).await?.guards,
+                    )
+                }
+                None => {
+                    let default = ["pii", "secrets", "injection", "invisible"]
+                        .map(String::from)
+                        .to_vec();
+                    scan::chain_of_packs(&pack.unwrap_or(default))?
+                }
+            };
+            let report = scan::scan(&chain, stage, text).await;
+            let out = serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            say!("{out}");
+            Ok(report.exit_code() as u8)
+        }
+        Command::Config {
+            action: ConfigAction::Schema,
+        } => {
+            say!(
+                "{}",
+                serde_json::to_string_pretty(&registry_for(None).await?.config_schema())
+                    .unwrap_or_default()
+            );
+            Ok(0)
+        }
+        Command::Config {
+            action: ConfigAction::Validate { path },
+        } => {
+            let cfg = AegisConfig::load(&path)?;
+            let registry = registry_for(None).await?;
+            let mut problems = registry.validate(&cfg).await;
+            // What only assembling the pipelines finds: routing (alias targets, the default
+            // provider), named pipelines, hold-back negotiation.
+            if problems.is_empty()
+                && let Err(e) =
+                    aegis::PipelineSet::from_config_with(&registry, &cfg, None, Vec::new()).await
+            {
+                problems.extend(e.message().lines().map(str::to_owned));
+            }
+            if cli.json {
+                say!(
+                    "{}",
+                    json!({"valid": problems.is_empty(), "problems": problems})
+                );
+            } else if problems.is_empty() {
+                say!("{} {}", paint("ok:", "32"), path.display());
+            } else {
+                for p in &problems {
+                    eprintln!("{} {p}", paint("error:", "31"));
+                }
+            }
+            Ok(if problems.is_empty() { 0 } else { 1 })
+        }
+        Command::Graph {
+            action: GraphAction::Show { config, mermaid },
+        } => {
+            let pipeline = build_pipeline(config.as_deref(), Vec::new()).await?.0;
+            if mermaid || !cli.json {
+                say!("{}", pipeline.graph().to_mermaid());
+            } else {
+                say!("{}", json!({"mermaid": pipeline.graph().to_mermaid()}));
+            }
+            Ok(0)
+        }
+        Command::Models { remote } => {
+            let v = request(&remote, reqwest::Method::GET, "/v1/models", None).await?;
+            if cli.json {
+                say!("{v}");
+            } else {
+                for m in v["data"].as_array().into_iter().flatten() {
+                    say!(
+                        "{}  ({})",
+                        m["id"].as_str().unwrap_or_default(),
+                        m["owned_by"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Command::Chat {
+            prompt,
+            model,
+            remote,
+        } => chat(&remote, &model, prompt, cli.json).await,
+        Command::Keys { action, remote } => {
+            let v = match &action {
+                KeysAction::Create {
+                    principal,
+                    team,
+                    roles,
+                    name,
+                } => {
+                    let body = json!({"principal": {"id": principal, "team": team, "roles": roles}, "name": name});
+                    request(&remote, reqwest::Method::POST, "/v1/admin/keys", Some(body)).await?
+                }
+                KeysAction::List => {
+                    request(&remote, reqwest::Method::GET, "/v1/admin/keys", None).await?
+                }
+                KeysAction::Revoke { id } => {
+                    request(
+                        &remote,
+                        reqwest::Method::POST,
+                        &format!("/v1/admin/keys/{id}/revoke"),
+                        None,
+                    )
+                    .await?
+                }
+            };
+            if cli.json {
+                say!("{v}");
+            } else if let Some(key) = v["key"].as_str() {
+                say!("{}", key);
+                eprintln!(
+                    "{} shown once: store it now (id {})",
+                    paint("note:", "33"),
+                    v["info"]["id"].as_str().unwrap_or("?")
+                );
+            } else if let Some(keys) = v["data"].as_array() {
+                for k in keys {
+                    let state = if k["revoked_at_ms"].is_null() {
+                        "active"
+                    } else {
+                        "revoked"
+                    };
+                    say!(
+                        "{}  {}…  {}  {}  {}",
+                        k["id"].as_str().unwrap_or(""),
+                        k["prefix"].as_str().unwrap_or(""),
+                        k["principal_id"].as_str().unwrap_or(""),
+                        k["name"].as_str().unwrap_or(""),
+                        state
+                    );
+                }
+            } else {
+                say!("revoked {}", v["info"]["id"].as_str().unwrap_or("?"));
+            }
+            Ok(0)
+        }
+        Command::Runs {
+            action: RunsAction::List { status, limit },
+            remote,
+        } => {
+            let mut path = format!("/v1/runs?limit={limit}");
+            if let Some(s) = status {
+                path.push_str(&format!("&status={s}"));
+            }
+            let v = request(&remote, reqwest::Method::GET, &path, None).await?;
+            if cli.json {
+                say!("{v}");
+            } else {
+                for r in v["data"].as_array().into_iter().flatten() {
+                    say!(
+                        "{}  {:<10} {}  {}",
+                        r["run_id"].as_str().unwrap_or(""),
+                        r["status"].as_str().unwrap_or(""),
+                        r["principal"].as_str().unwrap_or("-"),
+                        r["graph"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Command::Runs { action, remote } => {
+            let (method, path, body) = match &action {
+                // Listing has its own arm above; this keeps the match total without a panic.
+                RunsAction::List { .. } => (reqwest::Method::GET, "/v1/runs".to_owned(), None),
+                RunsAction::Show { id } => (reqwest::Method::GET, format!("/v1/runs/{id}"), None),
+                RunsAction::Approve { id } => (
+                    reqwest::Method::POST,
+                    format!("/v1/runs/{id}/approve"),
+                    None,
+                ),
+                RunsAction::Reject { id, reason } => (
+                    reqwest::Method::POST,
+                    format!("/v1/runs/{id}/reject"),
+                    Some(json!({"reason": reason})),
+                ),
+                RunsAction::Edit { id, value } => {
+                    let value: Value = serde_json::from_str(value).map_err(|e| {
+                        Error::invalid_request(format!("the edit value is not JSON: {e}"))
+                    })?;
+                    (
+                        reqwest::Method::POST,
+                        format!("/v1/runs/{id}/edit"),
+                        Some(json!({"value": value})),
+                    )
+                }
+            };
+            let v = request(&remote, method, &path, body).await?;
+            if cli.json {
+                say!("{v}");
+            } else {
+                say!(
+                    "run {}: {}",
+                    v["id"].as_str().unwrap_or_default(),
+                    paint(v["status"].as_str().unwrap_or("?"), "36")
+                );
+                if let Some(reason) = v["interrupt"]["reason"].as_str() {
+                    say!("  waiting for: {reason}");
+                }
+                if let Some(text) = v["output"]["choices"][0]["message"]["content"].as_str() {
+                    say!("  answer: {text}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}
