@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 //! Governed call overhead: the default lifecycle graph (authenticate → input guards → route →
-//! provider → output guards → audit, in-memory checkpoints, exit durability) with three rule
-//! guards on input and output, against the bare `echo` provider call, on a 1 KB prompt.
+//! provider → output guards, then the run-end path: audit, policy hooks, terminal
+//! checkpoint; in-memory checkpoints, exit durability) with three rule guards on input and
+//! output and one no-op policy step before the provider call, against the bare `echo`
+//! provider call, on a 1 KB prompt.
 //!
 //! Criterion reports the mean per call; a percentile pass at the end prints p50 / p99 of
 //! both and of the difference (the overhead the targets are about).
@@ -51,11 +53,27 @@ fn guards() -> Vec<GuardEntry> {
     ]
 }
 
+/// A policy that does nothing, at one extension point and in the run-end hook: the cost of
+/// the extension points themselves.
+struct Noop;
+
+#[aegis::async_trait]
+impl aegis::Policy for Noop {
+    fn positions(&self) -> &[aegis::Position] {
+        &[aegis::Position::BeforeCall]
+    }
+    async fn on_run_end(&self, run: &aegis::RunSummary) {
+        std::hint::black_box(run);
+    }
+}
+
 fn pipeline() -> Pipeline {
     guards()
         .into_iter()
         .fold(
-            Pipeline::builder().provider("echo", Arc::new(Echo::new("echo"))),
+            Pipeline::builder()
+                .provider("echo", Arc::new(Echo::new("echo")))
+                .policy("noop", Arc::new(Noop)),
             |b, g| b.guard(g),
         )
         .build()
@@ -85,7 +103,7 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    g.bench_function("governed_default_graph_3_guards", |b| {
+    g.bench_function("governed_default_graph_3_guards_1_noop_policy", |b| {
         b.to_async(&rt).iter(|| async {
             pipeline
                 .chat(request(&prompt))

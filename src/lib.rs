@@ -115,14 +115,33 @@ pub mod pii {
     pub use aegis_pii::*;
 }
 
+/// Data residency (feature `residency`).
+#[cfg(feature = "residency")]
+pub mod residency {
+    pub use aegis_residency::*;
+}
+
 /// Guards backed by remote services (feature `adapters`).
 #[cfg(feature = "adapters")]
 pub mod adapters {
     pub use aegis_adapters::*;
 }
 
-/// Registers the guard types of the enabled packs under their config names.
+/// Registers the guard and policy types of the enabled packs under their config names.
 fn register_packs(r: &mut Registry) {
+    #[cfg(feature = "residency")]
+    r.register_policy::<aegis_residency::ResidencyConfig, _>("residency", |c, ctx| {
+        // Region names are checked against those the configured providers declare (a
+        // router's deployments included) unless the config lists them.
+        let mut known = std::collections::BTreeSet::new();
+        for (_, p) in ctx.providers {
+            known.extend(p.region().map(str::to_owned));
+            for m in p.models() {
+                known.extend(p.regions(&m));
+            }
+        }
+        Ok(Arc::new(aegis_residency::Residency::with_known_regions(c, known)?) as Arc<dyn Policy>)
+    });
     #[cfg(feature = "guards")]
     {
         use aegis_guards as g;

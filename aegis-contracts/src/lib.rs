@@ -11,11 +11,14 @@
 //! | [`Retriever`] / [`VectorStore`] | fetch (and store) [`Document`]s |
 //! | [`SecretBackend`] | resolve `secret://scheme/path` |
 //! | [`TelemetrySink`] | observe [`RunEvent`]s |
-//! | [`Node`] | a pipeline step, as a tower service |
+//! | [`Node`] / [`Policy`] | a pipeline step: any tower service over a graph's state, or its dyn-compatible plain-data form for the lifecycle's named [`Position`]s, with a run-end hook |
 //! | [`Authenticator`] | turn [`Credentials`] into a [`Principal`] |
+//! | [`CheckpointStore`] | keep run [`Checkpoint`]s durably, with optimistic concurrency |
 //!
-//! All traits are dyn-compatible (`Arc<dyn Guardrail>` works), so implementations written
-//! in Python or JavaScript can be plugged in at run time.
+//! All traits but `Node` (a generic tower service) are dyn-compatible (`Arc<dyn Guardrail>`
+//! works), and what they exchange is plain serializable data ([`ContextView`],
+//! [`StepInput`], [`RunSummary`], [`Verdict`]), so implementations written in Python or
+//! JavaScript can be plugged in at run time.
 //!
 //! ```
 //! use aegis_contracts::{ChatRequest, Message, GuardSubject, Stage};

@@ -39,6 +39,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ChatRequest, Error, ErrorKind, Principal, RunStatus, Usage};
 
+/// The run label that restricts where a request may be processed: a comma-separated list of
+/// regions (`eu,eu-west-1`). Set by residency policies; every provider that routes (a
+/// router) checks it before every attempt — retries and fallbacks included — and refuses
+/// with [`ResidencyViolation`](ErrorKind::ResidencyViolation) rather than send the request
+/// elsewhere. A deployment without a region never passes a labelled request.
+pub const RESIDENCY_LABEL: &str = "aegis.residency";
+
+/// The run label holding the request's data classification level (`public`, `internal`,
+/// `confidential`, `restricted`, or a configured ladder). Set by classification policies;
+/// read by the packs that act on it.
+pub const CLASSIFICATION_LABEL: &str = "aegis.classification";
+
+/// The run label a caller may set (the gateway copies the `x-aegis-classification` header
+/// into it) to *raise* the classification of a request; a classification policy never lets
+/// it lower the level.
+pub const REQUESTED_CLASSIFICATION_LABEL: &str = "aegis.classification.requested";
+
+/// Whether `region` may process a request whose labels are `labels` (see
+/// [`RESIDENCY_LABEL`]): no label allows every region; a label allows only the regions it
+/// lists, and never an unknown (`None`) region.
+pub fn residency_allows(labels: &BTreeMap<String, String>, region: Option<&str>) -> bool {
+    match labels.get(RESIDENCY_LABEL) {
+        None => true,
+        Some(allowed) => region.is_some_and(|r| allowed.split(',').any(|a| a.trim() == r)),
+    }
+}
+
 /// A named position in the default lifecycle where policies run, in lifecycle order:
 /// `authenticate → after_auth → input guards → before_route → route → before_call →
 /// provider call → after_call → output guards`.
@@ -125,6 +152,10 @@ pub struct RouteView {
     /// The region the data was processed in, when the provider declares one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Before the call: every region the route may be served in (a router's deployments of
+    /// the model and its fallbacks), from [`Provider::regions`](crate::Provider::regions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
 }
 
 impl RouteView {
@@ -135,6 +166,7 @@ impl RouteView {
             model: model.into(),
             deployment: None,
             region: None,
+            regions: Vec::new(),
         }
     }
 }
@@ -153,6 +185,9 @@ pub struct StepInput<'a> {
     pub route: Option<&'a RouteView>,
     /// The provider's usage, at `after_call` for a complete (non-streamed) answer.
     pub usage: Option<Usage>,
+    /// A human approved this step (it asked with [`Step::require_approval`] and the run
+    /// was resumed with an approval).
+    pub approved: bool,
 }
 
 impl<'a> StepInput<'a> {
@@ -164,7 +199,14 @@ impl<'a> StepInput<'a> {
             context,
             route: None,
             usage: None,
+            approved: false,
         }
+    }
+
+    /// Marks the step as approved by a human.
+    pub fn approved(mut self, yes: bool) -> Self {
+        self.approved = yes;
+        self
     }
 
     /// With the chosen route.
@@ -188,6 +230,11 @@ pub struct Step {
     /// hook see them). A label already set is overwritten.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Pause the run for a human decision, with this reason (ignored once
+    /// [`StepInput::approved`]). The labels are not applied to a paused run; the step runs
+    /// again on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 impl Step {
@@ -199,6 +246,12 @@ impl Step {
     /// Go on, adding a label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Ask a human to approve the run before it goes on.
+    pub fn require_approval(mut self, reason: impl Into<String>) -> Self {
+        self.approval = Some(reason.into());
         self
     }
 }

@@ -55,6 +55,14 @@ pub trait Provider: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Every region a request for `model` may be processed in: the provider's own region,
+    /// or for a router the regions of the deployments (and fallbacks) that serve it. A
+    /// residency policy refuses a route none of whose regions it allows, before the call.
+    fn regions(&self, model: &str) -> Vec<String> {
+        let _ = model;
+        self.region().map(str::to_owned).into_iter().collect()
+    }
+
     /// Ids of the provider instances this one routes over (a router's deployments). The
     /// pipeline hides them from callers, so the router's filters cannot be bypassed by
     /// addressing a member directly. Read once, when a pipeline is built.

@@ -56,6 +56,9 @@ pub struct BuildContext<'a> {
     pub extensions: &'a http::Extensions,
     /// Providers built before this plugin, in config order (a router composes them).
     pub providers: &'a [(String, Arc<dyn Provider>)],
+    /// Guardrails built before this plugin (every `[[guardrails]]` entry, for policies:
+    /// a classification pack uses them as detectors).
+    pub guards: &'a [(String, Arc<dyn Guardrail>)],
 }
 
 impl fmt::Debug for BuildContext<'_> {
@@ -374,7 +377,10 @@ impl Registry {
                 "providers",
                 &self.providers,
                 &config.providers,
-                &[],
+                Prior {
+                    providers: &[],
+                    guards: &[],
+                },
                 |p| Some(p.clone()),
                 &mut revealed,
                 &mut problems,
@@ -385,18 +391,10 @@ impl Registry {
                 "authenticators",
                 &self.authenticators,
                 &config.authenticators,
-                &providers,
-                |_| None,
-                &mut revealed,
-                &mut problems,
-            )
-            .await;
-        let policies = self
-            .build_list(
-                "policies",
-                &self.policies,
-                &config.policies,
-                &providers,
+                Prior {
+                    providers: &providers,
+                    guards: &[],
+                },
                 |_| None,
                 &mut revealed,
                 &mut problems,
@@ -407,7 +405,10 @@ impl Registry {
                 "telemetry",
                 &self.telemetry,
                 &config.telemetry,
-                &providers,
+                Prior {
+                    providers: &providers,
+                    guards: &[],
+                },
                 |_| None,
                 &mut revealed,
                 &mut problems,
@@ -427,7 +428,25 @@ impl Registry {
                 "guardrails",
                 &self.guardrails,
                 &guard_plugins,
-                &providers,
+                Prior {
+                    providers: &providers,
+                    guards: &[],
+                },
+                |_| None,
+                &mut revealed,
+                &mut problems,
+            )
+            .await;
+        // Policies see the guardrails (a classification pack uses them as detectors).
+        let policies = self
+            .build_list(
+                "policies",
+                &self.policies,
+                &config.policies,
+                Prior {
+                    providers: &providers,
+                    guards: &built,
+                },
                 |_| None,
                 &mut revealed,
                 &mut problems,
@@ -473,13 +492,13 @@ impl Registry {
         list: &str,
         factories: &BTreeMap<String, Factory<T>>,
         items: &[PluginConfig],
-        prior: &[(String, Arc<dyn Provider>)],
+        prior: Prior<'_>,
         as_provider: fn(&Arc<T>) -> Option<Arc<dyn Provider>>,
         revealed: &mut Vec<Secret>,
         problems: &mut Vec<String>,
     ) -> Vec<(String, Arc<T>)> {
         let mut out = Vec::new();
-        let mut providers: Vec<(String, Arc<dyn Provider>)> = prior.to_vec();
+        let mut providers: Vec<(String, Arc<dyn Provider>)> = prior.providers.to_vec();
         let mut seen = std::collections::HashSet::new();
         for (i, item) in items.iter().enumerate() {
             let at = format!("{list}[{i}]");
@@ -517,6 +536,7 @@ impl Registry {
                 id: &item.id,
                 extensions: &self.extensions,
                 providers: &providers,
+                guards: prior.guards,
             };
             match (factory.build)(value, &ctx) {
                 Ok(built) => {
@@ -540,6 +560,13 @@ impl Registry {
         }
         out
     }
+}
+
+/// What a plugin list is built after.
+#[derive(Clone, Copy)]
+struct Prior<'a> {
+    providers: &'a [(String, Arc<dyn Provider>)],
+    guards: &'a [(String, Arc<dyn Guardrail>)],
 }
 
 /// The policy a guard entry runs under, from its config.

@@ -530,7 +530,7 @@ impl Guardrail for Sees {
 }
 
 #[tokio::test]
-async fn a_tool_result_is_judged_once_and_meta_guards_agree_between_the_layer_and_the_pipeline() {
+async fn the_layer_and_the_pipeline_judge_tool_results_alike_and_report_the_same_guards() {
     use aegis_core::guard::{GuardChain, GuardLayer};
     use tower::{Layer, ServiceExt};
 
@@ -540,6 +540,14 @@ async fn a_tool_result_is_judged_once_and_meta_guards_agree_between_the_layer_an
     let mut tool = Message::tool("call-1", "the tool result text");
     tool.name = Some("lookup".into());
     req.messages.insert(0, tool);
+    let tool_seen = || {
+        sees.0
+            .lock()
+            .unwrap()
+            .drain(..)
+            .filter(|t| t.contains("the tool result text"))
+            .count()
+    };
 
     let pipeline = Pipeline::builder()
         .provider("main", Arc::new(Scripted::new(&["ok"])))
@@ -547,19 +555,14 @@ async fn a_tool_result_is_judged_once_and_meta_guards_agree_between_the_layer_an
         .build()
         .unwrap();
     let via_pipeline = pipeline.chat(req.clone()).await.unwrap();
-    let tool_seen = sees
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|t| t.contains("the tool result text"))
-        .count();
-    assert_eq!(tool_seen, 1, "judged as a tool result, not again as prompt");
+    let by_pipeline = tool_seen();
+    assert!(by_pipeline >= 1, "a tool message is always judged");
 
     let layered = GuardLayer::new(GuardChain::new(vec![chain_entry()])).layer(
         aegis_core::layer::Upstream::new(Arc::new(Scripted::new(&["ok"]))),
     );
     let via_layer = layered.oneshot(req).await.unwrap();
+    assert_eq!(tool_seen(), by_pipeline, "one judging routine");
     assert_eq!(via_layer.meta.guards, via_pipeline.meta.guards);
     assert_eq!(via_pipeline.meta.guards, ["sees"]);
 }

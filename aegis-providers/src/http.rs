@@ -249,6 +249,11 @@ impl HttpCore {
                 "provider `{name}` refused the request ({code}) and no API key is configured: {detail}"
             ))
             .with_retryable(false),
+            // Proxy authentication is the gateway's own configuration, not the caller's fault.
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED => Error::provider(format!(
+                "provider `{name}`: a proxy between Aegis and the provider refused its credentials (407): {detail}"
+            ))
+            .with_retryable(false),
             StatusCode::REQUEST_TIMEOUT => Error::new(
                 ErrorKind::Timeout,
                 format!("provider `{name}` timed out (408): {detail}"),

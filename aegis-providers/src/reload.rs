@@ -85,6 +85,14 @@ impl Provider for Reloadable {
         self.current.load().models()
     }
 
+    fn regions(&self, model: &str) -> Vec<String> {
+        self.current.load().regions(model)
+    }
+
+    fn members(&self) -> Vec<String> {
+        self.current.load().members()
+    }
+
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
         // One owned snapshot for the whole call: a reload mid-call cannot touch it.
         let provider = self.current();

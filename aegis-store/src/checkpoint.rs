@@ -92,19 +92,9 @@ impl Store {
                 expected.unwrap_or(0)
             ))));
         }
-        // Claiming a paused run (paused → running) need not wait for the WAL flush: the
-        // version check still lets exactly one resumer through, and if the server crashes
-        // before the flush the run is simply paused again — resumable, like a crash between
-        // the claim and the next node. The run's completion is committed durably as usual.
-        // This saves one fsync per resume on PostgreSQL.
-        let claim =
-            prev.as_ref().is_some_and(|r| r.status == "paused") && cp.status == RunStatus::Running;
-        if claim && self.backend() == crate::Backend::Postgres {
-            use sea_orm::ConnectionTrait;
-            txn.execute_unprepared("SET LOCAL synchronous_commit = off")
-                .await
-                .map_err(|e| write_err("cannot relax the claim's commit", e))?;
-        }
+        // A claim (paused → running) is committed durably like every other write: it
+        // records the decision being carried out and its lease, which is what recovery
+        // reads after a crash.
         let version = i64::try_from(cp.version)
             .map_err(|_| Error::invalid_request("checkpoint version out of range"))?;
         let now = now_ms();

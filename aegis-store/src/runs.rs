@@ -47,9 +47,7 @@
 
 use std::future::Future;
 
-use aegis_contracts::{
-    Approval, Checkpoint, CheckpointStore, Error, ErrorKind, Principal, RunStatus, State,
-};
+use aegis_contracts::{Approval, Checkpoint, CheckpointStore, Error, Principal, RunStatus, State};
 use aegis_core::{
     Exchange, Pipeline, PipelineOutcome,
     graph::{Graph, RunOutcome, check_schema},
@@ -783,12 +781,12 @@ impl Store {
             .one(self.db())
             .await
             .map_err(|e| db_err("cannot read the interrupt", e))?;
-        let refused_before_claim = matches!(
-            err.kind(),
-            ErrorKind::Conflict | ErrorKind::NotFound | ErrorKind::InvalidRequest
-        );
+        // The claim resolves the interrupt in the same transaction, so an unresolved
+        // interrupt means the resume never claimed the run, whatever the error says (a run
+        // that failed after its claim — an upstream 400, an edit refused by the chain — keeps
+        // its decision).
         let unresolved = interrupt.is_some_and(|i| i.resolved_version.is_none());
-        if !(refused_before_claim || unresolved) {
+        if !unresolved {
             return Ok(());
         }
         let txn = self.begin_write().await?;

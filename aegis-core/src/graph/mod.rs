@@ -139,6 +139,10 @@ pub struct GraphBuilder<S: State> {
     lease: Duration,
 }
 
+/// The code of the error a resume returns when it outlived its lease: the run is left to
+/// [`Graph::recover`], not ended.
+pub const LEASE_EXPIRED: &str = "lease_expired";
+
 /// The default [`GraphBuilder::resume_lease`].
 pub const DEFAULT_RESUME_LEASE: Duration = Duration::from_secs(600);
 
@@ -410,6 +414,8 @@ pub struct OpenRun {
     run_id: String,
     version: Option<u64>,
     principal: Option<String>,
+    /// A checkpoint still being written in the background (`async` durability).
+    pending: Option<tokio::task::JoinHandle<Result<(), Error>>>,
 }
 
 impl OpenRun {
@@ -694,6 +700,7 @@ impl<S: State> Graph<S> {
                     lease.as_secs()
                 ),
             )
+            .with_code(LEASE_EXPIRED)
             .with_run_id(run_id)),
         }
     }
@@ -900,6 +907,7 @@ impl<S: State> Graph<S> {
             run_id: cursor.run_id.clone(),
             version: cursor.version,
             principal: cursor.principal,
+            pending: cursor.pending,
         };
         let mut outcome = RunOutcome::new(cursor.run_id, status, state);
         outcome.error = error;
@@ -927,15 +935,15 @@ impl<S: State> Graph<S> {
             run_id: open.run_id,
             version: open.version,
             principal: open.principal,
-            pending: None,
+            pending: open.pending,
             claim: None,
         };
         self.pause(cursor, state, node.to_owned(), request).await
     }
 
-    /// Ends an open run (see [`GraphBuilder::open_end`]): writes its terminal checkpoint
-    /// with `state` and `status` (unless [`Durability::Pause`] never stored it) and emits the
-    /// run's one terminal event. `error` is the cause of a `failed` or `blocked` end.
+    /// Ends an open run (see [`GraphBuilder::open_end`]): [`record_end`](Self::record_end)
+    /// then [`emit_end`](Self::emit_end). `error` is the cause of a `failed` or `blocked`
+    /// end.
     pub async fn end(
         &self,
         open: OpenRun,
@@ -943,60 +951,84 @@ impl<S: State> Graph<S> {
         status: RunStatus,
         error: Option<&Error>,
     ) -> Result<(), Error> {
+        let run_id = open.run_id.clone();
+        let saved = self.record_end(open, state, status).await;
+        if !matches!(&saved, Err(e) if e.kind() == ErrorKind::Conflict) {
+            self.emit_end(&run_id, status, error);
+        }
+        saved
+    }
+
+    /// Writes an open run's terminal checkpoint with `state` and `status` (unless
+    /// [`Durability::Pause`] never stored the run), after any background write. The write is
+    /// version-checked: if another process ended or took over the run meanwhile, nothing is
+    /// written and the error is [`Conflict`](ErrorKind::Conflict).
+    pub async fn record_end(
+        &self,
+        open: OpenRun,
+        state: &S,
+        status: RunStatus,
+    ) -> Result<(), Error> {
         let mut cursor = Cursor {
             run_id: open.run_id,
             version: open.version,
             principal: open.principal,
-            pending: None,
+            pending: open.pending,
             claim: None,
         };
-        let save = if self.skips_final_write(&cursor) {
-            Ok(())
-        } else {
-            self.save(&mut cursor, state, None, status, None).await
-        };
+        if self.skips_final_write(&cursor) {
+            return Ok(());
+        }
+        self.save(&mut cursor, state, None, status, None).await
+    }
+
+    /// Emits a run's one terminal event for `status`.
+    pub fn emit_end(&self, run_id: &str, status: RunStatus, error: Option<&Error>) {
         self.inner
             .telemetry
-            .emit(&cursor.run_id, || terminal_event(status, error));
-        save
+            .emit(run_id, || terminal_event(status, error));
     }
 
     /// Ends run `run_id` with `status` from whatever was last stored — for a run whose
-    /// [`OpenRun`] was lost (its future was dropped mid-node, or the engine itself failed).
-    /// Only a run stored as `running` changes; one that is paused, already ended, or never
-    /// stored is left as it is. The terminal event is emitted either way.
+    /// [`OpenRun`] was lost (its future was dropped mid-node, or the engine itself failed):
+    /// [`record_end_stored`](Self::record_end_stored), then the terminal event when the run
+    /// ended here.
     pub async fn end_stored(
         &self,
         run_id: &str,
         status: RunStatus,
         error: Option<&Error>,
     ) -> Result<(), Error> {
-        let result = async {
-            let Some(cp) = self.inner.store.latest(run_id).await? else {
-                return Ok(());
-            };
-            if cp.status != RunStatus::Running {
-                return Ok(());
-            }
-            let mut next = Checkpoint::new(
-                cp.run_id.clone(),
-                cp.version + 1,
-                cp.graph.clone(),
-                cp.schema_version,
-                cp.state.clone(),
-                None,
-                status,
-                None,
-            );
-            next.principal.clone_from(&cp.principal);
-            next.at_ms = now_ms();
-            self.inner.store.put(&next, Some(cp.version)).await
+        if self.record_end_stored(run_id, status).await? {
+            self.emit_end(run_id, status, error);
         }
-        .await;
-        self.inner
-            .telemetry
-            .emit(run_id, || terminal_event(status, error));
-        result
+        Ok(())
+    }
+
+    /// Writes the terminal checkpoint of a run known only by id. `Ok(true)` when the run
+    /// ended here: it was stored as `running` (and is now `status`), or never stored at all.
+    /// `Ok(false)` when it is paused (it waits for its decision) or already ended.
+    pub async fn record_end_stored(&self, run_id: &str, status: RunStatus) -> Result<bool, Error> {
+        let Some(cp) = self.inner.store.latest(run_id).await? else {
+            return Ok(true);
+        };
+        if cp.status != RunStatus::Running {
+            return Ok(false);
+        }
+        let mut next = Checkpoint::new(
+            cp.run_id.clone(),
+            cp.version + 1,
+            cp.graph.clone(),
+            cp.schema_version,
+            cp.state.clone(),
+            None,
+            status,
+            None,
+        );
+        next.principal.clone_from(&cp.principal);
+        next.at_ms = now_ms();
+        self.inner.store.put(&next, Some(cp.version)).await?;
+        Ok(true)
     }
 
     /// Renders the graph as a Mermaid flowchart: compliance rules as auditable edges.

@@ -54,9 +54,8 @@ impl Judgement {
 
 impl GuardChain {
     /// Judges a request in place: tool definitions, then tool results (tool messages), then
-    /// the prompt messages. Sanitized text is written back into `req`. When the chain judges
-    /// tool results, tool messages are judged as such (origin `tool`) and not a second time
-    /// as part of the prompt.
+    /// the prompt messages (tool messages included). Sanitized text is written back into
+    /// `req`.
     pub async fn judge_request(
         &self,
         req: &mut ChatRequest,
@@ -95,25 +94,16 @@ impl GuardChain {
             }
         }
         if !self.is_empty_for(Stage::Input) {
-            let tools_judged = !self.is_empty_for(Stage::ToolResult);
-            let all = std::mem::take(&mut req.messages);
-            // The prompt subject holds the messages not already judged as tool results; they
-            // go back to their places afterwards.
-            let (prompt, held): (Vec<_>, Vec<_>) = all
-                .into_iter()
-                .enumerate()
-                .partition(|(_, m)| !(tools_judged && m.role == Role::Tool));
-            let (places, messages): (Vec<usize>, Vec<_>) = prompt.into_iter().unzip();
-            let o = self
-                .check(GuardSubject::Input { messages }, ctx, approved)
-                .await;
-            let judged = match o.subject {
-                GuardSubject::Input { messages } => messages,
-                _ => Vec::new(),
+            // Tool messages stay part of the prompt: a guard that judges only the input
+            // stage must see them too (a guard that judges both sees them twice — the price
+            // of never letting a tool message past an input-only guard).
+            let subject = GuardSubject::Input {
+                messages: std::mem::take(&mut req.messages),
             };
-            let mut merged: Vec<(usize, _)> = places.into_iter().zip(judged).chain(held).collect();
-            merged.sort_by_key(|(i, _)| *i);
-            req.messages = merged.into_iter().map(|(_, m)| m).collect();
+            let o = self.check(subject, ctx, approved).await;
+            if let GuardSubject::Input { messages } = o.subject {
+                req.messages = messages;
+            }
             out.absorb(o.decision, o.verdicts);
         }
         out

@@ -294,7 +294,7 @@ impl Pipeline {
                 if matches!(
                     e.kind(),
                     ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::InvalidRequest
-                ) =>
+                ) || e.code() == crate::graph::LEASE_EXPIRED =>
             {
                 end.disarm();
                 return Err(e);
@@ -320,6 +320,10 @@ impl Pipeline {
             Err(e) if e.kind() == ErrorKind::Conflict => {
                 end.disarm();
                 return Ok(None);
+            }
+            Err(e) if e.code() == crate::graph::LEASE_EXPIRED => {
+                end.disarm();
+                return Err(e);
             }
             Err(e) => Err(e),
         };
@@ -362,7 +366,7 @@ impl Pipeline {
         meta.run_id = Some(run_id.clone());
         meta.guards.clone_from(&state.guards);
         let stream = state.response.take();
-        let completion = state.completion.clone();
+        let answered = state.completion.is_some();
         end.hold(open, state);
         if let Some(err) = error {
             end.finish(status, Some(&err), None).await.ok();
@@ -378,15 +382,21 @@ impl Pipeline {
             end.finish(status, Some(&err), None).await.ok();
             return Err(err);
         }
-        let body = match (stream, completion) {
+        let body = match (stream, answered) {
             (Some(stream), _) => ChatBody::Stream(run_end::end_with_stream(stream, end)),
-            (None, Some(c)) => {
-                end.finish(RunStatus::Completed, None, None)
+            (None, true) => {
+                let state = end
+                    .finish(RunStatus::Completed, None, None)
                     .await
                     .map_err(|e| e.with_run_id(run_id.clone()))?;
-                ChatBody::Complete(c)
+                match state.and_then(|s| s.completion) {
+                    Some(c) => ChatBody::Complete(c),
+                    None => {
+                        return Err(Error::internal("the answer went missing").with_run_id(run_id));
+                    }
+                }
             }
-            (None, None) => {
+            (None, false) => {
                 let err = Error::internal("the run reached its end without an answer")
                     .with_run_id(run_id);
                 end.finish(RunStatus::Failed, Some(&err), None).await.ok();
@@ -463,7 +473,11 @@ impl Pipeline {
         state.guards = judgement.guard_ids();
         judgement.into_result()?;
         self.steps(Position::BeforeRoute, run_id, state).await?;
-        state.route = Some(self.shared.routes.resolve(&req.model)?);
+        let mut route = self.shared.routes.resolve(&req.model)?;
+        if let Some(p) = self.shared.routes.provider(&route.provider) {
+            route.regions = p.regions(&route.model);
+        }
+        state.route = Some(route);
         self.steps(Position::BeforeCall, run_id, state).await?;
         let route = state.route.clone().unwrap_or_default();
         let provider = self

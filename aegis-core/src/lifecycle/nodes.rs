@@ -72,9 +72,11 @@ pub(super) fn route(shared: Arc<Shared>) -> BoxNode<Exchange> {
     boxed(node_fn(move |input: NodeInput<Exchange>| {
         let s = shared.clone();
         async move {
-            Ok(NodeOutput::Update(ExchangeUpdate::Route(
-                s.routes.resolve(&input.state.request.model)?,
-            )))
+            let mut route = s.routes.resolve(&input.state.request.model)?;
+            if let Some(p) = s.routes.provider(&route.provider) {
+                route.regions = p.regions(&route.model);
+            }
+            Ok(NodeOutput::Update(ExchangeUpdate::Route(route)))
         }
     }))
 }
@@ -231,13 +233,24 @@ pub(super) fn policy_step(
             let state = &input.state;
             let view = state.context_view(&input.ctx.run_id);
             let usage = state.completion.as_ref().and_then(|c| c.usage);
+            let approved = matches!(input.ctx.resume, Some(Approval::Approve));
             let step_input = StepInput::new(position, &state.request, &view)
                 .with_route(state.route.as_ref())
-                .with_usage(usage);
+                .with_usage(usage)
+                .approved(approved);
             match AssertUnwindSafe(policy.step(&step_input))
                 .catch_unwind()
                 .await
             {
+                Ok(Ok(step)) if step.approval.is_some() && !approved => {
+                    let reason = step.approval.unwrap_or_default();
+                    Ok(NodeOutput::Interrupt(
+                        aegis_contracts::InterruptRequest::new(
+                            format!("policy `{id}` requires approval: {reason}"),
+                            serde_json::json!({ "policy": id, "position": position, "labels": step.labels }),
+                        ),
+                    ))
+                }
                 Ok(Ok(step)) if step.labels.is_empty() => {
                     Ok(NodeOutput::Update(ExchangeUpdate::Nothing))
                 }

@@ -3,10 +3,12 @@
 //! A run ends when its response ends: a complete answer when it is judged, a stream when its
 //! last chunk has been judged and handed over — or when it is blocked, fails, or is dropped
 //! by the caller. Whatever the way, [`RunEnd::finish`] runs exactly once and, in this order,
-//! emits the audit record (with the final usage), calls every policy's run-end hook, writes
-//! the terminal checkpoint and emits the terminal run event, and lets the guards drop the
-//! run's state (PII vaults). A `RunEnd` dropped unfinished ends the run `cancelled` on a
-//! background task.
+//! writes the terminal checkpoint (version-checked: of two processes ending one run, one
+//! wins and the other reports nothing), emits the audit record with the final usage, calls
+//! every policy's run-end hook (each within a time limit), emits the terminal run event, and
+//! lets the guards drop the run's state (PII vaults). A `RunEnd` dropped unfinished ends the
+//! run `cancelled` on a background task; an end that must wait finishes on its own task, so
+//! a caller that goes away cannot leave a run half-ended.
 
 use aegis_contracts::{
     ChatChunk, ChatStream, CompletionBuilder, Error, ErrorKind, RunEventKind, RunStatus,
@@ -18,7 +20,7 @@ use super::{
     Exchange, Pipeline,
     approval::{approval_interrupt, content_edit_schema},
 };
-use crate::graph::{OpenRun, terminal_event};
+use crate::graph::OpenRun;
 use crate::guard::PendingApproval;
 
 /// The pending end of one run. Created when the run starts; consumed by
@@ -78,21 +80,24 @@ impl RunEnd {
 
     /// The stream's output guards asked for approval: the run pauses at the output guards
     /// with the whole upstream answer in its state (nothing ends; a resume judges it again,
-    /// approved). Returns the error that tells the caller which run to decide on.
+    /// approved). Returns the error that tells the caller which run to decide on. If the
+    /// pause cannot be stored, the run ends `failed` instead.
     pub(super) async fn suspend(mut self, pending: PendingApproval) -> Error {
-        self.armed = false;
         let (Some(open), Some(mut state)) = (self.open.take(), self.state.take()) else {
-            return Error::internal("a stream asked for approval outside a run");
+            let err = Error::internal("a stream asked for approval outside a run");
+            self.finish(RunStatus::Failed, Some(&err), None).await.ok();
+            return err;
         };
+        self.armed = false;
         state.completion = Some(pending.completion);
         let request = approval_interrupt(&pending.verdict, Stage::Output, content_edit_schema());
         let reason = request.reason.clone();
-        match self
+        let paused = self
             .pipeline
             .graph
             .pause_open(open, state, "output_guards", request)
-            .await
-        {
+            .await;
+        match paused {
             Ok(_) => Error::new(
                 ErrorKind::ApprovalRequired,
                 format!(
@@ -102,26 +107,52 @@ impl RunEnd {
             )
             .with_code("approval_required")
             .with_run_id(self.run_id.clone()),
-            Err(e) => e.with_run_id(self.run_id.clone()),
+            Err(e) => {
+                let e = e.with_run_id(self.run_id.clone());
+                self.armed = true;
+                self.finish(RunStatus::Failed, Some(&e), None).await.ok();
+                e
+            }
         }
     }
 
     /// Ends the run with `status`. `error` is the cause of a `failed`, `blocked` or
     /// `rejected` end; `usage` the final usage when it is not in the state (streams).
+    /// Returns the final state (the host takes the answer out of it without a copy).
+    ///
+    /// The end runs to completion even if the caller goes away meanwhile: when it has to
+    /// wait (a database write, a hook doing I/O) it continues on its own task.
     pub(super) async fn finish(
         mut self,
         status: RunStatus,
         error: Option<&Error>,
         usage: Option<Usage>,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Exchange>, Error> {
         self.armed = false;
-        let (open, state) = (self.open.take(), self.state.take());
-        let run = RunRef {
-            pipeline: &self.pipeline,
-            run_id: &self.run_id,
+        let job = Ending {
+            pipeline: self.pipeline.clone(),
+            run_id: std::mem::take(&mut self.run_id),
+            open: self.open.take(),
+            state: self.state.take(),
             stored: self.stored,
+            status,
+            // The cause as events and hooks see it (kind, code, message).
+            error: error.map(|e| Error::new(e.kind(), e.message()).with_code(e.code())),
+            usage,
         };
-        finish(run, open, state, status, error, usage).await
+        let mut fut = Box::pin(job.run());
+        // Most ends finish in one poll (a memory store, no hook I/O); one that must wait
+        // moves to its own task.
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(fut.as_mut(), cx))
+        })
+        .await;
+        match first {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => tokio::spawn(fut)
+                .await
+                .unwrap_or_else(|e| Err(Error::internal(format!("ending the run failed: {e}")))),
+        }
     }
 }
 
@@ -136,22 +167,24 @@ impl Drop for RunEnd {
             tracing::info!(run_id = %self.run_id, "a resume was dropped; its run is left to recovery");
             return;
         }
-        let (pipeline, run_id) = (self.pipeline.clone(), std::mem::take(&mut self.run_id));
-        let (open, state, stored) = (self.open.take(), self.state.take(), self.stored);
-        let end = async move {
-            let run = RunRef {
-                pipeline: &pipeline,
-                run_id: &run_id,
-                stored,
-            };
-            let result = finish(run, open, state, RunStatus::Cancelled, None, None).await;
-            if let Err(e) = result {
-                tracing::warn!(run_id = %run_id, error = %e, "ending a cancelled run failed");
-            }
+        let job = Ending {
+            pipeline: self.pipeline.clone(),
+            run_id: std::mem::take(&mut self.run_id),
+            open: self.open.take(),
+            state: self.state.take(),
+            stored: self.stored,
+            status: RunStatus::Cancelled,
+            error: None,
+            usage: None,
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(end);
+                rt.spawn(async move {
+                    let run_id = job.run_id.clone();
+                    if let Err(e) = job.run().await {
+                        tracing::warn!(run_id = %run_id, error = %e, "ending a cancelled run failed");
+                    }
+                });
             }
             // No runtime (the host is shutting down): nothing can be awaited; say so.
             Err(_) => tracing::warn!(
@@ -161,74 +194,109 @@ impl Drop for RunEnd {
     }
 }
 
-/// Which run is ending, and where.
-struct RunRef<'a> {
-    pipeline: &'a Pipeline,
-    run_id: &'a str,
-    stored: bool,
-}
+/// How long one policy's run-end hook may take before the end goes on without it.
+const HOOK_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn finish(
-    run: RunRef<'_>,
+/// Everything an end needs, owned, so it can finish on its own task.
+struct Ending {
+    pipeline: Pipeline,
+    run_id: String,
     open: Option<OpenRun>,
     state: Option<Exchange>,
+    stored: bool,
     status: RunStatus,
-    error: Option<&Error>,
+    error: Option<Error>,
     usage: Option<Usage>,
-) -> Result<(), Error> {
-    let RunRef {
-        pipeline,
-        run_id,
-        stored,
-    } = run;
-    let shared = &pipeline.shared;
-    if open.is_none() && stored {
-        // The graph let go of the run without ending it (a dropped future, an engine error):
-        // only a run still marked running has ended here. A paused run (a resume dropped
-        // before it claimed the run) waits for its decision; an ended one stays ended.
-        let latest = pipeline.graph.store().latest(run_id).await?;
-        if latest.is_some_and(|cp| cp.status != RunStatus::Running) {
-            return Ok(());
+}
+
+impl Ending {
+    /// Records the end first (version-checked, so of two processes ending one run only one
+    /// wins), then emits the audit record, runs the hooks and emits the terminal event.
+    async fn run(self) -> Result<Option<Exchange>, Error> {
+        let Ending {
+            pipeline,
+            run_id,
+            open,
+            state,
+            stored,
+            status,
+            error,
+            usage,
+        } = self;
+        let run_id = run_id.as_str();
+        let error = error.as_ref();
+        let graph = &pipeline.graph;
+        let shared = &pipeline.shared;
+        let recorded = match (open, &state) {
+            (Some(open), Some(state)) => graph.record_end(open, state, status).await,
+            (_, _) if stored => match graph.record_end_stored(run_id, status).await {
+                // A paused run (a resume dropped before its claim) waits for its decision;
+                // an ended one stays ended: nothing ends here.
+                Ok(false) => return Ok(state),
+                Ok(true) => Ok(()),
+                Err(e) => Err(e),
+            },
+            _ => Ok(()),
+        };
+        match &recorded {
+            // Someone else ended (or recovered) this run: it is theirs to report.
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                return Err(Error::new(ErrorKind::Conflict, e.message()).with_code(e.code()));
+            }
+            // Any other failure to store: the run still ends — audit, hooks and the terminal
+            // event go out — and the caller hears of the failure.
+            Err(e) => {
+                tracing::warn!(run_id = %run_id, error = %e, "recording the end of a run failed")
+            }
+            Ok(()) => {}
         }
+        let usage = usage.or_else(|| {
+            state
+                .as_ref()
+                .and_then(|s| s.completion.as_ref())
+                .and_then(|c| c.usage)
+        });
+        let route = state.as_ref().and_then(|s| s.route.as_ref());
+        shared.telemetry.emit(run_id, || RunEventKind::Audit {
+            principal: state
+                .as_ref()
+                .and_then(|s| s.principal.as_ref())
+                .map(|p| p.id.clone()),
+            status: Some(status),
+            provider: route.map(|r| r.provider.clone()),
+            deployment: route.and_then(|r| r.deployment.clone()),
+            region: route.and_then(|r| r.region.clone()),
+            model: state
+                .as_ref()
+                .and_then(|s| s.meta.as_ref().map(|m| m.model.clone()))
+                .or_else(|| route.map(|r| r.model.clone())),
+            guards: state.as_ref().map(|s| s.guards.clone()).unwrap_or_default(),
+            usage,
+        });
+        if !shared.policies.is_empty() {
+            let summary = summarize(run_id, state.as_ref(), status, error, usage);
+            for (id, policy) in &shared.policies {
+                let hook = std::panic::AssertUnwindSafe(policy.on_run_end(&summary));
+                match tokio::time::timeout(
+                    HOOK_TIME_LIMIT,
+                    futures_util::FutureExt::catch_unwind(hook),
+                )
+                .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        tracing::error!(policy = %id, run_id = %run_id, "a policy's run-end hook panicked")
+                    }
+                    Err(_) => {
+                        tracing::error!(policy = %id, run_id = %run_id, "a policy's run-end hook timed out")
+                    }
+                }
+            }
+        }
+        graph.emit_end(run_id, status, error);
+        shared.chain.end_run(run_id);
+        recorded.map(|()| state)
     }
-    let usage = usage.or_else(|| {
-        state
-            .as_ref()
-            .and_then(|s| s.completion.as_ref())
-            .and_then(|c| c.usage)
-    });
-    let summary = summarize(run_id, state.as_ref(), status, error, usage);
-    shared.telemetry.emit(run_id, || RunEventKind::Audit {
-        principal: summary.context.principal.as_ref().map(|p| p.id.clone()),
-        status: Some(status),
-        provider: summary.route.as_ref().map(|r| r.provider.clone()),
-        deployment: summary.route.as_ref().and_then(|r| r.deployment.clone()),
-        region: summary.route.as_ref().and_then(|r| r.region.clone()),
-        model: state
-            .as_ref()
-            .and_then(|s| s.meta.as_ref().map(|m| m.model.clone()))
-            .or_else(|| summary.route.as_ref().map(|r| r.model.clone())),
-        guards: state.as_ref().map(|s| s.guards.clone()).unwrap_or_default(),
-        usage,
-    });
-    for (id, policy) in &shared.policies {
-        let hook = std::panic::AssertUnwindSafe(policy.on_run_end(&summary));
-        if futures_util::FutureExt::catch_unwind(hook).await.is_err() {
-            tracing::error!(policy = %id, run_id = %run_id, "a policy's run-end hook panicked");
-        }
-    }
-    let recorded = match (open, &state) {
-        (Some(open), Some(state)) => pipeline.graph.end(open, state, status, error).await,
-        _ if stored => pipeline.graph.end_stored(run_id, status, error).await,
-        _ => {
-            shared
-                .telemetry
-                .emit(run_id, || terminal_event(status, error));
-            Ok(())
-        }
-    };
-    shared.chain.end_run(run_id);
-    recorded
 }
 
 fn summarize(
@@ -301,7 +369,7 @@ pub(super) fn end_with_stream(stream: ChatStream, end: RunEnd) -> ChatStream {
                     state.completion = Some(answer);
                 }
                 match end.finish(RunStatus::Completed, None, t.usage).await {
-                    Ok(()) => None,
+                    Ok(_) => None,
                     // The answer was delivered but not recorded: the caller must not take a
                     // clean end for a stored run.
                     Err(e) => Some((Err(e), t)),

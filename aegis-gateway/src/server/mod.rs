@@ -200,27 +200,40 @@ impl Gateway {
         let Some(store) = &self.store else {
             return Ok(0);
         };
-        let query = aegis_store::RunQuery::new()
-            .status(aegis::RunStatus::Running)
-            .limit(500);
         let mut finished = 0;
-        for run in store.list_all_runs(&query).await?.runs {
-            let pipeline = self.pipeline_of_graph(&run.graph);
-            match pipeline.recover(&run.run_id).await {
-                Ok(None) => {}
-                Ok(Some(outcome)) => {
-                    finished += 1;
-                    if let aegis::PipelineOutcome::Response(resp) = outcome {
-                        // Reading the answer is what ends (and stores) the run.
-                        let _ = resp.collect().await;
+        let mut cursor: Option<String> = None;
+        // Every running run, page by page (runs still in flight are skipped by `recover`:
+        // it takes over only a claim whose lease has expired).
+        loop {
+            let mut query = aegis_store::RunQuery::new()
+                .status(aegis::RunStatus::Running)
+                .limit(500);
+            if let Some(c) = cursor.take() {
+                query = query.cursor(c);
+            }
+            let page = store.list_all_runs(&query).await?;
+            for run in page.runs {
+                let pipeline = self.pipeline_of_graph(&run.graph);
+                match pipeline.recover(&run.run_id).await {
+                    Ok(None) => {}
+                    Ok(Some(outcome)) => {
+                        finished += 1;
+                        if let aegis::PipelineOutcome::Response(resp) = outcome {
+                            // Reading the answer is what ends (and stores) the run.
+                            let _ = resp.collect().await;
+                        }
+                        tracing::info!(run_id = %run.run_id, "recovered a stranded resume");
                     }
-                    tracing::info!(run_id = %run.run_id, "recovered a stranded resume");
+                    // The run itself failed (recorded as such) or the store refused: report
+                    // and go on with the others.
+                    Err(e) => {
+                        tracing::warn!(run_id = %run.run_id, error = %e, "recovering a run failed")
+                    }
                 }
-                // The run itself failed (recorded as such) or the store refused: report
-                // and go on with the others.
-                Err(e) => {
-                    tracing::warn!(run_id = %run.run_id, error = %e, "recovering a run failed")
-                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
             }
         }
         Ok(finished)

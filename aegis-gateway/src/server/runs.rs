@@ -159,6 +159,12 @@ async fn visible(
         .snapshot(run_id)
         .await?
         .ok_or_else(not_found)?;
+    // A key pinned to a pipeline sees and decides that pipeline's runs only.
+    if let Some(pin) = principal.as_ref().and_then(|p| p.labels.get("pipeline"))
+        && *pin != cp.graph
+    {
+        return Err(not_found());
+    }
     if gw.store().is_none()
         && let Some(p) = &principal
     {
@@ -222,7 +228,11 @@ pub(super) async fn get(
 ) -> Result<Response, ApiError> {
     let (cp, _) = visible(&gw, &headers, &id).await?;
     let state = cp.state_value();
-    let output = state.get("completion").filter(|c| !c.is_null()).cloned();
+    // Only a completed run's answer is shown: an answer held for approval (or of a run
+    // that was blocked or failed) is not the caller's until a reviewer lets it through.
+    let output = (cp.status == aegis::RunStatus::Completed)
+        .then(|| state.get("completion").filter(|c| !c.is_null()).cloned())
+        .flatten();
     let body = json!({
         "id": cp.run_id,
         "object": "aegis.run",

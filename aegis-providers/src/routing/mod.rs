@@ -386,6 +386,24 @@ impl Provider for Router {
         self.inner.members.clone()
     }
 
+    fn regions(&self, model: &str) -> Vec<String> {
+        let Ok(first) = self.inner.resolve(model) else {
+            return Vec::new();
+        };
+        let group = &self.inner.groups[first];
+        let mut out: Vec<String> = Vec::new();
+        for g in std::iter::once(first).chain(group.fallbacks.iter().copied()) {
+            for d in &self.inner.groups[g].deployments {
+                if let Some(r) = d.region()
+                    && !out.iter().any(|x| x == r)
+                {
+                    out.push(r.to_owned());
+                }
+            }
+        }
+        out
+    }
+
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
         let req = &req;
         self.run(req, |g, i, limit| async move {

@@ -169,6 +169,11 @@ impl Inner {
         let mut again = Best::new(self.strategy, n);
         let mut compliant = false;
         for (i, d) in g.deployments.iter().enumerate() {
+            // The residency label (set by a residency policy) binds every attempt, whatever
+            // the router's own configured filter says.
+            if !aegis_contracts::residency_allows(&req.ctx.labels, d.region()) {
+                continue;
+            }
             if let Some(f) = &self.filter
                 && !f(d, req)
             {
