@@ -121,6 +121,12 @@ pub mod residency {
     pub use aegis_residency::*;
 }
 
+/// Data classification (feature `classification`).
+#[cfg(feature = "classification")]
+pub mod classification {
+    pub use aegis_classification::*;
+}
+
 /// Guards backed by remote services (feature `adapters`).
 #[cfg(feature = "adapters")]
 pub mod adapters {
@@ -129,6 +135,16 @@ pub mod adapters {
 
 /// Registers the guard and policy types of the enabled packs under their config names.
 fn register_packs(r: &mut Registry) {
+    #[cfg(feature = "classification")]
+    r.register_policy::<aegis_classification::ClassificationConfig, _>(
+        "classification",
+        |c, ctx| {
+            Ok(
+                Arc::new(aegis_classification::Classification::new(c, ctx.guards)?)
+                    as Arc<dyn Policy>,
+            )
+        },
+    );
     #[cfg(feature = "residency")]
     r.register_policy::<aegis_residency::ResidencyConfig, _>("residency", |c, ctx| {
         // Region names are checked against those the configured providers declare (a

@@ -303,6 +303,34 @@ fn the_example_configuration_is_valid() {
     );
 }
 
+#[test]
+fn the_policies_example_is_valid_and_its_graph_draws_the_pack_steps() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_aegis"))
+        .args(["config", "validate", path, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        json_of(&out)["problems"],
+        json!([]),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let graph = Command::new(env!("CARGO_BIN_EXE_aegis"))
+        .args(["graph", "show", "--config", path, "--mermaid"])
+        .output()
+        .unwrap();
+    let mermaid = String::from_utf8_lossy(&graph.stdout);
+    assert!(
+        mermaid.contains("authenticate --> classification_after_auth"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("route --> residency_before_call"),
+        "{mermaid}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_resume_takes_approve_edit_and_reject_decisions() {
     let addr = serve_in_process(

@@ -195,8 +195,6 @@ enum GraphAction {
     },
 }
 
-/// The built-in configuration of `aegis serve` with no config file: the offline echo provider
-/// and the PII, secrets and invisible-text guards.
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -337,6 +337,13 @@ pub(crate) fn context_from(headers: &HeaderMap) -> RequestContext {
     if credentials.token().is_some() {
         ctx.credentials = Some(credentials);
     }
+    // A caller may raise (never lower) its request's classification.
+    if let Some(level) = header("x-aegis-classification").filter(|v| !v.is_empty()) {
+        ctx.labels.insert(
+            aegis::REQUESTED_CLASSIFICATION_LABEL.to_owned(),
+            level.to_owned(),
+        );
+    }
     ctx
 }
 
