@@ -127,6 +127,12 @@ pub mod classification {
     pub use aegis_classification::*;
 }
 
+/// Budgets (feature `budgets`).
+#[cfg(feature = "budgets")]
+pub mod budgets {
+    pub use aegis_budgets::*;
+}
+
 /// Guards backed by remote services (feature `adapters`).
 #[cfg(feature = "adapters")]
 pub mod adapters {
@@ -135,6 +141,17 @@ pub mod adapters {
 
 /// Registers the guard and policy types of the enabled packs under their config names.
 fn register_packs(r: &mut Registry) {
+    // Budgets spend through the host's ledger (an `Arc<dyn BudgetLedger>` extension, e.g.
+    // the database's); without one, through a ledger in this process.
+    #[cfg(feature = "budgets")]
+    r.register_policy::<aegis_budgets::BudgetsConfig, _>("budgets", |c, ctx| {
+        let ledger = ctx
+            .extensions
+            .get::<Arc<dyn BudgetLedger>>()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(aegis_budgets::MemoryLedger::new()));
+        Ok(Arc::new(aegis_budgets::Budgets::new(c, ledger)?) as Arc<dyn Policy>)
+    });
     #[cfg(feature = "classification")]
     r.register_policy::<aegis_classification::ClassificationConfig, _>(
         "classification",

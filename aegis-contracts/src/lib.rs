@@ -29,6 +29,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod budget;
 mod chat;
 mod checkpoint;
 mod error;
@@ -43,6 +44,7 @@ mod run;
 mod secret;
 mod telemetry;
 
+pub use budget::*;
 pub use chat::*;
 pub use checkpoint::*;
 pub use error::*;

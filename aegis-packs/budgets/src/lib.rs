@@ -1,0 +1,480 @@
+//! # aegis-budgets
+//!
+//! Budgets as a policy pack: limits per key, team and organisation, in US dollars and/or
+//! tokens, per day, month or in total. A request spends against every level that applies.
+//!
+//! - **Before the call** the policy reserves the worst case — the prompt's tokens plus
+//!   `max_tokens` (or the configured cap), at the model's price — against every line at once
+//!   through a [`BudgetLedger`], whose `reserve` is one atomic conditional update: never
+//!   check-then-increment, so concurrent requests cannot overspend. A line that cannot take
+//!   it refuses the request with `429 budget_exceeded`.
+//! - **When the run ends** — completed, failed, blocked, rejected or cancelled, the run-end
+//!   hook runs exactly once — the reservation is settled to the real usage (also the usage
+//!   recovered from a partial stream), or released when the provider was never called.
+//!   Reservations carry a lease; [`BudgetLedger::reap`] gives back those of a crashed
+//!   replica.
+//! - **Prices** come from a per-model table in config over a shipped default table
+//!   ([`default_prices`]); a model with no price is refused (or priced by a configured
+//!   default) — never free.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use aegis_contracts::*;
+//! use aegis_budgets::{Budgets, BudgetsConfig, MemoryLedger};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let config: BudgetsConfig = serde_json::from_value(serde_json::json!({
+//!     "teams": {"research": {"tokens": 1000, "period": "total"}},
+//!     "prices": {"m": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
+//!     "max_output_tokens": 100,
+//! })).unwrap();
+//! let ledger = Arc::new(MemoryLedger::new());
+//! let budgets = Budgets::new(config, ledger.clone()).unwrap();
+//!
+//! let request = ChatRequest::new("m", vec![Message::user("hello")]);
+//! let ada = Principal::new("ada").with_team("research");
+//! let context = ContextView::new("run-1", Some(ada), Default::default());
+//! let route = RouteView::new("p", "m");
+//! let step = budgets
+//!     .step(&StepInput::new(Position::BeforeCall, &request, &context).with_route(Some(&route)))
+//!     .await
+//!     .unwrap();
+//! let held = ledger.balance("team:research", "total").await.unwrap().unwrap();
+//! assert!(held.reserved.tokens > 100, "prompt + max output are held");
+//! # let _ = step;
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+
+mod memory;
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use aegis_contracts::{
+    BudgetLedger, BudgetLine, Error, Policy, Position, Reservation, RunSummary, Spend, Step,
+    StepInput, Usage, async_trait,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use memory::{MemoryLedger, exceeded};
+
+/// The label a run carries once its reservation is held (read by the run-end hook):
+/// `{prompt tokens} {priced model}`.
+pub const RESERVED_LABEL: &str = "aegis.budget.reserved";
+
+/// How long a budget runs before it starts again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// A UTC calendar day.
+    Day,
+    /// A UTC calendar month.
+    #[default]
+    Month,
+    /// Forever.
+    Total,
+}
+
+/// One limit: dollars and/or tokens per period.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LimitConfig {
+    /// US dollars.
+    #[serde(default)]
+    pub usd: Option<f64>,
+    /// Tokens (input + output).
+    #[serde(default)]
+    pub tokens: Option<u64>,
+    /// The period (default `month`).
+    #[serde(default)]
+    pub period: Period,
+}
+
+/// A model's price, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Price {
+    /// Per million input tokens.
+    pub input_per_mtok: f64,
+    /// Per million output tokens.
+    pub output_per_mtok: f64,
+}
+
+/// The `budgets` policy's config.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BudgetsConfig {
+    /// Limits by principal (key owner) id.
+    #[serde(default)]
+    pub keys: BTreeMap<String, LimitConfig>,
+    /// The limit of every principal without an entry in `keys`.
+    #[serde(default)]
+    pub default_key: Option<LimitConfig>,
+    /// Limits by team.
+    #[serde(default)]
+    pub teams: BTreeMap<String, LimitConfig>,
+    /// Limits by organisation.
+    #[serde(default)]
+    pub orgs: BTreeMap<String, LimitConfig>,
+    /// Prices per model (over [`default_prices`]).
+    #[serde(default)]
+    pub prices: BTreeMap<String, Price>,
+    /// The price of a model in neither table; without it such a request is refused.
+    #[serde(default)]
+    pub unknown_model_price: Option<Price>,
+    /// The output tokens reserved when a request sets no `max_tokens` (default 4096).
+    #[serde(default = "default_max_output")]
+    pub max_output_tokens: u32,
+    /// The lease of a reservation, in milliseconds (default ten minutes).
+    #[serde(default = "default_lease")]
+    pub lease_ms: u64,
+}
+
+fn default_max_output() -> u32 {
+    4096
+}
+
+fn default_lease() -> u64 {
+    600_000
+}
+
+/// The shipped price table, US dollars per million tokens (input, output): vendors' list
+/// prices as last known to the authors (2025). Prices change: set `prices` for the models
+/// you use, and review this table before relying on it.
+pub fn default_prices() -> BTreeMap<String, Price> {
+    [
+        ("gpt-4o", 2.5, 10.0),
+        ("gpt-4o-mini", 0.15, 0.6),
+        ("gpt-4.1", 2.0, 8.0),
+        ("gpt-4.1-mini", 0.4, 1.6),
+        ("o3-mini", 1.1, 4.4),
+        ("claude-3-5-sonnet-latest", 3.0, 15.0),
+        ("claude-3-5-haiku-latest", 0.8, 4.0),
+        ("gemini-1.5-pro", 1.25, 5.0),
+        ("gemini-1.5-flash", 0.075, 0.3),
+        ("text-embedding-3-small", 0.02, 0.0),
+    ]
+    .into_iter()
+    .map(|(m, i, o)| {
+        (
+            m.to_owned(),
+            Price {
+                input_per_mtok: i,
+                output_per_mtok: o,
+            },
+        )
+    })
+    .collect()
+}
+
+struct Rule {
+    limit: Spend,
+    period: Period,
+}
+
+/// The budgets policy (see the [crate docs](crate)).
+pub struct Budgets {
+    keys: BTreeMap<String, Rule>,
+    default_key: Option<Rule>,
+    teams: BTreeMap<String, Rule>,
+    orgs: BTreeMap<String, Rule>,
+    prices: BTreeMap<String, Price>,
+    unknown: Option<Price>,
+    max_output: u32,
+    lease_ms: u64,
+    ledger: Arc<dyn BudgetLedger>,
+}
+
+impl std::fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budgets")
+            .field("keys", &self.keys.len())
+            .field("teams", &self.teams.len())
+            .field("orgs", &self.orgs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+const MAX_USD: f64 = 1e9;
+const MAX_PRICE: f64 = 1e6;
+
+impl Budgets {
+    /// Compiles `config` over `ledger`. A negative, non-finite or absurd limit or price is a
+    /// config error with its path.
+    pub fn new(config: BudgetsConfig, ledger: Arc<dyn BudgetLedger>) -> Result<Self, Error> {
+        let mut problems = Vec::new();
+        let mut rule = |path: String, l: &LimitConfig| -> Option<Rule> {
+            let usd = match l.usd {
+                None => 0,
+                Some(u) if u.is_finite() && u > 0.0 && u <= MAX_USD => (u * 1e6).round() as u64,
+                Some(u) => {
+                    problems.push(format!(
+                        "{path}.usd: {u} is not a limit (more than 0, at most {MAX_USD})"
+                    ));
+                    return None;
+                }
+            };
+            let tokens = match l.tokens {
+                Some(0) => {
+                    problems.push(format!("{path}.tokens: must be at least 1"));
+                    return None;
+                }
+                t => t.unwrap_or(0),
+            };
+            if usd == 0 && tokens == 0 {
+                problems.push(format!("{path}: give `usd` and/or `tokens`"));
+                return None;
+            }
+            Some(Rule {
+                limit: Spend::new(usd, tokens),
+                period: l.period,
+            })
+        };
+        let mut rules = |name: &str, map: &BTreeMap<String, LimitConfig>| {
+            map.iter()
+                .filter_map(|(k, l)| rule(format!("{name}.{k}"), l).map(|r| (k.clone(), r)))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let keys = rules("keys", &config.keys);
+        let teams = rules("teams", &config.teams);
+        let orgs = rules("orgs", &config.orgs);
+        let default_key = config
+            .default_key
+            .as_ref()
+            .and_then(|l| rule("default_key".into(), l));
+        let mut prices = default_prices();
+        for (m, p) in &config.prices {
+            check_price(&format!("prices.{m}"), p, &mut problems);
+            prices.insert(m.clone(), *p);
+        }
+        if let Some(p) = &config.unknown_model_price {
+            check_price("unknown_model_price", p, &mut problems);
+        }
+        if config.max_output_tokens == 0 {
+            problems.push("max_output_tokens: must be at least 1".into());
+        }
+        if config.lease_ms < 1000 {
+            problems.push("lease_ms: must be at least 1000".into());
+        }
+        if !problems.is_empty() {
+            return Err(Error::config(problems.join("\n")));
+        }
+        Ok(Self {
+            keys,
+            default_key,
+            teams,
+            orgs,
+            prices,
+            unknown: config.unknown_model_price,
+            max_output: config.max_output_tokens,
+            lease_ms: config.lease_ms,
+            ledger,
+        })
+    }
+
+    /// The lines a request of `input`'s caller spends against, now.
+    fn lines(&self, input: &StepInput<'_>) -> Vec<BudgetLine> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        let mut add = |account: String, r: &Rule| {
+            out.push(BudgetLine::new(account, period_key(r.period, now)).with_limit(r.limit));
+        };
+        if let Some(p) = &input.context.principal {
+            if let Some(r) = self.keys.get(&p.id).or(self.default_key.as_ref()) {
+                add(format!("key:{}", p.id), r);
+            }
+            if let Some(r) = p
+                .team
+                .as_ref()
+                .and_then(|t| self.teams.get(t).map(|r| (t, r)))
+            {
+                add(format!("team:{}", r.0), r.1);
+            }
+            if let Some(r) = p
+                .org
+                .as_ref()
+                .and_then(|o| self.orgs.get(o).map(|r| (o, r)))
+            {
+                add(format!("org:{}", r.0), r.1);
+            }
+        }
+        out
+    }
+
+    fn price(&self, model: &str) -> Option<Price> {
+        let bare = model.rsplit_once('/').map_or(model, |(_, m)| m);
+        self.prices
+            .get(model)
+            .or_else(|| self.prices.get(bare))
+            .copied()
+            .or(self.unknown)
+    }
+
+    /// The worst case of a request — its prompt's tokens and its output cap, at `price` —
+    /// and the prompt's tokens.
+    fn worst_case(&self, input: &StepInput<'_>, price: Price) -> (Spend, u64) {
+        let prompt: u64 = input
+            .request
+            .messages
+            .iter()
+            .map(|m| estimate_tokens(&m.text()) + 4)
+            .sum();
+        let output = u64::from(input.request.max_tokens.unwrap_or(self.max_output));
+        (
+            Spend::new(cost(price, prompt, output), prompt.saturating_add(output)),
+            prompt,
+        )
+    }
+
+    /// The ledger this policy spends through.
+    pub fn ledger(&self) -> &Arc<dyn BudgetLedger> {
+        &self.ledger
+    }
+}
+
+fn check_price(path: &str, p: &Price, problems: &mut Vec<String>) {
+    for (unit, v) in [
+        ("input_per_mtok", p.input_per_mtok),
+        ("output_per_mtok", p.output_per_mtok),
+    ] {
+        if !(v.is_finite() && (0.0..=MAX_PRICE).contains(&v)) {
+            problems.push(format!(
+                "{path}.{unit}: {v} is not a price (0 to {MAX_PRICE})"
+            ));
+        }
+    }
+}
+
+/// Dollars (in millionths) of `input` and `output` tokens at `price`, rounded up.
+fn cost(price: Price, input: u64, output: u64) -> u64 {
+    let usd = price.input_per_mtok * input as f64 + price.output_per_mtok * output as f64;
+    // Dollars per million tokens × tokens = millionths of a dollar.
+    usd.ceil().min(u64::MAX as f64) as u64
+}
+
+/// A conservative token estimate for budgeting: one token per three bytes (tokenizers of
+/// current models average about four bytes of English per token), at least one.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(3).max(1)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// The period key of `period` at `now_ms` (UTC): `day:2026-12-01`, `month:2026-12`, `total`.
+pub fn period_key(period: Period, now_ms: u64) -> String {
+    let days = (now_ms / 86_400_000) as i64;
+    let (y, m, d) = civil_from_days(days);
+    match period {
+        Period::Day => format!("day:{y:04}-{m:02}-{d:02}"),
+        Period::Month => format!("month:{y:04}-{m:02}"),
+        Period::Total => "total".into(),
+    }
+}
+
+/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[async_trait]
+impl Policy for Budgets {
+    fn positions(&self) -> &[Position] {
+        &[Position::BeforeCall]
+    }
+
+    async fn step(&self, input: &StepInput<'_>) -> Result<Step, Error> {
+        let lines = self.lines(input);
+        if lines.is_empty() {
+            return Ok(Step::proceed());
+        }
+        let model = input
+            .route
+            .map_or(input.request.model.as_str(), |r| r.model.as_str());
+        let price = self.price(model).ok_or_else(|| {
+            Error::invalid_request(format!(
+                "no price for model `{model}`: add it to the budgets policy's `prices` (or set `unknown_model_price`); a budgeted request is never free"
+            ))
+            .with_code("price_unknown")
+        })?;
+        let (amount, prompt) = self.worst_case(input, price);
+        let reservation = Reservation::new(
+            input.context.run_id.clone(),
+            lines,
+            amount,
+            now_ms().saturating_add(self.lease_ms),
+        );
+        self.ledger.reserve(&reservation).await?;
+        Ok(Step::proceed().label(RESERVED_LABEL, format!("{prompt} {model}")))
+    }
+
+    async fn on_run_end(&self, run: &RunSummary) {
+        let Some((prompt, model)) = run
+            .context
+            .labels
+            .get(RESERVED_LABEL)
+            .and_then(|l| l.split_once(' '))
+        else {
+            return;
+        };
+        let prompt: u64 = prompt.parse().unwrap_or(0);
+        let id = &run.context.run_id;
+        let result = match (run.usage, run.provider_called) {
+            // The real usage: reported, or recovered from a partial stream.
+            (Some(u), _) => self.settle_usage(id, model, u).await,
+            // Never sent: nothing was spent.
+            (None, false) => self.ledger.release(id).await,
+            // Sent, but no usage came back (a cut connection, a dropped stream): the prompt
+            // was billed at least.
+            (None, true) => {
+                let price = self.price(model).unwrap_or(Price {
+                    input_per_mtok: 0.0,
+                    output_per_mtok: 0.0,
+                });
+                self.ledger
+                    .settle(id, Spend::new(cost(price, prompt, 0), prompt))
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(run_id = %id, error = %e, "settling a budget reservation failed; the reaper will release it");
+        }
+    }
+}
+
+impl Budgets {
+    async fn settle_usage(&self, id: &str, model: &str, u: Usage) -> Result<(), Error> {
+        let price = self.price(model).unwrap_or(Price {
+            input_per_mtok: 0.0,
+            output_per_mtok: 0.0,
+        });
+        let tokens = u.input_tokens.saturating_add(u.output_tokens);
+        self.ledger
+            .settle(
+                id,
+                Spend::new(cost(price, u.input_tokens, u.output_tokens), tokens),
+            )
+            .await
+    }
+}

@@ -1,0 +1,114 @@
+//! [`MemoryLedger`]: the in-process [`BudgetLedger`] (one process; tests, embedding hosts).
+
+use std::{collections::HashMap, sync::Mutex};
+
+use aegis_contracts::{
+    Balance, BudgetLedger, Error, ErrorKind, Limit, Reservation, Spend, async_trait,
+};
+
+#[derive(Default)]
+struct Inner {
+    lines: HashMap<(String, String), (Limit, Spend, Spend)>,
+    held: HashMap<String, Reservation>,
+}
+
+/// An in-memory ledger: one lock makes every reservation atomic across its lines.
+#[derive(Default)]
+pub struct MemoryLedger {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MemoryLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryLedger")
+    }
+}
+
+impl MemoryLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl BudgetLedger for MemoryLedger {
+    async fn reserve(&self, r: &Reservation) -> Result<(), Error> {
+        let mut inner = self.lock();
+        if inner.held.contains_key(&r.id) {
+            return Ok(());
+        }
+        for line in &r.lines {
+            let entry = inner
+                .lines
+                .entry((line.account.clone(), line.period.clone()))
+                .or_insert((line.limit, Spend::default(), Spend::default()));
+            entry.0 = line.limit;
+            if !line.admits(&entry.1, &entry.2, &r.amount) {
+                return Err(exceeded(&line.account, &line.period));
+            }
+        }
+        for line in &r.lines {
+            if let Some(e) = inner
+                .lines
+                .get_mut(&(line.account.clone(), line.period.clone()))
+            {
+                e.2 = e.2.plus(r.amount);
+            }
+        }
+        inner.held.insert(r.id.clone(), r.clone());
+        Ok(())
+    }
+
+    async fn settle(&self, id: &str, actual: Spend) -> Result<(), Error> {
+        let mut inner = self.lock();
+        let Some(r) = inner.held.remove(id) else {
+            return Ok(());
+        };
+        for line in &r.lines {
+            if let Some(e) = inner
+                .lines
+                .get_mut(&(line.account.clone(), line.period.clone()))
+            {
+                e.2 = e.2.minus(r.amount);
+                e.1 = e.1.plus(actual);
+            }
+        }
+        Ok(())
+    }
+
+    async fn reap(&self, now_ms: u64) -> Result<u64, Error> {
+        let expired: Vec<String> = self
+            .lock()
+            .held
+            .values()
+            .filter(|r| r.expires_at_ms < now_ms)
+            .map(|r| r.id.clone())
+            .collect();
+        for id in &expired {
+            self.release(id).await?;
+        }
+        Ok(expired.len() as u64)
+    }
+
+    async fn balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error> {
+        Ok(self
+            .lock()
+            .lines
+            .get(&(account.to_owned(), period.to_owned()))
+            .map(|(l, s, r)| Balance::new(*l, *s, *r)))
+    }
+}
+
+/// The error of a reservation a line cannot take.
+pub fn exceeded(account: &str, period: &str) -> Error {
+    Error::new(
+        ErrorKind::BudgetExceeded,
+        format!("the budget of `{account}` for `{period}` is used up"),
+    )
+    .with_code("budget_exceeded")
+}

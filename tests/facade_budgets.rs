@@ -1,0 +1,117 @@
+//! Budgets through the pipeline: a run reserves before the provider call and settles to the
+//! real usage when it ends — streamed or not, cancelled included — and a request over budget
+//! is refused with `budget_exceeded` before the provider is called.
+#![allow(clippy::unwrap_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use aegis::{
+    BudgetLedger, ChatBody, ChatRequest, ErrorKind, Message, Principal, RequestContext,
+    budgets::MemoryLedger,
+};
+use futures_util::StreamExt;
+
+async fn pipeline(ledger: Arc<MemoryLedger>, team_tokens: u64) -> aegis::Pipeline {
+    let mut registry = aegis::registry();
+    registry.insert_extension(ledger as Arc<dyn BudgetLedger>);
+    let config = aegis::config::AegisConfig::from_toml_str(
+        &format!(
+            r#"
+            [[providers]]
+            id = "echo"
+            type = "echo"
+
+            [[policies]]
+            id = "budgets"
+            type = "budgets"
+            [policies.config]
+            teams = {{ research = {{ tokens = {team_tokens}, period = "total" }} }}
+            prices = {{ "echo" = {{ input_per_mtok = 1.0, output_per_mtok = 2.0 }} }}
+            max_output_tokens = 50
+            "#
+        ),
+        std::iter::empty::<(&str, &str)>(),
+    )
+    .unwrap();
+    aegis::Pipeline::from_config(&registry, &config)
+        .await
+        .unwrap()
+}
+
+fn ask(stream: bool) -> ChatRequest {
+    let mut req = ChatRequest::new("echo", vec![Message::user("hello budget")]);
+    req.stream = stream;
+    req.ctx = RequestContext::default().with_principal(Principal::new("ada").with_team("research"));
+    req
+}
+
+async fn balance(ledger: &MemoryLedger) -> aegis::Balance {
+    ledger
+        .balance("team:research", "total")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_completed_run_settles_to_its_reported_usage() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let p = pipeline(ledger.clone(), 10_000).await;
+    let answer = p.chat(ask(false)).await.unwrap().collect().await.unwrap();
+    let usage = answer.usage.unwrap();
+    let b = balance(&ledger).await;
+    assert_eq!(b.reserved.tokens, 0, "nothing is left held");
+    assert_eq!(b.spent.tokens, usage.input_tokens + usage.output_tokens);
+    assert!(b.spent.usd_micros > 0, "priced, never free");
+}
+
+#[tokio::test]
+async fn a_stream_holds_its_reservation_until_it_ends_and_a_cancelled_one_settles_too() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let p = pipeline(ledger.clone(), 10_000).await;
+    let resp = p.chat(ask(true)).await.unwrap();
+    assert!(
+        balance(&ledger).await.reserved.tokens > 0,
+        "held while streaming"
+    );
+    let ChatBody::Stream(mut s) = resp.body else {
+        panic!("a stream was asked for")
+    };
+    s.next().await.unwrap().unwrap();
+    drop(s);
+    for _ in 0..200 {
+        if balance(&ledger).await.reserved.tokens == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let b = balance(&ledger).await;
+    assert_eq!(
+        b.reserved.tokens, 0,
+        "a cancelled stream leaks no reservation"
+    );
+    assert!(b.spent.tokens > 0, "the prompt was sent: it is spent");
+}
+
+#[tokio::test]
+async fn a_request_over_budget_is_refused_before_the_call() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let p = pipeline(ledger.clone(), 20).await;
+    let err = p.chat(ask(false)).await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.code()),
+        (ErrorKind::BudgetExceeded, "budget_exceeded")
+    );
+    let b = balance(&ledger).await;
+    assert_eq!((b.spent.tokens, b.reserved.tokens), (0, 0));
+}
+
+#[tokio::test]
+async fn a_model_without_a_price_is_refused_never_free() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let p = pipeline(ledger.clone(), 10_000).await;
+    let mut req = ask(false);
+    req.model = "echo/unpriced-model".into();
+    let err = p.chat(req).await.unwrap_err();
+    assert_eq!(err.code(), "price_unknown", "{err}");
+}
