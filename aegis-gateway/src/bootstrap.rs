@@ -110,6 +110,8 @@ pub async fn registry_for(store: Option<&aegis_store::Store>) -> Result<aegis::R
         None => aegis_store::Store::connect("sqlite::memory:").await?,
     };
     let mut r = crate::static_keys::registry();
+    // Budgets spend through the database, shared by every replica on it.
+    r.insert_extension(Arc::new(store.clone()) as Arc<dyn aegis::BudgetLedger>);
     aegis_store::keys::register(&mut r, store);
     Ok(r)
 }
@@ -190,6 +192,24 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
         say!("aegis: named pipelines: {}", pipelines.names().join(", "));
     }
     let gw = Gateway::with_store(pipelines, limits, feed, db.clone());
+    // Budget reservations of a crashed replica are released once their lease expires.
+    {
+        let db = db.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or_default();
+                match aegis::BudgetLedger::reap(&db, now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(released = n, "reaped expired budget reservations"),
+                    Err(e) => tracing::warn!(error = %e, "reaping budget reservations failed"),
+                }
+            }
+        });
+    }
     // Resumes stranded by a crashed replica are finished once their lease expires.
     let lease = std::time::Duration::from_millis(cfg.pipeline.resume_lease_ms);
     gw.spawn_recovery((lease / 2).clamp(

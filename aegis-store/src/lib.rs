@@ -59,6 +59,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod budget;
 mod checkpoint;
 mod entity;
 pub mod keys;

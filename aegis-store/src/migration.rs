@@ -14,7 +14,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002Budgets)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -264,6 +264,64 @@ impl MigrationTrait for M0001Initial {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         for name in TABLES {
+            m.drop_table(Table::drop().table(t(name)).if_exists().take())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Version 2: the budget ledger — lines (account × period, limit, spend, holds) and the
+/// reservations that hold them.
+struct M0002Budgets;
+
+impl MigrationName for M0002Budgets {
+    fn name(&self) -> &str {
+        "m0002_budgets"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Budgets {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(t("aegis_budget_lines"))
+                .col(str_col("account"))
+                .col(str_col("period"))
+                .col(big_null("limit_usd_micros"))
+                .col(big_null("limit_tokens"))
+                .col(big_col("spent_usd_micros"))
+                .col(big_col("spent_tokens"))
+                .col(big_col("reserved_usd_micros"))
+                .col(big_col("reserved_tokens"))
+                .primary_key(Index::create().col(col("account")).col(col("period")))
+                .take(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(t("aegis_budget_reservations"))
+                .col(str_col("id").primary_key())
+                .col(text_col("lines"))
+                .col(big_col("usd_micros"))
+                .col(big_col("tokens"))
+                .col(big_col("expires_at_ms"))
+                .take(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("aegis_budget_reservations_expiry_idx")
+                .table(t("aegis_budget_reservations"))
+                .col(col("expires_at_ms"))
+                .take(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for name in ["aegis_budget_reservations", "aegis_budget_lines"] {
             m.drop_table(Table::drop().table(t(name)).if_exists().take())
                 .await?;
         }

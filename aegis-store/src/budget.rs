@@ -1,0 +1,268 @@
+//! The budget ledger on the database: [`Store`] implements [`BudgetLedger`], so replicas
+//! sharing one PostgreSQL (or a gateway on SQLite) share budgets.
+//!
+//! Admission is one write transaction holding, for every line of the reservation, one
+//! conditional `UPDATE … SET reserved = reserved + amount WHERE spent + reserved + amount
+//! <= limit`: a line that cannot take it updates no row and the whole transaction rolls
+//! back. PostgreSQL row locks (and SQLite's single writer) serialize concurrent
+//! reservations of one line, so no interleaving overspends — never check-then-increment.
+
+use aegis_contracts::{
+    Balance, BudgetLedger, BudgetLine, Error, ErrorKind, Limit, Reservation, Spend, async_trait,
+};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+
+use crate::{Backend, Store, db_err};
+
+fn stmt(backend: Backend, sql: &str, values: Vec<Value>) -> Statement {
+    match backend {
+        // `?` placeholders become `$1`, `$2`, ... for PostgreSQL.
+        Backend::Postgres => {
+            let mut out = String::with_capacity(sql.len() + 8);
+            let mut n = 0;
+            for ch in sql.chars() {
+                if ch == '?' {
+                    n += 1;
+                    out.push_str(&format!("${n}"));
+                } else {
+                    out.push(ch);
+                }
+            }
+            Statement::from_sql_and_values(DbBackend::Postgres, out, values)
+        }
+        Backend::Sqlite => Statement::from_sql_and_values(DbBackend::Sqlite, sql, values),
+    }
+}
+
+fn int(v: u64) -> Value {
+    Value::BigInt(Some(i64::try_from(v).unwrap_or(i64::MAX)))
+}
+
+fn opt(v: Option<u64>) -> Value {
+    Value::BigInt(v.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LineKey {
+    account: String,
+    period: String,
+}
+
+impl Store {
+    async fn hold(&self, txn: &impl ConnectionTrait, r: &Reservation) -> Result<bool, Error> {
+        let b = self.backend();
+        let exists = txn
+            .query_one_raw(stmt(
+                b,
+                "SELECT id FROM aegis_budget_reservations WHERE id = ?",
+                vec![r.id.clone().into()],
+            ))
+            .await
+            .map_err(|e| db_err("cannot read the reservation", e))?;
+        if exists.is_some() {
+            return Ok(true);
+        }
+        for line in &r.lines {
+            txn.execute_raw(stmt(
+                b,
+                "INSERT INTO aegis_budget_lines (account, period, limit_usd_micros, limit_tokens, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens) \
+                 VALUES (?, ?, ?, ?, 0, 0, 0, 0) ON CONFLICT (account, period) DO UPDATE SET limit_usd_micros = excluded.limit_usd_micros, limit_tokens = excluded.limit_tokens",
+                vec![
+                    line.account.clone().into(),
+                    line.period.clone().into(),
+                    opt(line.limit.usd_micros),
+                    opt(line.limit.tokens),
+                ],
+            ))
+            .await
+            .map_err(|e| db_err("cannot create the budget line", e))?;
+            let res = txn
+                .execute_raw(stmt(
+                    b,
+                    "UPDATE aegis_budget_lines SET reserved_usd_micros = reserved_usd_micros + ?, reserved_tokens = reserved_tokens + ? \
+                     WHERE account = ? AND period = ? \
+                     AND (limit_usd_micros IS NULL OR spent_usd_micros + reserved_usd_micros + ? <= limit_usd_micros) \
+                     AND (limit_tokens IS NULL OR spent_tokens + reserved_tokens + ? <= limit_tokens)",
+                    vec![
+                        int(r.amount.usd_micros),
+                        int(r.amount.tokens),
+                        line.account.clone().into(),
+                        line.period.clone().into(),
+                        int(r.amount.usd_micros),
+                        int(r.amount.tokens),
+                    ],
+                ))
+                .await
+                .map_err(|e| db_err("cannot reserve", e))?;
+            if res.rows_affected() != 1 {
+                return Ok(false);
+            }
+        }
+        let keys: Vec<LineKey> = r
+            .lines
+            .iter()
+            .map(|l| LineKey {
+                account: l.account.clone(),
+                period: l.period.clone(),
+            })
+            .collect();
+        let lines = serde_json::to_string(&keys)
+            .map_err(|e| Error::internal(format!("budget lines do not serialize: {e}")))?;
+        txn.execute_raw(stmt(
+            b,
+            "INSERT INTO aegis_budget_reservations (id, lines, usd_micros, tokens, expires_at_ms) VALUES (?, ?, ?, ?, ?)",
+            vec![
+                r.id.clone().into(),
+                lines.into(),
+                int(r.amount.usd_micros),
+                int(r.amount.tokens),
+                int(r.expires_at_ms),
+            ],
+        ))
+        .await
+        .map_err(|e| db_err("cannot record the reservation", e))?;
+        Ok(true)
+    }
+}
+
+fn refused(r: &Reservation) -> Error {
+    let names: Vec<String> = r
+        .lines
+        .iter()
+        .map(|l: &BudgetLine| format!("`{}` for `{}`", l.account, l.period))
+        .collect();
+    Error::new(
+        ErrorKind::BudgetExceeded,
+        format!("the budget is used up (one of {})", names.join(", ")),
+    )
+    .with_code("budget_exceeded")
+}
+
+#[async_trait]
+impl BudgetLedger for Store {
+    async fn reserve(&self, r: &Reservation) -> Result<(), Error> {
+        let txn = self.begin_write().await?;
+        match self.hold(&*txn, r).await {
+            Ok(true) => txn
+                .commit()
+                .await
+                .map_err(|e| db_err("cannot commit the reservation", e)),
+            Ok(false) => {
+                txn.rollback().await.ok();
+                Err(refused(r))
+            }
+            Err(e) => {
+                txn.rollback().await.ok();
+                Err(e)
+            }
+        }
+    }
+
+    async fn settle(&self, id: &str, actual: Spend) -> Result<(), Error> {
+        let b = self.backend();
+        let txn = self.begin_write().await?;
+        // Deleting the reservation first makes a second settle (or the reaper racing a
+        // settle) a no-op: only the one that deleted the row moves the money.
+        let row = txn
+            .query_one_raw(stmt(
+                b,
+                "DELETE FROM aegis_budget_reservations WHERE id = ? RETURNING lines, usd_micros, tokens",
+                vec![id.to_owned().into()],
+            ))
+            .await
+            .map_err(|e| db_err("cannot end the reservation", e))?;
+        let Some(row) = row else {
+            txn.rollback().await.ok();
+            return Ok(());
+        };
+        let lines: String = row
+            .try_get("", "lines")
+            .map_err(|e| db_err("cannot read the reservation", e))?;
+        let usd: i64 = row
+            .try_get("", "usd_micros")
+            .map_err(|e| db_err("reservation", e))?;
+        let tokens: i64 = row
+            .try_get("", "tokens")
+            .map_err(|e| db_err("reservation", e))?;
+        let keys: Vec<LineKey> = serde_json::from_str(&lines)
+            .map_err(|e| Error::storage(format!("a stored reservation does not decode: {e}")))?;
+        for k in keys {
+            txn.execute_raw(stmt(
+                b,
+                "UPDATE aegis_budget_lines SET \
+                 reserved_usd_micros = CASE WHEN reserved_usd_micros > ? THEN reserved_usd_micros - ? ELSE 0 END, \
+                 reserved_tokens = CASE WHEN reserved_tokens > ? THEN reserved_tokens - ? ELSE 0 END, \
+                 spent_usd_micros = spent_usd_micros + ?, spent_tokens = spent_tokens + ? \
+                 WHERE account = ? AND period = ?",
+                vec![
+                    Value::BigInt(Some(usd)),
+                    Value::BigInt(Some(usd)),
+                    Value::BigInt(Some(tokens)),
+                    Value::BigInt(Some(tokens)),
+                    int(actual.usd_micros),
+                    int(actual.tokens),
+                    k.account.into(),
+                    k.period.into(),
+                ],
+            ))
+            .await
+            .map_err(|e| db_err("cannot settle", e))?;
+        }
+        txn.commit()
+            .await
+            .map_err(|e| db_err("cannot commit the settlement", e))
+    }
+
+    async fn reap(&self, now_ms: u64) -> Result<u64, Error> {
+        let rows = self
+            .db()
+            .query_all_raw(stmt(
+                self.backend(),
+                "SELECT id FROM aegis_budget_reservations WHERE expires_at_ms < ?",
+                vec![int(now_ms)],
+            ))
+            .await
+            .map_err(|e| db_err("cannot list expired reservations", e))?;
+        let mut n = 0;
+        for row in rows {
+            let id: String = row
+                .try_get("", "id")
+                .map_err(|e| db_err("reservation", e))?;
+            self.release(&id).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error> {
+        let row = self
+            .db()
+            .query_one_raw(stmt(
+                self.backend(),
+                "SELECT limit_usd_micros, limit_tokens, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens \
+                 FROM aegis_budget_lines WHERE account = ? AND period = ?",
+                vec![account.to_owned().into(), period.to_owned().into()],
+            ))
+            .await
+            .map_err(|e| db_err("cannot read the budget line", e))?;
+        let Some(row) = row else { return Ok(None) };
+        let get = |c: &str| -> Result<i64, Error> {
+            row.try_get("", c).map_err(|e| db_err("budget line", e))
+        };
+        let getn = |c: &str| -> Result<Option<i64>, Error> {
+            row.try_get("", c).map_err(|e| db_err("budget line", e))
+        };
+        Ok(Some(Balance::new(
+            Limit::new(
+                getn("limit_usd_micros")?.map(u),
+                getn("limit_tokens")?.map(u),
+            ),
+            Spend::new(u(get("spent_usd_micros")?), u(get("spent_tokens")?)),
+            Spend::new(u(get("reserved_usd_micros")?), u(get("reserved_tokens")?)),
+        )))
+    }
+}
