@@ -37,6 +37,14 @@ pub struct ServerConfig {
     /// Request limits.
     #[serde(default)]
     pub limits: Limits,
+    /// How often this replica releases budget reservations whose lease expired (a crashed
+    /// replica's), in milliseconds (default 30000).
+    #[serde(default = "default_reap_ms")]
+    pub budget_reap_interval_ms: u64,
+}
+
+fn default_reap_ms() -> u64 {
+    30_000
 }
 
 fn default_listen() -> SocketAddr {
@@ -195,9 +203,10 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     // Budget reservations of a crashed replica are released once their lease expires.
     {
         let db = db.clone();
+        let reap_every = Duration::from_millis(server_config.budget_reap_interval_ms.max(100));
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(30)).await;
+                tokio::time::sleep(reap_every).await;
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() as u64)
