@@ -17,7 +17,10 @@ type = "echo"
 [[authenticators]]
 id = "keys"
 type = "static_keys"
-config = { keys = [ { key = "sk-research-key", principal = "ada", team = "research" } ] }
+config = { keys = [
+    { key = "sk-research-key", principal = "ada", team = "research" },
+    { key = "sk-admin-key", principal = "root", roles = ["admin"] },
+] }
 
 [[policies]]
 id = "budgets"
@@ -81,4 +84,41 @@ async fn a_team_over_its_budget_gets_an_openai_shaped_429() {
         .unwrap();
     assert!(line.spent.tokens <= 115, "never overspent: {line:?}");
     assert_eq!(line.reserved.tokens, 0, "nothing left held");
+
+    // Admins see the line and can reset it; others cannot.
+    let show = |key: &'static str| {
+        client
+            .get(format!(
+                "http://{addr}/v1/admin/budgets?account=team:research&period=total"
+            ))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(show("sk-research-key").await.unwrap().status(), 403);
+    let shown: Value = show("sk-admin-key").await.unwrap().json().await.unwrap();
+    assert_eq!(shown["spent"]["tokens"], line.spent.tokens, "{shown}");
+    assert_eq!(shown["limit"]["tokens"], 115);
+    let reset = client
+        .post(format!("http://{addr}/v1/admin/budgets/reset"))
+        .bearer_auth("sk-admin-key")
+        .json(&json!({"account": "team:research", "period": "total"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    let after = store
+        .balance("team:research", "total")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.spent.tokens, 0);
+    let missing = client
+        .get(format!(
+            "http://{addr}/v1/admin/budgets?account=team:nobody&period=total"
+        ))
+        .bearer_auth("sk-admin-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 }

@@ -53,55 +53,12 @@ struct LineKey {
 }
 
 impl Store {
+    /// Holds `r` inside the caller's transaction: `Ok(false)` when a line cannot take it
+    /// (the caller rolls back). One statement per line: an upsert whose update only happens
+    /// when the amount fits (`ON CONFLICT … DO UPDATE … WHERE`), so the check and the
+    /// increment are one atomic step under the row's lock.
     async fn hold(&self, txn: &impl ConnectionTrait, r: &Reservation) -> Result<bool, Error> {
         let b = self.backend();
-        let exists = txn
-            .query_one_raw(stmt(
-                b,
-                "SELECT id FROM aegis_budget_reservations WHERE id = ?",
-                vec![r.id.clone().into()],
-            ))
-            .await
-            .map_err(|e| db_err("cannot read the reservation", e))?;
-        if exists.is_some() {
-            return Ok(true);
-        }
-        for line in &r.lines {
-            txn.execute_raw(stmt(
-                b,
-                "INSERT INTO aegis_budget_lines (account, period, limit_usd_micros, limit_tokens, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens) \
-                 VALUES (?, ?, ?, ?, 0, 0, 0, 0) ON CONFLICT (account, period) DO UPDATE SET limit_usd_micros = excluded.limit_usd_micros, limit_tokens = excluded.limit_tokens",
-                vec![
-                    line.account.clone().into(),
-                    line.period.clone().into(),
-                    opt(line.limit.usd_micros),
-                    opt(line.limit.tokens),
-                ],
-            ))
-            .await
-            .map_err(|e| db_err("cannot create the budget line", e))?;
-            let res = txn
-                .execute_raw(stmt(
-                    b,
-                    "UPDATE aegis_budget_lines SET reserved_usd_micros = reserved_usd_micros + ?, reserved_tokens = reserved_tokens + ? \
-                     WHERE account = ? AND period = ? \
-                     AND (limit_usd_micros IS NULL OR spent_usd_micros + reserved_usd_micros + ? <= limit_usd_micros) \
-                     AND (limit_tokens IS NULL OR spent_tokens + reserved_tokens + ? <= limit_tokens)",
-                    vec![
-                        int(r.amount.usd_micros),
-                        int(r.amount.tokens),
-                        line.account.clone().into(),
-                        line.period.clone().into(),
-                        int(r.amount.usd_micros),
-                        int(r.amount.tokens),
-                    ],
-                ))
-                .await
-                .map_err(|e| db_err("cannot reserve", e))?;
-            if res.rows_affected() != 1 {
-                return Ok(false);
-            }
-        }
         let keys: Vec<LineKey> = r
             .lines
             .iter()
@@ -112,20 +69,79 @@ impl Store {
             .collect();
         let lines = serde_json::to_string(&keys)
             .map_err(|e| Error::internal(format!("budget lines do not serialize: {e}")))?;
-        txn.execute_raw(stmt(
-            b,
-            "INSERT INTO aegis_budget_reservations (id, lines, usd_micros, tokens, expires_at_ms) VALUES (?, ?, ?, ?, ?)",
-            vec![
-                r.id.clone().into(),
-                lines.into(),
-                int(r.amount.usd_micros),
-                int(r.amount.tokens),
-                int(r.expires_at_ms),
-            ],
-        ))
-        .await
-        .map_err(|e| db_err("cannot record the reservation", e))?;
+        // The reservation row first: a second reserve of the same run holds nothing twice.
+        let inserted = txn
+            .execute_raw(stmt(
+                b,
+                "INSERT INTO aegis_budget_reservations (id, lines, usd_micros, tokens, expires_at_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                vec![
+                    r.id.clone().into(),
+                    lines.into(),
+                    int(r.amount.usd_micros),
+                    int(r.amount.tokens),
+                    int(r.expires_at_ms),
+                ],
+            ))
+            .await
+            .map_err(|e| db_err("cannot record the reservation", e))?;
+        if inserted.rows_affected() == 0 {
+            return Ok(true);
+        }
+        for line in &r.lines {
+            // A new line starts with this reservation, if it fits its limit at all.
+            if !line.admits(&Spend::default(), &Spend::default(), &r.amount) {
+                return Ok(false);
+            }
+            let res = txn
+                .execute_raw(stmt(
+                    b,
+                    "INSERT INTO aegis_budget_lines AS l (account, period, limit_usd_micros, limit_tokens, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens) \
+                     VALUES (?, ?, ?, ?, 0, 0, ?, ?) \
+                     ON CONFLICT (account, period) DO UPDATE SET \
+                       limit_usd_micros = excluded.limit_usd_micros, limit_tokens = excluded.limit_tokens, \
+                       reserved_usd_micros = l.reserved_usd_micros + excluded.reserved_usd_micros, \
+                       reserved_tokens = l.reserved_tokens + excluded.reserved_tokens \
+                     WHERE (excluded.limit_usd_micros IS NULL OR l.spent_usd_micros + l.reserved_usd_micros + excluded.reserved_usd_micros <= excluded.limit_usd_micros) \
+                       AND (excluded.limit_tokens IS NULL OR l.spent_tokens + l.reserved_tokens + excluded.reserved_tokens <= excluded.limit_tokens)",
+                    vec![
+                        line.account.clone().into(),
+                        line.period.clone().into(),
+                        opt(line.limit.usd_micros),
+                        opt(line.limit.tokens),
+                        int(r.amount.usd_micros),
+                        int(r.amount.tokens),
+                    ],
+                ))
+                .await
+                .map_err(|e| db_err("cannot reserve", e))?;
+            if res.rows_affected() != 1 {
+                return Ok(false);
+            }
+        }
         Ok(true)
+    }
+}
+
+impl Store {
+    /// Zeroes the settled spend of one budget line (a new start, e.g. after a refund);
+    /// reservations in flight stay held. `NotFound` when the line does not exist.
+    pub async fn reset_budget(&self, account: &str, period: &str) -> Result<(), Error> {
+        let res = self
+            .db()
+            .execute_raw(stmt(
+                self.backend(),
+                "UPDATE aegis_budget_lines SET spent_usd_micros = 0, spent_tokens = 0 WHERE account = ? AND period = ?",
+                vec![account.to_owned().into(), period.to_owned().into()],
+            ))
+            .await
+            .map_err(|e| db_err("cannot reset the budget line", e))?;
+        if res.rows_affected() == 0 {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no budget line `{account}` for `{period}`"),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -95,6 +95,13 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Show or reset budget lines of a running gateway (admin key required).
+    Budgets {
+        #[command(subcommand)]
+        action: BudgetsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Check or describe configuration.
     Config {
         #[command(subcommand)]
@@ -176,6 +183,24 @@ enum RunsAction {
 }
 
 #[derive(Subcommand)]
+enum BudgetsAction {
+    /// What a line has spent, holds and has left.
+    Show {
+        /// `key:<principal>`, `team:<team>` or `org:<org>`.
+        account: String,
+        /// `day:YYYY-MM-DD`, `month:YYYY-MM` or `total`.
+        period: String,
+    },
+    /// Zero a line's spend (reservations in flight stay held).
+    Reset {
+        /// `key:<principal>`, `team:<team>` or `org:<org>`.
+        account: String,
+        /// `day:YYYY-MM-DD`, `month:YYYY-MM` or `total`.
+        period: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigAction {
     /// Check a config file; every problem is reported with its path.
     Validate { path: PathBuf },
@@ -193,6 +218,18 @@ enum GraphAction {
         #[arg(long)]
         mermaid: bool,
     },
+}
+
+/// Percent-encodes a query value.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Parses the command line and runs the command.
@@ -348,6 +385,30 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             model,
             remote,
         } => chat(&remote, &model, prompt, cli.json).await,
+        Command::Budgets { action, remote } => {
+            let v = match &action {
+                BudgetsAction::Show { account, period } => {
+                    let query = format!(
+                        "/v1/admin/budgets?account={}&period={}",
+                        url_encode(account),
+                        url_encode(period)
+                    );
+                    request(&remote, reqwest::Method::GET, &query, None).await?
+                }
+                BudgetsAction::Reset { account, period } => {
+                    let body = json!({"account": account, "period": period});
+                    request(
+                        &remote,
+                        reqwest::Method::POST,
+                        "/v1/admin/budgets/reset",
+                        Some(body),
+                    )
+                    .await?
+                }
+            };
+            say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(0)
+        }
         Command::Keys { action, remote } => {
             let v = match &action {
                 KeysAction::Create {

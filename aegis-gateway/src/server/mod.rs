@@ -4,6 +4,7 @@
 //! (credentials go into the request context; the pipeline's authenticators decide), and
 //! renders results. No governance logic lives here.
 
+mod budgets;
 mod error;
 mod events;
 mod keys;
@@ -296,6 +297,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/runs/{id}/resume", post(runs::resume))
         .route("/v1/runs/{id}/events", get(runs::events))
         .route("/admin/reload", post(admin_reload))
+        .route("/v1/admin/budgets", get(budgets::show))
+        .route("/v1/admin/budgets/reset", post(budgets::reset))
         .route("/v1/admin/keys", post(keys::create).get(keys::list))
         .route("/v1/admin/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/admin/keys/{id}/rotate", post(keys::rotate))

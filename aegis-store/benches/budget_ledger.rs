@@ -1,0 +1,108 @@
+#![allow(clippy::unwrap_used, missing_docs)]
+//! Budget admission cost: one reserve (three lines: key, team, org) and its settle, per
+//! request, offered open-loop at 500 requests per second for 10 seconds, on SQLite (a WAL
+//! file) and, when `AEGIS_TEST_DATABASE_URL` is set, on PostgreSQL. Prints p50 / p99 / max of
+//! the time each request spends in the ledger (reserve + settle), measured from its
+//! scheduled start, so queueing behind a slow write counts.
+//!
+//! `cargo bench -p aegis-store --bench budget_ledger`
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use aegis_contracts::{BudgetLedger, BudgetLine, Reservation, Spend};
+use aegis_store::Store;
+
+const RATE: u64 = 500;
+const SECONDS: u64 = 10;
+
+fn lines(i: u64) -> Vec<BudgetLine> {
+    vec![
+        BudgetLine::new(format!("key:k{}", i % 50), "month:2026-12")
+            .with_limit(Spend::tokens(u64::MAX / 4)),
+        BudgetLine::new(format!("team:t{}", i % 5), "month:2026-12")
+            .with_limit(Spend::tokens(u64::MAX / 4)),
+        BudgetLine::new("org:acme", "month:2026-12").with_limit(Spend::tokens(u64::MAX / 4)),
+    ]
+}
+
+async fn run(name: &str, store: Store) {
+    let store = Arc::new(store);
+    let start = Instant::now();
+    let n = RATE * SECONDS;
+    let mut tasks = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let scheduled = start + Duration::from_micros(i * 1_000_000 / RATE);
+        tokio::time::sleep_until(scheduled.into()).await;
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("bench-run-{i}");
+            store
+                .reserve(&Reservation::new(
+                    id.clone(),
+                    lines(i),
+                    Spend::tokens(100),
+                    u64::MAX,
+                ))
+                .await
+                .unwrap();
+            store.settle(&id, Spend::tokens(60)).await.unwrap();
+            scheduled.elapsed()
+        }));
+    }
+    let mut lat: Vec<Duration> = Vec::with_capacity(n as usize);
+    for t in tasks {
+        lat.push(t.await.unwrap());
+    }
+    lat.sort_unstable();
+    let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+    println!(
+        "{name}: {n} reserve+settle at {RATE}/s: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        p(0.5),
+        p(0.99),
+        lat.last().unwrap().as_secs_f64() * 1000.0
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        );
+        run("sqlite (WAL file)", Store::connect(&url).await.unwrap()).await;
+        if let Some(pg) = std::env::var("AEGIS_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            let schema = format!("aegis_bench_{}", std::process::id());
+            let admin = sea_orm::Database::connect(pg.as_str()).await.unwrap();
+            use sea_orm::ConnectionTrait;
+            admin
+                .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+                .await
+                .unwrap();
+            let store = Store::connect_with(
+                aegis_store::StoreOptions::new(pg.clone()).schema(schema.clone()),
+            )
+            .await
+            .unwrap();
+            run("postgresql (local server)", store).await;
+            admin
+                .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .unwrap();
+        }
+    });
+}
