@@ -150,7 +150,7 @@ fn register_packs(r: &mut Registry) {
             .get::<Arc<dyn BudgetLedger>>()
             .cloned()
             .unwrap_or_else(|| Arc::new(aegis_budgets::MemoryLedger::new()));
-        Ok(Arc::new(aegis_budgets::Budgets::new(c, ledger)?) as Arc<dyn Policy>)
+        Ok(Arc::new(aegis_budgets::Budgets::new(c, ledger)?.with_id(ctx.id)) as Arc<dyn Policy>)
     });
     #[cfg(feature = "classification")]
     r.register_policy::<aegis_classification::ClassificationConfig, _>(

@@ -90,7 +90,73 @@ async fn a_stream_holds_its_reservation_until_it_ends_and_a_cancelled_one_settle
         b.reserved.tokens, 0,
         "a cancelled stream leaks no reservation"
     );
-    assert!(b.spent.tokens > 0, "the prompt was sent: it is spent");
+    assert!(
+        b.spent.tokens >= 50,
+        "sent without usage back: the worst case is spent, never a free call ({b:?})"
+    );
+}
+
+/// Never answers.
+struct Hangs;
+
+#[aegis::async_trait]
+impl aegis::Provider for Hangs {
+    fn name(&self) -> &str {
+        "hangs"
+    }
+    fn capabilities(&self) -> aegis::ProviderCapabilities {
+        aegis::ProviderCapabilities::all()
+    }
+    async fn chat(&self, _: ChatRequest) -> Result<aegis::ChatResponse, aegis::Error> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_request_dropped_during_the_provider_call_is_charged_its_worst_case() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let mut registry = aegis::registry();
+    registry.insert_extension(ledger.clone() as Arc<dyn BudgetLedger>);
+    registry.register_provider::<serde_json::Value, _>("hangs", |_, _| {
+        Ok(Arc::new(Hangs) as Arc<dyn aegis::Provider>)
+    });
+    let config = aegis::config::AegisConfig::from_toml_str(
+        r#"
+        [[providers]]
+        id = "echo"
+        type = "hangs"
+
+        [[policies]]
+        id = "team-budget"
+        type = "budgets"
+        [policies.config]
+        teams = { research = { tokens = 10000, period = "total" } }
+        prices = { "echo" = { input_per_mtok = 1.0, output_per_mtok = 2.0 } }
+        max_output_tokens = 50
+        "#,
+        std::iter::empty::<(&str, &str)>(),
+    )
+    .unwrap();
+    let p = aegis::Pipeline::from_config(&registry, &config)
+        .await
+        .unwrap();
+    let dropped = tokio::time::timeout(Duration::from_millis(50), p.chat(ask(false))).await;
+    assert!(dropped.is_err());
+    for _ in 0..200 {
+        if balance(&ledger).await.reserved.tokens == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let b = balance(&ledger).await;
+    assert_eq!(
+        b.reserved.tokens, 0,
+        "settled at once, not left to the reaper"
+    );
+    assert!(
+        b.spent.tokens >= 50,
+        "the call was made: its worst case is spent ({b:?})"
+    );
 }
 
 #[tokio::test]

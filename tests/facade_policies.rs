@@ -103,3 +103,32 @@ async fn a_restricted_prompt_waits_for_a_reviewer_then_stays_in_the_eu() {
         "the pii guard still masks: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_raised_level_above_every_rule_is_still_bound_by_the_rules_below_it() {
+    let p = pipeline().await;
+    let mut req = ask("hello there", None);
+    req.ctx = RequestContext::default().with_label(REQUESTED_CLASSIFICATION_LABEL, "restricted");
+    // `restricted` has no rule of its own; `confidential`'s binds it. (The run pauses for
+    // a reviewer first: restricted needs approval.)
+    let PipelineOutcome::Paused { run_id, .. } = p.run(req).await.unwrap() else {
+        panic!("restricted: a reviewer decides")
+    };
+    let PipelineOutcome::Response(resp) = p.resume(&run_id, Approval::Approve).await.unwrap()
+    else {
+        panic!("approved")
+    };
+    assert_eq!(resp.meta.region.as_deref(), Some("eu"));
+}
+
+#[tokio::test]
+async fn embeddings_cannot_wait_for_approval_so_a_restricted_text_is_refused() {
+    let p = pipeline().await;
+    let req = aegis::EmbeddingRequest::new("chat", vec!["card 4111 1111 1111 1111".into()]);
+    let err = p.embed(req).await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.code()),
+        (aegis::ErrorKind::ApprovalRequired, "approval_required"),
+        "{err}"
+    );
+}

@@ -199,6 +199,10 @@ pub trait BudgetLedger: Send + Sync + 'static {
     /// Ends reservation `id`: its hold is removed and `actual` is spent on each of its lines.
     async fn settle(&self, id: &str, actual: Spend) -> Result<(), Error>;
 
+    /// Ends reservation `id` spending exactly what it holds (the worst case): for a run
+    /// whose real usage is unknown although the provider was called.
+    async fn settle_held(&self, id: &str) -> Result<(), Error>;
+
     /// Ends reservation `id` without spend.
     async fn release(&self, id: &str) -> Result<(), Error> {
         self.settle(id, Spend::default()).await

@@ -128,9 +128,10 @@ pub struct NamedPipelineConfig {
     /// Ids of the `[[guardrails]]` it runs, in this order; default none.
     #[serde(default)]
     pub guardrails: Vec<String>,
-    /// Ids of the `[[policies]]` it runs, in this order; default none.
+    /// Ids of the `[[policies]]` it runs, in this order; default **all of them** (a named
+    /// pipeline does not shed budgets or residency unless its config says so).
     #[serde(default)]
-    pub policies: Vec<String>,
+    pub policies: Option<Vec<String>>,
     /// The model of requests that name none (or name `default`).
     #[serde(default)]
     pub default_model: Option<String>,

@@ -188,3 +188,55 @@ async fn a_named_pipeline_with_an_unknown_guard_is_a_config_error_with_its_path(
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_named_pipeline_keeps_every_policy_unless_it_lists_its_own() {
+    let config = r#"
+[[providers]]
+id = "echo"
+type = "echo"
+
+[[policies]]
+id = "budgets"
+type = "budgets"
+[policies.config]
+default_key = { tokens = 1, period = "total" }
+prices = { "echo" = { input_per_mtok = 1.0, output_per_mtok = 1.0 } }
+
+[[authenticators]]
+id = "keys"
+type = "static_keys"
+config = { keys = [{ key = "sk-main-key", principal = "ada" }] }
+
+[[pipelines]]
+name = "inherits"
+
+[[pipelines]]
+name = "opts-out"
+policies = []
+"#;
+    let gw = gateway(config).await;
+    let (status, body) = post(
+        gw,
+        "/v1/pipelines/inherits/chat/completions",
+        "sk-main-key",
+        ask("hi"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("budget_exceeded")),
+        "{body}"
+    );
+    let (status, body) = post(
+        gw,
+        "/v1/pipelines/opts-out/chat/completions",
+        "sk-main-key",
+        ask("hi"),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "an explicit empty list is the config's choice: {body}"
+    );
+}

@@ -179,6 +179,47 @@ impl BudgetLedger for Store {
     }
 
     async fn settle(&self, id: &str, actual: Spend) -> Result<(), Error> {
+        self.end_reservation(id, Some(actual)).await
+    }
+
+    async fn settle_held(&self, id: &str) -> Result<(), Error> {
+        self.end_reservation(id, None).await
+    }
+
+    async fn reap(&self, now_ms: u64) -> Result<u64, Error> {
+        let rows = self
+            .db()
+            .query_all_raw(stmt(
+                self.backend(),
+                "SELECT id FROM aegis_budget_reservations WHERE expires_at_ms < ?",
+                vec![int(now_ms)],
+            ))
+            .await
+            .map_err(|e| db_err("cannot list expired reservations", e))?;
+        let mut n = 0;
+        for row in rows {
+            let id: String = row
+                .try_get("", "id")
+                .map_err(|e| db_err("reservation", e))?;
+            self.release(&id).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error> {
+        self.budget_balance(account, period).await
+    }
+}
+
+/// No provider reports more than this many tokens for one request; a larger number is
+/// clamped so the ledger's 64-bit columns never overflow.
+const MAX_SPEND_TOKENS: u64 = 1 << 40;
+
+impl Store {
+    /// Ends reservation `id`: its hold is removed and `actual` (or, for `None`, the held
+    /// amount) is spent on its lines.
+    async fn end_reservation(&self, id: &str, actual: Option<Spend>) -> Result<(), Error> {
         let b = self.backend();
         let txn = self.begin_write().await?;
         // Deleting the reservation first makes a second settle (or the reaper racing a
@@ -206,6 +247,12 @@ impl BudgetLedger for Store {
             .map_err(|e| db_err("reservation", e))?;
         let keys: Vec<LineKey> = serde_json::from_str(&lines)
             .map_err(|e| Error::storage(format!("a stored reservation does not decode: {e}")))?;
+        let held = Spend::new(u(usd), u(tokens));
+        let spend = actual.unwrap_or(held);
+        let spend = Spend::new(
+            spend.usd_micros.min(MAX_SPEND_TOKENS * 1_000_000),
+            spend.tokens.min(MAX_SPEND_TOKENS),
+        );
         for k in keys {
             txn.execute_raw(stmt(
                 b,
@@ -219,8 +266,8 @@ impl BudgetLedger for Store {
                     Value::BigInt(Some(usd)),
                     Value::BigInt(Some(tokens)),
                     Value::BigInt(Some(tokens)),
-                    int(actual.usd_micros),
-                    int(actual.tokens),
+                    int(spend.usd_micros),
+                    int(spend.tokens),
                     k.account.into(),
                     k.period.into(),
                 ],
@@ -233,28 +280,7 @@ impl BudgetLedger for Store {
             .map_err(|e| db_err("cannot commit the settlement", e))
     }
 
-    async fn reap(&self, now_ms: u64) -> Result<u64, Error> {
-        let rows = self
-            .db()
-            .query_all_raw(stmt(
-                self.backend(),
-                "SELECT id FROM aegis_budget_reservations WHERE expires_at_ms < ?",
-                vec![int(now_ms)],
-            ))
-            .await
-            .map_err(|e| db_err("cannot list expired reservations", e))?;
-        let mut n = 0;
-        for row in rows {
-            let id: String = row
-                .try_get("", "id")
-                .map_err(|e| db_err("reservation", e))?;
-            self.release(&id).await?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    async fn balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error> {
+    async fn budget_balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error> {
         let row = self
             .db()
             .query_one_raw(stmt(

@@ -352,10 +352,16 @@ impl PipelineSet {
                 }
             }
             let mut policies = Vec::new();
-            for (j, id) in n.policies.iter().enumerate() {
-                match c.policies.iter().find(|(p, _)| p == id) {
-                    Some(p) => policies.push(p.clone()),
-                    None => problems.push(format!("{at}.policies[{j}]: no policy has id `{id}`")),
+            match &n.policies {
+                None => policies.clone_from(&c.policies),
+                Some(ids) => {
+                    for (j, id) in ids.iter().enumerate() {
+                        match c.policies.iter().find(|(p, _)| p == id) {
+                            Some(p) => policies.push(p.clone()),
+                            None => problems
+                                .push(format!("{at}.policies[{j}]: no policy has id `{id}`")),
+                        }
+                    }
                 }
             }
             let pick = Selection {

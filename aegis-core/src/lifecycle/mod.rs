@@ -523,6 +523,15 @@ impl Pipeline {
                     "policy `{id}` panicked at {position}; the run fails closed"
                 ))
             })??;
+            if let Some(reason) = step.approval {
+                return Err(Error::new(
+                    ErrorKind::ApprovalRequired,
+                    format!(
+                        "policy `{id}` requires approval ({reason}), which an embeddings request cannot wait for"
+                    ),
+                )
+                .with_code("approval_required"));
+            }
             state.labels.extend(step.labels);
         }
         Ok(())

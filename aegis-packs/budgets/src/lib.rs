@@ -63,9 +63,9 @@ use serde::Deserialize;
 
 pub use memory::{MemoryLedger, exceeded};
 
-/// The label a run carries once its reservation is held (read by the run-end hook):
-/// `{prompt tokens} {priced model}`.
-pub const RESERVED_LABEL: &str = "aegis.budget.reserved";
+/// The prefix of the label a run carries once a budgets policy's reservation is held
+/// (`aegis.budget.{policy id}` = the priced model), read by its run-end hook.
+pub const RESERVED_LABEL: &str = "aegis.budget";
 
 /// How long a budget runs before it starts again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -191,6 +191,9 @@ pub struct Budgets {
     max_output: u32,
     lease_ms: u64,
     ledger: Arc<dyn BudgetLedger>,
+    /// The policy's id: reservations are `{id}:{run id}`, so two budgets policies on one
+    /// run (say, team and org limits kept apart) each hold their own.
+    id: String,
 }
 
 impl std::fmt::Debug for Budgets {
@@ -277,6 +280,7 @@ impl Budgets {
             max_output: config.max_output_tokens,
             lease_ms: config.lease_ms,
             ledger,
+            id: "budgets".into(),
         })
     }
 
@@ -318,20 +322,48 @@ impl Budgets {
             .or(self.unknown)
     }
 
-    /// The worst case of a request — its prompt's tokens and its output cap, at `price` —
-    /// and the prompt's tokens.
-    fn worst_case(&self, input: &StepInput<'_>, price: Price) -> (Spend, u64) {
-        let prompt: u64 = input
-            .request
+    /// The worst case of a request: its prompt (every message, tool call and tool
+    /// definition, counted from their JSON) and its output cap times the number of choices,
+    /// at `price`.
+    fn worst_case(&self, input: &StepInput<'_>, price: Price) -> Spend {
+        let req = input.request;
+        let prompt: u64 = req
             .messages
             .iter()
-            .map(|m| estimate_tokens(&m.text()) + 4)
-            .sum();
-        let output = u64::from(input.request.max_tokens.unwrap_or(self.max_output));
-        (
-            Spend::new(cost(price, prompt, output), prompt.saturating_add(output)),
-            prompt,
-        )
+            .map(json_tokens)
+            .chain(req.tools.iter().map(json_tokens))
+            .fold(0u64, u64::saturating_add);
+        let cap = req
+            .max_tokens
+            .map(u64::from)
+            .or_else(|| {
+                req.extra
+                    .get("max_completion_tokens")
+                    .and_then(|v| v.as_u64())
+            })
+            .unwrap_or(u64::from(self.max_output));
+        let choices = req
+            .extra
+            .get("n")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1)
+            .clamp(1, 128);
+        let output = cap.saturating_mul(choices);
+        Spend::new(cost(price, prompt, output), prompt.saturating_add(output))
+    }
+
+    /// Names the policy (its `[[policies]]` id; default `budgets`).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    fn reservation_id(&self, run_id: &str) -> String {
+        format!("{}:{run_id}", self.id)
+    }
+
+    fn label(&self) -> String {
+        format!("{RESERVED_LABEL}.{}", self.id)
     }
 
     /// The ledger this policy spends through.
@@ -358,6 +390,12 @@ fn cost(price: Price, input: u64, output: u64) -> u64 {
     let usd = price.input_per_mtok * input as f64 + price.output_per_mtok * output as f64;
     // Dollars per million tokens × tokens = millionths of a dollar.
     usd.ceil().min(u64::MAX as f64) as u64
+}
+
+/// The estimated tokens of anything sent as JSON (a message with all its parts and tool
+/// calls, a tool definition), with a per-item overhead.
+fn json_tokens<T: serde::Serialize>(v: &T) -> u64 {
+    estimate_tokens(&serde_json::to_string(v).unwrap_or_default()) + 4
 }
 
 /// A conservative token estimate for budgeting: one token per three bytes (tokenizers of
@@ -418,47 +456,40 @@ impl Policy for Budgets {
             ))
             .with_code("price_unknown")
         })?;
-        let (amount, prompt) = self.worst_case(input, price);
+        let amount = self.worst_case(input, price);
         let reservation = Reservation::new(
-            input.context.run_id.clone(),
+            self.reservation_id(&input.context.run_id),
             lines,
             amount,
             now_ms().saturating_add(self.lease_ms),
         );
         self.ledger.reserve(&reservation).await?;
-        Ok(Step::proceed().label(RESERVED_LABEL, format!("{prompt} {model}")))
+        Ok(Step::proceed().label(self.label(), model))
     }
 
     async fn on_run_end(&self, run: &RunSummary) {
-        let Some((prompt, model)) = run
+        // By run id, not only by label: a run dropped before its state came back still has
+        // its reservation settled.
+        let id = self.reservation_id(&run.context.run_id);
+        let model = run
             .context
             .labels
-            .get(RESERVED_LABEL)
-            .and_then(|l| l.split_once(' '))
-        else {
-            return;
-        };
-        let prompt: u64 = prompt.parse().unwrap_or(0);
-        let id = &run.context.run_id;
+            .get(&self.label())
+            .cloned()
+            .or_else(|| run.route.as_ref().map(|r| r.model.clone()))
+            .unwrap_or_else(|| run.requested_model.clone());
         let result = match (run.usage, run.provider_called) {
             // The real usage: reported, or recovered from a partial stream.
-            (Some(u), _) => self.settle_usage(id, model, u).await,
+            (Some(u), _) => self.settle_usage(&id, &model, u).await,
             // Never sent: nothing was spent.
-            (None, false) => self.ledger.release(id).await,
-            // Sent, but no usage came back (a cut connection, a dropped stream): the prompt
-            // was billed at least.
-            (None, true) => {
-                let price = self.price(model).unwrap_or(Price {
-                    input_per_mtok: 0.0,
-                    output_per_mtok: 0.0,
-                });
-                self.ledger
-                    .settle(id, Spend::new(cost(price, prompt, 0), prompt))
-                    .await
-            }
+            (None, false) => self.ledger.release(&id).await,
+            // Sent, but no usage came back (a cut connection, a stream dropped before its
+            // usage chunk, usage turned off): the worst case held is what is spent — never
+            // a free call.
+            (None, true) => self.ledger.settle_held(&id).await,
         };
         if let Err(e) = result {
-            tracing::error!(run_id = %id, error = %e, "settling a budget reservation failed; the reaper will release it");
+            tracing::error!(run_id = %run.context.run_id, error = %e, "settling a budget reservation failed; the reaper will release it");
         }
     }
 }

@@ -81,6 +81,14 @@ impl BudgetLedger for MemoryLedger {
         Ok(())
     }
 
+    async fn settle_held(&self, id: &str) -> Result<(), Error> {
+        let held = self.lock().held.get(id).map(|r| r.amount);
+        match held {
+            Some(amount) => self.settle(id, amount).await,
+            None => Ok(()),
+        }
+    }
+
     async fn reap(&self, now_ms: u64) -> Result<u64, Error> {
         let expired: Vec<String> = self
             .lock()

@@ -103,6 +103,10 @@ pub struct ClassificationConfig {
     /// The level a fail-open scan labels the request with; default the highest.
     #[serde(default)]
     pub on_timeout: Option<String>,
+    /// The level of a request carrying parts no rule can read (images, audio, files);
+    /// default the highest — what cannot be read cannot be shown to be public.
+    #[serde(default)]
+    pub non_text_level: Option<String>,
 }
 
 impl Default for ClassificationConfig {
@@ -117,6 +121,7 @@ impl Default for ClassificationConfig {
             timeout_ms: default_timeout(),
             fail_mode: FailMode::Closed,
             on_timeout: None,
+            non_text_level: None,
         }
     }
 }
@@ -158,6 +163,7 @@ pub struct Classification {
     timeout: Duration,
     fail_mode: FailMode,
     on_timeout: usize,
+    non_text: usize,
 }
 
 impl std::fmt::Debug for Classification {
@@ -263,6 +269,10 @@ impl Classification {
             Some(l) => level_of("on_timeout", l, &mut problems),
             None => top,
         };
+        let non_text = match &config.non_text_level {
+            Some(l) => level_of("non_text_level", l, &mut problems),
+            None => top,
+        };
         if config.timeout_ms == 0 {
             problems.push("timeout_ms: must be at least 1".into());
         }
@@ -279,20 +289,48 @@ impl Classification {
             timeout: Duration::from_millis(config.timeout_ms),
             fail_mode: config.fail_mode,
             on_timeout,
+            non_text,
         })
     }
 
     /// The level a scan of `input` finds (rules and detectors, not the caller).
     async fn scan(&self, input: &StepInput<'_>) -> Result<usize, Error> {
-        let text: String = input
-            .request
-            .messages
-            .iter()
-            .map(|m| m.text().into_owned())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let req = input.request;
+        // Everything the model will read: message text (tool messages too), tool-call
+        // arguments, tool definitions — with invisible and format characters removed, so
+        // `sal\u{200b}ary` is still "salary".
+        let mut raw = String::new();
+        let mut non_text = false;
+        for m in &req.messages {
+            raw.push_str(&m.text());
+            raw.push('\n');
+            if let Some(aegis_contracts::Content::Parts(parts)) = &m.content {
+                non_text |= parts
+                    .iter()
+                    .any(|p| !matches!(p, aegis_contracts::ContentPart::Text { .. }));
+            }
+            for call in &m.tool_calls {
+                raw.push_str(&call.function.name);
+                raw.push(' ');
+                raw.push_str(&call.function.arguments);
+                raw.push('\n');
+            }
+        }
+        for tool in &req.tools {
+            raw.push_str(&tool.function.name);
+            raw.push(' ');
+            if let Some(d) = &tool.function.description {
+                raw.push_str(d);
+            }
+            raw.push('\n');
+        }
+        let text = visible(&raw);
         let lower = text.to_lowercase();
-        let mut level = self.default;
+        let mut level = if non_text {
+            self.default.max(self.non_text)
+        } else {
+            self.default
+        };
         for r in &self.rules {
             if r.level <= level {
                 continue;
@@ -327,6 +365,21 @@ impl Classification {
     pub fn level_index(&self, name: &str) -> Option<usize> {
         self.levels.iter().position(|l| l == name)
     }
+}
+
+/// `text` without invisible and format characters (zero-width, bidi controls, soft hyphen,
+/// word joiners, tag characters, variation selectors) that hide words from rules but not from
+/// a model.
+fn visible(text: &str) -> String {
+    text.chars()
+        .filter(|&c| {
+            !matches!(c,
+                '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+                | '\u{FFA0}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
+        })
+        .collect()
 }
 
 #[async_trait]

@@ -170,3 +170,47 @@ fn bad_config_names_every_problem_with_its_path() {
         assert!(m.contains(needle), "missing {needle:?} in {m}");
     }
 }
+
+#[tokio::test]
+async fn invisible_characters_tool_calls_and_unreadable_parts_do_not_hide_the_level() {
+    let p = policy(
+        json!({"rules": [{"keywords": ["salary"], "level": "confidential"}], "non_text_level": "internal"}),
+        &[],
+    );
+    let of = |s: Step| s.labels[CLASSIFICATION_LABEL].clone();
+    assert_eq!(
+        of(level(&p, "my sal\u{200b}a\u{2060}ry", &[]).await.unwrap()),
+        "confidential"
+    );
+
+    let mut call = Message::assistant("");
+    call.tool_calls
+        .push(ToolCall::new("c1", "lookup", "{\"q\": \"salary bands\"}"));
+    let request = ChatRequest::new("m", vec![Message::user("look it up"), call]);
+    let context = ContextView::new("run-1", None, Default::default());
+    let step = p
+        .step(&StepInput::new(Position::AfterAuth, &request, &context))
+        .await
+        .unwrap();
+    assert_eq!(of(step), "confidential", "tool-call arguments are read");
+
+    let mut image = Message::user("what is this?");
+    image.content = Some(Content::Parts(vec![
+        ContentPart::Text {
+            text: "what is this?".into(),
+        },
+        ContentPart::ImageUrl {
+            image_url: json!({"url": "data:image/png;base64,AAAA"}),
+        },
+    ]));
+    let request = ChatRequest::new("m", vec![image]);
+    let step = p
+        .step(&StepInput::new(Position::AfterAuth, &request, &context))
+        .await
+        .unwrap();
+    assert_eq!(
+        of(step),
+        "internal",
+        "a part no rule can read gets non_text_level"
+    );
+}

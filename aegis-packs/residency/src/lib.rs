@@ -68,8 +68,14 @@ pub struct ResidencyConfig {
     #[serde(default)]
     pub orgs: BTreeMap<String, Vec<String>>,
     /// Allowed regions by classification level (the run's `aegis.classification` label).
+    /// A level's rule binds that level and every level above it on `ladder`.
     #[serde(default)]
     pub levels: BTreeMap<String, Vec<String>>,
+    /// The classification levels, lowest first (default `public`, `internal`,
+    /// `confidential`, `restricted`). A request labelled with a level not on it gets every
+    /// level rule (fail closed).
+    #[serde(default = "default_ladder")]
+    pub ladder: Vec<String>,
     /// Allowed regions for every request (also anonymous ones); default: no rule.
     #[serde(default)]
     pub all: Option<Vec<String>>,
@@ -81,6 +87,12 @@ pub struct ResidencyConfig {
 
 fn yes() -> bool {
     true
+}
+
+fn default_ladder() -> Vec<String> {
+    ["public", "internal", "confidential", "restricted"]
+        .map(String::from)
+        .to_vec()
 }
 
 /// The residency policy (see the [crate docs](crate)).
@@ -136,6 +148,14 @@ impl Residency {
         if let Some(all) = &config.all {
             check("all".into(), all);
         }
+        for level in config.levels.keys() {
+            if !config.ladder.contains(level) {
+                problems.push(format!(
+                    "levels.{level}: not a level of `ladder` ({})",
+                    config.ladder.join(", ")
+                ));
+            }
+        }
         if !problems.is_empty() {
             return Err(Error::config(problems.join("\n")));
         }
@@ -171,12 +191,21 @@ impl Residency {
                 add(&listed);
             }
         }
-        if let Some(r) = ctx
-            .labels
-            .get(CLASSIFICATION_LABEL)
-            .and_then(|level| self.config.levels.get(level))
-        {
-            add(r);
+        if let Some(level) = ctx.labels.get(CLASSIFICATION_LABEL) {
+            // Every rule of this level or a lower one binds (a raised level never loosens
+            // residency); an unknown level is above every rung.
+            let at = self
+                .config
+                .ladder
+                .iter()
+                .position(|l| l == level)
+                .unwrap_or(usize::MAX);
+            for (name, regions) in &self.config.levels {
+                let rung = self.config.ladder.iter().position(|l| l == name);
+                if rung.is_some_and(|r| r <= at) {
+                    add(regions);
+                }
+            }
         }
         let mut rules = rules.into_iter();
         let first = rules.next()?;
