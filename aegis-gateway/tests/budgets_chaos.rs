@@ -7,11 +7,12 @@
 //! outlives its lease (the survivors' reaper returns the killed replica's).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{free_port, start_binary};
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
     path::PathBuf,
-    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -26,23 +27,6 @@ use serde_json::json;
 
 const KEY: &str = "sk-chaos-research";
 const LIMIT: u64 = 5_000;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A streaming OpenAI-compatible upstream: five chunks 10 ms apart, then usage
 /// (10 prompt + 20 completion tokens).
@@ -101,32 +85,6 @@ async fn database(dir: &std::path::Path) -> String {
     }
 }
 
-fn start(config: &std::path::Path, dir: &std::path::Path) -> (Server, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aegis"))
-        .args([
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            &listen,
-        ])
-        .current_dir(dir)
-        .env("AEGIS_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    for line in BufReader::new(stdout).lines() {
-        if line.unwrap().starts_with("aegis: listening on") {
-            return (server, format!("http://{listen}"));
-        }
-    }
-    panic!("a gateway did not start");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_never_overspend_and_leak_no_reservation_under_chaos() {
     let up = upstream().await;
@@ -170,10 +128,10 @@ max_concurrent_streams = 1000
         ),
     )
     .unwrap();
-    let mut replicas: Vec<Option<Server>> = Vec::new();
+    let mut replicas: Vec<Option<common::Server>> = Vec::new();
     let mut urls = Vec::new();
     for _ in 0..3 {
-        let (s, u) = start(&config, &dir);
+        let (s, u) = start_binary(&config, &dir);
         replicas.push(Some(s));
         urls.push(u);
     }

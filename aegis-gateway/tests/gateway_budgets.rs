@@ -3,10 +3,12 @@
 //! then answers `429 budget_exceeded`, OpenAI-shaped.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use aegis::{BudgetLedger, PipelineSet, config::AegisConfig};
-use aegis_gateway::server::{self, EventFeed, Gateway, Limits};
+use aegis_gateway::server::{EventFeed, Gateway, Limits};
 use serde_json::{Value, json};
 
 const CONFIG: &str = r#"
@@ -49,15 +51,13 @@ async fn a_team_over_its_budget_gets_an_openai_shaped_429() {
     )
     .await
     .unwrap();
-    let app = server::router(Gateway::with_store(
+    let addr = common::serve(Gateway::with_store(
         set,
         Limits::default(),
         feed,
         store.clone(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    ))
+    .await;
 
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();

@@ -2,10 +2,12 @@
 //! model — selected per route, by the key's `pipeline` label, or by `POST /v1/runs`.
 #![allow(clippy::unwrap_used)]
 
-use std::{net::SocketAddr, sync::Arc};
+mod common;
+
+use std::net::SocketAddr;
 
 use aegis::{PipelineSet, config::AegisConfig};
-use aegis_gateway::server::{self, EventFeed, Gateway, Limits};
+use common::gateway;
 use serde_json::{Value, json};
 
 const CONFIG: &str = r#"
@@ -36,24 +38,6 @@ name = "support"
 guardrails = ["no-zebra"]
 default_model = "echo"
 "#;
-
-async fn gateway(config: &str) -> SocketAddr {
-    let cfg = AegisConfig::from_toml_str(config, std::iter::empty::<(&str, &str)>()).unwrap();
-    let feed = EventFeed::default();
-    let set = PipelineSet::from_config_with(
-        &aegis_gateway::static_keys::registry(),
-        &cfg,
-        None,
-        vec![Arc::new(feed.clone())],
-    )
-    .await
-    .unwrap();
-    let app = server::router(Gateway::new(set, Limits::default(), feed));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
 
 async fn post(addr: SocketAddr, path: &str, key: &str, body: Value) -> (u16, Value) {
     let resp = reqwest::Client::new()

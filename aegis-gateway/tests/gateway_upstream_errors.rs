@@ -11,8 +11,8 @@ use std::{
     },
 };
 
-use aegis::{Pipeline, config::AegisConfig};
-use aegis_gateway::server::{self, EventFeed, Gateway, Limits};
+mod common;
+
 use axum::{Json, http::StatusCode, routing::post};
 use serde_json::{Value, json};
 
@@ -45,21 +45,7 @@ async fn gateway(upstream: SocketAddr) -> SocketAddr {
         config = {{ base_url = "http://{upstream}/v1" }}
         "#
     );
-    let cfg = AegisConfig::from_toml_str(&config, std::iter::empty::<(&str, &str)>()).unwrap();
-    let feed = EventFeed::default();
-    let pipeline = Pipeline::from_config_with(
-        &aegis_gateway::static_keys::registry(),
-        &cfg,
-        None,
-        vec![Arc::new(feed.clone())],
-    )
-    .await
-    .unwrap();
-    let app = server::router(Gateway::new(pipeline, Limits::default(), feed));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    common::gateway(&config).await
 }
 
 async fn ask(gw: SocketAddr) -> (u16, Value) {

@@ -3,10 +3,11 @@
 //! run with the recorded decision, exactly once, and its answer is readable.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{free_port, start_binary};
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
-    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -18,23 +19,6 @@ use axum::{Json, routing::post};
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-test-recovery-key";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An OpenAI-compatible upstream whose first call never answers (the process calling it is
 /// killed meanwhile) and whose later calls answer at once.
@@ -62,33 +46,6 @@ async fn upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (addr, hits)
-}
-
-fn start(config: &std::path::Path, dir: &std::path::Path) -> (Server, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aegis"))
-        .args([
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            &listen,
-        ])
-        .current_dir(dir)
-        .env("AEGIS_LOG", "warn")
-        .env_remove("AEGIS_API_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    for line in BufReader::new(stdout).lines() {
-        if line.unwrap().starts_with("aegis: listening on") {
-            return (server, format!("http://{listen}"));
-        }
-    }
-    panic!("the gateway did not start");
 }
 
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
@@ -145,7 +102,7 @@ database_url = "sqlite://{db}?mode=rwc"
     )
     .unwrap();
 
-    let (first, a) = start(&config, &dir);
+    let (first, a) = start_binary(&config, &dir);
     let (status, paused) = call(
         reqwest::Method::POST,
         format!("{a}/v1/runs"),
@@ -173,7 +130,7 @@ database_url = "sqlite://{db}?mode=rwc"
     drop(first);
     let _ = approve.await;
 
-    let (_second, b) = start(&config, &dir);
+    let (_second, b) = start_binary(&config, &dir);
     let deadline = Instant::now() + Duration::from_secs(30);
     let run = loop {
         let (_, run) = call(reqwest::Method::GET, format!("{b}/v1/runs/{run_id}"), None).await;
@@ -207,9 +164,7 @@ database_url = "sqlite://{db}?mode=rwc"
 
 #[tokio::test]
 async fn a_paused_streaming_request_resumes_and_its_answer_is_kept_and_readable() {
-    use aegis::{Pipeline, config::AegisConfig};
-    use aegis_gateway::server::{self, EventFeed, Gateway, Limits};
-    let cfg = AegisConfig::from_toml_str(
+    let addr = common::gateway(
         r#"
         [[providers]]
         id = "echo"
@@ -220,22 +175,8 @@ async fn a_paused_streaming_request_resumes_and_its_answer_is_kept_and_readable(
         type = "ban_substrings"
         config = { substrings = ["wire transfer"], action = "require_approval", stages = ["input"] }
         "#,
-        std::iter::empty::<(&str, &str)>(),
     )
-    .unwrap();
-    let feed = EventFeed::default();
-    let pipeline = Pipeline::from_config_with(
-        &aegis_gateway::static_keys::registry(),
-        &cfg,
-        None,
-        vec![Arc::new(feed.clone())],
-    )
-    .await
-    .unwrap();
-    let app = server::router(Gateway::new(pipeline, Limits::default(), feed));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    .await;
 
     let (status, paused) = call(
         reqwest::Method::POST,

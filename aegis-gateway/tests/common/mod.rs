@@ -1,0 +1,86 @@
+//! Helpers the gateway's end-to-end tests share: a gateway in-process on a free port, and the
+//! `aegis` binary as a child process that is killed when dropped.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+};
+
+use aegis::{PipelineSet, config::AegisConfig};
+use aegis_gateway::server::{self, EventFeed, Gateway, Limits};
+
+/// A child process, killed (SIGKILL) and reaped when dropped.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `aegis serve --config CONFIG` in `dir` on a free port, once it listens; its base URL.
+pub fn start_binary(config: &Path, dir: &Path) -> (Server, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aegis"))
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ])
+        .current_dir(dir)
+        .env("AEGIS_LOG", "error")
+        .env_remove("AEGIS_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().starts_with("aegis: listening on") {
+            return (server, format!("http://{listen}"));
+        }
+    }
+    panic!("the gateway did not start");
+}
+
+/// Serves `gateway` on a free loopback port.
+pub async fn serve(gateway: Arc<Gateway>) -> SocketAddr {
+    let app = server::router(gateway);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// The pipelines of `config` (TOML) with the gateway's plugin types and no database, served
+/// in-process.
+pub async fn gateway(config: &str) -> SocketAddr {
+    let cfg = AegisConfig::from_toml_str(config, std::iter::empty::<(&str, &str)>()).unwrap();
+    let feed = EventFeed::default();
+    let set = PipelineSet::from_config_with(
+        &aegis_gateway::static_keys::registry(),
+        &cfg,
+        None,
+        vec![Arc::new(feed.clone())],
+    )
+    .await
+    .unwrap();
+    serve(Gateway::new(set, Limits::default(), feed)).await
+}
