@@ -315,4 +315,11 @@ pub trait Policy: Send + Sync + 'static {
     async fn on_run_end(&self, run: &RunSummary) {
         let _ = run;
     }
+
+    /// What this policy would apply to a request of `context`'s caller for `route` — for
+    /// `aegis policy explain`; plain JSON, `null` when it has nothing to say.
+    fn explain(&self, context: &ContextView, route: Option<&RouteView>) -> serde_json::Value {
+        let _ = (context, route);
+        serde_json::Value::Null
+    }
 }

@@ -331,6 +331,52 @@ fn the_policies_example_is_valid_and_its_graph_draws_the_pack_steps() {
     );
 }
 
+#[test]
+fn policy_explain_prints_the_route_regions_and_rules_a_caller_gets() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_aegis"))
+        .args([
+            "policy",
+            "explain",
+            "--config",
+            path,
+            "--principal",
+            "ada",
+            "--team",
+            "research",
+            "--model",
+            "chat",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["route"]["provider"], "llm", "{v}");
+    assert_eq!(v["route"]["regions"], json!(["us", "eu"]), "{v}");
+    let residency = v["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "residency")
+        .unwrap();
+    assert_eq!(
+        residency["explain"]["allowed_regions"],
+        json!(["eu"]),
+        "{v}"
+    );
+    assert_eq!(residency["explain"]["route_compliant"], true, "{v}");
+    let unknown = Command::new(env!("CARGO_BIN_EXE_aegis"))
+        .args(["policy", "explain", "--config", path, "--model", "nope/x"])
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&unknown)["route"]["code"], "model_not_found");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_resume_takes_approve_edit_and_reject_decisions() {
     let addr = serve_in_process(

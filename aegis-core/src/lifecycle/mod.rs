@@ -214,6 +214,51 @@ impl Pipeline {
         self.shared.routes.models()
     }
 
+    /// What this pipeline would do with a request of `principal` (with `labels`) for
+    /// `model`: the route and the regions it may be served in, and each policy's
+    /// [`explain`](Policy::explain) — for `aegis policy explain`.
+    pub fn explain(
+        &self,
+        principal: Option<Principal>,
+        labels: std::collections::BTreeMap<String, String>,
+        model: &str,
+    ) -> serde_json::Value {
+        let mut labels = labels;
+        if let Some(p) = &principal {
+            labels.extend(p.labels.clone());
+        }
+        let context = aegis_contracts::ContextView::new("explain", principal, labels);
+        let route = self.shared.routes.resolve(model).map(|mut r| {
+            if let Some(p) = self.shared.routes.provider(&r.provider) {
+                r.regions = p.regions(&r.model);
+            }
+            r
+        });
+        let policies: Vec<serde_json::Value> = self
+            .shared
+            .policies
+            .iter()
+            .map(|(id, p)| {
+                serde_json::json!({
+                    "id": id,
+                    "positions": p.positions(),
+                    "explain": p.explain(&context, route.as_ref().ok()),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "pipeline": self.graph.name(),
+            "principal": context.principal,
+            "model": model,
+            "route": match &route {
+                Ok(r) => serde_json::to_value(r).unwrap_or_default(),
+                Err(e) => serde_json::json!({"error": e.message(), "code": e.code()}),
+            },
+            "guards": self.shared.chain.entries().iter().map(|e| e.id()).collect::<Vec<_>>(),
+            "policies": policies,
+        })
+    }
+
     /// Where a request for `model` goes, or `404 model_not_found`.
     pub fn resolve(&self, model: &str) -> Result<Route, Error> {
         self.shared.routes.resolve(model)

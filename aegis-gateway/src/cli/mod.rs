@@ -9,7 +9,7 @@ use std::{
 
 use aegis::{Error, ErrorKind, config::AegisConfig};
 use aegis_gateway::{
-    bootstrap::{registry_for, serve},
+    bootstrap::{load_config, registry_for, serve},
     scan::{self, ScanStage},
     server,
 };
@@ -94,6 +94,11 @@ enum Command {
         action: KeysAction,
         #[command(flatten)]
         remote: Remote,
+    },
+    /// Explain the effective policy of a caller: route, regions, budget lines, level rules.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
     },
     /// Show or reset budget lines of a running gateway (admin key required).
     Budgets {
@@ -180,6 +185,34 @@ enum RunsAction {
     },
     /// Resume a paused run with an edited value (JSON matching the interrupt's edit schema).
     Edit { id: String, value: String },
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// What the config would apply to a request of this caller for this model.
+    Explain {
+        /// The config file (default: ./aegis.toml, else the built-in defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The caller's principal id (a key's owner).
+        #[arg(long)]
+        principal: Option<String>,
+        /// The caller's team.
+        #[arg(long)]
+        team: Option<String>,
+        /// The caller's organisation.
+        #[arg(long)]
+        org: Option<String>,
+        /// A label of the caller (`residency=eu`), repeatable.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// The model asked for.
+        #[arg(long)]
+        model: String,
+        /// A named pipeline (`[[pipelines]]`) instead of the main one.
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -385,6 +418,47 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             model,
             remote,
         } => chat(&remote, &model, prompt, cli.json).await,
+        Command::Policy {
+            action:
+                PolicyAction::Explain {
+                    config,
+                    principal,
+                    team,
+                    org,
+                    labels,
+                    model,
+                    pipeline,
+                },
+        } => {
+            let (cfg, _) = load_config(config.as_deref())?;
+            let set = aegis::PipelineSet::from_config_with(
+                &registry_for(None).await?,
+                &cfg,
+                None,
+                Vec::new(),
+            )
+            .await?;
+            let chosen = match &pipeline {
+                Some(name) => set.get(name).ok_or_else(|| {
+                    Error::new(ErrorKind::NotFound, format!("no pipeline `{name}`"))
+                })?,
+                None => set.main(),
+            };
+            let mut who = principal.map(aegis::Principal::new);
+            if let Some(p) = who.as_mut() {
+                p.team = team;
+                p.org = org;
+                for l in &labels {
+                    let (k, v) = l.split_once('=').ok_or_else(|| {
+                        Error::invalid_request(format!("--label `{l}`: write it as key=value"))
+                    })?;
+                    p.labels.insert(k.to_owned(), v.to_owned());
+                }
+            }
+            let v = chosen.explain(who, Default::default(), &model);
+            say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(0)
+        }
         Command::Budgets { action, remote } => {
             let v = match &action {
                 BudgetsAction::Show { account, period } => {

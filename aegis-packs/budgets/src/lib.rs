@@ -55,8 +55,8 @@ use std::{
 };
 
 use aegis_contracts::{
-    BudgetLedger, BudgetLine, Error, Policy, Position, Reservation, RunSummary, Spend, Step,
-    StepInput, Usage, async_trait,
+    BudgetLedger, BudgetLine, ContextView, Error, Policy, Position, Reservation, RouteView,
+    RunSummary, Spend, Step, StepInput, Usage, async_trait,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -285,13 +285,13 @@ impl Budgets {
     }
 
     /// The lines a request of `input`'s caller spends against, now.
-    fn lines(&self, input: &StepInput<'_>) -> Vec<BudgetLine> {
+    fn lines(&self, context: &ContextView) -> Vec<BudgetLine> {
         let now = now_ms();
         let mut out = Vec::new();
         let mut add = |account: String, r: &Rule| {
             out.push(BudgetLine::new(account, period_key(r.period, now)).with_limit(r.limit));
         };
-        if let Some(p) = &input.context.principal {
+        if let Some(p) = &context.principal {
             if let Some(r) = self.keys.get(&p.id).or(self.default_key.as_ref()) {
                 add(format!("key:{}", p.id), r);
             }
@@ -443,7 +443,7 @@ impl Policy for Budgets {
     }
 
     async fn step(&self, input: &StepInput<'_>) -> Result<Step, Error> {
-        let lines = self.lines(input);
+        let lines = self.lines(input.context);
         if lines.is_empty() {
             return Ok(Step::proceed());
         }
@@ -465,6 +465,29 @@ impl Policy for Budgets {
         );
         self.ledger.reserve(&reservation).await?;
         Ok(Step::proceed().label(self.label(), model))
+    }
+
+    fn explain(&self, context: &ContextView, route: Option<&RouteView>) -> serde_json::Value {
+        let lines: Vec<serde_json::Value> = self
+            .lines(context)
+            .into_iter()
+            .map(|l| {
+                serde_json::json!({
+                    "account": l.account,
+                    "period": l.period,
+                    "limit": {"usd": l.limit.usd_micros.map(|u| u as f64 / 1e6), "tokens": l.limit.tokens},
+                })
+            })
+            .collect();
+        let price = route.and_then(|r| self.price(&r.model)).map(|p| {
+            serde_json::json!({"input_per_mtok": p.input_per_mtok, "output_per_mtok": p.output_per_mtok})
+        });
+        serde_json::json!({
+            "lines": lines,
+            "price": price,
+            "unpriced_model_refused": route.is_some() && price.is_none(),
+            "max_output_tokens": self.max_output,
+        })
     }
 
     async fn on_run_end(&self, run: &RunSummary) {

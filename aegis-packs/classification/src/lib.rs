@@ -388,6 +388,24 @@ impl Policy for Classification {
         &[Position::AfterAuth]
     }
 
+    fn explain(
+        &self,
+        context: &aegis_contracts::ContextView,
+        _route: Option<&aegis_contracts::RouteView>,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "levels": self.levels,
+            "default": self.levels[self.default],
+            "requested": context.labels.get(REQUESTED_CLASSIFICATION_LABEL),
+            "rules": self.rules.len(),
+            "detectors": self.detectors.len(),
+            "require_approval_at": self.approval_at.map(|i| self.levels[i].clone()),
+            "non_text_level": self.levels[self.non_text],
+            "timeout_ms": self.timeout.as_millis() as u64,
+            "fail_mode": self.fail_mode,
+        })
+    }
+
     async fn step(&self, input: &StepInput<'_>) -> Result<Step, Error> {
         let scanned = match tokio::time::timeout(self.timeout, self.scan(input)).await {
             Ok(Ok(level)) => level,

@@ -43,8 +43,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aegis_contracts::{
-    CLASSIFICATION_LABEL, Error, ErrorKind, Policy, Position, RESIDENCY_LABEL, Step, StepInput,
-    async_trait,
+    CLASSIFICATION_LABEL, ContextView, Error, ErrorKind, Policy, Position, RESIDENCY_LABEL,
+    RouteView, Step, StepInput, async_trait,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -163,8 +163,7 @@ impl Residency {
     }
 
     /// The regions `input`'s request may be processed in; `None` when no rule applies.
-    pub fn allowed(&self, input: &StepInput<'_>) -> Option<BTreeSet<String>> {
-        let ctx = input.context;
+    pub fn allowed(&self, ctx: &ContextView) -> Option<BTreeSet<String>> {
         let mut rules: Vec<BTreeSet<String>> = Vec::new();
         let mut add = |regions: &[String]| rules.push(regions.iter().cloned().collect());
         if let Some(all) = &self.config.all {
@@ -228,8 +227,22 @@ impl Policy for Residency {
         &[Position::BeforeCall]
     }
 
+    fn explain(&self, context: &ContextView, route: Option<&RouteView>) -> serde_json::Value {
+        let allowed = self.allowed(context);
+        let compliant = match (&allowed, route) {
+            (None, _) => serde_json::Value::Bool(true),
+            (Some(a), Some(r)) => serde_json::Value::Bool(r.regions.iter().any(|x| a.contains(x))),
+            (Some(_), None) => serde_json::Value::Null,
+        };
+        serde_json::json!({
+            "allowed_regions": allowed,
+            "route_regions": route.map(|r| r.regions.clone()),
+            "route_compliant": compliant,
+        })
+    }
+
     async fn step(&self, input: &StepInput<'_>) -> Result<Step, Error> {
-        let Some(allowed) = self.allowed(input) else {
+        let Some(allowed) = self.allowed(input.context) else {
             return Ok(Step::proceed());
         };
         if allowed.is_empty() {
