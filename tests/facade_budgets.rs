@@ -79,7 +79,7 @@ async fn a_stream_holds_its_reservation_until_it_ends_and_a_cancelled_one_settle
     };
     s.next().await.unwrap().unwrap();
     drop(s);
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if balance(&ledger).await.reserved.tokens == 0 {
             break;
         }
@@ -142,7 +142,7 @@ async fn a_request_dropped_during_the_provider_call_is_charged_its_worst_case() 
         .unwrap();
     let dropped = tokio::time::timeout(Duration::from_millis(50), p.chat(ask(false))).await;
     assert!(dropped.is_err());
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if balance(&ledger).await.reserved.tokens == 0 {
             break;
         }

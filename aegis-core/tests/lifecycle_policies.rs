@@ -212,7 +212,7 @@ async fn a_cancelled_stream_releases_its_reservation() {
     };
     s.next().await.unwrap().unwrap();
     drop(s);
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if !ledger.lock().unwrap().settled.is_empty() {
             break;
         }

@@ -57,7 +57,7 @@ async fn status_of(p: &Pipeline, run_id: &str) -> RunStatus {
 
 /// Waits for the background end of a dropped run.
 async fn eventually(mut done: impl FnMut() -> bool) {
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if done() {
             return;
         }
@@ -342,7 +342,7 @@ async fn a_dropped_resume_keeps_its_claim_until_the_lease_expires_then_recovers_
         .provider("main", Arc::new(HangsOnce::default()))
         .guard(entry("ask", AskFor("transfer".into())).with_stages(&[Stage::Input]))
         .telemetry(rec.clone())
-        .resume_lease(Duration::from_millis(300))
+        .resume_lease(Duration::from_millis(1000))
         .build()
         .unwrap();
     let aegis_core::PipelineOutcome::Paused { run_id, .. } =
@@ -371,7 +371,7 @@ async fn a_dropped_resume_keeps_its_claim_until_the_lease_expires_then_recovers_
         "the lease is still live"
     );
 
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let recovered = p
         .recover(&run_id)
         .await
