@@ -106,6 +106,7 @@ struct Inner {
     retry_after: Option<Duration>,
     status: Option<u16>,
     run_id: Option<String>,
+    details: Option<serde_json::Value>,
     source: Option<BoxError>,
 }
 
@@ -121,6 +122,7 @@ impl Error {
                 retry_after: None,
                 status: None,
                 run_id: None,
+                details: None,
                 source: None,
             }),
         }
@@ -179,6 +181,18 @@ impl Error {
     pub fn with_run_id(mut self, run_id: impl Into<String>) -> Self {
         self.inner.run_id = Some(run_id.into());
         self
+    }
+
+    /// Attaches machine-readable details for the caller (e.g. what is left of a budget);
+    /// never a secret, never prompt text. The gateway includes them in its error body.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.inner.details = Some(details);
+        self
+    }
+
+    /// The details attached with [`with_details`](Self::with_details).
+    pub fn details(&self) -> Option<&serde_json::Value> {
+        self.inner.details.as_ref()
     }
 
     /// Attaches the underlying cause.

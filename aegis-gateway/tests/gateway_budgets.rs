@@ -62,6 +62,7 @@ async fn a_team_over_its_budget_gets_an_openai_shaped_429() {
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();
     let mut last = Value::Null;
+    let mut last_headers = reqwest::header::HeaderMap::new();
     for _ in 0..10 {
         let resp = client
             .post(format!("http://{addr}/v1/chat/completions"))
@@ -71,12 +72,26 @@ async fn a_team_over_its_budget_gets_an_openai_shaped_429() {
             .await
             .unwrap();
         statuses.push(resp.status().as_u16());
+        last_headers = resp.headers().clone();
         last = resp.json().await.unwrap();
     }
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!(statuses.contains(&429), "the budget runs out: {statuses:?}");
     assert_eq!(last["error"]["code"], "budget_exceeded", "{last}");
     assert_eq!(last["error"]["type"], "rate_limit_error", "{last}");
+    assert_eq!(
+        last["error"]["details"]["account"], "team:research",
+        "{last}"
+    );
+    assert_eq!(last_headers["x-aegis-budget-account"], "team:research");
+    assert_eq!(last_headers["x-aegis-budget-period"], "total");
+    let left: u64 = last_headers["x-aegis-budget-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(last["error"]["details"]["remaining_tokens"], left, "{last}");
+    assert!(left < 115, "some of the budget was spent: {left} left");
     let line = store
         .balance("team:research", "total")
         .await

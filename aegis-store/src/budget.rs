@@ -120,6 +120,35 @@ impl Store {
         }
         Ok(true)
     }
+
+    /// The error for a reservation some line of `r` cannot take, naming the first such line
+    /// and what is left of it (read after the rollback, so it reflects committed state).
+    async fn refusal(&self, r: &Reservation) -> Error {
+        for line in &r.lines {
+            if let Ok(Some(b)) = self.budget_balance(&line.account, &line.period).await {
+                if !line.admits(&b.spent, &b.reserved, &r.amount) {
+                    return budget_error(&line.account, &line.period, &b);
+                }
+            }
+        }
+        refused(r)
+    }
+}
+
+/// `BudgetExceeded` naming `account` / `period`, with what is left of it as details.
+pub fn budget_error(account: &str, period: &str, b: &Balance) -> Error {
+    let (usd, tokens) = b.remaining();
+    Error::new(
+        ErrorKind::BudgetExceeded,
+        format!("the budget of `{account}` for `{period}` is used up"),
+    )
+    .with_code("budget_exceeded")
+    .with_details(serde_json::json!({
+        "account": account,
+        "period": period,
+        "remaining_usd": usd.map(|u| u as f64 / 1e6),
+        "remaining_tokens": tokens,
+    }))
 }
 
 impl Store {
@@ -169,7 +198,7 @@ impl BudgetLedger for Store {
                 .map_err(|e| db_err("cannot commit the reservation", e)),
             Ok(false) => {
                 txn.rollback().await.ok();
-                Err(refused(r))
+                Err(self.refusal(r).await)
             }
             Err(e) => {
                 txn.rollback().await.ok();

@@ -64,6 +64,9 @@ pub fn body_of(e: &Error) -> serde_json::Value {
     if let Some(run) = e.run_id() {
         err["run_id"] = run.into();
     }
+    if let Some(details) = e.details() {
+        err["details"] = details.clone();
+    }
     json!({ "error": err })
 }
 
@@ -93,6 +96,26 @@ impl IntoResponse for ApiError {
         }
         if let Some(run) = self.0.run_id().and_then(|r| HeaderValue::from_str(r).ok()) {
             resp.headers_mut().insert("x-aegis-run-id", run);
+        }
+        // What is left of the budget that refused the request.
+        if self.0.kind() == ErrorKind::BudgetExceeded
+            && let Some(d) = self.0.details()
+        {
+            for (field, header) in [
+                ("account", "x-aegis-budget-account"),
+                ("period", "x-aegis-budget-period"),
+                ("remaining_tokens", "x-aegis-budget-remaining-tokens"),
+                ("remaining_usd", "x-aegis-budget-remaining-usd"),
+            ] {
+                let value = match &d[field] {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    _ => continue,
+                };
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    resp.headers_mut().insert(header, v);
+                }
+            }
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

@@ -35,7 +35,8 @@ fn schemas() -> Value {
                 "message": {"type": "string"},
                 "type": {"type": "string"},
                 "code": {"type": "string", "description": "Stable: policy_blocked, budget_exceeded, residency_violation, unauthenticated, rate_limited, ..."},
-                "run_id": {"type": "string"}
+                "run_id": {"type": "string"},
+                "details": {"type": "object", "description": "Machine-readable details, e.g. for budget_exceeded: account, period, remaining_tokens, remaining_usd (also sent as x-aegis-budget-* headers)"}
             }}}
         }),
     );

@@ -49,7 +49,16 @@ impl BudgetLedger for MemoryLedger {
                 .or_insert((line.limit, Spend::default(), Spend::default()));
             entry.0 = line.limit;
             if !line.admits(&entry.1, &entry.2, &r.amount) {
-                return Err(exceeded(&line.account, &line.period));
+                let b = Balance::new(entry.0, entry.1, entry.2);
+                let (usd, tokens) = b.remaining();
+                return Err(exceeded(&line.account, &line.period).with_details(
+                    serde_json::json!({
+                        "account": line.account,
+                        "period": line.period,
+                        "remaining_usd": usd.map(|u| u as f64 / 1e6),
+                        "remaining_tokens": tokens,
+                    }),
+                ));
             }
         }
         for line in &r.lines {
