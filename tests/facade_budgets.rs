@@ -53,6 +53,19 @@ async fn balance(ledger: &MemoryLedger) -> aegis::Balance {
         .unwrap()
 }
 
+/// The balance once a dropped run's background end has released its hold (or after five
+/// seconds, when the assertions that follow say why it did not).
+async fn after_the_end(ledger: &MemoryLedger) -> aegis::Balance {
+    for _ in 0..1000 {
+        let b = balance(ledger).await;
+        if b.reserved.tokens == 0 {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    balance(ledger).await
+}
+
 #[tokio::test]
 async fn a_completed_run_settles_to_its_reported_usage() {
     let ledger = Arc::new(MemoryLedger::new());
@@ -79,13 +92,7 @@ async fn a_stream_holds_its_reservation_until_it_ends_and_a_cancelled_one_settle
     };
     s.next().await.unwrap().unwrap();
     drop(s);
-    for _ in 0..1000 {
-        if balance(&ledger).await.reserved.tokens == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let b = balance(&ledger).await;
+    let b = after_the_end(&ledger).await;
     assert_eq!(
         b.reserved.tokens, 0,
         "a cancelled stream leaks no reservation"
@@ -142,13 +149,7 @@ async fn a_request_dropped_during_the_provider_call_is_charged_its_worst_case() 
         .unwrap();
     let dropped = tokio::time::timeout(Duration::from_millis(50), p.chat(ask(false))).await;
     assert!(dropped.is_err());
-    for _ in 0..1000 {
-        if balance(&ledger).await.reserved.tokens == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let b = balance(&ledger).await;
+    let b = after_the_end(&ledger).await;
     assert_eq!(
         b.reserved.tokens, 0,
         "settled at once, not left to the reaper"

@@ -186,6 +186,25 @@ impl Balance {
     }
 }
 
+/// The [`BudgetExceeded`](crate::ErrorKind::BudgetExceeded) error of a reservation that
+/// line `account` / `period` cannot take, with what is left of it (`balance`, when known) as
+/// details — what the gateway puts in its body and `x-aegis-budget-*` headers.
+pub fn budget_exceeded(account: &str, period: &str, balance: Option<&Balance>) -> Error {
+    let err = Error::new(
+        crate::ErrorKind::BudgetExceeded,
+        format!("the budget of `{account}` for `{period}` is used up"),
+    )
+    .with_code("budget_exceeded");
+    let Some(b) = balance else { return err };
+    let (usd, tokens) = b.remaining();
+    err.with_details(serde_json::json!({
+        "account": account,
+        "period": period,
+        "remaining_usd": usd.map(|u| u as f64 / 1e6),
+        "remaining_tokens": tokens,
+    }))
+}
+
 /// Contract: durable budget lines and reservations. Implementations make
 /// [`reserve`](Self::reserve) atomic across all its lines and across processes sharing the
 /// ledger; `settle` and `release` are idempotent (a second call is a no-op).

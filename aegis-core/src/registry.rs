@@ -377,10 +377,7 @@ impl Registry {
                 "providers",
                 &self.providers,
                 &config.providers,
-                Prior {
-                    providers: &[],
-                    guards: &[],
-                },
+                Prior::providers(&[]),
                 |p| Some(p.clone()),
                 &mut revealed,
                 &mut problems,
@@ -391,10 +388,7 @@ impl Registry {
                 "authenticators",
                 &self.authenticators,
                 &config.authenticators,
-                Prior {
-                    providers: &providers,
-                    guards: &[],
-                },
+                Prior::providers(&providers),
                 |_| None,
                 &mut revealed,
                 &mut problems,
@@ -405,10 +399,7 @@ impl Registry {
                 "telemetry",
                 &self.telemetry,
                 &config.telemetry,
-                Prior {
-                    providers: &providers,
-                    guards: &[],
-                },
+                Prior::providers(&providers),
                 |_| None,
                 &mut revealed,
                 &mut problems,
@@ -428,10 +419,7 @@ impl Registry {
                 "guardrails",
                 &self.guardrails,
                 &guard_plugins,
-                Prior {
-                    providers: &providers,
-                    guards: &[],
-                },
+                Prior::providers(&providers),
                 |_| None,
                 &mut revealed,
                 &mut problems,
@@ -567,6 +555,16 @@ impl Registry {
 struct Prior<'a> {
     providers: &'a [(String, Arc<dyn Provider>)],
     guards: &'a [(String, Arc<dyn Guardrail>)],
+}
+
+impl<'a> Prior<'a> {
+    /// Built after `providers`, before any guardrail.
+    fn providers(providers: &'a [(String, Arc<dyn Provider>)]) -> Self {
+        Self {
+            providers,
+            guards: &[],
+        }
+    }
 }
 
 /// The policy a guard entry runs under, from its config.

@@ -9,6 +9,7 @@
 
 use aegis_contracts::{
     Balance, BudgetLedger, BudgetLine, Error, ErrorKind, Limit, Reservation, Spend, async_trait,
+    budget_exceeded,
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
@@ -127,28 +128,12 @@ impl Store {
         for line in &r.lines {
             if let Ok(Some(b)) = self.budget_balance(&line.account, &line.period).await {
                 if !line.admits(&b.spent, &b.reserved, &r.amount) {
-                    return budget_error(&line.account, &line.period, &b);
+                    return budget_exceeded(&line.account, &line.period, Some(&b));
                 }
             }
         }
         refused(r)
     }
-}
-
-/// `BudgetExceeded` naming `account` / `period`, with what is left of it as details.
-pub fn budget_error(account: &str, period: &str, b: &Balance) -> Error {
-    let (usd, tokens) = b.remaining();
-    Error::new(
-        ErrorKind::BudgetExceeded,
-        format!("the budget of `{account}` for `{period}` is used up"),
-    )
-    .with_code("budget_exceeded")
-    .with_details(serde_json::json!({
-        "account": account,
-        "period": period,
-        "remaining_usd": usd.map(|u| u as f64 / 1e6),
-        "remaining_tokens": tokens,
-    }))
 }
 
 impl Store {

@@ -223,17 +223,9 @@ impl Pipeline {
         labels: std::collections::BTreeMap<String, String>,
         model: &str,
     ) -> serde_json::Value {
-        let mut labels = labels;
-        if let Some(p) = &principal {
-            labels.extend(p.labels.clone());
-        }
+        let labels = caller_labels(labels, principal.as_ref());
         let context = aegis_contracts::ContextView::new("explain", principal, labels);
-        let route = self.shared.routes.resolve(model).map(|mut r| {
-            if let Some(p) = self.shared.routes.provider(&r.provider) {
-                r.regions = p.regions(&r.model);
-            }
-            r
-        });
+        let route = self.shared.routes.resolve_with_regions(model);
         let policies: Vec<serde_json::Value> = self
             .shared
             .policies
@@ -287,11 +279,7 @@ impl Pipeline {
         if let Some(p) = &ctx.principal {
             options = options.principal(p.id.clone());
         }
-        let mut labels = ctx.labels;
-        // The principal's labels are facts about the caller: the caller cannot override them.
-        if let Some(p) = &ctx.principal {
-            labels.extend(p.labels.clone());
-        }
+        let labels = caller_labels(ctx.labels, ctx.principal.as_ref());
         let state = Exchange {
             principal: ctx.principal,
             credentials: ctx.credentials,
@@ -465,10 +453,7 @@ impl Pipeline {
             ctx.principal = self.authenticate(&ctx).await?;
         }
         let run_id = ctx.run_id.take().unwrap_or_else(new_run_id);
-        let mut labels = std::mem::take(&mut ctx.labels);
-        if let Some(p) = &ctx.principal {
-            labels.extend(p.labels.clone());
-        }
+        let labels = caller_labels(std::mem::take(&mut ctx.labels), ctx.principal.as_ref());
         let mut state = Exchange {
             principal: ctx.principal.take(),
             labels,
@@ -518,11 +503,7 @@ impl Pipeline {
         state.guards = judgement.guard_ids();
         judgement.into_result()?;
         self.steps(Position::BeforeRoute, run_id, state).await?;
-        let mut route = self.shared.routes.resolve(&req.model)?;
-        if let Some(p) = self.shared.routes.provider(&route.provider) {
-            route.regions = p.regions(&route.model);
-        }
-        state.route = Some(route);
+        state.route = Some(self.shared.routes.resolve_with_regions(&req.model)?);
         self.steps(Position::BeforeCall, run_id, state).await?;
         let route = state.route.clone().unwrap_or_default();
         let provider = self
@@ -559,15 +540,7 @@ impl Pipeline {
             let view = state.context_view(run_id);
             let input =
                 StepInput::new(position, &state.request, &view).with_route(state.route.as_ref());
-            let step = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-                policy.step(&input),
-            ))
-            .await
-            .map_err(|_| {
-                Error::internal(format!(
-                    "policy `{id}` panicked at {position}; the run fails closed"
-                ))
-            })??;
+            let step = nodes::call_step(id, policy.as_ref(), &input).await?;
             if let Some(reason) = step.approval {
                 return Err(Error::new(
                     ErrorKind::ApprovalRequired,
@@ -588,6 +561,18 @@ impl Pipeline {
     pub async fn authenticate(&self, ctx: &RequestContext) -> Result<Option<Principal>, Error> {
         self.shared.authenticate(ctx.credentials.clone()).await
     }
+}
+
+/// A run's labels: the host's, then the principal's over them — facts about the caller,
+/// which the caller cannot override.
+fn caller_labels(
+    mut labels: std::collections::BTreeMap<String, String>,
+    principal: Option<&Principal>,
+) -> std::collections::BTreeMap<String, String> {
+    if let Some(p) = principal {
+        labels.extend(p.labels.clone());
+    }
+    labels
 }
 
 fn paused_is_error(outcome: PipelineOutcome) -> Result<ChatResponse, Error> {

@@ -5,7 +5,7 @@ use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
 
 use aegis_contracts::{
     Approval, ChatBody, Content, Error, Message, NodeInput, NodeOutput, Policy, Position,
-    RunEventKind, Stage, StepInput,
+    RunEventKind, Stage, Step, StepInput,
 };
 use futures_util::FutureExt;
 
@@ -72,11 +72,9 @@ pub(super) fn route(shared: Arc<Shared>) -> BoxNode<Exchange> {
     boxed(node_fn(move |input: NodeInput<Exchange>| {
         let s = shared.clone();
         async move {
-            let mut route = s.routes.resolve(&input.state.request.model)?;
-            if let Some(p) = s.routes.provider(&route.provider) {
-                route.regions = p.regions(&route.model);
-            }
-            Ok(NodeOutput::Update(ExchangeUpdate::Route(route)))
+            Ok(NodeOutput::Update(ExchangeUpdate::Route(
+                s.routes.resolve_with_regions(&input.state.request.model)?,
+            )))
         }
     }))
 }
@@ -238,11 +236,8 @@ pub(super) fn policy_step(
                 .with_route(state.route.as_ref())
                 .with_usage(usage)
                 .approved(approved);
-            match AssertUnwindSafe(policy.step(&step_input))
-                .catch_unwind()
-                .await
-            {
-                Ok(Ok(step)) if step.approval.is_some() && !approved => {
+            match call_step(&id, policy.as_ref(), &step_input).await {
+                Ok(step) if step.approval.is_some() && !approved => {
                     let reason = step.approval.unwrap_or_default();
                     Ok(NodeOutput::Interrupt(
                         aegis_contracts::InterruptRequest::new(
@@ -251,15 +246,30 @@ pub(super) fn policy_step(
                         ),
                     ))
                 }
-                Ok(Ok(step)) if step.labels.is_empty() => {
+                Ok(step) if step.labels.is_empty() => {
                     Ok(NodeOutput::Update(ExchangeUpdate::Nothing))
                 }
-                Ok(Ok(step)) => Ok(NodeOutput::Update(ExchangeUpdate::Labels(step.labels))),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(Error::internal(format!(
-                    "policy `{id}` panicked at {position}; the run fails closed"
-                ))),
+                Ok(step) => Ok(NodeOutput::Update(ExchangeUpdate::Labels(step.labels))),
+                Err(e) => Err(e),
             }
         }
     }))
+}
+
+/// Calls policy `id`'s step on `input`: its error as is, a panic caught and turned into an
+/// `Internal` error (the run fails closed).
+pub(super) async fn call_step(
+    id: &str,
+    policy: &dyn Policy,
+    input: &StepInput<'_>,
+) -> Result<Step, Error> {
+    AssertUnwindSafe(policy.step(input))
+        .catch_unwind()
+        .await
+        .map_err(|_| {
+            Error::internal(format!(
+                "policy `{id}` panicked at {}; the run fails closed",
+                input.position
+            ))
+        })?
 }

@@ -115,6 +115,16 @@ impl ModelTable {
         self.resolve_direct(target)
     }
 
+    /// [`resolve`](Self::resolve), with every region the route may be served in
+    /// ([`Provider::regions`]), for residency checks before the call.
+    pub(crate) fn resolve_with_regions(&self, model: &str) -> Result<Route, Error> {
+        let mut route = self.resolve(model)?;
+        if let Some(p) = self.provider(&route.provider) {
+            route.regions = p.regions(&route.model);
+        }
+        Ok(route)
+    }
+
     fn resolve_direct(&self, model: &str) -> Result<Route, Error> {
         if let Some((p, m)) = model.split_once('/')
             && self.provider(p).is_some()

@@ -61,7 +61,7 @@ use aegis_contracts::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use memory::{MemoryLedger, exceeded};
+pub use memory::MemoryLedger;
 
 /// The prefix of the label a run carries once a budgets policy's reservation is held
 /// (`aegis.budget.{policy id}` = the priced model), read by its run-end hook.

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, sync::Mutex};
 
 use aegis_contracts::{
-    Balance, BudgetLedger, Error, ErrorKind, Limit, Reservation, Spend, async_trait,
+    Balance, BudgetLedger, Error, Limit, Reservation, Spend, async_trait, budget_exceeded,
 };
 
 #[derive(Default)]
@@ -50,15 +50,7 @@ impl BudgetLedger for MemoryLedger {
             entry.0 = line.limit;
             if !line.admits(&entry.1, &entry.2, &r.amount) {
                 let b = Balance::new(entry.0, entry.1, entry.2);
-                let (usd, tokens) = b.remaining();
-                return Err(exceeded(&line.account, &line.period).with_details(
-                    serde_json::json!({
-                        "account": line.account,
-                        "period": line.period,
-                        "remaining_usd": usd.map(|u| u as f64 / 1e6),
-                        "remaining_tokens": tokens,
-                    }),
-                ));
+                return Err(budget_exceeded(&line.account, &line.period, Some(&b)));
             }
         }
         for line in &r.lines {
@@ -119,13 +111,4 @@ impl BudgetLedger for MemoryLedger {
             .get(&(account.to_owned(), period.to_owned()))
             .map(|(l, s, r)| Balance::new(*l, *s, *r)))
     }
-}
-
-/// The error of a reservation a line cannot take.
-pub fn exceeded(account: &str, period: &str) -> Error {
-    Error::new(
-        ErrorKind::BudgetExceeded,
-        format!("the budget of `{account}` for `{period}` is used up"),
-    )
-    .with_code("budget_exceeded")
 }
