@@ -269,7 +269,35 @@ fn percentiles() {
 
 criterion_group!(benches, bench);
 
+/// `AEGIS_BENCH_PROFILE=1`: only governed calls, for 10 s, so a profiler (`perf record`)
+/// sees the governed path and nothing else.
+fn profile_governed() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let prompt = prompt_1kb();
+    let pipeline = pipeline();
+    let until = Instant::now() + std::time::Duration::from_secs(10);
+    rt.block_on(async {
+        while Instant::now() < until {
+            for _ in 0..1_000 {
+                pipeline
+                    .chat(request(&prompt))
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+}
+
 fn main() {
+    if std::env::var_os("AEGIS_BENCH_PROFILE").is_some() {
+        return profile_governed();
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     if std::env::args().all(|a| a != "--list" && a != "--profile-time") {

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::util::{self, Action};
+use crate::{
+    literal_gate::LiteralGate,
+    util::{self, Action},
+};
 
 const DETECTOR: &str = "ban_substrings";
 
@@ -86,6 +89,7 @@ impl BanSubstringsConfig {
 #[derive(Debug)]
 pub struct BanSubstrings {
     automaton: AhoCorasick,
+    gate: LiteralGate,
     window: usize,
     config: BanSubstringsConfig,
 }
@@ -130,8 +134,10 @@ impl BanSubstrings {
             .map_err(|e| {
                 Error::config(format!("ban_substrings: cannot build the automaton: {e}"))
             })?;
+        let gate = LiteralGate::new(&patterns, config.case_insensitive);
         Ok(Self {
             automaton,
+            gate,
             window,
             config,
         })
@@ -143,8 +149,8 @@ impl BanSubstrings {
     }
 
     fn scan(&self, segment: usize, text: &str, out: &mut Vec<Finding>) {
-        // The (prefiltered) existence check settles the usual clean case fastest.
-        if !self.automaton.is_match(text) {
+        // The existence check settles the usual clean case fastest.
+        if !self.gate.any(text, &self.automaton) {
             return;
         }
         let before = out.len();

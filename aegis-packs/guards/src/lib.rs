@@ -43,6 +43,7 @@ mod ban_substrings;
 mod injection;
 mod invisible;
 mod json_output;
+mod literal_gate;
 mod regex_guard;
 mod secrets;
 #[cfg(feature = "tiktoken")]
