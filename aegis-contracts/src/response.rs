@@ -1,6 +1,6 @@
 //! Chat responses: complete or streamed, with [`ChatResponse::collect`] to fold a stream.
 
-use std::{fmt, pin::Pin, time::Duration};
+use std::{collections::BTreeMap, fmt, pin::Pin, time::Duration};
 
 use futures_core::Stream;
 use futures_util::StreamExt;
@@ -138,11 +138,15 @@ impl ChatResponse {
 
 /// Folds [`ChatChunk`]s into a [`Completion`].
 #[derive(Debug, Default)]
+///
+/// Choice and tool-call indexes come from the upstream and are not trusted: they key sparse
+/// maps (memory grows with the chunks received, never with an index's value), and the
+/// folded completion numbers choices and tool calls densely in index order.
 pub struct CompletionBuilder {
     id: String,
     model: String,
     created: u64,
-    choices: Vec<ChoiceBuilder>,
+    choices: BTreeMap<u32, ChoiceBuilder>,
     usage: Option<Usage>,
 }
 
@@ -151,7 +155,7 @@ struct ChoiceBuilder {
     role: Option<Role>,
     text: Option<String>,
     extra: Extra,
-    tool_calls: Vec<ToolCall>,
+    tool_calls: BTreeMap<u32, ToolCall>,
     finish_reason: Option<String>,
 }
 
@@ -171,11 +175,7 @@ impl CompletionBuilder {
             self.usage = chunk.usage;
         }
         for c in &chunk.choices {
-            let idx = c.index as usize;
-            if self.choices.len() <= idx {
-                self.choices.resize_with(idx + 1, ChoiceBuilder::default);
-            }
-            let b = &mut self.choices[idx];
+            let b = self.choices.entry(c.index).or_default();
             if c.delta.role.is_some() {
                 b.role = c.delta.role;
             }
@@ -194,12 +194,10 @@ impl CompletionBuilder {
                 }
             }
             for d in &c.delta.tool_calls {
-                let i = d.index as usize;
-                if b.tool_calls.len() <= i {
-                    b.tool_calls
-                        .resize_with(i + 1, || ToolCall::new("", "", ""));
-                }
-                let call = &mut b.tool_calls[i];
+                let call = b
+                    .tool_calls
+                    .entry(d.index)
+                    .or_insert_with(|| ToolCall::new("", "", ""));
                 if let Some(id) = &d.id {
                     call.id.clone_from(id);
                 }
@@ -226,14 +224,14 @@ impl CompletionBuilder {
             created: self.created,
             choices: self
                 .choices
-                .into_iter()
-                .enumerate()
-                .map(|(i, b)| Choice {
-                    index: i as u32,
+                .into_values()
+                .zip(0..)
+                .map(|(b, index)| Choice {
+                    index,
                     message: Message {
                         role: b.role.unwrap_or(Role::Assistant),
                         content: b.text.map(crate::Content::Text),
-                        tool_calls: b.tool_calls,
+                        tool_calls: b.tool_calls.into_values().collect(),
                         extra: b.extra,
                         ..Message::default()
                     },
@@ -448,9 +446,9 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Input plus output.
+    /// Input plus output (saturating: the counts come from an upstream).
     pub fn total_tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 }
 

@@ -277,6 +277,45 @@ async fn bad_bodies_get_clear_4xx_errors() {
     assert_eq!(r.status(), 200);
 }
 
+/// What the HTTP plumbing answers on its own — the body-size limit, an unknown route, a
+/// wrong method — is OpenAI-shaped JSON like every other error, so SDKs can read it.
+#[tokio::test]
+async fn errors_the_plumbing_produces_are_openai_shaped_json() {
+    let addr = spawn(
+        CONFIG,
+        Limits {
+            max_body_bytes: 1024,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let huge =
+        json!({ "model": "echo", "messages": [{ "role": "user", "content": "a".repeat(4096) }] });
+    let too_large = post(addr, "/v1/chat/completions", huge).await;
+    let unknown = post(addr, "/v1/no/such/route", json!({})).await;
+    let wrong_method = client()
+        .get(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    for (r, status, code) in [
+        (too_large, 413, "request_too_large"),
+        (unknown, 404, "not_found"),
+        (wrong_method, 405, "method_not_allowed"),
+    ] {
+        assert_eq!(r.status(), status);
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            "application/json"
+        );
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], code, "{v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty(), "{v}");
+    }
+}
+
 #[tokio::test]
 async fn embeddings_and_models_speak_openai() {
     let addr = spawn(CONFIG, Limits::default()).await;

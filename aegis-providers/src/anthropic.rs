@@ -575,7 +575,7 @@ pub(crate) fn usage(v: &Value) -> Usage {
     let read = n("cache_read_input_tokens");
     let write = n("cache_creation_input_tokens");
     Usage {
-        input_tokens: n("input_tokens") + read + write,
+        input_tokens: n("input_tokens").saturating_add(read).saturating_add(write),
         output_tokens: n("output_tokens"),
         cache_read_tokens: read,
         cache_write_tokens: write,

@@ -373,6 +373,46 @@ async fn tool_calls_streamed_in_fragments_are_assembled() {
     );
 }
 
+/// One streamed chunk with a tool-call index of 2^32 − 1 (and a choice index as large) used to
+/// make the fold allocate that many slots and abort the whole process; indexes now key
+/// sparse maps and the folded answer numbers choices and calls densely.
+#[tokio::test]
+async fn a_huge_streamed_index_is_folded_without_allocating_by_its_value() {
+    let call = json!({ "index": u32::MAX, "id": "call_x", "type": "function",
+        "function": { "name": "get_weather", "arguments": "{}" } });
+    let huge_choice = json!({ "id": "c", "object": "chat.completion.chunk", "created": 1,
+        "model": "gpt-4o-mini", "choices": [{ "index": u32::MAX,
+        "delta": { "content": "tail" }, "finish_reason": null }] });
+    let mut pieces = events(&[
+        chunk(
+            json!({"role": "assistant", "tool_calls": [call]}),
+            Value::Null,
+        ),
+        huge_choice,
+        chunk(json!({}), json!("tool_calls")),
+    ]);
+    pieces.push("data: [DONE]\n\n".into());
+    let (base, _) = serve(move |_, _| {
+        let pieces = pieces.clone();
+        async move { sse_response(pieces, Duration::ZERO) }
+    })
+    .await;
+    let req = hello().with_tool(weather_tool()).with_stream(true);
+    let c = provider(&base)
+        .chat(req)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(c.choices.len(), 2, "{c:?}");
+    assert_eq!((c.choices[0].index, c.choices[1].index), (0, 1));
+    let msg = c.message().unwrap();
+    assert_eq!(msg.tool_calls.len(), 1);
+    assert_eq!(msg.tool_calls[0].function.name, "get_weather");
+    assert_eq!(c.choices[1].message.text(), "tail");
+}
+
 #[tokio::test]
 async fn embeddings_come_back_in_input_order_with_usage() {
     let (base, seen) = serve(|_, _| async {

@@ -3,7 +3,10 @@
 use aegis::{Error, ErrorKind};
 use axum::{
     Json,
-    http::{HeaderValue, StatusCode},
+    body::Body,
+    extract::Request,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -122,5 +125,66 @@ impl IntoResponse for ApiError {
                 .insert("www-authenticate", HeaderValue::from_static("Bearer"));
         }
         resp
+    }
+}
+
+/// The longest plain-text error body kept as the message of its JSON rewrite.
+const PLAIN_ERROR_BYTES: usize = 4096;
+
+/// Middleware: every error response is OpenAI-shaped JSON, including the ones the HTTP
+/// plumbing answers in plain text or with no body at all — the body-size limit (413), an
+/// unknown route (404), a wrong method (405), a body that does not parse as JSON or has the
+/// wrong content type (400 / 415 / 422), a body read that timed out (408). Official SDKs read
+/// `error.message` and `error.code`; a text body reaches their users as an opaque failure.
+pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(resp.headers()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, PLAIN_ERROR_BYTES)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let (kind, code) = plain_status_class(status);
+    let body = json!({ "error": {
+        "message": message, "type": kind, "code": code, "param": null,
+    }});
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body.to_string()))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// OpenAI's `type` and a stable `code` for a status the gateway's plumbing answered.
+fn plain_status_class(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
+        StatusCode::NOT_FOUND => ("invalid_request_error", "not_found"),
+        StatusCode::METHOD_NOT_ALLOWED => ("invalid_request_error", "method_not_allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request_error", "request_too_large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_request_error", "unsupported_media_type"),
+        StatusCode::REQUEST_TIMEOUT => ("invalid_request_error", "request_timeout"),
+        StatusCode::UNAUTHORIZED => ("authentication_error", "unauthenticated"),
+        StatusCode::FORBIDDEN => ("permission_error", "forbidden"),
+        StatusCode::TOO_MANY_REQUESTS => ("rate_limit_error", "rate_limited"),
+        s if s.is_client_error() => ("invalid_request_error", "invalid_request"),
+        StatusCode::GATEWAY_TIMEOUT => ("upstream_error", "timeout"),
+        StatusCode::BAD_GATEWAY => ("upstream_error", "provider_error"),
+        _ => ("server_error", "internal_error"),
     }
 }

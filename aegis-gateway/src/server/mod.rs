@@ -312,6 +312,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             Duration::from_millis(gw.limits.body_read_timeout_ms.max(1)),
         ))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(gw)
 }
 

@@ -70,7 +70,9 @@ impl UrlAllowListConfig {
 
 /// Finds URLs (`scheme://…`, and optionally bare domains) and blocks or redacts those whose
 /// host is not allowed. Hosts come from a WHATWG URL parse, so `https://ok.com@evil.com`
-/// is judged by `evil.com` and `HTTPS://OK.COM.` equals `ok.com`. A URL whose host cannot
+/// is judged by `evil.com` and `HTTPS://OK.COM.` equals `ok.com`. The forms a browser also
+/// follows are URLs too: backslashes for slashes (`https:\\evil.com`, `http:\/\/evil.com`),
+/// `https:evil.com` without slashes, and protocol-relative `//evil.com/x`. A URL whose host cannot
 /// be parsed is treated as not allowed (fail closed). Trailing sentence punctuation and an
 /// unbalanced closing bracket are not part of a URL.
 ///
@@ -79,6 +81,7 @@ impl UrlAllowListConfig {
 #[derive(Debug)]
 pub struct UrlAllowList {
     url: Regex,
+    relative: Regex,
     bare: Option<Regex>,
     /// (host, subdomains allowed)
     allowed: Vec<(String, bool)>,
@@ -143,8 +146,19 @@ impl UrlAllowList {
             })?;
             allowed.push((host, wildcard || config.include_subdomains));
         }
-        let url = Regex::new(r#"(?i)\b[a-z][a-z0-9+.-]{0,31}://[^\s<>"'`\x00-\x1f\x7f]+"#)
-            .map_err(|e| Error::internal(format!("url_allow_list: {e}")))?;
+        // Any `scheme://`; for the web schemes also what WHATWG parsing accepts in its
+        // place: backslashes, escaped slashes, or no slashes at all.
+        let url = Regex::new(
+            r#"(?i)\b(?:[a-z][a-z0-9+.-]{0,31}://|(?:https?|ftp|wss?):[/\\]*)[^\s<>"'`\x00-\x1f\x7f]+"#,
+        )
+        .map_err(|e| Error::internal(format!("url_allow_list: {e}")))?;
+        // Protocol-relative: two slashes (or backslashes) not preceded by a scheme, then
+        // something host-like (a dotted name or an IPv4 address), so `//TODO` comments stay
+        // text.
+        let relative = Regex::new(
+            r#"(?i)(?:^|[^a-z0-9:/\\.])([/\\]{2}(?:[a-z0-9-]{1,63}\.)+[a-z0-9-]{1,63}(?::[0-9]{1,5})?(?:[/\\?#][^\s<>"'`\x00-\x1f\x7f]*)?)"#,
+        )
+        .map_err(|e| Error::internal(format!("url_allow_list: {e}")))?;
         let bare = if config.bare_domains {
             let pattern = format!(
                 r#"(?i)(?:^|[^A-Za-z0-9@./_-])((?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.){{1,8}}(?:{BARE_TLDS})(?-u:\b)(?::[0-9]{{1,5}})?(?:/[^\s<>"'`\x00-\x1f\x7f]*)?)"#
@@ -158,6 +172,7 @@ impl UrlAllowList {
         };
         Ok(Self {
             url,
+            relative,
             bare,
             allowed,
             config,
@@ -180,13 +195,12 @@ impl UrlAllowList {
         })
     }
 
-    fn url_allowed(&self, url: &str, with_scheme: bool) -> bool {
-        let parsed = if with_scheme {
-            url::Url::parse(url)
-        } else {
-            url::Url::parse(&format!("http://{url}"))
-        };
-        match parsed.ok().as_ref().and_then(url::Url::host_str) {
+    fn url_allowed(&self, url: &str) -> bool {
+        match url::Url::parse(url)
+            .ok()
+            .as_ref()
+            .and_then(url::Url::host_str)
+        {
             Some(h) => self.host_allowed(&h.trim_end_matches('.').to_ascii_lowercase()),
             None => false,
         }
@@ -198,7 +212,7 @@ impl UrlAllowList {
             let url = trim_url(m.as_str());
             let end = m.start() + url.len();
             spans.push((m.start(), end));
-            if !self.url_allowed(url, true) {
+            if !self.url_allowed(url) {
                 let capped = util::floor_boundary(text, (m.start() + URL_MAX).min(end));
                 out.push(Finding::new(
                     "url_not_allowed",
@@ -208,8 +222,25 @@ impl UrlAllowList {
                 ));
             }
         }
-        let Some(bare) = &self.bare else { return };
-        for caps in bare.captures_iter(text) {
+        self.scan_captured(&self.relative, "http:", segment, text, &mut spans, out);
+        if let Some(bare) = &self.bare {
+            self.scan_captured(bare, "http://", segment, text, &mut spans, out);
+        }
+    }
+
+    /// URLs without a scheme, found by `pattern`'s first group and parsed with `prefix`
+    /// before them; those inside an already found URL are skipped.
+    fn scan_captured(
+        &self,
+        pattern: &Regex,
+        prefix: &str,
+        segment: usize,
+        text: &str,
+        spans: &mut Vec<(usize, usize)>,
+        out: &mut Vec<Finding>,
+    ) {
+        let mut found = Vec::new();
+        for caps in pattern.captures_iter(text) {
             let Some(m) = caps.get(1) else { continue };
             // `spans` is sorted and non-overlapping: the first one ending after this match
             // starts is the only candidate for an overlap.
@@ -218,7 +249,8 @@ impl UrlAllowList {
                 continue;
             }
             let url = trim_url(m.as_str());
-            if !self.url_allowed(url, false) {
+            found.push((m.start(), m.start() + url.len()));
+            if !self.url_allowed(&format!("{prefix}{url}")) {
                 let end =
                     util::floor_boundary(text, (m.start() + URL_MAX).min(m.start() + url.len()));
                 out.push(Finding::new(
@@ -229,6 +261,8 @@ impl UrlAllowList {
                 ));
             }
         }
+        spans.extend(found);
+        spans.sort_unstable();
     }
 }
 
@@ -246,8 +280,8 @@ impl Guardrail for UrlAllowList {
     async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {
         let mut findings = Vec::new();
         for (i, seg) in subject.segments().iter().enumerate() {
-            // Every URL form the guard recognises contains a dot or `://`.
-            if seg.text.contains('.') || seg.text.contains("://") {
+            // Every URL form the guard recognises contains a dot or a colon.
+            if seg.text.contains(['.', ':']) {
                 self.scan(i, seg.text, &mut findings);
             }
         }

@@ -43,6 +43,36 @@ fn other_hosts_are_blocked_with_spans_that_skip_punctuation() {
     }
 }
 
+/// What a browser follows is a URL, whatever the spelling: backslashes for slashes,
+/// JSON-escaped slashes, no slashes, protocol-relative. Each is judged by its real host.
+#[test]
+fn backslash_slashless_and_protocol_relative_forms_are_judged_by_their_host() {
+    let g = guard();
+    for text in [
+        r"go to https:\\evil.test/login",
+        r"go to https:/\evil.test/login",
+        r"go to http:\/\/evil.test/login",
+        "go to https:evil.test/login",
+        "go to //evil.test/login",
+        r"go to \\evil.test\login",
+        "<a href=\"//evil.test:8080/x\">",
+        "img src=//10.0.0.1/pixel.gif",
+    ] {
+        let v = check_text(&g, text);
+        assert!(v.is_block(), "{text}");
+    }
+    for text in [
+        r"go to https:\\example.com/ok",
+        "go to //docs.rs/regex",
+        "// TODO: tidy this up.",
+        "//TODO fix the loop",
+        "a/b//c and x//y",
+        "ratio 3:2, then 10:30.",
+    ] {
+        assert!(check_text(&g, text).is_allow(), "{text}");
+    }
+}
+
 #[test]
 fn subdomains_can_be_excluded_except_by_wildcard() {
     let g = UrlAllowList::new(UrlAllowListConfig {

@@ -476,10 +476,11 @@ impl Provider for Bedrock {
                         .await?,
                 )?;
                 data.push(v.get("embedding").and_then(vector).ok_or_else(bad)?);
-                usage.input_tokens += v
-                    .get("inputTextTokenCount")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
+                usage.input_tokens = usage.input_tokens.saturating_add(
+                    v.get("inputTextTokenCount")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
+                );
             }
         } else if req.model.contains("cohere.embed") {
             let input_type = req
