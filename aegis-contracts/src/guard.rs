@@ -143,7 +143,8 @@ impl GuardSubject {
     }
 
     /// The texts of the subject, in a stable order. For messages: the string content, or each
-    /// text part; tool calls contribute their arguments; tool definitions their description.
+    /// text part, then the model texts of [`MESSAGE_TEXT_FIELDS`] and thinking blocks, then
+    /// each tool call's arguments; tool definitions contribute their description.
     pub fn segments(&self) -> Vec<Segment<'_>> {
         let mut out = Vec::new();
         match self {
@@ -239,6 +240,7 @@ impl GuardSubject {
                     }
                 }
             }
+            extra_texts_mut(&mut m.extra, f);
             for call in &mut m.tool_calls {
                 f(&mut call.function.arguments);
             }
@@ -259,6 +261,45 @@ impl GuardSubject {
     }
 }
 
+/// Fields of a message's `extra` that carry model text — reasoning and refusals — judged
+/// (and sanitized) like its content, in this order, after the content: a secret an output
+/// guard redacts from `content` must not come back verbatim in `reasoning_content`.
+pub const MESSAGE_TEXT_FIELDS: &[&str] = &["reasoning_content", "reasoning", "refusal"];
+
+/// The `extra` field holding Anthropic thinking blocks; the `thinking` text of each is
+/// judged after [`MESSAGE_TEXT_FIELDS`].
+pub const THINKING_BLOCKS_FIELD: &str = "thinking_blocks";
+
+/// The model texts a message carries outside its content, in segment order.
+fn extra_texts(extra: &crate::Extra) -> impl Iterator<Item = &str> {
+    let fields = MESSAGE_TEXT_FIELDS
+        .iter()
+        .filter_map(|k| extra.get(*k).and_then(serde_json::Value::as_str));
+    let thinking = extra
+        .get(THINKING_BLOCKS_FIELD)
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b.get("thinking").and_then(serde_json::Value::as_str));
+    fields.chain(thinking)
+}
+
+/// [`extra_texts`], mutably, in the same order.
+fn extra_texts_mut(extra: &mut crate::Extra, f: &mut dyn FnMut(&mut String)) {
+    for k in MESSAGE_TEXT_FIELDS {
+        if let Some(serde_json::Value::String(t)) = extra.get_mut(*k) {
+            f(t);
+        }
+    }
+    if let Some(serde_json::Value::Array(blocks)) = extra.get_mut(THINKING_BLOCKS_FIELD) {
+        for b in blocks {
+            if let Some(serde_json::Value::String(t)) = b.get_mut("thinking") {
+                f(t);
+            }
+        }
+    }
+}
+
 fn push_message<'a>(out: &mut Vec<Segment<'a>>, m: &'a Message) {
     let origin = Origin::from(m.role);
     match &m.content {
@@ -273,6 +314,7 @@ fn push_message<'a>(out: &mut Vec<Segment<'a>>, m: &'a Message) {
             );
         }
     }
+    out.extend(extra_texts(&m.extra).map(|text| Segment { origin, text }));
     for call in &m.tool_calls {
         out.push(Segment {
             origin: Origin::Model,

@@ -18,8 +18,8 @@ use std::collections::VecDeque;
 
 use aegis_contracts::{
     ChatChunk, ChatStream, ChunkChoice, CompletionBuilder, Decision, Delta, Edit, Error, ErrorKind,
-    Granularity, GuardMode, GuardSubject, Message, RequestContext, Role, RunEventKind, Span, Stage,
-    ToolCallDelta, Usage, Verdict,
+    Granularity, GuardMode, GuardSubject, MESSAGE_TEXT_FIELDS, Message, RequestContext, Role,
+    RunEventKind, Span, Stage, ToolCallDelta, Usage, Verdict,
 };
 use futures_util::StreamExt;
 
@@ -101,17 +101,20 @@ impl GuardChain {
         if self.is_empty_for(Stage::Output) && self.is_empty_for(Stage::ToolCall) {
             return stream;
         }
-        let stages = self
+        let output: Vec<GuardEntry> = self
             .entries()
             .iter()
             .filter(|e| e.capabilities().applies_to(Stage::Output))
-            .map(|e| StageState::new(e.clone()))
+            .cloned()
             .collect();
+        let stages = output.iter().cloned().map(StageState::new).collect();
         let state = StreamState {
             inner: stream,
             chain: self.clone(),
             ctx,
             stages,
+            output,
+            side: Vec::new(),
             out: VecDeque::new(),
             template: None,
             role_sent: false,
@@ -180,7 +183,12 @@ struct StreamState {
     inner: ChatStream,
     chain: GuardChain,
     ctx: RequestContext,
+    /// The output guards' stages for `content`.
     stages: Vec<StageState>,
+    /// The output guards, for the stages of side channels opened later.
+    output: Vec<GuardEntry>,
+    /// Model text streamed outside `content` (reasoning, refusals).
+    side: Vec<SideChannel>,
     out: VecDeque<Result<ChatChunk, Error>>,
     template: Option<ChatChunk>,
     role_sent: bool,
@@ -253,6 +261,7 @@ impl StreamState {
             self.usage = chunk.usage;
         }
         let mut text = String::new();
+        let mut side: Vec<(&str, String)> = Vec::new();
         for choice in &chunk.choices {
             if choice.index != 0 {
                 self.fail(Error::invalid_request(
@@ -262,6 +271,17 @@ impl StreamState {
             }
             if let Some(t) = &choice.delta.content {
                 text.push_str(t);
+            }
+            // Reasoning and refusal text is judged in its own channel; every other field
+            // the guards cannot judge (thinking blocks with signatures, unknown vendor
+            // fields) is not released.
+            for field in MESSAGE_TEXT_FIELDS {
+                if let Some(t) = choice.delta.extra.get(*field).and_then(|v| v.as_str()) {
+                    match side.iter_mut().find(|(f, _)| f == field) {
+                        Some((_, acc)) => acc.push_str(t),
+                        None => side.push((field, t.to_owned())),
+                    }
+                }
             }
             if !choice.delta.tool_calls.is_empty() {
                 self.has_tools = true;
@@ -280,26 +300,58 @@ impl StreamState {
                 self.finish_reason.clone_from(&choice.finish_reason);
             }
         }
+        for (field, t) in side {
+            if let Err(e) = self.pass_side(field, t, false).await {
+                return self.fail(e);
+            }
+        }
         if text.is_empty() {
             return;
         }
-        match self.pass(text, false).await {
+        match pass(&mut self.stages, text, false, &self.chain, &self.ctx).await {
             Ok(released) => self.emit_text(released),
             Err(e) => self.fail(e),
         }
     }
 
-    /// Feeds text through every stage; returns what the last stage releases.
-    async fn pass(&mut self, text: String, last: bool) -> Result<String, Error> {
-        let mut carried = text;
-        for stage in &mut self.stages {
-            carried = stage.push(&carried, last, &self.chain, &self.ctx).await?;
+    /// Feeds `text` of side field `field` through its own stages (opened on first use) and
+    /// emits what they release in that field.
+    async fn pass_side(&mut self, field: &str, text: String, last: bool) -> Result<(), Error> {
+        let i = match self.side.iter().position(|c| c.field == field) {
+            Some(i) => i,
+            None => {
+                self.side.push(SideChannel {
+                    field: field.to_owned(),
+                    stages: self.output.iter().cloned().map(StageState::new).collect(),
+                });
+                self.side.len() - 1
+            }
+        };
+        let released = pass(&mut self.side[i].stages, text, last, &self.chain, &self.ctx).await?;
+        if !released.is_empty() {
+            let mut delta = Delta::default();
+            delta.extra.insert(field.to_owned(), released.into());
+            self.emit_delta(delta);
         }
-        Ok(carried)
+        Ok(())
     }
 
     async fn finish(&mut self) {
-        let released = match self.pass(String::new(), true).await {
+        let fields: Vec<String> = self.side.iter().map(|c| c.field.clone()).collect();
+        for field in fields {
+            if let Err(e) = self.pass_side(&field, String::new(), true).await {
+                return self.fail(e);
+            }
+        }
+        let released = match pass(
+            &mut self.stages,
+            String::new(),
+            true,
+            &self.chain,
+            &self.ctx,
+        )
+        .await
+        {
             Ok(t) => t,
             Err(e) => return self.fail(e),
         };
@@ -405,6 +457,7 @@ impl StreamState {
             let asked = self
                 .stages
                 .iter_mut()
+                .chain(self.side.iter_mut().flat_map(|c| c.stages.iter_mut()))
                 .find_map(|s| s.asked.take())
                 .or_else(|| self.asked_tool.take());
             if let Some(v) = asked {
@@ -415,6 +468,28 @@ impl StreamState {
         self.out.push_back(Err(e));
         self.done = true;
     }
+}
+
+/// Feeds text through every stage of one channel; returns what the last stage releases.
+async fn pass(
+    stages: &mut [StageState],
+    text: String,
+    last: bool,
+    chain: &GuardChain,
+    ctx: &RequestContext,
+) -> Result<String, Error> {
+    let mut carried = text;
+    for stage in stages {
+        carried = stage.push(&carried, last, chain, ctx).await?;
+    }
+    Ok(carried)
+}
+
+/// A streamed field of model text other than `content` (`reasoning_content`, `refusal`):
+/// judged by the same output guards as the content, each with its own window state.
+struct SideChannel {
+    field: String,
+    stages: Vec<StageState>,
 }
 
 /// One guard's stage of the streaming pipeline.
