@@ -144,7 +144,8 @@ impl GuardSubject {
 
     /// The texts of the subject, in a stable order. For messages: the string content, or each
     /// text part, then the model texts of [`MESSAGE_TEXT_FIELDS`] and thinking blocks, then
-    /// each tool call's arguments; tool definitions contribute their description.
+    /// each tool call's arguments; a tool definition contributes its name, its description
+    /// and every model-read text of its parameter schema ([`SCHEMA_TEXT_KEYS`]).
     pub fn segments(&self) -> Vec<Segment<'_>> {
         let mut out = Vec::new();
         match self {
@@ -167,12 +168,14 @@ impl GuardSubject {
                 text: content,
             }),
             Self::ToolDefinition { tool } => {
-                if let Some(d) = &tool.function.description {
-                    out.push(Segment {
-                        origin: Origin::Tool,
-                        text: d,
-                    });
-                }
+                let f = &tool.function;
+                let texts = std::iter::once(f.name.as_str())
+                    .chain(f.description.as_deref())
+                    .chain(f.parameters.iter().flat_map(schema_texts));
+                out.extend(texts.map(|text| Segment {
+                    origin: Origin::Tool,
+                    text,
+                }));
             }
             Self::Retrieved { document } => out.push(Segment {
                 origin: Origin::Retrieval,
@@ -252,13 +255,71 @@ impl GuardSubject {
             Self::ToolCall { call } => f(&mut call.function.arguments),
             Self::ToolResult { content, .. } => f(content),
             Self::ToolDefinition { tool } => {
-                if let Some(d) = &mut tool.function.description {
+                let func = &mut tool.function;
+                f(&mut func.name);
+                if let Some(d) = &mut func.description {
                     f(d);
+                }
+                if let Some(p) = &mut func.parameters {
+                    schema_texts_mut(p, f);
                 }
             }
             Self::Retrieved { document } => f(&mut document.content),
         }
     }
+}
+
+/// Keys of a JSON schema whose string values (or strings in their arrays) are read by the
+/// model: a tool definition or a `response_format` schema is judged by all of them, not only
+/// by its top-level description.
+pub const SCHEMA_TEXT_KEYS: &[&str] = &[
+    "description",
+    "title",
+    "default",
+    "examples",
+    "enum",
+    "const",
+];
+
+/// The model-read texts of a JSON schema, depth first, in key order.
+fn schema_texts(schema: &serde_json::Value) -> Vec<&str> {
+    fn walk<'a>(v: &'a serde_json::Value, under_text_key: bool, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::String(s) if under_text_key => out.push(s),
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|i| walk(i, under_text_key, out))
+            }
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    walk(v, SCHEMA_TEXT_KEYS.contains(&k.as_str()), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, false, &mut out);
+    out
+}
+
+/// [`schema_texts`], mutably, in the same order.
+fn schema_texts_mut(schema: &mut serde_json::Value, f: &mut dyn FnMut(&mut String)) {
+    fn walk(v: &mut serde_json::Value, under_text_key: bool, f: &mut dyn FnMut(&mut String)) {
+        match v {
+            serde_json::Value::String(s) if under_text_key => f(s),
+            serde_json::Value::Array(items) => {
+                items.iter_mut().for_each(|i| walk(i, under_text_key, f))
+            }
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    let text = SCHEMA_TEXT_KEYS.contains(&k.as_str());
+                    walk(v, text, f);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(schema, false, f)
 }
 
 /// Fields of a message's `extra` that carry model text — reasoning and refusals — judged
@@ -269,6 +330,10 @@ pub const MESSAGE_TEXT_FIELDS: &[&str] = &["reasoning_content", "reasoning", "re
 /// The `extra` field holding Anthropic thinking blocks; the `thinking` text of each is
 /// judged after [`MESSAGE_TEXT_FIELDS`].
 pub const THINKING_BLOCKS_FIELD: &str = "thinking_blocks";
+
+/// The `extra` field holding Gemini's raw parts (replayed to keep thought signatures); the
+/// `text` of each is judged after the thinking blocks.
+pub const GEMINI_PARTS_FIELD: &str = "gemini_parts";
 
 /// The model texts a message carries outside its content, in segment order.
 fn extra_texts(extra: &crate::Extra) -> impl Iterator<Item = &str> {
@@ -281,7 +346,13 @@ fn extra_texts(extra: &crate::Extra) -> impl Iterator<Item = &str> {
         .into_iter()
         .flatten()
         .filter_map(|b| b.get("thinking").and_then(serde_json::Value::as_str));
-    fields.chain(thinking)
+    let gemini = extra
+        .get(GEMINI_PARTS_FIELD)
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str));
+    fields.chain(thinking).chain(gemini)
 }
 
 /// [`extra_texts`], mutably, in the same order.
@@ -291,10 +362,15 @@ fn extra_texts_mut(extra: &mut crate::Extra, f: &mut dyn FnMut(&mut String)) {
             f(t);
         }
     }
-    if let Some(serde_json::Value::Array(blocks)) = extra.get_mut(THINKING_BLOCKS_FIELD) {
-        for b in blocks {
-            if let Some(serde_json::Value::String(t)) = b.get_mut("thinking") {
-                f(t);
+    for (field, key) in [
+        (THINKING_BLOCKS_FIELD, "thinking"),
+        (GEMINI_PARTS_FIELD, "text"),
+    ] {
+        if let Some(serde_json::Value::Array(items)) = extra.get_mut(field) {
+            for item in items {
+                if let Some(serde_json::Value::String(t)) = item.get_mut(key) {
+                    f(t);
+                }
             }
         }
     }
@@ -528,17 +604,37 @@ pub struct GuardCapabilities {
     pub sanitizes: bool,
     /// A rough cost class, for planning.
     pub cost: Cost,
+    /// What the guard judges besides text. A request with an image, audio or file part is
+    /// refused unless one of its input guards declares that modality (fail closed; a
+    /// pipeline can opt out).
+    #[serde(default)]
+    pub modalities: Vec<Modality>,
 }
 
 impl GuardCapabilities {
-    /// A guard for `stages` with `granularity`, not sanitizing, cheap.
+    /// A guard for `stages` with `granularity`, not sanitizing, cheap, judging text only.
     pub fn new(stages: impl Into<Vec<Stage>>, granularity: Granularity) -> Self {
         Self {
             stages: stages.into(),
             granularity,
             sanitizes: false,
             cost: Cost::Cheap,
+            modalities: Vec::new(),
         }
+    }
+
+    /// Declares that the guard judges `modality` parts too (it reads them from
+    /// [`GuardSubject::Input`]'s messages).
+    pub fn judging(mut self, modality: Modality) -> Self {
+        if !self.modalities.contains(&modality) {
+            self.modalities.push(modality);
+        }
+        self
+    }
+
+    /// Whether the guard judges `modality` (text always).
+    pub fn judges(&self, modality: Modality) -> bool {
+        modality == Modality::Text || self.modalities.contains(&modality)
     }
 
     /// Declares that the guard may sanitize.
@@ -556,6 +652,44 @@ impl GuardCapabilities {
     /// Whether the guard applies to `stage`.
     pub fn applies_to(&self, stage: Stage) -> bool {
         self.stages.contains(&stage)
+    }
+}
+
+/// A kind of content a message part carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Modality {
+    /// Text.
+    Text,
+    /// Images (`image_url` parts).
+    Image,
+    /// Audio (`input_audio` parts).
+    Audio,
+    /// Files (`file` parts).
+    File,
+}
+
+impl Modality {
+    /// The modality of a message part.
+    pub fn of(part: &crate::ContentPart) -> Self {
+        match part {
+            crate::ContentPart::Text { .. } => Self::Text,
+            crate::ContentPart::ImageUrl { .. } => Self::Image,
+            crate::ContentPart::InputAudio { .. } => Self::Audio,
+            crate::ContentPart::File { .. } => Self::File,
+        }
+    }
+}
+
+impl std::fmt::Display for Modality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Image => "image",
+            Self::Audio => "audio",
+            Self::File => "file",
+        })
     }
 }
 

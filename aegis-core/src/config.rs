@@ -91,6 +91,64 @@ pub struct PipelineConfig {
     pub resume_lease_ms: u64,
     /// The model of requests that name none (or name `default`).
     pub default_model: Option<String>,
+    /// What happens to traffic the guards cannot judge (`[pipeline.admission]`).
+    pub admission: AdmissionConfig,
+}
+
+/// What a pipeline does with parts of a request that its guards cannot judge. The
+/// defaults are fail-closed: nothing unjudged reaches a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct AdmissionConfig {
+    /// Image, audio and file parts when no input guard declares that it judges them:
+    /// `refuse` (default) or `allow`.
+    pub media: Admit,
+    /// References a provider would resolve with the gateway's own credentials — file ids,
+    /// `s3://` / `gs://` sources, Gemini `fileData` / `cachedContent`, Anthropic
+    /// `mcp_servers` / `container`, assistant `file_ids` / `tool_resources`: `refuse`
+    /// (default) or `allow`.
+    pub provider_references: Admit,
+    /// Request and message fields Aegis does not know: `drop` (default) or `forward`.
+    /// Known fields that carry no content (sampling knobs, `metadata`, `user`, vendor
+    /// switches such as `thinking` or `top_k`) are always forwarded; fields that carry
+    /// content Aegis cannot judge (`prediction`, `documents`, legacy `functions`, a
+    /// top-level `system`, …) are refused.
+    pub unknown_fields: UnknownFields,
+    /// Unknown fields forwarded anyway, per provider id (`"*"`: every provider):
+    /// `forward_fields = { openai = ["vendor_knob"] }`.
+    pub forward_fields: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            media: Admit::Refuse,
+            provider_references: Admit::Refuse,
+            unknown_fields: UnknownFields::Drop,
+            forward_fields: BTreeMap::new(),
+        }
+    }
+}
+
+/// Refuse or allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Admit {
+    /// Refused with a clear `400` naming the part.
+    Refuse,
+    /// Sent on.
+    Allow,
+}
+
+/// What happens to unknown request fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownFields {
+    /// Removed before the provider call.
+    Drop,
+    /// Sent on as they came.
+    Forward,
 }
 
 impl Default for PipelineConfig {
@@ -102,6 +160,7 @@ impl Default for PipelineConfig {
             require_auth: false,
             resume_lease_ms: 600_000,
             default_model: None,
+            admission: AdmissionConfig::default(),
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Judging whole requests and completions: every stage a chat exchange contains.
 
 use aegis_contracts::{
-    ChatRequest, Completion, Content, Error, GuardSubject, RequestContext, Role, Stage, Verdict,
+    ChatRequest, Completion, Content, Error, GuardSubject, RequestContext, Role, Stage, ToolSpec,
+    Verdict,
 };
+
+use serde_json::Value;
 
 use super::chain::{ChainDecision, GuardChain, approval_error, blocked_error};
 
@@ -53,8 +56,9 @@ impl Judgement {
 }
 
 impl GuardChain {
-    /// Judges a request in place: tool definitions, then tool results (tool messages), then
-    /// the prompt messages (tool messages included). Sanitized text is written back into
+    /// Judges a request in place: tool definitions and a `response_format` JSON schema (as
+    /// a tool definition), then tool results (tool messages), then the prompt messages (tool
+    /// messages included). Sanitized text is written back into
     /// `req`.
     pub async fn judge_request(
         &self,
@@ -69,6 +73,39 @@ impl GuardChain {
                 let o = self.check(subject, ctx, approved).await;
                 if let GuardSubject::ToolDefinition { tool: t } = o.subject {
                     *tool = t;
+                }
+                if out.absorb(o.decision, o.verdicts) {
+                    return out;
+                }
+            }
+            // A structured-output schema is read by the model like a tool's: judged whole.
+            if let Some(schema) = req
+                .response_format
+                .as_mut()
+                .and_then(|f| f.get_mut("json_schema"))
+                .filter(|s| s.is_object())
+            {
+                let text = |k: &str| schema.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                let mut tool = ToolSpec::function(
+                    text("name").unwrap_or_default(),
+                    String::new(),
+                    Value::Null,
+                );
+                tool.function.description = text("description");
+                tool.function.parameters = schema.get("schema").cloned();
+                let o = self
+                    .check(GuardSubject::ToolDefinition { tool }, ctx, approved)
+                    .await;
+                if o.sanitized()
+                    && let GuardSubject::ToolDefinition { tool } = &o.subject
+                {
+                    schema["name"] = tool.function.name.clone().into();
+                    if let Some(d) = &tool.function.description {
+                        schema["description"] = d.clone().into();
+                    }
+                    if let Some(p) = &tool.function.parameters {
+                        schema["schema"] = p.clone();
+                    }
                 }
                 if out.absorb(o.decision, o.verdicts) {
                     return out;

@@ -9,7 +9,7 @@ use aegis_contracts::{
 use super::{Exchange, Pipeline, Shared, nodes, routes::ModelTable};
 use crate::{
     Components, Registry, Telemetry,
-    config::{AegisConfig, RoutingConfig},
+    config::{AdmissionConfig, AegisConfig, RoutingConfig},
     graph::{BoxNode, Durability, END, Graph, START},
     guard::{GuardChain, GuardEntry},
 };
@@ -27,6 +27,7 @@ pub struct PipelineBuilder {
     store: Option<Arc<dyn CheckpointStore>>,
     durability: Durability,
     require_auth: bool,
+    admission: AdmissionConfig,
     stream_buffering: Option<bool>,
     resume_lease: Option<std::time::Duration>,
     default_model: Option<String>,
@@ -94,6 +95,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// What happens to request parts the guards cannot judge (default: fail closed; see
+    /// [`AdmissionConfig`]).
+    pub fn admission(mut self, admission: AdmissionConfig) -> Self {
+        self.admission = admission;
+        self
+    }
+
     /// Whether full-text output guards may buffer streams (default true).
     pub fn stream_buffering(mut self, yes: bool) -> Self {
         self.stream_buffering = Some(yes);
@@ -131,9 +139,11 @@ impl PipelineBuilder {
         let chain = GuardChain::new(self.guards).with_telemetry(telemetry.clone());
         // Hold-back negotiation is the pipeline's business; the engine only reports it.
         let holdback = chain.stream_holdback(self.stream_buffering.unwrap_or(true));
+        let admission = super::admission::Admission::new(self.admission, &chain);
         let shared = Arc::new(Shared {
             routes,
             chain,
+            admission,
             authenticators: self.authenticators,
             policies: self.policies,
             require_auth: self.require_auth,
@@ -258,6 +268,7 @@ fn assemble(
         .routing(config.routing.clone())
         .durability(config.pipeline.durability)
         .require_auth(config.pipeline.require_auth)
+        .admission(config.pipeline.admission.clone())
         .stream_buffering(config.pipeline.stream_buffering)
         .resume_lease(std::time::Duration::from_millis(
             config.pipeline.resume_lease_ms,

@@ -41,6 +41,7 @@
 //! provider_call → after_call → output_guards`. Each step is a node named `{id}.{position}`,
 //! so `aegis graph show` draws it.
 
+mod admission;
 mod approval;
 mod builder;
 mod exchange;
@@ -78,6 +79,7 @@ use crate::{
 pub(crate) struct Shared {
     routes: ModelTable,
     chain: GuardChain,
+    admission: admission::Admission,
     authenticators: Vec<(String, Arc<dyn Authenticator>)>,
     policies: Vec<(String, Arc<dyn Policy>)>,
     require_auth: bool,

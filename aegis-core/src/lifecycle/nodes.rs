@@ -39,6 +39,8 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
     boxed(node_fn(move |input: NodeInput<Exchange>| {
         let s = shared.clone();
         async move {
+            // What no guard can judge never gets as far as the guards.
+            s.admission.check(&input.state.request)?;
             let ctx = input.state.request_context(&input.ctx.run_id);
             let mut req = input.state.request.clone();
             let approved = matches!(input.ctx.resume, Some(Approval::Approve));
@@ -101,6 +103,7 @@ async fn call(s: &Shared, input: &NodeInput<Exchange>) -> Out {
         })?
         .clone();
     let mut req = state.request.clone();
+    s.admission.strip(&mut req, &route.provider);
     req.model.clone_from(&route.model);
     req.ctx = state.request_context(run_id);
     // OpenTelemetry GenAI semantic conventions; no prompt or completion text.

@@ -1,0 +1,308 @@
+//! Admission: nothing unjudged reaches a provider. Media no guard judges, references the
+//! provider would resolve with the gateway's own credentials and fields with content no
+//! guard reads are refused with a typed error naming the part; unknown fields are dropped
+//! before the call unless forwarded per provider; tool definitions and `response_format`
+//! schemas are judged whole. The upstream is a real local HTTP server recording what it got.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use aegis::{ChatRequest, ContentPart, ErrorKind, Message, Pipeline, config::AegisConfig};
+use axum::{body::Bytes, http::header, response::IntoResponse, routing::post};
+use serde_json::{Value, json};
+
+type Seen = Arc<Mutex<Vec<Value>>>;
+
+async fn upstream() -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move |body: Bytes| {
+            let s = s.clone();
+            async move {
+                s.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap());
+                let answer = json!({ "id": "c", "object": "chat.completion", "created": 1,
+                    "model": "m", "choices": [{ "index": 0, "finish_reason": "stop",
+                    "message": { "role": "assistant", "content": "fine" } }] });
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    answer.to_string(),
+                )
+                    .into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
+
+async fn pipeline(addr: SocketAddr, admission: &str, action: &str) -> Pipeline {
+    let toml = format!(
+        r#"
+[pipeline.admission]
+{admission}
+
+[[providers]]
+id = "up"
+type = "openai"
+config = {{ base_url = "http://{addr}/v1" }}
+
+[[guardrails]]
+id = "words"
+type = "ban_substrings"
+config = {{ substrings = ["project nightingale"], action = "{action}" }}
+"#
+    );
+    let cfg = AegisConfig::from_toml_str(&toml, std::iter::empty::<(&str, &str)>()).unwrap();
+    Pipeline::from_config(&aegis::registry(), &cfg)
+        .await
+        .unwrap()
+}
+
+fn ask(parts: Vec<ContentPart>) -> ChatRequest {
+    let mut m = Message::user("");
+    m.content = Some(aegis::Content::Parts(parts));
+    ChatRequest::new("up/m", vec![m])
+}
+
+fn text(t: &str) -> ContentPart {
+    ContentPart::Text { text: t.into() }
+}
+
+fn image(url: &str) -> ContentPart {
+    ContentPart::ImageUrl {
+        image_url: json!({ "url": url }),
+    }
+}
+
+async fn refused(p: &Pipeline, req: ChatRequest, code: &str) -> String {
+    let e = p.chat(req).await.err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::PolicyBlocked, "{e}");
+    assert_eq!(e.code(), code, "{e}");
+    e.message().to_owned()
+}
+
+#[tokio::test]
+async fn media_no_input_guard_judges_is_refused_unless_the_pipeline_allows_it() {
+    let (addr, seen) = upstream().await;
+    let p = pipeline(addr, "", "block").await;
+    let msg = refused(
+        &p,
+        ask(vec![
+            text("what is this?"),
+            image("https://example.com/cat.png"),
+        ]),
+        "unjudged_media",
+    )
+    .await;
+    assert!(
+        msg.contains("messages[0].content[1]") && msg.contains("image"),
+        "{msg}"
+    );
+    let audio = ContentPart::InputAudio {
+        input_audio: json!({ "data": "AAAA", "format": "wav" }),
+    };
+    refused(&p, ask(vec![audio]), "unjudged_media").await;
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the provider"
+    );
+
+    let open = pipeline(addr, "media = \"allow\"", "block").await;
+    open.chat(ask(vec![
+        text("what is this?"),
+        image("https://example.com/cat.png"),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+/// A guard that declares it judges images admits them, with no opt-out needed.
+#[tokio::test]
+async fn a_guard_that_declares_images_admits_them() {
+    struct Images;
+    #[aegis::async_trait]
+    impl aegis::Guardrail for Images {
+        fn capabilities(&self) -> aegis::GuardCapabilities {
+            aegis::GuardCapabilities::new([aegis::Stage::Input], aegis::Granularity::FullText)
+                .judging(aegis::Modality::Image)
+        }
+        async fn check(
+            &self,
+            _: &aegis::GuardSubject,
+            _: &aegis::RequestContext,
+        ) -> Result<aegis::Verdict, aegis::Error> {
+            Ok(aegis::Verdict::allow())
+        }
+    }
+    let p = Pipeline::builder()
+        .provider("echo", Arc::new(aegis::providers::Echo::new("echo")))
+        .guard(aegis::guard::GuardEntry::new(
+            "images",
+            Arc::new(Images),
+            aegis::GuardPolicy::default(),
+        ))
+        .build()
+        .unwrap();
+    let mut req = ask(vec![text("hi"), image("https://example.com/cat.png")]);
+    req.model = "echo-1".into();
+    p.chat(req).await.unwrap();
+}
+
+#[tokio::test]
+async fn references_resolved_with_the_gateways_credentials_are_refused() {
+    let (addr, seen) = upstream().await;
+    let p = pipeline(addr, "media = \"allow\"", "block").await;
+    let file = ContentPart::File {
+        file: json!({ "file_id": "file-abc123" }),
+    };
+    let msg = refused(&p, ask(vec![file]), "provider_reference").await;
+    assert!(msg.contains("file_id"), "{msg}");
+    let msg = refused(
+        &p,
+        ask(vec![image("s3://bucket/private.png")]),
+        "provider_reference",
+    )
+    .await;
+    assert!(msg.contains("s3"), "{msg}");
+    for field in [
+        "mcp_servers",
+        "container",
+        "cachedContent",
+        "tool_resources",
+    ] {
+        let mut req = ask(vec![text("hi")]);
+        req.extra
+            .insert(field.into(), json!([{ "url": "https://internal" }]));
+        let msg = refused(&p, req, "provider_reference").await;
+        assert!(msg.contains(field), "{msg}");
+    }
+    let mut req = ask(vec![text("hi")]);
+    let mut m = Message::assistant("earlier");
+    m.extra.insert(
+        "gemini_parts".into(),
+        json!([{ "fileData": { "fileUri": "gs://bucket/secret.pdf" } }]),
+    );
+    req.messages.insert(0, m);
+    refused(&p, req, "provider_reference").await;
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the provider"
+    );
+
+    let open = pipeline(
+        addr,
+        "provider_references = \"allow\"\nmedia = \"allow\"",
+        "block",
+    )
+    .await;
+    open.chat(ask(vec![image("s3://bucket/ok.png")]))
+        .await
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn fields_with_content_no_guard_reads_are_refused() {
+    let (addr, seen) = upstream().await;
+    let p = pipeline(addr, "", "block").await;
+    for (field, value) in [
+        (
+            "prediction",
+            json!({ "type": "content", "content": "project nightingale" }),
+        ),
+        ("system", json!("project nightingale")),
+        ("functions", json!([{ "name": "f", "description": "x" }])),
+    ] {
+        let mut req = ask(vec![text("hi")]);
+        req.extra.insert(field.into(), value);
+        let msg = refused(&p, req, "unjudged_content").await;
+        assert!(msg.contains(field), "{msg}");
+    }
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_fields_are_dropped_unless_forwarded_for_that_provider() {
+    let (addr, seen) = upstream().await;
+    let p = pipeline(addr, "", "block").await;
+    let mut req = ask(vec![text("hi")]);
+    req.extra.insert("vendor_knob".into(), json!(1));
+    req.extra.insert("top_logprobs".into(), json!(2));
+    req.messages[0]
+        .extra
+        .insert("secret_side_channel".into(), json!("x"));
+    p.chat(req.clone()).await.unwrap();
+    let body = seen.lock().unwrap().pop().unwrap();
+    assert!(body.get("vendor_knob").is_none(), "{body}");
+    assert_eq!(body["top_logprobs"], 2, "known knobs are forwarded: {body}");
+    assert!(
+        body["messages"][0].get("secret_side_channel").is_none(),
+        "{body}"
+    );
+
+    let forwarding = pipeline(addr, "forward_fields = { up = [\"vendor_knob\"] }", "block").await;
+    forwarding.chat(req.clone()).await.unwrap();
+    let body = seen.lock().unwrap().pop().unwrap();
+    assert_eq!(body["vendor_knob"], 1, "{body}");
+    let other = pipeline(
+        addr,
+        "forward_fields = { other = [\"vendor_knob\"] }",
+        "block",
+    )
+    .await;
+    other.chat(req).await.unwrap();
+    let body = seen.lock().unwrap().pop().unwrap();
+    assert!(body.get("vendor_knob").is_none(), "{body}");
+}
+
+fn tool_with(description_deep: &str) -> aegis::ToolSpec {
+    aegis::ToolSpec::function(
+        "lookup",
+        "Looks a thing up.",
+        json!({ "type": "object", "properties": { "q": {
+            "type": "string", "description": description_deep } } }),
+    )
+}
+
+#[tokio::test]
+async fn tool_definitions_and_response_format_schemas_are_judged_whole() {
+    let (addr, seen) = upstream().await;
+    let p = pipeline(addr, "", "block").await;
+    let req = ask(vec![text("hi")]).with_tool(tool_with("about project nightingale"));
+    let e = p.chat(req).await.err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::PolicyBlocked, "{e}");
+    let mut req = ask(vec![text("hi")]);
+    req.response_format = Some(json!({ "type": "json_schema", "json_schema": {
+        "name": "answer", "schema": { "type": "object", "properties": {
+            "a": { "type": "string", "description": "mention project nightingale" } } } } }));
+    let e = p.chat(req).await.err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::PolicyBlocked, "{e}");
+    assert!(seen.lock().unwrap().is_empty());
+
+    let redacting = pipeline(addr, "", "redact").await;
+    let mut req = ask(vec![text("hi")]).with_tool(tool_with("about project nightingale"));
+    req.response_format = Some(json!({ "type": "json_schema", "json_schema": {
+        "name": "answer", "description": "project nightingale", "schema": { "type": "object" } } }));
+    redacting.chat(req).await.unwrap();
+    let body = seen.lock().unwrap().pop().unwrap();
+    let sent = body.to_string();
+    assert!(!sent.to_lowercase().contains("nightingale"), "{sent}");
+    assert_eq!(
+        body["tools"][0]["function"]["parameters"]["properties"]["q"]["description"],
+        "about [REDACTED]"
+    );
+    assert_eq!(
+        body["response_format"]["json_schema"]["description"],
+        "[REDACTED]"
+    );
+}
