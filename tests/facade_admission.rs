@@ -84,7 +84,9 @@ fn image(url: &str) -> ContentPart {
 }
 
 async fn refused(p: &Pipeline, req: ChatRequest, code: &str) -> String {
-    let e = p.chat(req).await.err().expect("refused");
+    let Err(e) = p.chat(req).await else {
+        panic!("the request was not refused");
+    };
     assert_eq!(e.kind(), ErrorKind::PolicyBlocked, "{e}");
     assert_eq!(e.code(), code, "{e}");
     e.message().to_owned()
