@@ -91,6 +91,12 @@ pub trait CheckpointStore: Send + Sync + 'static {
     /// Stores `cp`. `expected_version` is the version the writer last saw (`None` for a new
     /// run); if the stored latest differs, nothing is written and the error is
     /// [`Conflict`](crate::ErrorKind::Conflict). `cp.version` must be `expected + 1` (or 1).
+    ///
+    /// A terminal checkpoint ([`RunStatus::is_terminal`]) supersedes the run's history: in
+    /// the same write, the `state` of its earlier versions becomes `null` and their
+    /// `interrupt` is dropped (version, status, node and time stay). What a run ended
+    /// without — a prompt a guard blocked, a paused answer that was rejected, a reviewer's
+    /// edit — is then not kept in an older version either.
     async fn put(&self, cp: &Checkpoint, expected_version: Option<u64>) -> Result<(), Error>;
 
     /// The newest checkpoint of a run.

@@ -93,6 +93,22 @@ pub struct PipelineConfig {
     pub default_model: Option<String>,
     /// What happens to traffic the guards cannot judge (`[pipeline.admission]`).
     pub admission: AdmissionConfig,
+    /// What a run's final checkpoint keeps of its content: `sanitized` (default: a
+    /// completed run keeps the prompt and the answer as the guards let them through) or
+    /// `none`. A run that did not complete — blocked, rejected, failed, cancelled — keeps
+    /// no prompt and no answer either way.
+    pub store_content: StoreContent,
+}
+
+/// What a run's final checkpoint keeps of its content.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreContent {
+    /// A completed run keeps what the guards let through; other runs keep nothing.
+    #[default]
+    Sanitized,
+    /// No run keeps its prompt or answer (metadata, route, guards and usage stay).
+    None,
 }
 
 /// What a pipeline does with parts of a request that its guards cannot judge. The
@@ -161,6 +177,7 @@ impl Default for PipelineConfig {
             resume_lease_ms: 600_000,
             default_model: None,
             admission: AdmissionConfig::default(),
+            store_content: StoreContent::default(),
         }
     }
 }

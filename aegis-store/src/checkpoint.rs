@@ -200,6 +200,18 @@ impl Store {
         .exec_without_returning(txn)
         .await
         .map_err(|e| write_err("cannot insert the checkpoint", e))?;
+        // A terminal checkpoint supersedes the run's history (the contract of `put`).
+        if cp.status.is_terminal() && version > 1 {
+            use entity::checkpoint::Column;
+            entity::checkpoint::Entity::update_many()
+                .col_expr(Column::State, Expr::value("null"))
+                .col_expr(Column::Interrupt, Expr::value(Option::<String>::None))
+                .filter(Column::RunId.eq(cp.run_id.clone()))
+                .filter(Column::Version.lt(version))
+                .exec(txn)
+                .await
+                .map_err(|e| write_err("cannot drop the run's earlier states", e))?;
+        }
 
         // The pending interrupt: resolved once a later checkpoint moves past it.
         let prev_interrupt = prev.as_ref().and_then(|r| r.interrupt_id.clone());
@@ -282,6 +294,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// After a run's history was dropped: SQLite still has the old page images in its
+    /// write-ahead log, so the log is checkpointed and truncated (the database file itself
+    /// zeroes what was deleted: `secure_delete`). Best effort — with a reader in the middle
+    /// of a transaction the log is truncated at the next such write instead.
+    async fn forget_old_pages(&self) {
+        if self.inner.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+            return;
+        }
+        use sea_orm::ConnectionTrait;
+        if let Err(e) = self
+            .inner
+            .db
+            .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+        {
+            tracing::debug!(error = %e, "truncating the SQLite write-ahead log was deferred");
+        }
+    }
+}
+
 #[async_trait]
 impl CheckpointStore for Store {
     async fn put(&self, cp: &Checkpoint, expected_version: Option<u64>) -> Result<(), Error> {
@@ -299,7 +332,12 @@ impl CheckpointStore for Store {
             }
         };
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if cp.status.is_terminal() && cp.version > 1 {
+                    self.forget_old_pages().await;
+                }
+                Ok(())
+            }
             Err(PutFailure::Other(e)) => Err(e),
             Err(PutFailure::Conflict) => {
                 let current = self.current_version(&cp.run_id).await;

@@ -298,7 +298,10 @@ impl Store {
             let o = o
                 .create_if_missing(true)
                 .busy_timeout(busy)
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // Deleted and overwritten content is zeroed in the file, not left in free
+                // pages: a run's dropped state must not be recoverable from the database.
+                .pragma("secure_delete", "on");
             if memory {
                 o
             } else {

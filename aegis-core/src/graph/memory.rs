@@ -99,10 +99,16 @@ impl CheckpointStore for MemoryCheckpointStore {
         if current.is_none() {
             runs.order.push_back(cp.run_id.clone());
         }
-        runs.by_id
-            .entry(cp.run_id.clone())
-            .or_default()
-            .push(cp.clone());
+        let history = runs.by_id.entry(cp.run_id.clone()).or_default();
+        if cp.status.is_terminal() {
+            // A terminal checkpoint supersedes the run's history (the contract of `put`).
+            for old in history.iter_mut() {
+                old.state = serde_json::value::RawValue::from_string("null".into())
+                    .map_err(|e| Error::internal(format!("{e}")))?;
+                old.interrupt = None;
+            }
+        }
+        history.push(cp.clone());
         if cp.status.is_terminal() {
             runs.evict(self.capacity);
         }

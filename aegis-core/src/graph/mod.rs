@@ -137,7 +137,12 @@ pub struct GraphBuilder<S: State> {
     checks: Vec<Check>,
     open_end: bool,
     lease: Duration,
+    terminal_view: Option<TerminalView<S>>,
 }
+
+/// What a run's final checkpoint stores instead of its state: `Some(view)` to store the
+/// view, `None` to store the state as is. See [`GraphBuilder::terminal_view`].
+pub type TerminalView<S> = Arc<dyn Fn(&S, RunStatus) -> Option<S> + Send + Sync>;
 
 /// The code of the error a resume returns when it outlived its lease: the run is left to
 /// [`Graph::recover`], not ended.
@@ -233,6 +238,16 @@ impl<S: State> GraphBuilder<S> {
     /// unchanged. Default: off (the engine ends runs itself).
     pub fn open_end(mut self, yes: bool) -> Self {
         self.open_end = yes;
+        self
+    }
+
+    /// What a run's final (terminal) checkpoint stores: `view` may replace the state with
+    /// less (a run that did not complete keeps no content, say). It applies to every
+    /// terminal write, including [`Graph::record_end_stored`]; and a store drops the state
+    /// of a run's earlier checkpoints once its terminal one is written, so nothing the view
+    /// removed survives in the run's history.
+    pub fn terminal_view(mut self, view: TerminalView<S>) -> Self {
+        self.terminal_view = Some(view);
         self
     }
 
@@ -342,6 +357,7 @@ impl<S: State> GraphBuilder<S> {
                 telemetry: self.telemetry,
                 open_end: self.open_end,
                 lease: self.lease,
+                terminal_view: self.terminal_view,
             }),
         })
     }
@@ -371,6 +387,7 @@ struct Inner<S: State> {
     telemetry: Telemetry,
     open_end: bool,
     lease: Duration,
+    terminal_view: Option<TerminalView<S>>,
 }
 
 /// How a run ended (for now).
@@ -523,6 +540,7 @@ impl<S: State> Graph<S> {
             checks: Vec::new(),
             open_end: false,
             lease: DEFAULT_RESUME_LEASE,
+            terminal_view: None,
         }
     }
 
@@ -746,7 +764,8 @@ impl<S: State> Graph<S> {
             (None, RunStatus::Running) => cursor.claim.clone(),
             (i, _) => i,
         };
-        let value = serde_json::value::to_raw_value(state)
+        let viewed = self.stored_view(state, status);
+        let value = serde_json::value::to_raw_value(viewed.as_ref().unwrap_or(state))
             .map_err(|e| Error::internal(format!("state does not serialize: {e}")))?;
         let version = cursor.version.map_or(1, |v| v + 1);
         let mut cp = Checkpoint::new(
@@ -855,6 +874,12 @@ impl<S: State> Graph<S> {
                 }
             }
         }
+    }
+
+    /// The [`terminal_view`](GraphBuilder::terminal_view) of `state` for a final write.
+    fn stored_view(&self, state: &S, status: RunStatus) -> Option<S> {
+        let view = self.inner.terminal_view.as_ref()?;
+        status.is_terminal().then(|| view(state, status)).flatten()
     }
 
     /// `Pause` durability and nothing stored yet: the run ends without a trace in the store.
@@ -1015,12 +1040,24 @@ impl<S: State> Graph<S> {
         if cp.status != RunStatus::Running {
             return Ok(false);
         }
+        let viewed = match &self.inner.terminal_view {
+            None => None,
+            Some(_) => self.stored_view(&decode_state::<S>(&cp)?, status),
+        };
+        let (schema_version, state) = match viewed {
+            Some(v) => (
+                S::SCHEMA_VERSION,
+                serde_json::value::to_raw_value(&v)
+                    .map_err(|e| Error::internal(format!("state does not serialize: {e}")))?,
+            ),
+            None => (cp.schema_version, cp.state.clone()),
+        };
         let mut next = Checkpoint::new(
             cp.run_id.clone(),
             cp.version + 1,
             cp.graph.clone(),
-            cp.schema_version,
-            cp.state.clone(),
+            schema_version,
+            state,
             None,
             status,
             None,

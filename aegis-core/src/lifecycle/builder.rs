@@ -9,7 +9,7 @@ use aegis_contracts::{
 use super::{Exchange, Pipeline, Shared, nodes, routes::ModelTable};
 use crate::{
     Components, Registry, Telemetry,
-    config::{AdmissionConfig, AegisConfig, RoutingConfig},
+    config::{AdmissionConfig, AegisConfig, RoutingConfig, StoreContent},
     graph::{BoxNode, Durability, END, Graph, START},
     guard::{GuardChain, GuardEntry},
 };
@@ -28,6 +28,7 @@ pub struct PipelineBuilder {
     durability: Durability,
     require_auth: bool,
     admission: AdmissionConfig,
+    store_content: StoreContent,
     stream_buffering: Option<bool>,
     resume_lease: Option<std::time::Duration>,
     default_model: Option<String>,
@@ -102,6 +103,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// What a run's final checkpoint keeps of its content (default
+    /// [`StoreContent::Sanitized`]); a run that did not complete keeps none either way.
+    pub fn store_content(mut self, content: StoreContent) -> Self {
+        self.store_content = content;
+        self
+    }
+
     /// Whether full-text output guards may buffer streams (default true).
     pub fn stream_buffering(mut self, yes: bool) -> Self {
         self.stream_buffering = Some(yes);
@@ -158,7 +166,11 @@ impl PipelineBuilder {
                 self.resume_lease
                     .unwrap_or(crate::graph::DEFAULT_RESUME_LEASE),
             )
-            .open_end(true);
+            .open_end(true)
+            .terminal_view({
+                let content = self.store_content;
+                Arc::new(move |x: &Exchange, status| x.stored_view(status, content))
+            });
         let mut previous = START.to_owned();
         for (name, node) in steps {
             builder = builder
@@ -269,6 +281,7 @@ fn assemble(
         .durability(config.pipeline.durability)
         .require_auth(config.pipeline.require_auth)
         .admission(config.pipeline.admission.clone())
+        .store_content(config.pipeline.store_content)
         .stream_buffering(config.pipeline.stream_buffering)
         .resume_lease(std::time::Duration::from_millis(
             config.pipeline.resume_lease_ms,

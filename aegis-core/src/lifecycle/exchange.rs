@@ -66,6 +66,41 @@ impl fmt::Debug for Exchange {
 }
 
 impl Exchange {
+    /// What a run's final checkpoint stores of this exchange when it ends with `status`:
+    /// `None` to store it as it is (a completed run keeping sanitized content), else the
+    /// exchange without its prompt, tools and answer. A blocked, rejected or failed run's
+    /// state can hold text the guards refused — the prompt an input guard blocked, the
+    /// answer an output guard blocked — so none of it is kept.
+    pub(crate) fn stored_view(
+        &self,
+        status: aegis_contracts::RunStatus,
+        content: crate::config::StoreContent,
+    ) -> Option<Exchange> {
+        if status == aegis_contracts::RunStatus::Completed
+            && content == crate::config::StoreContent::Sanitized
+        {
+            return None;
+        }
+        let mut request = ChatRequest::new(self.request.model.clone(), Vec::new());
+        request.stream = self.request.stream;
+        let usage = self.completion.as_ref().and_then(|c| c.usage);
+        Some(Exchange {
+            request,
+            principal: self.principal.clone(),
+            labels: self.labels.clone(),
+            route: self.route.clone(),
+            completion: usage.map(|u| {
+                let mut c = Completion::default();
+                c.usage = Some(u);
+                c
+            }),
+            meta: self.meta.clone(),
+            guards: self.guards.clone(),
+            provider_called: self.provider_called,
+            ..Exchange::default()
+        })
+    }
+
     /// The guard-facing context of this exchange in run `run_id`.
     pub(crate) fn request_context(&self, run_id: &str) -> RequestContext {
         let mut ctx = RequestContext::default();
