@@ -41,6 +41,25 @@ pub struct ServerConfig {
     /// replica's), in milliseconds (default 30000).
     #[serde(default = "default_reap_ms")]
     pub budget_reap_interval_ms: u64,
+    /// Delete runs (checkpoints, interrupts, decisions) this long after they ended: `30d`,
+    /// `12h`, … (default: keep them). Checked every `run_retention_sweep_ms`.
+    #[serde(default, deserialize_with = "age")]
+    pub run_retention: Option<Duration>,
+    /// How often the retention sweep runs, in milliseconds (default 3600000, an hour).
+    #[serde(default = "default_sweep_ms")]
+    pub run_retention_sweep_ms: u64,
+}
+
+fn age<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| {
+        crate::server::retention::parse_age(&t).map_err(|e| serde::de::Error::custom(e.message()))
+    })
+    .transpose()
+}
+
+fn default_sweep_ms() -> u64 {
+    3_600_000
 }
 
 fn default_reap_ms() -> u64 {
@@ -216,6 +235,22 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
                     Ok(n) => tracing::info!(released = n, "reaped expired budget reservations"),
                     Err(e) => tracing::warn!(error = %e, "reaping budget reservations failed"),
                 }
+            }
+        });
+    }
+    // Runs past their retention are deleted, now and then.
+    if let Some(age) = server_config.run_retention {
+        let db = db.clone();
+        let every = Duration::from_millis(server_config.run_retention_sweep_ms.max(100));
+        tokio::spawn(async move {
+            loop {
+                let cutoff = crate::server::retention::cutoff_ms(age);
+                match db.purge_runs(cutoff, "aegis:retention").await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "purged runs past their retention"),
+                    Err(e) => tracing::warn!(error = %e, "the retention sweep failed"),
+                }
+                tokio::time::sleep(every).await;
             }
         });
     }

@@ -171,6 +171,26 @@ async fn planted_secrets_are_not_in_the_sqlite_files_or_the_runs_api() {
     let (server, base) = start_binary(&config_path, &dir);
     let answers = plant(&base).await;
     assert_clean(&answers, "the runs API");
+    // Retention: an admin purges what ended; nothing is listed afterwards.
+    let (status, purged) = call(
+        reqwest::Method::POST,
+        format!("{base}/v1/admin/runs/purge"),
+        Some(json!({ "older_than": "0s" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{purged}");
+    let purged: Value = serde_json::from_str(&purged).unwrap();
+    assert!(purged["purged"].as_u64().unwrap() >= 5, "{purged}");
+    let (_, list) = call(reqwest::Method::GET, format!("{base}/v1/runs"), None).await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(0), "{list}");
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{base}/v1/admin/runs/purge"),
+        Some(json!({ "older_than": "a while" })),
+    )
+    .await;
+    assert_eq!(status, 400, "a bad age is refused");
     // Killed, not shut down: whatever is in the WAL stays there.
     drop(server);
     let files = files_text(&dir);

@@ -64,6 +64,7 @@ mod checkpoint;
 mod entity;
 pub mod keys;
 pub mod migration;
+mod retention;
 pub mod runs;
 
 use std::{

@@ -185,6 +185,12 @@ enum RunsAction {
     },
     /// Resume a paused run with an edited value (JSON matching the interrupt's edit schema).
     Edit { id: String, value: String },
+    /// Delete the runs that ended longer ago than an age (admin): `--older-than 30d`.
+    Purge {
+        /// `30d`, `12h`, `90m`, `45s`.
+        #[arg(long)]
+        older_than: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -575,6 +581,11 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     reqwest::Method::POST,
                     format!("/v1/runs/{id}/reject"),
                     Some(json!({"reason": reason})),
+                ),
+                RunsAction::Purge { older_than } => (
+                    reqwest::Method::POST,
+                    "/v1/admin/runs/purge".to_owned(),
+                    Some(json!({ "older_than": older_than })),
                 ),
                 RunsAction::Edit { id, value } => {
                     let value: Value = serde_json::from_str(value).map_err(|e| {

@@ -10,6 +10,7 @@ mod events;
 mod keys;
 mod openai;
 pub mod openapi;
+pub mod retention;
 mod runs;
 
 use std::{
@@ -299,6 +300,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/admin/reload", post(admin_reload))
         .route("/v1/admin/budgets", get(budgets::show))
         .route("/v1/admin/budgets/reset", post(budgets::reset))
+        .route("/v1/admin/runs/purge", post(retention::purge))
         .route("/v1/admin/keys", post(keys::create).get(keys::list))
         .route("/v1/admin/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/admin/keys/{id}/rotate", post(keys::rotate))
