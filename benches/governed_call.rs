@@ -139,9 +139,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("three_guards_on_request_and_answer", |b| {
         b.to_async(&rt).iter(|| async {
             let mut req = request(&prompt);
-            chain.judge_request(&mut req, &ctx, false).await;
+            chain.judge_request(&mut req, &ctx, None).await;
             let mut c = answer.clone();
-            chain.judge_completion(&mut c, &ctx, false).await;
+            chain.judge_completion(&mut c, &ctx, None).await;
         })
     });
     g.finish();
@@ -153,7 +153,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("pii_secrets_injection_invisible", |b| {
         b.to_async(&rt).iter(|| async {
             let mut req = request(&prompt);
-            input_chain.judge_request(&mut req, &ctx, false).await;
+            input_chain.judge_request(&mut req, &ctx, None).await;
         })
     });
     g.finish();
@@ -255,7 +255,7 @@ fn percentiles() {
         for _ in 0..n {
             let mut req = request(&prompt);
             let t = Instant::now();
-            chain.judge_request(&mut req, &ctx, false).await;
+            chain.judge_request(&mut req, &ctx, None).await;
             input.push(t.elapsed().as_nanos());
         }
     });

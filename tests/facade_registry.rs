@@ -157,7 +157,7 @@ async fn pseudonymized_prompts_come_back_restored_and_the_vault_is_dropped() {
     )]);
     let mut req = ChatRequest::new("m", vec![Message::user(prompt)]);
     let ctx = aegis::RequestContext::default().with_run_id("r-1");
-    direct.judge_request(&mut req, &ctx, false).await;
+    direct.judge_request(&mut req, &ctx, None).await;
     assert!(
         req.messages[0].text().contains("<EMAIL_ADDRESS_1>"),
         "{}",

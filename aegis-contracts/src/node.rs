@@ -46,6 +46,9 @@ pub struct NodeContext {
     pub node: String,
     /// Set when the node is re-run after a human decided on its interrupt.
     pub resume: Option<Approval>,
+    /// With [`resume`](Self::resume): the interrupt the decision answers, so a node can
+    /// check that what was approved is what it is about to let through.
+    pub interrupt: Option<crate::InterruptRequest>,
 }
 
 impl NodeContext {
@@ -55,6 +58,7 @@ impl NodeContext {
             run_id: run_id.into(),
             node: node.into(),
             resume: None,
+            interrupt: None,
         }
     }
 

@@ -26,7 +26,7 @@ async fn guards_run_in_config_order_and_sanitize_feeds_the_next_guard() {
         entry("ban", Ban::new("banana")),
     ]);
     let out = chain
-        .check(input("my secret"), &RequestContext::default(), false)
+        .check(input("my secret"), &RequestContext::default(), &[])
         .await;
     match out.decision {
         ChainDecision::Blocked(v) => assert_eq!(v.guard, "ban"),
@@ -43,7 +43,7 @@ async fn sanitized_subject_is_returned_when_nothing_blocks() {
         .check(
             input("a secret and a secret"),
             &RequestContext::default(),
-            false,
+            &[],
         )
         .await;
     assert_eq!(out.decision, ChainDecision::Allowed);
@@ -60,7 +60,7 @@ async fn block_short_circuits_the_rest_of_the_chain() {
         entry("second", later),
     ]);
     let out = chain
-        .check(input("bad input"), &RequestContext::default(), false)
+        .check(input("bad input"), &RequestContext::default(), &[])
         .await;
     assert!(matches!(out.decision, ChainDecision::Blocked(_)));
     assert_eq!(
@@ -80,15 +80,15 @@ async fn require_approval_stops_the_chain_unless_already_approved() {
         entry("ban", Ban::new("zzz")),
     ]);
     let out = chain
-        .check(
-            input("please wire money"),
-            &RequestContext::default(),
-            false,
-        )
+        .check(input("please wire money"), &RequestContext::default(), &[])
         .await;
     assert!(matches!(out.decision, ChainDecision::NeedsApproval(_)));
     let approved = chain
-        .check(input("please wire money"), &RequestContext::default(), true)
+        .check(
+            input("please wire money"),
+            &RequestContext::default(),
+            &["ask"],
+        )
         .await;
     assert_eq!(approved.decision, ChainDecision::Allowed);
     assert!(
@@ -97,11 +97,36 @@ async fn require_approval_stops_the_chain_unless_already_approved() {
     );
 }
 
+/// Approving one guard's request waives no other guard's: a second guard asking for
+/// approval on the same text still pauses.
+#[tokio::test]
+async fn an_approval_waives_only_the_guard_it_was_granted_to() {
+    let chain = GuardChain::new(vec![
+        entry("ask", AskFor("wire money".into())),
+        entry("ask-too", AskFor("money".into())),
+    ]);
+    let ctx = RequestContext::default();
+    let out = chain
+        .check(input("please wire money"), &ctx, &["ask"])
+        .await;
+    match &out.decision {
+        ChainDecision::NeedsApproval(v) => assert_eq!(v.guard, "ask-too"),
+        other => panic!("the second guard must still ask: {other:?}"),
+    }
+    let out = chain
+        .check(input("please wire money"), &ctx, &["nobody"])
+        .await;
+    match &out.decision {
+        ChainDecision::NeedsApproval(v) => assert_eq!(v.guard, "ask"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_failing_guard_blocks_by_default() {
     let chain = GuardChain::new(vec![entry("broken", Broken)]);
     let out = chain
-        .check(input("hello"), &RequestContext::default(), false)
+        .check(input("hello"), &RequestContext::default(), &[])
         .await;
     match out.decision {
         ChainDecision::Blocked(v) => {
@@ -120,7 +145,7 @@ async fn a_guard_that_times_out_blocks_by_default() {
         p.timeout = Duration::from_millis(50)
     })]);
     let out = chain
-        .check(input("hello"), &RequestContext::default(), false)
+        .check(input("hello"), &RequestContext::default(), &[])
         .await;
     match out.decision {
         ChainDecision::Blocked(v) => assert!(format!("{:?}", v.decision).contains("timed out")),
@@ -140,7 +165,7 @@ async fn fail_open_allows_but_records_the_failure() {
     ])
     .with_telemetry(Telemetry::new([rec.clone() as Arc<dyn TelemetrySink>]));
     let ctx = RequestContext::default().with_run_id("r1");
-    let out = chain.check(input("hello"), &ctx, false).await;
+    let out = chain.check(input("hello"), &ctx, &[]).await;
     assert_eq!(out.decision, ChainDecision::Allowed);
     let events = rec.0.lock().unwrap().clone();
     let failures: Vec<_> = events
@@ -173,7 +198,7 @@ async fn shadow_mode_records_a_block_without_blocking() {
     })])
     .with_telemetry(Telemetry::new([rec.clone() as Arc<dyn TelemetrySink>]));
     let out = chain
-        .check(input("bad input"), &RequestContext::default(), false)
+        .check(input("bad input"), &RequestContext::default(), &[])
         .await;
     assert_eq!(out.decision, ChainDecision::Allowed);
     assert_eq!(out.verdicts.len(), 1);
@@ -190,7 +215,7 @@ async fn shadow_sanitizer_does_not_change_the_subject() {
         p.mode = GuardMode::Shadow
     })]);
     let out = chain
-        .check(input("a secret"), &RequestContext::default(), false)
+        .check(input("a secret"), &RequestContext::default(), &[])
         .await;
     assert_eq!(out.subject.segments()[0].text, "a secret");
 }
@@ -201,7 +226,7 @@ async fn guards_only_judge_the_stages_they_declare() {
     ban.stages = vec![Stage::Output];
     let chain = GuardChain::new(vec![entry("out-only", ban)]);
     let out = chain
-        .check(input("bad input"), &RequestContext::default(), false)
+        .check(input("bad input"), &RequestContext::default(), &[])
         .await;
     assert_eq!(out.decision, ChainDecision::Allowed);
     let out = chain
@@ -210,7 +235,7 @@ async fn guards_only_judge_the_stages_they_declare() {
                 message: Message::assistant("bad output"),
             },
             &RequestContext::default(),
-            false,
+            &[],
         )
         .await;
     assert!(matches!(out.decision, ChainDecision::Blocked(_)));
@@ -235,7 +260,7 @@ async fn a_sanitize_from_a_guard_that_does_not_declare_it_fails_closed() {
     }
     let chain = GuardChain::new(vec![entry("liar", Liar)]);
     let out = chain
-        .check(input("hello"), &RequestContext::default(), false)
+        .check(input("hello"), &RequestContext::default(), &[])
         .await;
     assert!(matches!(out.decision, ChainDecision::Blocked(_)));
 }
@@ -259,7 +284,7 @@ async fn out_of_range_edits_block_and_leave_the_subject_untouched() {
     }
     let chain = GuardChain::new(vec![entry("bad", BadEdit)]);
     let out = chain
-        .check(input("hello"), &RequestContext::default(), false)
+        .check(input("hello"), &RequestContext::default(), &[])
         .await;
     assert!(matches!(out.decision, ChainDecision::Blocked(_)));
     assert_eq!(out.subject.segments()[0].text, "hello");
@@ -281,7 +306,7 @@ async fn judge_request_covers_tool_definitions_tool_results_and_prompts() {
         serde_json::json!({"type": "object"}),
     ));
     let j = chain
-        .judge_request(&mut req, &RequestContext::default(), false)
+        .judge_request(&mut req, &RequestContext::default(), None)
         .await;
     assert_eq!(j.decision, ChainDecision::Allowed);
     assert_eq!(
@@ -301,7 +326,7 @@ async fn judge_completion_checks_tool_call_arguments() {
         .tool_calls
         .push(ToolCall::new("c1", "shell", r#"{"cmd":"rm -rf /"}"#));
     let j = chain
-        .judge_completion(&mut c, &RequestContext::default(), false)
+        .judge_completion(&mut c, &RequestContext::default(), None)
         .await;
     assert!(matches!(j.decision, ChainDecision::Blocked(_)));
 }

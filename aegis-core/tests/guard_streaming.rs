@@ -47,7 +47,7 @@ async fn run_whole(chain: &GuardChain, text: &str) -> (String, bool) {
                 message: Message::assistant(text),
             },
             &RequestContext::default(),
-            false,
+            &[],
         )
         .await;
     let blocked = !matches!(out.decision, ChainDecision::Allowed);

@@ -48,6 +48,14 @@ pub struct ServerConfig {
     /// How often the retention sweep runs, in milliseconds (default 3600000, an hour).
     #[serde(default = "default_sweep_ms")]
     pub run_retention_sweep_ms: u64,
+    /// Separation of duties (default `true`): the principal who started a run may not
+    /// approve, reject or edit it; another approver (or admin) of its team decides.
+    #[serde(default = "yes")]
+    pub four_eyes: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn age<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -158,7 +166,8 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     let db_url = server_config.database_url.clone();
     // SQLite has one writer: two connections (a writer and a reader) serve a gateway, and each
     // connection is an OS thread with its own allocator arena — fewer keep idle memory low.
-    let mut options = aegis_store::StoreOptions::new(db_url.clone());
+    let mut options =
+        aegis_store::StoreOptions::new(db_url.clone()).four_eyes(server_config.four_eyes);
     if db_url.starts_with("sqlite:") {
         options = options.max_connections(2);
     }

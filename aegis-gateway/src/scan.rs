@@ -100,7 +100,7 @@ impl ScanReport {
 /// Runs `chain` over `text` at `stage`.
 pub async fn scan(chain: &GuardChain, stage: ScanStage, text: String) -> ScanReport {
     let out = chain
-        .check(stage.subject(text), &RequestContext::default(), false)
+        .check(stage.subject(text), &RequestContext::default(), &[])
         .await;
     let findings = out
         .verdicts

@@ -17,6 +17,9 @@ pub struct StaticKey {
     /// Team.
     #[serde(default)]
     pub team: Option<String>,
+    /// Organisation (run visibility and budgets respect it).
+    #[serde(default)]
+    pub org: Option<String>,
     /// Roles (`admin`, `approver`).
     #[serde(default)]
     pub roles: Vec<String>,
@@ -72,6 +75,7 @@ impl Authenticator for StaticKeys {
         let k = found.ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "invalid API key"))?;
         let mut p = Principal::new(k.principal.clone());
         p.team.clone_from(&k.team);
+        p.org.clone_from(&k.org);
         p.roles.clone_from(&k.roles);
         p.labels.clone_from(&k.labels);
         Ok(p)

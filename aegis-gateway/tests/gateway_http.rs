@@ -345,6 +345,12 @@ async fn embeddings_and_models_speak_openai() {
         88,
         "16 f32 = 64 bytes = 88 base64 chars"
     );
+    let anonymous = client()
+        .get(format!("http://{addr}/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "the model list needs a key");
     let v: Value = client()
         .get(format!("http://{addr}/v1/models"))
         .bearer_auth(KEY)

@@ -87,7 +87,7 @@ config = {{ base_url = "http://{up}/v1" }}
 [[authenticators]]
 id = "keys"
 type = "static_keys"
-config = {{ keys = [ {{ key = "{KEY}", principal = "ops", roles = ["admin"] }} ] }}
+config = {{ keys = [ {{ key = "{KEY}", principal = "ops", team = "ops", roles = ["admin"] }} ] }}
 
 [[guardrails]]
 id = "ask"
@@ -95,6 +95,8 @@ type = "ban_substrings"
 config = {{ substrings = ["wire transfer"], action = "require_approval", stages = ["input"] }}
 
 [server]
+# One key plays every part here; separation of duties has its own test.
+four_eyes = false
 database_url = "sqlite://{db}?mode=rwc"
 "#,
             db = dir.join("aegis.db").display()

@@ -31,7 +31,7 @@ type = "echo"
 [[authenticators]]
 id = "keys"
 type = "static_keys"
-config = {{ keys = [ {{ key = "{KEY}", principal = "ops", roles = ["admin"] }} ] }}
+config = {{ keys = [ {{ key = "{KEY}", principal = "ops", team = "ops", roles = ["admin"] }} ] }}
 
 [[guardrails]]
 id = "in"
@@ -57,6 +57,8 @@ type = "secrets"
 config = {{ action = "redact" }}
 
 [server]
+# One key plays every part here; separation of duties has its own test.
+four_eyes = false
 database_url = "{db_url}"
 "#
     )

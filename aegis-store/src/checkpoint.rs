@@ -106,25 +106,26 @@ impl Store {
         // The run's owner: the checkpoint's principal, else (the lifecycle pipeline
         // authenticates inside the graph, after the run began) the authenticated principal
         // the state carries. Set once; a run never changes owner.
-        let state_principal: Option<Principal> = match &cp.principal {
-            Some(_) => None,
-            None => {
-                #[derive(serde::Deserialize)]
-                struct Owner {
-                    #[serde(default)]
-                    principal: Option<Principal>,
-                }
-                serde_json::from_str::<Owner>(cp.state.get())
-                    .ok()
-                    .and_then(|o| o.principal)
+        let needs_owner = prev.as_ref().is_none_or(|r| r.principal.is_none());
+        // Read only when needed: the owner is unknown, or (a principal not in
+        // `aegis_principals`, such as a static key's) its team and org come from the state.
+        let state_principal: Option<Principal> = if needs_owner {
+            #[derive(serde::Deserialize)]
+            struct Owner {
+                #[serde(default)]
+                principal: Option<Principal>,
             }
+            serde_json::from_str::<Owner>(cp.state.get())
+                .ok()
+                .and_then(|o| o.principal)
+        } else {
+            None
         };
         let owner = cp
             .principal
             .clone()
             .or_else(|| state_principal.as_ref().map(|p| p.id.clone()))
             .filter(|id| !id.is_empty());
-        let needs_owner = prev.as_ref().is_none_or(|r| r.principal.is_none());
         let (team, org) = match (&owner, needs_owner) {
             (Some(id), true) => {
                 match entity::principal::Entity::find_by_id(id.clone())
@@ -135,6 +136,7 @@ impl Store {
                     Some(p) => (p.team, p.org),
                     None => state_principal
                         .as_ref()
+                        .filter(|p| &p.id == id)
                         .map(|p| (p.team.clone(), p.org.clone()))
                         .unwrap_or_default(),
                 }

@@ -226,6 +226,48 @@ async fn upsert_principal_in(txn: &DatabaseTransaction, p: &Principal) -> Result
     Ok(())
 }
 
+/// The principal a new key belongs to: created as given when it does not exist; when it
+/// does, the request may leave a field empty (keep it) or repeat its value, and anything
+/// else — another team, other roles, other labels — is refused. Creating a key never
+/// rewrites who someone is; [`Store::upsert_principal`] does that, on purpose.
+async fn ensure_principal_in(txn: &DatabaseTransaction, p: &Principal) -> Result<(), Error> {
+    use entity::principal as pr;
+    let Some(existing) = pr::Entity::find_by_id(p.id.clone())
+        .one(txn)
+        .await
+        .map_err(|e| db_err("cannot read the principal", e))?
+    else {
+        return upsert_principal_in(txn, p).await;
+    };
+    let roles: Vec<String> = from_json("principal roles", &existing.roles)?;
+    let labels: BTreeMap<String, String> = from_json("principal labels", &existing.labels)?;
+    let mut differs = Vec::new();
+    if p.team.is_some() && p.team != existing.team {
+        differs.push(format!("team {:?} (it is {:?})", p.team, existing.team));
+    }
+    if p.org.is_some() && p.org != existing.org {
+        differs.push(format!("org {:?} (it is {:?})", p.org, existing.org));
+    }
+    let (mut asked, mut held) = (p.roles.clone(), roles.clone());
+    asked.sort();
+    held.sort();
+    if !p.roles.is_empty() && asked != held {
+        differs.push(format!("roles {asked:?} (they are {held:?})"));
+    }
+    if !p.labels.is_empty() && p.labels != labels {
+        differs.push("labels".to_owned());
+    }
+    if differs.is_empty() {
+        return Ok(());
+    }
+    Err(conflict(format!(
+        "principal `{}` already exists; a new key does not change it, and this one asks for {}. \
+         Create the key without them, or change the principal first",
+        p.id,
+        differs.join(", ")
+    )))
+}
+
 async fn commit_or_rollback<T>(
     txn: crate::WriteTxn,
     result: Result<T, Error>,
@@ -304,9 +346,11 @@ impl Store {
         })
     }
 
-    /// Creates a key for a principal (stored or updated alongside). The secret is returned
-    /// once and stored only as a hash. Errors: an empty principal id, a name over 200
-    /// characters or an expiry in the past (`InvalidRequest`, nothing stored).
+    /// Creates a key for a principal (created alongside when new; an existing one is never
+    /// changed). The secret is returned once and stored only as a hash. Errors: an empty
+    /// principal id, a name over 200 characters or an expiry in the past (`InvalidRequest`);
+    /// a principal that exists with another team, org, roles or labels than asked for
+    /// (`Conflict`). Nothing is stored on an error.
     pub async fn create_key(&self, new: NewKey) -> Result<CreatedKey, Error> {
         check_principal(&new.principal)?;
         if new.name.chars().count() > 200 {
@@ -321,7 +365,7 @@ impl Store {
         }
         let txn = self.begin_write().await?;
         let result = async {
-            upsert_principal_in(&txn, &new.principal).await?;
+            ensure_principal_in(&txn, &new.principal).await?;
             let created = self
                 .insert_key_in(&txn, &new.principal.id, &new.name, new.expires_at_ms)
                 .await?;

@@ -44,15 +44,19 @@
 //!     .compile()
 //!     .unwrap();
 //!
-//! let alice = Principal::new("alice");
+//! let alice = Principal::new("alice").with_team("pay");
+//! let carol = Principal::new("carol").with_team("pay").with_role("approver");
+//! store.upsert_principal(&alice).await.unwrap();
 //! let paused = graph.invoke_with(Paid::default(), RunOptions::default().principal("alice")).await.unwrap();
 //! assert_eq!(paused.status, RunStatus::Paused);
 //!
-//! // Alice may see and resume her own run; the decision and the transitions are audited.
-//! let done = store.resume(&graph, &alice, &paused.run_id, Approval::Approve).await.unwrap();
+//! // Alice may see her run but not approve it (four eyes); Carol, an approver of her team,
+//! // resumes it. The decision and the transitions are audited.
+//! assert!(store.resume(&graph, &alice, &paused.run_id, Approval::Approve).await.is_err());
+//! let done = store.resume(&graph, &carol, &paused.run_id, Approval::Approve).await.unwrap();
 //! assert_eq!((done.status, done.state.0), (RunStatus::Completed, Some(900)));
 //! let detail = store.run_detail(&alice, &paused.run_id).await.unwrap();
-//! assert_eq!(detail.decisions[0].decided_by, "alice");
+//! assert_eq!(detail.decisions[0].decided_by, "carol");
 //! assert!(store.verify_audit().await.unwrap().is_valid());
 //! # });
 //! ```
@@ -100,6 +104,7 @@ pub struct StoreOptions {
     connect_timeout: Duration,
     synchronous_full: bool,
     record_content: bool,
+    four_eyes: bool,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -112,6 +117,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("synchronous_full", &self.synchronous_full)
             .field("record_content", &self.record_content)
+            .field("four_eyes", &self.four_eyes)
             .finish()
     }
 }
@@ -144,6 +150,7 @@ impl StoreOptions {
             connect_timeout: Duration::from_secs(30),
             synchronous_full: false,
             record_content: false,
+            four_eyes: true,
         }
     }
 
@@ -186,6 +193,14 @@ impl StoreOptions {
         self.record_content = yes;
         self
     }
+
+    /// Whether the principal who started a run is refused as its approver (default `true`:
+    /// separation of duties — someone else with the approver or admin role for the run's
+    /// team decides).
+    pub fn four_eyes(mut self, yes: bool) -> Self {
+        self.four_eyes = yes;
+        self
+    }
 }
 
 /// The database handle: checkpoints, runs, approvals, keys and the audit log. Cheap to clone
@@ -198,6 +213,7 @@ pub struct Store {
 struct Inner {
     db: DatabaseConnection,
     record_content: bool,
+    four_eyes: bool,
     /// SQLite: in-process writers queue here (fair, FIFO) instead of spinning in SQLite's
     /// busy handler; other processes are still serialized by `BEGIN IMMEDIATE`.
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
@@ -324,6 +340,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 record_content: options.record_content,
+                four_eyes: options.four_eyes,
                 write_lock: is_sqlite.then(|| Arc::new(tokio::sync::Mutex::new(()))),
             }),
         };

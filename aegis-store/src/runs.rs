@@ -22,13 +22,18 @@
 //!
 //! # Visibility
 //!
-//! A [`Principal`] may see — and decide on, and resume — a run when
+//! A [`Principal`] may see a run when
 //!
 //! 1. it started the run (`run.principal == principal.id`), or
 //! 2. it holds the role [`ROLE_APPROVER`] or [`ROLE_ADMIN`] and belongs to the run's team
-//!    (the team is the starter's team, looked up in `aegis_principals` when the run was
-//!    first checkpointed), or
+//!    in the run's organisation (the starter's team and org, looked up in
+//!    `aegis_principals` when the run was first checkpointed), or
 //! 3. it holds [`ROLE_ADMIN`] and the run has no principal (an anonymous run).
+//!
+//! It may decide on (and resume) a run only by 2 or 3 — and, with four eyes (the default,
+//! [`StoreOptions::four_eyes`](crate::StoreOptions::four_eyes)), not a run it started:
+//! [`Forbidden`](aegis_contracts::ErrorKind::Forbidden) with code `not_an_approver` or
+//! `four_eyes`, nothing stored.
 //!
 //! Everything else is invisible: a run the principal may not see is reported exactly like a
 //! run that does not exist ([`NotFound`](aegis_contracts::ErrorKind::NotFound), same
@@ -47,7 +52,9 @@
 
 use std::future::Future;
 
-use aegis_contracts::{Approval, Checkpoint, CheckpointStore, Error, Principal, RunStatus, State};
+use aegis_contracts::{
+    Approval, Checkpoint, CheckpointStore, Error, ErrorKind, Principal, RunStatus, State,
+};
 use aegis_core::{
     Exchange, Pipeline, PipelineOutcome,
     graph::{Graph, RunOutcome, check_schema},
@@ -335,14 +342,45 @@ pub struct RunPage {
 
 /// Whether `viewer` may see `run` (the rule in the [module docs](self)).
 pub fn can_see(viewer: &Principal, run: &RunRecord) -> bool {
-    if run.principal.as_deref() == Some(viewer.id.as_str()) {
-        return true;
-    }
+    run.principal.as_deref() == Some(viewer.id.as_str()) || reviews(viewer, run)
+}
+
+/// Whether `viewer` reviews `run`: the approver or admin role in the run's team (of the
+/// same organisation), or admin for an anonymous run.
+fn reviews(viewer: &Principal, run: &RunRecord) -> bool {
     let privileged = viewer.has_role(ROLE_APPROVER) || viewer.has_role(ROLE_ADMIN);
-    if privileged && viewer.team.is_some() && run.team == viewer.team {
+    if privileged && viewer.team.is_some() && run.team == viewer.team && run.org == viewer.org {
         return true;
     }
     run.principal.is_none() && viewer.has_role(ROLE_ADMIN)
+}
+
+/// Whether `by` may decide on `run`: a reviewer of it ([`can_see`] is not enough — the
+/// starter alone may not approve), and with `four_eyes` not its starter.
+pub fn can_decide(by: &Principal, run: &RunRecord, four_eyes: bool) -> Result<(), Error> {
+    if !reviews(by, run) {
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            format!(
+                "`{}` may not decide run `{}`: deciding needs the approver or admin role in the run's team",
+                by.id, run.run_id
+            ),
+        )
+        .with_code("not_an_approver")
+        .with_run_id(run.run_id.clone()));
+    }
+    if four_eyes && run.principal.as_deref() == Some(by.id.as_str()) {
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            format!(
+                "`{}` started run `{}` and may not decide it (four eyes): another approver of the team decides",
+                by.id, run.run_id
+            ),
+        )
+        .with_code("four_eyes")
+        .with_run_id(run.run_id.clone()));
+    }
+    Ok(())
 }
 
 fn visibility(viewer: &Principal) -> Condition {
@@ -351,7 +389,11 @@ fn visibility(viewer: &Principal) -> Condition {
     if (viewer.has_role(ROLE_APPROVER) || viewer.has_role(ROLE_ADMIN))
         && let Some(team) = &viewer.team
     {
-        any = any.add(Column::Team.eq(team.clone()));
+        let org = match &viewer.org {
+            Some(org) => Column::Org.eq(org.clone()),
+            None => Column::Org.is_null(),
+        };
+        any = any.add(Condition::all().add(Column::Team.eq(team.clone())).add(org));
     }
     if viewer.has_role(ROLE_ADMIN) {
         any = any.add(Column::Principal.is_null());
@@ -573,6 +615,7 @@ impl Store {
         decision: &Approval,
     ) -> Result<DecisionRecord, Error> {
         let run = self.authorize_run(by, run_id).await?;
+        can_decide(by, &run, self.inner.four_eyes)?;
         if run.status != RunStatus::Paused {
             return Err(conflict(format!(
                 "run `{run_id}` is {}, not paused; only a paused run can be decided",

@@ -341,3 +341,48 @@ async fn the_starters_team_governs_run_visibility_via_keys() {
         (Some("payments"), Some("acme"))
     );
 }
+
+/// A new key for an existing principal never rewrites who they are: leaving fields out
+/// keeps them, repeating them is fine, asking for other roles or another team is a
+/// `Conflict` that stores nothing — so `keys create admin` cannot strip the admin.
+#[tokio::test]
+async fn creating_a_key_never_rewrites_an_existing_principal() {
+    for db in backends().await {
+        let s = &db.store;
+        let mut admin = Principal::new("admin").with_team("ops");
+        admin.roles = vec!["admin".into()];
+        let first = s.create_key(NewKey::new(admin.clone())).await.unwrap();
+
+        // The bare id (what `aegis keys create admin` sends) keeps the roles and the team.
+        let bare = s
+            .create_key(NewKey::new(Principal::new("admin")))
+            .await
+            .unwrap();
+        let who = auth(s, bare.key.expose()).await.unwrap();
+        assert_eq!(
+            (who.roles.clone(), who.team.clone()),
+            (vec!["admin".to_owned()], Some("ops".to_owned())),
+            "{}",
+            db.name
+        );
+        s.create_key(NewKey::new(admin.clone())).await.unwrap();
+
+        let keys_before = s.list_keys(Some("admin")).await.unwrap().len();
+        let mut demoted = Principal::new("admin");
+        demoted.roles = vec!["approver".into()];
+        let e = s.create_key(NewKey::new(demoted)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{}: {e}", db.name);
+        assert!(e.message().contains("roles"), "{e}");
+        let moved = Principal::new("admin").with_team("elsewhere");
+        let e = s.create_key(NewKey::new(moved)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{}: {e}", db.name);
+        assert_eq!(
+            s.list_keys(Some("admin")).await.unwrap().len(),
+            keys_before,
+            "nothing stored"
+        );
+        let still = auth(s, first.key.expose()).await.unwrap();
+        assert_eq!(still, admin, "{}", db.name);
+        db.finish().await;
+    }
+}

@@ -26,20 +26,21 @@ async fn ended_runs_before_the_cutoff_are_purged_and_paused_ones_stay() {
         root.roles = vec!["admin".into()];
         s.upsert_principal(&root).await.unwrap();
         let g = approval_graph(Arc::new(s.clone()), Arc::default());
-        let start = |who: &'static str| {
+        // Anonymous runs, decided by an admin (nobody decides a run they started).
+        let start = || {
             let g = g.clone();
             async move {
-                g.invoke_with(Doc::default(), RunOptions::default().principal(who))
+                g.invoke_with(Doc::default(), RunOptions::default())
                     .await
                     .unwrap()
                     .run_id
             }
         };
-        let finished = start("root").await;
+        let finished = start().await;
         s.resume(&g, &root, &finished, Approval::Approve)
             .await
             .unwrap();
-        let rejected = start("root").await;
+        let rejected = start().await;
         s.resume(
             &g,
             &root,
@@ -50,7 +51,7 @@ async fn ended_runs_before_the_cutoff_are_purged_and_paused_ones_stay() {
         )
         .await
         .unwrap();
-        let paused = start("root").await;
+        let paused = start().await;
 
         assert_eq!(
             s.purge_runs(0, "root").await.unwrap(),

@@ -11,7 +11,7 @@ use std::sync::{
 
 use aegis_contracts::*;
 use aegis_core::graph::{Graph, MemoryCheckpointStore, RunOptions};
-use aegis_store::{RunQuery, Store, TimelineEntry, runs::parse_decision};
+use aegis_store::{RunQuery, Store, StoreOptions, TimelineEntry, runs::parse_decision};
 use common::{Doc, approval_graph, backends};
 use serde_json::json;
 
@@ -27,6 +27,7 @@ struct Cast {
     bob: Principal,
     carol: Principal,
     dave: Principal,
+    erin: Principal,
     root: Principal,
 }
 
@@ -36,9 +37,10 @@ async fn cast(store: &Store) -> Cast {
         bob: p("bob", Some("pay"), &[]),
         carol: p("carol", Some("pay"), &["approver"]),
         dave: p("dave", Some("ops"), &["approver"]),
+        erin: p("erin", Some("pay"), &["admin"]),
         root: p("root", None, &["admin"]),
     };
-    for x in [&c.alice, &c.bob, &c.carol, &c.dave, &c.root] {
+    for x in [&c.alice, &c.bob, &c.carol, &c.dave, &c.erin, &c.root] {
         store.upsert_principal(x).await.unwrap();
     }
     c
@@ -309,10 +311,22 @@ async fn bad_decisions_are_typed_errors_that_change_nothing() {
             ErrorKind::NotFound,
             "a teammate without the role"
         );
+        // The starter may see the run but, without a role, not decide it.
+        let err = s
+            .resume(&g, &c.alice, &run_id, Approval::Approve)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.kind(), err.code()),
+            (ErrorKind::Forbidden, "not_an_approver"),
+            "{}: {err}",
+            db.name
+        );
+
         let err = s
             .resume(
                 &g,
-                &c.alice,
+                &c.carol,
                 &run_id,
                 Approval::Edit {
                     value: json!({"amount": "lots"}),
@@ -359,13 +373,13 @@ async fn bad_decisions_are_typed_errors_that_change_nothing() {
         assert_eq!(effects.load(Ordering::SeqCst), 0);
 
         // Decided once; a second decision on the same interrupt is a conflict.
-        s.decide(&c.alice, &run_id, &Approval::Approve)
+        s.decide(&c.carol, &run_id, &Approval::Approve)
             .await
             .unwrap();
         let after_first = snapshot(s, &run_id).await;
         let err = s
             .decide(
-                &c.carol,
+                &c.erin,
                 &run_id,
                 &Approval::Reject {
                     reason: "no".into(),
@@ -380,7 +394,7 @@ async fn bad_decisions_are_typed_errors_that_change_nothing() {
         g.resume(&run_id, Approval::Approve).await.unwrap();
         let done = snapshot(s, &run_id).await;
         let err = s
-            .resume(&g, &c.alice, &run_id, Approval::Approve)
+            .resume(&g, &c.carol, &run_id, Approval::Approve)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Conflict);
@@ -402,9 +416,9 @@ async fn concurrent_resumes_by_principals_record_one_decision_and_run_once() {
             .map(|i| {
                 let (s, g, id) = (s.clone(), g.clone(), run_id.clone());
                 let who = if i % 2 == 0 {
-                    c.alice.clone()
-                } else {
                     c.carol.clone()
+                } else {
+                    c.erin.clone()
                 };
                 tokio::spawn(async move { s.resume(&g, &who, &id, Approval::Approve).await })
             })
@@ -432,7 +446,8 @@ async fn concurrent_resumes_by_principals_record_one_decision_and_run_once() {
 async fn a_decision_whose_resume_is_refused_is_withdrawn() {
     for db in backends().await {
         let s = &db.store;
-        let alice = Principal::new("alice");
+        let c = cast(s).await;
+        let alice = c.carol.clone();
         let g = approval_graph(Arc::new(s.clone()), Arc::default());
         let run_id = start(&g, Some("alice")).await;
         // Same graph name, but its checkpointer is not this store: the engine cannot find
@@ -486,4 +501,48 @@ async fn an_admin_decides_anonymous_runs_and_rejection_is_recorded() {
         assert_eq!(s.count_runs(RunStatus::Rejected).await.unwrap(), 1);
         db.finish().await;
     }
+}
+
+/// Four eyes: an admin of the team who started a run may not decide it (nothing is
+/// recorded); another approver of the team may. Off, the starter may.
+#[tokio::test]
+async fn the_starter_of_a_run_may_not_decide_it() {
+    for db in backends().await {
+        let s = &db.store;
+        let c = cast(s).await;
+        let g = approval_graph(Arc::new(s.clone()), Arc::default());
+        let own = start(&g, Some("erin")).await;
+        let err = s
+            .resume(&g, &c.erin, &own, Approval::Approve)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.kind(), err.code()),
+            (ErrorKind::Forbidden, "four_eyes"),
+            "{}: {err}",
+            db.name
+        );
+        assert!(
+            s.run_detail_unscoped(&own)
+                .await
+                .unwrap()
+                .decisions
+                .is_empty()
+        );
+        s.resume(&g, &c.carol, &own, Approval::Approve)
+            .await
+            .unwrap();
+
+        db.finish().await;
+    }
+    let relaxed = Store::connect_with(StoreOptions::new("sqlite::memory:").four_eyes(false))
+        .await
+        .unwrap();
+    let c = cast(&relaxed).await;
+    let g = approval_graph(Arc::new(relaxed.clone()), Arc::default());
+    let own = start(&g, Some("erin")).await;
+    relaxed
+        .resume(&g, &c.erin, &own, Approval::Approve)
+        .await
+        .unwrap();
 }

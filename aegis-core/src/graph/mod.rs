@@ -830,6 +830,9 @@ impl<S: State> Graph<S> {
             let started = Instant::now();
             let mut ctx = NodeContext::new(cursor.run_id.clone(), current.clone());
             ctx.resume = resume.take();
+            if ctx.resume.is_some() {
+                ctx.interrupt = cursor.claim.as_ref().map(|i| i.request.clone());
+            }
             let shared = Arc::new(state);
             let result = node.oneshot(NodeInput::new(shared.clone(), ctx)).await;
             state = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());

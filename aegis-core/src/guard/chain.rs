@@ -197,7 +197,7 @@ pub fn approval_error(v: &Verdict) -> Error {
 ///
 /// let chain = GuardChain::new(vec![GuardEntry::new("no-foo", Arc::new(NoFoo), GuardPolicy::default())]);
 /// let subject = GuardSubject::Input { messages: vec![Message::user("foo bar")] };
-/// let out = chain.check(subject, &RequestContext::default(), false).await;
+/// let out = chain.check(subject, &RequestContext::default(), &[]).await;
 /// assert!(matches!(out.decision, ChainDecision::Blocked(_)));
 /// # });
 /// ```
@@ -256,7 +256,7 @@ impl GuardChain {
     }
 
     /// Runs one guard under its policy — the one place fail modes, shadow mode and approved
-    /// steps are ruled on, for whole texts and streams alike. A failure is reported here; a
+    /// steps (`approved`: the guard whose request for approval a human granted) are ruled on, for whole texts and streams alike. A failure is reported here; a
     /// verdict is reported by the caller with [`report`](Self::report) (a stream reports
     /// only what it acts on).
     pub(crate) async fn rule(
@@ -264,14 +264,15 @@ impl GuardChain {
         entry: &GuardEntry,
         subject: &GuardSubject,
         ctx: &RequestContext,
-        approved: bool,
+        approved: &[&str],
     ) -> Ruling {
         let enforce = entry.policy.mode == GuardMode::Enforce;
         match entry.run(subject, ctx).await {
             Ok(mut verdict) => {
                 verdict.guard = entry.id.to_string();
                 let enforced = enforce
-                    && !(approved && matches!(verdict.decision, Decision::RequireApproval { .. }));
+                    && !(approved.contains(&entry.id.as_ref())
+                        && matches!(verdict.decision, Decision::RequireApproval { .. }));
                 Ruling::Judged { verdict, enforced }
             }
             Err(err) => {
@@ -307,14 +308,14 @@ impl GuardChain {
         });
     }
 
-    /// Runs every applicable guard over `subject` in config order. `approved` is set when a
-    /// human already approved this step: `RequireApproval` verdicts are then recorded and let
-    /// through.
+    /// Runs every applicable guard over `subject` in config order. `approved` names the guards
+    /// whose `RequireApproval` a human already granted on this subject: their verdicts are
+    /// then recorded and let through; any other guard asking for approval still pauses.
     pub async fn check(
         &self,
         mut subject: GuardSubject,
         ctx: &RequestContext,
-        approved: bool,
+        approved: &[&str],
     ) -> ChainOutcome {
         let stage = subject.stage();
         let run_id = ctx.run_id.as_deref().unwrap_or_default();

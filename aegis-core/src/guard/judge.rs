@@ -8,6 +8,7 @@ use aegis_contracts::{
 use serde_json::Value;
 
 use super::chain::{ChainDecision, GuardChain, approval_error, blocked_error};
+use super::waiver::{Waiver, digest};
 
 /// The combined result of judging every subject of a request or a completion.
 #[derive(Debug, Clone)]
@@ -56,7 +57,8 @@ impl Judgement {
 }
 
 impl GuardChain {
-    /// Judges a request in place: tool definitions and a `response_format` JSON schema (as
+    /// Judges a request in place (a `waiver` lets through the one approval a human granted,
+    /// when the request is the one approved: [`request_digest`]): tool definitions and a `response_format` JSON schema (as
     /// a tool definition), then tool results (tool messages), then the prompt messages (tool
     /// messages included). Sanitized text is written back into
     /// `req`.
@@ -64,8 +66,11 @@ impl GuardChain {
         &self,
         req: &mut ChatRequest,
         ctx: &RequestContext,
-        approved: bool,
+        waiver: Option<&Waiver>,
     ) -> Judgement {
+        let digest = waiver.map(|_| request_digest(req));
+        let approved = waived(waiver, digest.as_deref());
+        let approved = approved.as_slice();
         let mut out = Judgement::allowed();
         if !self.is_empty_for(Stage::ToolDefinition) {
             for tool in &mut req.tools {
@@ -159,14 +164,18 @@ impl GuardChain {
             .collect()
     }
 
-    /// Judges a complete answer in place: the message (text and tool-call arguments) as
+    /// Judges a complete answer in place (a `waiver` as for
+    /// [`judge_request`](Self::judge_request), on [`completion_digest`]): the message (text and tool-call arguments) as
     /// output, then each tool call on its own.
     pub async fn judge_completion(
         &self,
         completion: &mut Completion,
         ctx: &RequestContext,
-        approved: bool,
+        waiver: Option<&Waiver>,
     ) -> Judgement {
+        let digest = waiver.map(|_| completion_digest(completion));
+        let approved = waived(waiver, digest.as_deref());
+        let approved = approved.as_slice();
         let mut out = Judgement::allowed();
         for choice in &mut completion.choices {
             if !self.is_empty_for(Stage::Output) {
@@ -196,5 +205,23 @@ impl GuardChain {
             }
         }
         out
+    }
+}
+
+/// The digest of what [`GuardChain::judge_request`] judges: a waiver granted on it applies
+/// only while the request is unchanged.
+pub fn request_digest(req: &ChatRequest) -> String {
+    digest(&(&req.messages, &req.tools, &req.response_format))
+}
+
+/// The digest of what [`GuardChain::judge_completion`] judges.
+pub fn completion_digest(completion: &Completion) -> String {
+    digest(&completion.choices)
+}
+
+fn waived<'a>(waiver: Option<&'a Waiver>, digest: Option<&str>) -> Vec<&'a str> {
+    match (waiver, digest) {
+        (Some(w), Some(d)) => w.waived_guards(d),
+        _ => Vec::new(),
     }
 }

@@ -99,13 +99,13 @@ where
         ResponseFuture::new(async move {
             req.validate()?;
             let ctx = req.ctx.clone();
-            let input = chain.judge_request(&mut req, &ctx, false).await;
+            let input = chain.judge_request(&mut req, &ctx, None).await;
             let mut guards = input.guard_ids();
             input.into_result()?;
             let mut resp = inner.call(req).await?;
             resp.body = match resp.body {
                 ChatBody::Complete(mut completion) => {
-                    let output = chain.judge_completion(&mut completion, &ctx, false).await;
+                    let output = chain.judge_completion(&mut completion, &ctx, None).await;
                     merge_ids(&mut guards, output.guard_ids());
                     output.into_result()?;
                     ChatBody::Complete(completion)

@@ -10,10 +10,12 @@ mod chain;
 mod judge;
 mod layer;
 mod stream;
+mod waiver;
 
 pub use chain::{
     ChainDecision, ChainOutcome, GuardChain, GuardEntry, approval_error, blocked_error,
 };
-pub use judge::Judgement;
+pub use judge::{Judgement, completion_digest, request_digest};
 pub use layer::{Guard, GuardLayer, future};
 pub use stream::{ApprovalSlot, Holdback, PendingApproval};
+pub use waiver::{Grant, Waiver, digest};

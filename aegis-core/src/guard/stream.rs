@@ -373,7 +373,7 @@ impl StreamState {
             message.tool_calls = calls;
             let outcome = self
                 .chain
-                .check(GuardSubject::Output { message }, &self.ctx, false)
+                .check(GuardSubject::Output { message }, &self.ctx, &[])
                 .await;
             self.note_approval(&outcome.decision);
             let calls = match outcome.into_result() {
@@ -384,7 +384,7 @@ impl StreamState {
             for call in calls {
                 let outcome = self
                     .chain
-                    .check(GuardSubject::ToolCall { call }, &self.ctx, false)
+                    .check(GuardSubject::ToolCall { call }, &self.ctx, &[])
                     .await;
                 self.note_approval(&outcome.decision);
                 match outcome.into_result() {
@@ -568,7 +568,7 @@ impl StageState {
         };
         let run_id = ctx.run_id.as_deref().unwrap_or_default();
         let id = self.entry.id().to_owned();
-        let (mut verdict, enforce) = match chain.rule(&self.entry, &subject, ctx, false).await {
+        let (mut verdict, enforce) = match chain.rule(&self.entry, &subject, ctx, &[]).await {
             Ruling::Passed => return Ok(()),
             Ruling::FailedClosed(v) => return Err(blocked_error(&v)),
             Ruling::Judged { verdict, enforced } => (verdict, enforced),

@@ -1,23 +1,36 @@
 //! Turning a guard's `RequireApproval` verdict into a graph interrupt, and the shapes of the
 //! edits a reviewer may make.
 
-use aegis_contracts::{Decision, InterruptRequest, Stage, Verdict};
+use aegis_contracts::{Approval, Decision, InterruptRequest, NodeContext, Stage, Verdict};
 use serde_json::{Value, json};
 
-/// The interrupt asking a human about verdict `v` at `stage`, accepting edits of
+use crate::guard::{Grant, Waiver};
+
+/// The interrupt asking a human about verdict `v` at `stage` on content of digest `digest`
+/// ([`request_digest`](crate::guard::request_digest) or
+/// [`completion_digest`](crate::guard::completion_digest)), accepting edits of
 /// `edit_schema`'s shape.
+///
+/// `granted` are the approvals the step already holds (a run paused again by another guard
+/// after an approval): they travel in the payload, so the next approval adds to them.
 pub(super) fn approval_interrupt(
     v: &Verdict,
     stage: Stage,
+    digest: String,
+    granted: Option<&Waiver>,
     edit_schema: Value,
 ) -> InterruptRequest {
+    let granted: Vec<_> = granted
+        .map(|w| w.grants().iter().filter(|g| g.digest == digest).collect())
+        .unwrap_or_default();
     let (reason, payload) = match &v.decision {
         Decision::RequireApproval { reason, payload } => (reason.clone(), payload.clone()),
         _ => ("approval required".into(), Value::Null),
     };
     InterruptRequest::new(
         format!("guard `{}` requires approval: {reason}", v.guard),
-        json!({ "guard": v.guard, "stage": stage, "findings": v.findings, "score": v.score, "details": payload }),
+        json!({ "guard": v.guard, "stage": stage, "digest": digest, "granted": granted,
+                "findings": v.findings, "score": v.score, "details": payload }),
     )
     .with_edit_schema(edit_schema)
 }
@@ -40,4 +53,24 @@ pub(super) fn content_edit_schema() -> Value {
         "additionalProperties": false,
         "properties": {"content": {"type": "string"}}
     })
+}
+
+/// The waiver an approval grants: the guard of the interrupt it answers, on the content it
+/// was shown. `None` unless the node is re-run after an `approve` of a guard's interrupt.
+pub(super) fn waiver_of(ctx: &NodeContext) -> Option<Waiver> {
+    if !matches!(ctx.resume, Some(Approval::Approve)) {
+        return None;
+    }
+    let payload = &ctx.interrupt.as_ref()?.payload;
+    let earlier: Vec<Grant> = payload
+        .get("granted")
+        .and_then(|g| serde_json::from_value(g.clone()).ok())
+        .unwrap_or_default();
+    let waiver = earlier
+        .into_iter()
+        .fold(Waiver::default(), |w, g| w.and(g.guard, g.digest));
+    Some(waiver.and(
+        payload.get("guard")?.as_str()?,
+        payload.get("digest")?.as_str()?,
+    ))
 }

@@ -500,7 +500,7 @@ impl Pipeline {
         let judgement = self
             .shared
             .chain
-            .judge_request(&mut state.request, &ctx, false)
+            .judge_request(&mut state.request, &ctx, None)
             .await;
         state.guards = judgement.guard_ids();
         judgement.into_result()?;

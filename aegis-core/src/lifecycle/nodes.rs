@@ -11,11 +11,11 @@ use futures_util::FutureExt;
 
 use super::{
     Exchange, ExchangeUpdate, Shared,
-    approval::{approval_interrupt, content_edit_schema, messages_edit_schema},
+    approval::{approval_interrupt, content_edit_schema, messages_edit_schema, waiver_of},
 };
 use crate::{
     graph::{BoxNode, boxed, node_fn},
-    guard::{ChainDecision, blocked_error},
+    guard::{ChainDecision, blocked_error, completion_digest, request_digest},
     layer::StreamObserver,
 };
 
@@ -43,7 +43,8 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
             s.admission.check(&input.state.request)?;
             let ctx = input.state.request_context(&input.ctx.run_id);
             let mut req = input.state.request.clone();
-            let approved = matches!(input.ctx.resume, Some(Approval::Approve));
+            let waiver = waiver_of(&input.ctx);
+            let digest = request_digest(&input.state.request);
             if let Some(Approval::Edit { value }) = &input.ctx.resume {
                 let messages: Vec<Message> = serde_json::from_value(value["messages"].clone())
                     .map_err(|e| {
@@ -52,7 +53,7 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 req.messages = messages;
                 req.validate()?;
             }
-            let judgement = s.chain.judge_request(&mut req, &ctx, approved).await;
+            let judgement = s.chain.judge_request(&mut req, &ctx, waiver.as_ref()).await;
             let ids = judgement.guard_ids();
             match &judgement.decision {
                 ChainDecision::Allowed => Ok(NodeOutput::Update(ExchangeUpdate::Request(
@@ -63,6 +64,8 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(approval_interrupt(
                     v,
                     Stage::Input,
+                    digest,
+                    waiver.as_ref(),
                     messages_edit_schema(),
                 ))),
             }
@@ -193,7 +196,8 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 .completion
                 .clone()
                 .ok_or_else(|| Error::internal("output guards before a provider answer"))?;
-            let approved = matches!(input.ctx.resume, Some(Approval::Approve));
+            let waiver = waiver_of(&input.ctx);
+            let digest = completion_digest(&completion);
             if let Some(Approval::Edit { value }) = &input.ctx.resume {
                 let content = value["content"].as_str().unwrap_or_default().to_owned();
                 if let Some(choice) = completion.choices.first_mut() {
@@ -202,7 +206,7 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
             }
             let judgement = s
                 .chain
-                .judge_completion(&mut completion, &ctx, approved)
+                .judge_completion(&mut completion, &ctx, waiver.as_ref())
                 .await;
             let ids = judgement.guard_ids();
             match &judgement.decision {
@@ -214,6 +218,8 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(approval_interrupt(
                     v,
                     Stage::Output,
+                    digest,
+                    waiver.as_ref(),
                     content_edit_schema(),
                 ))),
             }
@@ -234,7 +240,12 @@ pub(super) fn policy_step(
             let state = &input.state;
             let view = state.context_view(&input.ctx.run_id);
             let usage = state.completion.as_ref().and_then(|c| c.usage);
-            let approved = matches!(input.ctx.resume, Some(Approval::Approve));
+            // An approval counts for the policy step that asked for it, at its position.
+            let approved = matches!(input.ctx.resume, Some(Approval::Approve))
+                && input.ctx.interrupt.as_ref().is_some_and(|i| {
+                    i.payload["policy"] == id.as_str()
+                        && i.payload["position"] == serde_json::json!(position)
+                });
             let step_input = StepInput::new(position, &state.request, &view)
                 .with_route(state.route.as_ref())
                 .with_usage(usage)

@@ -89,8 +89,15 @@ impl RunEnd {
             return err;
         };
         self.armed = false;
+        let digest = crate::guard::completion_digest(&pending.completion);
         state.completion = Some(pending.completion);
-        let request = approval_interrupt(&pending.verdict, Stage::Output, content_edit_schema());
+        let request = approval_interrupt(
+            &pending.verdict,
+            Stage::Output,
+            digest,
+            None,
+            content_edit_schema(),
+        );
         let reason = request.reason.clone();
         let paused = self
             .pipeline

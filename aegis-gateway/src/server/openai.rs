@@ -248,18 +248,24 @@ async fn embed(
 }
 
 /// `GET /v1/models`.
-pub(super) async fn models(State(gw): State<Arc<Gateway>>) -> Response {
+/// `GET /v1/models`: what this gateway routes to — for callers it accepts (the list names
+/// providers and deployments, which is for its users to see, not for anyone).
+pub(super) async fn models(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    gw.pipeline().authenticate(&context_from(&headers)).await?;
     let data: Vec<Value> = gw
         .pipeline()
         .models()
         .into_iter()
         .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
         .collect();
-    (
+    Ok((
         StatusCode::OK,
         Json(json!({"object": "list", "data": data})),
     )
-        .into_response()
+        .into_response())
 }
 
 /// Standard base64 with padding (RFC 4648), enough for embedding vectors.

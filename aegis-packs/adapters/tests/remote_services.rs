@@ -269,7 +269,7 @@ async fn both_adapters_fail_closed_when_the_service_is_down_unless_configured_op
             GuardPolicy::default(),
         )]);
         let out = closed
-            .check(input("hello"), &RequestContext::default(), false)
+            .check(input("hello"), &RequestContext::default(), &[])
             .await;
         assert!(
             matches!(out.decision, ChainDecision::Blocked(_)),
@@ -281,7 +281,7 @@ async fn both_adapters_fail_closed_when_the_service_is_down_unless_configured_op
         };
         let open = GuardChain::new(vec![GuardEntry::new(id, guard, open)]);
         let out = open
-            .check(input("hello"), &RequestContext::default(), false)
+            .check(input("hello"), &RequestContext::default(), &[])
             .await;
         assert_eq!(
             out.decision,
