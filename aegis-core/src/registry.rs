@@ -35,7 +35,7 @@ use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use aegis_contracts::{
     Authenticator, Error, GuardPolicy, Guardrail, Policy, Provider, Secret, SecretBackend,
-    TelemetrySink,
+    SecretRef, TelemetrySink,
 };
 use schemars::{JsonSchema, schema_for};
 use serde::de::DeserializeOwned;
@@ -263,6 +263,27 @@ impl Registry {
     pub fn register_secret_backend(&mut self, backend: Arc<dyn SecretBackend>) -> &mut Self {
         self.secrets.insert(backend);
         self
+    }
+
+    /// Resolves one `secret://scheme/path` reference through the registered backends (for
+    /// host settings outside plugin configs, such as the audit key). A string that is not a
+    /// reference is refused: a secret belongs in a backend, not in a config file. Errors
+    /// name `path`, never the value.
+    pub async fn resolve_secret(&self, path: &str, reference: &str) -> Result<Secret, Error> {
+        if SecretRef::parse(reference).is_none() {
+            return Err(Error::config(format!(
+                "{path}: must be a secret reference such as `secret://env/NAME`, not a literal"
+            )));
+        }
+        let mut value = Value::String(reference.to_owned());
+        let (mut revealed, mut problems) = (Vec::new(), Vec::new());
+        self.secrets
+            .resolve_tree(&mut value, path, &mut revealed, &mut problems)
+            .await;
+        match (problems.is_empty(), value) {
+            (true, Value::String(s)) => Ok(Secret::new(s)),
+            _ => Err(Error::config(problems.join("; "))),
+        }
     }
 
     /// Shares a resource with every factory (e.g. the host's `reqwest::Client`).

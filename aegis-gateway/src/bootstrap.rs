@@ -52,6 +52,18 @@ pub struct ServerConfig {
     /// approve, reject or edit it; another approver (or admin) of its team decides.
     #[serde(default = "yes")]
     pub four_eyes: bool,
+    /// The audit chain's key, as a reference (`secret://env/AEGIS_AUDIT_KEY`): records are
+    /// then linked with HMAC-SHA256, so rows rewritten without the key do not verify.
+    #[serde(default)]
+    pub audit_key: Option<String>,
+    /// With `audit_key` on a log begun without one: the head seq + 1 when the key was
+    /// adopted (records below it may be unkeyed). Default 1: every record must be keyed.
+    #[serde(default = "one")]
+    pub audit_unkeyed_before: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 fn yes() -> bool {
@@ -168,6 +180,14 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     // connection is an OS thread with its own allocator arena — fewer keep idle memory low.
     let mut options =
         aegis_store::StoreOptions::new(db_url.clone()).four_eyes(server_config.four_eyes);
+    if let Some(reference) = &server_config.audit_key {
+        let key = aegis::registry()
+            .resolve_secret("server.audit_key", reference)
+            .await?;
+        options = options
+            .audit_key(key)
+            .audit_unkeyed_before(server_config.audit_unkeyed_before);
+    }
     if db_url.starts_with("sqlite:") {
         options = options.max_connections(2);
     }
@@ -175,6 +195,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     let (audit, _audit_task) = aegis_store::AuditWriter::spawn(db.clone());
     // Runs outlive reloads: every rebuilt pipeline shares this store.
     let store: Arc<dyn CheckpointStore> = Arc::new(db.clone());
+    let audit_on_exit = audit.clone();
     let sinks: Vec<Arc<dyn aegis::TelemetrySink>> = vec![Arc::new(feed.clone()), Arc::new(audit)];
     let pipelines = aegis::PipelineSet::from_config_with(
         &registry_for(Some(&db)).await?,
@@ -319,7 +340,11 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
             .map_err(|e| Error::internal(e.to_string()))?
     );
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    server::serve(listener, gw, shutdown()).await
+    let served = server::serve(listener, gw, shutdown()).await;
+    // Graceful shutdown: in-flight requests have finished; their audit records are written
+    // before the process exits.
+    audit_on_exit.flush().await;
+    served
 }
 
 /// Reloads on SIGHUP and when the config file changes (polled every two seconds). A bad

@@ -9,7 +9,17 @@
 //! one-row `aegis_audit_head` table first, so concurrent appends — from tasks, connections
 //! or processes — always extend one linear chain. The head also lets `verify` notice records
 //! cut off the end; hosts that need protection against a full rewrite can anchor
-//! [`AuditReport::head_hash`] elsewhere (a log line, a transparency service).
+//! [`AuditReport::head_hash`] elsewhere (a log line, a transparency service):
+//! [`Store::audit_head`] gives it signed.
+//!
+//! **Keyed chains.** With [`StoreOptions::audit_key`](crate::StoreOptions::audit_key) each
+//! record's hash is an HMAC-SHA256 under the key (stored as `hmac-sha256:<hex>`): someone who
+//! can write rows — and so could recompute plain SHA-256 hashes — cannot forge a record that
+//! verifies without the key. An unkeyed record in a keyed log is reported
+//! ([`AuditProblem::Unkeyed`]) — unless it lies in the prefix written before the key was
+//! adopted ([`StoreOptions::audit_unkeyed_before`](crate::StoreOptions::audit_unkeyed_before)),
+//! which the first keyed record seals (its HMAC covers its predecessor's hash). A keyed
+//! record checked without the key is [`AuditProblem::KeyRequired`].
 //!
 //! Content (prompts, completions, edited tool calls) is not stored unless
 //! [`StoreOptions::record_content`](crate::StoreOptions::record_content) or
@@ -40,7 +50,7 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use aegis_contracts::{Error, RunEvent, RunEventKind, TelemetrySink};
+use aegis_contracts::{Error, RunEvent, RunEventKind, Secret, TelemetrySink};
 use schemars::JsonSchema;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
@@ -144,6 +154,17 @@ pub enum AuditProblem {
         /// The record.
         seq: u64,
     },
+    /// The record is keyed (HMAC) and the store has no key to check it with.
+    KeyRequired {
+        /// The first such record.
+        seq: u64,
+    },
+    /// The store has a key and the record is not keyed (and not in the unkeyed prefix the
+    /// store was told about: [`StoreOptions::audit_unkeyed_before`](crate::StoreOptions::audit_unkeyed_before)).
+    Unkeyed {
+        /// The record.
+        seq: u64,
+    },
 }
 
 /// The outcome of [`Store::verify_audit`].
@@ -158,6 +179,13 @@ pub struct AuditReport {
     pub head_hash: String,
     /// Every problem found, in chain order; empty when the log is intact.
     pub problems: Vec<AuditProblem>,
+    /// Records verified under the store's key (HMAC).
+    #[serde(default)]
+    pub keyed: u64,
+    /// Records with a plain SHA-256 hash (all of them without a key; with a key, the
+    /// prefix written before it was configured).
+    #[serde(default)]
+    pub unkeyed: u64,
 }
 
 impl AuditReport {
@@ -206,7 +234,14 @@ fn write_canonical(v: &Value, out: &mut String) {
 
 /// The record's hash: SHA-256 over its canonical JSON, with `data` embedded as the exact
 /// canonical text stored (so verification never depends on re-parsing numbers).
+/// The prefix of a keyed record hash.
+pub const HMAC_PREFIX: &str = "hmac-sha256:";
+
+/// The hash of one record: its fields in the documented canonical form, under the key when
+/// the chain is keyed. (One argument per hashed field, in hash order, on purpose.)
+#[allow(clippy::too_many_arguments)]
 fn record_hash(
+    key: Option<&Secret>,
     seq: i64,
     at_ms: i64,
     kind: &str,
@@ -224,7 +259,22 @@ fn record_hash(
         s(Some(prev_hash)),
         s(run_id),
     );
-    hex::encode(Sha256::digest(text.as_bytes()))
+    match key {
+        Some(key) => format!("{HMAC_PREFIX}{}", hmac_hex(key, text.as_bytes())),
+        None => hex::encode(Sha256::digest(text.as_bytes())),
+    }
+}
+
+/// HMAC-SHA256 of `message` under `key`, in hex.
+pub(crate) fn hmac_hex(key: &Secret, message: &[u8]) -> String {
+    use hmac::Mac;
+    // HMAC takes keys of any length; were it ever to refuse one, the empty hash verifies
+    // nothing (fail closed).
+    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()) else {
+        return String::new();
+    };
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 pub(crate) fn sha256_hex(v: &Value) -> String {
@@ -246,9 +296,10 @@ fn to_record(m: entity::audit::Model) -> AuditRecord {
 
 /// Appends inside `txn`: locks the head row (serializing appenders), links and inserts.
 pub(crate) async fn append_in(
-    txn: &DatabaseTransaction,
+    write: &crate::WriteTxn,
     entry: AuditEntry,
 ) -> Result<AuditRecord, Error> {
+    let txn: &DatabaseTransaction = write;
     use entity::audit_head as head;
     use sea_orm::sea_query::ExprTrait as _;
     let locked = head::Entity::update_many()
@@ -271,6 +322,7 @@ pub(crate) async fn append_in(
     let at_ms = entry.at_ms.map_or_else(now_ms, |t| t as i64);
     let data_text = canonical(&entry.data);
     let hash = record_hash(
+        write.audit_key.as_deref(),
         seq,
         at_ms,
         &entry.kind,
@@ -381,6 +433,7 @@ impl Store {
         let mut expected_seq = 1u64;
         let mut prev_hash = GENESIS.to_owned();
         let mut checked = 0u64;
+        let (mut seen_keyed, mut keyed_count, mut unkeyed_count) = (false, 0u64, 0u64);
         loop {
             let page = entity::audit::Entity::find()
                 .filter(entity::audit::Column::Seq.gte(expected_seq as i64))
@@ -400,7 +453,30 @@ impl Store {
                         to: seq - 1,
                     });
                 }
+                let keyed = m.hash.starts_with(HMAC_PREFIX);
+                let key = match (keyed, self.audit_key()) {
+                    (true, Some(k)) => Some(k),
+                    (true, None) => {
+                        if !problems
+                            .iter()
+                            .any(|p| matches!(p, AuditProblem::KeyRequired { .. }))
+                        {
+                            problems.push(AuditProblem::KeyRequired { seq });
+                        }
+                        prev_hash = m.hash;
+                        expected_seq = seq + 1;
+                        continue;
+                    }
+                    (false, _) => None,
+                };
+                if keyed {
+                    seen_keyed = true;
+                    keyed_count += 1;
+                } else {
+                    unkeyed_count += 1;
+                }
                 let recomputed = record_hash(
+                    key,
                     m.seq,
                     m.at_ms,
                     &m.kind,
@@ -411,7 +487,14 @@ impl Store {
                 );
                 // The hash covers the stored text verbatim, so any edit shows; nothing is
                 // re-parsed (float parsing is not guaranteed to round-trip bit for bit).
-                if recomputed != m.hash {
+                // Unkeyed in a keyed log, past the known unkeyed prefix: a record rewritten
+                // without the key.
+                if !keyed
+                    && self.audit_key().is_some()
+                    && (seen_keyed || seq >= self.inner.audit_unkeyed_before)
+                {
+                    problems.push(AuditProblem::Unkeyed { seq });
+                } else if recomputed != m.hash {
                     problems.push(AuditProblem::Altered { seq });
                 } else if !gap && m.prev_hash != prev_hash {
                     problems.push(AuditProblem::BrokenLink { seq });
@@ -436,8 +519,63 @@ impl Store {
             head_seq,
             head_hash,
             problems,
+            keyed: keyed_count,
+            unkeyed: unkeyed_count,
         })
     }
+
+    fn audit_key(&self) -> Option<&Secret> {
+        self.inner.audit_key.as_deref()
+    }
+
+    /// The chain's head for anchoring elsewhere (a log line, a ticket, a transparency
+    /// service): its seq and hash, and with a key an HMAC over both, so a copy can later be
+    /// compared with [`verify_audit`](Self::verify_audit)'s head and shown to be genuine.
+    pub async fn audit_head(&self) -> Result<AuditHead, Error> {
+        let h = entity::audit_head::Entity::find_by_id(1)
+            .one(self.db())
+            .await
+            .map_err(|e| db_err("cannot read the audit head", e))?
+            .ok_or_else(|| Error::storage("the audit head row is missing"))?;
+        let seq = h.seq.max(0) as u64;
+        let signature = self
+            .audit_key()
+            .map(|k| hmac_hex(k, head_message(seq, &h.hash).as_bytes()));
+        Ok(AuditHead {
+            seq,
+            hash: h.hash,
+            at_ms: now_ms() as u64,
+            signature,
+        })
+    }
+
+    /// Whether `head` (an exported [`audit_head`](Self::audit_head)) carries a valid
+    /// signature under this store's key.
+    pub fn audit_head_is_genuine(&self, head: &AuditHead) -> bool {
+        match (self.audit_key(), &head.signature) {
+            (Some(k), Some(sig)) => {
+                hmac_hex(k, head_message(head.seq, &head.hash).as_bytes()) == *sig
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An exported chain head: see [`Store::audit_head`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditHead {
+    /// The number of records ever appended.
+    pub seq: u64,
+    /// The last record's hash.
+    pub hash: String,
+    /// When it was read (Unix milliseconds).
+    pub at_ms: u64,
+    /// HMAC-SHA256 under the audit key of `aegis-audit-head:{seq}:{hash}`, when keyed.
+    pub signature: Option<String>,
+}
+
+fn head_message(seq: u64, hash: &str) -> String {
+    format!("aegis-audit-head:{seq}:{hash}")
 }
 
 /// What [`AuditWriter`] records.
@@ -660,28 +798,28 @@ mod tests {
 
     #[test]
     fn the_record_hash_covers_every_field() {
-        let base = record_hash(1, 2, "k", Some("r"), Some("a"), "{}", GENESIS);
+        let base = record_hash(None, 1, 2, "k", Some("r"), Some("a"), "{}", GENESIS);
         assert_ne!(
             base,
-            record_hash(2, 2, "k", Some("r"), Some("a"), "{}", GENESIS)
+            record_hash(None, 2, 2, "k", Some("r"), Some("a"), "{}", GENESIS)
         );
         assert_ne!(
             base,
-            record_hash(1, 3, "k", Some("r"), Some("a"), "{}", GENESIS)
+            record_hash(None, 1, 3, "k", Some("r"), Some("a"), "{}", GENESIS)
         );
         assert_ne!(
             base,
-            record_hash(1, 2, "j", Some("r"), Some("a"), "{}", GENESIS)
+            record_hash(None, 1, 2, "j", Some("r"), Some("a"), "{}", GENESIS)
         );
-        assert_ne!(base, record_hash(1, 2, "k", None, Some("a"), "{}", GENESIS));
-        assert_ne!(base, record_hash(1, 2, "k", Some("r"), None, "{}", GENESIS));
+        assert_ne!(base, record_hash(None, 1, 2, "k", None, Some("a"), "{}", GENESIS));
+        assert_ne!(base, record_hash(None, 1, 2, "k", Some("r"), None, "{}", GENESIS));
         assert_ne!(
             base,
-            record_hash(1, 2, "k", Some("r"), Some("a"), "[]", GENESIS)
+            record_hash(None, 1, 2, "k", Some("r"), Some("a"), "[]", GENESIS)
         );
         assert_ne!(
             base,
-            record_hash(1, 2, "k", Some("r"), Some("a"), "{}", "1")
+            record_hash(None, 1, 2, "k", Some("r"), Some("a"), "{}", "1")
         );
     }
 

@@ -72,11 +72,12 @@ fn write_err(context: &str, e: sea_orm::DbErr) -> PutFailure {
 impl Store {
     async fn put_in(
         &self,
-        txn: &DatabaseTransaction,
+        write: &crate::WriteTxn,
         cp: &Checkpoint,
         expected: Option<u64>,
     ) -> Result<(), PutFailure> {
         use entity::run;
+        let txn: &DatabaseTransaction = write;
         let prev = run::Entity::find_by_id(cp.run_id.clone())
             .one(txn)
             .await
@@ -278,7 +279,7 @@ impl Store {
             let mut entry = AuditEntry::new("run.transition", data).run(cp.run_id.clone());
             entry.at_ms = Some(at as u64);
             entry.actor = owner.clone();
-            crate::audit::append_in(txn, entry).await?;
+            crate::audit::append_in(write, entry).await?;
         }
         Ok(())
     }

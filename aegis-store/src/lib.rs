@@ -76,7 +76,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use aegis_contracts::{Error, ErrorKind};
+use aegis_contracts::{Error, ErrorKind, Secret};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     DbErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
@@ -105,6 +105,8 @@ pub struct StoreOptions {
     synchronous_full: bool,
     record_content: bool,
     four_eyes: bool,
+    audit_key: Option<Secret>,
+    audit_unkeyed_before: u64,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -118,6 +120,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("synchronous_full", &self.synchronous_full)
             .field("record_content", &self.record_content)
             .field("four_eyes", &self.four_eyes)
+            .field("audit_key", &self.audit_key.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -151,6 +154,8 @@ impl StoreOptions {
             synchronous_full: false,
             record_content: false,
             four_eyes: true,
+            audit_key: None,
+            audit_unkeyed_before: 1,
         }
     }
 
@@ -201,6 +206,23 @@ impl StoreOptions {
         self.four_eyes = yes;
         self
     }
+
+    /// The key of the audit chain: records are then linked with HMAC-SHA256 under it, so
+    /// someone who can write rows but does not hold the key cannot forge a valid chain
+    /// (see [`audit`]). Resolve it from a `secret://` reference; never put it in config.
+    pub fn audit_key(mut self, key: Secret) -> Self {
+        self.audit_key = Some(key);
+        self
+    }
+
+    /// With [`audit_key`](Self::audit_key), for a log that existed before the key was
+    /// configured: records with a seq below `seq` may be unkeyed (default 1: none may — an
+    /// unkeyed record in a keyed log is reported, so a wholesale rewrite without the key
+    /// cannot pass as an old unkeyed log). Note the head seq when the key is adopted.
+    pub fn audit_unkeyed_before(mut self, seq: u64) -> Self {
+        self.audit_unkeyed_before = seq.max(1);
+        self
+    }
 }
 
 /// The database handle: checkpoints, runs, approvals, keys and the audit log. Cheap to clone
@@ -214,6 +236,8 @@ struct Inner {
     db: DatabaseConnection,
     record_content: bool,
     four_eyes: bool,
+    audit_key: Option<Arc<Secret>>,
+    audit_unkeyed_before: u64,
     /// SQLite: in-process writers queue here (fair, FIFO) instead of spinning in SQLite's
     /// busy handler; other processes are still serialized by `BEGIN IMMEDIATE`.
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
@@ -223,6 +247,8 @@ struct Inner {
 pub(crate) struct WriteTxn {
     txn: DatabaseTransaction,
     _slot: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The audit chain's key, for the records this transaction appends.
+    pub(crate) audit_key: Option<Arc<Secret>>,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -341,6 +367,8 @@ impl Store {
                 db,
                 record_content: options.record_content,
                 four_eyes: options.four_eyes,
+                audit_key: options.audit_key.map(Arc::new),
+                audit_unkeyed_before: options.audit_unkeyed_before,
                 write_lock: is_sqlite.then(|| Arc::new(tokio::sync::Mutex::new(()))),
             }),
         };
@@ -417,7 +445,11 @@ impl Store {
             })
             .await
             .map_err(|e| db_err("cannot begin a transaction", e))?;
-        Ok(WriteTxn { txn, _slot: slot })
+        Ok(WriteTxn {
+            txn,
+            _slot: slot,
+            audit_key: self.inner.audit_key.clone(),
+        })
     }
 }
 

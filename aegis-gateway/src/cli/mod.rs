@@ -107,6 +107,14 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Verify the audit chain of a running gateway, or export its head (admin key required).
+    /// `verify` exits 2 when the chain is broken.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Check or describe configuration.
     Config {
         #[command(subcommand)]
@@ -237,6 +245,14 @@ enum BudgetsAction {
         /// `day:YYYY-MM-DD`, `month:YYYY-MM` or `total`.
         period: String,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Walk the chain; print the report and the first broken link.
+    Verify,
+    /// Print the chain's head (signed when the chain is keyed), to anchor elsewhere.
+    Head,
 }
 
 #[derive(Subcommand)]
@@ -488,6 +504,15 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             };
             say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             Ok(0)
+        }
+        Command::Audit { action, remote } => {
+            let path = match action {
+                AuditAction::Verify => "/v1/admin/audit/verify",
+                AuditAction::Head => "/v1/admin/audit/head",
+            };
+            let v = request(&remote, reqwest::Method::GET, path, None).await?;
+            say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(if v["valid"] == false { 2 } else { 0 })
         }
         Command::Keys { action, remote } => {
             let v = match &action {

@@ -4,6 +4,7 @@
 //! (credentials go into the request context; the pipeline's authenticators decide), and
 //! renders results. No governance logic lives here.
 
+mod audit;
 mod budgets;
 mod error;
 mod events;
@@ -301,6 +302,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/admin/budgets", get(budgets::show))
         .route("/v1/admin/budgets/reset", post(budgets::reset))
         .route("/v1/admin/runs/purge", post(retention::purge))
+        .route("/v1/admin/audit/verify", get(audit::verify))
+        .route("/v1/admin/audit/head", get(audit::head))
         .route("/v1/admin/keys", post(keys::create).get(keys::list))
         .route("/v1/admin/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/admin/keys/{id}/rotate", post(keys::rotate))
