@@ -185,6 +185,18 @@ impl GuardSubject {
         out
     }
 
+    /// A copy with the text of segment `i` replaced by `f(i, text)`, every segment in
+    /// [`segments`](Self::segments) order (the engine's normalized view of a subject).
+    pub fn map_segments(&self, mut f: impl FnMut(usize, &str) -> String) -> GuardSubject {
+        let mut out = self.clone();
+        let mut i = 0;
+        out.for_each_segment_mut(&mut |t: &mut String| {
+            *t = f(i, t);
+            i += 1;
+        });
+        out
+    }
+
     /// Applies span edits, returning an error (and changing nothing) when an edit names a
     /// segment that does not exist, a span out of range or not on a character boundary, or
     /// overlaps another edit.
@@ -609,6 +621,12 @@ pub struct GuardCapabilities {
     /// pipeline can opt out).
     #[serde(default)]
     pub modalities: Vec<Modality>,
+    /// Whether the guard judges text exactly as it came. By default a guard sees the
+    /// engine's normalized view (NFKC, invisible and format characters removed) and its
+    /// spans and edits are mapped back; a guard about the raw characters themselves
+    /// (invisible text, JSON validity, token counts) declares `raw_text`.
+    #[serde(default)]
+    pub raw_text: bool,
 }
 
 impl GuardCapabilities {
@@ -620,7 +638,14 @@ impl GuardCapabilities {
             sanitizes: false,
             cost: Cost::Cheap,
             modalities: Vec::new(),
+            raw_text: false,
         }
+    }
+
+    /// Declares that the guard judges the raw text, not the normalized view.
+    pub fn raw_text(mut self) -> Self {
+        self.raw_text = true;
+        self
     }
 
     /// Declares that the guard judges `modality` parts too (it reads them from

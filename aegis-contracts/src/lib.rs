@@ -43,6 +43,7 @@ mod retriever;
 mod run;
 mod secret;
 mod telemetry;
+pub mod text;
 
 pub use budget::*;
 pub use chat::*;

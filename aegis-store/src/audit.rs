@@ -811,8 +811,14 @@ mod tests {
             base,
             record_hash(None, 1, 2, "j", Some("r"), Some("a"), "{}", GENESIS)
         );
-        assert_ne!(base, record_hash(None, 1, 2, "k", None, Some("a"), "{}", GENESIS));
-        assert_ne!(base, record_hash(None, 1, 2, "k", Some("r"), None, "{}", GENESIS));
+        assert_ne!(
+            base,
+            record_hash(None, 1, 2, "k", None, Some("a"), "{}", GENESIS)
+        );
+        assert_ne!(
+            base,
+            record_hash(None, 1, 2, "k", Some("r"), None, "{}", GENESIS)
+        );
         assert_ne!(
             base,
             record_hash(None, 1, 2, "k", Some("r"), Some("a"), "[]", GENESIS)

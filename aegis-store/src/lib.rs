@@ -355,13 +355,28 @@ impl Store {
                 })
             }
         });
-        let db = Database::connect(opts).await.map_err(|e| {
-            Error::storage(format!(
-                "cannot open the {} store: {e}",
-                if is_sqlite { "SQLite" } else { "PostgreSQL" }
-            ))
-            .with_source(e)
-        })?;
+        // Replicas opening a fresh SQLite file at once race to switch it to WAL; the loser's
+        // switch fails with SQLITE_BUSY instead of waiting. Retry within the busy timeout.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match Database::connect(opts.clone()).await {
+                Ok(db) => break db,
+                Err(e)
+                    if is_sqlite
+                        && e.to_string().contains("database is locked")
+                        && started.elapsed() < busy =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    return Err(Error::storage(format!(
+                        "cannot open the {} store: {e}",
+                        if is_sqlite { "SQLite" } else { "PostgreSQL" }
+                    ))
+                    .with_source(e));
+                }
+            }
+        };
         let store = Store {
             inner: Arc::new(Inner {
                 db,

@@ -8,6 +8,7 @@ use aegis_contracts::{
     Guardrail, RequestContext, RunEventKind, Stage, Verdict,
 };
 
+use super::normalize::View;
 use crate::Telemetry;
 
 /// One guard in a chain: its instance id, the guard, and the policy it runs under.
@@ -259,16 +260,26 @@ impl GuardChain {
     /// steps (`approved`: the guard whose request for approval a human granted) are ruled on, for whole texts and streams alike. A failure is reported here; a
     /// verdict is reported by the caller with [`report`](Self::report) (a stream reports
     /// only what it acts on).
+    ///
+    /// `view` is the normalized view of `subject` ([`View::of`]; `None` when the subject is
+    /// its own view): what the guard judges unless it declares `raw_text`, its spans and
+    /// edits mapped back to `subject`.
     pub(crate) async fn rule(
         &self,
         entry: &GuardEntry,
         subject: &GuardSubject,
+        view: Option<&View>,
         ctx: &RequestContext,
         approved: &[&str],
     ) -> Ruling {
         let enforce = entry.policy.mode == GuardMode::Enforce;
-        match entry.run(subject, ctx).await {
+        let view = view.filter(|_| !entry.capabilities.raw_text);
+        let judged = view.map_or(subject, |v| &v.subject);
+        match entry.run(judged, ctx).await {
             Ok(mut verdict) => {
+                if let Some(v) = view {
+                    v.map_back(&mut verdict);
+                }
                 verdict.guard = entry.id.to_string();
                 let enforced = enforce
                     && !(approved.contains(&entry.id.as_ref())
@@ -320,12 +331,17 @@ impl GuardChain {
         let stage = subject.stage();
         let run_id = ctx.run_id.as_deref().unwrap_or_default();
         let mut verdicts = Vec::new();
+        // The normalized view, rebuilt when a guard sanitizes the subject.
+        let mut view = View::of(&subject);
         for entry in self
             .entries
             .iter()
             .filter(|e| e.capabilities.applies_to(stage))
         {
-            let (verdict, applied) = match self.rule(entry, &subject, ctx, approved).await {
+            let ruling = self
+                .rule(entry, &subject, view.as_ref(), ctx, approved)
+                .await;
+            let (verdict, applied) = match ruling {
                 Ruling::Passed => continue,
                 Ruling::FailedClosed(v) => {
                     verdicts.push((v.clone(), true));
@@ -376,6 +392,7 @@ impl GuardChain {
                             verdicts,
                         };
                     }
+                    view = View::of(&subject);
                     verdicts.push((verdict, true));
                 }
                 // A decision this build does not know is not an allow: fail closed.

@@ -9,6 +9,7 @@
 mod chain;
 mod judge;
 mod layer;
+mod normalize;
 mod stream;
 mod waiver;
 

@@ -568,7 +568,11 @@ impl StageState {
         };
         let run_id = ctx.run_id.as_deref().unwrap_or_default();
         let id = self.entry.id().to_owned();
-        let (mut verdict, enforce) = match chain.rule(&self.entry, &subject, ctx, &[]).await {
+        let view = super::normalize::View::of(&subject);
+        let ruling = chain
+            .rule(&self.entry, &subject, view.as_ref(), ctx, &[])
+            .await;
+        let (mut verdict, enforce) = match ruling {
             Ruling::Passed => return Ok(()),
             Ruling::FailedClosed(v) => return Err(blocked_error(&v)),
             Ruling::Judged { verdict, enforced } => (verdict, enforced),

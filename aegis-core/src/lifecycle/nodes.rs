@@ -44,7 +44,6 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
             let ctx = input.state.request_context(&input.ctx.run_id);
             let mut req = input.state.request.clone();
             let waiver = waiver_of(&input.ctx);
-            let digest = request_digest(&input.state.request);
             if let Some(Approval::Edit { value }) = &input.ctx.resume {
                 let messages: Vec<Message> = serde_json::from_value(value["messages"].clone())
                     .map_err(|e| {
@@ -64,7 +63,8 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(approval_interrupt(
                     v,
                     Stage::Input,
-                    digest,
+                    // Digested only when asking: what a later approval is bound to.
+                    request_digest(&input.state.request),
                     waiver.as_ref(),
                     messages_edit_schema(),
                 ))),
@@ -197,7 +197,6 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 .clone()
                 .ok_or_else(|| Error::internal("output guards before a provider answer"))?;
             let waiver = waiver_of(&input.ctx);
-            let digest = completion_digest(&completion);
             if let Some(Approval::Edit { value }) = &input.ctx.resume {
                 let content = value["content"].as_str().unwrap_or_default().to_owned();
                 if let Some(choice) = completion.choices.first_mut() {
@@ -218,7 +217,7 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(approval_interrupt(
                     v,
                     Stage::Output,
-                    digest,
+                    completion_digest(input.state.completion.as_ref().unwrap_or(&completion)),
                     waiver.as_ref(),
                     content_edit_schema(),
                 ))),

@@ -79,46 +79,15 @@ pub struct InvisibleText {
 
 /// The class of a hidden character, used as the finding kind.
 fn classify(c: char, private_use: bool) -> Option<&'static str> {
-    let u = c as u32;
-    if u < 0x80 {
-        return match u {
-            0x09 | 0x0A | 0x0D => None,
-            0x00..=0x1F | 0x7F => Some("control_character"),
-            _ => None,
-        };
+    match aegis_contracts::text::invisible_kind(c) {
+        Some(kind) => Some(kind),
+        None if private_use
+            && matches!(c as u32, 0xE000..=0xF8FF | 0xF0000..=0xFFFFD | 0x100000..=0x10FFFD) =>
+        {
+            Some("private_use")
+        }
+        None => None,
     }
-    Some(match u {
-        0x80..=0x9F => "control_character",
-        0x200B..=0x200D | 0x2060 | 0xFEFF | 0x180E => "zero_width",
-        0x200E | 0x200F | 0x061C | 0x202A..=0x202E | 0x2066..=0x2069 => "bidi_control",
-        0xE0000..=0xE007F => "tag_character",
-        0xE0100..=0xE01EF => "variation_selector",
-        0x00AD
-        | 0x034F
-        | 0x115F
-        | 0x1160
-        | 0x17B4
-        | 0x17B5
-        | 0x2061..=0x2065
-        | 0x206A..=0x206F
-        | 0x3164
-        | 0xFFA0
-        | 0x2800
-        | 0xFFF9..=0xFFFB
-        | 0x1D173..=0x1D17A
-        | 0x1BCA0..=0x1BCA3
-        | 0x13430..=0x1343F
-        | 0x0600..=0x0605
-        | 0x06DD
-        | 0x070F
-        | 0x0890
-        | 0x0891
-        | 0x08E2
-        | 0x110BD
-        | 0x110CD => "invisible_format",
-        0xE000..=0xF8FF | 0xF0000..=0xFFFFD | 0x100000..=0x10FFFD if private_use => "private_use",
-        _ => return None,
-    })
 }
 
 impl InvisibleText {
@@ -186,7 +155,7 @@ impl InvisibleText {
 #[async_trait]
 impl Guardrail for InvisibleText {
     fn capabilities(&self) -> GuardCapabilities {
-        let caps = GuardCapabilities::new(self.config.stages.clone(), Granularity::Char);
+        let caps = GuardCapabilities::new(self.config.stages.clone(), Granularity::Char).raw_text();
         match self.config.action {
             InvisibleAction::Block => caps,
             InvisibleAction::Strip => caps.sanitizing(),

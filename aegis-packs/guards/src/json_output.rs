@@ -127,7 +127,7 @@ fn strip_fence(s: &str) -> Option<&str> {
 #[async_trait]
 impl Guardrail for JsonOutput {
     fn capabilities(&self) -> GuardCapabilities {
-        GuardCapabilities::new([Stage::Output], Granularity::FullText)
+        GuardCapabilities::new([Stage::Output], Granularity::FullText).raw_text()
     }
 
     async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {

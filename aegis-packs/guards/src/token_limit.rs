@@ -120,7 +120,7 @@ impl TokenLimit {
 #[async_trait]
 impl Guardrail for TokenLimit {
     fn capabilities(&self) -> GuardCapabilities {
-        GuardCapabilities::new(self.config.stages.clone(), Granularity::FullText)
+        GuardCapabilities::new(self.config.stages.clone(), Granularity::FullText).raw_text()
     }
 
     async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {
