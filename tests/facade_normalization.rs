@@ -30,8 +30,10 @@ const INVISIBLE: &[char] = &[
 static CHAIN: LazyLock<GuardChain> = LazyLock::new(chain);
 
 fn chain() -> GuardChain {
-    let mut secrets = SecretsConfig::default();
-    secrets.action = Action::Redact;
+    let secrets = SecretsConfig {
+        action: Action::Redact,
+        ..SecretsConfig::default()
+    };
     GuardChain::new(vec![
         GuardEntry::new(
             "pii",
