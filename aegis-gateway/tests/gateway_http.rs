@@ -535,8 +535,19 @@ async fn spawn_served(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
+    spawn_served_with(CONFIG, limits).await
+}
+
+async fn spawn_served_with(
+    config: &str,
+    limits: Limits,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let feed = EventFeed::default();
-    let gw = Gateway::new(pipeline_of(CONFIG, &feed).await, limits, feed);
+    let gw = Gateway::new(pipeline_of(config, &feed).await, limits, feed);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -610,6 +621,71 @@ async fn graceful_shutdown_finishes_in_flight_streams() {
             .is_err(),
         "no new connections"
     );
+}
+
+/// A run's event feed is a stream like any other: it holds a place of the stream limit, and
+/// it ends (with a `shutdown` event) when the gateway shuts down — a feed of a paused run must
+/// not hold a graceful shutdown up for as long as the run waits.
+#[tokio::test]
+async fn event_feeds_count_against_the_stream_limit_and_end_at_shutdown() {
+    let config = format!(
+        "{CONFIG}\n[[guardrails]]\nid = \"ask\"\ntype = \"ban_substrings\"\nstages = [\"input\"]\nconfig = {{ substrings = [\"wire transfer\"], action = \"require_approval\" }}\n"
+    );
+    let (addr, stop, task) = spawn_served_with(
+        &config,
+        Limits {
+            max_concurrent_streams: 1,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let paused = post(
+        addr,
+        "/v1/runs",
+        json!({"input": {"model": "echo", "messages": [{"role": "user", "content": "book the wire transfer"}]}}),
+    )
+    .await;
+    assert_eq!(paused.status(), 202);
+    let id = paused.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut feed = client()
+        .get(format!("http://{addr}/v1/runs/{id}/events"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 200);
+    let first = feed.chunk().await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&first).contains("status"),
+        "{first:?}"
+    );
+
+    let body =
+        json!({"model": "echo", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let refused = post(addr, "/v1/chat/completions", body).await;
+    assert_eq!(
+        refused.status(),
+        429,
+        "the feed holds the only stream place"
+    );
+
+    stop.send(()).unwrap();
+    let mut rest = String::new();
+    while let Some(chunk) = tokio::time::timeout(std::time::Duration::from_secs(5), feed.chunk())
+        .await
+        .expect("the feed ends at shutdown")
+        .unwrap()
+    {
+        rest.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(rest.contains("event: shutdown"), "{rest}");
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .expect("shutdown is not held up by the feed")
+        .unwrap();
 }
 
 #[tokio::test]

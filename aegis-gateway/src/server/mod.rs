@@ -79,6 +79,8 @@ pub struct Gateway {
     limits: Limits,
     streams: Arc<Semaphore>,
     events: EventFeed,
+    /// Set when the gateway begins shutting down: open event feeds end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -112,6 +114,25 @@ impl Gateway {
             pipeline: RwLock::new(pipeline),
             limits,
             events,
+            closing: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    /// Ends the gateway's long-lived responses that would otherwise outlast a graceful
+    /// shutdown: run event feeds (a paused run may wait for days).
+    pub fn begin_shutdown(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A permit of the stream limit (`max_concurrent_streams`): SSE answers and run event
+    /// feeds count alike. `429 rate_limited` when none is left.
+    pub(crate) fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        self.streams.clone().try_acquire_owned().map_err(|_| {
+            Error::new(
+                ErrorKind::RateLimited,
+                "too many concurrent streams; retry shortly",
+            )
+            .with_retry_after(std::time::Duration::from_secs(1))
         })
     }
 
@@ -421,7 +442,7 @@ pub async fn serve(
         service::TowerToHyperService,
     };
     let header_timeout = Duration::from_millis(gw.limits.header_read_timeout_ms.max(1));
-    let app = router(gw);
+    let app = router(gw.clone());
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -454,6 +475,7 @@ pub async fn serve(
             }
         });
     }
+    gw.begin_shutdown();
     graceful.shutdown().await;
     Ok(())
 }

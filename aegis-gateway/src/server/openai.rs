@@ -59,14 +59,7 @@ async fn chat(
     req.ctx = context_from(&headers);
     let pipeline = gw.select(pipeline.as_deref(), &mut req.ctx).await?;
     let permit = if req.stream {
-        let permit = gw.streams.clone().try_acquire_owned().map_err(|_| {
-            Error::new(
-                ErrorKind::RateLimited,
-                "too many concurrent streams; retry shortly",
-            )
-            .with_retry_after(std::time::Duration::from_secs(1))
-        })?;
-        Some(permit)
+        Some(gw.stream_permit()?)
     } else {
         None
     };

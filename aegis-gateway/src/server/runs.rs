@@ -384,6 +384,9 @@ pub(super) async fn events(
     // Subscribe before reading the status, so nothing falls between the two.
     let rx = gw.events.subscribe();
     let (cp, _) = visible(&gw, &headers, &id).await?;
+    // A feed is a stream like any other: it counts against the limit while it is open.
+    let permit = gw.stream_permit()?;
+    let closing = gw.closing.subscribe();
     let first = Event::default().event("status").data(
         json!({"run_id": cp.run_id, "status": cp.status, "interrupt": cp.interrupt}).to_string(),
     );
@@ -392,6 +395,8 @@ pub(super) async fn events(
         id,
         first: Some(first),
         done: cp.status.is_terminal(),
+        closing,
+        _permit: permit,
     };
     let stream = futures_util::stream::unfold(feed, |mut f| async move {
         if let Some(e) = f.first.take() {
@@ -401,7 +406,16 @@ pub(super) async fn events(
             return None;
         }
         loop {
-            match f.rx.recv().await {
+            let received = tokio::select! {
+                r = f.rx.recv() => Some(r),
+                _ = f.closing.wait_for(|closing| *closing) => None,
+            };
+            let Some(received) = received else {
+                // The gateway is shutting down: say so and end, so shutdown is not held up.
+                f.done = true;
+                return Some((Ok(Event::default().event("shutdown").data("{}")), f));
+            };
+            match received {
                 Ok(ev) if ev.run_id == f.id => {
                     f.done = ev.kind.is_terminal();
                     let data = serde_json::to_value(&ev).unwrap_or_default();
@@ -424,4 +438,6 @@ struct Feed {
     id: String,
     first: Option<Event>,
     done: bool,
+    closing: tokio::sync::watch::Receiver<bool>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
