@@ -308,3 +308,47 @@ async fn tool_definitions_and_response_format_schemas_are_judged_whole() {
         "[REDACTED]"
     );
 }
+
+/// A reviewer's edit is admitted like the request it replaces: an image smuggled into the
+/// edited messages is refused, not sent.
+#[tokio::test]
+async fn an_edit_on_approval_is_admitted_like_a_request() {
+    let (addr, seen) = upstream().await;
+    let toml = format!(
+        r#"
+[[providers]]
+id = "up"
+type = "openai"
+config = {{ base_url = "http://{addr}/v1" }}
+
+[[guardrails]]
+id = "ask"
+type = "ban_substrings"
+stages = ["input"]
+config = {{ substrings = ["wire"], action = "require_approval" }}
+"#
+    );
+    let cfg = AegisConfig::from_toml_str(&toml, std::iter::empty::<(&str, &str)>()).unwrap();
+    let p = Pipeline::from_config(&aegis::registry(), &cfg)
+        .await
+        .unwrap();
+    let aegis::PipelineOutcome::Paused { run_id, .. } =
+        p.run(ask(vec![text("wire it")])).await.unwrap()
+    else {
+        panic!("the guard asks for approval");
+    };
+    let edit = aegis::Approval::Edit {
+        value: json!({ "messages": [{ "role": "user", "content": [
+            { "type": "text", "text": "fine" },
+            { "type": "image_url", "image_url": { "url": "https://example.com/x.png" } },
+        ]}]}),
+    };
+    let Err(e) = p.resume(&run_id, edit).await else {
+        panic!("the edit was not refused");
+    };
+    assert_eq!(e.code(), "unjudged_media", "{e}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the provider"
+    );
+}

@@ -39,8 +39,6 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
     boxed(node_fn(move |input: NodeInput<Exchange>| {
         let s = shared.clone();
         async move {
-            // What no guard can judge never gets as far as the guards.
-            s.admission.check(&input.state.request)?;
             let ctx = input.state.request_context(&input.ctx.run_id);
             let mut req = input.state.request.clone();
             let waiver = waiver_of(&input.ctx);
@@ -52,6 +50,9 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 req.messages = messages;
                 req.validate()?;
             }
+            // What no guard can judge never gets as far as the guards — a reviewer's edit
+            // included.
+            s.admission.check(&req)?;
             let judgement = s.chain.judge_request(&mut req, &ctx, waiver.as_ref()).await;
             let ids = judgement.guard_ids();
             match &judgement.decision {
