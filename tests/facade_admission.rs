@@ -29,7 +29,9 @@ async fn upstream() -> (SocketAddr, Seen) {
                     .push(serde_json::from_slice(&body).unwrap());
                 let answer = json!({ "id": "c", "object": "chat.completion", "created": 1,
                     "model": "m", "choices": [{ "index": 0, "finish_reason": "stop",
-                    "message": { "role": "assistant", "content": "fine" } }] });
+                    "message": { "role": "assistant", "content": "fine",
+                        "audio": { "transcript": "an unjudged transcript" },
+                        "vendor_note": "an unjudged note" } }] });
                 (
                     [(header::CONTENT_TYPE, "application/json")],
                     answer.to_string(),
@@ -243,7 +245,12 @@ async fn unknown_fields_are_dropped_unless_forwarded_for_that_provider() {
     req.messages[0]
         .extra
         .insert("secret_side_channel".into(), json!("x"));
-    p.chat(req.clone()).await.unwrap();
+    let answer = p.chat(req.clone()).await.unwrap().collect().await.unwrap();
+    let m = answer.message().unwrap();
+    assert!(
+        m.extra.get("audio").is_none() && m.extra.get("vendor_note").is_none(),
+        "answer fields no guard judged are dropped too: {m:?}"
+    );
     let body = seen.lock().unwrap().pop().unwrap();
     assert!(body.get("vendor_knob").is_none(), "{body}");
     assert_eq!(body["top_logprobs"], 2, "known knobs are forwarded: {body}");
@@ -351,4 +358,57 @@ config = {{ substrings = ["wire"], action = "require_approval" }}
         seen.lock().unwrap().is_empty(),
         "nothing reached the provider"
     );
+}
+
+/// Vendor fields an adapter replays to the provider carry only what is judged: thinking
+/// blocks hold thinking text, Gemini parts hold text, thoughts and repeats of judged tool
+/// calls; a reasoning field is text. Anything else in them is refused.
+#[tokio::test]
+async fn replayed_vendor_parts_carry_only_judged_content() {
+    let (addr, seen) = upstream().await;
+    let p = pipeline(addr, "", "block").await;
+    let with = |field: &str, value: serde_json::Value| {
+        let mut req = ask(vec![text("hi")]);
+        let mut m = Message::assistant("earlier");
+        m.extra.insert(field.into(), value);
+        req.messages.insert(0, m);
+        req
+    };
+    for (field, value) in [
+        (
+            "thinking_blocks",
+            json!([{ "type": "text", "text": "project nightingale" }]),
+        ),
+        (
+            "thinking_blocks",
+            json!([{ "type": "thinking", "thinking": "ok", "extra": "x" }]),
+        ),
+        (
+            "gemini_parts",
+            json!([{ "functionResponse": { "response": { "x": "y" } } }]),
+        ),
+        (
+            "gemini_parts",
+            json!([{ "executableCode": { "code": "print(1)" } }]),
+        ),
+        (
+            "gemini_parts",
+            json!([{ "functionCall": { "name": "never_called", "args": {} } }]),
+        ),
+        (
+            "reasoning_content",
+            json!({ "text": "hidden in an object" }),
+        ),
+    ] {
+        let msg = refused(&p, with(field, value.clone()), "unjudged_content").await;
+        assert!(msg.contains(field), "{field} {value}: {msg}");
+    }
+    assert!(seen.lock().unwrap().is_empty());
+    // What is judged passes.
+    p.chat(with(
+        "thinking_blocks",
+        json!([{ "type": "thinking", "thinking": "fine", "signature": "sig" }]),
+    ))
+    .await
+    .unwrap();
 }

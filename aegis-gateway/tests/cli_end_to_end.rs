@@ -148,7 +148,9 @@ fn config_validate_lists_every_problem_with_its_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_paused_through_the_api_is_approved_with_the_cli_and_completes() {
-    let addr = serve_in_process(r#"
+    const LEAD: &str = "sk-test-lead-approver";
+    let addr = serve_in_process(
+        r#"
         [[providers]]
         id = "echo"
         type = "echo"
@@ -156,14 +158,19 @@ async fn a_run_paused_through_the_api_is_approved_with_the_cli_and_completes() {
         [[authenticators]]
         id = "keys"
         type = "static_keys"
-        config = { keys = [{ key = "secret://env/AEGIS_TEST_SECRET_ENV", principal = "ops", roles = ["approver"] }] }
+        config = { keys = [
+            { key = "secret://env/AEGIS_TEST_SECRET_ENV", principal = "ops", roles = ["approver"] },
+            { key = "sk-test-lead-approver", principal = "lead", roles = ["approver"] },
+        ] }
 
         [[guardrails]]
         id = "money"
         type = "ban_substrings"
         stages = ["input"]
         config = { substrings = ["wire transfer"], action = "require_approval" }
-        "#).await;
+        "#,
+    )
+    .await;
 
     let http = reqwest::Client::new();
     let resp = http
@@ -197,7 +204,8 @@ async fn a_run_paused_through_the_api_is_approved_with_the_cli_and_completes() {
     let out = tokio::task::spawn_blocking(move || {
         aegis(
             &[
-                "runs", "approve", &id, "--url", &url, "--key", KEY, "--json",
+                // Someone other than the run's starter decides (four eyes).
+                "runs", "approve", &id, "--url", &url, "--key", LEAD, "--json",
             ],
             b"",
         )
@@ -237,7 +245,7 @@ async fn a_run_paused_through_the_api_is_approved_with_the_cli_and_completes() {
     let url = format!("http://{addr}");
     let id = run_id.clone();
     let again = tokio::task::spawn_blocking(move || {
-        aegis(&["runs", "reject", &id, "--url", &url, "--key", KEY], b"")
+        aegis(&["runs", "reject", &id, "--url", &url, "--key", LEAD], b"")
     })
     .await
     .unwrap();

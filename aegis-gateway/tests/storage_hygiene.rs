@@ -15,6 +15,8 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-test-hygiene-key";
+/// A deployment-wide admin (no team): purging takes one.
+const ROOT: &str = "sk-test-hygiene-root";
 const BLOCKED_IN: &str = "PLANTED-IN-7Q2X";
 const BLOCKED_OUT: &str = "PLANTED-OUT-9Z4W";
 const REJECTED: &str = "PLANTED-ASK-3X1K";
@@ -31,7 +33,8 @@ type = "echo"
 [[authenticators]]
 id = "keys"
 type = "static_keys"
-config = {{ keys = [ {{ key = "{KEY}", principal = "ops", team = "ops", roles = ["admin"] }} ] }}
+config = {{ keys = [ {{ key = "{KEY}", principal = "ops", team = "ops", roles = ["admin"] }},
+    {{ key = "{ROOT}", principal = "root", roles = ["admin"] }} ] }}
 
 [[guardrails]]
 id = "in"
@@ -65,9 +68,18 @@ database_url = "{db_url}"
 }
 
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, String) {
+    call_as(KEY, method, url, body).await
+}
+
+async fn call_as(
+    key: &str,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (u16, String) {
     let mut req = reqwest::Client::new()
         .request(method, url)
-        .bearer_auth(KEY)
+        .bearer_auth(key)
         .timeout(Duration::from_secs(30));
     if let Some(b) = body {
         req = req.json(&b);
@@ -173,8 +185,17 @@ async fn planted_secrets_are_not_in_the_sqlite_files_or_the_runs_api() {
     let (server, base) = start_binary(&config_path, &dir);
     let answers = plant(&base).await;
     assert_clean(&answers, "the runs API");
-    // Retention: an admin purges what ended; nothing is listed afterwards.
-    let (status, purged) = call(
+    // Retention: a team's admin may not purge every team's runs; a deployment-wide one
+    // purges what ended, and nothing is listed afterwards.
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{base}/v1/admin/runs/purge"),
+        Some(json!({ "older_than": "0s" })),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, purged) = call_as(
+        ROOT,
         reqwest::Method::POST,
         format!("{base}/v1/admin/runs/purge"),
         Some(json!({ "older_than": "0s" })),
@@ -186,7 +207,8 @@ async fn planted_secrets_are_not_in_the_sqlite_files_or_the_runs_api() {
     let (_, list) = call(reqwest::Method::GET, format!("{base}/v1/runs"), None).await;
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["data"].as_array().map(Vec::len), Some(0), "{list}");
-    let (status, _) = call(
+    let (status, _) = call_as(
+        ROOT,
         reqwest::Method::POST,
         format!("{base}/v1/admin/runs/purge"),
         Some(json!({ "older_than": "a while" })),

@@ -215,6 +215,17 @@ impl Store {
                 .await
                 .map_err(|e| write_err("cannot drop the run's earlier states", e))?;
         }
+        // A run that did not complete keeps no content, a reviewer's edit included (the
+        // audit log keeps its SHA-256).
+        if cp.status.is_terminal() && cp.status != RunStatus::Completed {
+            use entity::decision::Column;
+            entity::decision::Entity::update_many()
+                .col_expr(Column::Value, Expr::value(Option::<String>::None))
+                .filter(Column::RunId.eq(cp.run_id.clone()))
+                .exec(txn)
+                .await
+                .map_err(|e| write_err("cannot drop the run's edits", e))?;
+        }
 
         // The pending interrupt: resolved once a later checkpoint moves past it.
         let prev_interrupt = prev.as_ref().and_then(|r| r.interrupt_id.clone());

@@ -151,7 +151,14 @@ impl View {
         if let Decision::Sanitize { edits } = &mut verdict.decision {
             for e in edits.iter_mut() {
                 if let Some(Some(n)) = self.maps.get(e.segment) {
-                    (e.start, e.end) = n.span(e.start, e.end);
+                    (e.start, e.end) = if e.start == e.end {
+                        // An insertion stays one: at the start of the unit it falls in, so
+                        // it never replaces a character.
+                        let at = n.start(e.start);
+                        (at, at)
+                    } else {
+                        n.span(e.start, e.end)
+                    };
                 }
             }
             *edits = merge(std::mem::take(edits));
@@ -217,6 +224,27 @@ mod tests {
         assert_eq!(n.text, "ghp_x");
         let (s, e) = n.span(0, 3);
         assert_eq!(&wide[s..e], "ｇｈｐ");
+    }
+
+    #[test]
+    fn an_insertion_inside_an_expanded_character_stays_an_insertion() {
+        let text = "a\u{FB01}b";
+        let view = View::of(&GuardSubject::OutputChunk {
+            text: text.into(),
+            offset: 0,
+        })
+        .unwrap();
+        let mut v = Verdict::sanitize(vec![Edit {
+            segment: 0,
+            start: 2,
+            end: 2,
+            replacement: "^".into(),
+        }]);
+        view.map_back(&mut v);
+        let Decision::Sanitize { edits } = &v.decision else {
+            panic!()
+        };
+        assert_eq!((edits[0].start, edits[0].end), (1, 1));
     }
 
     #[test]

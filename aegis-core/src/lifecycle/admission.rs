@@ -115,10 +115,9 @@ impl Admission {
     pub(crate) fn check(&self, req: &ChatRequest) -> Result<(), Error> {
         for k in req.extra.keys() {
             if CONTENT_FIELDS.contains(&k.as_str()) {
-                return Err(refusal(
-                    "unjudged_content",
-                    format!("`{k}` carries content the guards do not judge; send it as messages"),
-                ));
+                return Err(unjudged(format!(
+                    "`{k}` carries content the guards do not judge; send it as messages"
+                )));
             }
             if REFERENCE_FIELDS.contains(&k.as_str()) {
                 self.reference(&format!("`{k}`"))?;
@@ -133,13 +132,76 @@ impl Admission {
             if m.extra.get("audio").is_some_and(|a| a.get("id").is_some()) {
                 self.reference(&format!("messages[{i}].audio.id"))?;
             }
-            if let Some(Value::Array(parts)) = m.extra.get("gemini_parts") {
-                for (j, p) in parts.iter().enumerate() {
-                    if p.get("fileData").is_some() || p.get("file_data").is_some() {
-                        self.reference(&format!("messages[{i}].gemini_parts[{j}].fileData"))?;
+            for field in MESSAGE_TEXT_FIELDS {
+                if m.extra
+                    .get(*field)
+                    .is_some_and(|v| !v.is_string() && !v.is_null())
+                {
+                    return Err(unjudged(format!("messages[{i}].{field} must be text")));
+                }
+            }
+            if let Some(blocks) = m.extra.get(THINKING_BLOCKS_FIELD) {
+                thinking_blocks(blocks, i)?;
+            }
+            if let Some(parts) = m.extra.get("gemini_parts") {
+                self.gemini_parts(parts, m, i)?;
+            }
+        }
+        // Audio answers (`modalities: ["audio"]`) come back as audio no guard reads.
+        let audio_out = req.extra.get("audio").is_some()
+            || req
+                .extra
+                .get("modalities")
+                .and_then(Value::as_array)
+                .is_some_and(|m| m.iter().any(|x| x == "audio"));
+        if audio_out {
+            self.media(Modality::Audio, "`modalities` / `audio` (an audio answer)")?;
+        }
+        Ok(())
+    }
+
+    /// Gemini's replayed parts: text (judged), thoughts and their signatures, and function
+    /// calls that repeat one of the message's (judged) tool calls; media and file references
+    /// as for content parts; anything else — function responses, code — carries content no
+    /// guard reads.
+    fn gemini_parts(
+        &self,
+        parts: &Value,
+        m: &aegis_contracts::Message,
+        i: usize,
+    ) -> Result<(), Error> {
+        let Value::Array(parts) = parts else {
+            return Err(unjudged(format!(
+                "messages[{i}].gemini_parts must be a list"
+            )));
+        };
+        for (j, p) in parts.iter().enumerate() {
+            let path = format!("messages[{i}].gemini_parts[{j}]");
+            let Value::Object(part) = p else {
+                return Err(unjudged(format!("{path} must be an object")));
+            };
+            for (k, v) in part {
+                match k.as_str() {
+                    "text" if v.is_string() => {}
+                    "thought" | "thoughtSignature" | "thought_signature" => {}
+                    "fileData" | "file_data" => self.reference(&format!("{path}.fileData"))?,
+                    "inlineData" | "inline_data" => self.media(Modality::File, &path)?,
+                    "functionCall" | "function_call" => {
+                        let repeats = m.tool_calls.iter().any(|c| {
+                            v.get("name").and_then(Value::as_str) == Some(c.function.name.as_str())
+                                && c.arguments_json().ok().as_ref()
+                                    == Some(v.get("args").unwrap_or(&Value::Null))
+                        });
+                        if !repeats {
+                            return Err(unjudged(format!(
+                                "{path}.functionCall does not repeat one of the message's tool calls"
+                            )));
+                        }
                     }
-                    if p.get("inlineData").is_some() || p.get("inline_data").is_some() {
-                        self.media(Modality::File, &format!("messages[{i}].gemini_parts[{j}]"))?;
+                    other => {
+                        return Err(unjudged(format!(
+                            "{path}.{other} carries content the guards do not judge"
+                        )));
                     }
                 }
             }
@@ -229,6 +291,63 @@ impl Admission {
                     || KNOWN_MESSAGE_FIELDS.contains(&k)
                     || k == "audio"
                     || forwarded(k)
+            });
+        }
+    }
+}
+
+/// Anthropic thinking blocks: `thinking` (its text judged, its signature kept) and
+/// `redacted_thinking` (encrypted by the provider); any other block or key is refused.
+fn thinking_blocks(blocks: &Value, i: usize) -> Result<(), Error> {
+    let Value::Array(blocks) = blocks else {
+        return Err(unjudged(format!(
+            "messages[{i}].thinking_blocks must be a list"
+        )));
+    };
+    for (j, b) in blocks.iter().enumerate() {
+        let allowed: &[&str] = match b.get("type").and_then(Value::as_str) {
+            Some("thinking") if b.get("thinking").is_some_and(Value::is_string) => {
+                &["type", "thinking", "signature"]
+            }
+            Some("redacted_thinking") => &["type", "data"],
+            _ => {
+                return Err(unjudged(format!(
+                    "messages[{i}].thinking_blocks[{j}] is not a thinking block"
+                )));
+            }
+        };
+        if let Some(Value::Object(o)) = Some(b)
+            && let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str()))
+        {
+            return Err(unjudged(format!(
+                "messages[{i}].thinking_blocks[{j}].{k} carries content the guards do not judge"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn unjudged(message: String) -> Error {
+    refusal("unjudged_content", message)
+}
+
+impl Admission {
+    /// Drops the fields of an answer's messages that no guard judged — an audio transcript,
+    /// annotations, vendor fields — unless the pipeline forwards unknown fields (or, for
+    /// `audio`, allows media). Gemini's replay parts are kept only beside no tool call: their
+    /// function-call arguments would repeat the calls unjudged.
+    pub(crate) fn strip_answer(&self, completion: &mut aegis_contracts::Completion) {
+        if self.config.unknown_fields == UnknownFields::Forward {
+            return;
+        }
+        let media = self.config.media == Admit::Allow;
+        for choice in &mut completion.choices {
+            let calls = !choice.message.tool_calls.is_empty();
+            retain(&mut choice.message.extra, |k| {
+                MESSAGE_TEXT_FIELDS.contains(&k)
+                    || k == THINKING_BLOCKS_FIELD
+                    || (k == "gemini_parts" && !calls)
+                    || (k == "audio" && media)
             });
         }
     }

@@ -42,6 +42,11 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
             let ctx = input.state.request_context(&input.ctx.run_id);
             let mut req = input.state.request.clone();
             let waiver = waiver_of(&input.ctx);
+            // An edit is not kept in the state (the node either moves on or asks again), so a
+            // request for approval of the edited text is bound to the edited text: a later
+            // plain approve, judged on the unedited state, does not match it and asks again —
+            // what the reviewer edited out is never let through by it.
+            let mut edited = None;
             if let Some(Approval::Edit { value }) = &input.ctx.resume {
                 let messages: Vec<Message> = serde_json::from_value(value["messages"].clone())
                     .map_err(|e| {
@@ -49,6 +54,7 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                     })?;
                 req.messages = messages;
                 req.validate()?;
+                edited = Some(request_digest(&req));
             }
             // What no guard can judge never gets as far as the guards — a reviewer's edit
             // included.
@@ -65,7 +71,7 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                     v,
                     Stage::Input,
                     // Digested only when asking: what a later approval is bound to.
-                    request_digest(&input.state.request),
+                    edited.unwrap_or_else(|| request_digest(&input.state.request)),
                     waiver.as_ref(),
                     messages_edit_schema(),
                 ))),
@@ -198,11 +204,14 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 .clone()
                 .ok_or_else(|| Error::internal("output guards before a provider answer"))?;
             let waiver = waiver_of(&input.ctx);
+            // As for input: a request for approval of an edit is bound to the edit.
+            let mut edited = None;
             if let Some(Approval::Edit { value }) = &input.ctx.resume {
                 let content = value["content"].as_str().unwrap_or_default().to_owned();
                 if let Some(choice) = completion.choices.first_mut() {
                     choice.message.content = Some(Content::Text(content));
                 }
+                edited = Some(completion_digest(&completion));
             }
             let judgement = s
                 .chain
@@ -210,15 +219,20 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                 .await;
             let ids = judgement.guard_ids();
             match &judgement.decision {
-                ChainDecision::Allowed => Ok(NodeOutput::Update(ExchangeUpdate::Judged(
-                    Some(Box::new(completion)),
-                    ids,
-                ))),
+                ChainDecision::Allowed => {
+                    s.admission.strip_answer(&mut completion);
+                    Ok(NodeOutput::Update(ExchangeUpdate::Judged(
+                        Some(Box::new(completion)),
+                        ids,
+                    )))
+                }
                 ChainDecision::Blocked(v) => Err(blocked_error(v)),
                 ChainDecision::NeedsApproval(v) => Ok(NodeOutput::Interrupt(approval_interrupt(
                     v,
                     Stage::Output,
-                    completion_digest(input.state.completion.as_ref().unwrap_or(&completion)),
+                    edited.unwrap_or_else(|| {
+                        completion_digest(input.state.completion.as_ref().unwrap_or(&completion))
+                    }),
                     waiver.as_ref(),
                     content_edit_schema(),
                 ))),

@@ -59,6 +59,18 @@ pub(super) async fn purge(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let admin = require_admin(&gw, &headers).await?;
+    // Purging deletes every team's and organisation's ended runs: a deployment-wide admin
+    // only (no team, no org).
+    if admin.team.is_some() || admin.org.is_some() {
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            format!(
+                "`{}` is an admin of a team or organisation; purging runs takes a deployment-wide admin",
+                admin.id
+            ),
+        )
+        .into());
+    }
     let req: Purge = parse_json(&body)?;
     let age = parse_age(&req.older_than)?;
     let store = gw.store().ok_or_else(|| {

@@ -257,6 +257,34 @@ async fn decide(
     decision: Approval,
 ) -> Result<Response, ApiError> {
     let (cp, principal) = visible(gw, headers, id).await?;
+    // Without a database the store cannot rule on who decides: the same rules, here — the
+    // approver or admin role, and never the run's own starter (four eyes).
+    if gw.store().is_none()
+        && let Some(p) = &principal
+    {
+        if !(p.has_role("admin") || p.has_role("approver")) {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "`{}` may not decide run `{id}`: deciding needs the approver or admin role",
+                    p.id
+                ),
+            )
+            .with_code("not_an_approver")
+            .into());
+        }
+        if cp.principal.as_deref() == Some(p.id.as_str()) {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "`{}` started run `{id}` and may not decide it (four eyes)",
+                    p.id
+                ),
+            )
+            .with_code("four_eyes")
+            .into());
+        }
+    }
     let pipeline = gw.pipeline_of_graph(&cp.graph);
     let store = gw.store().cloned();
     let id_owned = id.to_owned();

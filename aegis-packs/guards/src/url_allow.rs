@@ -156,7 +156,7 @@ impl UrlAllowList {
         // something host-like (a dotted name or an IPv4 address), so `//TODO` comments stay
         // text.
         let relative = Regex::new(
-            r#"(?i)(?:^|[^a-z0-9:/\\.])([/\\]{2}(?:[a-z0-9-]{1,63}\.)+[a-z0-9-]{1,63}(?::[0-9]{1,5})?(?:[/\\?#][^\s<>"'`\x00-\x1f\x7f]*)?)"#,
+            r#"(?i)(?:^|[^a-z0-9:/\\.])([/\\]{2,}(?:[a-z0-9-]{1,63}\.)+[a-z0-9-]{1,63}(?::[0-9]{1,5})?(?:[/\\?#][^\s<>"'`\x00-\x1f\x7f]*)?)"#,
         )
         .map_err(|e| Error::internal(format!("url_allow_list: {e}")))?;
         let bare = if config.bare_domains {

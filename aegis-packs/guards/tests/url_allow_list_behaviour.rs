@@ -57,6 +57,8 @@ fn backslash_slashless_and_protocol_relative_forms_are_judged_by_their_host() {
         r"go to \\evil.test\login",
         "<a href=\"//evil.test:8080/x\">",
         "img src=//10.0.0.1/pixel.gif",
+        "![](///evil.test/x?d=1)",
+        r"go to \/\/evil.test/x",
     ] {
         let v = check_text(&g, text);
         assert!(v.is_block(), "{text}");
