@@ -178,6 +178,9 @@ async fn references_resolved_with_the_gateways_credentials_are_refused() {
     )
     .await;
     assert!(msg.contains("s3"), "{msg}");
+    let gemini_file = "https://generativelanguage.googleapis.com/v1beta/files/abc123";
+    let msg = refused(&p, ask(vec![image(gemini_file)]), "provider_reference").await;
+    assert!(msg.contains("Gemini file"), "{msg}");
     for field in [
         "mcp_servers",
         "container",

@@ -225,6 +225,11 @@ impl Admission {
                 {
                     self.reference(&format!("{path}.image_url (`{}`)", scheme_of(&lower)))?;
                 }
+                // A Gemini Files API link is fetched with the gateway's key and project.
+                if lower.contains("generativelanguage.googleapis.com") && lower.contains("/files/")
+                {
+                    self.reference(&format!("{path}.image_url (a Gemini file)"))?;
+                }
                 self.media(Modality::Image, path)
             }
             ContentPart::InputAudio { .. } => self.media(Modality::Audio, path),
