@@ -415,3 +415,17 @@ async fn replayed_vendor_parts_carry_only_judged_content() {
     .await
     .unwrap();
 }
+
+/// A message's author `name` is part of the prompt the provider builds: judged like content.
+#[tokio::test]
+async fn a_message_name_is_judged_like_its_content() {
+    let (addr, seen) = upstream().await;
+    let p = pipeline(addr, "", "block").await;
+    let mut req = ask(vec![text("hi")]);
+    req.messages[0].name = Some("project nightingale".into());
+    let Err(e) = p.chat(req).await else {
+        panic!("a banned name passed");
+    };
+    assert_eq!(e.kind(), ErrorKind::PolicyBlocked, "{e}");
+    assert!(seen.lock().unwrap().is_empty());
+}

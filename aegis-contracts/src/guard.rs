@@ -144,7 +144,7 @@ impl GuardSubject {
 
     /// The texts of the subject, in a stable order. For messages: the string content, or each
     /// text part, then the model texts of [`MESSAGE_TEXT_FIELDS`] and thinking blocks, then
-    /// each tool call's arguments; a tool definition contributes its name, its description
+    /// the author's `name`, then each tool call's arguments; a tool definition contributes its name, its description
     /// and every model-read text of its parameter schema ([`SCHEMA_TEXT_KEYS`]).
     pub fn segments(&self) -> Vec<Segment<'_>> {
         let mut out = Vec::new();
@@ -256,6 +256,9 @@ impl GuardSubject {
                 }
             }
             extra_texts_mut(&mut m.extra, f);
+            if let Some(name) = &mut m.name {
+                f(name);
+            }
             for call in &mut m.tool_calls {
                 f(&mut call.function.arguments);
             }
@@ -403,6 +406,10 @@ fn push_message<'a>(out: &mut Vec<Segment<'a>>, m: &'a Message) {
         }
     }
     out.extend(extra_texts(&m.extra).map(|text| Segment { origin, text }));
+    // The author's name is part of the prompt a provider builds.
+    if let Some(name) = &m.name {
+        out.push(Segment { origin, text: name });
+    }
     for call in &m.tool_calls {
         out.push(Segment {
             origin: Origin::Model,
