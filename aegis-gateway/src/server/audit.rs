@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use aegis::{Error, ErrorKind};
 use axum::{
     Json,
     extract::State,
@@ -14,22 +13,13 @@ use serde_json::json;
 
 use super::{ApiError, Gateway, require_admin};
 
-fn store(gw: &Gateway) -> Result<&aegis_store::Store, ApiError> {
-    gw.store().ok_or_else(|| {
-        ApiError(Error::new(
-            ErrorKind::NotFound,
-            "the audit log lives in the database: set [server].database_url",
-        ))
-    })
-}
-
 /// `GET /v1/admin/audit/verify`: walks the chain; `valid`, the first problem, and all of them.
 pub(super) async fn verify(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_admin(&gw, &headers).await?;
-    let report = store(&gw)?.verify_audit().await?;
+    let report = gw.store_for("audit records")?.verify_audit().await?;
     Ok(Json(json!({
         "object": "aegis.audit_report",
         "valid": report.is_valid(),
@@ -45,6 +35,6 @@ pub(super) async fn head(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_admin(&gw, &headers).await?;
-    let head = store(&gw)?.audit_head().await?;
+    let head = gw.store_for("audit records")?.audit_head().await?;
     Ok(Json(json!({ "object": "aegis.audit_head", "head": head })).into_response())
 }

@@ -24,15 +24,6 @@ pub(super) struct Line {
     period: String,
 }
 
-fn store(gw: &Gateway) -> Result<&aegis_store::Store, ApiError> {
-    gw.store().ok_or_else(|| {
-        ApiError(Error::new(
-            ErrorKind::NotFound,
-            "budgets live in the database: set [server].database_url",
-        ))
-    })
-}
-
 /// `GET /v1/admin/budgets?account=team:research&period=month:2026-12`.
 pub(super) async fn show(
     State(gw): State<Arc<Gateway>>,
@@ -40,7 +31,8 @@ pub(super) async fn show(
     Query(line): Query<Line>,
 ) -> Result<Response, ApiError> {
     require_admin(&gw, &headers).await?;
-    let b = store(&gw)?
+    let b = gw
+        .store_for("budgets")?
         .balance(&line.account, &line.period)
         .await?
         .ok_or_else(|| {
@@ -70,7 +62,7 @@ pub(super) async fn reset(
 ) -> Result<Response, ApiError> {
     let admin = require_admin(&gw, &headers).await?;
     let line: Line = parse_json(&body)?;
-    store(&gw)?
+    gw.store_for("budgets")?
         .reset_budget(&line.account, &line.period)
         .await?;
     tracing::info!(by = %admin.id, account = %line.account, period = %line.period, "budget reset");

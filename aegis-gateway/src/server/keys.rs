@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aegis::{Error, ErrorKind, Principal};
+use aegis::{Error, Principal};
 use aegis_store::NewKey;
 use axum::{
     Json,
@@ -16,15 +16,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, Gateway, parse_json, require_admin};
-
-fn store(gw: &Gateway) -> Result<&aegis_store::Store, ApiError> {
-    gw.store().ok_or_else(|| {
-        ApiError(Error::new(
-            ErrorKind::NotFound,
-            "keys need a database: set [server].database_url",
-        ))
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +42,7 @@ pub(super) async fn create(
     if let Some(at) = req.expires_at_ms {
         new = new.expires_at_ms(at);
     }
-    let created = store(&gw)?.create_key(new).await?;
+    let created = gw.store_for("keys")?.create_key(new).await?;
     let body = json!({"key": created.key.expose(), "info": created.info,
                       "message": "store this key now: it is shown only once"});
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -63,7 +54,7 @@ pub(super) async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_admin(&gw, &headers).await?;
-    let keys = store(&gw)?.list_keys(None).await?;
+    let keys = gw.store_for("keys")?.list_keys(None).await?;
     Ok(Json(json!({"object": "list", "data": keys})).into_response())
 }
 
@@ -74,7 +65,10 @@ pub(super) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let admin = require_admin(&gw, &headers).await?;
-    let info = store(&gw)?.revoke_key(&id, Some(&admin.id)).await?;
+    let info = gw
+        .store_for("keys")?
+        .revoke_key(&id, Some(&admin.id))
+        .await?;
     Ok(Json(json!({"info": info})).into_response())
 }
 
@@ -85,7 +79,10 @@ pub(super) async fn rotate(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let admin = require_admin(&gw, &headers).await?;
-    let created = store(&gw)?.rotate_key(&id, None, Some(&admin.id)).await?;
+    let created = gw
+        .store_for("keys")?
+        .rotate_key(&id, None, Some(&admin.id))
+        .await?;
     let body = json!({"key": created.key.expose(), "info": created.info,
                       "message": "store this key now: it is shown only once"});
     Ok((StatusCode::CREATED, Json(body)).into_response())

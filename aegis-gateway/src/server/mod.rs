@@ -124,6 +124,17 @@ impl Gateway {
         self.closing.send_replace(true);
     }
 
+    /// The store, for an endpoint whose `what` (`"budgets"`, `"keys"`) lives in the
+    /// database; `404` naming the setting when the gateway runs without one.
+    pub(crate) fn store_for(&self, what: &str) -> Result<&aegis_store::Store, ApiError> {
+        self.store().ok_or_else(|| {
+            ApiError(Error::new(
+                ErrorKind::NotFound,
+                format!("{what} live in the database: set [server].database_url"),
+            ))
+        })
+    }
+
     /// A permit of the stream limit (`max_concurrent_streams`): SSE answers and run event
     /// feeds count alike. `429 rate_limited` when none is left.
     pub(crate) fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {

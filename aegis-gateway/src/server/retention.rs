@@ -73,13 +73,10 @@ pub(super) async fn purge(
     }
     let req: Purge = parse_json(&body)?;
     let age = parse_age(&req.older_than)?;
-    let store = gw.store().ok_or_else(|| {
-        ApiError(Error::new(
-            ErrorKind::NotFound,
-            "runs live in the database: set [server].database_url",
-        ))
-    })?;
-    let purged = store.purge_runs(cutoff_ms(age), &admin.id).await?;
+    let purged = gw
+        .store_for("runs")?
+        .purge_runs(cutoff_ms(age), &admin.id)
+        .await?;
     tracing::info!(by = %admin.id, purged, older_than = %req.older_than, "runs purged");
     Ok(
         Json(json!({ "object": "aegis.purge", "purged": purged, "older_than": req.older_than }))
