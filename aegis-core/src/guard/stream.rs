@@ -541,13 +541,13 @@ impl StageState {
         };
         let release_to = match granularity {
             Granularity::Window(w) if !last => {
-                floor_char(&self.buf, self.buf.len().saturating_sub(w)).max(self.ctx_len)
+                window_start(&self.buf, self.buf.len(), w).max(self.ctx_len)
             }
             _ => check_end,
         };
         let released = self.buf[self.ctx_len..release_to].to_owned();
         let keep_from = match granularity {
-            Granularity::Window(w) => floor_char(&self.buf, release_to.saturating_sub(w)),
+            Granularity::Window(w) => window_start(&self.buf, release_to, w),
             _ => release_to,
         };
         self.buf.drain(..keep_from);
@@ -670,15 +670,22 @@ impl StageState {
     }
 }
 
-/// The largest char boundary `<= i`.
-fn floor_char(s: &str, mut i: usize) -> usize {
-    if i >= s.len() {
-        return s.len();
+/// Where the window of `w` bytes ending at `end` starts, counted in what guards judge:
+/// invisible characters are removed from their view, so they do not count and a finding
+/// with some inserted still fits the window. A char boundary; 0 when `s[..end]` is shorter.
+fn window_start(s: &str, end: usize, w: usize) -> usize {
+    let mut need = w;
+    let mut at = end;
+    for (i, c) in s[..end].char_indices().rev() {
+        if need == 0 {
+            return at;
+        }
+        at = i;
+        if aegis_contracts::text::invisible_kind(c).is_none() {
+            need = need.saturating_sub(c.len_utf8());
+        }
     }
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
+    if need == 0 { at } else { 0 }
 }
 
 /// The end of the last complete sentence in `s[from..]` (after its terminator and the
@@ -704,11 +711,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn floor_char_never_splits_a_character() {
+    fn a_window_never_splits_a_character_and_invisible_ones_do_not_count() {
         let s = "aé€";
-        for i in 0..=s.len() + 2 {
-            assert!(s.is_char_boundary(floor_char(s, i)));
+        for w in 0..=s.len() + 2 {
+            assert!(s.is_char_boundary(window_start(s, s.len(), w)));
         }
+        assert_eq!(window_start("abcdef", 6, 3), 3);
+        assert_eq!(window_start("ab", 2, 3), 0);
+        // "pa\u{200b}ss": four visible bytes reach back over the zero-width space.
+        let t = "xpa\u{200b}ss";
+        assert_eq!(window_start(t, t.len(), 4), 1);
     }
 
     #[test]
