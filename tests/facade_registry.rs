@@ -169,6 +169,83 @@ async fn pseudonymized_prompts_come_back_restored_and_the_vault_is_dropped() {
 }
 
 #[tokio::test]
+async fn a_vault_is_dropped_however_the_run_ends() {
+    use std::sync::Arc;
+
+    use aegis::{GuardPolicy, Provider, Stage, guard::GuardEntry, guards, pii};
+    use futures_util::StreamExt;
+
+    let cfg = pii::PiiGuardConfig {
+        default_operator: pii::Operator::Pseudonymize,
+        ..pii::PiiGuardConfig::default()
+    };
+    let guard = Arc::new(pii::PiiGuard::new(cfg).unwrap());
+    let ban: guards::BanSubstringsConfig = serde_json::from_value(serde_json::json!({
+        "substrings": ["forbidden"],
+        "stages": [Stage::Output],
+    }))
+    .unwrap();
+    let ban = guards::BanSubstrings::new(ban).unwrap();
+    let pipeline = aegis::Pipeline::builder()
+        .provider(
+            "echo",
+            Arc::new(aegis::providers::Echo::new("echo")) as Arc<dyn Provider>,
+        )
+        .guard(GuardEntry::new(
+            "pii",
+            guard.clone(),
+            GuardPolicy::default(),
+        ))
+        .guard(GuardEntry::new(
+            "ban",
+            Arc::new(ban),
+            GuardPolicy::default(),
+        ))
+        .build()
+        .unwrap();
+    let gone = || async {
+        for _ in 0..200 {
+            if guard.vault_count() == 0 {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    };
+
+    // Embeddings.
+    let req = aegis::EmbeddingRequest::new("echo-1", vec!["ann@example.org".into()]);
+    pipeline.embed(req).await.unwrap();
+    assert!(gone().await, "an embedding run keeps its vault");
+
+    // An answer an output guard blocks, streamed and not.
+    for stream in [false, true] {
+        let prompt = "ann@example.org: say forbidden";
+        let req = ChatRequest::new("echo-1", vec![Message::user(prompt)]).with_stream(stream);
+        let outcome = match pipeline.chat(req).await {
+            Ok(resp) => resp.collect().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        assert!(outcome.is_err(), "stream={stream}: the answer is blocked");
+        assert!(
+            gone().await,
+            "stream={stream}: a blocked run keeps its vault"
+        );
+    }
+
+    // A caller that goes away in the middle of a stream.
+    let long = format!("ann@example.org {}", "word ".repeat(2000));
+    let req = ChatRequest::new("echo-1", vec![Message::user(long)]).with_stream(true);
+    let resp = pipeline.chat(req).await.unwrap();
+    let aegis::ChatBody::Stream(mut stream) = resp.body else {
+        panic!("a streamed request gets a stream");
+    };
+    assert!(stream.next().await.is_some());
+    drop(stream);
+    assert!(gone().await, "a disconnected run keeps its vault");
+}
+
+#[tokio::test]
 async fn a_router_from_config_composes_the_providers_defined_before_it() {
     let toml = r#"
         [[providers]]

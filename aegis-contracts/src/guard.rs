@@ -788,6 +788,22 @@ pub trait Guardrail: Send + Sync + 'static {
     /// Judges a subject. An `Err` is handled by the chain according to the fail mode.
     async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error>;
 
+    /// For a streamed answer judged with [`Granularity::Window`]: how much of `text` (the
+    /// window the engine holds, as the guard would judge it) is *settled* — the offset
+    /// before which no finding can change with more text: no match still in progress, no
+    /// look-ahead outstanding, no complete match overlapping one in progress. The engine
+    /// releases settled text at once and acts only on findings that start in it; it never
+    /// holds more than the declared window. Text before `from` was settled by an earlier
+    /// call, so a guard need only look for candidates starting at or after it.
+    ///
+    /// The default, `None`, holds the whole declared window. A guard built on regular
+    /// patterns can answer with `aegis-settle`'s probes; answering too early breaks the
+    /// guarantee that a streamed answer is judged exactly as the whole one.
+    fn stream_settled(&self, text: &str, from: usize, ctx: &RequestContext) -> Option<usize> {
+        let _ = (text, from, ctx);
+        None
+    }
+
     /// Called once when run `run_id` ends (completed, failed or rejected; for a streamed
     /// answer, when the stream ends), so a guard can drop per-run state such as a
     /// pseudonymization vault. Must not block. The default does nothing.

@@ -87,6 +87,30 @@ impl GuardEntry {
     }
 }
 
+impl GuardEntry {
+    /// How much of the streamed `text` is settled for this guard (see
+    /// [`Guardrail::stream_settled`]), asked on the view the guard judges and mapped back.
+    pub(crate) fn stream_settled(
+        &self,
+        text: &str,
+        from: usize,
+        ctx: &RequestContext,
+    ) -> Option<usize> {
+        let view = (!self.capabilities.raw_text)
+            .then(|| super::normalize::normalize(text))
+            .flatten();
+        match view {
+            None => self.guard.stream_settled(text, from, ctx),
+            Some(n) => {
+                let at = self
+                    .guard
+                    .stream_settled(&n.text, n.norm_offset(from), ctx)?;
+                Some(n.start(at))
+            }
+        }
+    }
+}
+
 impl fmt::Debug for GuardEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuardEntry")

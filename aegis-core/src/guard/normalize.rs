@@ -86,8 +86,17 @@ pub(crate) fn normalize(text: &str) -> Option<Normalized> {
 }
 
 impl Normalized {
+    /// The normalized offset of the unit holding original offset `o` (the view's end when
+    /// `o` is past every unit).
+    pub(crate) fn norm_offset(&self, o: usize) -> usize {
+        self.units
+            .iter()
+            .find(|u| u.orig.1 > o)
+            .map_or(self.text.len(), |u| u.norm.0)
+    }
+
     /// The original offset where an edit starting at normalized offset `n` starts.
-    fn start(&self, n: usize) -> usize {
+    pub(crate) fn start(&self, n: usize) -> usize {
         match self.units.iter().find(|u| n < u.norm.1) {
             Some(u) => u.orig.0,
             None => self.orig_len,

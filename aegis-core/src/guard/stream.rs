@@ -526,24 +526,25 @@ impl StageState {
     ) -> Result<String, Error> {
         self.buf.push_str(text);
         let granularity = self.entry.capabilities().granularity;
-        // The end of the text this check may judge (exclusive).
-        let check_end = match granularity {
-            Granularity::FullText if !last => return Ok(String::new()),
-            Granularity::Sentence if !last => last_sentence_end(&self.buf, self.ctx_len),
+        // What is final: findings that start before it are judged and acted on now, the
+        // rest waits for more text.
+        let settled = match granularity {
+            _ if last => self.buf.len(),
+            Granularity::FullText => return Ok(String::new()),
+            Granularity::Sentence => last_sentence_end(&self.buf, self.ctx_len),
+            Granularity::Window(w) => self.settled(w, ctx),
             _ => self.buf.len(),
         };
-        if check_end > self.ctx_len {
-            self.check(check_end, chain, ctx).await?;
-        }
-        let check_end = match granularity {
-            Granularity::Sentence if !last => last_sentence_end(&self.buf, self.ctx_len),
-            _ => self.buf.len(),
+        // A window guard judges everything held (its probes said what is final); others
+        // judge only the final text (whole sentences).
+        let judged = match granularity {
+            Granularity::Window(_) => self.buf.len(),
+            _ => settled,
         };
-        let release_to = match granularity {
-            Granularity::Window(w) if !last => {
-                window_start(&self.buf, self.buf.len(), w).max(self.ctx_len)
-            }
-            _ => check_end,
+        let release_to = if settled > self.ctx_len {
+            self.check(judged, settled, chain, ctx).await?
+        } else {
+            self.ctx_len
         };
         let released = self.buf[self.ctx_len..release_to].to_owned();
         let keep_from = match granularity {
@@ -556,14 +557,34 @@ impl StageState {
         Ok(released)
     }
 
+    /// Where the held text of a `Window(w)` guard stops being final: where the guard says
+    /// (a candidate still in progress), but never more than `w` bytes back from the end.
+    fn settled(&self, w: usize, ctx: &RequestContext) -> usize {
+        let len = self.buf.len();
+        let oldest = window_start(&self.buf, len, w).max(self.ctx_len);
+        let said = self
+            .entry
+            .stream_settled(&self.buf, self.ctx_len, ctx)
+            .map_or(oldest, |at| at.min(len));
+        let mut at = said.max(oldest);
+        while !self.buf.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+
+    /// Judges `buf[..judged]` and acts on what is final: findings that start before
+    /// `settled` (later ones may still change). Returns where `settled` is after the edits
+    /// made.
     async fn check(
         &mut self,
-        end: usize,
+        judged: usize,
+        settled: usize,
         chain: &GuardChain,
         ctx: &RequestContext,
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
         let subject = GuardSubject::OutputChunk {
-            text: self.buf[..end].to_owned(),
+            text: self.buf[..judged].to_owned(),
             offset: self.base,
         };
         let run_id = ctx.run_id.as_deref().unwrap_or_default();
@@ -573,20 +594,26 @@ impl StageState {
             .rule(&self.entry, &subject, view.as_ref(), ctx, &[])
             .await;
         let (mut verdict, enforce) = match ruling {
-            Ruling::Passed => return Ok(()),
+            Ruling::Passed => return Ok(settled),
             Ruling::FailedClosed(v) => return Err(blocked_error(&v)),
             Ruling::Judged { verdict, enforced } => (verdict, enforced),
         };
-        // Findings that lie wholly in the released context were judged by the previous check,
-        // which saw them with more text on their left; here the cut at the window's start may
-        // fake a boundary (a word start, a line start). Trust that earlier judgement.
-        let only_in_context = !verdict.findings.is_empty()
-            && verdict
-                .findings
-                .iter()
-                .all(|f| f.span.is_some_and(|s| s.end <= self.ctx_len));
-        if only_in_context && !matches!(verdict.decision, Decision::Sanitize { .. }) {
-            return Ok(());
+        // Findings wholly in the released context were judged by an earlier check, which
+        // saw them with more text on their left (here the cut at the window's start may
+        // fake a boundary); findings starting at or after `settled` are not final yet.
+        let ctx_len = self.ctx_len;
+        let had_findings = !verdict.findings.is_empty();
+        verdict
+            .findings
+            .retain(|f| f.span.is_none_or(|s| s.end > ctx_len && s.start < settled));
+        let edits_now = match &verdict.decision {
+            Decision::Sanitize { edits } => {
+                edits.iter().any(|e| e.end > ctx_len && e.start < settled)
+            }
+            _ => false,
+        };
+        if had_findings && verdict.findings.is_empty() && !edits_now {
+            return Ok(settled);
         }
         for f in &mut verdict.findings {
             if let Some(span) = &mut f.span {
@@ -598,21 +625,21 @@ impl StageState {
             }
         }
         if verdict.is_allow() {
-            return Ok(());
+            return Ok(settled);
         }
         self.acted = true;
         chain.report(run_id, Stage::Output, &verdict, enforce);
         if !enforce {
-            return Ok(());
+            return Ok(settled);
         }
         match &verdict.decision {
-            Decision::Allow => Ok(()),
+            Decision::Allow => Ok(settled),
             Decision::Block { .. } => Err(blocked_error(&verdict)),
             Decision::RequireApproval { .. } => {
                 self.asked = Some(verdict.clone());
                 Err(approval_error(&verdict))
             }
-            Decision::Sanitize { edits } => self.apply_stream_edits(edits, end),
+            Decision::Sanitize { edits } => self.apply_stream_edits(edits, judged, settled),
             // A decision this build does not know is not an allow: fail closed.
             _ => Err(Error::new(
                 ErrorKind::PolicyBlocked,
@@ -622,17 +649,27 @@ impl StageState {
         }
     }
 
-    fn apply_stream_edits(&mut self, edits: &[Edit], end: usize) -> Result<(), Error> {
+    /// Applies the edits that start before `settled` (and reach past the released
+    /// context; none may reach past `judged`); returns where `settled` lands after them — past the end of an edit that
+    /// crosses it, so a replacement is released whole.
+    fn apply_stream_edits(
+        &mut self,
+        edits: &[Edit],
+        judged: usize,
+        settled: usize,
+    ) -> Result<usize, Error> {
         let id = self.entry.id();
-        let mut edits: Vec<_> = edits.iter().filter(|e| e.end > self.ctx_len).collect();
-        edits.sort_by_key(|e| std::cmp::Reverse(e.start));
-        let mut prev_start = usize::MAX;
-        for e in edits {
+        let mut edits: Vec<_> = edits
+            .iter()
+            .filter(|e| e.end > self.ctx_len && e.start < settled)
+            .collect();
+        edits.sort_by_key(|e| e.start);
+        let mut prev_end = self.ctx_len;
+        for e in &edits {
             let bad = e.segment != 0
-                || e.start < self.ctx_len
-                || e.end > end
+                || e.start < prev_end
                 || e.start > e.end
-                || e.end > prev_start
+                || e.end > judged
                 || !self.buf.is_char_boundary(e.start)
                 || !self.buf.is_char_boundary(e.end);
             if bad {
@@ -645,10 +682,20 @@ impl StageState {
                 )
                 .with_code("guard_unavailable"));
             }
-            self.buf.replace_range(e.start..e.end, &e.replacement);
-            prev_start = e.start;
+            prev_end = e.end;
         }
-        Ok(())
+        let mut at = settled;
+        for e in edits.iter().rev() {
+            self.buf.replace_range(e.start..e.end, &e.replacement);
+            let grown = e.replacement.len() as isize - (e.end - e.start) as isize;
+            if e.end <= settled {
+                at = at.saturating_add_signed(grown);
+            } else {
+                // Crossing `settled`: release through the replacement.
+                at = e.start + e.replacement.len();
+            }
+        }
+        Ok(at)
     }
 
     /// At the end of a stream, an `Allow` verdict for a guard that never acted, so every

@@ -115,6 +115,10 @@ struct Inner {
     context: Vec<Option<(AhoCorasick, Vec<&'static str>)>>,
     max_match_len: usize,
     threshold: f32,
+    /// Every compiled pattern's source, for the streaming probes.
+    sources: Vec<String>,
+    /// Anchored probes over every pattern, built on first streamed use.
+    probes: std::sync::OnceLock<Option<aegis_settle::Probes>>,
 }
 
 /// Per-call buffers of a scan, allocated once per [`Analyzer::analyze`] and tier.
@@ -352,6 +356,7 @@ impl Analyzer {
             })
             .collect();
         let max_match_len = patterns.iter().map(|p| p.max_len).max().unwrap_or(0);
+        let sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 recognizers,
@@ -363,6 +368,8 @@ impl Analyzer {
                 context,
                 max_match_len,
                 threshold: score_threshold,
+                sources,
+                probes: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -401,6 +408,23 @@ impl Analyzer {
     /// slice that contains those bytes around it.
     pub fn window(&self) -> usize {
         2 * self.inner.max_match_len + CONTEXT_BYTES + 1 + LOOKAHEAD
+    }
+
+    /// How much of a streamed `text` is settled: the offset before which no result can
+    /// change with more text (see [`Guardrail::stream_settled`](aegis_contracts::Guardrail::stream_settled)).
+    /// Every pattern is probed, anchored, from each start at or after `from`: a start whose
+    /// automaton is still alive at the end of `text`, or whose match's look-ahead is not
+    /// complete, is held, and so is every complete match overlapping it. Context words lie
+    /// before a result and validators read only the match, so nothing else can change.
+    /// `None` when the probes cannot be built (the caller then holds its whole window).
+    pub fn settled(&self, text: &str, from: usize) -> Option<usize> {
+        let inner = &*self.inner;
+        let probes = inner.probes.get_or_init(|| {
+            let sources: Vec<&str> = inner.sources.iter().map(String::as_str).collect();
+            aegis_settle::Probes::new(&sources, syntax_config(), inner.max_match_len, LOOKAHEAD)
+                .ok()
+        });
+        Some(probes.as_ref()?.settled(text, from))
     }
 
     /// All results at or above the threshold, sorted by start. Overlaps between entity types

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aegis_contracts::{
     Decision, Edit, Error, Finding, Granularity, GuardCapabilities, GuardSubject, Guardrail,
@@ -53,10 +54,20 @@ pub struct PiiGuardConfig {
     /// Operator for entity types not in `operators` (`replace` with `<ENTITY_TYPE>` by default).
     #[serde(default)]
     pub default_operator: Operator,
+    /// How long a run's pseudonymization vault is kept when the run never ends (it paused
+    /// and was never decided, or its host lost track of it), in seconds; 3600 by default.
+    /// A run that ends drops its vault at once. A run resumed after this loses its tokens'
+    /// originals: its answer keeps the tokens (nothing leaks).
+    #[serde(default = "default_vault_ttl")]
+    pub vault_ttl_secs: u64,
 }
 
 fn default_threshold() -> f32 {
     0.5
+}
+
+fn default_vault_ttl() -> u64 {
+    3600
 }
 
 impl Default for PiiGuardConfig {
@@ -67,6 +78,7 @@ impl Default for PiiGuardConfig {
             action: PiiAction::default(),
             operators: BTreeMap::new(),
             default_operator: Operator::default(),
+            vault_ttl_secs: default_vault_ttl(),
         }
     }
 }
@@ -79,10 +91,14 @@ impl Default for PiiGuardConfig {
 /// context look-back plus one byte of look-around each side (see [`Analyzer::window`] for
 /// the derivation).
 ///
-/// Pseudonymization keeps one [`Vault`] per `RequestContext::run_id`, created on first use;
-/// the host de-anonymizes the answer with [`PiiGuard::vault`] and must call
-/// [`PiiGuard::take_vault`] when the run ends (that removes it). A subject to pseudonymize
-/// without a run id is an error (the chain fails closed).
+/// Pseudonymization keeps one [`Vault`] per `RequestContext::run_id`, created on first use.
+/// On the output stage the guard restores this run's tokens (span-precise edits, so a
+/// streamed answer restores tokens split across chunks) *and* still analyzes the answer:
+/// PII the model produced itself is sanitized (with the entity's operator, or
+/// `<ENTITY_TYPE>` where that operator is `pseudonymize` — a new token would mean nothing
+/// to the caller). The vault is dropped when the run ends ([`Guardrail::on_run_end`]), or
+/// after `vault_ttl_secs` for a run that never ends. A subject to pseudonymize without a
+/// run id is an error (the chain fails closed).
 ///
 /// ```
 /// use aegis_contracts::{GuardSubject, Guardrail, Message, RequestContext};
@@ -101,7 +117,14 @@ impl Default for PiiGuardConfig {
 pub struct PiiGuard {
     analyzer: Analyzer,
     config: PiiGuardConfig,
-    vaults: Mutex<HashMap<String, Arc<Mutex<Vault>>>>,
+    vaults: Mutex<HashMap<String, Held>>,
+}
+
+/// A run's vault and when it was created.
+#[derive(Debug)]
+struct Held {
+    vault: Arc<Mutex<Vault>>,
+    since: Instant,
 }
 
 impl PiiGuard {
@@ -133,12 +156,16 @@ impl PiiGuard {
 
     /// The vault of run `run_id`, if it pseudonymized anything.
     pub fn vault(&self, run_id: &str) -> Option<Arc<Mutex<Vault>>> {
-        self.vaults.lock().ok()?.get(run_id).cloned()
+        self.vaults
+            .lock()
+            .ok()?
+            .get(run_id)
+            .map(|h| h.vault.clone())
     }
 
     /// Removes and returns the vault of run `run_id` (call it when the run ends).
     pub fn take_vault(&self, run_id: &str) -> Option<Vault> {
-        let arc = self.vaults.lock().ok()?.remove(run_id)?;
+        let arc = self.vaults.lock().ok()?.remove(run_id)?.vault;
         Some(match Arc::try_unwrap(arc) {
             Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
             Err(shared) => shared
@@ -160,10 +187,26 @@ impl PiiGuard {
             .unwrap_or(&self.config.default_operator)
     }
 
-    /// Restores this run's `<ENTITY_N>` tokens in an answer.
-    fn restore(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
+    /// The vault of run `run`, created on first use; vaults older than the TTL go first.
+    fn vault_for(&self, run: &str) -> Result<Arc<Mutex<Vault>>, Error> {
+        let mut map = self
+            .vaults
+            .lock()
+            .map_err(|_| Error::internal("pii vault map poisoned"))?;
+        let ttl = Duration::from_secs(self.config.vault_ttl_secs);
+        map.retain(|_, h| h.since.elapsed() < ttl);
+        let held = map.entry(run.to_owned()).or_insert_with(|| Held {
+            vault: Arc::default(),
+            since: Instant::now(),
+        });
+        Ok(held.vault.clone())
+    }
+
+    /// The edits that restore this run's `<ENTITY_N>` tokens in an answer, and the spans
+    /// they cover.
+    fn restore(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Vec<Edit>, Error> {
         let Some(vault) = ctx.run_id.as_deref().and_then(|run| self.vault(run)) else {
-            return Ok(Verdict::allow());
+            return Ok(Vec::new());
         };
         let vault = vault
             .lock()
@@ -179,11 +222,7 @@ impl PiiGuard {
                 });
             }
         }
-        Ok(if edits.is_empty() {
-            Verdict::allow()
-        } else {
-            Verdict::sanitize(edits)
-        })
+        Ok(edits)
     }
 
     fn uses_vault(&self) -> bool {
@@ -208,16 +247,37 @@ impl Guardrail for PiiGuard {
         }
     }
 
-    async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
-        // With pseudonymization, the answer goes back to the caller with this run's tokens
-        // restored (span-precise edits, so streamed windows restore tokens split across chunks).
-        if subject.stage() == Stage::Output && self.uses_vault() {
-            return self.restore(subject, ctx);
+    /// Settled where the analyzer's probes say (see [`Analyzer::settled`]), and, when this
+    /// run has a vault, before a token that may still be arriving.
+    fn stream_settled(&self, text: &str, from: usize, ctx: &RequestContext) -> Option<usize> {
+        let mut at = self.analyzer.settled(text, from)?;
+        if let Some(vault) = ctx.run_id.as_deref().and_then(|run| self.vault(run)) {
+            let vault = vault.lock().ok()?;
+            if let Some(prefix) = vault.token_prefix_at_end(text) {
+                at = at.min(prefix);
+            }
         }
+        Some(at)
+    }
+
+    async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
+        // With pseudonymization, an answer goes back to the caller with this run's tokens
+        // restored — and is still analyzed: PII the model wrote itself is caught.
+        let restoring = subject.stage() == Stage::Output && self.uses_vault();
+        let mut edits = if restoring {
+            self.restore(subject, ctx)?
+        } else {
+            Vec::new()
+        };
         let mut findings = Vec::new();
         let mut per_segment = Vec::new();
         for (i, seg) in subject.segments().iter().enumerate() {
-            let results = self.analyzer.analyze_resolved(seg.text);
+            let mut results = self.analyzer.analyze_resolved(seg.text);
+            results.retain(|r| {
+                !edits
+                    .iter()
+                    .any(|e| e.segment == i && e.start < r.end && r.start < e.end)
+            });
             for r in &results {
                 findings.push(Finding::new(
                     r.entity,
@@ -233,56 +293,53 @@ impl Guardrail for PiiGuard {
             per_segment.push((i, seg.text, results));
         }
         if findings.is_empty() {
-            return Ok(Verdict::allow());
+            return Ok(if edits.is_empty() {
+                Verdict::allow()
+            } else {
+                Verdict::sanitize(edits)
+            });
         }
-        match self.config.action {
-            PiiAction::Block => {
-                let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
-                kinds.sort_unstable();
-                kinds.dedup();
-                Ok(
-                    Verdict::block(format!("PII detected: {}", kinds.join(", ")), "pii")
-                        .with_findings(findings),
-                )
-            }
-            PiiAction::Sanitize => {
-                let vault = if self.uses_vault() {
-                    let run = ctx.run_id.as_deref().ok_or_else(|| {
-                        Error::config("pii guard: pseudonymization needs a run id")
-                    })?;
-                    let mut map = self
-                        .vaults
-                        .lock()
-                        .map_err(|_| Error::internal("pii vault map poisoned"))?;
-                    Some(map.entry(run.to_owned()).or_default().clone())
-                } else {
-                    None
+        if self.config.action == PiiAction::Block {
+            let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            return Ok(
+                Verdict::block(format!("PII detected: {}", kinds.join(", ")), "pii")
+                    .with_findings(findings),
+            );
+        }
+        // Inputs are pseudonymized into this run's vault; an answer's own PII is not (a
+        // new token would mean nothing to the caller): it gets `<ENTITY_TYPE>` instead.
+        let vault = match ctx.run_id.as_deref() {
+            _ if restoring || !self.uses_vault() => None,
+            Some(run) => Some(self.vault_for(run)?),
+            None => return Err(Error::config("pii guard: pseudonymization needs a run id")),
+        };
+        let mut vault = match &vault {
+            Some(v) => Some(
+                v.lock()
+                    .map_err(|_| Error::internal("pii vault poisoned"))?,
+            ),
+            None => None,
+        };
+        let plain = Operator::default();
+        for (i, text, results) in per_segment {
+            for r in results {
+                let operator = match self.operator_for(r.entity) {
+                    Operator::Pseudonymize if restoring => &plain,
+                    op => op,
                 };
-                let mut guard = match &vault {
-                    Some(v) => Some(
-                        v.lock()
-                            .map_err(|_| Error::internal("pii vault poisoned"))?,
-                    ),
-                    None => None,
-                };
-                let mut edits = Vec::with_capacity(findings.len());
-                for (i, text, results) in per_segment {
-                    for r in results {
-                        let replacement = self.operator_for(r.entity).apply(
-                            r.entity,
-                            &text[r.start..r.end],
-                            guard.as_deref_mut(),
-                        )?;
-                        edits.push(Edit {
-                            segment: i,
-                            start: r.start,
-                            end: r.end,
-                            replacement,
-                        });
-                    }
-                }
-                Ok(Verdict::new(Decision::Sanitize { edits }).with_findings(findings))
+                let replacement =
+                    operator.apply(r.entity, &text[r.start..r.end], vault.as_deref_mut())?;
+                edits.push(Edit {
+                    segment: i,
+                    start: r.start,
+                    end: r.end,
+                    replacement,
+                });
             }
         }
+        edits.sort_by_key(|e| (e.segment, e.start));
+        Ok(Verdict::new(Decision::Sanitize { edits }).with_findings(findings))
     }
 }

@@ -28,4 +28,4 @@ pub use engine::{
 pub use guard::{PiiAction, PiiGuard, PiiGuardConfig};
 pub use recognizers::{LOOKAHEAD, Pattern, Recognizer};
 pub use validators::Check;
-pub use vault::{StreamingDeanonymizer, Vault};
+pub use vault::Vault;

@@ -15,12 +15,8 @@
 //! let answer = format!("I wrote to {t}.");
 //! assert_eq!(vault.deanonymize(&answer), "I wrote to bob@example.com.");
 //!
-//! // Streaming: a token split across chunks is restored.
-//! let mut stream = vault.streaming();
-//! let mut out = stream.push("I wrote to <EMAIL_AD");
-//! out += &stream.push("DRESS_1>.");
-//! out += &stream.finish();
-//! assert_eq!(out, "I wrote to bob@example.com.");
+//! // Streaming: a token may still be arriving at the end of a chunk; it is held back.
+//! assert_eq!(vault.token_prefix_at_end("I wrote to <EMAIL_AD"), Some(11));
 //! ```
 
 use std::collections::HashMap;
@@ -91,108 +87,64 @@ impl Vault {
     }
 
     /// Where this vault's tokens occur in `text`: `(start, end, original)` byte ranges, in
-    /// order, for span-precise restoration (a guard returns them as sanitize edits).
+    /// order, for span-precise restoration (a guard returns them as sanitize edits). This
+    /// is the one token reader: [`deanonymize`](Self::deanonymize) and the streaming
+    /// hold-back ([`token_prefix_at_end`](Self::token_prefix_at_end)) are built on it.
     pub fn token_spans<'a>(&'a self, text: &str) -> Vec<(usize, usize, &'a str)> {
-        let b = text.as_bytes();
         let mut out = Vec::new();
+        self.scan_tokens(text, |start, end, original| {
+            out.push((start, end, original))
+        });
+        out
+    }
+
+    /// Where a token of this vault may be starting at the end of `text` (a `<` followed by
+    /// token characters, shorter than the longest token): a streamed answer holds it back
+    /// until the token is complete.
+    pub fn token_prefix_at_end(&self, text: &str) -> Option<usize> {
+        self.scan_tokens(text, |_, _, _| {})
+    }
+
+    /// Calls `found` for every known token in `text`; returns the start of a possible token
+    /// prefix at the end.
+    fn scan_tokens<'a>(
+        &'a self,
+        text: &str,
+        mut found: impl FnMut(usize, usize, &'a str),
+    ) -> Option<usize> {
+        let b = text.as_bytes();
         let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'<' {
-                let mut j = i + 1;
-                while j < b.len() && is_token_byte(b[j]) && j - i < self.max_token_len {
-                    j += 1;
-                }
-                if j < b.len() && b[j] == b'>' {
-                    if let Some(original) = self.by_token.get(&text[i..=j]) {
-                        out.push((i, j + 1, original.as_str()));
-                        i = j + 1;
-                        continue;
-                    }
+        while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+            let lt = i + off;
+            let mut j = lt + 1;
+            while j < b.len() && is_token_byte(b[j]) && j - lt < self.max_token_len {
+                j += 1;
+            }
+            if j == b.len() {
+                return (j - lt < self.max_token_len).then_some(lt);
+            }
+            if b[j] == b'>' {
+                if let Some(original) = self.by_token.get(&text[lt..=j]) {
+                    found(lt, j + 1, original.as_str());
+                    i = j + 1;
+                    continue;
                 }
             }
-            i += 1;
+            i = lt + 1;
         }
-        out
+        None
     }
 
     /// Replaces every known token in `text` by its original. Unknown `<...>` text is kept.
     pub fn deanonymize(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
-        let consumed = self.deanonymize_into(text, &mut out, true);
-        debug_assert_eq!(consumed, text.len());
-        out
-    }
-
-    /// Processes `text` into `out`; unless `last`, stops before a `<` that may begin a token
-    /// still arriving. Returns how many bytes were consumed.
-    fn deanonymize_into(&self, text: &str, out: &mut String, last: bool) -> usize {
-        let b = text.as_bytes();
         let mut emitted = 0;
-        let mut i = 0;
-        while let Some(off) = memchr_lt(&b[i..]) {
-            let lt = i + off;
-            // Read the token body after '<'.
-            let mut j = lt + 1;
-            while j < b.len() && is_token_byte(b[j]) && j - lt < self.max_token_len {
-                j += 1;
-            }
-            if j < b.len() && b[j] == b'>' {
-                if let Some(orig) = self.by_token.get(&text[lt..=j]) {
-                    out.push_str(&text[emitted..lt]);
-                    out.push_str(orig);
-                    emitted = j + 1;
-                    i = j + 1;
-                    continue;
-                }
-            } else if j == b.len() && !last && j - lt < self.max_token_len {
-                // Could be the prefix of a token: hold it back.
-                out.push_str(&text[emitted..lt]);
-                return lt;
-            }
-            i = lt + 1;
+        for (start, end, original) in self.token_spans(text) {
+            out.push_str(&text[emitted..start]);
+            out.push_str(original);
+            emitted = end;
         }
         out.push_str(&text[emitted..]);
-        text.len()
-    }
-
-    /// A streaming de-anonymizer over this vault.
-    pub fn streaming(&self) -> StreamingDeanonymizer<'_> {
-        StreamingDeanonymizer {
-            vault: self,
-            pending: String::new(),
-        }
-    }
-}
-
-fn memchr_lt(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'<')
-}
-
-/// Restores tokens in a streamed answer chunk by chunk. It holds back only a possible token
-/// prefix — at most [`Vault::max_token_len`] bytes — and emits everything else at once.
-#[derive(Debug)]
-pub struct StreamingDeanonymizer<'v> {
-    vault: &'v Vault,
-    pending: String,
-}
-
-impl StreamingDeanonymizer<'_> {
-    /// Feeds a chunk; returns the text that can be emitted now.
-    pub fn push(&mut self, chunk: &str) -> String {
-        self.pending.push_str(chunk);
-        let mut out = String::with_capacity(self.pending.len());
-        let consumed = self.vault.deanonymize_into(&self.pending, &mut out, false);
-        self.pending.drain(..consumed);
         out
-    }
-
-    /// Bytes currently held back.
-    pub fn held_back(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Ends the stream, emitting whatever was held back.
-    pub fn finish(self) -> String {
-        self.vault.deanonymize(&self.pending)
     }
 }

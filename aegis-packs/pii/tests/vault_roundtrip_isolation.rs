@@ -78,3 +78,28 @@ fn unknown_tokens_are_left_alone() {
         "<PERSON_2> Ann <b>"
     );
 }
+
+#[tokio::test]
+async fn a_run_that_never_ends_loses_its_vault_after_the_ttl() {
+    let g = PiiGuard::new(PiiGuardConfig {
+        default_operator: Operator::Pseudonymize,
+        vault_ttl_secs: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    sanitize(&g, "mail a@example.com", "paused-forever").await;
+    assert!(g.vault("paused-forever").is_some());
+    // The next run to pseudonymize sweeps vaults older than the TTL.
+    sanitize(&g, "mail b@example.com", "next").await;
+    assert!(g.vault("paused-forever").is_none());
+    assert_eq!(g.vault_count(), 1);
+}
+
+#[tokio::test]
+async fn a_run_that_ends_drops_its_vault_at_once() {
+    let g = guard();
+    sanitize(&g, "mail a@example.com", "r").await;
+    assert_eq!(g.vault_count(), 1);
+    g.on_run_end("r");
+    assert_eq!(g.vault_count(), 0);
+}

@@ -144,6 +144,8 @@ pub struct Secrets {
     pem_header: Regex,
     window: Option<usize>,
     config: SecretsConfig,
+    /// Anchored probes over every rule and the PEM header, built on first streamed use.
+    probes: std::sync::OnceLock<Option<aegis_settle::Probes>>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -268,6 +270,7 @@ impl Secrets {
             pem_header,
             window,
             config,
+            probes: std::sync::OnceLock::new(),
         })
     }
 
@@ -283,6 +286,78 @@ impl Secrets {
     /// The configuration.
     pub fn config(&self) -> &SecretsConfig {
         &self.config
+    }
+
+    /// How much of a streamed `text` is settled (see
+    /// [`Guardrail::stream_settled`](aegis_contracts::Guardrail::stream_settled)): before
+    /// the earliest rule match still in progress (every enabled rule and the PEM header,
+    /// probed anchored from each start at or after `from`), a private-key block whose body
+    /// runs to the end, or the token run at the end (an entropy candidate may still grow),
+    /// and before any complete candidate overlapping those. `None` when the guard has no
+    /// window or the probes cannot be built.
+    pub fn settled(&self, text: &str, from: usize) -> Option<usize> {
+        let window = self.window?;
+        let probes = self
+            .probes
+            .get_or_init(|| {
+                let mut patterns: Vec<String> = self
+                    .rules
+                    .iter()
+                    .map(|r| translate(r.rule.pattern))
+                    .collect();
+                patterns.push(self.pem_header.as_str().to_owned());
+                let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+                // Boundary assertions look at one character after a match.
+                aegis_settle::Probes::new(&patterns, aegis_settle::SyntaxConfig::new(), window, 4)
+                    .ok()
+            })
+            .as_ref()?;
+        let from = util::floor_boundary(text, from);
+        let mut scan = aegis_settle::Scan::default();
+        probes.scan_into(text, from, &mut scan);
+        let max = self.config.pem_max_bytes;
+        for header in self.pem_header.find_iter(&text[from..]) {
+            let start = from + header.start();
+            let limit = util::floor_boundary(text, start.saturating_add(max));
+            let end = armour_end(text, from + header.end(), limit);
+            // A body that runs to the end of the text so far may go on, and so may one
+            // that stops at what may still become its `-----END …-----` line.
+            let rest = &text.as_bytes()[end..];
+            let end_line = b"-----END ";
+            let open_end_line = if rest.len() < end_line.len() {
+                end_line.starts_with(rest)
+            } else {
+                rest.starts_with(end_line)
+                    && rest[end_line.len()..]
+                        .iter()
+                        .all(|b| b.is_ascii_uppercase() || *b == b' ' || *b == b'-')
+            };
+            if end >= text.len() || open_end_line {
+                scan.live_at(start);
+            } else {
+                scan.complete.push((start, end));
+            }
+        }
+        if self.config.entropy {
+            let bytes = text.as_bytes();
+            let mut i = from;
+            while i < bytes.len() {
+                if !is_token_byte(bytes[i]) {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while i < bytes.len() && is_token_byte(bytes[i]) {
+                    i += 1;
+                }
+                if i == bytes.len() {
+                    scan.live_at(start);
+                } else if i - start >= self.config.entropy_min_len {
+                    scan.complete.push((start, i));
+                }
+            }
+        }
+        Some(scan.settled(text.len()))
     }
 
     fn disabled(&self, kind: &str) -> bool {
@@ -399,8 +474,7 @@ impl Secrets {
 
     fn entropy_tokens(&self, text: &str, out: &mut Vec<Candidate>) {
         let bytes = text.as_bytes();
-        let is_tok =
-            |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-');
+        let is_tok = is_token_byte;
         let mut i = 0;
         while i < bytes.len() {
             if !is_tok(bytes[i]) {
@@ -435,6 +509,11 @@ impl Secrets {
             }
         }
     }
+}
+
+/// Whether `b` can be part of an entropy token.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-')
 }
 
 /// Where a private-key block that starts its body at `from` ends: after the armoured body
@@ -536,6 +615,10 @@ impl Guardrail for Secrets {
             Action::Block | Action::RequireApproval => caps,
             Action::Redact => caps.sanitizing(),
         }
+    }
+
+    fn stream_settled(&self, text: &str, from: usize, _ctx: &RequestContext) -> Option<usize> {
+        self.settled(text, from)
     }
 
     async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {
