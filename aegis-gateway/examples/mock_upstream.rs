@@ -1,5 +1,7 @@
 //! A minimal OpenAI-compatible upstream for the load benchmark: answers chat completions
-//! (JSON, or SSE in `chunks` pieces spaced `--chunk-delay-ms` apart) with a fixed text.
+//! (JSON, or SSE in `MOCK_CHUNKS` pieces, 20 by default, spaced `MOCK_CHUNK_DELAY_MS`
+//! apart) with a fixed text. `MOCK_PROSE=1` streams about 20 bytes of prose per chunk
+//! instead of `wordN` (the slow-streaming time-to-first-token bench).
 //!
 //! `cargo run --release -p aegis-gateway --example mock_upstream -- 127.0.0.1:9100`
 
@@ -20,13 +22,26 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let chunks: usize = std::env::var("MOCK_CHUNKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let prose = std::env::var("MOCK_PROSE").is_ok_and(|v| v == "1");
     let app = Router::new().route(
         "/v1/chat/completions",
         post(move |body: Bytes| async move {
             let req: Value = serde_json::from_slice(&body).unwrap_or_default();
             let model = req["model"].as_str().unwrap_or("mock").to_owned();
             if req["stream"].as_bool().unwrap_or(false) {
-                let words: Vec<String> = (0..20).map(|i| format!("word{i} ")).collect();
+                const PROSE: [&str; 10] = [
+                    "The answer streams ", "one piece at a time", ", as a chat UI ",
+                    "expects it to: the ", "user reads while the", " model is still ",
+                    "writing, and nobody ", "waits for the end. ", "Twenty bytes each, ",
+                    "fifty pieces in all.",
+                ];
+                let words: Vec<String> = (0..chunks)
+                    .map(|i| if prose { PROSE[i % PROSE.len()].to_owned() } else { format!("word{i} ") })
+                    .collect();
                 let mut events: Vec<String> = words
                     .into_iter()
                     .map(|w| {
