@@ -119,3 +119,59 @@ fn full_width_forms_are_caught_and_the_rest_is_left_as_written() {
         "{judged}"
     );
 }
+
+fn judge_parts(parts: Vec<aegis::ContentPart>) -> Vec<aegis::ContentPart> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut message = Message::user("");
+    message.content = Some(aegis::Content::Parts(parts));
+    let subject = GuardSubject::Input {
+        messages: vec![message],
+    };
+    let out = rt.block_on(CHAIN.check(subject, &RequestContext::default(), &[]));
+    match out.subject {
+        GuardSubject::Input { mut messages } => match messages.remove(0).content {
+            Some(aegis::Content::Parts(parts)) => parts,
+            other => panic!("{other:?}"),
+        },
+        _ => unreachable!(),
+    }
+}
+
+fn text(t: &str) -> aegis::ContentPart {
+    aegis::ContentPart::Text { text: t.into() }
+}
+
+#[test]
+fn a_secret_split_across_adjacent_text_parts_is_judged_as_one_text() {
+    let (a, b) = SECRET.split_at(15);
+    let (c, d) = EMAIL.split_at(6);
+    let parts = judge_parts(vec![
+        text(&format!("my token is {a}")),
+        text(&format!("{b}, mail {c}")),
+        text(&format!("{d} today")),
+    ]);
+    let texts: Vec<&str> = parts.iter().filter_map(|p| p.as_text()).collect();
+    // The replacement lands in the part where the value starts; the rest of the value is
+    // cut from the parts it spilled into, and the text around it is untouched.
+    assert_eq!(
+        texts,
+        [
+            "my token is [REDACTED:github_pat]",
+            ", mail <EMAIL_ADDRESS>",
+            " today"
+        ]
+    );
+}
+
+#[test]
+fn text_parts_with_an_image_between_them_are_not_joined() {
+    let image = aegis::ContentPart::ImageUrl {
+        image_url: serde_json::json!({"url": "https://example.com/a.png"}),
+    };
+    let parts = judge_parts(vec![text("call 4111 1111"), image, text("1111 1111 now")]);
+    let texts: Vec<&str> = parts.iter().filter_map(|p| p.as_text()).collect();
+    assert_eq!(texts, ["call 4111 1111", "1111 1111 now"]);
+}

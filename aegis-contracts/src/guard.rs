@@ -185,6 +185,45 @@ impl GuardSubject {
         out
     }
 
+    /// Runs of [`segments`](Self::segments) that are adjacent text parts of one message (two
+    /// or more, with no other part between them), as ranges of segment indices. A provider
+    /// reads such parts as one text, so the engine judges them as one: a value split across
+    /// parts is still seen whole.
+    pub fn text_runs(&self) -> Vec<std::ops::Range<usize>> {
+        let messages: &[Message] = match self {
+            Self::Input { messages } => messages,
+            Self::Output { message } => std::slice::from_ref(message),
+            _ => return Vec::new(),
+        };
+        let mut runs = Vec::new();
+        let mut at = 0;
+        for m in messages {
+            match &m.content {
+                None => {}
+                Some(crate::Content::Text(_)) => at += 1,
+                Some(crate::Content::Parts(parts)) => {
+                    let mut start = at;
+                    for p in parts {
+                        if p.as_text().is_some() {
+                            at += 1;
+                        } else {
+                            if at - start > 1 {
+                                runs.push(start..at);
+                            }
+                            start = at;
+                        }
+                    }
+                    if at - start > 1 {
+                        runs.push(start..at);
+                    }
+                }
+            }
+            at +=
+                extra_texts(&m.extra).count() + usize::from(m.name.is_some()) + m.tool_calls.len();
+        }
+        runs
+    }
+
     /// A copy with the text of segment `i` replaced by `f(i, text)`, every segment in
     /// [`segments`](Self::segments) order (the engine's normalized view of a subject).
     pub fn map_segments(&self, mut f: impl FnMut(usize, &str) -> String) -> GuardSubject {

@@ -120,6 +120,12 @@ type = "echo"
 id = "keys"
 type = "virtual_keys"
 
+# Normalizers first: the detectors after it pass on text without hidden characters.
+[[guardrails]]
+id = "invisible"
+type = "invisible_text"
+config = { action = "strip" }
+
 [[guardrails]]
 id = "pii"
 type = "pii"
@@ -128,11 +134,6 @@ type = "pii"
 id = "secrets"
 type = "secrets"
 config = { action = "redact" }
-
-[[guardrails]]
-id = "invisible"
-type = "invisible_text"
-config = { action = "strip" }
 "#;
 
 /// The config to run: the given file, ./aegis.toml, or the built-in defaults.

@@ -152,7 +152,7 @@ fn reason_of(d: &Decision) -> Option<String> {
 }
 
 /// The built-in packs `--pack` accepts, with their default configs.
-pub const PACKS: [&str; 5] = ["pii", "secrets", "injection", "invisible", "urls"];
+pub const PACKS: [&str; 5] = ["invisible", "pii", "secrets", "injection", "urls"];
 
 /// A chain of the named built-in packs, in the order given, with default configs. Sanitizing
 /// packs redact rather than block, so `scan` shows what they would remove.

@@ -283,6 +283,29 @@ fn scan_masks_pii_by_default() {
 }
 
 #[test]
+fn config_validate_warns_when_a_normalizer_runs_after_a_detector() {
+    let dir = std::env::temp_dir().join(format!("aegis-cli-order-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("order.toml");
+    std::fs::write(
+        &path,
+        "[[providers]]\nid = \"echo\"\ntype = \"echo\"\n\n[[guardrails]]\nid = \"pii\"\ntype = \"pii\"\n\n\
+         [[guardrails]]\nid = \"invisible\"\ntype = \"invisible_text\"\nconfig = { action = \"strip\" }\n",
+    )
+    .unwrap();
+    let out = aegis(
+        &["config", "validate", path.to_str().unwrap(), "--json"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "a warning is not an error");
+    let v = json_of(&out);
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{v}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(w.contains("`invisible`") && w.contains("`pii`"), "{w}");
+}
+
+#[test]
 fn the_example_configuration_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/aegis.toml");
     let out = Command::new(env!("CARGO_BIN_EXE_aegis"))

@@ -264,6 +264,33 @@ impl GuardChain {
         }
     }
 
+    /// Problems with the order of the guards that are not errors: a normalizing guard (one
+    /// that rewrites the raw text, such as `invisible_text` with `strip`) listed after a
+    /// detector on the same stage. Detectors judge the engine's normalized view either way,
+    /// but the text they pass on — and any edit they make — still holds what the normalizer
+    /// removes later; list normalizers first.
+    pub fn order_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, late) in self.entries.iter().enumerate() {
+            let caps = &late.capabilities;
+            if !(caps.raw_text && caps.sanitizes) {
+                continue;
+            }
+            let before = self.entries[..i].iter().find(|d| {
+                !d.capabilities.raw_text
+                    && d.capabilities.stages.iter().any(|s| caps.applies_to(*s))
+            });
+            if let Some(d) = before {
+                out.push(format!(
+                    "guardrails: `{}` rewrites the raw text but runs after the detector `{}`; \
+                     list normalizing guards before detectors",
+                    late.id, d.id
+                ));
+            }
+        }
+        out
+    }
+
     /// Whether no entry applies to `stage`.
     pub fn is_empty_for(&self, stage: Stage) -> bool {
         !self

@@ -120,41 +120,114 @@ impl Normalized {
     }
 }
 
-/// A subject's normalized view: the subject guards judge and, per segment, the map back
-/// (`None` for a segment that is its own view). `None` when no segment changes.
+/// A subject's normalized view: the subject guards judge and the map back. Adjacent text
+/// parts of one message are joined into the first part's segment (the others are empty in
+/// the view), then every segment is normalized (`None` for one that is its own view).
 pub(crate) struct View {
     pub(crate) subject: GuardSubject,
     maps: Vec<Option<Normalized>>,
+    joins: Vec<Join>,
+}
+
+/// Adjacent text parts joined into segment `head`: the byte length of each part.
+struct Join {
+    head: usize,
+    lens: Vec<usize>,
+}
+
+impl Join {
+    /// The part holding joined offset `at` (the part it starts, for a boundary) and the
+    /// offset in it. Empty parts hold nothing.
+    fn locate(&self, at: usize) -> (usize, usize) {
+        let mut from = 0;
+        for (j, &len) in self.lens.iter().enumerate() {
+            if at < from + len {
+                return (self.head + j, at - from);
+            }
+            from += len;
+        }
+        let last = self.lens.len().saturating_sub(1);
+        (self.head + last, self.lens.last().copied().unwrap_or(0))
+    }
+
+    /// Each part's share of the joined range `start..end`: `(segment, start, end)`.
+    fn pieces(&self, start: usize, end: usize) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        for (j, &len) in self.lens.iter().enumerate() {
+            let (lo, hi) = (start.max(from), end.min(from + len));
+            if lo < hi {
+                out.push((self.head + j, lo - from, hi - from));
+            }
+            from += len;
+        }
+        out
+    }
 }
 
 impl View {
     pub(crate) fn of(subject: &GuardSubject) -> Option<View> {
-        let maps: Vec<Option<Normalized>> = subject
-            .segments()
-            .iter()
-            .map(|s| normalize(s.text))
-            .collect();
-        if maps.iter().all(Option::is_none) {
+        let segments = subject.segments();
+        let mut texts: Vec<std::borrow::Cow<'_, str>> =
+            segments.iter().map(|s| s.text.into()).collect();
+        let mut joins = Vec::new();
+        for run in subject.text_runs() {
+            let lens = run.clone().map(|i| segments[i].text.len()).collect();
+            texts[run.start] = run
+                .clone()
+                .map(|i| segments[i].text)
+                .collect::<String>()
+                .into();
+            for i in run.start + 1..run.end {
+                texts[i] = "".into();
+            }
+            joins.push(Join {
+                head: run.start,
+                lens,
+            });
+        }
+        let maps: Vec<Option<Normalized>> = texts.iter().map(|t| normalize(t)).collect();
+        if joins.is_empty() && maps.iter().all(Option::is_none) {
             return None;
         }
-        let subject = subject.map_segments(|i, text| match &maps[i] {
+        let subject = subject.map_segments(|i, _| match &maps[i] {
             Some(n) => n.text.clone(),
-            None => text.to_owned(),
+            None => texts[i].to_string(),
         });
-        Some(View { subject, maps })
+        Some(View {
+            subject,
+            maps,
+            joins,
+        })
     }
 
     /// Maps a verdict on the view back to the original subject: finding spans and sanitize
-    /// edits move to original offsets; edits that now touch are merged.
+    /// edits move to original offsets (and from a joined text to its parts: an edit across
+    /// parts is split, its replacement going to the first); edits that now touch are merged.
     pub(crate) fn map_back(&self, verdict: &mut Verdict) {
         let map = |span: &mut Span| {
             if let Some(Some(n)) = self.maps.get(span.segment) {
                 (span.start, span.end) = n.span(span.start, span.end);
             }
         };
+        let join = |segment: usize| self.joins.iter().find(|j| j.head == segment);
         for f in &mut verdict.findings {
             if let Some(span) = &mut f.span {
                 map(span);
+                if let Some(j) = join(span.segment) {
+                    let (segment, start) = j.locate(span.start);
+                    let (end_segment, end) = j.locate(span.end.max(1) - 1);
+                    let end = if end_segment == segment && span.end > span.start {
+                        end + 1
+                    } else {
+                        j.lens[segment - j.head].max(start)
+                    };
+                    *span = Span {
+                        segment,
+                        start,
+                        end,
+                    };
+                }
             }
         }
         if let Decision::Sanitize { edits } = &mut verdict.decision {
@@ -170,8 +243,40 @@ impl View {
                     };
                 }
             }
+            if !self.joins.is_empty() {
+                *edits = std::mem::take(edits)
+                    .into_iter()
+                    .flat_map(|e| self.split(e))
+                    .collect();
+            }
             *edits = merge(std::mem::take(edits));
         }
+    }
+
+    /// An edit on a joined text as edits on its parts.
+    fn split(&self, e: Edit) -> Vec<Edit> {
+        let Some(j) = self.joins.iter().find(|j| j.head == e.segment) else {
+            return vec![e];
+        };
+        if e.start == e.end {
+            let (segment, at) = j.locate(e.start);
+            return vec![Edit {
+                segment,
+                start: at,
+                end: at,
+                replacement: e.replacement,
+            }];
+        }
+        let mut replacement = Some(e.replacement);
+        j.pieces(e.start, e.end)
+            .into_iter()
+            .map(|(segment, start, end)| Edit {
+                segment,
+                start,
+                end,
+                replacement: replacement.take().unwrap_or_default(),
+            })
+            .collect()
     }
 }
 

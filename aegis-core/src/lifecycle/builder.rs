@@ -145,6 +145,9 @@ impl PipelineBuilder {
             })?;
         }
         let chain = GuardChain::new(self.guards).with_telemetry(telemetry.clone());
+        for warning in chain.order_warnings() {
+            tracing::warn!("{warning}");
+        }
         // Hold-back negotiation is the pipeline's business; the engine only reports it.
         let holdback = chain.stream_holdback(self.stream_buffering.unwrap_or(true));
         let admission = super::admission::Admission::new(self.admission, &chain);
@@ -429,6 +432,21 @@ impl PipelineSet {
     /// The names of the named pipelines, in config order.
     pub fn names(&self) -> Vec<&str> {
         self.named.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// Warnings about the pipelines' configuration that do not stop them (see
+    /// [`GuardChain::order_warnings`]); a named pipeline's are prefixed with its name.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = self.main.chain().order_warnings();
+        for (name, p) in &self.named {
+            out.extend(
+                p.chain()
+                    .order_warnings()
+                    .into_iter()
+                    .map(|w| format!("pipelines.{name}: {w}")),
+            );
+        }
+        out
     }
 
     /// Whether there is more than the main pipeline.

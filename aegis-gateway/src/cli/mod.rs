@@ -359,7 +359,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     )
                 }
                 None => {
-                    let default = ["pii", "secrets", "injection", "invisible"]
+                    let default = ["invisible", "pii", "secrets", "injection"]
                         .map(String::from)
                         .to_vec();
                     scan::chain_of_packs(&pack.unwrap_or(default))?
@@ -387,20 +387,25 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let cfg = AegisConfig::load(&path)?;
             let registry = registry_for(None).await?;
             let mut problems = registry.validate(&cfg).await;
+            let mut warnings = Vec::new();
             // What only assembling the pipelines finds: routing (alias targets, the default
-            // provider), named pipelines, hold-back negotiation.
-            if problems.is_empty()
-                && let Err(e) =
-                    aegis::PipelineSet::from_config_with(&registry, &cfg, None, Vec::new()).await
-            {
-                problems.extend(e.message().lines().map(str::to_owned));
+            // provider), named pipelines, hold-back negotiation, guard order.
+            if problems.is_empty() {
+                match aegis::PipelineSet::from_config_with(&registry, &cfg, None, Vec::new()).await
+                {
+                    Ok(set) => warnings = set.warnings(),
+                    Err(e) => problems.extend(e.message().lines().map(str::to_owned)),
+                }
             }
             if cli.json {
                 say!(
                     "{}",
-                    json!({"valid": problems.is_empty(), "problems": problems})
+                    json!({"valid": problems.is_empty(), "problems": problems, "warnings": warnings})
                 );
             } else if problems.is_empty() {
+                for w in &warnings {
+                    eprintln!("{} {w}", paint("warning:", "33"));
+                }
                 say!("{} {}", paint("ok:", "32"), path.display());
             } else {
                 for p in &problems {

@@ -206,9 +206,8 @@ impl Probes {
         }
         // A state that has not died may still grow a match — unless it is a match state
         // with nowhere to go (the DFA learns it is dead only one byte later).
-        let alive = at == hay.len()
-            && !sid.is_dead()
-            && (!sid.is_match() || self.can_continue(cache, sid));
+        let alive =
+            at == hay.len() && !sid.is_dead() && (!sid.is_match() || self.can_continue(cache, sid));
         if alive && at - start <= self.max_len {
             return Probe::Live;
         }
