@@ -346,8 +346,9 @@ pub fn can_see(viewer: &Principal, run: &RunRecord) -> bool {
 }
 
 /// Whether `viewer` reviews `run`: the approver or admin role in the run's team (of the
-/// same organisation), or admin for an anonymous run.
-fn reviews(viewer: &Principal, run: &RunRecord) -> bool {
+/// same organisation), or admin for an anonymous run. A reviewer sees what a paused run
+/// holds for review.
+pub fn reviews(viewer: &Principal, run: &RunRecord) -> bool {
     let privileged = viewer.has_role(ROLE_APPROVER) || viewer.has_role(ROLE_ADMIN);
     if privileged && viewer.team.is_some() && run.team == viewer.team && run.org == viewer.org {
         return true;

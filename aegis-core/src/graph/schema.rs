@@ -1,5 +1,5 @@
 //! A small JSON Schema checker for interrupt edits: `type`, `enum`, `required`,
-//! `properties`, `additionalProperties: false`, `items`, `minLength`. Enough to refuse a
+//! `properties`, `additionalProperties: false`, `items`, `minLength`, `minProperties`. Enough to refuse a
 //! malformed decision payload with a message that names the offending path.
 
 use serde_json::Value;
@@ -55,6 +55,13 @@ fn walk(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
         && (text.chars().count() as u64) < min
     {
         return Err(format!("{path}: shorter than {min} characters"));
+    }
+    if let (Some(min), Some(obj)) = (
+        s.get("minProperties").and_then(Value::as_u64),
+        v.as_object(),
+    ) && (obj.len() as u64) < min
+    {
+        return Err(format!("{path}: needs at least {min} of its properties"));
     }
     if let Some(obj) = v.as_object() {
         if let Some(Value::Array(required)) = s.get("required") {

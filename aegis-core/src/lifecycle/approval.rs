@@ -1,7 +1,10 @@
 //! Turning a guard's `RequireApproval` verdict into a graph interrupt, and the shapes of the
 //! edits a reviewer may make.
 
-use aegis_contracts::{Approval, Decision, InterruptRequest, NodeContext, Stage, Verdict};
+use aegis_contracts::{
+    Approval, Completion, Content, Decision, Error, InterruptRequest, NodeContext, Stage, ToolCall,
+    Verdict,
+};
 use serde_json::{Value, json};
 
 use crate::guard::{Grant, Waiver};
@@ -45,14 +48,59 @@ pub(super) fn messages_edit_schema() -> Value {
     })
 }
 
-/// An edit of a paused answer: replacement content.
+/// An edit of a paused answer: replacement content, replacement tool calls, or both.
 pub(super) fn content_edit_schema() -> Value {
     json!({
         "type": "object",
-        "required": ["content"],
+        "minProperties": 1,
         "additionalProperties": false,
-        "properties": {"content": {"type": "string"}}
+        "properties": {
+            "content": {"type": "string"},
+            "tool_calls": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "function"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "id": {"type": "string", "minLength": 1},
+                        "type": {"enum": ["function"]},
+                        "function": {
+                            "type": "object",
+                            "required": ["name", "arguments"],
+                            "additionalProperties": false,
+                            "properties": {
+                                "name": {"type": "string", "minLength": 1},
+                                "arguments": {"type": "string"}
+                            }
+                        }
+                    }
+                }
+            }
+        }
     })
+}
+
+/// Applies a reviewer's edit (checked against [`content_edit_schema`]) to a paused answer:
+/// what it names replaces the first choice's content or tool calls. The caller re-judges
+/// the result with the whole chain.
+pub(super) fn apply_answer_edit(completion: &mut Completion, value: &Value) -> Result<(), Error> {
+    let Some(choice) = completion.choices.first_mut() else {
+        return Err(Error::invalid_request(
+            "the paused answer has no choice to edit",
+        ));
+    };
+    if let Some(content) = value.get("content").and_then(Value::as_str) {
+        choice.message.content = Some(Content::Text(content.to_owned()));
+    }
+    if let Some(calls) = value.get("tool_calls") {
+        choice.message.tool_calls = serde_json::from_value::<Vec<ToolCall>>(calls.clone())
+            .map_err(|e| Error::invalid_request(format!("edit: tool_calls: {e}")))?;
+        if !choice.message.tool_calls.is_empty() {
+            choice.finish_reason = Some("tool_calls".into());
+        }
+    }
+    Ok(())
 }
 
 /// The waiver an approval grants: the guard of the interrupt it answers, on the content it

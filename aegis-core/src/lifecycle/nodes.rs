@@ -4,14 +4,16 @@
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
 
 use aegis_contracts::{
-    Approval, ChatBody, Content, Error, Message, NodeInput, NodeOutput, Policy, Position,
-    RunEventKind, Stage, Step, StepInput,
+    Approval, ChatBody, Error, Message, NodeInput, NodeOutput, Policy, Position, RunEventKind,
+    Stage, Step, StepInput,
 };
 use futures_util::FutureExt;
 
 use super::{
     Exchange, ExchangeUpdate, Shared,
-    approval::{approval_interrupt, content_edit_schema, messages_edit_schema, waiver_of},
+    approval::{
+        apply_answer_edit, approval_interrupt, content_edit_schema, messages_edit_schema, waiver_of,
+    },
 };
 use crate::{
     graph::{BoxNode, boxed, node_fn},
@@ -207,10 +209,7 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
             // As for input: a request for approval of an edit is bound to the edit.
             let mut edited = None;
             if let Some(Approval::Edit { value }) = &input.ctx.resume {
-                let content = value["content"].as_str().unwrap_or_default().to_owned();
-                if let Some(choice) = completion.choices.first_mut() {
-                    choice.message.content = Some(Content::Text(content));
-                }
+                apply_answer_edit(&mut completion, value)?;
                 edited = Some(completion_digest(&completion));
             }
             let judgement = s

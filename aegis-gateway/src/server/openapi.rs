@@ -51,6 +51,10 @@ fn schemas() -> Value {
                 "status": {"$ref": "#/components/schemas/RunStatus"},
                 "interrupt": {"$ref": "#/components/schemas/Interrupt"},
                 "output": {"$ref": "#/components/schemas/Completion"},
+                "pending": {"type": ["object", "null"], "description": "A paused run's held subject, for its reviewers only: stage, reason, findings, subject (the prompt's messages, or the held answer's content and tool_calls) and the edit schema", "properties": {
+                    "stage": {"type": "string"}, "reason": {"type": "string"}, "findings": {"type": "array"},
+                    "subject": {"type": "object"}, "edit_schema": {"type": "object"}
+                }},
                 "links": {"type": "object", "additionalProperties": {"type": "string"}}
             }
         }),

@@ -136,12 +136,14 @@ pub(super) async fn create(
 /// Who may see a run. With a database: the store's rules (the run's owner, approvers and
 /// admins of its team). Without: its principal, or any `admin` / `approver`. Without
 /// authenticators configured, everyone (development mode). Other principals get 404, so run
-/// ids do not leak.
+/// ids do not leak. Returns the run, the caller, and whether the caller reviews it (may see
+/// what it holds for review: the approver or admin role for its team; anyone when
+/// authentication is off).
 async fn visible(
     gw: &Gateway,
     headers: &HeaderMap,
     run_id: &str,
-) -> Result<(Checkpoint, Option<Principal>), ApiError> {
+) -> Result<(Checkpoint, Option<Principal>, bool), ApiError> {
     let ctx = context_from(headers);
     let principal = gw.pipeline().authenticate(&ctx).await?;
     let not_found = || {
@@ -150,8 +152,10 @@ async fn visible(
             format!("no run `{run_id}`"),
         ))
     };
+    let mut reviewer = principal.is_none();
     if let (Some(store), Some(p)) = (gw.store(), &principal) {
-        store.authorize_run(p, run_id).await?;
+        let record = store.authorize_run(p, run_id).await?;
+        reviewer = aegis_store::runs::reviews(p, &record);
     }
     let (_, cp) = gw
         .pipeline()
@@ -169,12 +173,12 @@ async fn visible(
         && let Some(p) = &principal
     {
         let own = cp.principal.as_deref() == Some(p.id.as_str());
-        let reviewer = p.has_role("admin") || p.has_role("approver");
+        reviewer = p.has_role("admin") || p.has_role("approver");
         if !own && !reviewer {
             return Err(not_found());
         }
     }
-    Ok((cp, principal))
+    Ok((cp, principal, reviewer))
 }
 
 #[derive(Deserialize)]
@@ -226,7 +230,7 @@ pub(super) async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (cp, _) = visible(&gw, &headers, &id).await?;
+    let (cp, _, reviewer) = visible(&gw, &headers, &id).await?;
     let state = cp.state_value();
     // Only a completed run's answer is shown: an answer held for approval (or of a run
     // that was blocked or failed) is not the caller's until a reviewer lets it through.
@@ -245,9 +249,42 @@ pub(super) async fn get(
         "updated_at_ms": cp.at_ms,
         "guards": state.get("guards"),
         "output": output,
+        "pending": pending_review(&cp, &state, reviewer),
         "links": links(&cp.run_id),
     });
     Ok(Json(body).into_response())
+}
+
+/// What a paused run holds for review, shown to its reviewers only: the stage that asked,
+/// the findings, and the subject as the guards left it — the prompt for an input
+/// interrupt, the held answer (content and tool calls) for an output one. `null` for
+/// anyone else and for a run that is not paused.
+fn pending_review(cp: &Checkpoint, state: &Value, reviewer: bool) -> Value {
+    let Some(interrupt) = cp.interrupt.as_ref().filter(|_| reviewer) else {
+        return Value::Null;
+    };
+    if cp.status != aegis::RunStatus::Paused {
+        return Value::Null;
+    }
+    let payload = &interrupt.request.payload;
+    let stage = payload.get("stage").cloned().unwrap_or(Value::Null);
+    let subject = match stage.as_str() {
+        Some("input") => json!({"messages": state.pointer("/request/messages")}),
+        _ => {
+            let message = state.pointer("/completion/choices/0/message");
+            json!({
+                "content": message.and_then(|m| m.get("content")),
+                "tool_calls": message.and_then(|m| m.get("tool_calls")),
+            })
+        }
+    };
+    json!({
+        "stage": stage,
+        "reason": interrupt.request.reason,
+        "findings": payload.get("findings"),
+        "subject": subject,
+        "edit_schema": interrupt.request.edit_schema,
+    })
 }
 
 async fn decide(
@@ -256,7 +293,7 @@ async fn decide(
     id: &str,
     decision: Approval,
 ) -> Result<Response, ApiError> {
-    let (cp, principal) = visible(gw, headers, id).await?;
+    let (cp, principal, _) = visible(gw, headers, id).await?;
     // Without a database the store cannot rule on who decides: the same rules, here — the
     // approver or admin role, and never the run's own starter (four eyes).
     if gw.store().is_none()
@@ -411,7 +448,7 @@ pub(super) async fn events(
 ) -> Result<Response, ApiError> {
     // Subscribe before reading the status, so nothing falls between the two.
     let rx = gw.events.subscribe();
-    let (cp, _) = visible(&gw, &headers, &id).await?;
+    let (cp, _, _) = visible(&gw, &headers, &id).await?;
     // A feed is a stream like any other: it counts against the limit while it is open.
     let permit = gw.stream_permit()?;
     let closing = gw.closing.subscribe();
