@@ -190,4 +190,17 @@ mod micros {
 pub trait TelemetrySink: Send + Sync + 'static {
     /// Observes one event.
     fn on_event(&self, event: &RunEvent);
+
+    /// For a sink whose records must be stored before a run's answer is acknowledged (an
+    /// audit log in `required` mode): a future that resolves once every event this sink has
+    /// observed so far is stored, or with an error when that cannot be done in time — the
+    /// run's caller then gets the error instead of the answer (fail closed). `None`, the
+    /// default: the sink never holds up a run.
+    fn durable(&self) -> Option<DurableFuture> {
+        None
+    }
 }
+
+/// What [`TelemetrySink::durable`] returns.
+pub type DurableFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), crate::Error>> + Send>>;

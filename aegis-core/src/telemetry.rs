@@ -52,6 +52,15 @@ impl Telemetry {
         }
     }
 
+    /// Waits until every sink that must be durable ([`TelemetrySink::durable`]) has stored
+    /// what it observed; the first error otherwise. Immediate when no sink asks.
+    pub async fn durable(&self) -> Result<(), aegis_contracts::Error> {
+        for wait in self.sinks.iter().filter_map(|s| s.durable()) {
+            wait.await?;
+        }
+        Ok(())
+    }
+
     /// A telemetry set delivering to both `self`'s sinks and `other`'s.
     pub fn merged(&self, other: &Telemetry) -> Telemetry {
         Self::new(self.sinks.iter().chain(other.sinks.iter()).cloned())

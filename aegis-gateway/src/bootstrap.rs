@@ -60,6 +60,32 @@ pub struct ServerConfig {
     /// adopted (records below it may be unkeyed). Default 1: every record must be keyed.
     #[serde(default = "one")]
     pub audit_unkeyed_before: u64,
+    /// `best_effort` (default): the audit log never holds up a request; if its queue
+    /// overflows or the database fails, the loss is itself recorded (`audit.dropped`).
+    /// `required`: no event is dropped, and a run's answer is withheld until its audit
+    /// records are stored — a request whose records cannot be written within
+    /// `audit_required_wait_ms` fails with `audit_unavailable`.
+    #[serde(default)]
+    pub audit: AuditMode,
+    /// How long a request waits for its audit records with `audit = "required"`, in
+    /// milliseconds (default 5000).
+    #[serde(default = "default_audit_wait_ms")]
+    pub audit_required_wait_ms: u64,
+}
+
+/// Whether the audit log may hold up requests (see [`ServerConfig::audit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditMode {
+    /// Never holds up a request; losses are recorded.
+    #[default]
+    BestEffort,
+    /// Fails a request closed when its audit records cannot be stored.
+    Required,
+}
+
+fn default_audit_wait_ms() -> u64 {
+    5_000
 }
 
 fn one() -> u64 {
@@ -193,7 +219,10 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
         options = options.max_connections(2);
     }
     let db = aegis_store::Store::connect_with(options).await?;
-    let (audit, _audit_task) = aegis_store::AuditWriter::spawn(db.clone());
+    let mut audit_config = aegis_store::AuditWriterConfig::default();
+    audit_config.required = server_config.audit == AuditMode::Required;
+    audit_config.required_wait_ms = server_config.audit_required_wait_ms;
+    let (audit, _audit_task) = aegis_store::AuditWriter::spawn_with(db.clone(), audit_config);
     // Runs outlive reloads: every rebuilt pipeline shares this store.
     let store: Arc<dyn CheckpointStore> = Arc::new(db.clone());
     let audit_on_exit = audit.clone();

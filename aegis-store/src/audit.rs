@@ -50,7 +50,7 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use aegis_contracts::{Error, RunEvent, RunEventKind, Secret, TelemetrySink};
+use aegis_contracts::{Error, ErrorKind, RunEvent, RunEventKind, Secret, TelemetrySink};
 use schemars::JsonSchema;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
@@ -590,6 +590,14 @@ pub struct AuditWriterConfig {
     /// Keep content-bearing fields (approval payloads, sanitize replacements) verbatim
     /// instead of a SHA-256 of them.
     pub record_content: bool,
+    /// The audit log is required: no event is ever dropped (the queue is unbounded and a
+    /// failing write is retried until the database takes it), and a run's answer is held
+    /// until its records are stored — if that takes longer than `required_wait_ms`, the
+    /// caller gets an `audit_unavailable` error instead of the answer.
+    pub required: bool,
+    /// How long a run waits for its audit records in `required` mode, in milliseconds
+    /// (default 5000).
+    pub required_wait_ms: u64,
 }
 
 impl Default for AuditWriterConfig {
@@ -598,6 +606,55 @@ impl Default for AuditWriterConfig {
             capacity: 65_536,
             include_node_events: false,
             record_content: false,
+            required: false,
+            required_wait_ms: 5_000,
+        }
+    }
+}
+
+/// The writer's queue: bounded (a full queue drops, and says so), or unbounded when the
+/// audit log is required.
+#[derive(Clone)]
+enum Queue {
+    Bounded(mpsc::Sender<Msg>),
+    Unbounded(mpsc::UnboundedSender<Msg>),
+}
+
+impl Queue {
+    /// Queues `m`; `false` when it was dropped.
+    fn offer(&self, m: Msg) -> bool {
+        match self {
+            Self::Bounded(tx) => tx.try_send(m).is_ok(),
+            Self::Unbounded(tx) => tx.send(m).is_ok(),
+        }
+    }
+
+    async fn send(&self, m: Msg) -> bool {
+        match self {
+            Self::Bounded(tx) => tx.send(m).await.is_ok(),
+            Self::Unbounded(tx) => tx.send(m).is_ok(),
+        }
+    }
+}
+
+/// The receiving end of a [`Queue`].
+enum Inbox {
+    Bounded(mpsc::Receiver<Msg>),
+    Unbounded(mpsc::UnboundedReceiver<Msg>),
+}
+
+impl Inbox {
+    async fn recv(&mut self) -> Option<Msg> {
+        match self {
+            Self::Bounded(rx) => rx.recv().await,
+            Self::Unbounded(rx) => rx.recv().await,
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Msg> {
+        match self {
+            Self::Bounded(rx) => rx.try_recv().ok(),
+            Self::Unbounded(rx) => rx.try_recv().ok(),
         }
     }
 }
@@ -630,9 +687,15 @@ impl AuditWriter {
         store: Store,
         config: AuditWriterConfig,
     ) -> (AuditSink, JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let (tx, rx) = if config.required {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Queue::Unbounded(tx), Inbox::Unbounded(rx))
+        } else {
+            let (tx, rx) = mpsc::channel(config.capacity.max(1));
+            (Queue::Bounded(tx), Inbox::Bounded(rx))
+        };
         let dropped = Arc::new(AtomicU64::new(0));
-        let task = handle.spawn(write_loop(store, rx, dropped.clone()));
+        let task = handle.spawn(write_loop(store, rx, dropped.clone(), config.required));
         (
             AuditSink {
                 tx,
@@ -644,7 +707,7 @@ impl AuditWriter {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, dropped: Arc<AtomicU64>) {
+async fn write_loop(store: Store, mut rx: Inbox, dropped: Arc<AtomicU64>, required: bool) {
     const BATCH: usize = 256;
     while let Some(first) = rx.recv().await {
         let mut entries = Vec::new();
@@ -658,8 +721,8 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, dropped: Arc<Atom
         push(first, &mut entries, &mut acks);
         while entries.len() < BATCH {
             match rx.try_recv() {
-                Ok(m) => push(m, &mut entries, &mut acks),
-                Err(_) => break,
+                Some(m) => push(m, &mut entries, &mut acks),
+                None => break,
             }
         }
         let lost = dropped.swap(0, Ordering::Relaxed);
@@ -675,10 +738,13 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, dropped: Arc<Atom
             loop {
                 match store.append_audit_batch(entries.clone()).await {
                     Ok(_) => break,
-                    Err(e) if attempt < 3 => {
+                    // A required log keeps every event: retry until the database takes it
+                    // (runs waiting on it fail closed meanwhile).
+                    Err(e) if attempt < 3 || required => {
                         attempt += 1;
                         tracing::warn!(error = %e, attempt, "audit write failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                        let backoff = 50u64 << attempt.min(4);
+                        tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, events = n, "audit write failed; events lost");
@@ -698,7 +764,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, dropped: Arc<Atom
 /// (a full queue drops the event and the loss is itself audited as `audit.dropped`).
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::Sender<Msg>,
+    tx: Queue,
     dropped: Arc<AtomicU64>,
     config: Arc<AuditWriterConfig>,
 }
@@ -715,7 +781,7 @@ impl AuditSink {
     /// Waits until every event queued before this call is written.
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
+        if self.tx.send(Msg::Flush(ack)).await {
             let _ = done.await;
         }
     }
@@ -778,9 +844,29 @@ impl TelemetrySink for AuditSink {
         let Some(entry) = self.entry_for(event) else {
             return;
         };
-        if self.tx.try_send(Msg::Entry(entry)).is_err() {
+        if !self.tx.offer(Msg::Entry(entry)) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn durable(&self) -> Option<aegis_contracts::DurableFuture> {
+        if !self.config.required {
+            return None;
+        }
+        let sink = self.clone();
+        let wait = std::time::Duration::from_millis(self.config.required_wait_ms);
+        Some(Box::pin(async move {
+            tokio::time::timeout(wait, sink.flush()).await.map_err(|_| {
+                Error::new(
+                    ErrorKind::Storage,
+                    format!(
+                        "the audit log could not be written within {} ms; the answer is withheld (audit = \"required\")",
+                        wait.as_millis()
+                    ),
+                )
+                .with_code("audit_unavailable")
+            })
+        }))
     }
 }
 

@@ -178,8 +178,8 @@ impl View {
                 .map(|i| segments[i].text)
                 .collect::<String>()
                 .into();
-            for i in run.start + 1..run.end {
-                texts[i] = "".into();
+            for text in &mut texts[run.start + 1..run.end] {
+                *text = "".into();
             }
             joins.push(Join {
                 head: run.start,

@@ -302,6 +302,13 @@ impl Ending {
         }
         graph.emit_end(run_id, status, error);
         shared.chain.end_run(run_id);
+        // A sink that must be durable (the audit log in `required` mode) holds the answer
+        // until this run's records are stored; if they cannot be, the caller gets the error.
+        shared
+            .telemetry
+            .durable()
+            .await
+            .map_err(|e| e.with_run_id(run_id.to_owned()))?;
         recorded.map(|()| state)
     }
 }
