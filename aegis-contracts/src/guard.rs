@@ -148,41 +148,55 @@ impl GuardSubject {
     /// and every model-read text of its parameter schema ([`SCHEMA_TEXT_KEYS`]).
     pub fn segments(&self) -> Vec<Segment<'_>> {
         let mut out = Vec::new();
+        self.visit_segments(&mut |s| out.push(s));
+        out
+    }
+
+    /// The total length in bytes of the [`segments`](Self::segments), without collecting them.
+    pub fn text_len(&self) -> usize {
+        let mut n = 0;
+        self.visit_segments(&mut |s| n += s.text.len());
+        n
+    }
+
+    /// Calls `f` with each segment, in [`segments`](Self::segments) order.
+    fn visit_segments<'a>(&'a self, f: &mut dyn FnMut(Segment<'a>)) {
         match self {
             Self::Input { messages } => {
                 for m in messages {
-                    push_message(&mut out, m);
+                    push_message(f, m);
                 }
             }
-            Self::Output { message } => push_message(&mut out, message),
-            Self::OutputChunk { text, .. } => out.push(Segment {
+            Self::Output { message } => push_message(f, message),
+            Self::OutputChunk { text, .. } => f(Segment {
                 origin: Origin::Model,
                 text,
             }),
-            Self::ToolCall { call } => out.push(Segment {
+            Self::ToolCall { call } => f(Segment {
                 origin: Origin::Model,
                 text: &call.function.arguments,
             }),
-            Self::ToolResult { content, .. } => out.push(Segment {
+            Self::ToolResult { content, .. } => f(Segment {
                 origin: Origin::Tool,
                 text: content,
             }),
             Self::ToolDefinition { tool } => {
-                let f = &tool.function;
-                let texts = std::iter::once(f.name.as_str())
-                    .chain(f.description.as_deref())
-                    .chain(f.parameters.iter().flat_map(schema_texts));
-                out.extend(texts.map(|text| Segment {
-                    origin: Origin::Tool,
-                    text,
-                }));
+                let func = &tool.function;
+                let texts = std::iter::once(func.name.as_str())
+                    .chain(func.description.as_deref())
+                    .chain(func.parameters.iter().flat_map(schema_texts));
+                for text in texts {
+                    f(Segment {
+                        origin: Origin::Tool,
+                        text,
+                    });
+                }
             }
-            Self::Retrieved { document } => out.push(Segment {
+            Self::Retrieved { document } => f(Segment {
                 origin: Origin::Retrieval,
                 text: &document.content,
             }),
         }
-        out
     }
 
     /// Runs of [`segments`](Self::segments) that are adjacent text parts of one message (two
@@ -430,27 +444,26 @@ fn extra_texts_mut(extra: &mut crate::Extra, f: &mut dyn FnMut(&mut String)) {
     }
 }
 
-fn push_message<'a>(out: &mut Vec<Segment<'a>>, m: &'a Message) {
+fn push_message<'a>(out: &mut dyn FnMut(Segment<'a>), m: &'a Message) {
     let origin = Origin::from(m.role);
     match &m.content {
         None => {}
-        Some(crate::Content::Text(t)) => out.push(Segment { origin, text: t }),
+        Some(crate::Content::Text(t)) => out(Segment { origin, text: t }),
         Some(crate::Content::Parts(parts)) => {
-            out.extend(
-                parts
-                    .iter()
-                    .filter_map(|p| p.as_text())
-                    .map(|text| Segment { origin, text }),
-            );
+            for text in parts.iter().filter_map(|p| p.as_text()) {
+                out(Segment { origin, text });
+            }
         }
     }
-    out.extend(extra_texts(&m.extra).map(|text| Segment { origin, text }));
+    for text in extra_texts(&m.extra) {
+        out(Segment { origin, text });
+    }
     // The author's name is part of the prompt a provider builds.
     if let Some(name) = &m.name {
-        out.push(Segment { origin, text: name });
+        out(Segment { origin, text: name });
     }
     for call in &m.tool_calls {
-        out.push(Segment {
+        out(Segment {
             origin: Origin::Model,
             text: &call.function.arguments,
         });

@@ -330,3 +330,68 @@ async fn judge_completion_checks_tool_call_arguments() {
         .await;
     assert!(matches!(j.decision, ChainDecision::Blocked(_)));
 }
+
+/// A local-model guard that computes for a long time without ever yielding.
+struct Spinning(Duration);
+
+#[async_trait]
+impl Guardrail for Spinning {
+    fn capabilities(&self) -> GuardCapabilities {
+        GuardCapabilities::new(Stage::ALL, Granularity::FullText).with_cost(Cost::Moderate)
+    }
+
+    async fn check(&self, _: &GuardSubject, _: &RequestContext) -> Result<Verdict, Error> {
+        let until = std::time::Instant::now() + self.0;
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        Ok(Verdict::allow())
+    }
+}
+
+#[test]
+fn a_cpu_heavy_guard_runs_off_the_async_workers_and_its_timeout_really_preempts() {
+    // One worker thread: a guard computing on it would stall everything else.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let chain = GuardChain::new(vec![entry_with(
+            "model",
+            Spinning(Duration::from_secs(2)),
+            |p| p.timeout = Duration::from_millis(150),
+        )]);
+        let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        let started = std::time::Instant::now();
+        let out = chain
+            .check(input("hello"), &RequestContext::default(), &[])
+            .await;
+        let took = started.elapsed();
+        ticker.abort();
+        assert!(
+            took < Duration::from_millis(1000),
+            "the deadline held: {took:?}"
+        );
+        let ChainDecision::Blocked(v) = out.decision else {
+            panic!("a timed-out guard fails closed: {:?}", out.decision);
+        };
+        let Decision::Block { reason, .. } = &v.decision else {
+            panic!("{v:?}")
+        };
+        assert!(reason.contains("timed out"), "{reason}");
+        assert!(
+            ticks.load(std::sync::atomic::Ordering::Relaxed) >= 5,
+            "other tasks ran while the guard computed"
+        );
+    });
+}

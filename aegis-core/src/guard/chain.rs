@@ -4,8 +4,8 @@
 use std::{fmt, sync::Arc};
 
 use aegis_contracts::{
-    Decision, Error, ErrorKind, FailMode, GuardCapabilities, GuardMode, GuardPolicy, GuardSubject,
-    Guardrail, RequestContext, RunEventKind, Stage, Verdict,
+    Cost, Decision, Error, ErrorKind, FailMode, GuardCapabilities, GuardMode, GuardPolicy,
+    GuardSubject, Guardrail, RequestContext, RunEventKind, Stage, Verdict,
 };
 
 use super::normalize::View;
@@ -64,19 +64,37 @@ impl GuardEntry {
         subject: &GuardSubject,
         ctx: &RequestContext,
     ) -> Result<Verdict, Error> {
-        let verdict =
+        let timed_out = || {
+            Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "guard `{}` timed out after {:?}",
+                    self.id, self.policy.timeout
+                ),
+            )
+        };
+        let verdict = if self.offloaded(subject) {
+            // CPU-heavy work runs on the blocking pool: it cannot stall the async workers,
+            // and the deadline holds even if the guard never yields (it may finish its
+            // computation in the background; its answer is then ignored).
+            let (guard, subject, ctx) = (self.guard.clone(), subject.clone(), ctx.clone());
+            let handle = tokio::runtime::Handle::current();
+            let task = tokio::task::spawn_blocking(move || {
+                handle.block_on(async move { guard.check(&subject, &ctx).await })
+            });
+            match tokio::time::timeout(self.policy.timeout, task).await {
+                Ok(Ok(result)) => result?,
+                Ok(Err(e)) => {
+                    return Err(Error::internal(format!("guard `{}` failed: {e}", self.id)));
+                }
+                Err(_) => return Err(timed_out()),
+            }
+        } else {
             match tokio::time::timeout(self.policy.timeout, self.guard.check(subject, ctx)).await {
                 Ok(result) => result?,
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "guard `{}` timed out after {:?}",
-                            self.id, self.policy.timeout
-                        ),
-                    ));
-                }
-            };
+                Err(_) => return Err(timed_out()),
+            }
+        };
         if matches!(verdict.decision, Decision::Sanitize { .. }) && !self.capabilities.sanitizes {
             return Err(Error::internal(format!(
                 "guard `{}` returned Sanitize but does not declare that it sanitizes",
@@ -87,7 +105,18 @@ impl GuardEntry {
     }
 }
 
+/// Subjects with more text than this are judged off the async workers whatever the guard.
+const OFFLOAD_BYTES: usize = 64 * 1024;
+
 impl GuardEntry {
+    /// Whether judging `subject` runs on the blocking pool: a guard that declares
+    /// [`Cost::Moderate`] (local computation in milliseconds: a model, a heavy scan), or a
+    /// subject larger than [`OFFLOAD_BYTES`]. Network-bound guards (`Expensive`) await I/O
+    /// and stay on the workers.
+    fn offloaded(&self, subject: &GuardSubject) -> bool {
+        self.capabilities.cost == Cost::Moderate || subject.text_len() > OFFLOAD_BYTES
+    }
+
     /// How much of the streamed `text` is settled for this guard (see
     /// [`Guardrail::stream_settled`]), asked on the view the guard judges and mapped back.
     pub(crate) fn stream_settled(

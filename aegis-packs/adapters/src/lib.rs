@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod http;
+mod joined;
 mod llm_guard;
 mod presidio;
 

@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use aegis_contracts::{
-    Cost, Edit, Error, Finding, Granularity, GuardCapabilities, GuardSubject, Guardrail,
-    RequestContext, Secret, Stage, Verdict, async_trait,
+    Cost, Error, Finding, Granularity, GuardCapabilities, GuardSubject, Guardrail, RequestContext,
+    Secret, Stage, Verdict, async_trait,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::Service;
+use crate::joined::Joined;
 
 /// Config of [`LlmGuard`].
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -143,63 +144,50 @@ impl Guardrail for LlmGuard {
             .with_cost(Cost::Expensive)
     }
 
+    /// One scan per subject: the segments are joined, and a rewrite is split back.
     async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {
+        let Some(joined) = Joined::of(subject) else {
+            return Ok(Verdict::allow());
+        };
         let output = subject.stage() == Stage::Output;
-        let mut edits = Vec::new();
-        let mut findings = Vec::new();
-        let mut blocking: Vec<String> = Vec::new();
-        for (i, seg) in subject.segments().iter().enumerate() {
-            if seg.text.is_empty() {
-                continue;
+        let answer = self.scan(output, &joined.text).await?;
+        let failed: Vec<(&String, f64)> = answer
+            .scanners
+            .iter()
+            .filter(|(_, s)| **s > 0.0)
+            .map(|(n, s)| (n, *s))
+            .collect();
+        let findings: Vec<Finding> = failed
+            .iter()
+            .map(|(n, s)| Finding::new(n.as_str(), None, (*s as f32).clamp(0.0, 1.0), "llm_guard"))
+            .collect();
+        let rewritten = answer.sanitized.as_deref().filter(|s| *s != joined.text);
+        let only_sanitizers = failed
+            .iter()
+            .all(|(n, _)| self.config.sanitizing_scanners.iter().any(|s| s == *n));
+        let rewrite = |new: &str| {
+            joined.edits_to(new).ok_or_else(|| {
+                Error::provider("LLM Guard's rewrite changed the text between segments")
+            })
+        };
+        match (answer.is_valid, rewritten) {
+            (true, None) => Ok(Verdict::allow().with_findings(findings)),
+            (true, Some(new)) => Ok(Verdict::sanitize(rewrite(new)?).with_findings(findings)),
+            (false, Some(new)) if only_sanitizers => {
+                Ok(Verdict::sanitize(rewrite(new)?).with_findings(findings))
             }
-            let answer = self.scan(output, seg.text).await?;
-            let failed: Vec<(&String, f64)> = answer
-                .scanners
-                .iter()
-                .filter(|(_, s)| **s > 0.0)
-                .map(|(n, s)| (n, *s))
-                .collect();
-            findings.extend(failed.iter().map(|(n, s)| {
-                Finding::new(n.as_str(), None, (*s as f32).clamp(0.0, 1.0), "llm_guard")
-            }));
-            let rewritten = answer.sanitized.as_deref().filter(|s| *s != seg.text);
-            let only_sanitizers = failed
-                .iter()
-                .all(|(n, _)| self.config.sanitizing_scanners.iter().any(|s| s == *n));
-            match (answer.is_valid, rewritten) {
-                (true, None) => {}
-                (true, Some(new)) => edits.push(whole(i, seg.text, new)),
-                (false, Some(new)) if only_sanitizers => edits.push(whole(i, seg.text, new)),
-                (false, _) => {
-                    let names: Vec<String> = failed.iter().map(|(n, _)| (*n).clone()).collect();
-                    blocking.extend(if names.is_empty() {
-                        vec!["unnamed scanner".to_owned()]
-                    } else {
-                        names
-                    });
+            (false, _) => {
+                let mut names: Vec<String> = failed.iter().map(|(n, _)| (*n).clone()).collect();
+                if names.is_empty() {
+                    names.push("unnamed scanner".to_owned());
                 }
+                names.dedup();
+                Ok(Verdict::block(
+                    format!("LLM Guard scanners failed: {}", names.join(", ")),
+                    "llm_guard",
+                )
+                .with_findings(findings))
             }
         }
-        if !blocking.is_empty() {
-            blocking.dedup();
-            return Ok(Verdict::block(
-                format!("LLM Guard scanners failed: {}", blocking.join(", ")),
-                "llm_guard",
-            )
-            .with_findings(findings));
-        }
-        if !edits.is_empty() {
-            return Ok(Verdict::sanitize(edits).with_findings(findings));
-        }
-        Ok(Verdict::allow().with_findings(findings))
-    }
-}
-
-fn whole(segment: usize, old: &str, new: &str) -> Edit {
-    Edit {
-        segment,
-        start: 0,
-        end: old.len(),
-        replacement: new.to_owned(),
     }
 }

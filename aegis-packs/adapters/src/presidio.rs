@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use aegis_contracts::{
-    Cost, Edit, Error, Finding, Granularity, GuardCapabilities, GuardSubject, Guardrail,
-    RequestContext, Span, Stage, Verdict, async_trait,
+    Cost, Error, Finding, Granularity, GuardCapabilities, GuardSubject, Guardrail, RequestContext,
+    Span, Stage, Verdict, async_trait,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::{Service, char_to_byte};
+use crate::joined::Joined;
 
 /// What [`Presidio`] does with detected entities.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
@@ -147,6 +148,32 @@ impl Presidio {
         }
     }
 
+    /// A result at or above the threshold, with its byte span in `text`.
+    fn recognized(
+        &self,
+        text: &str,
+        item: &Value,
+    ) -> Result<Option<(usize, usize, Recognized)>, Error> {
+        let r: Recognized = serde_json::from_value(item.clone()).map_err(|e| {
+            Error::provider(format!(
+                "Presidio analyzer result has an unexpected shape: {e}"
+            ))
+        })?;
+        if r.score < self.config.score_threshold {
+            return Ok(None);
+        }
+        // Presidio counts characters; spans here are bytes.
+        match (char_to_byte(text, r.start), char_to_byte(text, r.end)) {
+            (Some(start), Some(end)) if start <= end => Ok(Some((start, end, r))),
+            _ => Err(Error::provider(format!(
+                "Presidio reported {}..{} outside a {}-character text",
+                r.start,
+                r.end,
+                text.chars().count()
+            ))),
+        }
+    }
+
     async fn anonymize(&self, text: &str, results: &[Value]) -> Result<String, Error> {
         let service = self
             .anonymizer
@@ -181,57 +208,39 @@ impl Guardrail for Presidio {
         }
     }
 
+    /// One analyzer call per subject (and one anonymizer call): the segments are joined.
     async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {
+        let Some(joined) = Joined::of(subject) else {
+            return Ok(Verdict::allow());
+        };
+        let text = joined.text.as_str();
         let mut findings = Vec::new();
-        let mut edits = Vec::new();
-        for (i, seg) in subject.segments().iter().enumerate() {
-            if seg.text.is_empty() {
+        let mut kept = Vec::new();
+        for item in self.analyze(text).await? {
+            let Some((start, end, r)) = self.recognized(text, &item)? else {
                 continue;
-            }
-            let raw = self.analyze(seg.text).await?;
-            let mut kept = Vec::new();
-            for item in &raw {
-                let r: Recognized = serde_json::from_value(item.clone()).map_err(|e| {
-                    Error::provider(format!(
-                        "Presidio analyzer result has an unexpected shape: {e}"
-                    ))
-                })?;
-                if r.score < self.config.score_threshold {
-                    continue;
-                }
-                // Presidio counts characters; spans here are bytes.
-                let (Some(start), Some(end)) = (
-                    char_to_byte(seg.text, r.start),
-                    char_to_byte(seg.text, r.end),
-                ) else {
-                    return Err(Error::provider(format!(
-                        "Presidio reported {}..{} outside a {}-character text",
-                        r.start,
-                        r.end,
-                        seg.text.chars().count()
-                    )));
-                };
-                findings.push(Finding::new(
-                    r.entity_type,
-                    Some(Span {
-                        segment: i,
-                        start,
-                        end,
-                    }),
-                    r.score,
-                    "presidio",
-                ));
-                kept.push(item.clone());
-            }
-            if !kept.is_empty() && self.config.action == PresidioAction::Anonymize {
-                let new = self.anonymize(seg.text, &kept).await?;
-                edits.push(Edit {
-                    segment: i,
-                    start: 0,
-                    end: seg.text.len(),
-                    replacement: new,
-                });
-            }
+            };
+            let Some((segment, start, end)) = joined.locate(start, end) else {
+                continue;
+            };
+            findings.push(Finding::new(
+                r.entity_type,
+                Some(Span {
+                    segment,
+                    start,
+                    end,
+                }),
+                r.score,
+                "presidio",
+            ));
+            kept.push(item);
+        }
+        let mut edits = Vec::new();
+        if !kept.is_empty() && self.config.action == PresidioAction::Anonymize {
+            let new = self.anonymize(text, &kept).await?;
+            edits = joined.edits_to(&new).ok_or_else(|| {
+                Error::provider("Presidio anonymizer changed the text between segments")
+            })?;
         }
         if findings.is_empty() {
             return Ok(Verdict::allow());

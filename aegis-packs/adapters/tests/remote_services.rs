@@ -315,3 +315,117 @@ async fn unexpected_answers_are_errors_naming_the_service() {
         .unwrap_err();
     assert!(err.message().contains("Presidio analyzer"), "{err}");
 }
+
+/// A subject of three messages: one call per service, edits in the right segments.
+#[tokio::test]
+async fn remote_adapters_are_called_once_per_subject_not_once_per_segment() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let presidio = Router::new()
+        .route(
+            "/analyze",
+            post(move |Json(body): Json<Value>| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let text = body["text"].as_str().unwrap_or_default().to_owned();
+                    let results: Vec<Value> = text
+                        .match_indices("john@example.com")
+                        .map(|(b, _)| {
+                            let start = text[..b].chars().count();
+                            json!({"entity_type": "EMAIL_ADDRESS", "start": start, "end": start + 16, "score": 1.0})
+                        })
+                        .collect();
+                    Json(Value::Array(results))
+                }
+            }),
+        )
+        .route(
+            "/anonymize",
+            post(|Json(body): Json<Value>| async move {
+                let text = body["text"].as_str().unwrap_or_default();
+                Json(json!({"text": text.replace("john@example.com", "<EMAIL_ADDRESS>")}))
+            }),
+        );
+    let addr = serve(presidio).await;
+    let guard = Presidio::new(PresidioConfig::new(
+        format!("http://{addr}"),
+        format!("http://{addr}"),
+    ))
+    .unwrap();
+    let mut subject = GuardSubject::Input {
+        messages: vec![
+            Message::system("Be brief.\n\nAlways."),
+            Message::user("mail john@example.com"),
+            Message::user("or ☕ john@example.com again"),
+        ],
+    };
+    let v = guard
+        .check(&subject, &RequestContext::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one analyzer call for three messages"
+    );
+    let spans: Vec<Span> = v.findings.iter().map(|f| f.span.unwrap()).collect();
+    assert_eq!(spans.iter().map(|s| s.segment).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        &subject.segments()[2].text[spans[1].start..spans[1].end],
+        "john@example.com"
+    );
+    let Decision::Sanitize { edits } = &v.decision else {
+        panic!("{v:?}")
+    };
+    subject.apply_edits(edits).unwrap();
+    let texts: Vec<&str> = subject.segments().iter().map(|s| s.text).collect();
+    assert_eq!(
+        texts,
+        [
+            "Be brief.\n\nAlways.",
+            "mail <EMAIL_ADDRESS>",
+            "or ☕ <EMAIL_ADDRESS> again"
+        ]
+    );
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let llm = Router::new().route(
+        "/analyze/prompt",
+        post(move |Json(body): Json<Value>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let (sanitized, valid, scanners) =
+                    llm_guard_judge(body["prompt"].as_str().unwrap_or_default());
+                Json(
+                    json!({"sanitized_prompt": sanitized, "is_valid": valid, "scanners": scanners}),
+                )
+            }
+        }),
+    );
+    let addr = serve(llm).await;
+    let mut cfg = LlmGuardConfig::new(format!("http://{addr}"));
+    cfg.sanitizing_scanners = vec!["Anonymize".into()];
+    let guard = LlmGuard::new(cfg).unwrap();
+    let mut subject = GuardSubject::Input {
+        messages: vec![
+            Message::user("hello"),
+            Message::user("write john@example.com"),
+        ],
+    };
+    let v = guard
+        .check(&subject, &RequestContext::default())
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one scan for two messages");
+    let Decision::Sanitize { edits } = &v.decision else {
+        panic!("{v:?}")
+    };
+    subject.apply_edits(edits).unwrap();
+    assert_eq!(subject.segments()[0].text, "hello");
+    assert_eq!(
+        subject.segments()[1].text,
+        "write [REDACTED_EMAIL_ADDRESS_1]"
+    );
+}
