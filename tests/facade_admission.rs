@@ -429,3 +429,41 @@ async fn a_message_name_is_judged_like_its_content() {
     assert_eq!(e.kind(), ErrorKind::PolicyBlocked, "{e}");
     assert!(seen.lock().unwrap().is_empty());
 }
+
+/// Property names, `required` lists and everything under `default` / `examples` (at any
+/// depth) are read by the model like descriptions; so is a tool call's function name.
+#[tokio::test]
+async fn schema_property_names_nested_defaults_and_tool_call_names_are_judged() {
+    let (addr, seen) = upstream().await;
+    let redacting = pipeline(addr, "", "redact").await;
+    let tool = aegis::ToolSpec::function(
+        "lookup",
+        "Looks a thing up.",
+        json!({ "type": "object",
+            "properties": { "project nightingale": { "type": "string",
+                "default": { "note": ["see project nightingale"] } } },
+            "required": ["project nightingale"] }),
+    );
+    let mut earlier = Message::assistant("");
+    earlier.tool_calls = vec![aegis::ToolCall::new("c1", "project nightingale", "{}")];
+    let mut result = Message::user("ok");
+    result.role = aegis::Role::Tool;
+    result.tool_call_id = Some("c1".into());
+    let req = ChatRequest::new(
+        "m",
+        vec![Message::user("hi"), earlier, result, Message::user("go on")],
+    )
+    .with_tool(tool);
+    redacting.chat(req).await.unwrap();
+    let body = seen.lock().unwrap().pop().unwrap();
+    let sent = body.to_string();
+    assert!(!sent.to_lowercase().contains("nightingale"), "{sent}");
+    let params = &body["tools"][0]["function"]["parameters"];
+    assert!(params["properties"]["[REDACTED]"].is_object(), "{params}");
+    assert_eq!(params["required"][0], "[REDACTED]", "{params}");
+    assert_eq!(
+        params["properties"]["[REDACTED]"]["default"]["note"][0],
+        "see [REDACTED]"
+    );
+    assert_eq!(body["messages"][1]["tool_calls"][0]["function"]["name"], "[REDACTED]");
+}

@@ -144,8 +144,10 @@ impl GuardSubject {
 
     /// The texts of the subject, in a stable order. For messages: the string content, or each
     /// text part, then the model texts of [`MESSAGE_TEXT_FIELDS`] and thinking blocks, then
-    /// the author's `name`, then each tool call's arguments; a tool definition contributes its name, its description
-    /// and every model-read text of its parameter schema ([`SCHEMA_TEXT_KEYS`]).
+    /// the author's `name`, then each tool call's arguments and function name; a tool call
+    /// its arguments and function name; a tool definition its name, its description and
+    /// every model-read text of its parameter schema ([`SCHEMA_TEXT_KEYS`] at any depth, and
+    /// property names).
     pub fn segments(&self) -> Vec<Segment<'_>> {
         let mut out = Vec::new();
         self.visit_segments(&mut |s| out.push(s));
@@ -172,10 +174,16 @@ impl GuardSubject {
                 origin: Origin::Model,
                 text,
             }),
-            Self::ToolCall { call } => f(Segment {
-                origin: Origin::Model,
-                text: &call.function.arguments,
-            }),
+            Self::ToolCall { call } => {
+                f(Segment {
+                    origin: Origin::Model,
+                    text: &call.function.arguments,
+                });
+                f(Segment {
+                    origin: Origin::Model,
+                    text: &call.function.name,
+                });
+            }
             Self::ToolResult { content, .. } => f(Segment {
                 origin: Origin::Tool,
                 text: content,
@@ -232,8 +240,9 @@ impl GuardSubject {
                     }
                 }
             }
-            at +=
-                extra_texts(&m.extra).count() + usize::from(m.name.is_some()) + m.tool_calls.len();
+            at += extra_texts(&m.extra).count()
+                + usize::from(m.name.is_some())
+                + 2 * m.tool_calls.len();
         }
         runs
     }
@@ -314,13 +323,17 @@ impl GuardSubject {
             }
             for call in &mut m.tool_calls {
                 f(&mut call.function.arguments);
+                f(&mut call.function.name);
             }
         }
         match self {
             Self::Input { messages } => messages.iter_mut().for_each(|m| message(m, f)),
             Self::Output { message: m } => message(m, f),
             Self::OutputChunk { text, .. } => f(text),
-            Self::ToolCall { call } => f(&mut call.function.arguments),
+            Self::ToolCall { call } => {
+                f(&mut call.function.arguments);
+                f(&mut call.function.name);
+            }
             Self::ToolResult { content, .. } => f(content),
             Self::ToolDefinition { tool } => {
                 let func = &mut tool.function;
@@ -347,53 +360,114 @@ pub const SCHEMA_TEXT_KEYS: &[&str] = &[
     "examples",
     "enum",
     "const",
+    "required",
 ];
 
-/// The model-read texts of a JSON schema, depth first, in key order.
+/// Keys of a JSON schema whose object values are keyed by names the model reads (property
+/// names): each name is judged like a description.
+const SCHEMA_NAME_MAPS: &[&str] = &["properties", "patternProperties", "$defs", "definitions"];
+
+/// What a schema key says about the value under it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Under {
+    /// Structure: only the text keys below it hold model-read text.
+    Schema,
+    /// A text key (`description`, `default`, ...): every string at any depth is text.
+    Text,
+    /// A map of names (`properties`): its keys are text, its values schemas.
+    Names,
+}
+
+fn under(key: &str, parent: Under) -> Under {
+    if parent == Under::Text || SCHEMA_TEXT_KEYS.contains(&key) {
+        Under::Text
+    } else if SCHEMA_NAME_MAPS.contains(&key) {
+        Under::Names
+    } else {
+        Under::Schema
+    }
+}
+
+/// The model-read texts of a JSON schema, depth first, in key order: strings under the
+/// [`SCHEMA_TEXT_KEYS`] at any depth, and property names.
 fn schema_texts(schema: &serde_json::Value) -> Vec<&str> {
-    fn walk<'a>(v: &'a serde_json::Value, under_text_key: bool, out: &mut Vec<&'a str>) {
+    fn walk<'a>(v: &'a serde_json::Value, at: Under, out: &mut Vec<&'a str>) {
         match v {
-            serde_json::Value::String(s) if under_text_key => out.push(s),
-            serde_json::Value::Array(items) => {
-                items.iter().for_each(|i| walk(i, under_text_key, out))
-            }
+            serde_json::Value::String(s) if at == Under::Text => out.push(s),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, at, out)),
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    walk(v, SCHEMA_TEXT_KEYS.contains(&k.as_str()), out);
+                    match at {
+                        Under::Names => {
+                            out.push(k);
+                            walk(v, Under::Schema, out);
+                        }
+                        Under::Text => {
+                            out.push(k);
+                            walk(v, Under::Text, out);
+                        }
+                        Under::Schema => walk(v, under(k, at), out),
+                    }
                 }
             }
             _ => {}
         }
     }
     let mut out = Vec::new();
-    walk(schema, false, &mut out);
+    walk(schema, Under::Schema, &mut out);
     out
 }
 
-/// [`schema_texts`], mutably, in the same order.
+/// [`schema_texts`], mutably, in the same order. An edited name renames its key (made
+/// unique if it now collides with another).
 fn schema_texts_mut(schema: &mut serde_json::Value, f: &mut dyn FnMut(&mut String)) {
-    fn walk(v: &mut serde_json::Value, under_text_key: bool, f: &mut dyn FnMut(&mut String)) {
+    fn walk(v: &mut serde_json::Value, at: Under, f: &mut dyn FnMut(&mut String)) {
         match v {
-            serde_json::Value::String(s) if under_text_key => f(s),
-            serde_json::Value::Array(items) => {
-                items.iter_mut().for_each(|i| walk(i, under_text_key, f))
-            }
+            serde_json::Value::String(s) if at == Under::Text => f(s),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| walk(i, at, f)),
             serde_json::Value::Object(map) => {
-                for (k, v) in map.iter_mut() {
-                    let text = SCHEMA_TEXT_KEYS.contains(&k.as_str());
-                    walk(v, text, f);
+                let keys: Vec<String> = map.keys().cloned().collect();
+                for key in keys {
+                    let mut name = key.clone();
+                    let below = match at {
+                        Under::Names => {
+                            f(&mut name);
+                            Under::Schema
+                        }
+                        Under::Text => {
+                            f(&mut name);
+                            Under::Text
+                        }
+                        Under::Schema => under(&key, at),
+                    };
+                    if name != key {
+                        while map.contains_key(&name) {
+                            name.push('_');
+                        }
+                        if let Some(value) = map.remove(&key) {
+                            map.insert(name.clone(), value);
+                        }
+                    }
+                    if let Some(value) = map.get_mut(&name) {
+                        walk(value, below, f);
+                    }
                 }
             }
             _ => {}
         }
     }
-    walk(schema, false, f)
+    walk(schema, Under::Schema, f)
 }
 
 /// Fields of a message's `extra` that carry model text — reasoning and refusals — judged
 /// (and sanitized) like its content, in this order, after the content: a secret an output
 /// guard redacts from `content` must not come back verbatim in `reasoning_content`.
 pub const MESSAGE_TEXT_FIELDS: &[&str] = &["reasoning_content", "reasoning", "refusal"];
+
+/// Top-level fields of an answer (or a streamed chunk) that carry no model text and reach
+/// the client as they came. Any other top-level field an upstream adds is dropped: no guard
+/// judged it.
+pub const ANSWER_METADATA_FIELDS: &[&str] = &["system_fingerprint", "service_tier"];
 
 /// The `extra` field holding Anthropic thinking blocks; the `thinking` text of each is
 /// judged after [`MESSAGE_TEXT_FIELDS`].
@@ -466,6 +540,10 @@ fn push_message<'a>(out: &mut dyn FnMut(Segment<'a>), m: &'a Message) {
         out(Segment {
             origin: Origin::Model,
             text: &call.function.arguments,
+        });
+        out(Segment {
+            origin: Origin::Model,
+            text: &call.function.name,
         });
     }
 }

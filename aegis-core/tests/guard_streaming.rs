@@ -233,11 +233,14 @@ async fn an_upstream_error_mid_stream_is_passed_on() {
 }
 
 #[tokio::test]
-async fn unknown_chunk_fields_survive_the_output_guards() {
+async fn chunk_metadata_survives_the_output_guards_and_unjudged_fields_do_not() {
     let mut first = ChatChunk::text("c", "m", "hello ");
     first
         .extra
         .insert("system_fingerprint".into(), "fp_42".into());
+    first
+        .extra
+        .insert("x_vendor_note".into(), "unjudged model text".into());
     let second = ChatChunk::text("c", "m", "world");
     let stream: ChatStream = Box::pin(futures_util::stream::iter([Ok(first), Ok(second)]));
     let mut s = chain().guard_stream(stream, RequestContext::default());
@@ -249,6 +252,7 @@ async fn unknown_chunk_fields_survive_the_output_guards() {
             Some(&serde_json::Value::from("fp_42")),
             "{chunk:?}"
         );
+        assert!(!chunk.extra.contains_key("x_vendor_note"), "{chunk:?}");
         seen += 1;
     }
     assert!(seen > 0);

@@ -17,9 +17,9 @@
 use std::collections::VecDeque;
 
 use aegis_contracts::{
-    ChatChunk, ChatStream, ChunkChoice, CompletionBuilder, Decision, Delta, Edit, Error, ErrorKind,
-    Granularity, GuardMode, GuardSubject, MESSAGE_TEXT_FIELDS, Message, RequestContext, Role,
-    RunEventKind, Span, Stage, ToolCallDelta, Usage, Verdict,
+    ANSWER_METADATA_FIELDS, ChatChunk, ChatStream, ChunkChoice, CompletionBuilder, Decision, Delta,
+    Edit, Error, ErrorKind, Granularity, GuardMode, GuardSubject, MESSAGE_TEXT_FIELDS, Message,
+    RequestContext, Role, RunEventKind, Span, Stage, ToolCallDelta, Usage, Verdict,
 };
 use futures_util::StreamExt;
 
@@ -250,11 +250,13 @@ impl StreamState {
             template.created = chunk.created;
             self.template = Some(template);
         }
-        // Top-level fields Aegis does not model (`system_fingerprint`, ...) reach the client
-        // on every chunk the guards release.
+        // Top-level metadata (`system_fingerprint`, ...) reaches the client on every chunk
+        // the guards release; any other top-level field no guard judged does not.
         if let Some(template) = &mut self.template {
             for (k, v) in &chunk.extra {
-                template.extra.entry(k.clone()).or_insert_with(|| v.clone());
+                if ANSWER_METADATA_FIELDS.contains(&k.as_str()) {
+                    template.extra.entry(k.clone()).or_insert_with(|| v.clone());
+                }
             }
         }
         if chunk.usage.is_some() {
@@ -717,9 +719,10 @@ impl StageState {
     }
 }
 
-/// Where the window of `w` bytes ending at `end` starts, counted in what guards judge:
-/// invisible characters are removed from their view, so they do not count and a finding
-/// with some inserted still fits the window. A char boundary; 0 when `s[..end]` is shorter.
+/// Where the window of `w` bytes ending at `end` starts, counted in what guards judge —
+/// the normalized view: invisible characters are removed from it, so they do not count,
+/// and a character counts as many bytes as its NFKC form (a full-width letter is one), so
+/// a finding of `w` judged bytes always fits. A char boundary; 0 when `s[..end]` is shorter.
 fn window_start(s: &str, end: usize, w: usize) -> usize {
     let mut need = w;
     let mut at = end;
@@ -728,11 +731,21 @@ fn window_start(s: &str, end: usize, w: usize) -> usize {
             return at;
         }
         at = i;
-        if aegis_contracts::text::invisible_kind(c).is_none() {
-            need = need.saturating_sub(c.len_utf8());
-        }
+        need = need.saturating_sub(judged_len(c));
     }
     if need == 0 { at } else { 0 }
+}
+
+/// How many bytes `c` takes in the normalized view.
+fn judged_len(c: char) -> usize {
+    if aegis_contracts::text::invisible_kind(c).is_some() {
+        return 0;
+    }
+    if c.is_ascii() {
+        return 1;
+    }
+    use unicode_normalization::UnicodeNormalization;
+    std::iter::once(c).nfkc().map(char::len_utf8).sum()
 }
 
 /// The end of the last complete sentence in `s[from..]` (after its terminator and the
@@ -768,6 +781,9 @@ mod tests {
         // "pa\u{200b}ss": four visible bytes reach back over the zero-width space.
         let t = "xpa\u{200b}ss";
         assert_eq!(window_start(t, t.len(), 4), 1);
+        // Full-width letters are one judged byte each (three raw ones).
+        let wide = "xｇｈｐ";
+        assert_eq!(window_start(wide, wide.len(), 3), 1);
     }
 
     #[test]

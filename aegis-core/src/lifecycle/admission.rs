@@ -4,8 +4,8 @@
 //! the guards and before the call, so that "every prompt was checked" stays true.
 
 use aegis_contracts::{
-    ChatRequest, Content, ContentPart, Error, ErrorKind, Extra, MESSAGE_TEXT_FIELDS, Modality,
-    Stage, THINKING_BLOCKS_FIELD,
+    ANSWER_METADATA_FIELDS, ChatRequest, Content, ContentPart, Error, ErrorKind, Extra,
+    MESSAGE_TEXT_FIELDS, Modality, Stage, THINKING_BLOCKS_FIELD,
 };
 use serde_json::Value;
 
@@ -346,6 +346,9 @@ impl Admission {
             return;
         }
         let media = self.config.media == Admit::Allow;
+        retain(&mut completion.extra, |k| {
+            ANSWER_METADATA_FIELDS.contains(&k)
+        });
         for choice in &mut completion.choices {
             let calls = !choice.message.tool_calls.is_empty();
             retain(&mut choice.message.extra, |k| {
