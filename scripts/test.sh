@@ -14,4 +14,14 @@ fi
 (cd "$clients" && npm ci --no-audit --no-fund --silent)
 export AEGIS_CLIENT_TESTS=1
 
+# promtool (Debian's `prometheus` package) checks the gateway's /metrics exposition.
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+    || (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1) \
+    || echo "warning: could not install promtool; the metrics exposition check is skipped"
+fi
+if command -v promtool >/dev/null 2>&1; then
+  export AEGIS_REQUIRE_PROMTOOL=1
+fi
+
 cargo test --workspace --all-features --no-fail-fast "$@"

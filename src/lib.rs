@@ -32,6 +32,7 @@
 use std::sync::Arc;
 
 pub use aegis_contracts::*;
+pub use aegis_core::metrics;
 pub use aegis_core::{
     BuildContext, Components, EnvSecrets, Exchange, ExchangeUpdate, FileSecrets, Pipeline,
     PipelineBuilder, PipelineOutcome, PipelineSet, Registry, Route, Telemetry, config, graph,

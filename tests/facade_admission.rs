@@ -465,5 +465,8 @@ async fn schema_property_names_nested_defaults_and_tool_call_names_are_judged() 
         params["properties"]["[REDACTED]"]["default"]["note"][0],
         "see [REDACTED]"
     );
-    assert_eq!(body["messages"][1]["tool_calls"][0]["function"]["name"], "[REDACTED]");
+    assert_eq!(
+        body["messages"][1]["tool_calls"][0]["function"]["name"],
+        "[REDACTED]"
+    );
 }

@@ -154,6 +154,8 @@ pub enum RunEventKind {
     },
     /// The caller went away before the response was delivered.
     Cancelled,
+    /// The first chunk of a streamed answer was handed to the caller (time to first token).
+    FirstToken,
 }
 
 impl RunEventKind {

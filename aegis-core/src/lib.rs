@@ -56,6 +56,7 @@ pub(crate) use response_future;
 pub mod graph;
 pub mod guard;
 pub mod layer;
+pub mod metrics;
 mod telemetry;
 
 pub use telemetry::Telemetry;

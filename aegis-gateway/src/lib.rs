@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bootstrap;
+pub mod metrics;
 pub mod scan;
 pub mod server;
 pub mod static_keys;

@@ -88,5 +88,6 @@ pub fn registry() -> aegis::Registry {
     r.register_authenticator::<StaticKeysConfig, _>("static_keys", |c, _| {
         Ok(std::sync::Arc::new(StaticKeys::new(c)?) as std::sync::Arc<dyn Authenticator>)
     });
+    crate::metrics::register(&mut r);
     r
 }

@@ -799,6 +799,10 @@ impl AuditSink {
         {
             return None;
         }
+        // Timing, not a fact about what the run did.
+        if matches!(event.kind, RunEventKind::FirstToken) {
+            return None;
+        }
         let mut data = serde_json::to_value(&event.kind).ok()?;
         let tag = data
             .get("event")

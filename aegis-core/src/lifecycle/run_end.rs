@@ -344,12 +344,14 @@ pub(super) fn end_with_stream(stream: ChatStream, end: RunEnd) -> ChatStream {
         end: Option<RunEnd>,
         answer: CompletionBuilder,
         usage: Option<Usage>,
+        first: bool,
     }
     let tail = Tail {
         inner: stream,
         end: Some(end),
         answer: CompletionBuilder::default(),
         usage: None,
+        first: true,
     };
     Box::pin(futures_util::stream::unfold(tail, |mut t| async move {
         t.end.as_ref()?;
@@ -358,6 +360,15 @@ pub(super) fn end_with_stream(stream: ChatStream, end: RunEnd) -> ChatStream {
             Some(Ok(chunk)) => {
                 if chunk.usage.is_some() {
                     t.usage = chunk.usage;
+                }
+                if t.first && chunk.choices.iter().any(|c| c.delta.content.is_some()) {
+                    t.first = false;
+                    if let Some(end) = &t.end {
+                        end.pipeline
+                            .shared
+                            .telemetry
+                            .emit(&end.run_id, || RunEventKind::FirstToken);
+                    }
                 }
                 t.answer.push(&chunk);
                 Some((Ok(chunk), t))

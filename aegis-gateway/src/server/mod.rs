@@ -24,6 +24,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::HeaderMap,
+    response::IntoResponse,
     routing::{get, post},
 };
 use serde::Deserialize;
@@ -339,6 +340,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/admin/keys", post(keys::create).get(keys::list))
         .route("/v1/admin/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/admin/keys/{id}/rotate", post(keys::rotate))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         .route(
@@ -437,6 +439,35 @@ async fn admin_reload(
     Ok(axum::Json(
         serde_json::json!({"reloaded": true, "providers": gw.pipeline().provider_ids()}),
     ))
+}
+
+/// `GET /metrics`: Prometheus text, when a `prometheus` telemetry entry is configured; an
+/// admin key is required when authenticators are.
+async fn metrics(
+    axum::extract::State(gw): axum::extract::State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let Some(handle) = crate::metrics::handle() else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            "metrics are off: add a [[telemetry]] entry of type \"prometheus\"",
+        )
+        .into());
+    };
+    // Without authenticators (development) anyone may read them; with, only an admin.
+    if let Some(p) = gw.pipeline().authenticate(&context_from(&headers)).await?
+        && !p.has_role("admin")
+    {
+        return Err(Error::new(ErrorKind::Forbidden, format!("`{}` is not an admin", p.id)).into());
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response())
 }
 
 /// Serves `router(gw)` on `listener` until `shutdown` completes, then stops accepting and lets

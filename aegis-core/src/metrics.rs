@@ -1,0 +1,258 @@
+//! [`MetricsSink`]: run events as metrics, through the [`metrics`] facade only — the host
+//! installs the recorder (the `aegis` gateway serves them as Prometheus text).
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `aegis_requests_total` | counter | `status`, `model` |
+//! | `aegis_request_duration_seconds` | histogram | `status` |
+//! | `aegis_overhead_seconds` | histogram | — (run time minus provider time) |
+//! | `aegis_time_to_first_token_seconds` | histogram | — (streams: request to first chunk) |
+//! | `aegis_tokens_total` | counter | `model`, `kind` (`input` / `output`) |
+//! | `aegis_provider_calls_total` | counter | `provider`, `outcome` (`ok` or the error kind) |
+//! | `aegis_provider_latency_seconds` | histogram | `provider` |
+//! | `aegis_guard_verdicts_total` | counter | `guard`, `stage`, `decision`, `enforced` |
+//! | `aegis_guard_failures_total` | counter | `guard`, `failed_open` |
+//! | `aegis_approvals_pending` | gauge | — (runs paused in this process, since it started) |
+//!
+//! Labels come only from configuration (guard and provider ids) or small closed sets; a
+//! model name is a label only for the first [`MAX_MODELS`] distinct ones (later ones count
+//! as `other`). Principal ids, run ids and content are never labels.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use aegis_contracts::{RunEvent, RunEventKind, Stage, TelemetrySink};
+
+/// Distinct model names kept as label values.
+pub const MAX_MODELS: usize = 64;
+/// Runs timed at once; beyond it the oldest timings are dropped (their duration is not
+/// recorded).
+const MAX_TIMED_RUNS: usize = 100_000;
+
+/// A run in flight: when it started and how long its provider calls took.
+struct Timing {
+    started: Instant,
+    provider: Duration,
+    first_token: bool,
+}
+
+/// Records run events as metrics (see the [module docs](self)).
+#[derive(Default)]
+pub struct MetricsSink {
+    runs: Mutex<HashMap<String, Timing>>,
+    models: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for MetricsSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSink").finish_non_exhaustive()
+    }
+}
+
+impl MetricsSink {
+    /// A sink; the metrics go to whatever recorder the host installed (install it first:
+    /// the metrics are described to it here).
+    pub fn new() -> Self {
+        describe();
+        Self::default()
+    }
+
+    /// `model` as a label value: itself while fewer than [`MAX_MODELS`] are known.
+    fn model_label(&self, model: Option<&str>) -> String {
+        let Some(model) = model.filter(|m| !m.is_empty()) else {
+            return "unknown".into();
+        };
+        let model: String = model.chars().take(64).collect();
+        let Ok(mut known) = self.models.lock() else {
+            return "other".into();
+        };
+        if known.contains(&model) || known.len() < MAX_MODELS {
+            known.insert(model.clone());
+            model
+        } else {
+            "other".into()
+        }
+    }
+
+    fn started(&self, run_id: &str) {
+        if let Ok(mut runs) = self.runs.lock() {
+            if runs.len() >= MAX_TIMED_RUNS {
+                runs.clear();
+            }
+            runs.insert(
+                run_id.to_owned(),
+                Timing {
+                    started: Instant::now(),
+                    provider: Duration::ZERO,
+                    first_token: false,
+                },
+            );
+        }
+    }
+
+    fn ended(&self, run_id: &str, status: &'static str) {
+        let Some(t) = self.runs.lock().ok().and_then(|mut r| r.remove(run_id)) else {
+            return;
+        };
+        let total = t.started.elapsed();
+        metrics::histogram!("aegis_request_duration_seconds", "status" => status)
+            .record(total.as_secs_f64());
+        metrics::histogram!("aegis_overhead_seconds")
+            .record(total.saturating_sub(t.provider).as_secs_f64());
+    }
+}
+
+impl TelemetrySink for MetricsSink {
+    fn on_event(&self, event: &RunEvent) {
+        let run = event.run_id.as_str();
+        match &event.kind {
+            RunEventKind::RunStarted { .. } => self.started(run),
+            RunEventKind::ProviderCall {
+                provider,
+                latency_us,
+                error,
+                ..
+            } => {
+                let outcome = error.map_or("ok", |e| e.code());
+                metrics::counter!("aegis_provider_calls_total", "provider" => provider.clone(), "outcome" => outcome)
+                    .increment(1);
+                metrics::histogram!("aegis_provider_latency_seconds", "provider" => provider.clone())
+                    .record(latency_us.as_secs_f64());
+                if let Ok(mut runs) = self.runs.lock()
+                    && let Some(t) = runs.get_mut(run)
+                {
+                    t.provider += *latency_us;
+                }
+            }
+            RunEventKind::FirstToken => {
+                if let Ok(mut runs) = self.runs.lock()
+                    && let Some(t) = runs.get_mut(run)
+                    && !t.first_token
+                {
+                    t.first_token = true;
+                    metrics::histogram!("aegis_time_to_first_token_seconds")
+                        .record(t.started.elapsed().as_secs_f64());
+                }
+            }
+            RunEventKind::Verdict {
+                stage,
+                verdict,
+                enforced,
+            } => {
+                metrics::counter!(
+                    "aegis_guard_verdicts_total",
+                    "guard" => verdict.guard.clone(),
+                    "stage" => stage_name(*stage),
+                    "decision" => verdict.decision_name(),
+                    "enforced" => if *enforced { "true" } else { "false" },
+                )
+                .increment(1);
+            }
+            RunEventKind::GuardFailed {
+                guard, failed_open, ..
+            } => {
+                metrics::counter!(
+                    "aegis_guard_failures_total",
+                    "guard" => guard.clone(),
+                    "failed_open" => if *failed_open { "true" } else { "false" },
+                )
+                .increment(1);
+            }
+            RunEventKind::Paused { .. } => {
+                metrics::gauge!("aegis_approvals_pending").increment(1.0);
+                // A paused run's time waiting for a human is not its latency.
+                if let Ok(mut runs) = self.runs.lock() {
+                    runs.remove(run);
+                }
+            }
+            RunEventKind::Resumed { .. } => {
+                metrics::gauge!("aegis_approvals_pending").decrement(1.0);
+                self.started(run);
+            }
+            RunEventKind::Audit {
+                status,
+                model,
+                usage,
+                ..
+            } => {
+                let model = self.model_label(model.as_deref());
+                let status = status.map_or("unknown", |s| s.as_str());
+                metrics::counter!("aegis_requests_total", "status" => status, "model" => model.clone())
+                    .increment(1);
+                if let Some(u) = usage {
+                    metrics::counter!("aegis_tokens_total", "model" => model.clone(), "kind" => "input")
+                        .increment(u.input_tokens);
+                    metrics::counter!("aegis_tokens_total", "model" => model, "kind" => "output")
+                        .increment(u.output_tokens);
+                }
+            }
+            RunEventKind::Completed => self.ended(run, "completed"),
+            RunEventKind::Rejected => self.ended(run, "rejected"),
+            RunEventKind::Failed { .. } => self.ended(run, "failed"),
+            RunEventKind::Blocked { .. } => self.ended(run, "blocked"),
+            RunEventKind::Cancelled => self.ended(run, "cancelled"),
+            _ => {}
+        }
+    }
+}
+
+/// Help texts and units, for the recorder.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("aegis_requests_total", "Runs ended, by status and model.");
+    describe_histogram!(
+        "aegis_request_duration_seconds",
+        Unit::Seconds,
+        "Run time from start to end (time paused for approval excluded), by status."
+    );
+    describe_histogram!(
+        "aegis_overhead_seconds",
+        Unit::Seconds,
+        "Time Aegis itself added to a run: run time minus provider time."
+    );
+    describe_histogram!(
+        "aegis_time_to_first_token_seconds",
+        Unit::Seconds,
+        "Streamed runs: time from start to the first content chunk handed to the caller."
+    );
+    describe_counter!(
+        "aegis_tokens_total",
+        "Tokens used, by model and kind (input, output)."
+    );
+    describe_counter!(
+        "aegis_provider_calls_total",
+        "Provider calls, by provider and outcome (ok or the error kind)."
+    );
+    describe_histogram!(
+        "aegis_provider_latency_seconds",
+        Unit::Seconds,
+        "Provider call latency until the answer (or a stream's first byte), by provider."
+    );
+    describe_counter!(
+        "aegis_guard_verdicts_total",
+        "Guard verdicts, by guard, stage, decision and whether enforced."
+    );
+    describe_counter!(
+        "aegis_guard_failures_total",
+        "Guard errors and timeouts, by guard and whether the chain failed open."
+    );
+    describe_gauge!(
+        "aegis_approvals_pending",
+        "Runs paused for a human decision in this process since it started."
+    );
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Input => "input",
+        Stage::Output => "output",
+        Stage::ToolCall => "tool_call",
+        Stage::ToolResult => "tool_result",
+        Stage::ToolDefinition => "tool_definition",
+        Stage::Retrieved => "retrieved",
+        _ => "other",
+    }
+}

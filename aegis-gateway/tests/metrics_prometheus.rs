@@ -1,0 +1,204 @@
+//! Prometheus metrics: with a `prometheus` telemetry entry the gateway serves requests,
+//! latency, time to first token, tokens, guard verdicts, provider calls and its own
+//! overhead at `/metrics` (admins only when keys are configured, or openly on a listener of
+//! its own); labels never carry principal or run ids; `promtool check metrics` (when
+//! installed, as in CI) finds nothing wrong.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::json;
+
+const ADMIN: &str = "sk-test-metrics-admin";
+const USER: &str = "sk-test-metrics-user";
+
+async fn post(base: &str, key: &str, body: serde_json::Value) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&body)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn get(url: &str, key: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The value of the sample `name{labels}` (labels in any order), summed over matches.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_exports_what_it_did_as_prometheus_metrics() {
+    let port = common::free_port();
+    let config = format!(
+        r#"
+[[providers]]
+id = "echo"
+type = "echo"
+
+[[authenticators]]
+id = "keys"
+type = "static_keys"
+config = {{ keys = [
+    {{ key = "{ADMIN}", principal = "root-principal-7", roles = ["admin"] }},
+    {{ key = "{USER}", principal = "user-principal-9", team = "t" }},
+] }}
+
+[[guardrails]]
+id = "words"
+type = "ban_substrings"
+config = {{ substrings = ["forbidden"] }}
+
+[[telemetry]]
+id = "prometheus"
+type = "prometheus"
+config = {{ listen = "127.0.0.1:{port}" }}
+"#
+    );
+    let addr = common::gateway(&config).await;
+    let base = format!("http://{addr}");
+    let chat = |text: &str, stream: bool| json!({"model": "echo", "stream": stream, "messages": [{"role": "user", "content": text}]});
+    for _ in 0..3 {
+        let (status, _) = post(&base, USER, chat("hello there", false)).await;
+        assert_eq!(status, 200);
+    }
+    let (status, body) = post(&base, USER, chat("hello streamed world", true)).await;
+    assert!(status == 200 && body.contains("[DONE]"), "{body}");
+    let (status, _) = post(&base, USER, chat("say forbidden", false)).await;
+    assert_eq!(status, 400);
+
+    // On the main listener: admins only.
+    assert_eq!(get(&format!("{base}/metrics"), None).await.0, 401);
+    assert_eq!(get(&format!("{base}/metrics"), Some(USER)).await.0, 403);
+    let (status, text) = get(&format!("{base}/metrics"), Some(ADMIN)).await;
+    assert_eq!(status, 200, "{text}");
+    // On its own listener: open.
+    let (status, own) = get(&format!("http://127.0.0.1:{port}/metrics"), None).await;
+    assert_eq!(status, 200);
+    assert!(own.contains("aegis_requests_total"), "{own}");
+
+    assert_eq!(
+        sample(
+            &text,
+            "aegis_requests_total",
+            &[("status", "completed"), ("model", "echo")]
+        ),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "aegis_requests_total", &[("status", "blocked")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "aegis_request_duration_seconds_count",
+            &[("status", "completed")]
+        ),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "aegis_overhead_seconds_count", &[]),
+        5.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "aegis_time_to_first_token_seconds_count", &[]),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "aegis_tokens_total",
+            &[("model", "echo"), ("kind", "input")]
+        ) >= 8.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "aegis_provider_calls_total",
+            &[("provider", "echo"), ("outcome", "ok")]
+        ) >= 4.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "aegis_guard_verdicts_total",
+            &[("guard", "words"), ("decision", "block")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "aegis_guard_verdicts_total",
+            &[("guard", "words"), ("decision", "allow")]
+        ) >= 8.0,
+        "{text}"
+    );
+    for secret in [
+        "root-principal-7",
+        "user-principal-9",
+        "hello there",
+        "forbidden\"",
+    ] {
+        assert!(!text.contains(secret), "`{secret}` is in the metrics");
+    }
+    let runs = text.matches("run_id").count();
+    assert_eq!(runs, 0, "run ids are never labels");
+
+    if let Ok(out) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+    {
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            std::env::var_os("AEGIS_REQUIRE_PROMTOOL").is_none(),
+            "promtool is required (scripts/test.sh installs it) but cannot run"
+        );
+        eprintln!("promtool is not installed here: the exposition format was not checked by it");
+    }
+}
