@@ -134,6 +134,9 @@ const PIECES: &[&str] = &[
     "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n-----END RSA PRIVATE KEY-----",
     "postgres://admin:s3cr3tpassw0rd@db.internal:5432/app",
     "\u{200b}",
+    "e",
+    "\u{301}",
+    "\u{301} ok",
 ];
 
 proptest! {

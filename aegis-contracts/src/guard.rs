@@ -361,6 +361,8 @@ pub const SCHEMA_TEXT_KEYS: &[&str] = &[
     "enum",
     "const",
     "required",
+    "pattern",
+    "$comment",
 ];
 
 /// Keys of a JSON schema whose object values are keyed by names the model reads (property
@@ -379,7 +381,8 @@ enum Under {
 }
 
 fn under(key: &str, parent: Under) -> Under {
-    if parent == Under::Text || SCHEMA_TEXT_KEYS.contains(&key) {
+    // Vendor extensions (`x-...`) are free text too.
+    if parent == Under::Text || SCHEMA_TEXT_KEYS.contains(&key) || key.starts_with("x-") {
         Under::Text
     } else if SCHEMA_NAME_MAPS.contains(&key) {
         Under::Names

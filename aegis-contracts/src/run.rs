@@ -34,6 +34,12 @@ impl InterruptRequest {
     }
 }
 
+/// The key of an [`InterruptRequest::payload`] holding the subject as the guards left it
+/// when one asked (the prompt's messages, or a held answer's content and tool calls). It is
+/// for the run's reviewers only: a host strips it from what anyone else sees, and a store
+/// keeps it only with the run's live checkpoint, never in its interrupt history.
+pub const INTERRUPT_SUBJECT_KEY: &str = "subject";
+
 /// A persisted interrupt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Interrupt {

@@ -190,14 +190,29 @@ pub async fn registry_for(store: Option<&aegis_store::Store>) -> Result<aegis::R
     Ok(r)
 }
 
+/// Logs to stderr, filtered by `AEGIS_LOG` (default `info`); one JSON object per line
+/// with `AEGIS_LOG_FORMAT=json` (for a log pipeline), plain text otherwise. No log line
+/// carries a prompt, an answer, a credential or a secret (tested).
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("AEGIS_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("AEGIS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
 /// `aegis serve`: runs the gateway until SIGINT / SIGTERM.
 pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AEGIS_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_logging();
     let feed = EventFeed::default();
     let (cfg, source) = load_config(config.as_deref())?;
     let server_config = ServerConfig::from_config(&cfg)?;
@@ -373,7 +388,9 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     let served = server::serve(listener, gw, shutdown()).await;
     // Graceful shutdown: in-flight requests have finished; their audit records are written
     // before the process exits.
-    audit_on_exit.flush().await;
+    if !audit_on_exit.flush().await {
+        tracing::error!("the audit writer had stopped; events queued at shutdown are lost");
+    }
     served
 }
 
@@ -439,5 +456,5 @@ async fn shutdown() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    eprintln!("aegis: shutting down; finishing in-flight requests");
+    tracing::info!("shutting down; finishing in-flight requests");
 }

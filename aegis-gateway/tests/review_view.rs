@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 const DEV: &str = "sk-test-review-dev";
 const REVIEWER: &str = "sk-test-review-approver";
 const OTHER: &str = "sk-test-review-other-team";
+/// An approver of the team who starts a run of their own.
+const SAM: &str = "sk-test-review-approver-starter";
 const SECRET: &str = "ghp_Zq8Xr2LmZ7vTk4NcB9wHs3PfJ6yGd1RaE0uW";
 
 fn config(db: &str) -> String {
@@ -34,7 +36,13 @@ config = {{ keys = [
     {{ key = "{DEV}", principal = "dev", team = "payments" }},
     {{ key = "{REVIEWER}", principal = "rita", team = "payments", roles = ["approver"] }},
     {{ key = "{OTHER}", principal = "olga", team = "search", roles = ["approver"] }},
+    {{ key = "{SAM}", principal = "sam", team = "payments", roles = ["approver"] }},
 ] }}
+
+[[guardrails]]
+id = "secrets"
+type = "secrets"
+config = {{ action = "redact" }}
 
 [[guardrails]]
 id = "hold"
@@ -53,11 +61,6 @@ id = "shell"
 type = "ban_substrings"
 stages = ["tool_call"]
 config = {{ substrings = ["rm -rf"] }}
-
-[[guardrails]]
-id = "secrets"
-type = "secrets"
-config = {{ action = "redact" }}
 "#
     )
 }
@@ -81,14 +84,22 @@ async fn call(
 }
 
 async fn start_run(base: &str, input: Value) -> String {
+    start_run_as(base, DEV, input).await
+}
+
+async fn start_run_as(base: &str, key: &str, input: Value) -> String {
     let (status, run) = call(
-        DEV,
+        key,
         reqwest::Method::POST,
         format!("{base}/v1/runs"),
         Some(json!({"input": input})),
     )
     .await;
     assert_eq!(status, 202, "{run}");
+    assert!(
+        run["interrupt"]["payload"]["subject"].is_null(),
+        "the starter is not shown the held subject: {run}"
+    );
     run["id"].as_str().unwrap().to_owned()
 }
 
@@ -133,11 +144,8 @@ async fn reviewers_see_the_held_subject_and_edited_tool_calls_are_judged_again()
     let (_server, base) = start_binary(&cfg, &dir);
 
     // A held answer: the reviewer sees it with the findings; its starter and another team do not.
-    let id = start_run(
-        &base,
-        json!({"model": "echo", "messages": [{"role": "user", "content": "say HOLD-ME now"}]}),
-    )
-    .await;
+    let held = json!({"model": "echo", "messages": [{"role": "user", "content": format!("say HOLD-ME now {SECRET}")}]});
+    let id = start_run(&base, held.clone()).await;
     let (_, own) = get(&base, DEV, &id).await;
     assert_eq!(own["status"], "paused");
     assert!(own["pending"].is_null() && own["output"].is_null(), "{own}");
@@ -147,11 +155,21 @@ async fn reviewers_see_the_held_subject_and_edited_tool_calls_are_judged_again()
     let (_, seen) = get(&base, REVIEWER, &id).await;
     let pending = &seen["pending"];
     assert_eq!(pending["stage"], "output", "{seen}");
+    // As the guards left it: the secret an earlier guard redacted stays redacted.
     assert_eq!(
-        pending["subject"]["content"], "echo: say HOLD-ME now",
+        pending["subject"]["content"], "echo: say HOLD-ME now [REDACTED:github_pat]",
         "{seen}"
     );
     assert_eq!(pending["findings"][0]["kind"], "banned_substring", "{seen}");
+    assert!(!seen.to_string().contains(SECRET), "{seen}");
+    // An approver who started the run does not review it (four eyes).
+    let mine = start_run_as(&base, SAM, held).await;
+    let (_, as_starter) = get(&base, SAM, &mine).await;
+    assert!(as_starter["pending"].is_null(), "{as_starter}");
+    assert!(
+        as_starter["interrupt"]["payload"]["subject"].is_null(),
+        "{as_starter}"
+    );
 
     // A held tool call, edited into a safe one: judged again, and the run completes with it.
     let id = start_run(&base, sql_call("DROP TABLE users")).await;

@@ -778,12 +778,11 @@ impl std::fmt::Debug for AuditSink {
 }
 
 impl AuditSink {
-    /// Waits until every event queued before this call is written.
-    pub async fn flush(&self) {
+    /// Waits until every event queued before this call is written; `false` when the writer
+    /// is gone (its task ended), so nothing queued can be written any more.
+    pub async fn flush(&self) -> bool {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Msg::Flush(ack)).await {
-            let _ = done.await;
-        }
+        self.tx.send(Msg::Flush(ack)).await && done.await.is_ok()
     }
 
     /// Events dropped (queue full or writes failing) and not yet recorded as dropped.
@@ -860,16 +859,20 @@ impl TelemetrySink for AuditSink {
         let sink = self.clone();
         let wait = std::time::Duration::from_millis(self.config.required_wait_ms);
         Some(Box::pin(async move {
-            tokio::time::timeout(wait, sink.flush()).await.map_err(|_| {
-                Error::new(
-                    ErrorKind::Storage,
-                    format!(
-                        "the audit log could not be written within {} ms; the answer is withheld (audit = \"required\")",
-                        wait.as_millis()
-                    ),
-                )
-                .with_code("audit_unavailable")
-            })
+            let written = tokio::time::timeout(wait, sink.flush()).await;
+            if written == Ok(true) {
+                return Ok(());
+            }
+            let why = if written.is_err() {
+                format!("could not be written within {} ms", wait.as_millis())
+            } else {
+                "writer has stopped".to_owned()
+            };
+            Err(Error::new(
+                ErrorKind::Storage,
+                format!("the audit log {why}; the answer is withheld (audit = \"required\")"),
+            )
+            .with_code("audit_unavailable"))
         }))
     }
 }

@@ -253,7 +253,8 @@ impl Store {
                 version: Set(version),
                 node: Set(i.node.clone()),
                 reason: Set(i.request.reason.clone()),
-                payload: Set(to_json(&i.request.payload)?),
+                // The held subject lives only in the run's live checkpoint.
+                payload: Set(to_json(&history_payload(&i.request.payload))?),
                 edit_schema: Set(to_json(&i.request.edit_schema)?),
                 created_at_ms: Set(at),
                 decided_at_ms: Set(None),
@@ -400,4 +401,13 @@ impl CheckpointStore for Store {
             .map(to_checkpoint)
             .collect()
     }
+}
+
+/// An interrupt's payload as its history keeps it: without the held subject.
+fn history_payload(payload: &serde_json::Value) -> serde_json::Value {
+    let mut p = payload.clone();
+    if let Some(map) = p.as_object_mut() {
+        map.remove(aegis_contracts::INTERRUPT_SUBJECT_KEY);
+    }
+    p
 }

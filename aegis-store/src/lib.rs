@@ -287,6 +287,11 @@ pub enum Backend {
 }
 
 impl Store {
+    /// Whether a run's starter is barred from deciding it (separation of duties).
+    pub fn four_eyes(&self) -> bool {
+        self.inner.four_eyes
+    }
+
     /// Opens (and migrates) the store at `url`; see [`StoreOptions::new`] for the URL forms.
     /// A database migrated by a newer `aegis-store` is refused with a clear error.
     pub async fn connect(url: &str) -> Result<Self, Error> {

@@ -60,6 +60,9 @@ pub(crate) fn normalize(text: &str) -> Option<Normalized> {
         units: Vec::new(),
         orig_len: text.len(),
     };
+    // A text with combining marks needs its units even when it normalizes to itself: an
+    // edit ending before a mark widens over it, as in any other text.
+    let mut marks = false;
     let mut chars = text.char_indices().peekable();
     while let Some((start, first)) = chars.next() {
         let mut end = start + first.len_utf8();
@@ -68,6 +71,7 @@ pub(crate) fn normalize(text: &str) -> Option<Normalized> {
                 break;
             }
             end = i + c.len_utf8();
+            marks = true;
             chars.next();
         }
         let unit = &text[start..end];
@@ -82,7 +86,7 @@ pub(crate) fn normalize(text: &str) -> Option<Normalized> {
             });
         }
     }
-    (out.text != text).then_some(out)
+    (marks || out.text != text).then_some(out)
 }
 
 impl Normalized {
@@ -303,6 +307,15 @@ mod tests {
     #[test]
     fn plain_ascii_is_its_own_view() {
         assert!(normalize("ghp_0123456789 and text\n").is_none());
+    }
+
+    #[test]
+    fn a_combining_mark_gets_units_even_when_nothing_changes() {
+        // NFKC leaves "-\u{301}" as it is; an edit up to the '-' still widens over the mark,
+        // whether or not something else in the text changes.
+        let n = normalize("key-\u{301} x").unwrap();
+        assert_eq!(n.text, "key-\u{301} x");
+        assert_eq!(n.span(0, 4), (0, 6));
     }
 
     #[test]

@@ -544,7 +544,7 @@ impl StageState {
             _ => settled,
         };
         let release_to = if settled > self.ctx_len {
-            self.check(judged, settled, chain, ctx).await?
+            self.check(judged, settled, last, chain, ctx).await?
         } else {
             self.ctx_len
         };
@@ -568,11 +568,11 @@ impl StageState {
             .entry
             .stream_settled(&self.buf, self.ctx_len, ctx)
             .map_or(oldest, |at| at.min(len));
-        let mut at = said.max(oldest);
+        let mut at = said.max(oldest).min(last_unit_start(&self.buf));
         while !self.buf.is_char_boundary(at) {
             at -= 1;
         }
-        at
+        at.max(self.ctx_len)
     }
 
     /// Judges `buf[..judged]` and acts on what is final: findings that start before
@@ -582,6 +582,7 @@ impl StageState {
         &mut self,
         judged: usize,
         settled: usize,
+        last: bool,
         chain: &GuardChain,
         ctx: &RequestContext,
     ) -> Result<usize, Error> {
@@ -609,9 +610,9 @@ impl StageState {
             .findings
             .retain(|f| f.span.is_none_or(|s| s.end > ctx_len && s.start < settled));
         let edits_now = match &verdict.decision {
-            Decision::Sanitize { edits } => {
-                edits.iter().any(|e| e.end > ctx_len && e.start < settled)
-            }
+            Decision::Sanitize { edits } => edits
+                .iter()
+                .any(|e| e.end > ctx_len && (e.start < settled || e.start == judged && last)),
             _ => false,
         };
         if had_findings && verdict.findings.is_empty() && !edits_now {
@@ -641,7 +642,7 @@ impl StageState {
                 self.asked = Some(verdict.clone());
                 Err(approval_error(&verdict))
             }
-            Decision::Sanitize { edits } => self.apply_stream_edits(edits, judged, settled),
+            Decision::Sanitize { edits } => self.apply_stream_edits(edits, judged, settled, last),
             // A decision this build does not know is not an allow: fail closed.
             _ => Err(Error::new(
                 ErrorKind::PolicyBlocked,
@@ -659,11 +660,12 @@ impl StageState {
         edits: &[Edit],
         judged: usize,
         settled: usize,
+        last: bool,
     ) -> Result<usize, Error> {
         let id = self.entry.id();
         let mut edits: Vec<_> = edits
             .iter()
-            .filter(|e| e.end > self.ctx_len && e.start < settled)
+            .filter(|e| e.end > self.ctx_len && (e.start < settled || e.start == judged && last))
             .collect();
         edits.sort_by_key(|e| e.start);
         let mut prev_end = self.ctx_len;
@@ -734,6 +736,21 @@ fn window_start(s: &str, end: usize, w: usize) -> usize {
         need = need.saturating_sub(judged_len(c));
     }
     if need == 0 { at } else { 0 }
+}
+
+/// Where the last character of `s` starts, with the combining marks after it: the next
+/// chunk may bring a mark that composes with it (`e` + U+0301 is `é`), which changes what
+/// the guards see around it (a word boundary, a look-ahead), so it is never final.
+fn last_unit_start(s: &str) -> usize {
+    use unicode_normalization::char::canonical_combining_class;
+    let mut at = s.len();
+    for (i, c) in s.char_indices().rev() {
+        at = i;
+        if canonical_combining_class(c) == 0 {
+            break;
+        }
+    }
+    at
 }
 
 /// How many bytes `c` takes in the normalized view.

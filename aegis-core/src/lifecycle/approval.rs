@@ -2,8 +2,8 @@
 //! edits a reviewer may make.
 
 use aegis_contracts::{
-    Approval, Completion, Content, Decision, Error, InterruptRequest, NodeContext, Stage, ToolCall,
-    Verdict,
+    Approval, Completion, Content, Decision, Error, INTERRUPT_SUBJECT_KEY as SUBJECT_KEY,
+    InterruptRequest, NodeContext, Stage, ToolCall, Verdict,
 };
 use serde_json::{Value, json};
 
@@ -22,6 +22,7 @@ pub(super) fn approval_interrupt(
     digest: String,
     granted: Option<&Waiver>,
     edit_schema: Value,
+    subject: Value,
 ) -> InterruptRequest {
     let granted: Vec<_> = granted
         .map(|w| w.grants().iter().filter(|g| g.digest == digest).collect())
@@ -33,9 +34,19 @@ pub(super) fn approval_interrupt(
     InterruptRequest::new(
         format!("guard `{}` requires approval: {reason}", v.guard),
         json!({ "guard": v.guard, "stage": stage, "digest": digest, "granted": granted,
-                "findings": v.findings, "score": v.score, "details": payload }),
+                "findings": v.findings, "score": v.score, "details": payload,
+                SUBJECT_KEY: subject }),
     )
     .with_edit_schema(edit_schema)
+}
+
+/// The subject of an output interrupt: the held answer's content and tool calls.
+pub(super) fn answer_subject(completion: &Completion) -> Value {
+    let message = completion.choices.first().map(|c| &c.message);
+    json!({
+        "content": message.and_then(|m| m.content.as_ref()),
+        "tool_calls": message.map(|m| &m.tool_calls),
+    })
 }
 
 /// An edit of a paused prompt: replacement messages.
@@ -96,9 +107,11 @@ pub(super) fn apply_answer_edit(completion: &mut Completion, value: &Value) -> R
     if let Some(calls) = value.get("tool_calls") {
         choice.message.tool_calls = serde_json::from_value::<Vec<ToolCall>>(calls.clone())
             .map_err(|e| Error::invalid_request(format!("edit: tool_calls: {e}")))?;
-        if !choice.message.tool_calls.is_empty() {
-            choice.finish_reason = Some("tool_calls".into());
-        }
+        choice.finish_reason = Some(if choice.message.tool_calls.is_empty() {
+            "stop".into()
+        } else {
+            "tool_calls".into()
+        });
     }
     Ok(())
 }

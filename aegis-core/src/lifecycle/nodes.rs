@@ -12,7 +12,8 @@ use futures_util::FutureExt;
 use super::{
     Exchange, ExchangeUpdate, Shared,
     approval::{
-        apply_answer_edit, approval_interrupt, content_edit_schema, messages_edit_schema, waiver_of,
+        answer_subject, apply_answer_edit, approval_interrupt, content_edit_schema,
+        messages_edit_schema, waiver_of,
     },
 };
 use crate::{
@@ -76,6 +77,7 @@ pub(super) fn input_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                     edited.unwrap_or_else(|| request_digest(&input.state.request)),
                     waiver.as_ref(),
                     messages_edit_schema(),
+                    serde_json::json!({ "messages": req.messages }),
                 ))),
             }
         }
@@ -234,6 +236,7 @@ pub(super) fn output_guards(shared: Arc<Shared>) -> BoxNode<Exchange> {
                     }),
                     waiver.as_ref(),
                     content_edit_schema(),
+                    answer_subject(&completion),
                 ))),
             }
         }

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 
 use super::{
     Exchange, Pipeline,
-    approval::{approval_interrupt, content_edit_schema},
+    approval::{answer_subject, approval_interrupt, content_edit_schema},
 };
 use crate::graph::OpenRun;
 use crate::guard::PendingApproval;
@@ -90,6 +90,7 @@ impl RunEnd {
         };
         self.armed = false;
         let digest = crate::guard::completion_digest(&pending.completion);
+        let subject = answer_subject(&pending.completion);
         state.completion = Some(pending.completion);
         let request = approval_interrupt(
             &pending.verdict,
@@ -97,6 +98,7 @@ impl RunEnd {
             digest,
             None,
             content_edit_schema(),
+            subject,
         );
         let reason = request.reason.clone();
         let paused = self

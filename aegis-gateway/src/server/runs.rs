@@ -38,12 +38,22 @@ fn with_run_header(mut resp: Response, run_id: &str) -> Response {
 }
 
 /// 202: the run paused; the body says how to decide.
+/// An interrupt as anyone who may see its run sees it: without the held subject, which
+/// only its reviewers see (`GET /v1/runs/{id}`, `pending`).
+pub(super) fn public_interrupt(interrupt: Option<&Interrupt>) -> Value {
+    let mut v = serde_json::to_value(interrupt).unwrap_or(Value::Null);
+    if let Some(payload) = v.get_mut("payload").and_then(Value::as_object_mut) {
+        payload.remove(aegis::INTERRUPT_SUBJECT_KEY);
+    }
+    v
+}
+
 pub(super) fn paused_response(run_id: &str, interrupt: &Interrupt) -> Response {
     let body = json!({
         "id": run_id,
         "object": "aegis.run",
         "status": "paused",
-        "interrupt": interrupt,
+        "interrupt": public_interrupt(Some(interrupt)),
         "message": format!(
             "{}. Approve with POST /v1/runs/{run_id}/approve (or `aegis runs approve {run_id}`), or reject with POST /v1/runs/{run_id}/reject.",
             interrupt.request.reason
@@ -155,7 +165,9 @@ async fn visible(
     let mut reviewer = principal.is_none();
     if let (Some(store), Some(p)) = (gw.store(), &principal) {
         let record = store.authorize_run(p, run_id).await?;
-        reviewer = aegis_store::runs::reviews(p, &record);
+        // With four eyes, a run's starter does not review it, approver or not.
+        let own = record.principal.as_deref() == Some(p.id.as_str());
+        reviewer = aegis_store::runs::reviews(p, &record) && !(own && store.four_eyes());
     }
     let (_, cp) = gw
         .pipeline()
@@ -173,10 +185,12 @@ async fn visible(
         && let Some(p) = &principal
     {
         let own = cp.principal.as_deref() == Some(p.id.as_str());
-        reviewer = p.has_role("admin") || p.has_role("approver");
-        if !own && !reviewer {
+        let privileged = p.has_role("admin") || p.has_role("approver");
+        if !own && !privileged {
             return Err(not_found());
         }
+        // Without a database, deciding always takes four eyes (see `decide`).
+        reviewer = privileged && !own;
     }
     Ok((cp, principal, reviewer))
 }
@@ -244,7 +258,11 @@ pub(super) async fn get(
         "status": cp.status,
         "version": cp.version,
         "next": cp.next,
-        "interrupt": cp.interrupt,
+        "interrupt": if reviewer {
+            serde_json::to_value(&cp.interrupt).unwrap_or(Value::Null)
+        } else {
+            public_interrupt(cp.interrupt.as_ref())
+        },
         "principal": cp.principal,
         "updated_at_ms": cp.at_ms,
         "guards": state.get("guards"),
@@ -268,7 +286,12 @@ fn pending_review(cp: &Checkpoint, state: &Value, reviewer: bool) -> Value {
     }
     let payload = &interrupt.request.payload;
     let stage = payload.get("stage").cloned().unwrap_or(Value::Null);
+    // The subject as the guards left it when one asked (an earlier guard's redactions
+    // applied, a reviewer's edit included); the stored state for interrupts from before.
     let subject = match stage.as_str() {
+        _ if payload.get(aegis::INTERRUPT_SUBJECT_KEY).is_some() => {
+            payload[aegis::INTERRUPT_SUBJECT_KEY].clone()
+        }
         Some("input") => json!({"messages": state.pointer("/request/messages")}),
         _ => {
             let message = state.pointer("/completion/choices/0/message");
@@ -453,7 +476,7 @@ pub(super) async fn events(
     let permit = gw.stream_permit()?;
     let closing = gw.closing.subscribe();
     let first = Event::default().event("status").data(
-        json!({"run_id": cp.run_id, "status": cp.status, "interrupt": cp.interrupt}).to_string(),
+        json!({"run_id": cp.run_id, "status": cp.status, "interrupt": public_interrupt(cp.interrupt.as_ref())}).to_string(),
     );
     let feed = Feed {
         rx,

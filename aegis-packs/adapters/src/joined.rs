@@ -26,6 +26,13 @@ pub(crate) struct Joined {
 impl Joined {
     /// `None` when every segment is empty (nothing to ask about).
     pub(crate) fn of(subject: &GuardSubject) -> Option<Joined> {
+        Self::groups(subject, usize::MAX).pop()
+    }
+
+    /// The non-empty segments joined into groups of at most `max` bytes each (a longer
+    /// segment is a group of its own), in order: for a service that reads only the start of
+    /// a long text, so nothing is joined past what it judges.
+    pub(crate) fn groups(subject: &GuardSubject, max: usize) -> Vec<Joined> {
         let segments = subject.segments();
         let texts: Vec<(usize, &str)> = segments
             .iter()
@@ -34,31 +41,38 @@ impl Joined {
             .map(|(i, s)| (i, s.text))
             .collect();
         if texts.is_empty() {
-            return None;
+            return Vec::new();
         }
         let separator = (0..)
             .map(separator)
             .find(|sep| texts.iter().all(|(_, t)| !t.contains(sep.as_str())))
             .unwrap_or_default();
-        let mut text = String::new();
-        let mut parts = Vec::with_capacity(texts.len());
-        for (k, (i, t)) in texts.into_iter().enumerate() {
-            if k > 0 {
-                text.push_str(&separator);
+        let mut out: Vec<Joined> = Vec::new();
+        for (i, t) in texts {
+            let fits = out
+                .last()
+                .is_some_and(|j| j.text.len().saturating_add(separator.len() + t.len()) <= max);
+            if !fits {
+                out.push(Joined {
+                    text: String::new(),
+                    separator: separator.clone(),
+                    parts: Vec::new(),
+                });
             }
-            parts.push((i, text.len(), t.to_owned()));
-            text.push_str(t);
+            let Some(j) = out.last_mut() else { continue };
+            if !j.parts.is_empty() {
+                j.text.push_str(&separator);
+            }
+            j.parts.push((i, j.text.len(), t.to_owned()));
+            j.text.push_str(t);
         }
-        Some(Joined {
-            text,
-            separator,
-            parts,
-        })
+        out
     }
 
-    /// The segment holding the joined byte range `start..end` and the range in it (a range
-    /// that runs past its segment's end is cut there). `None` for a range inside a separator.
-    pub(crate) fn locate(&self, start: usize, end: usize) -> Option<(usize, usize, usize)> {
+    /// The segment holding the joined byte range `start..end`, the range in it (a range
+    /// that runs past its segment's end is cut there), and where the cut range ends in the
+    /// joined text. `None` for a range inside a separator.
+    pub(crate) fn locate(&self, start: usize, end: usize) -> Option<(usize, usize, usize, usize)> {
         let (i, from, t) = self
             .parts
             .iter()
@@ -68,7 +82,8 @@ impl Joined {
         if s >= t.len() {
             return None;
         }
-        Some((*i, s, (end - from).min(t.len())))
+        let e = (end - from).min(t.len());
+        Some((*i, s, e, from + e))
     }
 
     /// The edits that turn each segment into its piece of `rewritten` (the joined text as a
@@ -112,7 +127,12 @@ mod tests {
         let s = subject(&["one", "", "two words", "three"]);
         let j = Joined::of(&s).unwrap();
         assert_eq!(j.text, "one\n\ntwo words\n\nthree");
-        assert_eq!(j.locate(5, 8), Some((2, 0, 3)));
+        assert_eq!(j.locate(5, 8), Some((2, 0, 3, 8)));
+        assert_eq!(
+            j.locate(13, 17),
+            Some((2, 8, 9, 14)),
+            "cut at the segment's end"
+        );
         assert_eq!(j.locate(3, 4), None, "inside a separator");
         let edits = j.edits_to("one\n\ntwo <X>\n\nthree").unwrap();
         assert_eq!(edits.len(), 1);
@@ -121,6 +141,15 @@ mod tests {
             (2, "two <X>")
         );
         assert!(j.edits_to("one two three").is_none());
+    }
+
+    #[test]
+    fn groups_stay_under_their_size_and_keep_order() {
+        let s = subject(&["aaaa", "bbbb", "cccccccccc", "dd"]);
+        let groups = Joined::groups(&s, 10);
+        let texts: Vec<&str> = groups.iter().map(|g| g.text.as_str()).collect();
+        assert_eq!(texts, ["aaaa\n\nbbbb", "cccccccccc", "dd"]);
+        assert_eq!(groups[2].edits_to("DD").unwrap()[0].segment, 3);
     }
 
     #[test]

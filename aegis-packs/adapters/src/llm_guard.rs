@@ -144,50 +144,63 @@ impl Guardrail for LlmGuard {
             .with_cost(Cost::Expensive)
     }
 
-    /// One scan per subject: the segments are joined, and a rewrite is split back.
+    /// One scan per group of segments (joined up to [`GROUP_BYTES`]: a scanner reads only
+    /// the start of a long text), with a rewrite split back.
     async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {
-        let Some(joined) = Joined::of(subject) else {
-            return Ok(Verdict::allow());
-        };
         let output = subject.stage() == Stage::Output;
-        let answer = self.scan(output, &joined.text).await?;
-        let failed: Vec<(&String, f64)> = answer
-            .scanners
-            .iter()
-            .filter(|(_, s)| **s > 0.0)
-            .map(|(n, s)| (n, *s))
-            .collect();
-        let findings: Vec<Finding> = failed
-            .iter()
-            .map(|(n, s)| Finding::new(n.as_str(), None, (*s as f32).clamp(0.0, 1.0), "llm_guard"))
-            .collect();
-        let rewritten = answer.sanitized.as_deref().filter(|s| *s != joined.text);
-        let only_sanitizers = failed
-            .iter()
-            .all(|(n, _)| self.config.sanitizing_scanners.iter().any(|s| s == *n));
-        let rewrite = |new: &str| {
-            joined.edits_to(new).ok_or_else(|| {
-                Error::provider("LLM Guard's rewrite changed the text between segments")
-            })
-        };
-        match (answer.is_valid, rewritten) {
-            (true, None) => Ok(Verdict::allow().with_findings(findings)),
-            (true, Some(new)) => Ok(Verdict::sanitize(rewrite(new)?).with_findings(findings)),
-            (false, Some(new)) if only_sanitizers => {
-                Ok(Verdict::sanitize(rewrite(new)?).with_findings(findings))
-            }
-            (false, _) => {
-                let mut names: Vec<String> = failed.iter().map(|(n, _)| (*n).clone()).collect();
-                if names.is_empty() {
-                    names.push("unnamed scanner".to_owned());
+        let mut findings = Vec::new();
+        let mut edits = Vec::new();
+        let mut blocking: Vec<String> = Vec::new();
+        for joined in Joined::groups(subject, GROUP_BYTES) {
+            let answer = self.scan(output, &joined.text).await?;
+            let failed: Vec<(&String, f64)> = answer
+                .scanners
+                .iter()
+                .filter(|(_, s)| **s > 0.0)
+                .map(|(n, s)| (n, *s))
+                .collect();
+            findings.extend(failed.iter().map(|(n, s)| {
+                Finding::new(n.as_str(), None, (*s as f32).clamp(0.0, 1.0), "llm_guard")
+            }));
+            let rewritten = answer.sanitized.as_deref().filter(|s| *s != joined.text);
+            let only_sanitizers = failed
+                .iter()
+                .all(|(n, _)| self.config.sanitizing_scanners.iter().any(|s| s == *n));
+            match (answer.is_valid, rewritten) {
+                (true, None) => {}
+                (true, Some(new)) => edits.extend(rewrite(&joined, new)?),
+                (false, Some(new)) if only_sanitizers => edits.extend(rewrite(&joined, new)?),
+                (false, _) => {
+                    blocking.extend(failed.iter().map(|(n, _)| (*n).clone()));
+                    if failed.is_empty() {
+                        blocking.push("unnamed scanner".to_owned());
+                    }
                 }
-                names.dedup();
-                Ok(Verdict::block(
-                    format!("LLM Guard scanners failed: {}", names.join(", ")),
-                    "llm_guard",
-                )
-                .with_findings(findings))
             }
         }
+        if !blocking.is_empty() {
+            blocking.sort();
+            blocking.dedup();
+            return Ok(Verdict::block(
+                format!("LLM Guard scanners failed: {}", blocking.join(", ")),
+                "llm_guard",
+            )
+            .with_findings(findings));
+        }
+        if !edits.is_empty() {
+            return Ok(Verdict::sanitize(edits).with_findings(findings));
+        }
+        Ok(Verdict::allow().with_findings(findings))
     }
+}
+
+/// Texts joined for one LLM Guard scan, at most: its prompt-injection model reads about 512
+/// tokens, so more would go unjudged.
+const GROUP_BYTES: usize = 1500;
+
+/// The edits that turn a group's segments into LLM Guard's rewrite of it.
+fn rewrite(joined: &Joined, new: &str) -> Result<Vec<aegis_contracts::Edit>, Error> {
+    joined
+        .edits_to(new)
+        .ok_or_else(|| Error::provider("LLM Guard's rewrite changed the text between segments"))
 }

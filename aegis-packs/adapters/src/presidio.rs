@@ -216,13 +216,18 @@ impl Guardrail for Presidio {
         let text = joined.text.as_str();
         let mut findings = Vec::new();
         let mut kept = Vec::new();
-        for item in self.analyze(text).await? {
+        for mut item in self.analyze(text).await? {
             let Some((start, end, r)) = self.recognized(text, &item)? else {
                 continue;
             };
-            let Some((segment, start, end)) = joined.locate(start, end) else {
+            let Some((segment, start, end, cut)) = joined.locate(start, end) else {
                 continue;
             };
+            // A result running over a separator is cut at its segment's end, for the
+            // anonymizer too, so the rewritten text still splits back.
+            if cut < r_end_bytes(text, &item) {
+                item["end"] = text[..cut].chars().count().into();
+            }
             findings.push(Finding::new(
                 r.entity_type,
                 Some(Span {
@@ -255,4 +260,12 @@ impl Guardrail for Presidio {
             PresidioAction::Anonymize => Verdict::sanitize(edits).with_findings(findings),
         })
     }
+}
+
+/// The byte offset of a Presidio result's `end` (characters) in `text`.
+fn r_end_bytes(text: &str, item: &Value) -> usize {
+    item.get("end")
+        .and_then(Value::as_u64)
+        .and_then(|n| char_to_byte(text, n as usize))
+        .unwrap_or(text.len())
 }
