@@ -14,7 +14,8 @@ fi
 (cd "$clients" && npm ci --no-audit --no-fund --silent)
 export AEGIS_CLIENT_TESTS=1
 
-# promtool (Debian's `prometheus` package) checks the gateway's /metrics exposition.
+# promtool and the Prometheus server (Debian's `prometheus` package): the /metrics exposition
+# check and the deploy/ dashboard and alert queries run against a real server.
 if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
     || (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1) \
