@@ -140,7 +140,7 @@ const PIECES: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
     fn a_streamed_answer_is_judged_exactly_like_the_whole_one_for_any_chunking(

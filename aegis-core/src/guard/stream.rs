@@ -543,12 +543,14 @@ impl StageState {
             Granularity::Window(_) => self.buf.len(),
             _ => settled,
         };
-        let release_to = if settled > self.ctx_len {
+        let (release_to, edits) = if settled > self.ctx_len {
             self.check(judged, settled, last, chain, ctx).await?
         } else {
-            self.ctx_len
+            (self.ctx_len, Vec::new())
         };
-        let released = self.buf[self.ctx_len..release_to].to_owned();
+        // The guard's edits apply to what goes out; the held context stays as the guard
+        // judged it, so a later finding sees the same neighbours as in the whole text.
+        let released = edited(&self.buf[..release_to], self.ctx_len, &edits);
         let keep_from = match granularity {
             Granularity::Window(w) => window_start(&self.buf, release_to, w),
             _ => release_to,
@@ -576,8 +578,9 @@ impl StageState {
     }
 
     /// Judges `buf[..judged]` and acts on what is final: findings that start before
-    /// `settled` (later ones may still change). Returns where `settled` is after the edits
-    /// made.
+    /// `settled` (later ones may still change). Returns how far the text is released —
+    /// `settled`, or past the end of an edit that crosses it, so a replacement goes out
+    /// whole — and the edits to make to it.
     async fn check(
         &mut self,
         judged: usize,
@@ -585,7 +588,7 @@ impl StageState {
         last: bool,
         chain: &GuardChain,
         ctx: &RequestContext,
-    ) -> Result<usize, Error> {
+    ) -> Result<(usize, Vec<Edit>), Error> {
         let subject = GuardSubject::OutputChunk {
             text: self.buf[..judged].to_owned(),
             offset: self.base,
@@ -597,7 +600,7 @@ impl StageState {
             .rule(&self.entry, &subject, view.as_ref(), ctx, &[])
             .await;
         let (mut verdict, enforce) = match ruling {
-            Ruling::Passed => return Ok(settled),
+            Ruling::Passed => return Ok((settled, Vec::new())),
             Ruling::FailedClosed(v) => return Err(blocked_error(&v)),
             Ruling::Judged { verdict, enforced } => (verdict, enforced),
         };
@@ -616,7 +619,7 @@ impl StageState {
             _ => false,
         };
         if had_findings && verdict.findings.is_empty() && !edits_now {
-            return Ok(settled);
+            return Ok((settled, Vec::new()));
         }
         for f in &mut verdict.findings {
             if let Some(span) = &mut f.span {
@@ -628,21 +631,21 @@ impl StageState {
             }
         }
         if verdict.is_allow() {
-            return Ok(settled);
+            return Ok((settled, Vec::new()));
         }
         self.acted = true;
         chain.report(run_id, Stage::Output, &verdict, enforce);
         if !enforce {
-            return Ok(settled);
+            return Ok((settled, Vec::new()));
         }
         match &verdict.decision {
-            Decision::Allow => Ok(settled),
+            Decision::Allow => Ok((settled, Vec::new())),
             Decision::Block { .. } => Err(blocked_error(&verdict)),
             Decision::RequireApproval { .. } => {
                 self.asked = Some(verdict.clone());
                 Err(approval_error(&verdict))
             }
-            Decision::Sanitize { edits } => self.apply_stream_edits(edits, judged, settled, last),
+            Decision::Sanitize { edits } => self.final_edits(edits, judged, settled, last),
             // A decision this build does not know is not an allow: fail closed.
             _ => Err(Error::new(
                 ErrorKind::PolicyBlocked,
@@ -652,23 +655,24 @@ impl StageState {
         }
     }
 
-    /// Applies the edits that start before `settled` (and reach past the released
-    /// context; none may reach past `judged`); returns where `settled` lands after them — past the end of an edit that
-    /// crosses it, so a replacement is released whole.
-    fn apply_stream_edits(
-        &mut self,
+    /// The edits that start before `settled` (and reach past the released context), checked
+    /// and in order, and how far they take the release.
+    fn final_edits(
+        &self,
         edits: &[Edit],
         judged: usize,
         settled: usize,
         last: bool,
-    ) -> Result<usize, Error> {
+    ) -> Result<(usize, Vec<Edit>), Error> {
         let id = self.entry.id();
-        let mut edits: Vec<_> = edits
+        let mut edits: Vec<Edit> = edits
             .iter()
             .filter(|e| e.end > self.ctx_len && (e.start < settled || e.start == judged && last))
+            .cloned()
             .collect();
         edits.sort_by_key(|e| e.start);
         let mut prev_end = self.ctx_len;
+        let mut release_to = settled;
         for e in &edits {
             let bad = e.segment != 0
                 || e.start < prev_end
@@ -687,19 +691,9 @@ impl StageState {
                 .with_code("guard_unavailable"));
             }
             prev_end = e.end;
+            release_to = release_to.max(e.end);
         }
-        let mut at = settled;
-        for e in edits.iter().rev() {
-            self.buf.replace_range(e.start..e.end, &e.replacement);
-            let grown = e.replacement.len() as isize - (e.end - e.start) as isize;
-            if e.end <= settled {
-                at = at.saturating_add_signed(grown);
-            } else {
-                // Crossing `settled`: release through the replacement.
-                at = e.start + e.replacement.len();
-            }
-        }
-        Ok(at)
+        Ok((release_to, edits))
     }
 
     /// At the end of a stream, an `Allow` verdict for a guard that never acted, so every
@@ -719,6 +713,19 @@ impl StageState {
             }
         });
     }
+}
+
+/// `text[from..]` with `edits` (sorted, non-overlapping, within it) made.
+fn edited(text: &str, from: usize, edits: &[Edit]) -> String {
+    let mut out = String::with_capacity(text.len() - from);
+    let mut at = from;
+    for e in edits {
+        out.push_str(&text[at..e.start]);
+        out.push_str(&e.replacement);
+        at = e.end;
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 /// Where the window of `w` bytes ending at `end` starts, counted in what guards judge —

@@ -52,11 +52,13 @@ fn assert_every_subject(guard: &dyn Guardrail, bad: &str, redacting: bool) {
     for mut subject in subjects(bad) {
         let v = check(guard, &subject);
         let segments = subject.segments();
-        let last = segments.len() - 1;
+        // The planted text is in the last segment that holds it (a tool call's name comes
+        // after its arguments).
+        let planted = segments.iter().rposition(|s| s.text.contains(bad)).unwrap();
         assert!(!v.is_allow(), "{subject:?}");
         for f in &v.findings {
             let s = f.span.unwrap();
-            assert_eq!(s.segment, last, "{subject:?}");
+            assert_eq!(s.segment, planted, "{subject:?}");
             assert!(s.end <= segments[s.segment].text.len());
         }
         if redacting {
