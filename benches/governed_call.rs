@@ -68,14 +68,24 @@ impl aegis::Policy for Noop {
 }
 
 fn pipeline() -> Pipeline {
-    guards()
-        .into_iter()
-        .fold(
-            Pipeline::builder()
-                .provider("echo", Arc::new(Echo::new("echo")))
-                .policy("noop", Arc::new(Noop)),
-            |b, g| b.guard(g),
-        )
+    builder().build().unwrap()
+}
+
+fn builder() -> aegis::PipelineBuilder {
+    guards().into_iter().fold(
+        Pipeline::builder()
+            .provider("echo", Arc::new(Echo::new("echo")))
+            .policy("noop", Arc::new(Noop)),
+        |b, g| b.guard(g),
+    )
+}
+
+/// The same pipeline with the metrics sink, recording into a Prometheus recorder (what the
+/// gateway's `prometheus` telemetry type installs).
+fn metered_pipeline() -> Pipeline {
+    let _ = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder();
+    builder()
+        .telemetry(Arc::new(aegis::metrics::MetricsSink::new()))
         .build()
         .unwrap()
 }
@@ -197,9 +207,11 @@ fn percentiles() {
         .unwrap();
     let prompt = prompt_1kb();
     let pipeline = pipeline();
+    let metered = metered_pipeline();
     let echo = Echo::new("echo");
     let n = 20_000;
     let (mut bare, mut governed) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut with_metrics = Vec::with_capacity(n);
     rt.block_on(async {
         for _ in 0..2_000 {
             pipeline
@@ -228,10 +240,20 @@ fn percentiles() {
                 .await
                 .unwrap();
             governed.push(t.elapsed().as_nanos());
+            let t = Instant::now();
+            metered
+                .chat(request(&prompt))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            with_metrics.push(t.elapsed().as_nanos());
         }
     });
     bare.sort_unstable();
     governed.sort_unstable();
+    with_metrics.sort_unstable();
     println!("\npercentiles over {n} interleaved calls (µs):");
     println!(
         "  bare echo:  p50 {:>7.2}  p99 {:>7.2}",
@@ -247,6 +269,12 @@ fn percentiles() {
         "  overhead:   p50 {:>7.2}  p99 {:>7.2}",
         percentile(&governed, 0.5) - percentile(&bare, 0.5),
         percentile(&governed, 0.99) - percentile(&bare, 0.99)
+    );
+    println!(
+        "  governed + prometheus metrics:  p50 {:>7.2}  p99 {:>7.2}  (added p50 {:.2})",
+        percentile(&with_metrics, 0.5),
+        percentile(&with_metrics, 0.99),
+        percentile(&with_metrics, 0.5) - percentile(&governed, 0.5)
     );
     let chain = aegis::guard::GuardChain::new(default_input_chain());
     let ctx = aegis::RequestContext::default();
