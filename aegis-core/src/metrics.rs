@@ -39,17 +39,68 @@ struct Timing {
     first_token: bool,
 }
 
+/// Metric handles by label values: after the first update of a label set, an update is a
+/// map lookup by borrowed strings — no label strings built, no recorder lookup.
+struct Handles<T> {
+    map: Mutex<HashMap<String, Vec<(Labels, T)>>>,
+}
+
+/// The metric name and up to three more label values (a closed set each).
+type Labels = (&'static str, &'static str, &'static str, &'static str);
+
+/// Label sets kept per handle cache; past it, updates go straight to the recorder.
+const MAX_HANDLES: usize = 4096;
+
+impl<T> Default for Handles<T> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> Handles<T> {
+    /// Calls `apply` with the handle of (`key`, `labels`), made by `make` the first time.
+    fn with(&self, key: &str, labels: Labels, make: impl FnOnce() -> T, apply: impl FnOnce(&T)) {
+        let Ok(mut map) = self.map.lock() else {
+            return apply(&make());
+        };
+        if let Some(list) = map.get_mut(key) {
+            if let Some((_, h)) = list.iter().find(|(l, _)| *l == labels) {
+                return apply(h);
+            }
+            list.push((labels, make()));
+            if let Some((_, h)) = list.last() {
+                apply(h);
+            }
+            return;
+        }
+        if map.len() >= MAX_HANDLES {
+            return apply(&make());
+        }
+        let h = make();
+        apply(&h);
+        map.insert(key.to_owned(), vec![(labels, h)]);
+    }
+}
+
 /// Records run events as metrics (see the [module docs](self)).
 #[derive(Default)]
 pub struct MetricsSink {
     runs: Mutex<HashMap<String, Timing>>,
     models: Mutex<HashSet<String>>,
+    counters: Handles<metrics::Counter>,
+    histograms: Handles<metrics::Histogram>,
 }
 
 impl std::fmt::Debug for MetricsSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsSink").finish_non_exhaustive()
     }
+}
+
+fn bool_label(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
 }
 
 impl MetricsSink {
@@ -61,19 +112,23 @@ impl MetricsSink {
     }
 
     /// `model` as a label value: itself while fewer than [`MAX_MODELS`] are known.
-    fn model_label(&self, model: Option<&str>) -> String {
+    fn model_label<'a>(&self, model: Option<&'a str>) -> &'a str {
         let Some(model) = model.filter(|m| !m.is_empty()) else {
-            return "unknown".into();
+            return "unknown";
         };
-        let model: String = model.chars().take(64).collect();
+        if model.len() > 64 {
+            return "other";
+        }
         let Ok(mut known) = self.models.lock() else {
-            return "other".into();
+            return "other";
         };
-        if known.contains(&model) || known.len() < MAX_MODELS {
-            known.insert(model.clone());
+        if known.contains(model) {
+            model
+        } else if known.len() < MAX_MODELS {
+            known.insert(model.to_owned());
             model
         } else {
-            "other".into()
+            "other"
         }
     }
 
@@ -98,10 +153,18 @@ impl MetricsSink {
             return;
         };
         let total = t.started.elapsed();
-        metrics::histogram!("aegis_request_duration_seconds", "status" => status)
-            .record(total.as_secs_f64());
-        metrics::histogram!("aegis_overhead_seconds")
-            .record(total.saturating_sub(t.provider).as_secs_f64());
+        self.histograms.with(
+            "",
+            ("aegis_request_duration_seconds", status, "", ""),
+            || metrics::histogram!("aegis_request_duration_seconds", "status" => status),
+            |h| h.record(total.as_secs_f64()),
+        );
+        self.histograms.with(
+            "",
+            ("aegis_overhead_seconds", "", "", ""),
+            || metrics::histogram!("aegis_overhead_seconds"),
+            |h| h.record(total.saturating_sub(t.provider).as_secs_f64()),
+        );
     }
 }
 
@@ -117,10 +180,18 @@ impl TelemetrySink for MetricsSink {
                 ..
             } => {
                 let outcome = error.map_or("ok", |e| e.code());
-                metrics::counter!("aegis_provider_calls_total", "provider" => provider.clone(), "outcome" => outcome)
-                    .increment(1);
-                metrics::histogram!("aegis_provider_latency_seconds", "provider" => provider.clone())
-                    .record(latency_us.as_secs_f64());
+                self.counters.with(
+                    provider,
+                    ("aegis_provider_calls_total", outcome, "", ""),
+                    || metrics::counter!("aegis_provider_calls_total", "provider" => provider.clone(), "outcome" => outcome),
+                    |c| c.increment(1),
+                );
+                self.histograms.with(
+                    provider,
+                    ("aegis_provider_latency_seconds", "", "", ""),
+                    || metrics::histogram!("aegis_provider_latency_seconds", "provider" => provider.clone()),
+                    |h| h.record(latency_us.as_secs_f64()),
+                );
                 if let Ok(mut runs) = self.runs.lock()
                     && let Some(t) = runs.get_mut(run)
                 {
@@ -128,13 +199,18 @@ impl TelemetrySink for MetricsSink {
                 }
             }
             RunEventKind::FirstToken => {
-                if let Ok(mut runs) = self.runs.lock()
-                    && let Some(t) = runs.get_mut(run)
-                    && !t.first_token
-                {
+                let elapsed = self.runs.lock().ok().and_then(|mut runs| {
+                    let t = runs.get_mut(run).filter(|t| !t.first_token)?;
                     t.first_token = true;
-                    metrics::histogram!("aegis_time_to_first_token_seconds")
-                        .record(t.started.elapsed().as_secs_f64());
+                    Some(t.started.elapsed())
+                });
+                if let Some(e) = elapsed {
+                    self.histograms.with(
+                        "",
+                        ("aegis_time_to_first_token_seconds", "", "", ""),
+                        || metrics::histogram!("aegis_time_to_first_token_seconds"),
+                        |h| h.record(e.as_secs_f64()),
+                    );
                 }
             }
             RunEventKind::Verdict {
@@ -142,14 +218,25 @@ impl TelemetrySink for MetricsSink {
                 verdict,
                 enforced,
             } => {
-                metrics::counter!(
-                    "aegis_guard_verdicts_total",
-                    "guard" => verdict.guard.clone(),
-                    "stage" => stage_name(*stage),
-                    "decision" => verdict.decision_name(),
-                    "enforced" => if *enforced { "true" } else { "false" },
-                )
-                .increment(1);
+                let (stage, decision, enforced) = (
+                    stage_name(*stage),
+                    verdict.decision_name(),
+                    bool_label(*enforced),
+                );
+                self.counters.with(
+                    &verdict.guard,
+                    ("aegis_guard_verdicts_total", stage, decision, enforced),
+                    || {
+                        metrics::counter!(
+                            "aegis_guard_verdicts_total",
+                            "guard" => verdict.guard.clone(),
+                            "stage" => stage,
+                            "decision" => decision,
+                            "enforced" => enforced,
+                        )
+                    },
+                    |c| c.increment(1),
+                );
             }
             RunEventKind::GuardFailed {
                 guard, failed_open, ..
@@ -157,7 +244,7 @@ impl TelemetrySink for MetricsSink {
                 metrics::counter!(
                     "aegis_guard_failures_total",
                     "guard" => guard.clone(),
-                    "failed_open" => if *failed_open { "true" } else { "false" },
+                    "failed_open" => bool_label(*failed_open),
                 )
                 .increment(1);
             }
@@ -180,13 +267,21 @@ impl TelemetrySink for MetricsSink {
             } => {
                 let model = self.model_label(model.as_deref());
                 let status = status.map_or("unknown", |s| s.as_str());
-                metrics::counter!("aegis_requests_total", "status" => status, "model" => model.clone())
-                    .increment(1);
+                self.counters.with(
+                    model,
+                    ("aegis_requests_total", status, "", ""),
+                    || metrics::counter!("aegis_requests_total", "status" => status, "model" => model.to_owned()),
+                    |c| c.increment(1),
+                );
                 if let Some(u) = usage {
-                    metrics::counter!("aegis_tokens_total", "model" => model.clone(), "kind" => "input")
-                        .increment(u.input_tokens);
-                    metrics::counter!("aegis_tokens_total", "model" => model, "kind" => "output")
-                        .increment(u.output_tokens);
+                    for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
+                        self.counters.with(
+                            model,
+                            ("aegis_tokens_total", kind, "", ""),
+                            || metrics::counter!("aegis_tokens_total", "model" => model.to_owned(), "kind" => kind),
+                            |c| c.increment(n),
+                        );
+                    }
                 }
             }
             RunEventKind::Completed => self.ended(run, "completed"),

@@ -566,11 +566,15 @@ impl StageState {
     fn settled(&self, w: usize, ctx: &RequestContext) -> usize {
         let len = self.buf.len();
         let oldest = window_start(&self.buf, len, w).max(self.ctx_len);
+        // The last character may still change (a combining mark may follow it), so the
+        // guard is asked about the text before it: a candidate that touches it is at the
+        // end, not complete.
+        let firm = last_unit_start(&self.buf);
         let said = self
             .entry
-            .stream_settled(&self.buf, self.ctx_len, ctx)
-            .map_or(oldest, |at| at.min(len));
-        let mut at = said.max(oldest).min(last_unit_start(&self.buf));
+            .stream_settled(&self.buf[..firm], self.ctx_len.min(firm), ctx)
+            .map_or(oldest, |at| at.min(firm));
+        let mut at = said.max(oldest).min(firm);
         while !self.buf.is_char_boundary(at) {
             at -= 1;
         }
