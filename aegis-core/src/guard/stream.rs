@@ -535,7 +535,8 @@ impl StageState {
             Granularity::FullText => return Ok(String::new()),
             Granularity::Sentence => last_sentence_end(&self.buf, self.ctx_len),
             Granularity::Window(w) => self.settled(w, ctx),
-            _ => self.buf.len(),
+            // Character by character — but the last one may still gain a combining mark.
+            _ => last_unit_start(&self.buf).max(self.ctx_len),
         };
         // A window guard judges everything held (its probes said what is final); others
         // judge only the final text (whole sentences).
@@ -737,14 +738,21 @@ fn edited(text: &str, from: usize, edits: &[Edit]) -> String {
 /// and a character counts as many bytes as its NFKC form (a full-width letter is one), so
 /// a finding of `w` judged bytes always fits. A char boundary; 0 when `s[..end]` is shorter.
 fn window_start(s: &str, end: usize, w: usize) -> usize {
+    use unicode_normalization::char::canonical_combining_class;
     let mut need = w;
     let mut at = end;
+    // Whole units (a character and the combining marks after it), as the view makes them.
+    let mut unit_end = end;
     for (i, c) in s[..end].char_indices().rev() {
         if need == 0 {
             return at;
         }
+        if canonical_combining_class(c) != 0 {
+            continue;
+        }
+        need = need.saturating_sub(judged_len(&s[i..unit_end]));
         at = i;
-        need = need.saturating_sub(judged_len(c));
+        unit_end = i;
     }
     if need == 0 { at } else { 0 }
 }
@@ -764,16 +772,21 @@ fn last_unit_start(s: &str) -> usize {
     at
 }
 
-/// How many bytes `c` takes in the normalized view.
-fn judged_len(c: char) -> usize {
-    if aegis_contracts::text::invisible_kind(c).is_some() {
-        return 0;
-    }
-    if c.is_ascii() {
-        return 1;
+/// How many bytes a unit (a character and its combining marks) takes in the normalized
+/// view: invisible characters are removed, the rest is NFKC.
+fn judged_len(unit: &str) -> usize {
+    if unit.len() == 1 {
+        return usize::from(
+            aegis_contracts::text::invisible_kind(unit.as_bytes()[0] as char).is_none(),
+        );
     }
     use unicode_normalization::UnicodeNormalization;
-    std::iter::once(c).nfkc().map(char::len_utf8).sum()
+    unit.chars()
+        .filter(|c| aegis_contracts::text::invisible_kind(*c).is_none())
+        .nfkc()
+        .filter(|c| aegis_contracts::text::invisible_kind(*c).is_none())
+        .map(char::len_utf8)
+        .sum()
 }
 
 /// The end of the last complete sentence in `s[from..]` (after its terminator and the
@@ -812,6 +825,12 @@ mod tests {
         // Full-width letters are one judged byte each (three raw ones).
         let wide = "xｇｈｐ";
         assert_eq!(window_start(wide, wide.len(), 3), 1);
+        // A letter and its combining mark are one unit, "é" once judged: a window never
+        // starts between them, and counts them as the two bytes of "é".
+        let marks = "xe\u{301}e\u{301}e\u{301}";
+        assert_eq!(window_start(marks, marks.len(), 6), 1);
+        assert_eq!(window_start(marks, marks.len(), 5), 1);
+        assert_eq!(window_start(marks, marks.len(), 4), 4);
     }
 
     #[test]
