@@ -339,21 +339,11 @@ impl Secrets {
             }
         }
         if self.config.entropy {
-            let bytes = text.as_bytes();
-            let mut i = from;
-            while i < bytes.len() {
-                if !is_token_byte(bytes[i]) {
-                    i += 1;
-                    continue;
-                }
-                let start = i;
-                while i < bytes.len() && is_token_byte(bytes[i]) {
-                    i += 1;
-                }
-                if i == bytes.len() {
+            for (start, end) in token_runs(text.as_bytes(), from) {
+                if end == text.len() {
                     scan.live_at(start);
-                } else if i - start >= self.config.entropy_min_len {
-                    scan.complete.push((start, i));
+                } else if end - start >= self.config.entropy_min_len {
+                    scan.complete.push((start, end));
                 }
             }
         }
@@ -474,18 +464,8 @@ impl Secrets {
 
     fn entropy_tokens(&self, text: &str, out: &mut Vec<Candidate>) {
         let bytes = text.as_bytes();
-        let is_tok = is_token_byte;
-        let mut i = 0;
-        while i < bytes.len() {
-            if !is_tok(bytes[i]) {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < bytes.len() && is_tok(bytes[i]) {
-                i += 1;
-            }
-            let token = &bytes[start..i];
+        for (start, end) in token_runs(bytes, 0) {
+            let token = &bytes[start..end];
             if token.len() < self.config.entropy_min_len || token.len() > ENTROPY_MAX_TOKEN_BYTES {
                 continue;
             }
@@ -501,7 +481,7 @@ impl Secrets {
             if shannon_entropy(token) >= self.config.entropy_threshold {
                 out.push(Candidate {
                     start,
-                    end: i,
+                    end,
                     tier: TIER_ENTROPY,
                     order: usize::MAX,
                     kind: HIGH_ENTROPY_TYPE,
@@ -509,6 +489,24 @@ impl Secrets {
             }
         }
     }
+}
+
+/// The maximal runs of entropy-token bytes in `bytes[from..]`, as `(start, end)`.
+fn token_runs(bytes: &[u8], from: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut i = from;
+    std::iter::from_fn(move || {
+        while i < bytes.len() && !is_token_byte(bytes[i]) {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            return None;
+        }
+        let start = i;
+        while i < bytes.len() && is_token_byte(bytes[i]) {
+            i += 1;
+        }
+        Some((start, i))
+    })
 }
 
 /// Whether `b` can be part of an entropy token.
