@@ -151,7 +151,8 @@ fn register_packs(r: &mut Registry) {
             .get::<Arc<dyn BudgetLedger>>()
             .cloned()
             .unwrap_or_else(|| Arc::new(aegis_budgets::MemoryLedger::new()));
-        Ok(Arc::new(aegis_budgets::Budgets::new(c, ledger)?.with_id(ctx.id)) as Arc<dyn Policy>)
+        let budgets = aegis_budgets::Budgets::with_prices(c, ledger, ctx.prices.clone())?;
+        Ok(Arc::new(budgets.with_id(ctx.id)) as Arc<dyn Policy>)
     });
     #[cfg(feature = "classification")]
     r.register_policy::<aegis_classification::ClassificationConfig, _>(

@@ -270,6 +270,8 @@ pub struct RunSummary {
     pub route: Option<RouteView>,
     /// The final usage: reported by the provider, or recovered from a partial stream.
     pub usage: Option<Usage>,
+    /// What the usage cost at the pipeline's prices, in millionths of a US dollar.
+    pub cost_usd_micros: Option<u64>,
     /// Whether the provider was called (a reservation for a run that never reached the
     /// provider can be released without settling).
     pub provider_called: bool,
@@ -288,6 +290,7 @@ impl RunSummary {
             requested_model: String::new(),
             route: None,
             usage: None,
+            cost_usd_micros: None,
             provider_called: false,
             error: None,
             code: None,

@@ -131,6 +131,9 @@ pub enum RunEventKind {
         guards: Vec<String>,
         /// Usage, when known (streams report it on their last chunk).
         usage: Option<Usage>,
+        /// What the usage cost, in millionths of a US dollar, when the model has a price.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd_micros: Option<u64>,
     },
     /// The run finished.
     Completed,

@@ -22,7 +22,7 @@
 //! (`AEGIS_PROVIDERS__0__CONFIG__BASE_URL`). Values are read as TOML literals when they
 //! parse (`true`, `42`, `"x"`), as strings otherwise. Only variables naming a config section
 //! (`PIPELINE`, `ROUTING`, `PROVIDERS`, `GUARDRAILS`, `AUTHENTICATORS`, `POLICIES`, `TELEMETRY`,
-//! `SERVER`) are
+//! `PRICING`, `SERVER`) are
 //! overrides; other `AEGIS_*` variables are left alone.
 
 use std::collections::BTreeMap;
@@ -65,10 +65,46 @@ pub struct AegisConfig {
     /// Telemetry sinks.
     #[serde(default)]
     pub telemetry: Vec<PluginConfig>,
+    /// What model calls cost (`[pricing]`): every run record and audit record carries the
+    /// cost of its usage, priced here over the shipped table.
+    #[serde(default)]
+    pub pricing: PricingConfig,
     /// Settings of the process hosting the pipeline (the `aegis` gateway reads its listen
     /// address, limits and database here); the library itself ignores this table.
     #[serde(default)]
     pub server: serde_json::Map<String, Value>,
+}
+
+/// Prices per model, over the shipped table ([`aegis_contracts::PriceTable::shipped`]).
+///
+/// ```toml
+/// [pricing]
+/// prices = { "my-model" = { input_per_mtok = 1.0, output_per_mtok = 2.0 } }
+/// unknown_model_price = { input_per_mtok = 10.0, output_per_mtok = 30.0 }
+/// ```
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PricingConfig {
+    /// US dollars per million tokens, by model (a provider-prefixed name such as
+    /// `openai/gpt-4o` is also found under its bare name).
+    #[serde(default)]
+    pub prices: BTreeMap<String, aegis_contracts::Price>,
+    /// The price of a model in neither table. Without it such a run records no cost (and a
+    /// budgets policy refuses it).
+    #[serde(default)]
+    pub unknown_model_price: Option<aegis_contracts::Price>,
+}
+
+impl PricingConfig {
+    /// The price table this config describes.
+    pub fn table(&self) -> Result<aegis_contracts::PriceTable, Error> {
+        aegis_contracts::PriceTable::shipped().with(
+            "pricing",
+            &self.prices,
+            self.unknown_model_price,
+        )
+    }
 }
 
 /// Lifecycle settings.
@@ -307,8 +343,9 @@ pub(crate) fn humanize(msg: &str) -> String {
 }
 
 /// The top-level config sections `AEGIS_*` variables may override.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "pipeline",
+    "pricing",
     "pipelines",
     "routing",
     "providers",

@@ -8,6 +8,7 @@
 //! | `aegis_overhead_seconds` | histogram | — (run time minus provider time) |
 //! | `aegis_time_to_first_token_seconds` | histogram | — (streams: request to first chunk) |
 //! | `aegis_tokens_total` | counter | `model`, `kind` (`input` / `output`) |
+//! | `aegis_cost_microdollars_total` | counter | `model` (millionths of a US dollar, at `[pricing]`) |
 //! | `aegis_provider_calls_total` | counter | `provider`, `outcome` (`ok` or the error kind) |
 //! | `aegis_provider_latency_seconds` | histogram | `provider` |
 //! | `aegis_guard_verdicts_total` | counter | `guard`, `stage`, `decision`, `enforced` |
@@ -263,6 +264,7 @@ impl TelemetrySink for MetricsSink {
                 status,
                 model,
                 usage,
+                cost_usd_micros,
                 ..
             } => {
                 let model = self.model_label(model.as_deref());
@@ -282,6 +284,14 @@ impl TelemetrySink for MetricsSink {
                             |c| c.increment(n),
                         );
                     }
+                }
+                if let Some(micros) = cost_usd_micros {
+                    self.counters.with(
+                        model,
+                        ("aegis_cost_microdollars_total", "", "", ""),
+                        || metrics::counter!("aegis_cost_microdollars_total", "model" => model.to_owned()),
+                        |c| c.increment(*micros),
+                    );
                 }
             }
             RunEventKind::Completed => self.ended(run, "completed"),
@@ -316,6 +326,10 @@ fn describe() {
     describe_counter!(
         "aegis_tokens_total",
         "Tokens used, by model and kind (input, output)."
+    );
+    describe_counter!(
+        "aegis_cost_microdollars_total",
+        "What runs cost at the pipeline's prices, in millionths of a US dollar, by model."
     );
     describe_counter!(
         "aegis_provider_calls_total",

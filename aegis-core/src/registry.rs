@@ -34,8 +34,8 @@
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use aegis_contracts::{
-    Authenticator, Error, GuardPolicy, Guardrail, Policy, Provider, Secret, SecretBackend,
-    SecretRef, TelemetrySink,
+    Authenticator, Error, GuardPolicy, Guardrail, Policy, PriceTable, Provider, Secret,
+    SecretBackend, SecretRef, TelemetrySink,
 };
 use schemars::{JsonSchema, schema_for};
 use serde::de::DeserializeOwned;
@@ -59,6 +59,8 @@ pub struct BuildContext<'a> {
     /// Guardrails built before this plugin (every `[[guardrails]]` entry, for policies:
     /// a classification pack uses them as detectors).
     pub guards: &'a [(String, Arc<dyn Guardrail>)],
+    /// The pipeline's price table (`[pricing]` over the shipped one).
+    pub prices: &'a PriceTable,
 }
 
 impl fmt::Debug for BuildContext<'_> {
@@ -163,6 +165,8 @@ pub struct Components {
     pub policies: Vec<(String, Arc<dyn Policy>)>,
     /// Telemetry sinks.
     pub telemetry: Vec<(String, Arc<dyn TelemetrySink>)>,
+    /// The price table (`[pricing]` over the shipped one).
+    pub prices: PriceTable,
 }
 
 impl fmt::Debug for Components {
@@ -393,12 +397,16 @@ impl Registry {
     async fn build_inner(&self, config: &AegisConfig) -> Result<Components, Vec<String>> {
         let mut problems = Vec::new();
         let mut revealed: Vec<Secret> = Vec::new();
+        let prices = config.pricing.table().unwrap_or_else(|e| {
+            problems.extend(e.message().lines().map(str::to_owned));
+            PriceTable::shipped()
+        });
         let providers = self
             .build_list(
                 "providers",
                 &self.providers,
                 &config.providers,
-                Prior::providers(&[]),
+                Prior::providers(&[], &prices),
                 |p| Some(p.clone()),
                 &mut revealed,
                 &mut problems,
@@ -409,7 +417,7 @@ impl Registry {
                 "authenticators",
                 &self.authenticators,
                 &config.authenticators,
-                Prior::providers(&providers),
+                Prior::providers(&providers, &prices),
                 |_| None,
                 &mut revealed,
                 &mut problems,
@@ -420,7 +428,7 @@ impl Registry {
                 "telemetry",
                 &self.telemetry,
                 &config.telemetry,
-                Prior::providers(&providers),
+                Prior::providers(&providers, &prices),
                 |_| None,
                 &mut revealed,
                 &mut problems,
@@ -440,7 +448,7 @@ impl Registry {
                 "guardrails",
                 &self.guardrails,
                 &guard_plugins,
-                Prior::providers(&providers),
+                Prior::providers(&providers, &prices),
                 |_| None,
                 &mut revealed,
                 &mut problems,
@@ -455,6 +463,7 @@ impl Registry {
                 Prior {
                     providers: &providers,
                     guards: &built,
+                    prices: &prices,
                 },
                 |_| None,
                 &mut revealed,
@@ -492,6 +501,7 @@ impl Registry {
             authenticators,
             policies,
             telemetry,
+            prices,
         })
     }
 
@@ -546,6 +556,7 @@ impl Registry {
                 extensions: &self.extensions,
                 providers: &providers,
                 guards: prior.guards,
+                prices: prior.prices,
             };
             match (factory.build)(value, &ctx) {
                 Ok(built) => {
@@ -576,14 +587,16 @@ impl Registry {
 struct Prior<'a> {
     providers: &'a [(String, Arc<dyn Provider>)],
     guards: &'a [(String, Arc<dyn Guardrail>)],
+    prices: &'a PriceTable,
 }
 
 impl<'a> Prior<'a> {
     /// Built after `providers`, before any guardrail.
-    fn providers(providers: &'a [(String, Arc<dyn Provider>)]) -> Self {
+    fn providers(providers: &'a [(String, Arc<dyn Provider>)], prices: &'a PriceTable) -> Self {
         Self {
             providers,
             guards: &[],
+            prices,
         }
     }
 }

@@ -108,20 +108,20 @@ impl Store {
         // authenticates inside the graph, after the run began) the authenticated principal
         // the state carries. Set once; a run never changes owner.
         let needs_owner = prev.as_ref().is_none_or(|r| r.principal.is_none());
-        // Read only when needed: the owner is unknown, or (a principal not in
-        // `aegis_principals`, such as a static key's) its team and org come from the state.
-        let state_principal: Option<Principal> = if needs_owner {
-            #[derive(serde::Deserialize)]
-            struct Owner {
-                #[serde(default)]
-                principal: Option<Principal>,
-            }
-            serde_json::from_str::<Owner>(cp.state.get())
-                .ok()
-                .and_then(|o| o.principal)
+        // An ended run's usage and cost go on its run row (the lifecycle's state records
+        // them at the end), so runs can be listed and summed by cost.
+        let ended = cp.status.is_terminal();
+        let facts: StateFacts = if needs_owner || ended {
+            serde_json::from_str(cp.state.get()).unwrap_or_default()
         } else {
-            None
+            StateFacts::default()
         };
+        let state_principal = facts.principal.filter(|_| needs_owner);
+        let (input_tokens, output_tokens) =
+            facts.usage.filter(|_| ended).map_or((None, None), |u| {
+                (Some(big(u.input_tokens)), Some(big(u.output_tokens)))
+            });
+        let cost = facts.cost_usd_micros.filter(|_| ended).map(big);
         let owner = cp
             .principal
             .clone()
@@ -158,6 +158,9 @@ impl Store {
                     interrupt_id: Set(interrupt_id.clone()),
                     created_at_ms: Set(at),
                     updated_at_ms: Set(at),
+                    input_tokens: Set(input_tokens),
+                    output_tokens: Set(output_tokens),
+                    cost_usd_micros: Set(cost),
                 })
                 .exec_without_returning(txn)
                 .await
@@ -171,6 +174,12 @@ impl Store {
                     .col_expr(run::Column::Next, Expr::value(cp.next.clone()))
                     .col_expr(run::Column::InterruptId, Expr::value(interrupt_id.clone()))
                     .col_expr(run::Column::UpdatedAtMs, Expr::value(at));
+                if ended {
+                    update = update
+                        .col_expr(run::Column::InputTokens, Expr::value(input_tokens))
+                        .col_expr(run::Column::OutputTokens, Expr::value(output_tokens))
+                        .col_expr(run::Column::CostUsdMicros, Expr::value(cost));
+                }
                 if let (Some(p), true) = (&owner, needs_owner) {
                     update = update
                         .col_expr(run::Column::Principal, Expr::value(p.clone()))
@@ -410,4 +419,20 @@ fn history_payload(payload: &serde_json::Value) -> serde_json::Value {
         map.remove(aegis_contracts::INTERRUPT_SUBJECT_KEY);
     }
     p
+}
+
+/// What the store reads of a run's state: its owner, and once it has ended, its usage and
+/// cost. Anything else in the state is opaque to the store.
+#[derive(Default, serde::Deserialize)]
+struct StateFacts {
+    #[serde(default)]
+    principal: Option<Principal>,
+    #[serde(default)]
+    usage: Option<aegis_contracts::Usage>,
+    #[serde(default)]
+    cost_usd_micros: Option<u64>,
+}
+
+fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }

@@ -19,6 +19,9 @@ pub(crate) mod run {
         pub interrupt_id: Option<String>,
         pub created_at_ms: i64,
         pub updated_at_ms: i64,
+        pub input_tokens: Option<i64>,
+        pub output_tokens: Option<i64>,
+        pub cost_usd_micros: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,7 +14,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002Budgets)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002Budgets),
+            Box::new(M0003UsageAndLimits),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -324,6 +328,52 @@ impl MigrationTrait for M0002Budgets {
         for name in ["aegis_budget_reservations", "aegis_budget_lines"] {
             m.drop_table(Table::drop().table(t(name)).if_exists().take())
                 .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Version 3: a run's usage and cost on its run row; budget limits set by an admin.
+struct M0003UsageAndLimits;
+
+impl MigrationName for M0003UsageAndLimits {
+    fn name(&self) -> &str {
+        "m0003_usage_and_limits"
+    }
+}
+
+/// The columns version 3 adds, by table (SQLite alters one column per statement).
+const M0003_COLUMNS: [(&str, &str); 4] = [
+    ("aegis_runs", "input_tokens"),
+    ("aegis_runs", "output_tokens"),
+    ("aegis_runs", "cost_usd_micros"),
+    ("aegis_budget_lines", "limit_set_at_ms"),
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003UsageAndLimits {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for (table, column) in M0003_COLUMNS {
+            m.alter_table(
+                Table::alter()
+                    .table(t(table))
+                    .add_column(big_null(column))
+                    .take(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for (table, column) in M0003_COLUMNS.iter().rev() {
+            m.alter_table(
+                Table::alter()
+                    .table(t(table))
+                    .drop_column(col(column))
+                    .take(),
+            )
+            .await?;
         }
         Ok(())
     }

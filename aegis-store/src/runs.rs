@@ -105,6 +105,16 @@ pub struct RunRecord {
     pub created_at_ms: u64,
     /// Unix ms of the latest checkpoint.
     pub updated_at_ms: u64,
+    /// Input tokens of the ended run, when the provider reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Output tokens of the ended run, when the provider reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// What the ended run cost, in millionths of a US dollar (its usage at the
+    /// pipeline's `[pricing]`), when its usage and model price are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd_micros: Option<u64>,
 }
 
 /// An interrupt a run paused on.
@@ -415,6 +425,9 @@ fn to_run(m: entity::run::Model) -> Result<RunRecord, Error> {
         interrupt_id: m.interrupt_id,
         created_at_ms: m.created_at_ms.max(0) as u64,
         updated_at_ms: m.updated_at_ms.max(0) as u64,
+        input_tokens: m.input_tokens.map(|v| v.max(0) as u64),
+        output_tokens: m.output_tokens.map(|v| v.max(0) as u64),
+        cost_usd_micros: m.cost_usd_micros.map(|v| v.max(0) as u64),
     })
 }
 

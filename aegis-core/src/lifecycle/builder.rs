@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use aegis_contracts::{
-    Authenticator, CheckpointStore, Error, Policy, Position, Provider, TelemetrySink,
+    Authenticator, CheckpointStore, Error, Policy, Position, PriceTable, Provider, TelemetrySink,
 };
 
 use super::{Exchange, Pipeline, Shared, nodes, routes::ModelTable};
@@ -32,6 +32,7 @@ pub struct PipelineBuilder {
     stream_buffering: Option<bool>,
     resume_lease: Option<std::time::Duration>,
     default_model: Option<String>,
+    prices: Option<PriceTable>,
 }
 
 impl PipelineBuilder {
@@ -130,6 +131,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// What runs cost: the price table every run record and audit record is priced with
+    /// (default: the shipped table, [`PriceTable::shipped`]).
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
     /// Compiles the routing table and the lifecycle graph. Errors: alias targets that do
     /// not resolve, an unknown default provider, duplicate policy ids, output guards that
     /// cannot judge a stream without buffering when buffering is off.
@@ -159,6 +167,7 @@ impl PipelineBuilder {
             policies: self.policies,
             require_auth: self.require_auth,
             telemetry,
+            prices: self.prices.unwrap_or_default(),
         });
         let name = self.name.unwrap_or_else(|| "default".into());
         let steps = lifecycle_steps(&shared);
@@ -285,6 +294,7 @@ fn assemble(
         .require_auth(config.pipeline.require_auth)
         .admission(config.pipeline.admission.clone())
         .store_content(config.pipeline.store_content)
+        .prices(c.prices.clone())
         .stream_buffering(config.pipeline.stream_buffering)
         .resume_lease(std::time::Duration::from_millis(
             config.pipeline.resume_lease_ms,

@@ -44,6 +44,14 @@ pub struct Exchange {
     /// Whether the provider was called.
     #[serde(default)]
     pub provider_called: bool,
+    /// The run's final usage, once it has ended: reported by the provider, or recovered
+    /// from a partial stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<aegis_contracts::Usage>,
+    /// What the run cost, in millionths of a US dollar: its usage at the price of the
+    /// model that answered (`[pricing]`); `None` when the usage or the price is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd_micros: Option<u64>,
     /// The run's response in flight, never checkpointed (a stream cannot outlive its
     /// process). Taken by the run-end path when the graph reaches its end.
     #[serde(skip)]
@@ -97,6 +105,8 @@ impl Exchange {
             meta: self.meta.clone(),
             guards: self.guards.clone(),
             provider_called: self.provider_called,
+            usage: self.usage,
+            cost_usd_micros: self.cost_usd_micros,
             ..Exchange::default()
         })
     }

@@ -59,8 +59,8 @@ use std::{
 
 use aegis_contracts::{
     Approval, Authenticator, ChatBody, ChatRequest, ChatResponse, Credentials, EmbeddingRequest,
-    EmbeddingResponse, Error, ErrorKind, Interrupt, Message, Policy, Position, Principal,
-    RequestContext, RunEventKind, RunStatus, StepInput,
+    EmbeddingResponse, Error, ErrorKind, Interrupt, Message, Policy, Position, PriceTable,
+    Principal, RequestContext, RunEventKind, RunStatus, StepInput,
 };
 use tower_service::Service;
 
@@ -84,6 +84,7 @@ pub(crate) struct Shared {
     policies: Vec<(String, Arc<dyn Policy>)>,
     require_auth: bool,
     telemetry: Telemetry,
+    prices: PriceTable,
 }
 
 impl Shared {

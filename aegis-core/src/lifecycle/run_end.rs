@@ -226,7 +226,7 @@ impl Ending {
             pipeline,
             run_id,
             open,
-            state,
+            mut state,
             stored,
             status,
             error,
@@ -236,6 +236,20 @@ impl Ending {
         let error = error.as_ref();
         let graph = &pipeline.graph;
         let shared = &pipeline.shared;
+        let usage = usage.or_else(|| {
+            state
+                .as_ref()
+                .and_then(|s| s.completion.as_ref())
+                .and_then(|c| c.usage)
+        });
+        let cost = state
+            .as_ref()
+            .zip(usage)
+            .and_then(|(s, u)| run_cost(&shared.prices, s, &u));
+        if let Some(s) = state.as_mut() {
+            s.usage = usage;
+            s.cost_usd_micros = cost;
+        }
         let recorded = match (open, &state) {
             (Some(open), Some(state)) => graph.record_end(open, state, status).await,
             (_, _) if stored => match graph.record_end_stored(run_id, status).await {
@@ -259,12 +273,6 @@ impl Ending {
             }
             Ok(()) => {}
         }
-        let usage = usage.or_else(|| {
-            state
-                .as_ref()
-                .and_then(|s| s.completion.as_ref())
-                .and_then(|c| c.usage)
-        });
         let route = state.as_ref().and_then(|s| s.route.as_ref());
         shared.telemetry.emit(run_id, || RunEventKind::Audit {
             principal: state
@@ -281,6 +289,7 @@ impl Ending {
                 .or_else(|| route.map(|r| r.model.clone())),
             guards: state.as_ref().map(|s| s.guards.clone()).unwrap_or_default(),
             usage,
+            cost_usd_micros: cost,
         });
         if !shared.policies.is_empty() {
             let summary = summarize(run_id, state.as_ref(), status, error, usage);
@@ -315,6 +324,18 @@ impl Ending {
     }
 }
 
+/// What `usage` cost in the run `state` describes: at the price of the model the route
+/// sent it to (what a deployment is configured as, `gpt-4o`), else of the model the
+/// provider says answered (`gpt-4o-2024-08-06`).
+fn run_cost(prices: &aegis_contracts::PriceTable, state: &Exchange, usage: &Usage) -> Option<u64> {
+    let routed = state.route.as_ref().map(|r| r.model.as_str());
+    let answered = state.meta.as_ref().map(|m| m.model.as_str());
+    routed
+        .into_iter()
+        .chain(answered)
+        .find_map(|m| prices.cost_micros(m, usage))
+}
+
 fn summarize(
     run_id: &str,
     state: Option<&Exchange>,
@@ -330,6 +351,7 @@ fn summarize(
     summary.requested_model = state.map(|s| s.request.model.clone()).unwrap_or_default();
     summary.route = state.and_then(|s| s.route.clone());
     summary.usage = usage;
+    summary.cost_usd_micros = state.and_then(|s| s.cost_usd_micros);
     summary.provider_called = state.is_some_and(|s| s.provider_called || s.response.called());
     summary.error = error.map(Error::kind);
     summary.code = error.map(|e| e.code().to_owned());

@@ -14,7 +14,7 @@
 //!   Reservations carry a lease; [`BudgetLedger::reap`] gives back those of a crashed
 //!   replica.
 //! - **Prices** come from a per-model table in config over a shipped default table
-//!   ([`default_prices`]); a model with no price is refused (or priced by a configured
+//!   ([`PriceTable::shipped`]); a model with no price is refused (or priced by a configured
 //!   default) — never free.
 //!
 //! ```
@@ -54,14 +54,18 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+pub use aegis_contracts::Price;
 use aegis_contracts::{
-    BudgetLedger, BudgetLine, ContextView, Error, Policy, Position, Reservation, RouteView,
-    RunSummary, Spend, Step, StepInput, Usage, async_trait,
+    BudgetLedger, BudgetLine, ContextView, Error, Policy, Position, PriceTable, Reservation,
+    RouteView, RunSummary, Spend, Step, StepInput, Usage, async_trait,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use memory::MemoryLedger;
+pub use tokens::{IMAGE_TOKENS, TokenizerChoice};
+
+mod tokens;
 
 /// The prefix of the label a run carries once a budgets policy's reservation is held
 /// (`aegis.budget.{policy id}` = the priced model), read by its run-end hook.
@@ -96,17 +100,6 @@ pub struct LimitConfig {
     pub period: Period,
 }
 
-/// A model's price, in US dollars per million tokens.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct Price {
-    /// Per million input tokens.
-    pub input_per_mtok: f64,
-    /// Per million output tokens.
-    pub output_per_mtok: f64,
-}
-
 /// The `budgets` policy's config.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -124,7 +117,9 @@ pub struct BudgetsConfig {
     /// Limits by organisation.
     #[serde(default)]
     pub orgs: BTreeMap<String, LimitConfig>,
-    /// Prices per model (over [`default_prices`]).
+    /// Prices per model for this budget's charges, over the pipeline's `[pricing]` table
+    /// (which prices every run record): set them here only for rates that differ from
+    /// what the run costs, such as an internal chargeback rate.
     #[serde(default)]
     pub prices: BTreeMap<String, Price>,
     /// The price of a model in neither table; without it such a request is refused.
@@ -136,6 +131,18 @@ pub struct BudgetsConfig {
     /// The lease of a reservation, in milliseconds (default ten minutes).
     #[serde(default = "default_lease")]
     pub lease_ms: u64,
+    /// How the input tokens of a request are counted before the call (default `auto`:
+    /// the model's own tokenizer where it is public).
+    #[serde(default)]
+    pub tokenizer: TokenizerChoice,
+    /// With `tokenizer = "auto"`, what an `o200k_base` count is multiplied by for a model
+    /// whose tokenizer is not public (default 1.25; 1 to 4).
+    #[serde(default = "default_margin")]
+    pub estimate_margin: f64,
+}
+
+fn default_margin() -> f64 {
+    1.25
 }
 
 fn default_max_output() -> u32 {
@@ -144,35 +151,6 @@ fn default_max_output() -> u32 {
 
 fn default_lease() -> u64 {
     600_000
-}
-
-/// The shipped price table, US dollars per million tokens (input, output): vendors' list
-/// prices as last known to the authors (2025). Prices change: set `prices` for the models
-/// you use, and review this table before relying on it.
-pub fn default_prices() -> BTreeMap<String, Price> {
-    [
-        ("gpt-4o", 2.5, 10.0),
-        ("gpt-4o-mini", 0.15, 0.6),
-        ("gpt-4.1", 2.0, 8.0),
-        ("gpt-4.1-mini", 0.4, 1.6),
-        ("o3-mini", 1.1, 4.4),
-        ("claude-3-5-sonnet-latest", 3.0, 15.0),
-        ("claude-3-5-haiku-latest", 0.8, 4.0),
-        ("gemini-1.5-pro", 1.25, 5.0),
-        ("gemini-1.5-flash", 0.075, 0.3),
-        ("text-embedding-3-small", 0.02, 0.0),
-    ]
-    .into_iter()
-    .map(|(m, i, o)| {
-        (
-            m.to_owned(),
-            Price {
-                input_per_mtok: i,
-                output_per_mtok: o,
-            },
-        )
-    })
-    .collect()
 }
 
 struct Rule {
@@ -186,10 +164,10 @@ pub struct Budgets {
     default_key: Option<Rule>,
     teams: BTreeMap<String, Rule>,
     orgs: BTreeMap<String, Rule>,
-    prices: BTreeMap<String, Price>,
-    unknown: Option<Price>,
+    prices: PriceTable,
     max_output: u32,
     lease_ms: u64,
+    counter: tokens::Counter,
     ledger: Arc<dyn BudgetLedger>,
     /// The policy's id: reservations are `{id}:{run id}`, so two budgets policies on one
     /// run (say, team and org limits kept apart) each hold their own.
@@ -207,12 +185,20 @@ impl std::fmt::Debug for Budgets {
 }
 
 const MAX_USD: f64 = 1e9;
-const MAX_PRICE: f64 = 1e6;
 
 impl Budgets {
-    /// Compiles `config` over `ledger`. A negative, non-finite or absurd limit or price is a
-    /// config error with its path.
+    /// Compiles `config` over `ledger`, pricing over the shipped table. A negative,
+    /// non-finite or absurd limit or price is a config error with its path.
     pub fn new(config: BudgetsConfig, ledger: Arc<dyn BudgetLedger>) -> Result<Self, Error> {
+        Self::with_prices(config, ledger, PriceTable::shipped())
+    }
+
+    /// Compiles `config` over `ledger`, its `prices` over `base` (the pipeline's table).
+    pub fn with_prices(
+        config: BudgetsConfig,
+        ledger: Arc<dyn BudgetLedger>,
+        base: PriceTable,
+    ) -> Result<Self, Error> {
         let mut problems = Vec::new();
         let mut rule = |path: String, l: &LimitConfig| -> Option<Rule> {
             let usd = match l.usd {
@@ -253,19 +239,21 @@ impl Budgets {
             .default_key
             .as_ref()
             .and_then(|l| rule("default_key".into(), l));
-        let mut prices = default_prices();
-        for (m, p) in &config.prices {
-            check_price(&format!("prices.{m}"), p, &mut problems);
-            prices.insert(m.clone(), *p);
-        }
-        if let Some(p) = &config.unknown_model_price {
-            check_price("unknown_model_price", p, &mut problems);
-        }
+        let prices = base
+            .with("", &config.prices, config.unknown_model_price)
+            .map_err(|e| problems.push(e.message().to_owned()))
+            .ok();
         if config.max_output_tokens == 0 {
             problems.push("max_output_tokens: must be at least 1".into());
         }
         if config.lease_ms < 1000 {
             problems.push("lease_ms: must be at least 1000".into());
+        }
+        if !(config.estimate_margin.is_finite() && (1.0..=4.0).contains(&config.estimate_margin)) {
+            problems.push(format!(
+                "estimate_margin: {} is not a margin (1 to 4)",
+                config.estimate_margin
+            ));
         }
         if !problems.is_empty() {
             return Err(Error::config(problems.join("\n")));
@@ -275,10 +263,10 @@ impl Budgets {
             default_key,
             teams,
             orgs,
-            prices,
-            unknown: config.unknown_model_price,
+            prices: prices.unwrap_or_else(PriceTable::empty),
             max_output: config.max_output_tokens,
             lease_ms: config.lease_ms,
+            counter: tokens::Counter::new(config.tokenizer, config.estimate_margin),
             ledger,
             id: "budgets".into(),
         })
@@ -314,25 +302,23 @@ impl Budgets {
     }
 
     fn price(&self, model: &str) -> Option<Price> {
-        let bare = model.rsplit_once('/').map_or(model, |(_, m)| m);
-        self.prices
-            .get(model)
-            .or_else(|| self.prices.get(bare))
-            .copied()
-            .or(self.unknown)
+        self.prices.price(model)
     }
 
-    /// The worst case of a request: its prompt (every message, tool call and tool
-    /// definition, counted from their JSON) and its output cap times the number of choices,
-    /// at `price`.
-    fn worst_case(&self, input: &StepInput<'_>, price: Price) -> Spend {
+    /// The worst case of a request to `model`: its prompt (every message, tool call and
+    /// tool definition, counted with the model's tokenizer) and its output cap times the
+    /// number of choices, at `price`. A large prompt is counted on the blocking pool.
+    async fn worst_case(&self, input: &StepInput<'_>, model: &str, price: Price) -> Spend {
         let req = input.request;
-        let prompt: u64 = req
-            .messages
-            .iter()
-            .map(json_tokens)
-            .chain(req.tools.iter().map(json_tokens))
-            .fold(0u64, u64::saturating_add);
+        let prompt = if tokens::text_bytes(req) > OFFLOAD_BYTES {
+            let (counter, owned, model) = (self.counter, req.clone(), model.to_owned());
+            tokio::task::spawn_blocking(move || counter.request(&owned, &model))
+                .await
+                // The count panicked (it cannot, short of a bug): hold the most it can be.
+                .unwrap_or_else(|_| tokens::Counter::bytes().request(req, ""))
+        } else {
+            self.counter.request(req, model)
+        };
         let cap = req
             .max_tokens
             .map(u64::from)
@@ -349,7 +335,10 @@ impl Budgets {
             .unwrap_or(1)
             .clamp(1, 128);
         let output = cap.saturating_mul(choices);
-        Spend::new(cost(price, prompt, output), prompt.saturating_add(output))
+        Spend::new(
+            price.cost_micros(prompt, output),
+            prompt.saturating_add(output),
+        )
     }
 
     /// Names the policy (its `[[policies]]` id; default `budgets`).
@@ -372,37 +361,9 @@ impl Budgets {
     }
 }
 
-fn check_price(path: &str, p: &Price, problems: &mut Vec<String>) {
-    for (unit, v) in [
-        ("input_per_mtok", p.input_per_mtok),
-        ("output_per_mtok", p.output_per_mtok),
-    ] {
-        if !(v.is_finite() && (0.0..=MAX_PRICE).contains(&v)) {
-            problems.push(format!(
-                "{path}.{unit}: {v} is not a price (0 to {MAX_PRICE})"
-            ));
-        }
-    }
-}
-
-/// Dollars (in millionths) of `input` and `output` tokens at `price`, rounded up.
-fn cost(price: Price, input: u64, output: u64) -> u64 {
-    let usd = price.input_per_mtok * input as f64 + price.output_per_mtok * output as f64;
-    // Dollars per million tokens × tokens = millionths of a dollar.
-    usd.ceil().min(u64::MAX as f64) as u64
-}
-
-/// The estimated tokens of anything sent as JSON (a message with all its parts and tool
-/// calls, a tool definition), with a per-item overhead.
-fn json_tokens<T: serde::Serialize>(v: &T) -> u64 {
-    estimate_tokens(&serde_json::to_string(v).unwrap_or_default()) + 4
-}
-
-/// A conservative token estimate for budgeting: one token per three bytes (tokenizers of
-/// current models average about four bytes of English per token), at least one.
-pub fn estimate_tokens(text: &str) -> u64 {
-    (text.len() as u64).div_ceil(3).max(1)
-}
+/// Prompts with more text than this are counted on the blocking pool (counting takes
+/// about 45 µs per KB).
+const OFFLOAD_BYTES: usize = 32 * 1024;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -456,7 +417,7 @@ impl Policy for Budgets {
             ))
             .with_code("price_unknown")
         })?;
-        let amount = self.worst_case(input, price);
+        let amount = self.worst_case(input, model, price).await;
         let reservation = Reservation::new(
             self.reservation_id(&input.context.run_id),
             lines,
@@ -479,9 +440,9 @@ impl Policy for Budgets {
                 })
             })
             .collect();
-        let price = route.and_then(|r| self.price(&r.model)).map(|p| {
-            serde_json::json!({"input_per_mtok": p.input_per_mtok, "output_per_mtok": p.output_per_mtok})
-        });
+        let price = route
+            .and_then(|r| self.price(&r.model))
+            .map(|p| serde_json::to_value(p).unwrap_or_default());
         serde_json::json!({
             "lines": lines,
             "price": price,
@@ -519,15 +480,15 @@ impl Policy for Budgets {
 
 impl Budgets {
     async fn settle_usage(&self, id: &str, model: &str, u: Usage) -> Result<(), Error> {
-        let price = self.price(model).unwrap_or(Price {
-            input_per_mtok: 0.0,
-            output_per_mtok: 0.0,
-        });
-        let tokens = u.input_tokens.saturating_add(u.output_tokens);
+        // The model was priced when it was reserved; should the table no longer hold it,
+        // what was held is what is spent — never a free call.
+        let Some(price) = self.price(model) else {
+            return self.ledger.settle_held(id).await;
+        };
         self.ledger
             .settle(
                 id,
-                Spend::new(cost(price, u.input_tokens, u.output_tokens), tokens),
+                Spend::new(price.usage_cost_micros(&u), u.total_tokens()),
             )
             .await
     }
