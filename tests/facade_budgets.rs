@@ -182,3 +182,66 @@ async fn a_model_without_a_price_is_refused_never_free() {
     let err = p.chat(req).await.unwrap_err();
     assert_eq!(err.code(), "price_unknown", "{err}");
 }
+
+#[tokio::test]
+async fn a_router_reserves_at_its_dearest_deployment_and_settles_at_the_one_that_answered() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let mut registry = aegis::registry();
+    registry.insert_extension(ledger.clone() as Arc<dyn BudgetLedger>);
+    let config = aegis::config::AegisConfig::from_toml_str(
+        r#"
+        [pricing]
+        prices = { cheap = { input_per_mtok = 1.0, output_per_mtok = 1.0 }, dear = { input_per_mtok = 1000.0, output_per_mtok = 1000.0 } }
+
+        [[providers]]
+        id = "echo"
+        type = "echo"
+
+        [[providers]]
+        id = "llm"
+        type = "router"
+        [providers.config]
+        strategy = "ordered"
+        [[providers.config.models]]
+        name = "chat"
+        deployments = [
+            { id = "first", provider = "echo", model = "cheap" },
+            { id = "second", provider = "echo", model = "dear" },
+        ]
+
+        [[policies]]
+        id = "budgets"
+        type = "budgets"
+        [policies.config]
+        teams = { research = { usd = 100.0, period = "total" } }
+        max_output_tokens = 10
+        "#,
+        std::iter::empty::<(&str, &str)>(),
+    )
+    .unwrap();
+    let p = aegis::Pipeline::from_config(&registry, &config)
+        .await
+        .unwrap();
+    let mut req = ask(true);
+    req.model = "llm/chat".into();
+    let resp = p.chat(req).await.unwrap();
+    // While the stream is open, the hold is the worst case at the dear deployment's price.
+    let held = balance(&ledger).await.reserved.usd_micros;
+    let ChatBody::Stream(mut s) = resp.body else {
+        panic!("streamed")
+    };
+    while s.next().await.is_some() {}
+    let end = after_the_end(&ledger).await;
+    // "hello budget" is at least 2 input tokens, plus 10 output tokens held, at $1000/M.
+    assert!(
+        held >= 12_000,
+        "held {held} micro-dollars: not the dear price"
+    );
+    // It was answered by the cheap one: a few tokens at $1 per million.
+    assert!(
+        end.spent.usd_micros > 0 && end.spent.usd_micros < 100,
+        "spent {} micro-dollars: not the cheap price",
+        end.spent.usd_micros
+    );
+    assert_eq!(end.reserved.usd_micros, 0);
+}

@@ -132,3 +132,16 @@ async fn embeddings_cannot_wait_for_approval_so_a_restricted_text_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_request_whose_worst_case_exceeds_the_team_budget_is_refused_before_the_call() {
+    let p = pipeline().await;
+    let ada = Principal::new("ada").with_team("research");
+    let ok = p.chat(ask("hello there", Some(ada.clone()))).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let mut big = ask("hello there", Some(ada));
+    big.max_tokens = Some(30_000);
+    let err = p.chat(big).await.unwrap_err();
+    assert_eq!(err.kind(), aegis::ErrorKind::BudgetExceeded, "{err}");
+    assert_eq!(err.code(), "budget_exceeded");
+}

@@ -162,6 +162,10 @@ pub struct Balance {
     pub spent: Spend,
     /// Held by open reservations.
     pub reserved: Spend,
+    /// When an admin set the limit ([`BudgetLedger::set_limit`]), Unix ms; `None` while
+    /// the limit is the configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_set_at_ms: Option<u64>,
 }
 
 impl Balance {
@@ -171,7 +175,14 @@ impl Balance {
             limit,
             spent,
             reserved,
+            limit_set_at_ms: None,
         }
+    }
+
+    /// With the time an admin set the limit.
+    pub fn limit_set_at(mut self, at_ms: Option<u64>) -> Self {
+        self.limit_set_at_ms = at_ms;
+        self
     }
 
     /// What is left under the limit, per unit (`None`: unlimited).
@@ -232,4 +243,28 @@ pub trait BudgetLedger: Send + Sync + 'static {
 
     /// The balance of one line, if it exists.
     async fn balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error>;
+
+    /// Sets the limit of one line (creating it if need be) over the one reservations bring
+    /// from config, until [`clear_limit`](Self::clear_limit) — an admin's raise or freeze
+    /// for that account in that period. Admission checks it atomically like any limit.
+    async fn set_limit(&self, account: &str, period: &str, limit: Limit) -> Result<(), Error>;
+
+    /// Returns one line to the limit its config gives (at its next reservation).
+    /// `NotFound` when the line does not exist.
+    async fn clear_limit(&self, account: &str, period: &str) -> Result<(), Error>;
+}
+
+/// Checks a limit an admin asks for: at least one of dollars and tokens, none absurd (a
+/// billion dollars, 2^40 tokens). Zero is a limit: it freezes the line.
+pub fn check_limit(limit: &Limit) -> Result<(), Error> {
+    match (limit.usd_micros, limit.tokens) {
+        (None, None) => Err(Error::invalid_request(
+            "a limit needs `usd` and/or `tokens`",
+        )),
+        (Some(u), _) if u > 1_000_000_000 * 1_000_000 => {
+            Err(Error::invalid_request("`usd`: at most a billion dollars"))
+        }
+        (_, Some(t)) if t > 1 << 40 => Err(Error::invalid_request("`tokens`: at most 2^40")),
+        _ => Ok(()),
+    }
 }

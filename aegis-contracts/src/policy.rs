@@ -156,6 +156,12 @@ pub struct RouteView {
     /// the model and its fallbacks), from [`Provider::regions`](crate::Provider::regions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<String>,
+    /// Before the call: every upstream model the route may be served by (a router's
+    /// deployments and fallbacks), from
+    /// [`Provider::upstream_models`](crate::Provider::upstream_models); empty when it is
+    /// `model` itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
 }
 
 impl RouteView {
@@ -167,6 +173,7 @@ impl RouteView {
             deployment: None,
             region: None,
             regions: Vec::new(),
+            models: Vec::new(),
         }
     }
 }
@@ -272,6 +279,9 @@ pub struct RunSummary {
     pub usage: Option<Usage>,
     /// What the usage cost at the pipeline's prices, in millionths of a US dollar.
     pub cost_usd_micros: Option<u64>,
+    /// The model the provider says answered (`gpt-4o-2024-08-06`; a router's deployment's
+    /// model), when it answered.
+    pub answered_model: Option<String>,
     /// Whether the provider was called (a reservation for a run that never reached the
     /// provider can be released without settling).
     pub provider_called: bool,
@@ -291,6 +301,7 @@ impl RunSummary {
             route: None,
             usage: None,
             cost_usd_micros: None,
+            answered_model: None,
             provider_called: false,
             error: None,
             code: None,

@@ -210,6 +210,36 @@ impl PriceTable {
     pub fn cost_micros(&self, model: &str, usage: &Usage) -> Option<u64> {
         self.price(model).map(|p| p.usage_cost_micros(usage))
     }
+
+    /// The price of a call that went to `routed` (a model, or a router's model name whose
+    /// deployments serve `candidates`) and that the provider says `answered` ran: the
+    /// answering model's own price; else that of the candidate (or routed model) it is a
+    /// version of (`gpt-4o-2024-08-06` is priced as `gpt-4o`), the longest such; else the
+    /// routed model's (with the price for unknown models).
+    pub fn price_answered(
+        &self,
+        answered: Option<&str>,
+        routed: &str,
+        candidates: &[String],
+    ) -> Option<Price> {
+        if let Some(a) = answered {
+            let bare = a.rsplit('/').next().unwrap_or(a);
+            if let Some(p) = self.prices.get(a).or_else(|| self.prices.get(bare)) {
+                return Some(*p);
+            }
+            let version_of = candidates
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::once(routed))
+                .map(|c| c.rsplit('/').next().unwrap_or(c))
+                .filter(|c| bare.starts_with(c) && self.prices.contains_key(*c))
+                .max_by_key(|c| c.len());
+            if let Some(c) = version_of {
+                return self.prices.get(c).copied();
+            }
+        }
+        self.price(routed)
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,14 @@ pub trait Provider: Send + Sync + 'static {
         self.region().map(str::to_owned).into_iter().collect()
     }
 
+    /// Every upstream model a request for `model` may be served by — for a router, the
+    /// models of the deployments (and fallbacks) that serve it; empty (the default) when
+    /// it is `model` itself. A budget reserves at the dearest of them.
+    fn upstream_models(&self, model: &str) -> Vec<String> {
+        let _ = model;
+        Vec::new()
+    }
+
     /// Ids of the provider instances this one routes over (a router's deployments). The
     /// pipeline hides them from callers, so the router's filters cannot be bypassed by
     /// addressing a member directly. Read once, when a pipeline is built.

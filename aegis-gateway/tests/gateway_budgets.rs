@@ -136,4 +136,118 @@ async fn a_team_over_its_budget_gets_an_openai_shaped_429() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+
+    // An admin freezes the line, then raises it; each change is audited with who made it.
+    let limit = |body: Value, key: &'static str| {
+        client
+            .post(format!("http://{addr}/v1/admin/budgets/limit"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let chat = || {
+        client
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth("sk-research-key")
+            .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "hello"}]}))
+            .send()
+    };
+    let line = json!({"account": "team:research", "period": "total"});
+    let with = |extra: Value| {
+        let mut b = line.clone();
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    assert_eq!(
+        limit(with(json!({"tokens": 0})), "sk-research-key")
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let frozen: Value = limit(with(json!({"tokens": 0})), "sk-admin-key")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(frozen["limit"]["tokens"], 0, "{frozen}");
+    assert_eq!(frozen["limit_source"], "admin", "{frozen}");
+    assert_eq!(chat().await.unwrap().status(), 429, "frozen");
+    let raised = limit(with(json!({"tokens": 100000})), "sk-admin-key")
+        .await
+        .unwrap();
+    assert_eq!(raised.status(), 200);
+    for _ in 0..12 {
+        assert_eq!(
+            chat().await.unwrap().status(),
+            200,
+            "raised past the config's 115"
+        );
+    }
+    // Bad input is a 400 and changes nothing.
+    for bad in [
+        json!({}),
+        json!({"usd": -1.0}),
+        json!({"clear": true, "tokens": 5}),
+    ] {
+        let resp = limit(with(bad.clone()), "sk-admin-key").await.unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+    let b = store
+        .balance("team:research", "total")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.limit.tokens, Some(100000));
+    let cleared: Value = limit(with(json!({"clear": true})), "sk-admin-key")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cleared["limit_source"], "config", "{cleared}");
+    assert_eq!(
+        chat().await.unwrap().status(),
+        429,
+        "back to the config's 115"
+    );
+    // The CLI sets a limit the same way.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aegis"))
+            .args(["budgets", "set", "team:research", "total", "--tokens", "7"])
+            .args(["--url", &format!("http://{addr}"), "--key", "sk-admin-key"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["limit"]["tokens"], 7, "{shown}");
+    let audited: Vec<(String, Option<String>)> = store
+        .audit_records(None, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind.starts_with("budget."))
+        .map(|r| (r.kind, r.actor))
+        .collect();
+    let root = Some("root".to_owned());
+    assert_eq!(
+        audited,
+        [
+            ("budget.reset".to_owned(), root.clone()),
+            ("budget.limit_set".to_owned(), root.clone()),
+            ("budget.limit_set".to_owned(), root.clone()),
+            ("budget.limit_cleared".to_owned(), root.clone()),
+            ("budget.limit_set".to_owned(), root),
+        ]
+    );
 }

@@ -93,6 +93,10 @@ impl Provider for Reloadable {
         self.current.load().members()
     }
 
+    fn upstream_models(&self, model: &str) -> Vec<String> {
+        self.current.load().upstream_models(model)
+    }
+
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
         // One owned snapshot for the whole call: a reload mid-call cannot touch it.
         let provider = self.current();

@@ -9,11 +9,15 @@
 
 use aegis_contracts::{
     Balance, BudgetLedger, BudgetLine, Error, ErrorKind, Limit, Reservation, Spend, async_trait,
-    budget_exceeded,
+    budget_exceeded, check_limit,
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
-use crate::{Backend, Store, db_err};
+use crate::{
+    Backend, Store,
+    audit::{AuditEntry, append_in},
+    db_err,
+};
 
 fn stmt(backend: Backend, sql: &str, values: Vec<Value>) -> Statement {
     match backend {
@@ -89,9 +93,33 @@ impl Store {
             return Ok(true);
         }
         for line in &r.lines {
-            // A new line starts with this reservation, if it fits its limit at all.
+            // A new line starts with this reservation only if it fits the configured limit
+            // at all (an insert has no `WHERE`); past that, only a line whose limit an admin
+            // set higher can take it.
             if !line.admits(&Spend::default(), &Spend::default(), &r.amount) {
-                return Ok(false);
+                let res = txn
+                    .execute_raw(stmt(
+                        b,
+                        "UPDATE aegis_budget_lines SET \
+                           reserved_usd_micros = reserved_usd_micros + ?, reserved_tokens = reserved_tokens + ? \
+                         WHERE account = ? AND period = ? AND limit_set_at_ms IS NOT NULL \
+                           AND (limit_usd_micros IS NULL OR spent_usd_micros + reserved_usd_micros + ? <= limit_usd_micros) \
+                           AND (limit_tokens IS NULL OR spent_tokens + reserved_tokens + ? <= limit_tokens)",
+                        vec![
+                            int(r.amount.usd_micros),
+                            int(r.amount.tokens),
+                            line.account.clone().into(),
+                            line.period.clone().into(),
+                            int(r.amount.usd_micros),
+                            int(r.amount.tokens),
+                        ],
+                    ))
+                    .await
+                    .map_err(|e| db_err("cannot reserve", e))?;
+                if res.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                continue;
             }
             let res = txn
                 .execute_raw(stmt(
@@ -99,11 +127,14 @@ impl Store {
                     "INSERT INTO aegis_budget_lines AS l (account, period, limit_usd_micros, limit_tokens, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens) \
                      VALUES (?, ?, ?, ?, 0, 0, ?, ?) \
                      ON CONFLICT (account, period) DO UPDATE SET \
-                       limit_usd_micros = excluded.limit_usd_micros, limit_tokens = excluded.limit_tokens, \
+                       limit_usd_micros = CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_usd_micros ELSE l.limit_usd_micros END, \
+                       limit_tokens = CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_tokens ELSE l.limit_tokens END, \
                        reserved_usd_micros = l.reserved_usd_micros + excluded.reserved_usd_micros, \
                        reserved_tokens = l.reserved_tokens + excluded.reserved_tokens \
-                     WHERE (excluded.limit_usd_micros IS NULL OR l.spent_usd_micros + l.reserved_usd_micros + excluded.reserved_usd_micros <= excluded.limit_usd_micros) \
-                       AND (excluded.limit_tokens IS NULL OR l.spent_tokens + l.reserved_tokens + excluded.reserved_tokens <= excluded.limit_tokens)",
+                     WHERE (CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_usd_micros ELSE l.limit_usd_micros END IS NULL \
+                            OR l.spent_usd_micros + l.reserved_usd_micros + excluded.reserved_usd_micros <= CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_usd_micros ELSE l.limit_usd_micros END) \
+                       AND (CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_tokens ELSE l.limit_tokens END IS NULL \
+                            OR l.spent_tokens + l.reserved_tokens + excluded.reserved_tokens <= CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_tokens ELSE l.limit_tokens END)",
                     vec![
                         line.account.clone().into(),
                         line.period.clone().into(),
@@ -126,36 +157,155 @@ impl Store {
     /// and what is left of it (read after the rollback, so it reflects committed state).
     async fn refusal(&self, r: &Reservation) -> Error {
         for line in &r.lines {
-            if let Ok(Some(b)) = self.budget_balance(&line.account, &line.period).await {
-                if !line.admits(&b.spent, &b.reserved, &r.amount) {
+            if let Ok(Some(mut b)) = self.budget_balance(&line.account, &line.period).await {
+                if b.limit_set_at_ms.is_none() && b.limit != line.limit {
+                    // The stored limit is older than the configured one (a config change,
+                    // or an admin limit cleared): what the caller is told, and what the
+                    // line shows from now on, is the limit that refused it.
+                    b.limit = line.limit;
+                    self.refresh_limit(line).await;
+                }
+                if !line_of(line, &b).admits(&b.spent, &b.reserved, &r.amount) {
                     return budget_exceeded(&line.account, &line.period, Some(&b));
                 }
             }
         }
         refused(r)
     }
-}
 
-impl Store {
-    /// Zeroes the settled spend of one budget line (a new start, e.g. after a refund);
-    /// reservations in flight stay held. `NotFound` when the line does not exist.
-    pub async fn reset_budget(&self, account: &str, period: &str) -> Result<(), Error> {
+    /// Stores `line`'s configured limit on its row, unless an admin set one.
+    async fn refresh_limit(&self, line: &BudgetLine) {
         let res = self
             .db()
             .execute_raw(stmt(
                 self.backend(),
-                "UPDATE aegis_budget_lines SET spent_usd_micros = 0, spent_tokens = 0 WHERE account = ? AND period = ?",
-                vec![account.to_owned().into(), period.to_owned().into()],
+                "UPDATE aegis_budget_lines SET limit_usd_micros = ?, limit_tokens = ? \
+                 WHERE account = ? AND period = ? AND limit_set_at_ms IS NULL",
+                vec![
+                    opt(line.limit.usd_micros),
+                    opt(line.limit.tokens),
+                    line.account.clone().into(),
+                    line.period.clone().into(),
+                ],
             ))
-            .await
-            .map_err(|e| db_err("cannot reset the budget line", e))?;
-        if res.rows_affected() == 0 {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("no budget line `{account}` for `{period}`"),
-            ));
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "cannot store a budget line's configured limit");
         }
-        Ok(())
+    }
+}
+
+/// `line` under the limit that applies to it: the admin's, when `b` says one is set.
+fn line_of(line: &BudgetLine, b: &Balance) -> BudgetLine {
+    let mut line = line.clone();
+    if b.limit_set_at_ms.is_some() {
+        line.limit = b.limit;
+    }
+    line
+}
+
+/// An admin's change to one budget line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LineChange {
+    /// Zero its settled spend (a new start, e.g. after a refund); reservations in flight
+    /// stay held.
+    Reset,
+    /// Set its limit over the configured one (creating the line if need be).
+    SetLimit(Limit),
+    /// Return it to its configured limit (applied at its next reservation).
+    ClearLimit,
+}
+
+impl Store {
+    /// Zeroes the settled spend of one budget line; `NotFound` when it does not exist.
+    pub async fn reset_budget(&self, account: &str, period: &str) -> Result<(), Error> {
+        self.change_budget(account, period, LineChange::Reset, None)
+            .await
+    }
+
+    /// Changes one budget line and records who did it and what in the audit log, in one
+    /// transaction. `NotFound` when a reset or clear names a line that does not exist; a
+    /// limit without dollars or tokens, or an absurd one, is `InvalidRequest`.
+    pub async fn change_budget(
+        &self,
+        account: &str,
+        period: &str,
+        change: LineChange,
+        by: Option<&str>,
+    ) -> Result<(), Error> {
+        if let LineChange::SetLimit(limit) = &change {
+            check_limit(limit)?;
+        }
+        let b = self.backend();
+        let line = || {
+            vec![
+                Value::from(account.to_owned()),
+                Value::from(period.to_owned()),
+            ]
+        };
+        let (sql, mut values, kind, data) = match change {
+            LineChange::Reset => (
+                "UPDATE aegis_budget_lines SET spent_usd_micros = 0, spent_tokens = 0 WHERE account = ? AND period = ?",
+                line(),
+                "budget.reset",
+                serde_json::json!({"account": account, "period": period}),
+            ),
+            LineChange::ClearLimit => (
+                "UPDATE aegis_budget_lines SET limit_set_at_ms = NULL WHERE account = ? AND period = ?",
+                line(),
+                "budget.limit_cleared",
+                serde_json::json!({"account": account, "period": period}),
+            ),
+            LineChange::SetLimit(limit) => (
+                "INSERT INTO aegis_budget_lines AS l (account, period, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens, limit_usd_micros, limit_tokens, limit_set_at_ms) \
+                 VALUES (?, ?, 0, 0, 0, 0, ?, ?, ?) \
+                 ON CONFLICT (account, period) DO UPDATE SET \
+                   limit_usd_micros = excluded.limit_usd_micros, limit_tokens = excluded.limit_tokens, \
+                   limit_set_at_ms = excluded.limit_set_at_ms",
+                line(),
+                "budget.limit_set",
+                serde_json::json!({
+                    "account": account,
+                    "period": period,
+                    "limit": {"usd": limit.usd_micros.map(|u| u as f64 / 1e6), "tokens": limit.tokens},
+                }),
+            ),
+        };
+        if let LineChange::SetLimit(limit) = change {
+            values.extend([
+                opt(limit.usd_micros),
+                opt(limit.tokens),
+                Value::BigInt(Some(crate::now_ms())),
+            ]);
+        }
+        let txn = self.begin_write().await?;
+        let result = async {
+            let res = txn
+                .execute_raw(stmt(b, sql, values))
+                .await
+                .map_err(|e| db_err("cannot change the budget line", e))?;
+            if res.rows_affected() == 0 {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("no budget line `{account}` for `{period}`"),
+                ));
+            }
+            let mut entry = AuditEntry::new(kind, data);
+            entry.actor = by.map(str::to_owned);
+            append_in(&txn, entry).await.map(|_| ())
+        }
+        .await;
+        match result {
+            Ok(()) => txn
+                .commit()
+                .await
+                .map_err(|e| db_err("cannot commit the budget change", e)),
+            Err(e) => {
+                txn.rollback().await.ok();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -223,6 +373,16 @@ impl BudgetLedger for Store {
 
     async fn balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error> {
         self.budget_balance(account, period).await
+    }
+
+    async fn set_limit(&self, account: &str, period: &str, limit: Limit) -> Result<(), Error> {
+        self.change_budget(account, period, LineChange::SetLimit(limit), None)
+            .await
+    }
+
+    async fn clear_limit(&self, account: &str, period: &str) -> Result<(), Error> {
+        self.change_budget(account, period, LineChange::ClearLimit, None)
+            .await
     }
 }
 
@@ -299,7 +459,7 @@ impl Store {
             .db()
             .query_one_raw(stmt(
                 self.backend(),
-                "SELECT limit_usd_micros, limit_tokens, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens \
+                "SELECT limit_usd_micros, limit_tokens, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens, limit_set_at_ms \
                  FROM aegis_budget_lines WHERE account = ? AND period = ?",
                 vec![account.to_owned().into(), period.to_owned().into()],
             ))
@@ -312,13 +472,16 @@ impl Store {
         let getn = |c: &str| -> Result<Option<i64>, Error> {
             row.try_get("", c).map_err(|e| db_err("budget line", e))
         };
-        Ok(Some(Balance::new(
-            Limit::new(
-                getn("limit_usd_micros")?.map(u),
-                getn("limit_tokens")?.map(u),
-            ),
-            Spend::new(u(get("spent_usd_micros")?), u(get("spent_tokens")?)),
-            Spend::new(u(get("reserved_usd_micros")?), u(get("reserved_tokens")?)),
-        )))
+        Ok(Some(
+            Balance::new(
+                Limit::new(
+                    getn("limit_usd_micros")?.map(u),
+                    getn("limit_tokens")?.map(u),
+                ),
+                Spend::new(u(get("spent_usd_micros")?), u(get("spent_tokens")?)),
+                Spend::new(u(get("reserved_usd_micros")?), u(get("reserved_tokens")?)),
+            )
+            .limit_set_at(getn("limit_set_at_ms")?.map(u)),
+        ))
     }
 }

@@ -64,6 +64,7 @@
 
 pub mod audit;
 mod budget;
+pub use budget::LineChange;
 mod checkpoint;
 mod entity;
 pub mod keys;

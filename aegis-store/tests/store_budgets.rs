@@ -118,3 +118,87 @@ async fn settle_is_idempotent_and_reap_returns_expired_holds() {
         db.finish().await;
     }
 }
+
+#[tokio::test]
+async fn an_admin_limit_overrides_the_configured_one_until_cleared_and_is_audited() {
+    for db in common::backends().await {
+        let s = &db.store;
+        let line = || vec![BudgetLine::new("team:t", "total").with_limit(Spend::tokens(100))];
+        let take = |id: &str, n: u64| Reservation::new(id, line(), Spend::tokens(n), u64::MAX);
+        s.reserve(&take("a", 100)).await.unwrap();
+        s.settle("a", Spend::tokens(100)).await.unwrap();
+        let refused = s.reserve(&take("b", 10)).await.unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::BudgetExceeded, "{}", db.name);
+
+        // Raised: the configured limit the next reservation brings does not undo it.
+        s.change_budget(
+            "team:t",
+            "total",
+            aegis_store::LineChange::SetLimit(Limit::new(None, Some(150))),
+            Some("root"),
+        )
+        .await
+        .unwrap();
+        s.reserve(&take("b", 40)).await.unwrap();
+        s.settle("b", Spend::tokens(40)).await.unwrap();
+        let b = s.balance("team:t", "total").await.unwrap().unwrap();
+        assert_eq!(b.limit.tokens, Some(150), "{}", db.name);
+        assert!(b.limit_set_at_ms.is_some());
+        // More than the configured limit in one go fits under the raised one.
+        s.clear_limit("team:t", "total").await.unwrap();
+        s.set_limit("team:t", "total", Limit::new(None, Some(400)))
+            .await
+            .unwrap();
+        s.reserve(&take("c", 200)).await.unwrap();
+        s.release("c").await.unwrap();
+        let over = s.reserve(&take("d", 300)).await.unwrap_err();
+        assert_eq!(over.kind(), ErrorKind::BudgetExceeded, "{}", db.name);
+
+        // Frozen: nothing fits.
+        s.set_limit("team:t", "total", Limit::new(None, Some(0)))
+            .await
+            .unwrap();
+        assert!(s.reserve(&take("e", 1)).await.is_err(), "{}", db.name);
+
+        // Cleared: the configured limit is back at the next reservation (140 spent > 100).
+        s.clear_limit("team:t", "total").await.unwrap();
+        assert!(s.reserve(&take("f", 1)).await.is_err(), "{}", db.name);
+        let b = s.balance("team:t", "total").await.unwrap().unwrap();
+        assert_eq!(b.limit.tokens, Some(100), "{}", db.name);
+        assert_eq!(b.limit_set_at_ms, None);
+        assert_eq!(b.reserved.tokens, 0, "refusals hold nothing");
+
+        // Bad input changes nothing.
+        let none = s
+            .set_limit("team:t", "total", Limit::new(None, None))
+            .await
+            .unwrap_err();
+        assert_eq!(none.kind(), ErrorKind::InvalidRequest);
+        let missing = s.clear_limit("team:nobody", "total").await.unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        assert!(s.balance("team:nobody", "total").await.unwrap().is_none());
+        assert_eq!(s.balance("team:t", "total").await.unwrap().unwrap(), b);
+
+        // Every change is in the audit log, with who made it when known.
+        let kinds: Vec<(String, Option<String>)> = s
+            .audit_records(None, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.kind.starts_with("budget."))
+            .map(|r| (r.kind, r.actor))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("budget.limit_set".into(), Some("root".into())),
+                ("budget.limit_cleared".into(), None),
+                ("budget.limit_set".into(), None),
+                ("budget.limit_set".into(), None),
+                ("budget.limit_cleared".into(), None),
+            ],
+            "{}",
+            db.name
+        );
+    }
+}

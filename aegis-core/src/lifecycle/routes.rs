@@ -115,12 +115,14 @@ impl ModelTable {
         self.resolve_direct(target)
     }
 
-    /// [`resolve`](Self::resolve), with every region the route may be served in
-    /// ([`Provider::regions`]), for residency checks before the call.
+    /// [`resolve`](Self::resolve), with every region and upstream model the route may be
+    /// served in and by ([`Provider::regions`], [`Provider::upstream_models`]), for the
+    /// policies that check a route before the call (residency, budgets).
     pub(crate) fn resolve_with_regions(&self, model: &str) -> Result<Route, Error> {
         let mut route = self.resolve(model)?;
         if let Some(p) = self.provider(&route.provider) {
             route.regions = p.regions(&route.model);
+            route.models = p.upstream_models(&route.model);
         }
         Ok(route)
     }

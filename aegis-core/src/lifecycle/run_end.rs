@@ -324,16 +324,15 @@ impl Ending {
     }
 }
 
-/// What `usage` cost in the run `state` describes: at the price of the model the route
-/// sent it to (what a deployment is configured as, `gpt-4o`), else of the model the
-/// provider says answered (`gpt-4o-2024-08-06`).
+/// What `usage` cost in the run `state` describes: at the price of the model the provider
+/// says answered, or of the routed model it is a version of
+/// ([`PriceTable::price_answered`](aegis_contracts::PriceTable::price_answered)).
 fn run_cost(prices: &aegis_contracts::PriceTable, state: &Exchange, usage: &Usage) -> Option<u64> {
-    let routed = state.route.as_ref().map(|r| r.model.as_str());
+    let route = state.route.as_ref()?;
     let answered = state.meta.as_ref().map(|m| m.model.as_str());
-    routed
-        .into_iter()
-        .chain(answered)
-        .find_map(|m| prices.cost_micros(m, usage))
+    prices
+        .price_answered(answered, &route.model, &route.models)
+        .map(|p| p.usage_cost_micros(usage))
 }
 
 fn summarize(
@@ -352,6 +351,7 @@ fn summarize(
     summary.route = state.and_then(|s| s.route.clone());
     summary.usage = usage;
     summary.cost_usd_micros = state.and_then(|s| s.cost_usd_micros);
+    summary.answered_model = state.and_then(|s| s.meta.as_ref().map(|m| m.model.clone()));
     summary.provider_called = state.is_some_and(|s| s.provider_called || s.response.called());
     summary.error = error.map(Error::kind);
     summary.code = error.map(|e| e.code().to_owned());

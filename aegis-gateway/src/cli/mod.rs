@@ -245,6 +245,23 @@ enum BudgetsAction {
         /// `day:YYYY-MM-DD`, `month:YYYY-MM` or `total`.
         period: String,
     },
+    /// Set a line's limit over the configured one (`--usd 0` freezes it), or with
+    /// `--clear` return it to the configured limit.
+    Set {
+        /// `key:<principal>`, `team:<team>` or `org:<org>`.
+        account: String,
+        /// `day:YYYY-MM-DD`, `month:YYYY-MM` or `total`.
+        period: String,
+        /// US dollars.
+        #[arg(long)]
+        usd: Option<f64>,
+        /// Tokens.
+        #[arg(long)]
+        tokens: Option<u64>,
+        /// Return the line to its configured limit.
+        #[arg(long, conflicts_with_all = ["usd", "tokens"])]
+        clear: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -502,6 +519,31 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                         &remote,
                         reqwest::Method::POST,
                         "/v1/admin/budgets/reset",
+                        Some(body),
+                    )
+                    .await?
+                }
+                BudgetsAction::Set {
+                    account,
+                    period,
+                    usd,
+                    tokens,
+                    clear,
+                } => {
+                    let mut body = json!({"account": account, "period": period});
+                    if *clear {
+                        body["clear"] = json!(true);
+                    }
+                    if let Some(u) = usd {
+                        body["usd"] = json!(u);
+                    }
+                    if let Some(t) = tokens {
+                        body["tokens"] = json!(t);
+                    }
+                    request(
+                        &remote,
+                        reqwest::Method::POST,
+                        "/v1/admin/budgets/limit",
                         Some(body),
                     )
                     .await?

@@ -1,8 +1,10 @@
-//! `/v1/admin/budgets`: what a budget line has spent and holds, and resetting it (admin).
+//! `/v1/admin/budgets`: what a budget line has spent and holds; resetting it and setting
+//! its limit (admin; each change is in the audit log with who made it).
 
 use std::sync::Arc;
 
-use aegis::{BudgetLedger, Error, ErrorKind};
+use aegis::{BudgetLedger, Error, ErrorKind, Limit};
+use aegis_store::LineChange;
 use axum::{
     Json,
     body::Bytes,
@@ -31,22 +33,29 @@ pub(super) async fn show(
     Query(line): Query<Line>,
 ) -> Result<Response, ApiError> {
     require_admin(&gw, &headers).await?;
+    show_line(&gw, &line.account, &line.period).await
+}
+
+/// One line as `aegis.budget` JSON: limit (and where it comes from), spent, reserved, left.
+async fn show_line(gw: &Gateway, account: &str, period: &str) -> Result<Response, ApiError> {
     let b = gw
         .store_for("budgets")?
-        .balance(&line.account, &line.period)
+        .balance(account, period)
         .await?
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::NotFound,
-                format!("no budget line `{}` for `{}`", line.account, line.period),
+                format!("no budget line `{account}` for `{period}`"),
             )
         })?;
     let (usd_left, tokens_left) = b.remaining();
     Ok(Json(json!({
         "object": "aegis.budget",
-        "account": line.account,
-        "period": line.period,
+        "account": account,
+        "period": period,
         "limit": {"usd": b.limit.usd_micros.map(|u| u as f64 / 1e6), "tokens": b.limit.tokens},
+        "limit_source": if b.limit_set_at_ms.is_some() { "admin" } else { "config" },
+        "limit_set_at_ms": b.limit_set_at_ms,
         "spent": {"usd": b.spent.usd_micros as f64 / 1e6, "tokens": b.spent.tokens},
         "reserved": {"usd": b.reserved.usd_micros as f64 / 1e6, "tokens": b.reserved.tokens},
         "remaining": {"usd": usd_left.map(|u| u as f64 / 1e6), "tokens": tokens_left},
@@ -63,8 +72,68 @@ pub(super) async fn reset(
     let admin = require_admin(&gw, &headers).await?;
     let line: Line = parse_json(&body)?;
     gw.store_for("budgets")?
-        .reset_budget(&line.account, &line.period)
+        .change_budget(
+            &line.account,
+            &line.period,
+            LineChange::Reset,
+            Some(&admin.id),
+        )
         .await?;
     tracing::info!(by = %admin.id, account = %line.account, period = %line.period, "budget reset");
     Ok(Json(json!({"object": "aegis.budget", "account": line.account, "period": line.period, "reset": true})).into_response())
+}
+
+/// The body of `POST /v1/admin/budgets/limit`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SetLimit {
+    account: String,
+    period: String,
+    /// US dollars.
+    #[serde(default)]
+    usd: Option<f64>,
+    /// Tokens.
+    #[serde(default)]
+    tokens: Option<u64>,
+    /// Return the line to its configured limit instead.
+    #[serde(default)]
+    clear: bool,
+}
+
+/// `POST /v1/admin/budgets/limit` with `{"account", "period", "usd"?, "tokens"?}`: set the
+/// line's limit over the configured one (`0` freezes it), or with `"clear": true` return it
+/// to the configured limit.
+pub(super) async fn set_limit(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let admin = require_admin(&gw, &headers).await?;
+    let req: SetLimit = parse_json(&body)?;
+    let change = match (req.clear, req.usd, req.tokens) {
+        (true, None, None) => LineChange::ClearLimit,
+        (true, _, _) => {
+            return Err(Error::invalid_request("`clear` takes no `usd` or `tokens`").into());
+        }
+        (false, usd, tokens) => {
+            let usd_micros = match usd {
+                None => None,
+                Some(u) if u.is_finite() && (0.0..=1e9).contains(&u) => {
+                    Some((u * 1e6).round() as u64)
+                }
+                Some(u) => {
+                    return Err(Error::invalid_request(format!(
+                        "`usd`: {u} is not a limit (0 to a billion dollars)"
+                    ))
+                    .into());
+                }
+            };
+            LineChange::SetLimit(Limit::new(usd_micros, tokens))
+        }
+    };
+    gw.store_for("budgets")?
+        .change_budget(&req.account, &req.period, change, Some(&admin.id))
+        .await?;
+    tracing::info!(by = %admin.id, account = %req.account, period = %req.period, clear = req.clear, "budget limit changed");
+    show_line(&gw, &req.account, &req.period).await
 }

@@ -334,6 +334,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/admin/reload", post(admin_reload))
         .route("/v1/admin/budgets", get(budgets::show))
         .route("/v1/admin/budgets/reset", post(budgets::reset))
+        .route("/v1/admin/budgets/limit", post(budgets::set_limit))
         .route("/v1/admin/runs/purge", post(retention::purge))
         .route("/v1/admin/audit/verify", get(audit::verify))
         .route("/v1/admin/audit/head", get(audit::head))

@@ -156,6 +156,13 @@ pub fn document() -> Value {
             "/v1/admin/budgets/reset": {"post": {"summary": "Zero a budget line's spend (admin role)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["account", "period"], "properties": {"account": {"type": "string"}, "period": {"type": "string"}}}}}},
                 "responses": {"200": {"description": "Reset"}, "404": {"description": "No such line", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/v1/admin/budgets/limit": {"post": {"summary": "Set a budget line's limit over the configured one (0 freezes it), or clear it back to the configured limit; audited with who changed it (admin role)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["account", "period"], "properties": {
+                    "account": {"type": "string"}, "period": {"type": "string"},
+                    "usd": {"type": "number", "minimum": 0}, "tokens": {"type": "integer", "minimum": 0},
+                    "clear": {"type": "boolean", "description": "Return the line to its configured limit"}}}}}},
+                "responses": {"200": {"description": "The line after the change"}, "400": {"description": "No limit given, or an absurd one", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                              "404": {"description": "Clear of a line that does not exist", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
             "/v1/admin/runs/purge": {"post": {"summary": "Delete the runs that ended longer ago than an age, with their checkpoints, interrupts and decisions (admin role)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["older_than"], "properties": {"older_than": {"type": "string", "description": "30d, 12h, 90m or 45s"}}}}}},
                 "responses": {"200": {"description": "How many runs were purged"}, "400": {"description": "Not an age", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},

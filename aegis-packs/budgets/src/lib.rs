@@ -365,7 +365,7 @@ impl Budgets {
 /// about 45 µs per KB).
 const OFFLOAD_BYTES: usize = 32 * 1024;
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -408,16 +408,43 @@ impl Policy for Budgets {
         if lines.is_empty() {
             return Ok(Step::proceed());
         }
-        let model = input
+        // A router may serve the request from any of its deployments: the worst case is
+        // at the dearest of them, and none may be unpriced.
+        let routed = input
             .route
             .map_or(input.request.model.as_str(), |r| r.model.as_str());
-        let price = self.price(model).ok_or_else(|| {
-            Error::invalid_request(format!(
-                "no price for model `{model}`: add it to the budgets policy's `prices` (or set `unknown_model_price`); a budgeted request is never free"
-            ))
-            .with_code("price_unknown")
-        })?;
-        let amount = self.worst_case(input, model, price).await;
+        let candidates: Vec<&str> = match input.route {
+            Some(r) if !r.models.is_empty() => r.models.iter().map(String::as_str).collect(),
+            _ => vec![routed],
+        };
+        let mut worst: Option<(&str, Spend)> = None;
+        for model in candidates {
+            let price = self.price(model).ok_or_else(|| {
+                Error::invalid_request(format!(
+                    "no price for model `{model}`: add it to `[pricing]` (or the budgets policy's `prices`, or set `unknown_model_price`); a budgeted request is never free"
+                ))
+                .with_code("price_unknown")
+            })?;
+            let amount = self.worst_case(input, model, price).await;
+            // Each unit at its most (tokenizers differ by model, prices by deployment).
+            worst = Some(match worst {
+                None => (model, amount),
+                Some((m, w)) => (
+                    if amount.usd_micros > w.usd_micros {
+                        model
+                    } else {
+                        m
+                    },
+                    Spend::new(
+                        amount.usd_micros.max(w.usd_micros),
+                        amount.tokens.max(w.tokens),
+                    ),
+                ),
+            });
+        }
+        let Some((model, amount)) = worst else {
+            return Ok(Step::proceed());
+        };
         let reservation = Reservation::new(
             self.reservation_id(&input.context.run_id),
             lines,
@@ -455,16 +482,21 @@ impl Policy for Budgets {
         // By run id, not only by label: a run dropped before its state came back still has
         // its reservation settled.
         let id = self.reservation_id(&run.context.run_id);
-        let model = run
+        // Priced as the model that answered (a router's deployment), else as reserved.
+        let reserved = run
             .context
             .labels
             .get(&self.label())
             .cloned()
             .or_else(|| run.route.as_ref().map(|r| r.model.clone()))
             .unwrap_or_else(|| run.requested_model.clone());
+        let candidates = run.route.as_ref().map_or(&[][..], |r| &r.models[..]);
+        let price =
+            self.prices
+                .price_answered(run.answered_model.as_deref(), &reserved, candidates);
         let result = match (run.usage, run.provider_called) {
             // The real usage: reported, or recovered from a partial stream.
-            (Some(u), _) => self.settle_usage(&id, &model, u).await,
+            (Some(u), _) => self.settle_usage(&id, price, u).await,
             // Never sent: nothing was spent.
             (None, false) => self.ledger.release(&id).await,
             // Sent, but no usage came back (a cut connection, a stream dropped before its
@@ -479,10 +511,10 @@ impl Policy for Budgets {
 }
 
 impl Budgets {
-    async fn settle_usage(&self, id: &str, model: &str, u: Usage) -> Result<(), Error> {
+    async fn settle_usage(&self, id: &str, price: Option<Price>, u: Usage) -> Result<(), Error> {
         // The model was priced when it was reserved; should the table no longer hold it,
         // what was held is what is spent — never a free call.
-        let Some(price) = self.price(model) else {
+        let Some(price) = price else {
             return self.ledger.settle_held(id).await;
         };
         self.ledger

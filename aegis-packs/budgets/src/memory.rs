@@ -3,13 +3,16 @@
 use std::{collections::HashMap, sync::Mutex};
 
 use aegis_contracts::{
-    Balance, BudgetLedger, Error, Limit, Reservation, Spend, async_trait, budget_exceeded,
+    Balance, BudgetLedger, Error, ErrorKind, Limit, Reservation, Spend, async_trait,
+    budget_exceeded, check_limit,
 };
 
 #[derive(Default)]
 struct Inner {
     lines: HashMap<(String, String), (Limit, Spend, Spend)>,
     held: HashMap<String, Reservation>,
+    /// Limits an admin set, by line, and when.
+    set: HashMap<(String, String), (Limit, u64)>,
 }
 
 /// An in-memory ledger: one lock makes every reservation atomic across its lines.
@@ -43,11 +46,16 @@ impl BudgetLedger for MemoryLedger {
             return Ok(());
         }
         for line in &r.lines {
-            let entry = inner
-                .lines
-                .entry((line.account.clone(), line.period.clone()))
-                .or_insert((line.limit, Spend::default(), Spend::default()));
-            entry.0 = line.limit;
+            let key = (line.account.clone(), line.period.clone());
+            let limit = inner.set.get(&key).map_or(line.limit, |(l, _)| *l);
+            let entry =
+                inner
+                    .lines
+                    .entry(key)
+                    .or_insert((limit, Spend::default(), Spend::default()));
+            entry.0 = limit;
+            let mut line = line.clone();
+            line.limit = limit;
             if !line.admits(&entry.1, &entry.2, &r.amount) {
                 let b = Balance::new(entry.0, entry.1, entry.2);
                 return Err(budget_exceeded(&line.account, &line.period, Some(&b)));
@@ -105,10 +113,36 @@ impl BudgetLedger for MemoryLedger {
     }
 
     async fn balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error> {
-        Ok(self
-            .lock()
+        let inner = self.lock();
+        let key = (account.to_owned(), period.to_owned());
+        Ok(inner.lines.get(&key).map(|(l, s, r)| {
+            Balance::new(*l, *s, *r).limit_set_at(inner.set.get(&key).map(|(_, at)| *at))
+        }))
+    }
+
+    async fn set_limit(&self, account: &str, period: &str, limit: Limit) -> Result<(), Error> {
+        check_limit(&limit)?;
+        let mut inner = self.lock();
+        let key = (account.to_owned(), period.to_owned());
+        inner.set.insert(key.clone(), (limit, crate::now_ms()));
+        inner
             .lines
-            .get(&(account.to_owned(), period.to_owned()))
-            .map(|(l, s, r)| Balance::new(*l, *s, *r)))
+            .entry(key)
+            .or_insert((limit, Spend::default(), Spend::default()))
+            .0 = limit;
+        Ok(())
+    }
+
+    async fn clear_limit(&self, account: &str, period: &str) -> Result<(), Error> {
+        let mut inner = self.lock();
+        let key = (account.to_owned(), period.to_owned());
+        if !inner.lines.contains_key(&key) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no budget line `{account}` for `{period}`"),
+            ));
+        }
+        inner.set.remove(&key);
+        Ok(())
     }
 }

@@ -105,3 +105,98 @@ fn periods_are_utc_calendar_days_and_months() {
         "day:2000-02-29"
     );
 }
+
+#[tokio::test]
+async fn an_admin_limit_overrides_the_configured_one_until_cleared() {
+    let ledger = MemoryLedger::new();
+    let team = || vec![BudgetLine::new("team:t", "total").with_limit(Spend::tokens(100))];
+    let take = |id: &str, n: u64| Reservation::new(id, team(), Spend::tokens(n), u64::MAX);
+    ledger.reserve(&take("a", 100)).await.unwrap();
+    ledger.settle("a", Spend::tokens(100)).await.unwrap();
+    assert!(ledger.reserve(&take("b", 10)).await.is_err());
+
+    ledger
+        .set_limit("team:t", "total", Limit::new(None, Some(300)))
+        .await
+        .unwrap();
+    ledger.reserve(&take("b", 150)).await.unwrap();
+    let b = ledger.balance("team:t", "total").await.unwrap().unwrap();
+    assert_eq!(b.limit.tokens, Some(300));
+    assert!(b.limit_set_at_ms.is_some());
+
+    ledger.clear_limit("team:t", "total").await.unwrap();
+    assert!(ledger.reserve(&take("c", 1)).await.is_err(), "back to 100");
+    let none = ledger
+        .set_limit("team:t", "total", Limit::new(None, None))
+        .await
+        .unwrap_err();
+    assert_eq!(none.kind(), ErrorKind::InvalidRequest);
+    assert_eq!(
+        ledger
+            .clear_limit("team:x", "total")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[tokio::test]
+async fn input_is_reserved_at_its_real_token_count_not_a_byte_guess() {
+    // 600 bytes of symbols are 600 tokens or close in o200k_base: a three-bytes-per-token
+    // guess would have held 200.
+    let soup: String = (0..600)
+        .map(|i| char::from(b"q7Zx!@#kL9$%"[(i * 7) % 12]))
+        .collect();
+    let config: BudgetsConfig = serde_json::from_value(serde_json::json!({
+        "teams": {"t": {"tokens": 1_000_000, "period": "total"}},
+        "max_output_tokens": 1,
+    }))
+    .unwrap();
+    let ledger = Arc::new(MemoryLedger::new());
+    let budgets = Budgets::new(config, ledger.clone()).unwrap();
+    let request = ChatRequest::new("gpt-4o", vec![Message::user(soup)]);
+    let ctx = ContextView::new(
+        "run-1",
+        Some(Principal::new("ada").with_team("t")),
+        Default::default(),
+    );
+    budgets
+        .step(&StepInput::new(Position::BeforeCall, &request, &ctx))
+        .await
+        .unwrap();
+    let held = ledger
+        .balance("team:t", "total")
+        .await
+        .unwrap()
+        .unwrap()
+        .reserved;
+    assert!(held.tokens > 400, "held {} tokens", held.tokens);
+    // And English prose is not over-held by a third: about four bytes per token.
+    let prose =
+        "The quarterly report is attached; please review the figures before Friday. ".repeat(8);
+    let request = ChatRequest::new("gpt-4o", vec![Message::user(prose.clone())]);
+    let ctx = ContextView::new(
+        "run-2",
+        Some(Principal::new("ada").with_team("t")),
+        Default::default(),
+    );
+    budgets
+        .step(&StepInput::new(Position::BeforeCall, &request, &ctx))
+        .await
+        .unwrap();
+    let second = ledger
+        .balance("team:t", "total")
+        .await
+        .unwrap()
+        .unwrap()
+        .reserved
+        .tokens
+        - held.tokens;
+    let third_of_bytes = prose.len() as u64 / 3;
+    assert!(
+        second < third_of_bytes,
+        "{second} tokens held for {} bytes",
+        prose.len()
+    );
+}

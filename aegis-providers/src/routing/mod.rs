@@ -305,6 +305,30 @@ impl RouterBuilder {
 }
 
 impl Router {
+    /// What `pick` finds on each deployment serving `model` (its group, then its
+    /// fallbacks), each distinct value once, in order.
+    fn each_deployment(
+        &self,
+        model: &str,
+        pick: impl Fn(&Deployment) -> Option<String>,
+    ) -> Vec<String> {
+        let Ok(first) = self.inner.resolve(model) else {
+            return Vec::new();
+        };
+        let group = &self.inner.groups[first];
+        let mut out: Vec<String> = Vec::new();
+        for g in std::iter::once(first).chain(group.fallbacks.iter().copied()) {
+            for d in &self.inner.groups[g].deployments {
+                if let Some(v) = pick(d)
+                    && !out.contains(&v)
+                {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
     /// Starts a builder for the router instance `name`.
     pub fn builder(name: impl Into<String>) -> RouterBuilder {
         RouterBuilder {
@@ -387,21 +411,11 @@ impl Provider for Router {
     }
 
     fn regions(&self, model: &str) -> Vec<String> {
-        let Ok(first) = self.inner.resolve(model) else {
-            return Vec::new();
-        };
-        let group = &self.inner.groups[first];
-        let mut out: Vec<String> = Vec::new();
-        for g in std::iter::once(first).chain(group.fallbacks.iter().copied()) {
-            for d in &self.inner.groups[g].deployments {
-                if let Some(r) = d.region()
-                    && !out.iter().any(|x| x == r)
-                {
-                    out.push(r.to_owned());
-                }
-            }
-        }
-        out
+        self.each_deployment(model, |d| d.region().map(str::to_owned))
+    }
+
+    fn upstream_models(&self, model: &str) -> Vec<String> {
+        self.each_deployment(model, |d| Some(d.model().to_owned()))
     }
 
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
