@@ -429,6 +429,31 @@ impl Store {
             .map_err(|e| db_err("migration rollback failed", e))
     }
 
+    /// Whether the store can serve: the database answers and every migration this build
+    /// knows is applied (a replica of an older build beside a newer schema is ready; one
+    /// whose schema was rolled back, or is not yet migrated, is not). The error says which.
+    pub async fn ready(&self) -> Result<(), Error> {
+        let applied = Migrator::get_applied_migrations(&self.inner.db)
+            .await
+            .map_err(|e| db_err("the database does not answer", e))?;
+        let known = Migrator::migrations();
+        let missing: Vec<String> = known
+            .iter()
+            .map(|m| m.name().to_owned())
+            .filter(|name| !applied.iter().any(|a| a.name() == name))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::storage(format!(
+                "the database is not migrated: {} pending ({})",
+                missing.len(),
+                missing.join(", ")
+            ))
+            .with_code("store_not_migrated"))
+        }
+    }
+
     /// The database behind this store.
     pub fn backend(&self) -> Backend {
         match self.inner.db.get_database_backend() {

@@ -21,10 +21,10 @@ use std::{
 
 use aegis::{Credentials, Error, ErrorKind, Pipeline, PipelineSet, RequestContext, Secret};
 use axum::{
-    Router,
-    extract::DefaultBodyLimit,
+    Json, Router,
+    extract::{DefaultBodyLimit, State},
     http::HeaderMap,
-    response::IntoResponse,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde::Deserialize;
@@ -49,6 +49,10 @@ pub struct Limits {
     /// A client must send its whole request body within this many milliseconds, or gets 408
     /// (default 30 s).
     pub body_read_timeout_ms: u64,
+    /// After a shutdown signal, how long the gateway goes on serving — `/readyz` answering
+    /// 503 — before it stops accepting connections, so a load balancer can take it out of
+    /// rotation first (default 0; a few seconds behind Kubernetes or a cloud balancer).
+    pub shutdown_delay_ms: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +63,7 @@ impl Default for Limits {
             max_concurrent_streams: 1000,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 30_000,
+            shutdown_delay_ms: 0,
         }
     }
 }
@@ -343,7 +348,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/admin/keys/{id}/rotate", post(keys::rotate))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route("/readyz", get(ready))
         .route(
             "/openapi.json",
             get(|| async { axum::Json(openapi::document()) }),
@@ -480,9 +485,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     use hyper_util::{
-        rt::{TokioExecutor, TokioIo, TokioTimer},
+        rt::{TokioExecutor, TokioTimer},
         server::{conn::auto::Builder, graceful::GracefulShutdown},
-        service::TowerToHyperService,
     };
     let header_timeout = Duration::from_millis(gw.limits.header_read_timeout_ms.max(1));
     let app = router(gw.clone());
@@ -494,31 +498,97 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (tcp, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                // Out of file descriptors and the like: back off instead of spinning.
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let tcp = tokio::select! {
+            accepted = accept(&listener) => accepted,
             () = &mut shutdown => break,
         };
-        let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        if let Some(tcp) = tcp {
+            serve_connection(&builder, &app, &graceful, tcp);
+        }
     }
+    // Not ready from here on; connections are still accepted for the delay, so a balancer
+    // that polls `/readyz` stops sending before the listener closes.
     gw.begin_shutdown();
+    let delay = tokio::time::sleep(Duration::from_millis(gw.limits.shutdown_delay_ms));
+    let mut delay = std::pin::pin!(delay);
+    loop {
+        let tcp = tokio::select! {
+            accepted = accept(&listener) => accepted,
+            () = &mut delay => break,
+        };
+        if let Some(tcp) = tcp {
+            serve_connection(&builder, &app, &graceful, tcp);
+        }
+    }
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The next connection; `None` after an accept error (out of file descriptors and the
+/// like), having backed off instead of spinning.
+async fn accept(listener: &tokio::net::TcpListener) -> Option<tokio::net::TcpStream> {
+    match listener.accept().await {
+        Ok((tcp, _)) => Some(tcp),
+        Err(e) => {
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+/// Serves one accepted connection under `graceful`.
+fn serve_connection(
+    builder: &hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    app: &axum::Router,
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+    tcp: tokio::net::TcpStream,
+) {
+    use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+    let _ = tcp.set_nodelay(true);
+    let service = TowerToHyperService::new(app.clone());
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+        .into_owned();
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    });
+}
+
+/// `GET /readyz`: `200` when the gateway can serve — not shutting down, and its database
+/// (when it has one) answers within two seconds and is migrated; `503` saying why not.
+async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    let not_ready = |reason: &str, detail: String| {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "not_ready", "reason": reason, "detail": detail})),
+        )
+            .into_response()
+    };
+    if *gw.closing.borrow() {
+        return not_ready("shutting_down", "the gateway is shutting down".into());
+    }
+    if let Some(store) = &gw.store {
+        match tokio::time::timeout(Duration::from_secs(2), store.ready()).await {
+            Err(_) => {
+                return not_ready(
+                    "store_unreachable",
+                    "the database did not answer within 2 s".into(),
+                );
+            }
+            Ok(Err(e)) if e.code() == "store_not_migrated" => {
+                return not_ready("store_not_migrated", e.message().to_owned());
+            }
+            Ok(Err(e)) => return not_ready("store_unreachable", e.message().to_owned()),
+            Ok(Ok(())) => {}
+        }
+    }
+    Json(serde_json::json!({
+        "status": "ready",
+        "store": if gw.store.is_some() { "ok" } else { "none" },
+    }))
+    .into_response()
 }

@@ -173,7 +173,9 @@ pub fn document() -> Value {
             "/admin/reload": {"post": {"summary": "Rebuild the pipeline from the config file and swap it in (admin role)",
                                        "responses": {"200": {"description": "Reloaded"}, "403": {"description": "Not an admin"}}}},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "Readiness", "responses": {"200": {"description": "ready"}}}}
+            "/readyz": {"get": {"summary": "Readiness: not shutting down, and the database (when there is one) answers within 2 s and is migrated",
+                "responses": {"200": {"description": "{\"status\": \"ready\", \"store\": \"ok\" | \"none\"}"},
+                              "503": {"description": "{\"status\": \"not_ready\", \"reason\": \"shutting_down\" | \"store_unreachable\" | \"store_not_migrated\", \"detail\": ...}"}}}}
         },
         "components": {
             "schemas": schemas(),

@@ -305,12 +305,21 @@ impl Budgets {
         self.prices.price(model)
     }
 
-    /// The worst case of a request to `model`: its prompt (every message, tool call and
-    /// tool definition, counted with the model's tokenizer) and its output cap times the
-    /// number of choices, at `price`. A large prompt is counted on the blocking pool.
-    async fn worst_case(&self, input: &StepInput<'_>, model: &str, price: Price) -> Spend {
+    /// The input tokens of `input`'s request sent to `model`, counted once per tokenizer
+    /// (`counted` keeps the counts of this request). A large prompt is counted on the
+    /// blocking pool.
+    async fn prompt_tokens(
+        &self,
+        input: &StepInput<'_>,
+        model: &str,
+        counted: &mut Vec<(&'static str, u64)>,
+    ) -> u64 {
+        let key = self.counter.key(model);
+        if let Some((_, n)) = counted.iter().find(|(k, _)| *k == key) {
+            return *n;
+        }
         let req = input.request;
-        let prompt = if tokens::text_bytes(req) > OFFLOAD_BYTES {
+        let n = if tokens::text_bytes(req) > OFFLOAD_BYTES {
             let (counter, owned, model) = (self.counter, req.clone(), model.to_owned());
             tokio::task::spawn_blocking(move || counter.request(&owned, &model))
                 .await
@@ -319,6 +328,14 @@ impl Budgets {
         } else {
             self.counter.request(req, model)
         };
+        counted.push((key, n));
+        n
+    }
+
+    /// The worst case of a request whose prompt is `prompt` tokens: the prompt and its
+    /// output cap times the number of choices, at `price`.
+    fn worst_case(&self, input: &StepInput<'_>, prompt: u64, price: Price) -> Spend {
+        let req = input.request;
         let cap = req
             .max_tokens
             .map(u64::from)
@@ -418,6 +435,7 @@ impl Policy for Budgets {
             _ => vec![routed],
         };
         let mut worst: Option<(&str, Spend)> = None;
+        let mut counted = Vec::new();
         for model in candidates {
             let price = self.price(model).ok_or_else(|| {
                 Error::invalid_request(format!(
@@ -425,7 +443,8 @@ impl Policy for Budgets {
                 ))
                 .with_code("price_unknown")
             })?;
-            let amount = self.worst_case(input, model, price).await;
+            let prompt = self.prompt_tokens(input, model, &mut counted).await;
+            let amount = self.worst_case(input, prompt, price);
             // Each unit at its most (tokenizers differ by model, prices by deployment).
             worst = Some(match worst {
                 None => (model, amount),

@@ -103,6 +103,16 @@ impl Counter {
         }
     }
 
+    /// Which count `model` gets: two models with the same key get the same count.
+    pub(crate) fn key(&self, model: &str) -> &'static str {
+        match self.encoding(model) {
+            Encoding::Exact(t) if std::ptr::eq(t, bpe_openai::cl100k_base()) => "cl100k_base",
+            Encoding::Exact(_) => "o200k_base",
+            Encoding::Estimate(..) => "o200k_base estimate",
+            Encoding::Bytes => "bytes",
+        }
+    }
+
     /// The input tokens of `request` sent to `model`: every message's text and tool calls,
     /// every tool definition, images at [`IMAGE_TOKENS`] each, other media by their size.
     pub(crate) fn request(&self, request: &ChatRequest, model: &str) -> u64 {
