@@ -193,28 +193,50 @@ pub async fn registry_for(store: Option<&aegis_store::Store>) -> Result<aegis::R
 /// Logs to stderr, filtered by `AEGIS_LOG` (default `info`); one JSON object per line
 /// with `AEGIS_LOG_FORMAT=json` (for a log pipeline), plain text otherwise. No log line
 /// carries a prompt, an answer, a credential or a secret (tested).
-fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("AEGIS_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("AEGIS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder
+///
+/// Logs are events only: spans (a run, its guards and provider calls) go to the trace
+/// exporter when one is configured (`[[telemetry]] type = "otlp"`), and cost nothing when
+/// none is. Guard verdicts, which are span events, are not log lines.
+fn init_logging(otlp: Option<&crate::traces::OtlpConfig>) -> Result<(), Error> {
+    use tracing_subscriber::{Layer as _, filter::FilterExt as _, layer::SubscriberExt as _};
+    let filter = || {
+        let f = tracing_subscriber::EnvFilter::try_from_env("AEGIS_LOG")
+            .unwrap_or_else(|_| "info".into());
+        match "aegis::verdict=off".parse() {
+            Ok(d) => f.add_directive(d),
+            Err(_) => f,
+        }
+    };
+    let events = || tracing_subscriber::filter::filter_fn(|m| m.is_event());
+    let json = std::env::var("AEGIS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let plain = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter().and(events()))
+    });
+    let as_json = json.then(|| {
+        tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .init();
-    } else {
-        builder.init();
-    }
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .with_filter(filter().and(events()))
+    });
+    let traces = otlp.map(crate::traces::layer).transpose()?;
+    let subscriber = tracing_subscriber::Registry::default()
+        .with(traces)
+        .with(plain)
+        .with(as_json);
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    Ok(())
 }
 
 /// `aegis serve`: runs the gateway until SIGINT / SIGTERM.
 pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<(), Error> {
-    init_logging();
-    let feed = EventFeed::default();
     let (cfg, source) = load_config(config.as_deref())?;
+    init_logging(crate::traces::config_of(&cfg)?.as_ref())?;
+    let feed = EventFeed::default();
     let server_config = ServerConfig::from_config(&cfg)?;
     // Runs, keys and the audit log: SQLite in the working directory unless configured.
     let db_url = server_config.database_url.clone();
@@ -391,6 +413,8 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     if !audit_on_exit.flush().await {
         tracing::error!("the audit writer had stopped; events queued at shutdown are lost");
     }
+    // And the spans of those requests are sent.
+    let _ = tokio::task::spawn_blocking(crate::traces::shutdown).await;
     served
 }
 

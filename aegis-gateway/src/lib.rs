@@ -7,3 +7,4 @@ pub mod metrics;
 pub mod scan;
 pub mod server;
 pub mod static_keys;
+pub mod traces;

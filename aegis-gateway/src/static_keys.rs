@@ -89,5 +89,6 @@ pub fn registry() -> aegis::Registry {
         Ok(std::sync::Arc::new(StaticKeys::new(c)?) as std::sync::Arc<dyn Authenticator>)
     });
     crate::metrics::register(&mut r);
+    crate::traces::register(&mut r);
     r
 }

@@ -418,9 +418,26 @@ impl GuardChain {
             .iter()
             .filter(|e| e.capabilities.applies_to(stage))
         {
-            let ruling = self
-                .rule(entry, &subject, view.as_ref(), ctx, approved)
-                .await;
+            // One span per guard judgement; its verdict is an event in it.
+            let span = tracing::info_span!(
+                "aegis.guard",
+                otel.name = %format_args!("guard {}", entry.id),
+                aegis.guard.id = %entry.id,
+                aegis.guard.stage = ?stage,
+                aegis.guard.decision = tracing::field::Empty,
+            );
+            let ruling = tracing::Instrument::instrument(
+                self.rule(entry, &subject, view.as_ref(), ctx, approved),
+                span.clone(),
+            )
+            .await;
+            match &ruling {
+                Ruling::Passed => {
+                    span.record("aegis.guard.decision", "passed");
+                }
+                Ruling::FailedClosed(v) => verdict_event(&span, v, true),
+                Ruling::Judged { verdict, enforced } => verdict_event(&span, verdict, *enforced),
+            }
             let (verdict, applied) = match ruling {
                 Ruling::Passed => continue,
                 Ruling::FailedClosed(v) => {
@@ -497,6 +514,31 @@ impl GuardChain {
             verdicts,
         }
     }
+}
+
+/// `verdict` as an event of `span` (and its decision as the span's): guard, decision,
+/// code, finding kinds and count — never the text or a finding's value.
+fn verdict_event(span: &tracing::Span, verdict: &Verdict, enforced: bool) {
+    let decision = match &verdict.decision {
+        Decision::Allow => "allow",
+        Decision::Block { .. } => "block",
+        Decision::Sanitize { .. } => "sanitize",
+        Decision::RequireApproval { .. } => "require_approval",
+        _ => "unknown",
+    };
+    span.record("aegis.guard.decision", decision);
+    let kinds: Vec<&str> = verdict.findings.iter().map(|f| f.kind.as_str()).collect();
+    span.in_scope(|| {
+        tracing::info!(
+            target: "aegis::verdict",
+            guard = %verdict.guard,
+            decision,
+            enforced,
+            findings = kinds.len(),
+            finding_kinds = %kinds.join(","),
+            "aegis.verdict"
+        );
+    });
 }
 
 impl fmt::Debug for GuardChain {

@@ -130,6 +130,9 @@ where
                                 latency,
                                 usage: None,
                                 report_outcome: true,
+                                span: tracing::Span::none(),
+                                started: std::time::Instant::now(),
+                                first_chunk: false,
                             };
                             resp.body = ChatBody::Stream(observer.observe(stream));
                         }
@@ -151,6 +154,12 @@ pub(crate) struct StreamObserver {
     pub(crate) usage: Option<Usage>,
     /// Also report `completed` / `failed` (the layer does; the graph reports its own).
     pub(crate) report_outcome: bool,
+    /// The provider call's span, held until the stream ends so it covers the whole answer;
+    /// it gets the usage of the final chunk and the time to the first.
+    pub(crate) span: tracing::Span,
+    /// When the call was made.
+    pub(crate) started: std::time::Instant,
+    pub(crate) first_chunk: bool,
 }
 
 impl StreamObserver {
@@ -161,9 +170,7 @@ impl StreamObserver {
                 let (mut obs, mut stream) = state?;
                 match stream.next().await {
                     Some(Ok(chunk)) => {
-                        if chunk.usage.is_some() {
-                            obs.usage = chunk.usage;
-                        }
+                        obs.saw(&chunk);
                         Some((Ok(chunk), Some((obs, stream))))
                     }
                     Some(Err(err)) => {
@@ -179,7 +186,38 @@ impl StreamObserver {
         ))
     }
 
+    fn saw(&mut self, chunk: &aegis_contracts::ChatChunk) {
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+        }
+        if !self.first_chunk {
+            self.first_chunk = true;
+            self.span.record(
+                "aegis.time_to_first_chunk_ms",
+                self.started.elapsed().as_secs_f64() * 1e3,
+            );
+            if !chunk.model.is_empty() {
+                self.span
+                    .record("gen_ai.response.model", chunk.model.as_str());
+            }
+        }
+        if let Some(reason) = chunk
+            .choices
+            .iter()
+            .find_map(|c| c.finish_reason.as_deref())
+        {
+            self.span.record("gen_ai.response.finish_reasons", reason);
+        }
+    }
+
     fn report(&self, err: Option<&Error>) {
+        if let Some(u) = &self.usage {
+            record_usage(&self.span, u);
+        }
+        if let Some(e) = err {
+            self.span.record("error.type", e.kind().code());
+        }
+
         self.telemetry
             .emit(&self.run_id, || RunEventKind::ProviderCall {
                 provider: self.provider.clone(),
@@ -199,6 +237,22 @@ impl StreamObserver {
             },
         });
     }
+}
+
+impl Drop for StreamObserver {
+    /// A span's end is when it was last left: leave it now, at the stream's end (or when
+    /// the caller dropped the stream).
+    fn drop(&mut self) {
+        self.span.in_scope(|| {});
+    }
+}
+
+/// `usage` on `span` as the GenAI token counts (integers: OpenTelemetry has no unsigned
+/// type, and a `u64` would be exported as a string).
+pub(crate) fn record_usage(span: &tracing::Span, usage: &Usage) {
+    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    span.record("gen_ai.usage.input_tokens", int(usage.input_tokens));
+    span.record("gen_ai.usage.output_tokens", int(usage.output_tokens));
 }
 
 crate::response_future!(Telemetered);

@@ -300,8 +300,11 @@ impl Pipeline {
             ..Exchange::default()
         };
         let end = RunEnd::new(self.clone(), run_id, Some(seed));
-        let outcome = self.graph.invoke_with(state, options).await;
-        self.conclude(end, outcome).await
+        let span = end.span().clone();
+        let outcome =
+            tracing::Instrument::instrument(self.graph.invoke_with(state, options), span.clone())
+                .await;
+        tracing::Instrument::instrument(self.conclude(end, outcome), span).await
     }
 
     /// Runs one request; a pause is an [`ApprovalRequired`](ErrorKind::ApprovalRequired)
@@ -323,7 +326,12 @@ impl Pipeline {
         by: Option<&str>,
     ) -> Result<PipelineOutcome, Error> {
         let end = RunEnd::new(self.clone(), run_id.to_owned(), None).leased();
-        let outcome = match self.graph.resume_by(run_id, decision, by).await {
+        let span = end.span().clone();
+        let resumed = tracing::Instrument::instrument(
+            self.graph.resume_by(run_id, decision, by),
+            span.clone(),
+        );
+        let outcome = match resumed.await {
             // A refused resume (unknown run, not paused, lost the race, bad edit) changes
             // nothing: the run has not ended here.
             Err(e)
@@ -337,7 +345,7 @@ impl Pipeline {
             }
             other => other,
         };
-        self.conclude(end, outcome).await
+        tracing::Instrument::instrument(self.conclude(end, outcome), span).await
     }
 
     /// Finishes a resumed run whose claim expired (the process carrying it out crashed or

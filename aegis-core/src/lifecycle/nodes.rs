@@ -120,15 +120,21 @@ async fn call(s: &Shared, input: &NodeInput<Exchange>) -> Out {
     s.admission.strip(&mut req, &route.provider);
     req.model.clone_from(&route.model);
     req.ctx = state.request_context(run_id);
-    // OpenTelemetry GenAI semantic conventions; no prompt or completion text.
+    // OpenTelemetry GenAI semantic conventions; no prompt or completion text. A streamed
+    // call's span is held by its stream and ends with the last chunk.
     let span = tracing::info_span!(
         "gen_ai",
         otel.name = %format_args!("chat {}", route.model),
+        otel.kind = "client",
         gen_ai.operation.name = "chat",
         gen_ai.provider.name = %route.provider,
         gen_ai.request.model = %route.model,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.response.finish_reasons = tracing::field::Empty,
         gen_ai.usage.input_tokens = tracing::field::Empty,
         gen_ai.usage.output_tokens = tracing::field::Empty,
+        aegis.time_to_first_chunk_ms = tracing::field::Empty,
+        error.type = tracing::field::Empty,
         aegis.run_id = %run_id,
     );
     state.response.mark_called();
@@ -138,6 +144,7 @@ async fn call(s: &Shared, input: &NodeInput<Exchange>) -> Out {
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
+            span.record("error.type", e.kind().code());
             s.telemetry.emit(run_id, || RunEventKind::ProviderCall {
                 provider: route.provider.clone(),
                 model: route.model.clone(),
@@ -157,9 +164,12 @@ async fn call(s: &Shared, input: &NodeInput<Exchange>) -> Out {
     resp.meta.provider_latency.get_or_insert(latency);
     match resp.body {
         ChatBody::Complete(c) => {
-            if let Some(u) = c.usage {
-                span.record("gen_ai.usage.input_tokens", u.input_tokens);
-                span.record("gen_ai.usage.output_tokens", u.output_tokens);
+            if let Some(u) = &c.usage {
+                crate::layer::telemetry::record_usage(&span, u);
+            }
+            span.record("gen_ai.response.model", c.model.as_str());
+            if let Some(reason) = c.choices.iter().find_map(|ch| ch.finish_reason.as_deref()) {
+                span.record("gen_ai.response.finish_reasons", reason);
             }
             s.telemetry.emit(run_id, || RunEventKind::ProviderCall {
                 provider: route.provider.clone(),
@@ -182,6 +192,9 @@ async fn call(s: &Shared, input: &NodeInput<Exchange>) -> Out {
                 latency,
                 usage: None,
                 report_outcome: false,
+                span,
+                started,
+                first_chunk: false,
             };
             state.response.put(observer.observe(stream));
             Ok(NodeOutput::Update(ExchangeUpdate::Streaming(resp.meta)))

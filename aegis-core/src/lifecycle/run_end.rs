@@ -38,6 +38,23 @@ pub(super) struct RunEnd {
     /// run back, the run is left to recovery, not cancelled.
     leased: bool,
     armed: bool,
+    /// The run's span: every node, guard and provider call of the run is inside it, and it
+    /// ends when the run does (for a stream, after the last chunk).
+    span: tracing::Span,
+}
+
+/// The span of run `run_id` (no content: ids, status, usage and cost only).
+fn run_span(run_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "aegis.run",
+        otel.name = "aegis.run",
+        aegis.run_id = %run_id,
+        aegis.run.status = tracing::field::Empty,
+        aegis.cost_usd = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
 }
 
 impl RunEnd {
@@ -45,6 +62,7 @@ impl RunEnd {
     /// the stored state is read).
     pub(super) fn new(pipeline: Pipeline, run_id: String, seed: Option<Exchange>) -> Self {
         Self {
+            span: run_span(&run_id),
             pipeline,
             run_id,
             open: None,
@@ -59,6 +77,11 @@ impl RunEnd {
     pub(super) fn leased(mut self) -> Self {
         self.leased = true;
         self
+    }
+
+    /// The run's span, to run the graph in.
+    pub(super) fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// A run that is never checkpointed: its end writes nothing to the store.
@@ -148,6 +171,7 @@ impl RunEnd {
             // The cause as events and hooks see it (kind, code, message).
             error: error.map(|e| Error::new(e.kind(), e.message()).with_code(e.code())),
             usage,
+            span: self.span.clone(),
         };
         let mut fut = Box::pin(job.run());
         // Most ends finish in one poll (a memory store, no hook I/O); one that must wait
@@ -185,6 +209,7 @@ impl Drop for RunEnd {
             status: RunStatus::Cancelled,
             error: None,
             usage: None,
+            span: self.span.clone(),
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
@@ -216,6 +241,7 @@ struct Ending {
     status: RunStatus,
     error: Option<Error>,
     usage: Option<Usage>,
+    span: tracing::Span,
 }
 
 impl Ending {
@@ -231,6 +257,7 @@ impl Ending {
             status,
             error,
             usage,
+            span,
         } = self;
         let run_id = run_id.as_str();
         let error = error.as_ref();
@@ -249,6 +276,16 @@ impl Ending {
         if let Some(s) = state.as_mut() {
             s.usage = usage;
             s.cost_usd_micros = cost;
+        }
+        span.record("aegis.run.status", status.as_str());
+        if let Some(u) = &usage {
+            crate::layer::telemetry::record_usage(&span, u);
+        }
+        if let Some(c) = cost {
+            span.record("aegis.cost_usd", c as f64 / 1e6);
+        }
+        if let Some(e) = error {
+            span.record("error.type", e.code());
         }
         let recorded = match (open, &state) {
             (Some(open), Some(state)) => graph.record_end(open, state, status).await,
@@ -313,6 +350,8 @@ impl Ending {
         }
         graph.emit_end(run_id, status, error);
         shared.chain.end_run(run_id);
+        // A span's end is when it was last left: for a stream, that is now.
+        span.in_scope(|| {});
         // A sink that must be durable (the audit log in `required` mode) holds the answer
         // until this run's records are stored; if they cannot be, the caller gets the error.
         shared

@@ -185,6 +185,17 @@ impl Router {
                 },
             }
         };
+        // One span per attempt (to the answer's first chunk), under the provider call's.
+        let span = tracing::info_span!(
+            "aegis.attempt",
+            otel.name = %format_args!("attempt {}", d.id),
+            aegis.router = %self.inner.name,
+            aegis.deployment = %d.id,
+            aegis.region = d.region.as_deref().unwrap_or_default(),
+            gen_ai.request.model = %d.model,
+            error.type = tracing::field::Empty,
+        );
+        let fut = tracing::Instrument::instrument(fut, span.clone());
         let result = match limit {
             None => fut.await,
             Some(t) => match tokio::time::timeout(t, fut).await {
@@ -192,6 +203,9 @@ impl Router {
                 Err(_) => Err(self.attempt_timeout_error(&d, t)),
             },
         };
+        if let Err(e) = &result {
+            span.record("error.type", e.kind().code());
+        }
         match result {
             Ok((mut meta, peeked)) => {
                 // The audit names the deployment that answered and where it runs.
