@@ -246,7 +246,9 @@ pub trait BudgetLedger: Send + Sync + 'static {
 
     /// Sets the limit of one line (creating it if need be) over the one reservations bring
     /// from config, until [`clear_limit`](Self::clear_limit) — an admin's raise or freeze
-    /// for that account in that period. Admission checks it atomically like any limit.
+    /// for that account in that period. Per unit: the units `limit` gives replace the
+    /// configured (or earlier set) ones; a unit it leaves out keeps its limit. Admission
+    /// checks it atomically like any limit.
     async fn set_limit(&self, account: &str, period: &str, limit: Limit) -> Result<(), Error>;
 
     /// Returns one line to the limit its config gives (at its next reservation).

@@ -212,20 +212,34 @@ impl PriceTable {
     }
 
     /// The price of a call that went to `routed` (a model, or a router's model name whose
-    /// deployments serve `candidates`) and that the provider says `answered` ran: the
-    /// answering model's own price; else that of the candidate (or routed model) it is a
-    /// version of (`gpt-4o-2024-08-06` is priced as `gpt-4o`), the longest such; else the
-    /// routed model's (with the price for unknown models).
+    /// deployments serve `candidates`) and that the provider says `answered` ran: a routed
+    /// model's own configured price when it is not a router's (an Azure deployment priced
+    /// at its contract rate reports `gpt-4o`); else the answering model's own price; else
+    /// that of the candidate (or routed model) it is a version of (`gpt-4o-2024-08-06` is
+    /// priced as `gpt-4o`), the longest such; else the routed model's (with the price for
+    /// unknown models).
     pub fn price_answered(
         &self,
         answered: Option<&str>,
         routed: &str,
         candidates: &[String],
     ) -> Option<Price> {
+        let known = |m: &str| {
+            let bare = m.rsplit('/').next().unwrap_or(m);
+            self.prices
+                .get(m)
+                .or_else(|| self.prices.get(bare))
+                .copied()
+        };
+        if candidates.is_empty()
+            && let Some(p) = known(routed)
+        {
+            return Some(p);
+        }
         if let Some(a) = answered {
             let bare = a.rsplit('/').next().unwrap_or(a);
-            if let Some(p) = self.prices.get(a).or_else(|| self.prices.get(bare)) {
-                return Some(*p);
+            if let Some(p) = known(a) {
+                return Some(p);
             }
             let version_of = candidates
                 .iter()

@@ -100,8 +100,11 @@ async fn a_database_that_went_away_is_not_ready_within_its_deadline() {
         eprintln!("skipped: AEGIS_TEST_DATABASE_URL is not set");
         return;
     };
-    let Some(rest) = url.strip_prefix("postgres://") else {
-        return;
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        panic!("AEGIS_TEST_DATABASE_URL is not a PostgreSQL URL: {url}");
     };
     let (auth, tail) = rest.split_once('@').unwrap_or(("", rest));
     let (host, db) = tail.split_once('/').unwrap_or((tail, ""));

@@ -103,15 +103,19 @@ impl Store {
                         "UPDATE aegis_budget_lines SET \
                            reserved_usd_micros = reserved_usd_micros + ?, reserved_tokens = reserved_tokens + ? \
                          WHERE account = ? AND period = ? AND limit_set_at_ms IS NOT NULL \
-                           AND (limit_usd_micros IS NULL OR spent_usd_micros + reserved_usd_micros + ? <= limit_usd_micros) \
-                           AND (limit_tokens IS NULL OR spent_tokens + reserved_tokens + ? <= limit_tokens)",
+                           AND (COALESCE(admin_usd_micros, ?) IS NULL OR spent_usd_micros + reserved_usd_micros + ? <= COALESCE(admin_usd_micros, ?)) \
+                           AND (COALESCE(admin_tokens, ?) IS NULL OR spent_tokens + reserved_tokens + ? <= COALESCE(admin_tokens, ?))",
                         vec![
                             int(r.amount.usd_micros),
                             int(r.amount.tokens),
                             line.account.clone().into(),
                             line.period.clone().into(),
+                            opt(line.limit.usd_micros),
                             int(r.amount.usd_micros),
+                            opt(line.limit.usd_micros),
+                            opt(line.limit.tokens),
                             int(r.amount.tokens),
+                            opt(line.limit.tokens),
                         ],
                     ))
                     .await
@@ -127,14 +131,13 @@ impl Store {
                     "INSERT INTO aegis_budget_lines AS l (account, period, limit_usd_micros, limit_tokens, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens) \
                      VALUES (?, ?, ?, ?, 0, 0, ?, ?) \
                      ON CONFLICT (account, period) DO UPDATE SET \
-                       limit_usd_micros = CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_usd_micros ELSE l.limit_usd_micros END, \
-                       limit_tokens = CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_tokens ELSE l.limit_tokens END, \
+                       limit_usd_micros = excluded.limit_usd_micros, limit_tokens = excluded.limit_tokens, \
                        reserved_usd_micros = l.reserved_usd_micros + excluded.reserved_usd_micros, \
                        reserved_tokens = l.reserved_tokens + excluded.reserved_tokens \
-                     WHERE (CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_usd_micros ELSE l.limit_usd_micros END IS NULL \
-                            OR l.spent_usd_micros + l.reserved_usd_micros + excluded.reserved_usd_micros <= CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_usd_micros ELSE l.limit_usd_micros END) \
-                       AND (CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_tokens ELSE l.limit_tokens END IS NULL \
-                            OR l.spent_tokens + l.reserved_tokens + excluded.reserved_tokens <= CASE WHEN l.limit_set_at_ms IS NULL THEN excluded.limit_tokens ELSE l.limit_tokens END)",
+                     WHERE (COALESCE(l.admin_usd_micros, excluded.limit_usd_micros) IS NULL \
+                            OR l.spent_usd_micros + l.reserved_usd_micros + excluded.reserved_usd_micros <= COALESCE(l.admin_usd_micros, excluded.limit_usd_micros)) \
+                       AND (COALESCE(l.admin_tokens, excluded.limit_tokens) IS NULL \
+                            OR l.spent_tokens + l.reserved_tokens + excluded.reserved_tokens <= COALESCE(l.admin_tokens, excluded.limit_tokens))",
                     vec![
                         line.account.clone().into(),
                         line.period.clone().into(),
@@ -157,15 +160,17 @@ impl Store {
     /// and what is left of it (read after the rollback, so it reflects committed state).
     async fn refusal(&self, r: &Reservation) -> Error {
         for line in &r.lines {
-            if let Ok(Some(mut b)) = self.budget_balance(&line.account, &line.period).await {
-                if b.limit_set_at_ms.is_none() && b.limit != line.limit {
-                    // The stored limit is older than the configured one (a config change,
-                    // or an admin limit cleared): what the caller is told, and what the
-                    // line shows from now on, is the limit that refused it.
-                    b.limit = line.limit;
+            if let Ok(Some(row)) = self.line_row(&line.account, &line.period).await {
+                if row.configured != line.limit {
+                    // The stored configured limit is older than the config (it changed):
+                    // the line shows, from now on, the limit that refused it.
                     self.refresh_limit(line).await;
                 }
-                if !line_of(line, &b).admits(&b.spent, &b.reserved, &r.amount) {
+                let mut b = row.balance;
+                b.limit = row.admin.over(line.limit);
+                let mut effective = line.clone();
+                effective.limit = b.limit;
+                if !effective.admits(&b.spent, &b.reserved, &r.amount) {
                     return budget_exceeded(&line.account, &line.period, Some(&b));
                 }
             }
@@ -173,14 +178,13 @@ impl Store {
         refused(r)
     }
 
-    /// Stores `line`'s configured limit on its row, unless an admin set one.
+    /// Stores `line`'s configured limit on its row.
     async fn refresh_limit(&self, line: &BudgetLine) {
         let res = self
             .db()
             .execute_raw(stmt(
                 self.backend(),
-                "UPDATE aegis_budget_lines SET limit_usd_micros = ?, limit_tokens = ? \
-                 WHERE account = ? AND period = ? AND limit_set_at_ms IS NULL",
+                "UPDATE aegis_budget_lines SET limit_usd_micros = ?, limit_tokens = ? WHERE account = ? AND period = ?",
                 vec![
                     opt(line.limit.usd_micros),
                     opt(line.limit.tokens),
@@ -195,13 +199,28 @@ impl Store {
     }
 }
 
-/// `line` under the limit that applies to it: the admin's, when `b` says one is set.
-fn line_of(line: &BudgetLine, b: &Balance) -> BudgetLine {
-    let mut line = line.clone();
-    if b.limit_set_at_ms.is_some() {
-        line.limit = b.limit;
+/// Limits an admin set, per unit (`None`: the configured one applies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct AdminLimit {
+    usd_micros: Option<u64>,
+    tokens: Option<u64>,
+}
+
+impl AdminLimit {
+    /// The limit that applies: the admin's per unit, else `configured`'s.
+    fn over(self, configured: Limit) -> Limit {
+        Limit::new(
+            self.usd_micros.or(configured.usd_micros),
+            self.tokens.or(configured.tokens),
+        )
     }
-    line
+}
+
+/// One stored line: its balance under the effective limit, and that limit's parts.
+struct LineRow {
+    balance: Balance,
+    configured: Limit,
+    admin: AdminLimit,
 }
 
 /// An admin's change to one budget line.
@@ -252,16 +271,17 @@ impl Store {
                 serde_json::json!({"account": account, "period": period}),
             ),
             LineChange::ClearLimit => (
-                "UPDATE aegis_budget_lines SET limit_set_at_ms = NULL WHERE account = ? AND period = ?",
+                "UPDATE aegis_budget_lines SET admin_usd_micros = NULL, admin_tokens = NULL, limit_set_at_ms = NULL WHERE account = ? AND period = ?",
                 line(),
                 "budget.limit_cleared",
                 serde_json::json!({"account": account, "period": period}),
             ),
             LineChange::SetLimit(limit) => (
-                "INSERT INTO aegis_budget_lines AS l (account, period, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens, limit_usd_micros, limit_tokens, limit_set_at_ms) \
+                "INSERT INTO aegis_budget_lines AS l (account, period, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens, admin_usd_micros, admin_tokens, limit_set_at_ms) \
                  VALUES (?, ?, 0, 0, 0, 0, ?, ?, ?) \
                  ON CONFLICT (account, period) DO UPDATE SET \
-                   limit_usd_micros = excluded.limit_usd_micros, limit_tokens = excluded.limit_tokens, \
+                   admin_usd_micros = COALESCE(excluded.admin_usd_micros, l.admin_usd_micros), \
+                   admin_tokens = COALESCE(excluded.admin_tokens, l.admin_tokens), \
                    limit_set_at_ms = excluded.limit_set_at_ms",
                 line(),
                 "budget.limit_set",
@@ -455,11 +475,15 @@ impl Store {
     }
 
     async fn budget_balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error> {
+        Ok(self.line_row(account, period).await?.map(|r| r.balance))
+    }
+
+    async fn line_row(&self, account: &str, period: &str) -> Result<Option<LineRow>, Error> {
         let row = self
             .db()
             .query_one_raw(stmt(
                 self.backend(),
-                "SELECT limit_usd_micros, limit_tokens, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens, limit_set_at_ms \
+                "SELECT limit_usd_micros, limit_tokens, admin_usd_micros, admin_tokens, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens, limit_set_at_ms \
                  FROM aegis_budget_lines WHERE account = ? AND period = ?",
                 vec![account.to_owned().into(), period.to_owned().into()],
             ))
@@ -469,19 +493,26 @@ impl Store {
         let get = |c: &str| -> Result<i64, Error> {
             row.try_get("", c).map_err(|e| db_err("budget line", e))
         };
-        let getn = |c: &str| -> Result<Option<i64>, Error> {
-            row.try_get("", c).map_err(|e| db_err("budget line", e))
+        let getn = |c: &str| -> Result<Option<u64>, Error> {
+            row.try_get::<Option<i64>>("", c)
+                .map(|v| v.map(u))
+                .map_err(|e| db_err("budget line", e))
         };
-        Ok(Some(
-            Balance::new(
-                Limit::new(
-                    getn("limit_usd_micros")?.map(u),
-                    getn("limit_tokens")?.map(u),
-                ),
-                Spend::new(u(get("spent_usd_micros")?), u(get("spent_tokens")?)),
-                Spend::new(u(get("reserved_usd_micros")?), u(get("reserved_tokens")?)),
-            )
-            .limit_set_at(getn("limit_set_at_ms")?.map(u)),
-        ))
+        let configured = Limit::new(getn("limit_usd_micros")?, getn("limit_tokens")?);
+        let admin = AdminLimit {
+            usd_micros: getn("admin_usd_micros")?,
+            tokens: getn("admin_tokens")?,
+        };
+        let balance = Balance::new(
+            admin.over(configured),
+            Spend::new(u(get("spent_usd_micros")?), u(get("spent_tokens")?)),
+            Spend::new(u(get("reserved_usd_micros")?), u(get("reserved_tokens")?)),
+        )
+        .limit_set_at(getn("limit_set_at_ms")?);
+        Ok(Some(LineRow {
+            balance,
+            configured,
+            admin,
+        }))
     }
 }

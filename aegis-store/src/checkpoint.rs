@@ -111,12 +111,19 @@ impl Store {
         // An ended run's usage and cost go on its run row (the lifecycle's state records
         // them at the end), so runs can be listed and summed by cost.
         let ended = cp.status.is_terminal();
-        let facts: StateFacts = if needs_owner || ended {
+        // Read apart, so a state whose usage has another shape still names its owner.
+        let state_principal: Option<Principal> = if needs_owner {
+            serde_json::from_str::<Owner>(cp.state.get())
+                .ok()
+                .and_then(|o| o.principal)
+        } else {
+            None
+        };
+        let facts: StateFacts = if ended {
             serde_json::from_str(cp.state.get()).unwrap_or_default()
         } else {
             StateFacts::default()
         };
-        let state_principal = facts.principal.filter(|_| needs_owner);
         let (input_tokens, output_tokens) =
             facts.usage.filter(|_| ended).map_or((None, None), |u| {
                 (Some(big(u.input_tokens)), Some(big(u.output_tokens)))
@@ -423,10 +430,15 @@ fn history_payload(payload: &serde_json::Value) -> serde_json::Value {
 
 /// What the store reads of a run's state: its owner, and once it has ended, its usage and
 /// cost. Anything else in the state is opaque to the store.
-#[derive(Default, serde::Deserialize)]
-struct StateFacts {
+#[derive(serde::Deserialize)]
+struct Owner {
     #[serde(default)]
     principal: Option<Principal>,
+}
+
+/// See [`Owner`].
+#[derive(Default, serde::Deserialize)]
+struct StateFacts {
     #[serde(default)]
     usage: Option<aegis_contracts::Usage>,
     #[serde(default)]

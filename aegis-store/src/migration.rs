@@ -343,10 +343,13 @@ impl MigrationName for M0003UsageAndLimits {
 }
 
 /// The columns version 3 adds, by table (SQLite alters one column per statement).
-const M0003_COLUMNS: [(&str, &str); 4] = [
+/// `admin_*`: a limit an admin set, per unit (NULL: the configured one applies).
+const M0003_COLUMNS: [(&str, &str); 6] = [
     ("aegis_runs", "input_tokens"),
     ("aegis_runs", "output_tokens"),
     ("aegis_runs", "cost_usd_micros"),
+    ("aegis_budget_lines", "admin_usd_micros"),
+    ("aegis_budget_lines", "admin_tokens"),
     ("aegis_budget_lines", "limit_set_at_ms"),
 ];
 

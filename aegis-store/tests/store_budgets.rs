@@ -200,5 +200,21 @@ async fn an_admin_limit_overrides_the_configured_one_until_cleared_and_is_audite
             "{}",
             db.name
         );
+
+        // Setting one unit leaves the other's limit in force.
+        s.set_limit("team:t", "total", Limit::new(Some(5_000_000), None))
+            .await
+            .unwrap();
+        let b = s.balance("team:t", "total").await.unwrap().unwrap();
+        assert_eq!(
+            b.limit,
+            Limit::new(Some(5_000_000), Some(100)),
+            "{}",
+            db.name
+        );
+        assert!(
+            s.reserve(&take("g", 1)).await.is_err(),
+            "the token cap still holds"
+        );
     }
 }

@@ -51,7 +51,8 @@ pub struct Limits {
     pub body_read_timeout_ms: u64,
     /// After a shutdown signal, how long the gateway goes on serving — `/readyz` answering
     /// 503 — before it stops accepting connections, so a load balancer can take it out of
-    /// rotation first (default 0; a few seconds behind Kubernetes or a cloud balancer).
+    /// rotation first (default 0; a few seconds behind Kubernetes or a cloud balancer; at
+    /// most five minutes).
     pub shutdown_delay_ms: u64,
 }
 
@@ -509,7 +510,9 @@ pub async fn serve(
     // Not ready from here on; connections are still accepted for the delay, so a balancer
     // that polls `/readyz` stops sending before the listener closes.
     gw.begin_shutdown();
-    let delay = tokio::time::sleep(Duration::from_millis(gw.limits.shutdown_delay_ms));
+    let delay = tokio::time::sleep(Duration::from_millis(
+        gw.limits.shutdown_delay_ms.min(MAX_SHUTDOWN_DELAY_MS),
+    ));
     let mut delay = std::pin::pin!(delay);
     loop {
         let tcp = tokio::select! {
@@ -520,9 +523,15 @@ pub async fn serve(
             serve_connection(&builder, &app, &graceful, tcp);
         }
     }
+    // Closed before draining: a connection arriving now is refused, not left hanging in
+    // the backlog.
+    drop(listener);
     graceful.shutdown().await;
     Ok(())
 }
+
+/// The longest `shutdown_delay_ms` honoured (five minutes).
+const MAX_SHUTDOWN_DELAY_MS: u64 = 300_000;
 
 /// The next connection; `None` after an accept error (out of file descriptors and the
 /// like), having backed off instead of spinning.
@@ -582,7 +591,12 @@ async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
             Ok(Err(e)) if e.code() == "store_not_migrated" => {
                 return not_ready("store_not_migrated", e.message().to_owned());
             }
-            Ok(Err(e)) => return not_ready("store_unreachable", e.message().to_owned()),
+            Ok(Err(e)) => {
+                // The database's own words (hosts, users) go to the log, not to an
+                // unauthenticated probe.
+                tracing::warn!(error = %e, "readiness: the database does not answer");
+                return not_ready("store_unreachable", "the database does not answer".into());
+            }
             Ok(Ok(())) => {}
         }
     }

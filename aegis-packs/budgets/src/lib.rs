@@ -63,7 +63,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use memory::MemoryLedger;
-pub use tokens::{IMAGE_TOKENS, TokenizerChoice};
+pub use tokens::{IMAGE_TOKENS, IMAGE_TOKENS_GPT_4O_MINI, TokenizerChoice};
 
 mod tokens;
 
@@ -136,9 +136,14 @@ pub struct BudgetsConfig {
     #[serde(default)]
     pub tokenizer: TokenizerChoice,
     /// With `tokenizer = "auto"`, what an `o200k_base` count is multiplied by for a model
-    /// whose tokenizer is not public (default 1.25; 1 to 4).
+    /// whose tokenizer is not public (default 1.25; 1 to 4). An estimate, not a bound:
+    /// `tokenizer = "bytes"` is the bound.
     #[serde(default = "default_margin")]
     pub estimate_margin: f64,
+    /// The input tokens one image is held at (default: 4,000; 48,200 for GPT-4o mini,
+    /// which bills images at about 33 times GPT-4o's tokens).
+    #[serde(default)]
+    pub image_tokens: Option<u64>,
 }
 
 fn default_margin() -> f64 {
@@ -266,7 +271,11 @@ impl Budgets {
             prices: prices.unwrap_or_else(PriceTable::empty),
             max_output: config.max_output_tokens,
             lease_ms: config.lease_ms,
-            counter: tokens::Counter::new(config.tokenizer, config.estimate_margin),
+            counter: tokens::Counter::new(
+                config.tokenizer,
+                config.estimate_margin,
+                config.image_tokens,
+            ),
             ledger,
             id: "budgets".into(),
         })
@@ -312,24 +321,24 @@ impl Budgets {
         &self,
         input: &StepInput<'_>,
         model: &str,
-        counted: &mut Vec<(&'static str, u64)>,
+        counted: &mut Vec<(&'static str, tokens::Count)>,
     ) -> u64 {
         let key = self.counter.key(model);
-        if let Some((_, n)) = counted.iter().find(|(k, _)| *k == key) {
-            return *n;
+        if let Some((_, c)) = counted.iter().find(|(k, _)| *k == key) {
+            return self.counter.tokens(*c, model);
         }
         let req = input.request;
-        let n = if tokens::text_bytes(req) > OFFLOAD_BYTES {
+        let count = if tokens::text_bytes(req) > OFFLOAD_BYTES {
             let (counter, owned, model) = (self.counter, req.clone(), model.to_owned());
-            tokio::task::spawn_blocking(move || counter.request(&owned, &model))
+            tokio::task::spawn_blocking(move || counter.count(&owned, &model))
                 .await
                 // The count panicked (it cannot, short of a bug): hold the most it can be.
-                .unwrap_or_else(|_| tokens::Counter::bytes().request(req, ""))
+                .unwrap_or_else(|_| tokens::Counter::bytes().count(req, ""))
         } else {
-            self.counter.request(req, model)
+            self.counter.count(req, model)
         };
-        counted.push((key, n));
-        n
+        counted.push((key, count));
+        self.counter.tokens(count, model)
     }
 
     /// The worst case of a request whose prompt is `prompt` tokens: the prompt and its
@@ -486,13 +495,26 @@ impl Policy for Budgets {
                 })
             })
             .collect();
-        let price = route
-            .and_then(|r| self.price(&r.model))
-            .map(|p| serde_json::to_value(p).unwrap_or_default());
+        // A router's request may be served by any of its deployments: each is priced.
+        let models: Vec<&str> = match route {
+            Some(r) if !r.models.is_empty() => r.models.iter().map(String::as_str).collect(),
+            Some(r) => vec![r.model.as_str()],
+            None => Vec::new(),
+        };
+        let prices: serde_json::Map<String, serde_json::Value> = models
+            .iter()
+            .map(|m| {
+                let p = self
+                    .price(m)
+                    .map(|p| serde_json::to_value(p).unwrap_or_default());
+                ((*m).to_owned(), p.unwrap_or(serde_json::Value::Null))
+            })
+            .collect();
+        let unpriced = models.iter().any(|m| self.price(m).is_none());
         serde_json::json!({
             "lines": lines,
-            "price": price,
-            "unpriced_model_refused": route.is_some() && price.is_none(),
+            "prices": prices,
+            "unpriced_model_refused": unpriced,
             "max_output_tokens": self.max_output,
         })
     }

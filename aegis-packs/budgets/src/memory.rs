@@ -38,6 +38,15 @@ impl MemoryLedger {
     }
 }
 
+/// The limit that applies to a line: an admin's per unit, else the configured one's.
+fn effective(set: Option<&(Limit, u64)>, configured: Limit) -> Limit {
+    let admin = set.map(|(l, _)| *l).unwrap_or_default();
+    Limit::new(
+        admin.usd_micros.or(configured.usd_micros),
+        admin.tokens.or(configured.tokens),
+    )
+}
+
 #[async_trait]
 impl BudgetLedger for MemoryLedger {
     async fn reserve(&self, r: &Reservation) -> Result<(), Error> {
@@ -47,17 +56,18 @@ impl BudgetLedger for MemoryLedger {
         }
         for line in &r.lines {
             let key = (line.account.clone(), line.period.clone());
-            let limit = inner.set.get(&key).map_or(line.limit, |(l, _)| *l);
+            let limit = effective(inner.set.get(&key), line.limit);
             let entry =
                 inner
                     .lines
                     .entry(key)
-                    .or_insert((limit, Spend::default(), Spend::default()));
-            entry.0 = limit;
+                    .or_insert((line.limit, Spend::default(), Spend::default()));
+            // The line keeps its configured limit; an admin's applies over it.
+            entry.0 = line.limit;
             let mut line = line.clone();
             line.limit = limit;
             if !line.admits(&entry.1, &entry.2, &r.amount) {
-                let b = Balance::new(entry.0, entry.1, entry.2);
+                let b = Balance::new(limit, entry.1, entry.2);
                 return Err(budget_exceeded(&line.account, &line.period, Some(&b)));
             }
         }
@@ -115,8 +125,9 @@ impl BudgetLedger for MemoryLedger {
     async fn balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error> {
         let inner = self.lock();
         let key = (account.to_owned(), period.to_owned());
+        let set = inner.set.get(&key);
         Ok(inner.lines.get(&key).map(|(l, s, r)| {
-            Balance::new(*l, *s, *r).limit_set_at(inner.set.get(&key).map(|(_, at)| *at))
+            Balance::new(effective(set, *l), *s, *r).limit_set_at(set.map(|(_, at)| *at))
         }))
     }
 
@@ -124,12 +135,17 @@ impl BudgetLedger for MemoryLedger {
         check_limit(&limit)?;
         let mut inner = self.lock();
         let key = (account.to_owned(), period.to_owned());
-        inner.set.insert(key.clone(), (limit, crate::now_ms()));
+        // The units given replace the admin's earlier ones; the others stay as they were.
+        let before = inner.set.get(&key).map(|(l, _)| *l).unwrap_or_default();
+        let merged = Limit::new(
+            limit.usd_micros.or(before.usd_micros),
+            limit.tokens.or(before.tokens),
+        );
+        inner.set.insert(key.clone(), (merged, crate::now_ms()));
         inner
             .lines
             .entry(key)
-            .or_insert((limit, Spend::default(), Spend::default()))
-            .0 = limit;
+            .or_insert((Limit::default(), Spend::default(), Spend::default()));
         Ok(())
     }
 

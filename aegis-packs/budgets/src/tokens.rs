@@ -30,9 +30,21 @@ pub enum TokenizerChoice {
     Bytes,
 }
 
-/// The input tokens one image is counted as (the largest images of current vision models
-/// cost up to about 1,600 tokens; the data URL's bytes say nothing about it).
-pub const IMAGE_TOKENS: u64 = 2_000;
+/// The input tokens one image is counted as, by default: the most a high-detail image
+/// costs on current vision models (GPT-4o and GPT-4.1 tiles or patches, o4-mini, Claude,
+/// Gemini stay under it) — the data URL's bytes say nothing about it.
+pub const IMAGE_TOKENS: u64 = 4_000;
+
+/// GPT-4o mini bills images at about 33 times GPT-4o's tokens (2,833 + 5,667 per tile):
+/// the most an image costs there.
+pub const IMAGE_TOKENS_GPT_4O_MINI: u64 = 48_200;
+
+/// What counting a request found: tokens of its text (before any margin) and its images.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Count {
+    text: u64,
+    images: u64,
+}
 
 /// Tokens added per message for the chat template (role markers, separators).
 const MESSAGE_OVERHEAD: u64 = 4;
@@ -43,16 +55,19 @@ pub(crate) struct Counter {
     choice: TokenizerChoice,
     /// Multiplies estimates for models whose tokenizer is not public (`Auto` only).
     margin: f64,
+    /// The tokens of one image, when configured (else by model).
+    image_tokens: Option<u64>,
 }
 
 enum Encoding {
     Exact(&'static bpe_openai::Tokenizer),
-    Estimate(&'static bpe_openai::Tokenizer, f64),
+    /// `o200k_base`, then a margin (applied to the total, by [`Counter::tokens`]).
+    Estimate(&'static bpe_openai::Tokenizer),
     Bytes,
 }
 
 impl Counter {
-    pub(crate) fn new(choice: TokenizerChoice, margin: f64) -> Self {
+    pub(crate) fn new(choice: TokenizerChoice, margin: f64, image_tokens: Option<u64>) -> Self {
         // The tables load once per process (about 0.1 s each): at start-up, not on the
         // first budgeted request.
         match choice {
@@ -68,12 +83,16 @@ impl Counter {
             }
             TokenizerChoice::Bytes => {}
         }
-        Self { choice, margin }
+        Self {
+            choice,
+            margin,
+            image_tokens,
+        }
     }
 
     /// One token per byte (never an under-count).
     pub(crate) fn bytes() -> Self {
-        Self::new(TokenizerChoice::Bytes, 1.0)
+        Self::new(TokenizerChoice::Bytes, 1.0, None)
     }
 
     fn encoding(&self, model: &str) -> Encoding {
@@ -97,7 +116,7 @@ impl Counter {
                 {
                     Encoding::Exact(bpe_openai::cl100k_base())
                 } else {
-                    Encoding::Estimate(bpe_openai::o200k_base(), self.margin)
+                    Encoding::Estimate(bpe_openai::o200k_base())
                 }
             }
         }
@@ -107,24 +126,51 @@ impl Counter {
     pub(crate) fn key(&self, model: &str) -> &'static str {
         match self.encoding(model) {
             Encoding::Exact(t) if std::ptr::eq(t, bpe_openai::cl100k_base()) => "cl100k_base",
-            Encoding::Exact(_) => "o200k_base",
-            Encoding::Estimate(..) => "o200k_base estimate",
+            Encoding::Exact(_) | Encoding::Estimate(_) => "o200k_base",
             Encoding::Bytes => "bytes",
         }
     }
 
-    /// The input tokens of `request` sent to `model`: every message's text and tool calls,
-    /// every tool definition, images at [`IMAGE_TOKENS`] each, other media by their size.
-    pub(crate) fn request(&self, request: &ChatRequest, model: &str) -> u64 {
+    /// Counts `request` as `model`'s tokenizer sees it: every message's text and tool
+    /// calls, every tool definition, other media by their size; images apart. Two models
+    /// with the same [`key`](Self::key) get the same count.
+    pub(crate) fn count(&self, request: &ChatRequest, model: &str) -> Count {
         let enc = self.encoding(model);
-        let mut total = 0u64;
+        let mut c = Count::default();
         for m in &request.messages {
-            total = total.saturating_add(message(&enc, m));
+            let (text, images) = message(&enc, m);
+            c.text = c.text.saturating_add(text);
+            c.images = c.images.saturating_add(images);
         }
         for tool in &request.tools {
-            total = total.saturating_add(json(&enc, tool));
+            c.text = c.text.saturating_add(json(&enc, tool));
         }
-        total
+        c
+    }
+
+    /// The input tokens `count` is for `model`: its text (times the margin for a model
+    /// whose tokenizer is not public) and its images at [`IMAGE_TOKENS`] each
+    /// ([`IMAGE_TOKENS_GPT_4O_MINI`] for GPT-4o mini, or the configured `image_tokens`).
+    pub(crate) fn tokens(&self, count: Count, model: &str) -> u64 {
+        let text = match self.encoding(model) {
+            Encoding::Estimate(_) => (count.text as f64 * self.margin).ceil() as u64,
+            _ => count.text,
+        };
+        let bare = model.rsplit('/').next().unwrap_or(model);
+        let per_image = self
+            .image_tokens
+            .unwrap_or(if bare.starts_with("gpt-4o-mini") {
+                IMAGE_TOKENS_GPT_4O_MINI
+            } else {
+                IMAGE_TOKENS
+            });
+        text.saturating_add(count.images.saturating_mul(per_image))
+    }
+
+    /// The input tokens of `request` sent to `model`.
+    #[cfg(test)]
+    pub(crate) fn request(&self, request: &ChatRequest, model: &str) -> u64 {
+        self.tokens(self.count(request, model), model)
     }
 }
 
@@ -148,15 +194,20 @@ pub(crate) fn text_bytes(request: &ChatRequest) -> usize {
     n
 }
 
-fn message(enc: &Encoding, m: &Message) -> u64 {
+/// The text tokens and the images of one message.
+fn message(enc: &Encoding, m: &Message) -> (u64, u64) {
     let mut n = MESSAGE_OVERHEAD;
+    let mut images = 0u64;
     match &m.content {
         Some(Content::Text(t)) => n = n.saturating_add(text(enc, t)),
         Some(Content::Parts(parts)) => {
             for p in parts {
                 let part = match p {
                     ContentPart::Text { text: t } => text(enc, t),
-                    ContentPart::ImageUrl { .. } => IMAGE_TOKENS,
+                    ContentPart::ImageUrl { .. } => {
+                        images += 1;
+                        0
+                    }
                     // Audio and files: what their encoded size could be, at most.
                     other => json(&Encoding::Bytes, other),
                 };
@@ -175,7 +226,7 @@ fn message(enc: &Encoding, m: &Message) -> u64 {
         // Fields a provider may forward (a refusal, an assistant's audio reference).
         n = n.saturating_add(json(enc, &m.extra));
     }
-    n
+    (n, images)
 }
 
 fn json<T: serde::Serialize>(enc: &Encoding, v: &T) -> u64 {
@@ -184,8 +235,7 @@ fn json<T: serde::Serialize>(enc: &Encoding, v: &T) -> u64 {
 
 fn text(enc: &Encoding, t: &str) -> u64 {
     match enc {
-        Encoding::Exact(tk) => tk.count(t) as u64,
-        Encoding::Estimate(tk, margin) => (tk.count(t) as f64 * margin).ceil() as u64,
+        Encoding::Exact(tk) | Encoding::Estimate(tk) => tk.count(t) as u64,
         Encoding::Bytes => t.len() as u64,
     }
 }
@@ -203,7 +253,7 @@ mod tests {
 
     #[test]
     fn openai_models_are_counted_exactly_with_their_tokenizer() {
-        let c = Counter::new(TokenizerChoice::Auto, 1.25);
+        let c = Counter::new(TokenizerChoice::Auto, 1.25, None);
         // "hello world" is two tokens in both encodings.
         assert_eq!(
             c.request(&user("hello world"), "gpt-4o"),
@@ -221,11 +271,11 @@ mod tests {
 
     #[test]
     fn other_models_are_estimated_with_a_margin() {
-        let c = Counter::new(TokenizerChoice::Auto, 1.5);
-        // 2 tokens × 1.5 = 3.
+        let c = Counter::new(TokenizerChoice::Auto, 1.5, None);
+        // (2 tokens + the message's 4) × 1.5 = 9.
         assert_eq!(
             c.request(&user("hello world"), "claude-3-5-haiku-latest"),
-            3 + MESSAGE_OVERHEAD
+            9
         );
     }
 
@@ -235,10 +285,10 @@ mod tests {
         let soup: String = (0..600)
             .map(|i| char::from(b"q7Zx!@#kL9$%"[(i * 7) % 12]))
             .collect();
-        let c = Counter::new(TokenizerChoice::Auto, 1.25);
+        let c = Counter::new(TokenizerChoice::Auto, 1.25, None);
         let n = c.request(&user(&soup), "gpt-4o");
         assert!(n > 400, "{n} tokens for 600 bytes of symbols");
-        let bytes = Counter::new(TokenizerChoice::Bytes, 1.0);
+        let bytes = Counter::new(TokenizerChoice::Bytes, 1.0, None);
         assert_eq!(bytes.request(&user(&soup), "any"), 600 + MESSAGE_OVERHEAD);
     }
 
@@ -253,7 +303,20 @@ mod tests {
             ]}]
         }))
         .expect("request");
-        let n = Counter::new(TokenizerChoice::Auto, 1.25).request(&req, "gpt-4o");
-        assert_eq!(n, MESSAGE_OVERHEAD + 3 + IMAGE_TOKENS);
+        let c = Counter::new(TokenizerChoice::Auto, 1.25, None);
+        assert_eq!(
+            c.request(&req, "gpt-4o"),
+            MESSAGE_OVERHEAD + 3 + IMAGE_TOKENS
+        );
+        // GPT-4o mini bills an image at many more tokens (at a lower price).
+        assert_eq!(
+            c.request(&req, "gpt-4o-mini"),
+            MESSAGE_OVERHEAD + 3 + IMAGE_TOKENS_GPT_4O_MINI
+        );
+        let configured = Counter::new(TokenizerChoice::Auto, 1.25, Some(10));
+        assert_eq!(
+            configured.request(&req, "gpt-4o"),
+            MESSAGE_OVERHEAD + 3 + 10
+        );
     }
 }
