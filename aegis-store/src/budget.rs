@@ -51,6 +51,22 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// The lines and the held amount of a reservation row.
+fn held_of(row: &sea_orm::QueryResult) -> Result<(Vec<LineKey>, Spend), Error> {
+    let lines: String = row
+        .try_get("", "lines")
+        .map_err(|e| db_err("cannot read the reservation", e))?;
+    let usd: i64 = row
+        .try_get("", "usd_micros")
+        .map_err(|e| db_err("reservation", e))?;
+    let tokens: i64 = row
+        .try_get("", "tokens")
+        .map_err(|e| db_err("reservation", e))?;
+    let keys: Vec<LineKey> = serde_json::from_str(&lines)
+        .map_err(|e| Error::storage(format!("a stored reservation does not decode: {e}")))?;
+    Ok((keys, Spend::new(u(usd), u(tokens))))
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct LineKey {
     account: String,
@@ -371,11 +387,21 @@ impl BudgetLedger for Store {
     }
 
     async fn reap(&self, now_ms: u64) -> Result<u64, Error> {
+        let b = self.backend();
+        // Reservations reaped a day ago whose run never settled (its replica crashed): gone.
+        self.db()
+            .execute_raw(stmt(
+                b,
+                "DELETE FROM aegis_budget_reservations WHERE reaped_at_ms < ?",
+                vec![int(now_ms.saturating_sub(REAPED_KEPT_MS))],
+            ))
+            .await
+            .map_err(|e| db_err("cannot drop old reaped reservations", e))?;
         let rows = self
             .db()
             .query_all_raw(stmt(
-                self.backend(),
-                "SELECT id FROM aegis_budget_reservations WHERE expires_at_ms < ?",
+                b,
+                "SELECT id FROM aegis_budget_reservations WHERE expires_at_ms < ? AND reaped_at_ms IS NULL",
                 vec![int(now_ms)],
             ))
             .await
@@ -385,8 +411,9 @@ impl BudgetLedger for Store {
             let id: String = row
                 .try_get("", "id")
                 .map_err(|e| db_err("reservation", e))?;
-            self.release(&id).await?;
-            n += 1;
+            if self.reap_one(&id, now_ms).await? {
+                n += 1;
+            }
         }
         Ok(n)
     }
@@ -406,6 +433,10 @@ impl BudgetLedger for Store {
     }
 }
 
+/// How long a reaped reservation is kept for a late settlement (a stream that outlived its
+/// lease is still charged when it ends): a day.
+const REAPED_KEPT_MS: u64 = 86_400_000;
+
 /// No provider reports more than this many tokens for one request; a larger number is
 /// clamped so the ledger's 64-bit columns never overflow.
 const MAX_SPEND_TOKENS: u64 = 1 << 40;
@@ -421,7 +452,7 @@ impl Store {
         let row = txn
             .query_one_raw(stmt(
                 b,
-                "DELETE FROM aegis_budget_reservations WHERE id = ? RETURNING lines, usd_micros, tokens",
+                "DELETE FROM aegis_budget_reservations WHERE id = ? RETURNING lines, usd_micros, tokens, reaped_at_ms",
                 vec![id.to_owned().into()],
             ))
             .await
@@ -430,48 +461,83 @@ impl Store {
             txn.rollback().await.ok();
             return Ok(());
         };
-        let lines: String = row
-            .try_get("", "lines")
-            .map_err(|e| db_err("cannot read the reservation", e))?;
-        let usd: i64 = row
-            .try_get("", "usd_micros")
+        let (keys, held) = held_of(&row)?;
+        let reaped: Option<i64> = row
+            .try_get("", "reaped_at_ms")
             .map_err(|e| db_err("reservation", e))?;
-        let tokens: i64 = row
-            .try_get("", "tokens")
-            .map_err(|e| db_err("reservation", e))?;
-        let keys: Vec<LineKey> = serde_json::from_str(&lines)
-            .map_err(|e| Error::storage(format!("a stored reservation does not decode: {e}")))?;
-        let held = Spend::new(u(usd), u(tokens));
         let spend = actual.unwrap_or(held);
         let spend = Spend::new(
             spend.usd_micros.min(MAX_SPEND_TOKENS * 1_000_000),
             spend.tokens.min(MAX_SPEND_TOKENS),
         );
+        // A reaped reservation's hold was already returned: only the spend moves.
+        let release = if reaped.is_some() {
+            Spend::default()
+        } else {
+            held
+        };
+        self.move_holds(&*txn, &keys, release, spend).await?;
+        txn.commit()
+            .await
+            .map_err(|e| db_err("cannot commit the settlement", e))
+    }
+
+    /// Returns the hold of expired reservation `id` to its lines and marks it reaped (kept
+    /// for a late settlement). `false` when another process reaped or settled it first.
+    async fn reap_one(&self, id: &str, now_ms: u64) -> Result<bool, Error> {
+        let txn = self.begin_write().await?;
+        let row = txn
+            .query_one_raw(stmt(
+                self.backend(),
+                "UPDATE aegis_budget_reservations SET reaped_at_ms = ? WHERE id = ? AND reaped_at_ms IS NULL RETURNING lines, usd_micros, tokens",
+                vec![int(now_ms), id.to_owned().into()],
+            ))
+            .await
+            .map_err(|e| db_err("cannot reap the reservation", e))?;
+        let Some(row) = row else {
+            txn.rollback().await.ok();
+            return Ok(false);
+        };
+        let (keys, held) = held_of(&row)?;
+        self.move_holds(&*txn, &keys, held, Spend::default())
+            .await?;
+        txn.commit()
+            .await
+            .map_err(|e| db_err("cannot commit the reaping", e))?;
+        Ok(true)
+    }
+
+    /// On each line of `keys`: `release` comes off the holds, `spend` onto the spend.
+    async fn move_holds(
+        &self,
+        txn: &impl ConnectionTrait,
+        keys: &[LineKey],
+        release: Spend,
+        spend: Spend,
+    ) -> Result<(), Error> {
         for k in keys {
             txn.execute_raw(stmt(
-                b,
+                self.backend(),
                 "UPDATE aegis_budget_lines SET \
                  reserved_usd_micros = CASE WHEN reserved_usd_micros > ? THEN reserved_usd_micros - ? ELSE 0 END, \
                  reserved_tokens = CASE WHEN reserved_tokens > ? THEN reserved_tokens - ? ELSE 0 END, \
                  spent_usd_micros = spent_usd_micros + ?, spent_tokens = spent_tokens + ? \
                  WHERE account = ? AND period = ?",
                 vec![
-                    Value::BigInt(Some(usd)),
-                    Value::BigInt(Some(usd)),
-                    Value::BigInt(Some(tokens)),
-                    Value::BigInt(Some(tokens)),
+                    int(release.usd_micros),
+                    int(release.usd_micros),
+                    int(release.tokens),
+                    int(release.tokens),
                     int(spend.usd_micros),
                     int(spend.tokens),
-                    k.account.into(),
-                    k.period.into(),
+                    k.account.clone().into(),
+                    k.period.clone().into(),
                 ],
             ))
             .await
             .map_err(|e| db_err("cannot settle", e))?;
         }
-        txn.commit()
-            .await
-            .map_err(|e| db_err("cannot commit the settlement", e))
+        Ok(())
     }
 
     async fn budget_balance(&self, account: &str, period: &str) -> Result<Option<Balance>, Error> {

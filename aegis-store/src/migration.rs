@@ -344,13 +344,16 @@ impl MigrationName for M0003UsageAndLimits {
 
 /// The columns version 3 adds, by table (SQLite alters one column per statement).
 /// `admin_*`: a limit an admin set, per unit (NULL: the configured one applies).
-const M0003_COLUMNS: [(&str, &str); 6] = [
+/// `reaped_at_ms`: when the reaper returned a reservation's hold (a late settle still
+/// charges it).
+const M0003_COLUMNS: [(&str, &str); 7] = [
     ("aegis_runs", "input_tokens"),
     ("aegis_runs", "output_tokens"),
     ("aegis_runs", "cost_usd_micros"),
     ("aegis_budget_lines", "admin_usd_micros"),
     ("aegis_budget_lines", "admin_tokens"),
     ("aegis_budget_lines", "limit_set_at_ms"),
+    ("aegis_budget_reservations", "reaped_at_ms"),
 ];
 
 #[async_trait::async_trait]

@@ -115,6 +115,18 @@ async fn settle_is_idempotent_and_reap_returns_expired_holds() {
         let key = s.balance("key:k", "month:2026-12").await.unwrap().unwrap();
         assert_eq!(key.spent.usd_micros, 12);
         assert_eq!(key.remaining(), (Some(999_988), Some(93)));
+
+        // A run that outlived its lease (a long stream) is still charged when it ends, once,
+        // without its returned hold being taken back twice.
+        s.settle("b", Spend::tokens(30)).await.unwrap();
+        s.settle("b", Spend::tokens(30)).await.unwrap();
+        let team = s.balance("team:t", "total").await.unwrap().unwrap();
+        assert_eq!(
+            (team.spent.tokens, team.reserved.tokens),
+            (37, 0),
+            "{}: the late settlement is charged",
+            db.name
+        );
         db.finish().await;
     }
 }

@@ -11,6 +11,8 @@ use aegis_contracts::{
 struct Inner {
     lines: HashMap<(String, String), (Limit, Spend, Spend)>,
     held: HashMap<String, Reservation>,
+    /// Reservations the reaper returned the hold of, kept for a late settlement.
+    reaped: HashMap<String, Reservation>,
     /// Limits an admin set, by line, and when.
     set: HashMap<(String, String), (Limit, u64)>,
 }
@@ -85,15 +87,23 @@ impl BudgetLedger for MemoryLedger {
 
     async fn settle(&self, id: &str, actual: Spend) -> Result<(), Error> {
         let mut inner = self.lock();
-        let Some(r) = inner.held.remove(id) else {
-            return Ok(());
+        // A reaped reservation's hold was already returned: only the spend moves.
+        let (r, release) = match inner.held.remove(id) {
+            Some(r) => {
+                let amount = r.amount;
+                (r, amount)
+            }
+            None => match inner.reaped.remove(id) {
+                Some(r) => (r, Spend::default()),
+                None => return Ok(()),
+            },
         };
         for line in &r.lines {
             if let Some(e) = inner
                 .lines
                 .get_mut(&(line.account.clone(), line.period.clone()))
             {
-                e.2 = e.2.minus(r.amount);
+                e.2 = e.2.minus(release);
                 e.1 = e.1.plus(actual);
             }
         }
@@ -101,7 +111,14 @@ impl BudgetLedger for MemoryLedger {
     }
 
     async fn settle_held(&self, id: &str) -> Result<(), Error> {
-        let held = self.lock().held.get(id).map(|r| r.amount);
+        let held = {
+            let inner = self.lock();
+            inner
+                .held
+                .get(id)
+                .or_else(|| inner.reaped.get(id))
+                .map(|r| r.amount)
+        };
         match held {
             Some(amount) => self.settle(id, amount).await,
             None => Ok(()),
@@ -109,15 +126,26 @@ impl BudgetLedger for MemoryLedger {
     }
 
     async fn reap(&self, now_ms: u64) -> Result<u64, Error> {
-        let expired: Vec<String> = self
-            .lock()
+        let mut inner = self.lock();
+        let expired: Vec<String> = inner
             .held
             .values()
             .filter(|r| r.expires_at_ms < now_ms)
             .map(|r| r.id.clone())
             .collect();
         for id in &expired {
-            self.release(id).await?;
+            // The hold goes back; the reservation stays for a late settlement.
+            if let Some(r) = inner.held.remove(id) {
+                for line in &r.lines {
+                    if let Some(e) = inner
+                        .lines
+                        .get_mut(&(line.account.clone(), line.period.clone()))
+                    {
+                        e.2 = e.2.minus(r.amount);
+                    }
+                }
+                inner.reaped.insert(id.clone(), r);
+            }
         }
         Ok(expired.len() as u64)
     }

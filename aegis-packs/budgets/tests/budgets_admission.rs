@@ -200,3 +200,25 @@ async fn input_is_reserved_at_its_real_token_count_not_a_byte_guess() {
         prose.len()
     );
 }
+
+#[tokio::test]
+async fn a_run_that_outlived_its_lease_is_still_charged_once_when_it_ends() {
+    let ledger = MemoryLedger::new();
+    let r = Reservation::new("long", lines(100, 1000), Spend::tokens(40), 5);
+    ledger.reserve(&r).await.unwrap();
+    assert_eq!(ledger.reap(10).await.unwrap(), 1);
+    let team = ledger.balance("team:t", "total").await.unwrap().unwrap();
+    assert_eq!(
+        (team.spent.tokens, team.reserved.tokens),
+        (0, 0),
+        "hold returned"
+    );
+    ledger.settle("long", Spend::tokens(25)).await.unwrap();
+    ledger.settle("long", Spend::tokens(25)).await.unwrap();
+    let team = ledger.balance("team:t", "total").await.unwrap().unwrap();
+    assert_eq!(
+        (team.spent.tokens, team.reserved.tokens),
+        (25, 0),
+        "charged once"
+    );
+}
