@@ -90,6 +90,50 @@ fn metered_pipeline() -> Pipeline {
         .unwrap()
 }
 
+/// A span exporter that drops what it is given: the in-process cost of tracing (spans made,
+/// recorded, queued and batched), without the network.
+#[derive(Debug)]
+struct Discard;
+
+static PROVIDER: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> =
+    std::sync::OnceLock::new();
+
+/// Spans the discarding exporter was given (so the bench shows they were made).
+static EXPORTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl opentelemetry_sdk::trace::SpanExporter for Discard {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        EXPORTED.fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The gateway's trace layer (OpenTelemetry, batched, the pipeline's targets at info) over
+/// a discarding exporter.
+fn traced_dispatch() -> tracing::Dispatch {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::{Layer as _, layer::SubscriberExt as _};
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(opentelemetry_sdk::trace::BatchSpanProcessor::builder(Discard).build())
+        .build();
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_target("aegis", tracing::Level::INFO)
+        .with_target("aegis_core", tracing::Level::INFO)
+        .with_target("aegis_providers", tracing::Level::INFO);
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("aegis"))
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_filter(targets);
+    let _ = PROVIDER.set(provider);
+    tracing::Dispatch::new(tracing_subscriber::Registry::default().with(layer))
+}
+
 fn request(prompt: &str) -> ChatRequest {
     ChatRequest::new("echo-1", vec![Message::user(prompt)])
 }
@@ -251,6 +295,7 @@ fn percentiles() {
             with_metrics.push(t.elapsed().as_nanos());
         }
     });
+
     bare.sort_unstable();
     governed.sort_unstable();
     with_metrics.sort_unstable();
@@ -292,6 +337,59 @@ fn percentiles() {
         "  default input chain (pii, secrets, injection, invisible):  p50 {:>7.2}  p99 {:>7.2}",
         percentile(&input, 0.5),
         percentile(&input, 0.99)
+    );
+    traced_percentiles(&rt, &prompt, &pipeline, n);
+}
+
+/// Last, because it installs the process's subscriber for good (as the gateway does with
+/// an `otlp` entry): governed calls again, untraced then traced, interleaved with bare ones.
+fn traced_percentiles(rt: &tokio::runtime::Runtime, prompt: &str, pipeline: &Pipeline, n: usize) {
+    let echo = Echo::new("echo");
+    let run = |traced: bool| {
+        let (mut bare, mut governed) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        rt.block_on(async {
+            for _ in 0..n {
+                let t = Instant::now();
+                echo.chat(request(prompt))
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await
+                    .unwrap();
+                bare.push(t.elapsed().as_nanos());
+                let t = Instant::now();
+                pipeline
+                    .chat(request(prompt))
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await
+                    .unwrap();
+                governed.push(t.elapsed().as_nanos());
+            }
+        });
+        bare.sort_unstable();
+        governed.sort_unstable();
+        let _ = traced;
+        (
+            percentile(&bare, 0.5),
+            percentile(&governed, 0.5),
+            percentile(&governed, 0.99),
+        )
+    };
+    let (bare_off, off_p50, off_p99) = run(false);
+    let _ = tracing::dispatcher::set_global_default(traced_dispatch());
+    let (bare_on, on_p50, on_p99) = run(true);
+    if let Some(p) = PROVIDER.get() {
+        let _ = p.force_flush();
+    }
+    println!(
+        "  governed, no exporter:           p50 {off_p50:>7.2}  p99 {off_p99:>7.2}  (bare p50 {bare_off:.2})"
+    );
+    println!(
+        "  governed + OpenTelemetry spans:  p50 {on_p50:>7.2}  p99 {on_p99:>7.2}  (bare p50 {bare_on:.2}; added p50 {:.2}; {:.1} spans per run exported)",
+        (on_p50 - bare_on) - (off_p50 - bare_off),
+        EXPORTED.load(std::sync::atomic::Ordering::Relaxed) as f64 / n as f64
     );
 }
 

@@ -162,6 +162,12 @@ where
     let layer = Box::new(
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
+            // Per span: no code location, thread, target or busy/idle timings — what a
+            // trace reader needs is in the span's own attributes, and each of these costs.
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
             .with_filter(targets),
     );
     let _ = PROVIDER.set(provider);
