@@ -9,6 +9,8 @@
 //! | `aegis_time_to_first_token_seconds` | histogram | — (streams: request to first chunk) |
 //! | `aegis_tokens_total` | counter | `model`, `kind` (`input` / `output`) |
 //! | `aegis_cost_microdollars_total` | counter | `model` (millionths of a US dollar, at `[pricing]`) |
+//! | `aegis_circuit_open` | gauge | `router`, `deployment` (set by the router when a breaker opens or closes) |
+//! | `aegis_circuit_opened_total` | counter | `router`, `deployment` |
 //! | `aegis_provider_calls_total` | counter | `provider`, `outcome` (`ok` or the error kind) |
 //! | `aegis_provider_latency_seconds` | histogram | `provider` |
 //! | `aegis_guard_verdicts_total` | counter | `guard`, `stage`, `decision`, `enforced` |
@@ -326,6 +328,14 @@ fn describe() {
     describe_counter!(
         "aegis_tokens_total",
         "Tokens used, by model and kind (input, output)."
+    );
+    describe_gauge!(
+        "aegis_circuit_open",
+        "Whether a router deployment's circuit breaker is open (1) or closed (0), set when it changes."
+    );
+    describe_counter!(
+        "aegis_circuit_opened_total",
+        "Times a router deployment's circuit breaker opened."
     );
     describe_counter!(
         "aegis_cost_microdollars_total",

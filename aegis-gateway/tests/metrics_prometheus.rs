@@ -54,9 +54,36 @@ async fn the_gateway_exports_what_it_did_as_prometheus_metrics() {
     let port = common::free_port();
     let config = format!(
         r#"
+[routing]
+default_provider = "echo"
+
 [[providers]]
 id = "echo"
 type = "echo"
+
+# A router whose first deployment answers nothing (nothing listens on port 1): its breaker
+# opens after one failure and the backup answers.
+[[providers]]
+id = "echo-backup"
+type = "echo"
+
+[[providers]]
+id = "dead"
+type = "openai"
+config = {{ base_url = "http://127.0.0.1:1/v1", models = ["m"] }}
+
+[[providers]]
+id = "llm"
+type = "router"
+[providers.config]
+strategy = "ordered"
+circuit_breaker = {{ failure_threshold = 1, cooldown_ms = 60000 }}
+[[providers.config.models]]
+name = "chat"
+deployments = [
+    {{ id = "broken", provider = "dead", model = "m" }},
+    {{ id = "backup", provider = "echo-backup", model = "echo" }},
+]
 
 [[authenticators]]
 id = "keys"
@@ -88,6 +115,9 @@ config = {{ listen = "127.0.0.1:{port}" }}
     assert!(status == 200 && body.contains("[DONE]"), "{body}");
     let (status, _) = post(&base, USER, chat("say forbidden", false)).await;
     assert_eq!(status, 400);
+    let routed = json!({"model": "llm/chat", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, body) = post(&base, USER, routed).await;
+    assert_eq!(status, 200, "the backup answers: {body}");
 
     // On the main listener: admins only.
     assert_eq!(get(&format!("{base}/metrics"), None).await.0, 401);
@@ -98,6 +128,14 @@ config = {{ listen = "127.0.0.1:{port}" }}
     let (status, own) = get(&format!("http://127.0.0.1:{port}/metrics"), None).await;
     assert_eq!(status, 200);
     assert!(own.contains("aegis_requests_total"), "{own}");
+    // The broken deployment's breaker opened, and says so; the backup's never did.
+    let broken = [("router", "llm"), ("deployment", "broken")];
+    assert_eq!(sample(&text, "aegis_circuit_open", &broken), 1.0, "{text}");
+    assert_eq!(sample(&text, "aegis_circuit_opened_total", &broken), 1.0);
+    assert_eq!(
+        sample(&text, "aegis_circuit_open", &[("deployment", "backup")]),
+        0.0
+    );
 
     assert_eq!(
         sample(
@@ -105,7 +143,7 @@ config = {{ listen = "127.0.0.1:{port}" }}
             "aegis_requests_total",
             &[("status", "completed"), ("model", "echo")]
         ),
-        4.0,
+        5.0,
         "{text}"
     );
     assert_eq!(
@@ -119,12 +157,12 @@ config = {{ listen = "127.0.0.1:{port}" }}
             "aegis_request_duration_seconds_count",
             &[("status", "completed")]
         ),
-        4.0,
+        5.0,
         "{text}"
     );
     assert_eq!(
         sample(&text, "aegis_overhead_seconds_count", &[]),
-        5.0,
+        6.0,
         "{text}"
     );
     assert_eq!(

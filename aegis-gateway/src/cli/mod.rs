@@ -54,6 +54,20 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Apply the store's pending migrations to the database of `[server] database_url`, then
+    /// exit (a deployment's one-shot migration step; `serve` also migrates on start).
+    Migrate {
+        /// Config file (default: ./aegis.toml if present, else built-in defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Exit 0 when the gateway at `--url` is ready (`/readyz` answers 200), 1 otherwise:
+    /// a container health check that needs no other tool in the image.
+    Health {
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
     /// Send a prompt to a running gateway (interactive when no prompt is given).
     Chat {
         /// The prompt.
@@ -361,6 +375,34 @@ fn hint(e: &Error) -> Option<&'static str> {
 async fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen).await.map(|()| 0),
+        Command::Migrate { config } => {
+            let (cfg, _) = load_config(config.as_deref())?;
+            let server = aegis_gateway::bootstrap::ServerConfig::from_config(&cfg)?;
+            let store = aegis_store::Store::connect(&server.database_url).await?;
+            store.ready().await?;
+            say!("aegis: the database is migrated");
+            Ok(0)
+        }
+        Command::Health { url } => {
+            let ready = reqwest::Client::new()
+                .get(format!("{}/readyz", url.trim_end_matches('/')))
+                .timeout(std::time::Duration::from_secs(3))
+                .send()
+                .await;
+            match ready {
+                Ok(r) if r.status().is_success() => Ok(0),
+                Ok(r) => {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    eprintln!("aegis: not ready ({status}): {body}");
+                    Ok(1)
+                }
+                Err(e) => {
+                    eprintln!("aegis: no answer from {url}: {e}");
+                    Ok(1)
+                }
+            }
+        }
         Command::Scan {
             config,
             pack,

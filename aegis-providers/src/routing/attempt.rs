@@ -149,7 +149,7 @@ impl Router {
     /// Classifies an attempt's error, updating the deployment's health.
     pub(super) fn failed<T>(&self, d: &Deployment, e: Error) -> Result<Outcome<T>, Error> {
         if e.is_retryable() {
-            d.state.on_failure(self.inner.now_ms(), &self.inner.breaker);
+            d.failed(&self.inner.name, self.inner.now_ms(), &self.inner.breaker);
             Ok(Outcome::Retry(e))
         } else {
             // The deployment answered; the request itself is at fault.
@@ -212,7 +212,7 @@ impl Router {
                 meta.deployment = Some(d.id.clone());
                 meta.region.clone_from(&d.region);
                 d.state.record_latency(started.elapsed());
-                d.state.on_success();
+                d.succeeded(&self.inner.name);
                 Ok(Outcome::Done(match peeked {
                     Peeked::Complete(c) => ChatResponse::complete(meta, c),
                     Peeked::Stream(first, rest) => {
@@ -267,7 +267,8 @@ impl Stream for RoutedStream {
             && e.is_retryable()
         {
             let now = self.router.now_ms();
-            self.deployment.state.on_failure(now, &self.router.breaker);
+            self.deployment
+                .failed(&self.router.name, now, &self.router.breaker);
         }
         item
     }

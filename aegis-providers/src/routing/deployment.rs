@@ -27,6 +27,34 @@ impl fmt::Debug for Deployment {
 }
 
 impl Deployment {
+    /// Records a success of this deployment in router `router`'s circuit breaker; a breaker
+    /// that closes is reported (`aegis_circuit_open` = 0).
+    pub(super) fn succeeded(&self, router: &str) {
+        if self.state.on_success() {
+            self.report_circuit(router, false);
+        }
+    }
+
+    /// Records a retryable failure; a breaker that opens is reported
+    /// (`aegis_circuit_open` = 1, `aegis_circuit_opened_total` + 1).
+    pub(super) fn failed(&self, router: &str, now_ms: u64, breaker: &CircuitBreaker) {
+        if self.state.on_failure(now_ms, breaker) {
+            self.report_circuit(router, true);
+        }
+    }
+
+    fn report_circuit(&self, router: &str, open: bool) {
+        let labels = [
+            ("router", router.to_owned()),
+            ("deployment", self.id.clone()),
+        ];
+        metrics::gauge!("aegis_circuit_open", &labels).set(if open { 1.0 } else { 0.0 });
+        if open {
+            metrics::counter!("aegis_circuit_opened_total", &labels).increment(1);
+            tracing::warn!(router, deployment = %self.id, "circuit breaker opened");
+        }
+    }
+
     /// `model` on `provider`, weight 1, in the provider's region.
     pub fn new(
         id: impl Into<String>,
@@ -135,18 +163,23 @@ impl DeploymentState {
             });
     }
 
-    pub(super) fn on_success(&self) {
+    /// A success: the breaker closes. `true` when it was open (or half-open) until now.
+    fn on_success(&self) -> bool {
         self.failures.store(0, Ordering::Relaxed);
-        self.open_until_ms.store(0, Ordering::Release);
         self.probing.store(false, Ordering::Release);
+        self.open_until_ms.swap(0, Ordering::AcqRel) != 0
     }
 
-    pub(super) fn on_failure(&self, now_ms: u64, breaker: &CircuitBreaker) {
+    /// A retryable failure: the breaker opens past the threshold or when a half-open probe
+    /// fails. `true` when it opened now.
+    fn on_failure(&self, now_ms: u64, breaker: &CircuitBreaker) -> bool {
         let was_probe = self.probing.swap(false, Ordering::AcqRel);
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if was_probe || failures >= breaker.failure_threshold {
             let until = now_ms + (breaker.cooldown.as_millis() as u64).max(1);
-            self.open_until_ms.store(until, Ordering::Release);
+            let before = self.open_until_ms.swap(until, Ordering::AcqRel);
+            return before == 0 || was_probe;
         }
+        false
     }
 }

@@ -452,7 +452,7 @@ impl Provider for Router {
                 match res {
                     Ok(resp) => {
                         d.state.record_latency(started.elapsed());
-                        d.state.on_success();
+                        d.succeeded(&this.inner.name);
                         Outcome::Done(Ok(resp))
                     }
                     Err(e) => match this.failed::<EmbeddingResponse>(&d, e) {
