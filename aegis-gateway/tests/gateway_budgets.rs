@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use aegis::{BudgetLedger, PipelineSet, config::AegisConfig};
-use aegis_gateway::server::{EventFeed, Gateway, Limits};
+use aegis::BudgetLedger;
+use aegis_gateway::server::Limits;
 use serde_json::{Value, json};
 
 const CONFIG: &str = r#"
@@ -38,26 +36,9 @@ async fn a_team_over_its_budget_gets_an_openai_shaped_429() {
     let store = aegis_store::Store::connect("sqlite::memory:")
         .await
         .unwrap();
-    let registry = aegis_gateway::bootstrap::registry_for(Some(&store))
-        .await
-        .unwrap();
-    let cfg = AegisConfig::from_toml_str(CONFIG, std::iter::empty::<(&str, &str)>()).unwrap();
-    let feed = EventFeed::default();
-    let set = PipelineSet::from_config_with(
-        &registry,
-        &cfg,
-        Some(Arc::new(store.clone())),
-        vec![Arc::new(feed.clone())],
-    )
-    .await
-    .unwrap();
-    let addr = common::serve(Gateway::with_store(
-        set,
-        Limits::default(),
-        feed,
-        store.clone(),
-    ))
-    .await;
+    let addr =
+        common::serve(common::gateway_on(&store, CONFIG, Limits::default(), Vec::new()).await)
+            .await;
 
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();

@@ -8,27 +8,13 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use aegis::{PipelineSet, config::AegisConfig};
-use aegis_gateway::server::{self, EventFeed, Gateway, Limits};
+use aegis_gateway::server::{self, Gateway, Limits};
 use serde_json::Value;
 
 const CONFIG: &str = "[[providers]]\nid = \"echo\"\ntype = \"echo\"\n";
 
 async fn gateway_on(store: &aegis_store::Store, limits: Limits) -> Arc<Gateway> {
-    let registry = aegis_gateway::bootstrap::registry_for(Some(store))
-        .await
-        .unwrap();
-    let cfg = AegisConfig::from_toml_str(CONFIG, std::iter::empty::<(&str, &str)>()).unwrap();
-    let feed = EventFeed::default();
-    let set = PipelineSet::from_config_with(
-        &registry,
-        &cfg,
-        Some(Arc::new(store.clone())),
-        vec![Arc::new(feed.clone())],
-    )
-    .await
-    .unwrap();
-    Gateway::with_store(set, limits, feed, store.clone())
+    common::gateway_on(store, CONFIG, limits, Vec::new()).await
 }
 
 async fn readyz(addr: std::net::SocketAddr) -> (u16, Value) {

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use aegis::{PipelineSet, config::AegisConfig};
-use aegis_gateway::server::{EventFeed, Gateway, Limits};
+use aegis_gateway::server::Limits;
 use serde_json::{Value, json};
 
 const CONFIG: &str = r#"
@@ -24,31 +24,15 @@ async fn gateway(extra: &str) -> (std::net::SocketAddr, aegis_store::Store) {
     let store = aegis_store::Store::connect("sqlite::memory:")
         .await
         .unwrap();
-    let registry = aegis_gateway::bootstrap::registry_for(Some(&store))
-        .await
-        .unwrap();
-    let cfg = AegisConfig::from_toml_str(
-        &format!("{CONFIG}\n{extra}"),
-        std::iter::empty::<(&str, &str)>(),
-    )
-    .unwrap();
-    let feed = EventFeed::default();
     let (audit, _writer) = aegis_store::AuditWriter::spawn(store.clone());
-    let set = PipelineSet::from_config_with(
-        &registry,
-        &cfg,
-        Some(Arc::new(store.clone())),
-        vec![Arc::new(feed.clone()), Arc::new(audit)],
-    )
-    .await
-    .unwrap();
-    let addr = common::serve(Gateway::with_store(
-        set,
+    let gateway = common::gateway_on(
+        &store,
+        &format!("{CONFIG}\n{extra}"),
         Limits::default(),
-        feed,
-        store.clone(),
-    ))
+        vec![Arc::new(audit)],
+    )
     .await;
+    let addr = common::serve(gateway).await;
     (addr, store)
 }
 

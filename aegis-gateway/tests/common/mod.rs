@@ -84,3 +84,25 @@ pub async fn gateway(config: &str) -> SocketAddr {
     .unwrap();
     serve(Gateway::new(set, Limits::default(), feed)).await
 }
+
+/// A gateway whose runs, keys and budgets live in `store`: the pipelines of `config` (TOML)
+/// with the gateway's plugin types, checkpointed in `store`, observed by an event feed and
+/// `sinks`.
+pub async fn gateway_on(
+    store: &aegis_store::Store,
+    config: &str,
+    limits: Limits,
+    sinks: Vec<Arc<dyn aegis::TelemetrySink>>,
+) -> Arc<Gateway> {
+    let registry = aegis_gateway::bootstrap::registry_for(Some(store))
+        .await
+        .unwrap();
+    let cfg = AegisConfig::from_toml_str(config, std::iter::empty::<(&str, &str)>()).unwrap();
+    let feed = EventFeed::default();
+    let mut all: Vec<Arc<dyn aegis::TelemetrySink>> = vec![Arc::new(feed.clone())];
+    all.extend(sinks);
+    let set = PipelineSet::from_config_with(&registry, &cfg, Some(Arc::new(store.clone())), all)
+        .await
+        .unwrap();
+    Gateway::with_store(set, limits, feed, store.clone())
+}
