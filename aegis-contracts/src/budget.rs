@@ -78,6 +78,15 @@ impl Limit {
     pub fn new(usd_micros: Option<u64>, tokens: Option<u64>) -> Self {
         Self { usd_micros, tokens }
     }
+
+    /// Per unit, this limit where it gives one, else `under`'s: an admin's partial limit
+    /// over the configured one (or over an earlier admin limit).
+    pub fn over(self, under: Limit) -> Limit {
+        Limit::new(
+            self.usd_micros.or(under.usd_micros),
+            self.tokens.or(under.tokens),
+        )
+    }
 }
 
 /// One budget a request spends against: an account (`key:…`, `team:…`, `org:…`) in one

@@ -215,28 +215,12 @@ impl Store {
     }
 }
 
-/// Limits an admin set, per unit (`None`: the configured one applies).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct AdminLimit {
-    usd_micros: Option<u64>,
-    tokens: Option<u64>,
-}
-
-impl AdminLimit {
-    /// The limit that applies: the admin's per unit, else `configured`'s.
-    fn over(self, configured: Limit) -> Limit {
-        Limit::new(
-            self.usd_micros.or(configured.usd_micros),
-            self.tokens.or(configured.tokens),
-        )
-    }
-}
-
 /// One stored line: its balance under the effective limit, and that limit's parts.
 struct LineRow {
     balance: Balance,
     configured: Limit,
-    admin: AdminLimit,
+    /// What an admin set, per unit (`None`: the configured limit applies).
+    admin: Limit,
 }
 
 /// An admin's change to one budget line.
@@ -565,10 +549,7 @@ impl Store {
                 .map_err(|e| db_err("budget line", e))
         };
         let configured = Limit::new(getn("limit_usd_micros")?, getn("limit_tokens")?);
-        let admin = AdminLimit {
-            usd_micros: getn("admin_usd_micros")?,
-            tokens: getn("admin_tokens")?,
-        };
+        let admin = Limit::new(getn("admin_usd_micros")?, getn("admin_tokens")?);
         let balance = Balance::new(
             admin.over(configured),
             Spend::new(u(get("spent_usd_micros")?), u(get("spent_tokens")?)),

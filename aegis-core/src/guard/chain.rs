@@ -519,6 +519,10 @@ impl GuardChain {
 /// `verdict` as an event of `span` (and its decision as the span's): guard, decision,
 /// code, finding kinds and count — never the text or a finding's value.
 fn verdict_event(span: &tracing::Span, verdict: &Verdict, enforced: bool) {
+    // Without a trace exporter the span is disabled: build nothing for it.
+    if span.is_disabled() {
+        return;
+    }
     let decision = match &verdict.decision {
         Decision::Allow => "allow",
         Decision::Block { .. } => "block",

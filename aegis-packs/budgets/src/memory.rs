@@ -42,11 +42,7 @@ impl MemoryLedger {
 
 /// The limit that applies to a line: an admin's per unit, else the configured one's.
 fn effective(set: Option<&(Limit, u64)>, configured: Limit) -> Limit {
-    let admin = set.map(|(l, _)| *l).unwrap_or_default();
-    Limit::new(
-        admin.usd_micros.or(configured.usd_micros),
-        admin.tokens.or(configured.tokens),
-    )
+    set.map_or(configured, |(admin, _)| admin.over(configured))
 }
 
 #[async_trait]
@@ -165,10 +161,7 @@ impl BudgetLedger for MemoryLedger {
         let key = (account.to_owned(), period.to_owned());
         // The units given replace the admin's earlier ones; the others stay as they were.
         let before = inner.set.get(&key).map(|(l, _)| *l).unwrap_or_default();
-        let merged = Limit::new(
-            limit.usd_micros.or(before.usd_micros),
-            limit.tokens.or(before.tokens),
-        );
+        let merged = limit.over(before);
         inner.set.insert(key.clone(), (merged, crate::now_ms()));
         inner
             .lines
