@@ -213,17 +213,33 @@ impl Write for Captured {
     }
 }
 
+/// Everything this test binary logs, from every thread.
+///
+/// The capture is the *global* subscriber, installed once. A thread-local one
+/// (`set_default`) loses events at random under parallel tests: `tracing`
+/// caches each callsite's interest process-wide, computed on whichever thread
+/// reaches it first, and a thread without the subscriber caches "never".
+fn process_logs() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other test in this binary installs a subscriber");
+        logs
+    })
+    .clone()
+}
+
 #[tokio::test]
 async fn a_planted_secret_appears_in_no_log_error_debug_output_or_audit_event() {
     const CANARY: &str = "sk-canary-7f3a9c1e5b";
     let canary_file = secret_file("canary", CANARY);
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = process_logs();
 
     let rec = Arc::new(Recorder::default());
     let mut r = registry();
