@@ -6,6 +6,12 @@
 //! <= limit`: a line that cannot take it updates no row and the whole transaction rolls
 //! back. PostgreSQL row locks (and SQLite's single writer) serialize concurrent
 //! reservations of one line, so no interleaving overspends — never check-then-increment.
+//!
+//! On PostgreSQL the same statements run inside two functions the migrations install
+//! (`aegis_budget_reserve`, `aegis_budget_settle`), so a reservation and a settlement are
+//! one round trip each: the row every request shares (an organisation's) is locked for one
+//! statement and its commit rather than across a client-driven transaction. On SQLite,
+//! where a transaction costs no round trips, the statements are sent one by one.
 
 use aegis_contracts::{
     Balance, BudgetLedger, BudgetLine, Error, ErrorKind, Limit, Reservation, Spend, async_trait,
@@ -73,23 +79,82 @@ struct LineKey {
     period: String,
 }
 
+/// The `lines` column of `r`'s reservation row: its lines' keys, as JSON.
+fn stored_keys(r: &Reservation) -> Result<String, Error> {
+    let keys: Vec<LineKey> = r
+        .lines
+        .iter()
+        .map(|l| LineKey {
+            account: l.account.clone(),
+            period: l.period.clone(),
+        })
+        .collect();
+    serde_json::to_string(&keys)
+        .map_err(|e| Error::internal(format!("budget lines do not serialize: {e}")))
+}
+
+/// SQLSTATE raised by `aegis_budget_reserve` when a line cannot take a reservation.
+const PG_BUDGET_REFUSED: &str = "AB001";
+
+/// Whether `e` is PostgreSQL refusing a reservation (`aegis_budget_reserve`'s SQLSTATE).
+fn is_refusal(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    let (sea_orm::DbErr::Exec(RuntimeErr::SqlxError(e))
+    | sea_orm::DbErr::Query(RuntimeErr::SqlxError(e))) = e
+    else {
+        return false;
+    };
+    matches!(&**e, sqlx::Error::Database(db) if db.code().as_deref() == Some(PG_BUDGET_REFUSED))
+}
+
 impl Store {
+    /// PostgreSQL admission: the same holds as [`hold`](Self::hold), by the migration's
+    /// `aegis_budget_reserve` function in one statement (one round trip, its own
+    /// transaction), so a line every request shares is locked only for that statement and
+    /// its commit.
+    async fn reserve_in_one_statement(&self, r: &Reservation) -> Result<(), Error> {
+        let lines: Vec<serde_json::Value> = r
+            .lines
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "account": l.account,
+                    "period": l.period,
+                    "limit_usd": l.limit.usd_micros.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+                    "limit_tokens": l.limit.tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+                    "fits_new": l.admits(&Spend::default(), &Spend::default(), &r.amount),
+                })
+            })
+            .collect();
+        let res = self
+            .db()
+            .execute_raw(stmt(
+                Backend::Postgres,
+                "SELECT aegis_budget_reserve(?, ?, CAST(? AS jsonb), ?, ?, ?)",
+                vec![
+                    r.id.clone().into(),
+                    stored_keys(r)?.into(),
+                    serde_json::Value::Array(lines).to_string().into(),
+                    int(r.amount.usd_micros),
+                    int(r.amount.tokens),
+                    int(r.expires_at_ms),
+                ],
+            ))
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_refusal(&e) => Err(self.refusal(r).await),
+            Err(e) => Err(db_err("cannot reserve", e)),
+        }
+    }
+
     /// Holds `r` inside the caller's transaction: `Ok(false)` when a line cannot take it
     /// (the caller rolls back). One statement per line: an upsert whose update only happens
     /// when the amount fits (`ON CONFLICT … DO UPDATE … WHERE`), so the check and the
     /// increment are one atomic step under the row's lock.
     async fn hold(&self, txn: &impl ConnectionTrait, r: &Reservation) -> Result<bool, Error> {
         let b = self.backend();
-        let keys: Vec<LineKey> = r
-            .lines
-            .iter()
-            .map(|l| LineKey {
-                account: l.account.clone(),
-                period: l.period.clone(),
-            })
-            .collect();
-        let lines = serde_json::to_string(&keys)
-            .map_err(|e| Error::internal(format!("budget lines do not serialize: {e}")))?;
+        let lines = stored_keys(r)?;
         // The reservation row first: a second reserve of the same run holds nothing twice.
         let inserted = txn
             .execute_raw(stmt(
@@ -345,6 +410,9 @@ fn refused(r: &Reservation) -> Error {
 #[async_trait]
 impl BudgetLedger for Store {
     async fn reserve(&self, r: &Reservation) -> Result<(), Error> {
+        if self.backend() == Backend::Postgres {
+            return self.reserve_in_one_statement(r).await;
+        }
         let txn = self.begin_write().await?;
         match self.hold(&*txn, r).await {
             Ok(true) => txn
@@ -430,6 +498,24 @@ impl Store {
     /// amount) is spent on its lines.
     async fn end_reservation(&self, id: &str, actual: Option<Spend>) -> Result<(), Error> {
         let b = self.backend();
+        if b == Backend::Postgres {
+            return self
+                .db()
+                .execute_raw(stmt(
+                    b,
+                    "SELECT aegis_budget_settle(?, ?, ?, ?, ?)",
+                    vec![
+                        id.to_owned().into(),
+                        opt(actual.map(|a| a.usd_micros)),
+                        opt(actual.map(|a| a.tokens)),
+                        int(MAX_SPEND_TOKENS * 1_000_000),
+                        int(MAX_SPEND_TOKENS),
+                    ],
+                ))
+                .await
+                .map(|_| ())
+                .map_err(|e| db_err("cannot settle", e));
+        }
         let txn = self.begin_write().await?;
         // Deleting the reservation first makes a second settle (or the reaper racing a
         // settle) a no-op: only the one that deleted the row moves the money.

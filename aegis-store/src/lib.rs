@@ -313,7 +313,11 @@ impl Store {
         let mut opts = ConnectOptions::new(url.clone());
         opts.sqlx_logging(false)
             .connect_timeout(options.connect_timeout)
-            .acquire_timeout(options.connect_timeout);
+            .acquire_timeout(options.connect_timeout)
+            // The pool's default pings every connection it hands out: one more round trip
+            // per statement. A connection that was in use a moment ago is alive; only one
+            // idle long enough for a server, proxy or firewall to have dropped it is pinged.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30));
         if let Some(schema) = &options.schema {
             if !schema
                 .chars()

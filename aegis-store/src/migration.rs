@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Initial),
             Box::new(M0002Budgets),
             Box::new(M0003UsageAndLimits),
+            Box::new(M0004BudgetFunctions),
         ]
     }
 
@@ -382,5 +383,144 @@ impl MigrationTrait for M0003UsageAndLimits {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// Version 4 (PostgreSQL only; nothing on SQLite): budget admission and settlement as two
+/// functions, so each is one round trip and one statement in its own transaction. The row
+/// of a line every request shares (an organisation's) is then locked only for the rest of
+/// that statement and its commit, instead of across five round trips.
+struct M0004BudgetFunctions;
+
+impl MigrationName for M0004BudgetFunctions {
+    fn name(&self) -> &str {
+        "m0004_budget_functions"
+    }
+}
+
+/// `aegis_budget_reserve(id, keys, lines, usd, tokens, expires)`: records the reservation
+/// (`keys`, the stored `[{account, period}]` text) and holds its amount on every line of
+/// `lines` (`[{account, period, limit_usd, limit_tokens, fits_new}]`) by one conditional
+/// upsert or update per line, exactly as the SQLite path does. A line that cannot take it
+/// raises SQLSTATE `AB001`, which rolls the whole statement back. A second reserve of the
+/// same id holds nothing.
+///
+/// `aegis_budget_settle(id, usd, tokens, max_usd, max_tokens)`: deletes the reservation
+/// and moves its hold to spend on its lines — `usd`/`tokens`, or the held amount when they
+/// are NULL, clamped to the maxima. A reaped reservation's hold was already returned, so
+/// only the spend moves. An unknown id (settled twice, or never held) changes nothing.
+const M0004_FUNCTIONS: &str = r#"
+CREATE OR REPLACE FUNCTION aegis_budget_reserve(
+    p_id text, p_keys text, p_lines jsonb, p_usd bigint, p_tokens bigint, p_expires bigint
+) RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    l jsonb;
+    n bigint;
+    lim_usd bigint;
+    lim_tok bigint;
+BEGIN
+    INSERT INTO aegis_budget_reservations (id, lines, usd_micros, tokens, expires_at_ms)
+        VALUES (p_id, p_keys, p_usd, p_tokens, p_expires)
+        ON CONFLICT (id) DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+    FOR l IN SELECT value FROM jsonb_array_elements(p_lines) LOOP
+        lim_usd := (l->>'limit_usd')::bigint;
+        lim_tok := (l->>'limit_tokens')::bigint;
+        IF (l->>'fits_new')::boolean THEN
+            INSERT INTO aegis_budget_lines AS b (account, period, limit_usd_micros, limit_tokens,
+                    spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens)
+                VALUES (l->>'account', l->>'period', lim_usd, lim_tok, 0, 0, p_usd, p_tokens)
+                ON CONFLICT (account, period) DO UPDATE SET
+                    limit_usd_micros = excluded.limit_usd_micros,
+                    limit_tokens = excluded.limit_tokens,
+                    reserved_usd_micros = b.reserved_usd_micros + excluded.reserved_usd_micros,
+                    reserved_tokens = b.reserved_tokens + excluded.reserved_tokens
+                WHERE (COALESCE(b.admin_usd_micros, excluded.limit_usd_micros) IS NULL
+                        OR b.spent_usd_micros + b.reserved_usd_micros + excluded.reserved_usd_micros
+                            <= COALESCE(b.admin_usd_micros, excluded.limit_usd_micros))
+                  AND (COALESCE(b.admin_tokens, excluded.limit_tokens) IS NULL
+                        OR b.spent_tokens + b.reserved_tokens + excluded.reserved_tokens
+                            <= COALESCE(b.admin_tokens, excluded.limit_tokens));
+        ELSE
+            -- Too big for the configured limit: only a line an admin raised can take it.
+            UPDATE aegis_budget_lines SET
+                    reserved_usd_micros = reserved_usd_micros + p_usd,
+                    reserved_tokens = reserved_tokens + p_tokens
+                WHERE account = l->>'account' AND period = l->>'period'
+                  AND limit_set_at_ms IS NOT NULL
+                  AND (COALESCE(admin_usd_micros, lim_usd) IS NULL
+                        OR spent_usd_micros + reserved_usd_micros + p_usd <= COALESCE(admin_usd_micros, lim_usd))
+                  AND (COALESCE(admin_tokens, lim_tok) IS NULL
+                        OR spent_tokens + reserved_tokens + p_tokens <= COALESCE(admin_tokens, lim_tok));
+        END IF;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n <> 1 THEN
+            RAISE EXCEPTION 'aegis: budget line % for % cannot take the reservation',
+                l->>'account', l->>'period' USING ERRCODE = 'AB001';
+        END IF;
+    END LOOP;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION aegis_budget_settle(
+    p_id text, p_usd bigint, p_tokens bigint, p_max_usd bigint, p_max_tokens bigint
+) RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    r record;
+    k jsonb;
+    rel_usd bigint := 0;
+    rel_tok bigint := 0;
+    sp_usd bigint;
+    sp_tok bigint;
+BEGIN
+    DELETE FROM aegis_budget_reservations WHERE id = p_id
+        RETURNING lines, usd_micros, tokens, reaped_at_ms INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    sp_usd := LEAST(COALESCE(p_usd, r.usd_micros), p_max_usd);
+    sp_tok := LEAST(COALESCE(p_tokens, r.tokens), p_max_tokens);
+    IF r.reaped_at_ms IS NULL THEN
+        rel_usd := r.usd_micros;
+        rel_tok := r.tokens;
+    END IF;
+    FOR k IN SELECT value FROM jsonb_array_elements(r.lines::jsonb) LOOP
+        UPDATE aegis_budget_lines SET
+                reserved_usd_micros = GREATEST(reserved_usd_micros - rel_usd, 0),
+                reserved_tokens = GREATEST(reserved_tokens - rel_tok, 0),
+                spent_usd_micros = spent_usd_micros + sp_usd,
+                spent_tokens = spent_tokens + sp_tok
+            WHERE account = k->>'account' AND period = k->>'period';
+    END LOOP;
+END
+$fn$;
+"#;
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004BudgetFunctions {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        m.get_connection()
+            .execute_unprepared(M0004_FUNCTIONS)
+            .await
+            .map(|_| ())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        m.get_connection()
+            .execute_unprepared(
+                "DROP FUNCTION IF EXISTS aegis_budget_reserve(text, text, jsonb, bigint, bigint, bigint); \
+                 DROP FUNCTION IF EXISTS aegis_budget_settle(text, bigint, bigint, bigint, bigint);",
+            )
+            .await
+            .map(|_| ())
     }
 }
