@@ -114,6 +114,9 @@ pub enum RunEventKind {
     Audit {
         /// Who called.
         principal: Option<String>,
+        /// The caller's team, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        team: Option<String>,
         /// How the run ended.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<RunStatus>,

@@ -7,8 +7,8 @@
 //! | `aegis_request_duration_seconds` | histogram | `status` |
 //! | `aegis_overhead_seconds` | histogram | — (run time minus provider time) |
 //! | `aegis_time_to_first_token_seconds` | histogram | — (streams: request to first chunk) |
-//! | `aegis_tokens_total` | counter | `model`, `kind` (`input` / `output`) |
-//! | `aegis_cost_microdollars_total` | counter | `model` (millionths of a US dollar, at `[pricing]`) |
+//! | `aegis_tokens_total` | counter | `model`, `team`, `kind` (`input` / `output`) |
+//! | `aegis_cost_microdollars_total` | counter | `model`, `team` (millionths of a US dollar, at `[pricing]`) |
 //! | `aegis_circuit_open` | gauge | `router`, `deployment` (set by the router when a breaker opens or closes) |
 //! | `aegis_circuit_opened_total` | counter | `router`, `deployment` |
 //! | `aegis_provider_calls_total` | counter | `provider`, `outcome` (`ok` or the error kind) |
@@ -16,10 +16,13 @@
 //! | `aegis_guard_verdicts_total` | counter | `guard`, `stage`, `decision`, `enforced` |
 //! | `aegis_guard_failures_total` | counter | `guard`, `failed_open` |
 //! | `aegis_approvals_pending` | gauge | — (runs paused in this process, since it started) |
+//! | `aegis_budget_remaining`, `aegis_budget_limit` | gauge | `account`, `period`, `unit` (set by the budgets pack for the lines its config names) |
+//! | `aegis_trace_spans_dropped_total` | counter | `reason` (set by the gateway's OTLP exporter) |
 //!
 //! Labels come only from configuration (guard and provider ids) or small closed sets; a
-//! model name is a label only for the first [`MAX_MODELS`] distinct ones (later ones count
-//! as `other`). Principal ids, run ids and content are never labels.
+//! model name is a label only for the first [`MAX_MODELS`] distinct ones, and a team for
+//! the first [`MAX_TEAMS`] (later ones count as `other`; a caller without a team is
+//! `none`). Principal ids, run ids and content are never labels.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -31,6 +34,8 @@ use aegis_contracts::{RunEvent, RunEventKind, Stage, TelemetrySink};
 
 /// Distinct model names kept as label values.
 pub const MAX_MODELS: usize = 64;
+/// Distinct team names kept as label values.
+pub const MAX_TEAMS: usize = 256;
 /// Runs timed at once; beyond it the oldest timings are dropped (their duration is not
 /// recorded).
 const MAX_TIMED_RUNS: usize = 100_000;
@@ -48,7 +53,7 @@ struct Handles<T> {
     map: Mutex<HashMap<String, Vec<(Labels, T)>>>,
 }
 
-/// The metric name and up to three more label values (a closed set each).
+/// The metric name and up to three more label values (a closed or bounded set each).
 type Labels = (&'static str, &'static str, &'static str, &'static str);
 
 /// Label sets kept per handle cache; past it, updates go straight to the recorder.
@@ -87,11 +92,43 @@ impl<T> Handles<T> {
     }
 }
 
+/// Label values from an open set (models, teams), interned while fewer than a bound are
+/// known: each distinct value is leaked once, so at most `max` strings of at most 64 bytes
+/// live for the process, and a known value costs a set lookup and no allocation.
+#[derive(Default)]
+struct BoundedLabels(Mutex<HashSet<&'static str>>);
+
+impl BoundedLabels {
+    /// `value` as a label: `missing` when absent or empty, itself while fewer than `max`
+    /// values are known (and it is at most 64 bytes), `other` past that.
+    fn label(&self, value: Option<&str>, missing: &'static str, max: usize) -> &'static str {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return missing;
+        };
+        if value.len() > 64 {
+            return "other";
+        }
+        let Ok(mut known) = self.0.lock() else {
+            return "other";
+        };
+        if let Some(v) = known.get(value) {
+            v
+        } else if known.len() < max {
+            let v: &'static str = Box::leak(value.to_owned().into_boxed_str());
+            known.insert(v);
+            v
+        } else {
+            "other"
+        }
+    }
+}
+
 /// Records run events as metrics (see the [module docs](self)).
 #[derive(Default)]
 pub struct MetricsSink {
     runs: Mutex<HashMap<String, Timing>>,
-    models: Mutex<HashSet<String>>,
+    models: BoundedLabels,
+    teams: BoundedLabels,
     counters: Handles<metrics::Counter>,
     histograms: Handles<metrics::Histogram>,
 }
@@ -112,27 +149,6 @@ impl MetricsSink {
     pub fn new() -> Self {
         describe();
         Self::default()
-    }
-
-    /// `model` as a label value: itself while fewer than [`MAX_MODELS`] are known.
-    fn model_label<'a>(&self, model: Option<&'a str>) -> &'a str {
-        let Some(model) = model.filter(|m| !m.is_empty()) else {
-            return "unknown";
-        };
-        if model.len() > 64 {
-            return "other";
-        }
-        let Ok(mut known) = self.models.lock() else {
-            return "other";
-        };
-        if known.contains(model) {
-            model
-        } else if known.len() < MAX_MODELS {
-            known.insert(model.to_owned());
-            model
-        } else {
-            "other"
-        }
     }
 
     fn started(&self, run_id: &str) {
@@ -265,24 +281,26 @@ impl TelemetrySink for MetricsSink {
             RunEventKind::Audit {
                 status,
                 model,
+                team,
                 usage,
                 cost_usd_micros,
                 ..
             } => {
-                let model = self.model_label(model.as_deref());
+                let model = self.models.label(model.as_deref(), "unknown", MAX_MODELS);
+                let team = self.teams.label(team.as_deref(), "none", MAX_TEAMS);
                 let status = status.map_or("unknown", |s| s.as_str());
                 self.counters.with(
                     model,
                     ("aegis_requests_total", status, "", ""),
-                    || metrics::counter!("aegis_requests_total", "status" => status, "model" => model.to_owned()),
+                    || metrics::counter!("aegis_requests_total", "status" => status, "model" => model),
                     |c| c.increment(1),
                 );
                 if let Some(u) = usage {
                     for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
                         self.counters.with(
                             model,
-                            ("aegis_tokens_total", kind, "", ""),
-                            || metrics::counter!("aegis_tokens_total", "model" => model.to_owned(), "kind" => kind),
+                            ("aegis_tokens_total", kind, team, ""),
+                            || metrics::counter!("aegis_tokens_total", "model" => model, "team" => team, "kind" => kind),
                             |c| c.increment(n),
                         );
                     }
@@ -290,8 +308,8 @@ impl TelemetrySink for MetricsSink {
                 if let Some(micros) = cost_usd_micros {
                     self.counters.with(
                         model,
-                        ("aegis_cost_microdollars_total", "", "", ""),
-                        || metrics::counter!("aegis_cost_microdollars_total", "model" => model.to_owned()),
+                        ("aegis_cost_microdollars_total", team, "", ""),
+                        || metrics::counter!("aegis_cost_microdollars_total", "model" => model, "team" => team),
                         |c| c.increment(*micros),
                     );
                 }
@@ -327,7 +345,7 @@ fn describe() {
     );
     describe_counter!(
         "aegis_tokens_total",
-        "Tokens used, by model and kind (input, output)."
+        "Tokens used, by model, team and kind (input, output)."
     );
     describe_gauge!(
         "aegis_circuit_open",
@@ -339,7 +357,7 @@ fn describe() {
     );
     describe_counter!(
         "aegis_cost_microdollars_total",
-        "What runs cost at the pipeline's prices, in millionths of a US dollar, by model."
+        "What runs cost at the pipeline's prices, in millionths of a US dollar, by model and team."
     );
     describe_counter!(
         "aegis_provider_calls_total",
@@ -361,6 +379,20 @@ fn describe() {
     describe_gauge!(
         "aegis_approvals_pending",
         "Runs paused for a human decision in this process since it started."
+    );
+    // Set by the budgets pack and the gateway's trace exporter; described here, where the
+    // recorder is known to be installed.
+    describe_gauge!(
+        "aegis_budget_remaining",
+        "What is left of a named budget line (team, org, or a key listed in the config), by account, period and unit (usd or tokens); read at most every 5 s per line."
+    );
+    describe_gauge!(
+        "aegis_budget_limit",
+        "The limit of a named budget line, by account, period and unit."
+    );
+    describe_counter!(
+        "aegis_trace_spans_dropped_total",
+        "Trace spans lost on the way to the collector, by reason (queue_full, export_failed)."
     );
 }
 

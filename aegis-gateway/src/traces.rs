@@ -13,15 +13,29 @@
 //! last chunk and carries the final usage and the time to the first chunk) and per router
 //! attempt. This module exports them: spans are queued (bounded; when the queue is full they
 //! are dropped, never waited for) and sent in batches by a background thread, so a slow or
-//! unreachable collector never holds up or fails a request. Spans carry ids, names, models,
-//! counts, verdicts and finding kinds — no prompt, answer or finding text.
+//! unreachable collector never holds up or fails a request. Every span lost is counted in
+//! `aegis_trace_spans_dropped_total` (label `reason`: `queue_full`, or `export_failed` for
+//! a batch the collector did not take). Spans carry ids, names, models, counts, verdicts
+//! and finding kinds — no prompt, answer or finding text.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use aegis::{Error, RunEvent, TelemetrySink};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::{
+    error::OTelSdkResult,
+    trace::{
+        BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter,
+        SpanProcessor,
+    },
+};
 use tracing_subscriber::Layer;
 
 /// Config of the `otlp` telemetry type.
@@ -138,13 +152,23 @@ where
         .with_timeout(timeout)
         .build()
         .map_err(|e| Error::config(format!("otlp: {e}")))?;
+    let max_queue = cfg.max_queue.max(1);
     let batch = BatchConfigBuilder::default()
-        .with_max_queue_size(cfg.max_queue.max(1))
+        .with_max_queue_size(max_queue)
         .with_scheduled_delay(Duration::from_millis(cfg.export_interval_ms.max(10)))
         .build();
-    let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(batch)
-        .build();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let exporter = Counted {
+        inner: exporter,
+        queued: queued.clone(),
+    };
+    let processor = Bounded {
+        inner: BatchSpanProcessor::builder(exporter)
+            .with_batch_config(batch)
+            .build(),
+        queued,
+        max: max_queue,
+    };
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(
@@ -172,6 +196,90 @@ where
     );
     let _ = PROVIDER.set(provider);
     Ok(layer)
+}
+
+/// Counts spans lost on the way to the collector.
+fn dropped(reason: &'static str, n: usize) {
+    ::metrics::counter!("aegis_trace_spans_dropped_total", "reason" => reason).increment(n as u64);
+}
+
+/// The batch processor behind a counted bound: a span ended while `max` are waiting for the
+/// exporter is dropped here and counted (the processor's own queue, as large, never fills,
+/// so it never drops one uncounted).
+#[derive(Debug)]
+struct Bounded {
+    inner: BatchSpanProcessor,
+    /// Spans handed to `inner` and not yet to the exporter.
+    queued: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl SpanProcessor for Bounded {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        let fits = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q < self.max).then_some(q + 1)
+            })
+            .is_ok();
+        if fits {
+            self.inner.on_end(span);
+        } else {
+            dropped("queue_full", 1);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The OTLP exporter, counting the spans of every batch it could not deliver and taking each
+/// batch off [`Bounded`]'s count as it starts.
+#[derive(Debug)]
+struct Counted<E> {
+    inner: E,
+    queued: Arc<AtomicUsize>,
+}
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len();
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(n))
+            });
+        let result = self.inner.export(batch).await;
+        if result.is_err() {
+            dropped("export_failed", n);
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
 }
 
 /// The exporter's HTTP client: the gateway's `reqwest`, run on the gateway's runtime (the

@@ -17,6 +17,7 @@ use std::{
 use serde_json::{Value, json};
 
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
+const KEY: &str = "sk-test-deploy-queries";
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
@@ -103,11 +104,22 @@ async fn every_dashboard_and_alert_query_returns_series_from_a_scraped_gateway()
     );
 
     // A gateway whose traffic touches every metric: answers, a stream, a block, a failing
-    // provider, a guard that cannot reach its service (fails open), a run paused for approval.
+    // provider, a guard that cannot reach its service (fails open), a run paused for
+    // approval, a router whose first deployment is down (its breaker opens), a team with a
+    // priced budget, and a trace exporter whose collector is down (its spans are dropped).
     let metrics_port = common::free_port();
     let dead = common::free_port();
+    let dir = std::env::temp_dir().join(format!(
+        "aegis-prom-{}-{}",
+        std::process::id(),
+        common::free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
     let config = format!(
         r#"
+[server]
+database_url = "sqlite://{db}?mode=rwc"
+
 [[providers]]
 id = "echo"
 type = "echo"
@@ -117,10 +129,47 @@ id = "down"
 type = "openai"
 config = {{ base_url = "http://127.0.0.1:{dead}/v1" }}
 
+[[providers]]
+id = "echo-backup"
+type = "echo"
+
+[[providers]]
+id = "dead"
+type = "openai"
+config = {{ base_url = "http://127.0.0.1:{dead}/v1", models = ["m"] }}
+
+[[providers]]
+id = "llm"
+type = "router"
+[providers.config]
+strategy = "ordered"
+circuit_breaker = {{ failure_threshold = 1, cooldown_ms = 600000 }}
+[[providers.config.models]]
+name = "chat"
+deployments = [
+    {{ id = "broken", provider = "dead", model = "m" }},
+    {{ id = "backup", provider = "echo-backup", model = "echo" }},
+]
+
 [routing]
 default_provider = "echo"
 [routing.aliases]
 broken = "down/gpt-x"
+
+[pricing]
+prices = {{ "echo" = {{ input_per_mtok = 2.0, output_per_mtok = 6.0 }}, "m" = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }}, "gpt-x" = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }} }}
+
+[[authenticators]]
+id = "keys"
+type = "static_keys"
+config = {{ keys = [ {{ key = "{KEY}", principal = "ada", team = "research" }} ] }}
+
+[[policies]]
+id = "budgets"
+type = "budgets"
+[policies.config]
+teams = {{ research = {{ usd = 1000.0, tokens = 100000000, period = "month" }} }}
+max_output_tokens = 64
 
 [[guardrails]]
 id = "words"
@@ -142,20 +191,20 @@ fail_mode = "open"
 config = {{ analyzer_url = "http://127.0.0.1:{dead}", action = "block", timeout_ms = 200 }}
 
 [[telemetry]]
+id = "traces"
+type = "otlp"
+config = {{ endpoint = "http://127.0.0.1:{dead}/v1/traces", export_interval_ms = 200, export_timeout_ms = 500 }}
+
+[[telemetry]]
 id = "prometheus"
 type = "prometheus"
 config = {{ listen = "127.0.0.1:{metrics_port}" }}
-"#
+"#,
+        db = dir.join("aegis.db").display()
     );
-    let gw = common::gateway(&config).await;
-    let base = format!("http://{gw}");
+    std::fs::write(dir.join("aegis.toml"), &config).unwrap();
+    let (_gw, base) = common::start_binary(&dir.join("aegis.toml"), &dir);
 
-    let dir = std::env::temp_dir().join(format!(
-        "aegis-prom-{}-{}",
-        std::process::id(),
-        common::free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("prometheus.yml"),
         format!(
@@ -185,11 +234,13 @@ config = {{ listen = "127.0.0.1:{metrics_port}" }}
     let chat = |model: &str, text: &str, stream: bool| {
         client
             .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(KEY)
             .json(&json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": text}]}))
             .send()
     };
     let paused = client
         .post(format!("{base}/v1/runs"))
+        .bearer_auth(KEY)
         .json(&json!({"input": {"model": "echo", "messages": [{"role": "user", "content": "please hold"}]}}))
         .send()
         .await
@@ -207,6 +258,7 @@ config = {{ listen = "127.0.0.1:{metrics_port}" }}
             .unwrap();
         chat("echo", "say forbidden", false).await.unwrap();
         chat("broken", "hello", false).await.unwrap();
+        chat("llm/chat", "hello router", false).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -215,7 +267,7 @@ config = {{ listen = "127.0.0.1:{metrics_port}" }}
         .map(|q| ("dashboard".to_owned(), q))
         .collect();
     queries.extend(alert_series());
-    assert!(queries.len() >= 14, "{queries:?}");
+    assert!(queries.len() >= 22, "{queries:?}");
     let mut empty = Vec::new();
     for (from, q) in &queries {
         let mut found = false;

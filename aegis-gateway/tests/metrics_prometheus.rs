@@ -98,6 +98,16 @@ id = "words"
 type = "ban_substrings"
 config = {{ substrings = ["forbidden"] }}
 
+[pricing]
+prices = {{ "echo" = {{ input_per_mtok = 2.0, output_per_mtok = 6.0 }}, "m" = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }} }}
+
+[[policies]]
+id = "budgets"
+type = "budgets"
+[policies.config]
+teams = {{ t = {{ tokens = 1000000, period = "month" }} }}
+max_output_tokens = 64
+
 [[telemetry]]
 id = "prometheus"
 type = "prometheus"
@@ -177,6 +187,31 @@ config = {{ listen = "127.0.0.1:{port}" }}
             &[("model", "echo"), ("kind", "input")]
         ) >= 8.0,
         "{text}"
+    );
+    // Tokens and cost by team, and the team's budget as gauges.
+    assert!(
+        sample(
+            &text,
+            "aegis_tokens_total",
+            &[("team", "t"), ("kind", "output")]
+        ) >= 4.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "aegis_cost_microdollars_total", &[("team", "t")]) > 0.0,
+        "{text}"
+    );
+    let line = [
+        ("account", "team:t"),
+        ("period", "month"),
+        ("unit", "tokens"),
+    ];
+    assert_eq!(sample(&text, "aegis_budget_limit", &line), 1_000_000.0);
+    let left = sample(&text, "aegis_budget_remaining", &line);
+    assert!(left > 0.0 && left < 1_000_000.0, "{left}");
+    assert!(
+        !text.contains("aegis_budget_remaining{account=\"key:"),
+        "a key's line (a principal id) is never a label"
     );
     assert!(
         sample(

@@ -355,3 +355,100 @@ config = {{ endpoint = "http://{collector}/v1/traces", export_interval_ms = 100 
     assert!(!raw.contains(ANSWER_WORD), "the answer is in a span");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The value of the sample of `name` whose labels contain `label`, in Prometheus text.
+fn sample(metrics: &str, name: &str, label: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn an_unreachable_collector_fails_no_request_and_every_lost_span_is_counted() {
+    let up = upstream().await;
+    let dead = common::free_port();
+    let dir = std::env::temp_dir().join(format!("aegis-otlp-dead-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("aegis.toml");
+    // A queue of two spans, sent every 50 ms, to a port nobody listens on: a run's eight
+    // spans overflow the queue, and every batch that does leave fails.
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+database_url = "sqlite://{db}?mode=rwc"
+
+[[providers]]
+id = "up"
+type = "openai"
+config = {{ base_url = "http://{up}/v1", models = ["m"] }}
+
+[[guardrails]]
+id = "secrets"
+type = "secrets"
+
+[[telemetry]]
+id = "traces"
+type = "otlp"
+config = {{ endpoint = "http://127.0.0.1:{dead}/v1/traces", export_interval_ms = 50, max_queue = 2, export_timeout_ms = 500 }}
+
+[[telemetry]]
+id = "prometheus"
+type = "prometheus"
+"#,
+            db = dir.join("aegis.db").display()
+        ),
+    )
+    .unwrap();
+    let (_server, base) = common::start_binary(&config, &dir);
+    let client = reqwest::Client::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let resp = client
+            .post(format!("{base}/v1/chat/completions"))
+            .json(&json!({"model": "up/m", "messages": [{"role": "user", "content": PROMPT}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "a dead collector failed a request");
+        resp.text().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a dead collector held up a request for {:?}",
+            started.elapsed()
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (full, failed) = loop {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let full = sample(
+            &text,
+            "aegis_trace_spans_dropped_total",
+            "reason=\"queue_full\"",
+        );
+        let failed = sample(
+            &text,
+            "aegis_trace_spans_dropped_total",
+            "reason=\"export_failed\"",
+        );
+        if (full.is_some() && failed.is_some()) || Instant::now() > deadline {
+            break (full, failed);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (full, failed) = (full.unwrap_or(0.0), failed.unwrap_or(0.0));
+    assert!(full >= 1.0, "spans dropped at the queue: {full}");
+    assert!(failed >= 1.0, "spans of failed exports: {failed}");
+    // Nothing is lost uncounted: ten runs of eight spans at most, each counted once.
+    assert!(full + failed <= 80.0, "{full} + {failed}");
+    std::fs::remove_dir_all(&dir).ok();
+}

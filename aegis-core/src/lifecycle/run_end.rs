@@ -311,11 +311,10 @@ impl Ending {
             Ok(()) => {}
         }
         let route = state.as_ref().and_then(|s| s.route.as_ref());
+        let principal = state.as_ref().and_then(|s| s.principal.as_ref());
         shared.telemetry.emit(run_id, || RunEventKind::Audit {
-            principal: state
-                .as_ref()
-                .and_then(|s| s.principal.as_ref())
-                .map(|p| p.id.clone()),
+            principal: principal.map(|p| p.id.clone()),
+            team: principal.and_then(|p| p.team.clone()),
             status: Some(status),
             provider: route.map(|r| r.provider.clone()),
             deployment: route.and_then(|r| r.deployment.clone()),

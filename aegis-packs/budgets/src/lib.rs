@@ -49,9 +49,9 @@
 mod memory;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 pub use aegis_contracts::Price;
@@ -177,7 +177,12 @@ pub struct Budgets {
     /// The policy's id: reservations are `{id}:{run id}`, so two budgets policies on one
     /// run (say, team and org limits kept apart) each hold their own.
     id: String,
+    /// When each named line's balance was last reported as a gauge.
+    reported: std::sync::Mutex<HashMap<String, Instant>>,
 }
+
+/// How often one line's balance is read for the `aegis_budget_remaining` gauge, at most.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Budgets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -278,6 +283,7 @@ impl Budgets {
             ),
             ledger,
             id: "budgets".into(),
+            reported: std::sync::Mutex::default(),
         })
     }
 
@@ -548,6 +554,82 @@ impl Policy for Budgets {
         if let Err(e) = result {
             tracing::error!(run_id = %run.context.run_id, error = %e, "settling a budget reservation failed; the reaper will release it");
         }
+        self.report_remaining(&run.context).await;
+    }
+}
+
+impl Budgets {
+    /// Sets the `aegis_budget_remaining` and `aegis_budget_limit` gauges (labels `account`,
+    /// `period` — `day`, `month` or `total` — and `unit` — `usd` or `tokens`) of the lines
+    /// this run spent against that the config names: teams, organisations and keys listed
+    /// under `keys`. Lines of `default_key` are not reported: their accounts are principal
+    /// ids, which are never metric labels. Each line is read at most every
+    /// [`REPORT_EVERY`], so the gauges cost the ledger one read per line per interval.
+    async fn report_remaining(&self, context: &ContextView) {
+        for line in self.lines(context) {
+            let named = match line.account.split_once(':') {
+                Some(("team" | "org", _)) => true,
+                Some(("key", id)) => self.keys.contains_key(id),
+                _ => false,
+            };
+            if !named || !self.due(&line) {
+                continue;
+            }
+            let Ok(Some(balance)) = self.ledger.balance(&line.account, &line.period).await else {
+                continue;
+            };
+            let period = line
+                .period
+                .split_once(':')
+                .map_or(line.period.as_str(), |(kind, _)| kind)
+                .to_owned();
+            let (usd_left, tokens_left) = balance.remaining();
+            let units = [
+                (
+                    "usd",
+                    usd_left.map(|u| u as f64 / 1e6),
+                    balance.limit.usd_micros.map(|u| u as f64 / 1e6),
+                ),
+                (
+                    "tokens",
+                    tokens_left.map(|t| t as f64),
+                    balance.limit.tokens.map(|t| t as f64),
+                ),
+            ];
+            for (unit, left, limit) in units {
+                let (Some(left), Some(limit)) = (left, limit) else {
+                    continue;
+                };
+                let labels = [
+                    ("account", line.account.clone()),
+                    ("period", period.clone()),
+                    ("unit", unit.to_owned()),
+                ];
+                metrics::gauge!("aegis_budget_remaining", &labels).set(left);
+                metrics::gauge!("aegis_budget_limit", &labels).set(limit);
+            }
+        }
+    }
+
+    /// Whether `line` was last reported longer than [`REPORT_EVERY`] ago (and marks it).
+    fn due(&self, line: &BudgetLine) -> bool {
+        let Ok(mut reported) = self.reported.lock() else {
+            return false;
+        };
+        let key = format!("{}\u{1f}{}", line.account, line.period);
+        let now = Instant::now();
+        if reported
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < REPORT_EVERY)
+        {
+            return false;
+        }
+        // Lines of past periods are never asked for again: forget them all now and then.
+        if reported.len() > 10_000 {
+            reported.clear();
+        }
+        reported.insert(key, now);
+        true
     }
 }
 
