@@ -15,7 +15,7 @@
 //! | `aegis_provider_latency_seconds` | histogram | `provider` |
 //! | `aegis_guard_verdicts_total` | counter | `guard`, `stage`, `decision`, `enforced` |
 //! | `aegis_guard_failures_total` | counter | `guard`, `failed_open` |
-//! | `aegis_approvals_pending` | gauge | — (runs paused in this process, since it started) |
+//! | `aegis_approvals_pending` | gauge | — (runs paused in this process since it started, or, [set by the host](MetricsSink::approvals_counted_elsewhere), in its store) |
 //! | `aegis_budget_remaining`, `aegis_budget_limit` | gauge | `account`, `period`, `unit` (set by the budgets pack for the lines its config names) |
 //! | `aegis_trace_spans_dropped_total` | counter | `reason` (set by the gateway's OTLP exporter) |
 //!
@@ -131,6 +131,8 @@ pub struct MetricsSink {
     teams: BoundedLabels,
     counters: Handles<metrics::Counter>,
     histograms: Handles<metrics::Histogram>,
+    /// Someone else sets `aegis_approvals_pending` (the gateway, from its store).
+    approvals_elsewhere: bool,
 }
 
 impl std::fmt::Debug for MetricsSink {
@@ -149,6 +151,15 @@ impl MetricsSink {
     pub fn new() -> Self {
         describe();
         Self::default()
+    }
+
+    /// Leaves `aegis_approvals_pending` to the host. By default the sink counts the runs it
+    /// saw pause and not yet resume — in this process, since it started; a host with a
+    /// store sets the gauge from the paused runs stored instead, which also counts those
+    /// paused before a restart or by another replica.
+    pub fn approvals_counted_elsewhere(mut self) -> Self {
+        self.approvals_elsewhere = true;
+        self
     }
 
     fn started(&self, run_id: &str) {
@@ -268,14 +279,18 @@ impl TelemetrySink for MetricsSink {
                 .increment(1);
             }
             RunEventKind::Paused { .. } => {
-                metrics::gauge!("aegis_approvals_pending").increment(1.0);
+                if !self.approvals_elsewhere {
+                    metrics::gauge!("aegis_approvals_pending").increment(1.0);
+                }
                 // A paused run's time waiting for a human is not its latency.
                 if let Ok(mut runs) = self.runs.lock() {
                     runs.remove(run);
                 }
             }
             RunEventKind::Resumed { .. } => {
-                metrics::gauge!("aegis_approvals_pending").decrement(1.0);
+                if !self.approvals_elsewhere {
+                    metrics::gauge!("aegis_approvals_pending").decrement(1.0);
+                }
                 self.started(run);
             }
             RunEventKind::Audit {
@@ -378,7 +393,7 @@ fn describe() {
     );
     describe_gauge!(
         "aegis_approvals_pending",
-        "Runs paused for a human decision in this process since it started."
+        "Runs waiting for a human decision (the gateway: paused runs in its store, sampled every 5 s)."
     );
     // Set by the budgets pack and the gateway's trace exporter; described here, where the
     // recorder is known to be installed.

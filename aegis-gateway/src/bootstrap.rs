@@ -186,6 +186,8 @@ pub async fn registry_for(store: Option<&aegis_store::Store>) -> Result<aegis::R
     let mut r = crate::static_keys::registry();
     // Budgets spend through the database, shared by every replica on it.
     r.insert_extension(Arc::new(store.clone()) as Arc<dyn aegis::BudgetLedger>);
+    // Approvals pending are counted in the database, across replicas and restarts.
+    r.insert_extension(crate::metrics::PausedRuns(store.clone()));
     aegis_store::keys::register(&mut r, store);
     Ok(r)
 }

@@ -56,7 +56,7 @@ fn install() -> Result<&'static PrometheusHandle, Error> {
 
 /// Registers the `prometheus` telemetry type.
 pub fn register(r: &mut aegis::Registry) {
-    r.register_telemetry::<PrometheusConfig, _>("prometheus", |cfg, _| {
+    r.register_telemetry::<PrometheusConfig, _>("prometheus", |cfg, ctx| {
         let handle = install()?;
         if let Some(addr) = cfg.listen
             && LISTENER.get().is_none()
@@ -80,6 +80,46 @@ pub fn register(r: &mut aegis::Registry) {
                 }
             });
         }
-        Ok(Arc::new(aegis::metrics::MetricsSink::new()) as Arc<dyn TelemetrySink>)
+        let sink = aegis::metrics::MetricsSink::new();
+        let sink = match ctx.extensions.get::<PausedRuns>() {
+            Some(paused) => {
+                paused.sample();
+                sink.approvals_counted_elsewhere()
+            }
+            None => sink,
+        };
+        Ok(Arc::new(sink) as Arc<dyn TelemetrySink>)
     });
+}
+
+/// The store whose paused runs `aegis_approvals_pending` counts (a registry extension the
+/// gateway inserts when it has a store): every replica and every restart reports what is
+/// really waiting, not what one process saw pause.
+#[derive(Clone)]
+pub struct PausedRuns(pub aegis_store::Store);
+
+/// How often the paused runs are counted.
+const PAUSED_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl PausedRuns {
+    /// Starts counting, once per process (a reload builds the sink again, not the sampler).
+    fn sample(&self) {
+        static STARTED: OnceLock<()> = OnceLock::new();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if STARTED.set(()).is_err() {
+            return;
+        }
+        let store = self.0.clone();
+        runtime.spawn(async move {
+            loop {
+                match store.count_runs(aegis::RunStatus::Paused).await {
+                    Ok(n) => ::metrics::gauge!("aegis_approvals_pending").set(n as f64),
+                    Err(e) => tracing::warn!(error = %e, "cannot count the paused runs"),
+                }
+                tokio::time::sleep(PAUSED_SAMPLE_EVERY).await;
+            }
+        });
+    }
 }

@@ -1,7 +1,8 @@
-//! Nothing secret reaches a log line or a metric: the real binary runs with debug logging in
-//! JSON, keys and secrets are planted in requests (prompts a guard redacts or blocks, a
-//! failing upstream, a bad key, a paused run), and every log line — each one a JSON
-//! object — and the metrics text are scanned for them.
+//! Nothing secret reaches a log line, a span or a metric: the real binary runs with debug
+//! logging in JSON and an OTLP trace exporter, keys and secrets are planted in requests
+//! (prompts a guard redacts or blocks, a failing upstream, a bad key, a paused run), and
+//! every log line — each one a JSON object —, every exported span batch (the raw protobuf,
+//! where strings are stored as they are) and the metrics text are scanned for them.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -9,8 +10,11 @@ mod common;
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
+    sync::{Arc, Mutex},
     time::Duration,
 };
+
+use axum::{body::Bytes, routing::post};
 
 use serde_json::{Value, json};
 
@@ -19,8 +23,29 @@ const SECRET: &str = "ghp_Zq8Xr2LmZ7vTk4NcB9wHs3PfJ6yGd1RaE0uW";
 const PROMPT: &str = "PLANTED-PROMPT-TEXT-4K9";
 const PII: &str = "jane.planted@example.com";
 
+/// An OTLP/HTTP receiver keeping every request body as it came.
+async fn collector() -> (std::net::SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    let raw = Arc::new(Mutex::new(Vec::new()));
+    let keep = raw.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().extend_from_slice(&body);
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, raw)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_log_line_or_metric_carries_a_key_a_secret_or_content() {
+async fn no_log_line_span_or_metric_carries_a_key_a_secret_or_content() {
+    let (collector, spans) = collector().await;
     let dir = std::env::temp_dir().join(format!(
         "aegis-logs-{}-{}",
         std::process::id(),
@@ -81,6 +106,11 @@ config = {{ substrings = ["forbidden"] }}
 id = "prometheus"
 type = "prometheus"
 config = {{ listen = "127.0.0.1:{metrics_port}" }}
+
+[[telemetry]]
+id = "traces"
+type = "otlp"
+config = {{ endpoint = "http://{collector}/v1/traces", export_interval_ms = 100 }}
 "#,
             db = dir.join("aegis.db").display()
         ),
@@ -177,6 +207,11 @@ config = {{ listen = "127.0.0.1:{metrics_port}" }}
         );
     }
     let all = lines.join("\n");
+    let spans = String::from_utf8_lossy(&spans.lock().unwrap()).into_owned();
+    assert!(
+        spans.contains("aegis.run") && spans.contains("aegis.guard"),
+        "the spans were exported"
+    );
     for planted in [
         KEY,
         SECRET,
@@ -187,6 +222,7 @@ config = {{ listen = "127.0.0.1:{metrics_port}" }}
     ] {
         assert!(!all.contains(planted), "`{planted}` is in the logs");
         assert!(!metrics.contains(planted), "`{planted}` is in the metrics");
+        assert!(!spans.contains(planted), "`{planted}` is in a span");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
