@@ -5,8 +5,13 @@
 //! [`PREFIX_LEN`] random characters, the *prefix*, which identifies the key in listings and
 //! audit records and is the lookup index. Resolving a key looks the row up by prefix and
 //! compares the full hash in constant time (`subtle`); unknown prefixes are compared
-//! against a dummy hash, so timing does not tell whether a prefix exists. Revocation and
-//! expiry are checked on every call, so they take effect immediately.
+//! against a dummy hash, so timing does not tell whether a prefix exists.
+//!
+//! [`KeyAuthenticator`] keeps a resolved key for `cache_ms` (default 1000 ms; 0 turns the
+//! cache off), so a busy key costs no database round trip per request. The bound that buys:
+//! a key revoked or rotated, or a principal changed, through this process's store takes
+//! effect at once (the change empties the cache); through another replica, within
+//! `cache_ms`. Expiry is checked on every call, cached or not.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -28,7 +33,11 @@
 //! # });
 //! ```
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use aegis_contracts::{
     Authenticator, Credentials, Error, ErrorKind, Principal, Secret, TelemetrySink, async_trait,
@@ -292,7 +301,9 @@ impl Store {
         check_principal(principal)?;
         let txn = self.begin_write().await?;
         let r = upsert_principal_in(&txn, principal).await;
-        commit_or_rollback(txn, r, "cannot commit the principal").await
+        let r = commit_or_rollback(txn, r, "cannot commit the principal").await;
+        self.inner.key_cache.clear();
+        r
     }
 
     /// A stored principal.
@@ -452,7 +463,9 @@ impl Store {
             Ok(to_info(row))
         }
         .await;
-        commit_or_rollback(txn, result, "cannot commit the revocation").await
+        let result = commit_or_rollback(txn, result, "cannot commit the revocation").await;
+        self.inner.key_cache.clear();
+        result
     }
 
     /// Rotates a key: a new key for the same principal and name (expiring at
@@ -499,12 +512,41 @@ impl Store {
             Ok(created)
         }
         .await;
-        commit_or_rollback(txn, result, "cannot commit the rotation").await
+        let result = commit_or_rollback(txn, result, "cannot commit the rotation").await;
+        self.inner.key_cache.clear();
+        result
     }
 
     /// Resolves a presented key to its principal. Unknown, malformed, revoked and expired
     /// keys are [`Unauthenticated`](ErrorKind::Unauthenticated).
     pub async fn resolve_key(&self, presented: &str) -> Result<Principal, Error> {
+        self.resolve_key_row(presented).await.map(|(p, _)| p)
+    }
+
+    /// [`resolve_key`](Self::resolve_key), answered from memory when this key was resolved
+    /// less than `max_age` ago and nothing about keys or principals changed through this
+    /// store since. Only keys that resolved are kept (at most 10,000); expiry is checked on
+    /// every call.
+    pub async fn resolve_key_cached(
+        &self,
+        presented: &str,
+        max_age: Duration,
+    ) -> Result<Principal, Error> {
+        if max_age.is_zero() {
+            return self.resolve_key(presented).await;
+        }
+        let hash = hash_key(presented.trim());
+        let cache = &self.inner.key_cache;
+        if let Some(principal) = cache.get(&hash, max_age, now_ms()) {
+            return Ok(principal);
+        }
+        let generation = cache.generation();
+        let (principal, expires_at_ms) = self.resolve_key_row(presented).await?;
+        cache.put(hash, generation, &principal, expires_at_ms);
+        Ok(principal)
+    }
+
+    async fn resolve_key_row(&self, presented: &str) -> Result<(Principal, Option<i64>), Error> {
         let invalid = || unauthenticated("invalid API key");
         let presented = presented.trim();
         let Some(body) = presented.strip_prefix(KEY_PREFIX) else {
@@ -536,15 +578,85 @@ impl Store {
         if row.expires_at_ms.is_some_and(|t| now >= t) {
             return Err(unauthenticated("API key expired"));
         }
-        Ok(self
+        let principal = self
             .principal(&row.principal_id)
             .await?
-            .unwrap_or_else(|| Principal::new(row.principal_id)))
+            .unwrap_or_else(|| Principal::new(row.principal_id));
+        Ok((principal, row.expires_at_ms))
+    }
+}
+
+/// Keys resolved lately, by the SHA-256 of the presented key.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    entries: HashMap<[u8; 32], CachedKey>,
+    /// Bumped by every change: a lookup that started before a change stores nothing.
+    generation: u64,
+}
+
+struct CachedKey {
+    principal: Principal,
+    expires_at_ms: Option<i64>,
+    at: Instant,
+}
+
+/// Resolved keys kept at most; past it the cache starts empty again.
+const KEY_CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn get(&self, hash: &[u8; 32], max_age: Duration, now_ms: i64) -> Option<Principal> {
+        let inner = self.inner.lock().ok()?;
+        let hit = inner.entries.get(hash)?;
+        (hit.at.elapsed() < max_age && hit.expires_at_ms.is_none_or(|t| now_ms < t))
+            .then(|| hit.principal.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.inner.lock().map(|i| i.generation).unwrap_or(u64::MAX)
+    }
+
+    fn put(
+        &self,
+        hash: [u8; 32],
+        generation: u64,
+        principal: &Principal,
+        expires_at_ms: Option<i64>,
+    ) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        if inner.generation != generation {
+            return;
+        }
+        if inner.entries.len() >= KEY_CACHE_MAX {
+            inner.entries.clear();
+        }
+        inner.entries.insert(
+            hash,
+            CachedKey {
+                principal: principal.clone(),
+                expires_at_ms,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets every key (a key or a principal changed).
+    pub(crate) fn clear(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.entries.clear();
+            inner.generation = inner.generation.wrapping_add(1);
+        }
     }
 }
 
 /// Config of the `virtual_keys` authenticator type.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct VirtualKeysConfig {
@@ -552,6 +664,19 @@ pub struct VirtualKeysConfig {
     pub org: Option<String>,
     /// Accept only keys of principals holding this role (others are `Forbidden`).
     pub required_role: Option<String>,
+    /// How long a resolved key is kept in memory, in milliseconds (default 1000; 0: look
+    /// every request up). A revocation through another replica takes effect within it.
+    pub cache_ms: u64,
+}
+
+impl Default for VirtualKeysConfig {
+    fn default() -> Self {
+        Self {
+            org: None,
+            required_role: None,
+            cache_ms: 1000,
+        }
+    }
 }
 
 /// An [`Authenticator`] resolving virtual API keys (bearer token or `x-api-key`) stored in
@@ -580,7 +705,10 @@ impl Authenticator for KeyAuthenticator {
         let token = credentials
             .token()
             .ok_or_else(|| unauthenticated("no API key presented"))?;
-        let principal = self.store.resolve_key(token.expose()).await?;
+        let principal = self
+            .store
+            .resolve_key_cached(token.expose(), Duration::from_millis(self.config.cache_ms))
+            .await?;
         if let Some(org) = &self.config.org
             && principal.org.as_ref() != Some(org)
         {

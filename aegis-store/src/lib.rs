@@ -242,6 +242,8 @@ struct Inner {
     /// SQLite: in-process writers queue here (fair, FIFO) instead of spinning in SQLite's
     /// busy handler; other processes are still serialized by `BEGIN IMMEDIATE`.
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Resolved virtual keys, for [`Store::resolve_key_cached`].
+    key_cache: keys::KeyCache,
 }
 
 /// A write transaction (holding the in-process SQLite write slot, if any).
@@ -395,6 +397,7 @@ impl Store {
                 audit_key: options.audit_key.map(Arc::new),
                 audit_unkeyed_before: options.audit_unkeyed_before,
                 write_lock: is_sqlite.then(|| Arc::new(tokio::sync::Mutex::new(()))),
+                key_cache: keys::KeyCache::default(),
             }),
         };
         store.migrate().await?;

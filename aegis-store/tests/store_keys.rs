@@ -166,6 +166,76 @@ async fn revocation_takes_effect_immediately_and_twice_is_a_conflict() {
     }
 }
 
+/// An authenticator whose resolved keys are kept for `cache_ms`.
+fn cached_auth(store: &Store, cache_ms: u64) -> KeyAuthenticator {
+    let mut config = VirtualKeysConfig::default();
+    config.cache_ms = cache_ms;
+    KeyAuthenticator::with_config(store.clone(), config)
+}
+
+#[tokio::test]
+async fn a_key_revoked_through_another_replica_is_refused_within_the_cache_bound() {
+    let dir = std::env::temp_dir().join(format!("aegis-keycache-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for db in common::shared_backends(&dir).await {
+        let other = db.reopen().await;
+        let created = db.store.create_key(NewKey::new(alice())).await.unwrap();
+        let creds = Credentials::bearer(created.key.expose());
+        let cached = cached_auth(&db.store, 400);
+        let uncached = cached_auth(&db.store, 0);
+        cached.authenticate(&creds).await.unwrap();
+        uncached.authenticate(&creds).await.unwrap();
+
+        // Revoked through the other replica: this one's cache does not know yet…
+        other.revoke_key(&created.info.id, None).await.unwrap();
+        let started = std::time::Instant::now();
+        let err = uncached.authenticate(&creds).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{}", db.name);
+        let still = cached.authenticate(&creds).await;
+        if started.elapsed() < Duration::from_millis(300) {
+            assert!(
+                still.is_ok(),
+                "{}: the cached key was looked up again",
+                db.name
+            );
+        }
+        // …and refuses the key once the bound has passed.
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let err = cached.authenticate(&creds).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{}", db.name);
+        db.finish().await;
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_cached_principal_changed_through_this_store_is_seen_at_once() {
+    for db in backends().await {
+        let created = db.store.create_key(NewKey::new(alice())).await.unwrap();
+        let creds = Credentials::bearer(created.key.expose());
+        let auth = cached_auth(&db.store, 60_000);
+        assert!(
+            auth.authenticate(&creds)
+                .await
+                .unwrap()
+                .has_role("approver")
+        );
+        let mut demoted = alice();
+        demoted.roles.clear();
+        db.store.upsert_principal(&demoted).await.unwrap();
+        assert!(
+            !auth
+                .authenticate(&creds)
+                .await
+                .unwrap()
+                .has_role("approver"),
+            "{}: a role taken away through this store still applied",
+            db.name
+        );
+        db.finish().await;
+    }
+}
+
 #[tokio::test]
 async fn an_expired_key_is_refused() {
     for db in backends().await {
