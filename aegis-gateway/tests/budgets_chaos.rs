@@ -64,27 +64,6 @@ async fn upstream() -> SocketAddr {
     addr
 }
 
-/// A fresh database: a new PostgreSQL database on the test server, or a SQLite file.
-async fn database(dir: &std::path::Path) -> String {
-    match std::env::var("AEGIS_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
-        Some(url) => {
-            use sea_orm::ConnectionTrait;
-            let name = format!("aegis_chaos_{}_{}", std::process::id(), free_port());
-            let admin = sea_orm::Database::connect(url.as_str()).await.unwrap();
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .unwrap();
-            let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-            format!("{base}/{name}")
-        }
-        None => format!("sqlite://{}?mode=rwc", dir.join("aegis.db").display()),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_never_overspend_and_leak_no_reservation_under_chaos() {
     let up = upstream().await;
@@ -94,7 +73,8 @@ async fn three_replicas_never_overspend_and_leak_no_reservation_under_chaos() {
         free_port()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let db_url = database(&dir).await;
+    let shared = common::SharedDb::new(&dir, "chaos").await;
+    let db_url = shared.url.clone();
     let config = dir.join("aegis.toml");
     std::fs::write(
         &config,
@@ -264,19 +244,6 @@ max_concurrent_streams = 1000
     );
     drop(replicas);
     drop(observer);
-    if let (Some(admin), Some((_, name))) = (
-        std::env::var("AEGIS_TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty()),
-        db_url
-            .rsplit_once('/')
-            .filter(|_| db_url.starts_with("postgres")),
-    ) {
-        use sea_orm::ConnectionTrait;
-        let db = sea_orm::Database::connect(admin.as_str()).await.unwrap();
-        let _ = db
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await;
-    }
+    shared.finish().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

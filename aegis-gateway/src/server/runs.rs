@@ -478,11 +478,17 @@ pub(super) async fn events(
     let first = Event::default().event("status").data(
         json!({"run_id": cp.run_id, "status": cp.status, "interrupt": public_interrupt(cp.interrupt.as_ref())}).to_string(),
     );
+    let mut poll = tokio::time::interval(STORE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let feed = Feed {
         rx,
         id,
         first: Some(first),
         done: cp.status.is_terminal(),
+        status: cp.status,
+        stored_change: None,
+        store: gw.store().cloned(),
+        poll,
         closing,
         _permit: permit,
     };
@@ -495,9 +501,37 @@ pub(super) async fn events(
         }
         loop {
             let received = tokio::select! {
-                r = f.rx.recv() => Some(r),
+                r = f.rx.recv() => Some(Some(r)),
                 _ = f.closing.wait_for(|closing| *closing) => None,
+                _ = f.poll.tick(), if f.store.is_some() => Some(None),
             };
+            if let Some(None) = received {
+                // Another replica may be running (or have ended) this run: its events reach
+                // that replica's feed, its status reaches the store.
+                let stored = match &f.store {
+                    Some(store) => store.run(&f.id).await.ok().flatten().map(|r| r.status),
+                    None => None,
+                };
+                // Told only when two polls in a row see the same change: a run this
+                // process runs has its own events, which say more, out by then.
+                let changed = stored.filter(|s| *s != f.status);
+                let confirmed = changed.is_some() && changed == f.stored_change;
+                f.stored_change = changed;
+                match changed {
+                    Some(status) if confirmed => {
+                        f.status = status;
+                        f.stored_change = None;
+                        f.done = status.is_terminal();
+                        let data = json!({"run_id": f.id, "status": status});
+                        return Some((
+                            Ok(Event::default().event("status").data(data.to_string())),
+                            f,
+                        ));
+                    }
+                    _ => continue,
+                }
+            }
+            let received = received.flatten();
             let Some(received) = received else {
                 // The gateway is shutting down: say so and end, so shutdown is not held up.
                 f.done = true;
@@ -506,6 +540,9 @@ pub(super) async fn events(
             match received {
                 Ok(ev) if ev.run_id == f.id => {
                     f.done = ev.kind.is_terminal();
+                    if let Some(status) = status_after(&ev.kind) {
+                        f.status = status;
+                    }
                     let data = serde_json::to_value(&ev).unwrap_or_default();
                     let name = data["event"].as_str().unwrap_or("event").to_owned();
                     return Some((Ok(Event::default().event(name).data(data.to_string())), f));
@@ -521,11 +558,37 @@ pub(super) async fn events(
     Ok(Sse::new(stream).into_response())
 }
 
+/// The status a run has after `kind`, for the events that change it.
+fn status_after(kind: &aegis::RunEventKind) -> Option<aegis::RunStatus> {
+    use aegis::{RunEventKind as K, RunStatus as S};
+    Some(match kind {
+        K::RunStarted { .. } | K::Resumed { .. } => S::Running,
+        K::Paused { .. } => S::Paused,
+        K::Completed => S::Completed,
+        K::Rejected => S::Rejected,
+        K::Failed { .. } => S::Failed,
+        K::Blocked { .. } => S::Blocked,
+        K::Cancelled => S::Cancelled,
+        _ => return None,
+    })
+}
+
+/// How often a run's event feed reads the run's status from the store, for runs another
+/// replica is running.
+const STORE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 struct Feed {
     rx: broadcast::Receiver<aegis::RunEvent>,
     id: String,
     first: Option<Event>,
     done: bool,
+    /// The last status the feed told of.
+    status: aegis::RunStatus,
+    /// A status the store held at the last poll that the feed has not told of.
+    stored_change: Option<aegis::RunStatus>,
+    /// Where the status is read when this process hears nothing of the run.
+    store: Option<aegis_store::Store>,
+    poll: tokio::time::Interval,
     closing: tokio::sync::watch::Receiver<bool>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }

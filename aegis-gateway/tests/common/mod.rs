@@ -106,3 +106,49 @@ pub async fn gateway_on(
         .unwrap();
     Gateway::with_store(set, limits, feed, store.clone())
 }
+
+/// A fresh database several gateway processes share: a new PostgreSQL database on the test
+/// server when `AEGIS_TEST_DATABASE_URL` is set, else a SQLite file in `dir`.
+pub struct SharedDb {
+    /// What `[server] database_url` says.
+    pub url: String,
+    /// The server's admin URL and the database's name, to drop it.
+    postgres: Option<(String, String)>,
+}
+
+impl SharedDb {
+    /// A new database named after `tag`.
+    pub async fn new(dir: &Path, tag: &str) -> Self {
+        use sea_orm::ConnectionTrait;
+        let Some(admin) = std::env::var("AEGIS_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            return Self {
+                url: format!("sqlite://{}?mode=rwc", dir.join("aegis.db").display()),
+                postgres: None,
+            };
+        };
+        let name = format!("aegis_{tag}_{}_{}", std::process::id(), free_port());
+        let db = sea_orm::Database::connect(admin.as_str()).await.unwrap();
+        db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Self {
+            url: format!("{base}/{name}"),
+            postgres: Some((admin.clone(), name)),
+        }
+    }
+
+    /// Drops the PostgreSQL database (the processes using it must be gone).
+    pub async fn finish(self) {
+        use sea_orm::ConnectionTrait;
+        if let Some((admin, name)) = self.postgres {
+            let db = sea_orm::Database::connect(admin.as_str()).await.unwrap();
+            let _ = db
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+    }
+}
