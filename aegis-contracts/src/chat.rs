@@ -27,8 +27,10 @@ pub type Extra = Map<String, Value>;
 #[non_exhaustive]
 pub struct ChatRequest {
     /// The model or alias to call.
+    #[schemars(pattern(r"\S"))]
     pub model: String,
     /// The conversation so far.
+    #[schemars(length(min = 1))]
     pub messages: Vec<Message>,
     /// Tools the model may call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -36,20 +38,24 @@ pub struct ChatRequest {
     /// `"auto"`, `"none"`, `"required"` or a specific function.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<Value>,
-    /// Sampling temperature.
+    /// Sampling temperature, 0 to 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 2))]
     pub temperature: Option<f32>,
-    /// Nucleus sampling.
+    /// Nucleus sampling, 0 to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
     pub top_p: Option<f32>,
     /// Upper bound on generated tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = u32::MAX))]
     pub max_tokens: Option<u32>,
     /// Stop sequences (a string or a list).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Value>,
     /// Deterministic sampling seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = i64::MIN, max = i64::MAX))]
     pub seed: Option<i64>,
     /// Structured-output request (`json_object`, `json_schema`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,11 +96,24 @@ impl ChatRequest {
         self
     }
 
-    /// Checks what every entry point must refuse: no model, no messages, empty tool names,
-    /// tool calls whose arguments are not JSON, and oversized text.
+    /// Checks what every entry point must refuse: no model, no messages, a temperature
+    /// outside 0–2 or a `top_p` outside 0–1, empty tool names, tool calls whose arguments
+    /// are not JSON, and oversized text.
     pub fn validate(&self) -> Result<(), Error> {
         if self.model.trim().is_empty() {
             return Err(Error::invalid_request("`model` must not be empty"));
+        }
+        for (name, value, max) in [
+            ("temperature", self.temperature, 2.0),
+            ("top_p", self.top_p, 1.0),
+        ] {
+            if let Some(v) = value
+                && !(0.0..=max).contains(&v)
+            {
+                return Err(Error::invalid_request(format!(
+                    "`{name}` must be between 0 and {max}, not {v}"
+                )));
+            }
         }
         if self.messages.is_empty() {
             return Err(Error::invalid_request(
@@ -154,6 +173,11 @@ pub enum Role {
 /// One message of a conversation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
+// A `tool` message must say which call it answers ([`ChatRequest::validate`]).
+#[schemars(extend("anyOf" = [
+    {"properties": {"role": {"not": {"enum": ["tool"]}}}},
+    {"required": ["tool_call_id"]}
+]))]
 pub struct Message {
     /// Author.
     pub role: Role,
@@ -307,6 +331,7 @@ impl ToolSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FunctionSpec {
     /// Name the model calls it by.
+    #[schemars(pattern(r"\S"))]
     pub name: String,
     /// What it does (the model reads this).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,6 +14,7 @@ use crate::{Error, Secret};
 #[non_exhaustive]
 pub struct Principal {
     /// Stable id.
+    #[schemars(pattern(r"\S"))]
     pub id: String,
     /// Team, for team-scoped visibility and budgets.
     #[serde(default, skip_serializing_if = "Option::is_none")]

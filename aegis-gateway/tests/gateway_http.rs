@@ -394,6 +394,36 @@ async fn the_served_openapi_document_matches_the_checked_in_copy() {
     assert!(served["paths"]["/v1/runs/{id}/approve"]["post"].is_object());
 }
 
+#[test]
+fn every_route_of_the_router_is_in_the_openapi_document() {
+    // The route table, read from the router's source: each `.route("PATH", get(..).post(..))`.
+    let source = include_str!("../src/server/mod.rs");
+    let table = &source[source.find("fn router(").unwrap()..];
+    let doc = server::openapi::document();
+    let mut routes = 0;
+    let mut missing = Vec::new();
+    for call in table.split(".route(").skip(1) {
+        let call = call.split(".layer(").next().unwrap();
+        let path = call.split('"').nth(1).unwrap();
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if call.contains(&format!("{method}(")) {
+                routes += 1;
+                if !doc["paths"][path][method].is_object() {
+                    missing.push(format!("{} {path}", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    assert!(
+        routes >= 25,
+        "the route table was not read: {routes} routes"
+    );
+    assert!(
+        missing.is_empty(),
+        "routes missing from openapi.json: {missing:?}"
+    );
+}
+
 /// Runs an SDK client script; `AEGIS_CLIENT_TESTS=1` (set by scripts/test.sh, which installs
 /// the SDKs) makes a missing SDK a failure instead of a skip.
 fn run_client(program: &str, args: &[&str], installed: bool) {

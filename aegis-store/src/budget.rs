@@ -318,6 +318,7 @@ impl Store {
         change: LineChange,
         by: Option<&str>,
     ) -> Result<(), Error> {
+        check_line(account, period)?;
         if let LineChange::SetLimit(limit) = &change {
             check_limit(limit)?;
         }
@@ -393,6 +394,46 @@ impl Store {
         }
     }
 }
+
+/// Refuses a line an admin names that no budgets policy could have made: the account must
+/// be `key:…`, `team:…` or `org:…`, and the period `total`, `day:YYYY-MM-DD` or
+/// `month:YYYY-MM` ([`LINE_ACCOUNT_PATTERN`], [`LINE_PERIOD_PATTERN`]).
+pub fn check_line(account: &str, period: &str) -> Result<(), Error> {
+    let account_ok = ["key:", "team:", "org:"].iter().any(|p| {
+        account.strip_prefix(p).is_some_and(|rest| {
+            !rest.is_empty()
+                && rest.chars().count() <= 256
+                && !rest.chars().any(|c| c.is_ascii_control())
+        })
+    });
+    if !account_ok {
+        return Err(Error::invalid_request(format!(
+            "`account` must be key:<principal>, team:<team> or org:<org>, not `{}`",
+            account.escape_debug()
+        )));
+    }
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let date = |s: &str, parts: usize| {
+        let p: Vec<&str> = s.split('-').collect();
+        p.len() == parts && digits(p[0], 4) && p[1..].iter().all(|x| digits(x, 2))
+    };
+    let period_ok = period == "total"
+        || period.strip_prefix("day:").is_some_and(|d| date(d, 3))
+        || period.strip_prefix("month:").is_some_and(|m| date(m, 2));
+    if !period_ok {
+        return Err(Error::invalid_request(format!(
+            "`period` must be total, day:YYYY-MM-DD or month:YYYY-MM, not `{}`",
+            period.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// The accounts [`check_line`] accepts, as a regular expression (for API schemas).
+pub const LINE_ACCOUNT_PATTERN: &str = r"^(key|team|org):[^\x00-\x1f\x7f]{1,256}$";
+/// The periods [`check_line`] accepts, as a regular expression.
+pub const LINE_PERIOD_PATTERN: &str =
+    r"^(total|day:[0-9]{4}-[0-9]{2}-[0-9]{2}|month:[0-9]{4}-[0-9]{2})$";
 
 fn refused(r: &Reservation) -> Error {
     let names: Vec<String> = r

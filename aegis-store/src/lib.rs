@@ -64,7 +64,7 @@
 
 pub mod audit;
 mod budget;
-pub use budget::LineChange;
+pub use budget::{LINE_ACCOUNT_PATTERN, LINE_PERIOD_PATTERN, LineChange, check_line};
 mod checkpoint;
 mod entity;
 pub mod keys;

@@ -230,3 +230,49 @@ async fn an_admin_limit_overrides_the_configured_one_until_cleared_and_is_audite
         );
     }
 }
+
+#[tokio::test]
+async fn an_admin_change_to_a_line_no_policy_could_make_is_refused_and_stores_nothing() {
+    for db in common::backends().await {
+        let s = &db.store;
+        let head = s.verify_audit().await.unwrap().head_seq;
+        let set = aegis_store::LineChange::SetLimit(Limit::new(None, Some(10)));
+        for (account, period) in [
+            ("", "total"),
+            ("team:", "total"),
+            ("research", "total"),
+            ("team:t\n", "total"),
+            ("team:t", ""),
+            ("team:t", "month:2026-1"),
+            ("team:t", "day:2026-12"),
+            ("team:t", "week:2026-49"),
+        ] {
+            let err = s
+                .change_budget(account, period, set, Some("root"))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::InvalidRequest,
+                "{account:?} {period:?}"
+            );
+            assert!(s.balance(account, period).await.unwrap().is_none());
+        }
+        assert_eq!(
+            s.verify_audit().await.unwrap().head_seq,
+            head,
+            "{}: nothing audited",
+            db.name
+        );
+        for (account, period) in [
+            ("team:t", "total"),
+            ("org:acme", "month:2026-12"),
+            ("key:ada", "day:2026-12-01"),
+        ] {
+            s.change_budget(account, period, set, Some("root"))
+                .await
+                .unwrap();
+        }
+        db.finish().await;
+    }
+}

@@ -19,10 +19,16 @@ use super::{ApiError, Gateway, parse_json, require_admin};
 
 /// One budget line: `account` (`key:ada`, `team:research`, `org:acme`) in `period`
 /// (`day:2026-12-01`, `month:2026-12`, `total`).
-#[derive(Deserialize)]
+/// A budget line: the query of `GET /v1/admin/budgets`, the body of
+/// `POST /v1/admin/budgets/reset`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Line {
+pub(crate) struct Line {
+    /// `key:<principal>`, `team:<team>` or `org:<org>`.
+    #[schemars(regex(pattern = aegis_store::LINE_ACCOUNT_PATTERN))]
     account: String,
+    /// `total`, `day:YYYY-MM-DD` or `month:YYYY-MM`.
+    #[schemars(regex(pattern = aegis_store::LINE_PERIOD_PATTERN))]
     period: String,
 }
 
@@ -83,19 +89,25 @@ pub(super) async fn reset(
     Ok(Json(json!({"object": "aegis.budget", "account": line.account, "period": line.period, "reset": true})).into_response())
 }
 
-/// The body of `POST /v1/admin/budgets/limit`.
-#[derive(Deserialize)]
+/// The body of `POST /v1/admin/budgets/limit`: `usd` and/or `tokens`, or `clear`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SetLimit {
+pub(crate) struct SetLimit {
+    /// `key:<principal>`, `team:<team>` or `org:<org>`.
+    #[schemars(regex(pattern = aegis_store::LINE_ACCOUNT_PATTERN))]
     account: String,
+    /// `total`, `day:YYYY-MM-DD` or `month:YYYY-MM`.
+    #[schemars(regex(pattern = aegis_store::LINE_PERIOD_PATTERN))]
     period: String,
-    /// US dollars.
+    /// US dollars, 0 (frozen) to a billion.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 1_000_000_000))]
     usd: Option<f64>,
-    /// Tokens.
+    /// Tokens, 0 (frozen) to 2^40.
     #[serde(default)]
+    #[schemars(range(max = 1_099_511_627_776u64))]
     tokens: Option<u64>,
-    /// Return the line to its configured limit instead.
+    /// Return the line to its configured limit instead (with neither `usd` nor `tokens`).
     #[serde(default)]
     clear: bool,
 }

@@ -17,13 +17,18 @@ use serde_json::json;
 
 use super::{ApiError, Gateway, parse_json, require_admin};
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/admin/keys`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateKey {
+pub(crate) struct CreateKey {
+    /// Whom the key authenticates as (its id must not be empty).
     principal: Principal,
+    /// A name to tell keys apart in listings.
     #[serde(default)]
     name: String,
+    /// When the key stops working (milliseconds since the epoch), or never.
     #[serde(default)]
+    #[schemars(range(max = u64::MAX))]
     expires_at_ms: Option<u64>,
 }
 

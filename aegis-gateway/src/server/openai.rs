@@ -148,21 +148,45 @@ fn sse_events(
     })
 }
 
-#[derive(Deserialize)]
+/// The most dimensions an embeddings request may ask for (no model offers more).
+const MAX_DIMENSIONS: u32 = 4096;
+
+/// What to embed: one text or several.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
-enum EmbeddingInput {
+pub(crate) enum EmbeddingInput {
+    /// One text.
     One(String),
-    Many(Vec<String>),
+    /// Several texts (at least one).
+    Many(#[schemars(length(min = 1))] Vec<String>),
 }
 
-#[derive(Deserialize)]
-struct EmbeddingBody {
+/// The output format of embeddings.
+#[derive(Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EncodingFormat {
+    /// Arrays of numbers.
+    Float,
+    /// Base64 of little-endian `f32`s (what the official SDKs ask for).
+    Base64,
+}
+
+/// The body of `POST /v1/embeddings`.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct EmbeddingBody {
+    /// The model or alias.
+    #[schemars(pattern(r"\S"))]
     model: String,
+    /// The text or texts.
     input: EmbeddingInput,
+    /// `float` (default) or `base64`.
     #[serde(default)]
-    encoding_format: Option<String>,
+    encoding_format: Option<EncodingFormat>,
+    /// Dimensions of the output, for models that can shorten it (1 to 4096).
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_DIMENSIONS))]
     dimensions: Option<u32>,
+    /// The end user, forwarded to the provider.
     #[serde(default)]
     user: Option<String>,
 }
@@ -198,16 +222,15 @@ async fn embed(
         EmbeddingInput::One(s) => vec![s],
         EmbeddingInput::Many(v) => v,
     };
-    let base64 = match b.encoding_format.as_deref() {
-        None | Some("float") => false,
-        Some("base64") => true,
-        Some(other) => {
-            return Err(Error::invalid_request(format!(
-                "encoding_format must be `float` or `base64`, not `{other}`"
-            ))
-            .into());
-        }
-    };
+    if let Some(d) = b.dimensions
+        && !(1..=MAX_DIMENSIONS).contains(&d)
+    {
+        return Err(Error::invalid_request(format!(
+            "`dimensions` must be between 1 and {MAX_DIMENSIONS}, not {d}"
+        ))
+        .into());
+    }
+    let base64 = b.encoding_format == Some(EncodingFormat::Base64);
     let mut req = EmbeddingRequest::new(b.model.clone(), input);
     req.dimensions = b.dimensions;
     if let Some(user) = b.user {

@@ -1,8 +1,11 @@
-//! `/openapi.json`, generated from the request and response types (their schemars schemas)
-//! and the route table. `openapi.json` at the crate root is the checked-in copy; a test fails
-//! when they differ, so the published spec cannot drift from the code.
+//! `/openapi.json`, generated from the request and response types — the contracts' and the
+//! handlers' own body types, through their schemars schemas, so a field added to a handler's
+//! body is in the document — and the route table. `openapi.json` at the crate root is the
+//! checked-in copy; a test fails when they differ, and another when a route of the router
+//! is missing from the document. Every operation answers errors in the one `Error` shape
+//! (`default` response); `healthz`, `readyz` and `openapi.json` need no credentials.
 
-use aegis::{Approval, ChatChunk, ChatRequest, Completion, Interrupt, RunStatus};
+use aegis::{Approval, ChatRequest, Interrupt, RunStatus};
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Value, json};
 
@@ -16,8 +19,16 @@ fn schemas() -> Value {
         out.insert(T::schema_name().into_owned(), schema.to_value());
     }
     add::<ChatRequest>(&mut generator, &mut out);
-    add::<Completion>(&mut generator, &mut out);
-    add::<ChatChunk>(&mut generator, &mut out);
+    add::<super::runs::CreateRun>(&mut generator, &mut out);
+    add::<super::runs::RejectBody>(&mut generator, &mut out);
+    add::<super::runs::EditBody>(&mut generator, &mut out);
+    add::<super::openai::EmbeddingBody>(&mut generator, &mut out);
+    add::<super::budgets::Line>(&mut generator, &mut out);
+    add::<super::budgets::SetLimit>(&mut generator, &mut out);
+    add::<super::retention::Purge>(&mut generator, &mut out);
+    add::<super::keys::CreateKey>(&mut generator, &mut out);
+    add::<aegis_store::runs::RunRecord>(&mut generator, &mut out);
+    add::<aegis_store::ApiKeyInfo>(&mut generator, &mut out);
     add::<Interrupt>(&mut generator, &mut out);
     add::<Approval>(&mut generator, &mut out);
     add::<RunStatus>(&mut generator, &mut out);
@@ -26,6 +37,56 @@ fn schemas() -> Value {
     }
     // References of the top-level entries point at themselves; keep the definitions only.
     out.retain(|_, v| v.get("$ref").is_none());
+    // A limit change is either `usd` and/or `tokens`, or `clear` alone.
+    if let Some(set) = out.get_mut("SetLimit") {
+        set["oneOf"] = json!([
+            {"anyOf": [{"required": ["usd"]}, {"required": ["tokens"]}],
+             "properties": {"clear": {"enum": [false]}}},
+            {"required": ["clear"], "properties": {"clear": {"enum": [true]}},
+             "not": {"anyOf": [{"required": ["usd"]}, {"required": ["tokens"]}]}}
+        ]);
+    }
+    // What the OpenAI-compatible endpoints answer: OpenAI's wire shapes.
+    let usage = json!({"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"], "properties": {
+        "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"},
+        "prompt_tokens_details": {"type": "object"}, "completion_tokens_details": {"type": "object"}}});
+    let tool_calls = json!({"type": "array", "items": {"type": "object"}});
+    out.insert(
+        "ChatCompletion".into(),
+        json!({"type": "object", "required": ["id", "object", "created", "model", "choices"], "properties": {
+            "id": {"type": "string"}, "object": {"enum": ["chat.completion"]}, "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "choices": {"type": "array", "items": {"type": "object", "required": ["index", "message"], "properties": {
+                "index": {"type": "integer"},
+                "message": {"type": "object", "required": ["role"], "properties": {
+                    "role": {"type": "string"}, "content": {"type": "string", "nullable": true}, "tool_calls": tool_calls.clone()}},
+                "finish_reason": {"type": "string", "nullable": true}}}},
+            "usage": usage.clone()}}),
+    );
+    out.insert(
+        "ChatCompletionChunk".into(),
+        json!({"type": "object", "required": ["id", "object", "created", "model", "choices"], "properties": {
+            "id": {"type": "string"}, "object": {"enum": ["chat.completion.chunk"]}, "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "choices": {"type": "array", "items": {"type": "object", "required": ["index"], "properties": {
+                "index": {"type": "integer"},
+                "delta": {"type": "object", "properties": {"role": {"type": "string"}, "content": {"type": "string", "nullable": true}, "tool_calls": tool_calls}},
+                "finish_reason": {"type": "string", "nullable": true}}}},
+            "usage": {"allOf": [usage], "nullable": true}}}),
+    );
+    out.insert(
+        "ChatCompletionEvent".into(),
+        json!({"type": "object", "required": ["data"], "description": "One server-sent event of a streamed answer",
+               "properties": {"event": {"type": "string"},
+                              "data": {"type": "string", "description": "A ChatCompletionChunk as JSON; the last event's data is [DONE]"}}}),
+    );
+    out.insert(
+        "RunList".into(),
+        json!({"type": "object", "required": ["object", "data"], "properties": {
+            "object": {"enum": ["list"]},
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/RunRecord"}},
+            "next_cursor": {"type": "string", "nullable": true, "description": "Pass as `cursor` for the next page"}}}),
+    );
     out.insert(
         "Error".into(),
         json!({
@@ -49,8 +110,8 @@ fn schemas() -> Value {
                 "id": {"type": "string"},
                 "object": {"const": "aegis.run"},
                 "status": {"$ref": "#/components/schemas/RunStatus"},
-                "interrupt": {"$ref": "#/components/schemas/Interrupt"},
-                "output": {"$ref": "#/components/schemas/Completion"},
+                "interrupt": {"allOf": [{"$ref": "#/components/schemas/Interrupt"}], "nullable": true},
+                "output": {"allOf": [{"$ref": "#/components/schemas/ChatCompletion"}], "nullable": true, "description": "A completed run's answer"},
                 "pending": {"type": ["object", "null"], "description": "A paused run's held subject, for its reviewers only: stage, reason, findings, subject (the prompt's messages, or the held answer's content and tool_calls) and the edit schema", "properties": {
                     "stage": {"type": "string"}, "reason": {"type": "string"}, "findings": {"type": "array"},
                     "subject": {"type": "object"}, "edit_schema": {"type": "object"}
@@ -81,20 +142,87 @@ fn op(summary: &str, request: Option<&str>, ok: &str, extra: Value) -> Value {
     o
 }
 
+/// A required JSON body of schema `name`.
+fn body(name: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}})
+}
+
+/// A JSON response of schema `name`.
+fn returns(description: &str, name: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}})
+}
+
+/// The query parameters of the handler type `T` (its schema's properties; required ones
+/// marked).
+fn query_params<T: JsonSchema>() -> Value {
+    let schema = SchemaGenerator::new(SchemaSettings::openapi3())
+        .into_root_schema_for::<T>()
+        .to_value();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let params: Vec<Value> = schema["properties"]
+        .as_object()
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, s)| {
+                    let mut s = s.clone();
+                    let description = s
+                        .as_object_mut()
+                        .and_then(|o| o.remove("description"))
+                        .unwrap_or(Value::Null);
+                    json!({"name": name, "in": "query", "required": required.contains(&name.as_str()),
+                           "schema": s, "description": description})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Value::Array(params)
+}
+
+/// Every operation answers errors as `Error` (`default`), and the public ones need no
+/// credentials.
+fn finish(mut doc: Value) -> Value {
+    const PUBLIC: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+    let error = json!({"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for op in item.values_mut() {
+                if let Some(responses) = op["responses"].as_object_mut() {
+                    responses.entry("default").or_insert_with(|| error.clone());
+                }
+                if PUBLIC.contains(&path.as_str()) {
+                    op["security"] = json!([]);
+                }
+            }
+        }
+    }
+    doc
+}
+
 /// The OpenAPI 3.0 document of the gateway.
 pub fn document() -> Value {
+    finish(paths_and_components())
+}
+
+fn paths_and_components() -> Value {
     let id_param =
         json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
     let paused = json!({"202": {"description": "The run paused for a human decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}}});
     let mut chat = op(
         "Create a chat completion (SSE chunks when `stream: true`)",
         Some("ChatRequest"),
-        "Completion",
+        "ChatCompletion",
         json!({}),
     );
     chat["responses"]["202"] = paused["202"].clone();
     chat["responses"]["200"]["content"]["text/event-stream"] =
-        json!({"schema": {"$ref": "#/components/schemas/ChatChunk"}});
+        json!({"schema": {"$ref": "#/components/schemas/ChatCompletionEvent"}});
     let decision = |summary: &str| {
         let mut o = op(
             summary,
@@ -105,6 +233,11 @@ pub fn document() -> Value {
         o["responses"]["202"] = paused["202"].clone();
         o
     };
+    let mut reject = decision("Reject the pending interrupt; the run ends");
+    reject["requestBody"] = body("RejectBody");
+    reject["requestBody"]["required"] = false.into();
+    let mut edit = decision("Resume with an edited value matching the interrupt's edit schema");
+    edit["requestBody"] = body("EditBody");
     let mut embeddings = op(
         "Create embeddings (float, or base64 little-endian f32)",
         None,
@@ -112,11 +245,7 @@ pub fn document() -> Value {
         json!({}),
     );
     embeddings["responses"]["200"] = json!({"description": "An OpenAI embeddings list"});
-    embeddings["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["model", "input"],
-        "properties": {"model": {"type": "string"}, "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-                       "encoding_format": {"enum": ["float", "base64"]}, "dimensions": {"type": "integer"}}
-    }}}});
+    embeddings["requestBody"] = body("EmbeddingBody");
     // The same operations on a named pipeline (`[[pipelines]]`).
     let on_pipeline = |o: &Value, what: &str| {
         let mut o = o.clone();
@@ -136,40 +265,58 @@ pub fn document() -> Value {
             "/v1/pipelines/{pipeline}/chat/completions": {"post": pipeline_chat},
             "/v1/pipelines/{pipeline}/embeddings": {"post": pipeline_embeddings},
             "/v1/models": {"get": {"summary": "List the models callers can name", "responses": {"200": {"description": "OpenAI model list"}}}},
-            "/v1/runs": {"post": {
-                "summary": "Start a governed run on a named graph",
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["input"], "properties": {"graph": {"type": "string"}, "input": {"$ref": "#/components/schemas/ChatRequest"}}}}}},
-                "responses": {"200": {"description": "Completed", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}}, "202": paused["202"].clone(),
-                              "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
-            }},
+            "/v1/runs": {
+                "post": {
+                    "summary": "Start a governed run on a named graph",
+                    "requestBody": body("CreateRun"),
+                    "responses": {"200": returns("Completed", "Run"), "202": paused["202"].clone()}
+                },
+                "get": {
+                    "summary": "The runs the caller may see, newest first (needs a database)",
+                    "parameters": query_params::<super::runs::ListQuery>(),
+                    "responses": {"200": returns("A page of runs", "RunList")}
+                }
+            },
             "/v1/runs/{id}": {"get": op("Show a run", None, "Run", json!({"parameters": id_param.clone()}))},
             "/v1/runs/{id}/approve": {"post": decision("Approve the pending interrupt and resume")},
-            "/v1/runs/{id}/reject": {"post": decision("Reject the pending interrupt; the run ends")},
-            "/v1/runs/{id}/edit": {"post": decision("Resume with an edited value matching the interrupt's edit schema")},
+            "/v1/runs/{id}/reject": {"post": reject},
+            "/v1/runs/{id}/edit": {"post": edit},
             "/v1/runs/{id}/resume": {"post": decision("Resume with a decision: {\"decision\": \"approve\" | \"reject\" | \"edit\", ...}")},
-            "/v1/runs/{id}/events": {"get": {"summary": "Server-sent events of the run", "parameters": id_param,
+            "/v1/runs/{id}/events": {"get": {"summary": "Server-sent events of the run", "parameters": id_param.clone(),
                                               "responses": {"200": {"description": "text/event-stream of run events"}}}},
             "/v1/admin/budgets": {"get": {"summary": "A budget line: limit, spent, reserved, remaining (admin role)",
-                "parameters": [{"name": "account", "in": "query", "required": true, "schema": {"type": "string"}, "description": "key:<principal>, team:<team> or org:<org>"},
-                               {"name": "period", "in": "query", "required": true, "schema": {"type": "string"}, "description": "day:YYYY-MM-DD, month:YYYY-MM or total"}],
+                "parameters": query_params::<super::budgets::Line>(),
                 "responses": {"200": {"description": "The line"}, "404": {"description": "No such line", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
             "/v1/admin/budgets/reset": {"post": {"summary": "Zero a budget line's spend (admin role)",
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["account", "period"], "properties": {"account": {"type": "string"}, "period": {"type": "string"}}}}}},
+                "requestBody": body("Line"),
                 "responses": {"200": {"description": "Reset"}, "404": {"description": "No such line", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
             "/v1/admin/budgets/limit": {"post": {"summary": "Set a budget line's limit over the configured one (0 freezes it), or clear it back to the configured limit; audited with who changed it (admin role)",
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["account", "period"], "properties": {
-                    "account": {"type": "string"}, "period": {"type": "string"},
-                    "usd": {"type": "number", "minimum": 0}, "tokens": {"type": "integer", "minimum": 0},
-                    "clear": {"type": "boolean", "description": "Return the line to its configured limit"}}}}}},
+                "requestBody": body("SetLimit"),
                 "responses": {"200": {"description": "The line after the change"}, "400": {"description": "No limit given, or an absurd one", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                               "404": {"description": "Clear of a line that does not exist", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
             "/v1/admin/runs/purge": {"post": {"summary": "Delete the runs that ended longer ago than an age, with their checkpoints, interrupts and decisions (admin role)",
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["older_than"], "properties": {"older_than": {"type": "string", "description": "30d, 12h, 90m or 45s"}}}}}},
+                "requestBody": body("Purge"),
                 "responses": {"200": {"description": "How many runs were purged"}, "400": {"description": "Not an age", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
             "/v1/admin/audit/verify": {"get": {"summary": "Walk the audit chain: valid, the first broken link, every problem (admin role)",
                 "responses": {"200": {"description": "The report"}}}},
             "/v1/admin/audit/head": {"get": {"summary": "The audit chain's head to anchor elsewhere, HMAC-signed when the chain is keyed (admin role)",
                 "responses": {"200": {"description": "The head"}}}},
+            "/v1/admin/keys": {
+                "post": {"summary": "Create a virtual key; the key is in the answer, once (admin role)",
+                         "requestBody": body("CreateKey"),
+                         "responses": {"201": {"description": "{\"key\": \"aegis_sk_…\", \"info\": ApiKeyInfo, \"message\": …}"}}},
+                "get": {"summary": "Every virtual key's metadata, never the key (admin role)",
+                        "responses": {"200": {"description": "{\"object\": \"list\", \"data\": [ApiKeyInfo]}"}}}
+            },
+            "/v1/admin/keys/{id}/revoke": {"post": {"summary": "Revoke a key, at once on this replica and within the key cache bound on the others (admin role)",
+                "parameters": id_param.clone(),
+                "responses": {"200": {"description": "{\"info\": ApiKeyInfo}"}}}},
+            "/v1/admin/keys/{id}/rotate": {"post": {"summary": "A new key for the same principal and name; the old one is revoked (admin role)",
+                "parameters": id_param.clone(),
+                "responses": {"201": {"description": "{\"key\": \"aegis_sk_…\", \"info\": ApiKeyInfo, \"message\": …}"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics, when a `prometheus` telemetry entry is configured (admin role when keys are configured)",
+                "responses": {"200": {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0"}}}},
             "/admin/reload": {"post": {"summary": "Rebuild the pipeline from the config file and swap it in (admin role)",
                                        "responses": {"200": {"description": "Reloaded"}, "403": {"description": "Not an admin"}}}},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},

@@ -17,9 +17,12 @@ use serde_json::json;
 use super::{ApiError, Gateway, parse_json, require_admin};
 
 /// The body: `{"older_than": "30d"}`.
-#[derive(Deserialize)]
+/// The body of `POST /v1/admin/runs/purge`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Purge {
+pub(crate) struct Purge {
+    /// An age: a whole number and one unit, `30d`, `12h`, `90m` or `45s`.
+    #[schemars(regex(pattern = r"^\s*[0-9]+\s*[dhms]\s*$"))]
     older_than: String,
 }
 

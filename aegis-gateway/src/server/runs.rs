@@ -118,11 +118,14 @@ async fn outcome_response(outcome: PipelineOutcome) -> Result<Response, ApiError
     Ok(finished_response(finish(outcome).await?))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/runs`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRun {
+pub(crate) struct CreateRun {
+    /// The graph to run (default: the pipeline's own).
     #[serde(default)]
     graph: Option<String>,
+    /// The chat request the run governs.
     input: ChatRequest,
 }
 
@@ -195,11 +198,18 @@ async fn visible(
     Ok((cp, principal, reviewer))
 }
 
-#[derive(Deserialize)]
-pub(super) struct ListQuery {
+/// The query of `GET /v1/runs`.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct ListQuery {
+    /// Only runs with this status.
     status: Option<aegis::RunStatus>,
+    /// Only runs of this principal.
     principal: Option<String>,
+    /// At most this many (default 50, at most 500).
+    #[schemars(range(max = u32::MAX))]
     limit: Option<u32>,
+    /// Where the previous page ended (its `next_cursor`).
+    #[schemars(regex(pattern = r"^(-?[0-9]{1,18}:.*)?$"))]
     cursor: Option<String>,
 }
 
@@ -225,7 +235,7 @@ pub(super) async fn list(
         query = query.principal(p);
     }
     query = query.limit(q.limit.unwrap_or(50).clamp(1, 500));
-    if let Some(c) = q.cursor {
+    if let Some(c) = q.cursor.filter(|c| !c.is_empty()) {
         query = query.cursor(c);
     }
     let page = match &principal {
@@ -248,9 +258,16 @@ pub(super) async fn get(
     let state = cp.state_value();
     // Only a completed run's answer is shown: an answer held for approval (or of a run
     // that was blocked or failed) is not the caller's until a reviewer lets it through.
+    // In the OpenAI shape, as `POST /v1/runs` and the chat endpoint answer it.
     let output = (cp.status == aegis::RunStatus::Completed)
         .then(|| state.get("completion").filter(|c| !c.is_null()).cloned())
-        .flatten();
+        .flatten()
+        .map(
+            |c| match serde_json::from_value::<aegis::Completion>(c.clone()) {
+                Ok(completion) => completion_to_openai(&completion),
+                Err(_) => c,
+            },
+        );
     let body = json!({
         "id": cp.run_id,
         "object": "aegis.run",
@@ -386,9 +403,11 @@ pub(super) async fn approve(
     decide(&gw, &headers, &id, Approval::Approve).await
 }
 
-#[derive(Deserialize, Default)]
+/// The optional body of `POST /v1/runs/{id}/reject`.
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RejectBody {
+pub(crate) struct RejectBody {
+    /// Why, for the audit log.
     #[serde(default)]
     reason: String,
 }
@@ -444,9 +463,11 @@ pub(super) async fn resume(
     decide(&gw, &headers, &id, decision).await
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/runs/{id}/edit`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct EditBody {
+pub(crate) struct EditBody {
+    /// The edited value; it must match the interrupt's `edit_schema`.
     value: Value,
 }
 
