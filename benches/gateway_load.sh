@@ -5,8 +5,13 @@
 # with 1,000 concurrent streams. Prints a Markdown table for benches/README.md.
 #
 #   benches/gateway_load.sh [SECONDS]
+#   benches/gateway_load.sh defaults [SECONDS]   the shipped defaults under oha (gateway_defaults.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = defaults ]; then
+  shift
+  exec benches/gateway_defaults.sh "$@"
+fi
 SECS=${1:-10}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --release -q -p aegis-gateway --bin aegis --example mock_upstream --example loadgen

@@ -27,7 +27,7 @@ pub type Extra = Map<String, Value>;
 #[non_exhaustive]
 pub struct ChatRequest {
     /// The model or alias to call.
-    #[schemars(pattern(r"\S"))]
+    #[schemars(pattern(NOT_BLANK_PATTERN))]
     pub model: String,
     /// The conversation so far.
     #[schemars(length(min = 1))]
@@ -70,6 +70,13 @@ pub struct ChatRequest {
     #[serde(skip)]
     pub ctx: RequestContext,
 }
+
+/// A JSON Schema `pattern` a string matches when it holds a character that is not Unicode
+/// `White_Space` — exactly when Rust's `str::trim` leaves something, which is how the
+/// entry points decide that a name is not blank. Spelled out as a class, because `\S`
+/// means different sets in different regex engines.
+pub const NOT_BLANK_PATTERN: &str =
+    "[^\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}]";
 
 /// Hard upper bound on a request's total text, checked by [`ChatRequest::validate`].
 pub const MAX_REQUEST_TEXT_BYTES: usize = 32 * 1024 * 1024;
@@ -331,7 +338,7 @@ impl ToolSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FunctionSpec {
     /// Name the model calls it by.
-    #[schemars(pattern(r"\S"))]
+    #[schemars(pattern(NOT_BLANK_PATTERN))]
     pub name: String,
     /// What it does (the model reads this).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,7 +14,7 @@ use crate::{Error, Secret};
 #[non_exhaustive]
 pub struct Principal {
     /// Stable id.
-    #[schemars(pattern(r"\S"))]
+    #[schemars(pattern(crate::NOT_BLANK_PATTERN))]
     pub id: String,
     /// Team, for team-scoped visibility and budgets.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,7 +16,7 @@
 //! | `aegis_guard_verdicts_total` | counter | `guard`, `stage`, `decision`, `enforced` |
 //! | `aegis_guard_failures_total` | counter | `guard`, `failed_open` |
 //! | `aegis_approvals_pending` | gauge | — (runs paused in this process since it started, or, [set by the host](MetricsSink::approvals_counted_elsewhere), in its store) |
-//! | `aegis_budget_remaining`, `aegis_budget_limit` | gauge | `account`, `period`, `unit` (set by the budgets pack for the lines its config names) |
+//! | `aegis_budget_remaining`, `aegis_budget_limit` | gauge | `account`, `period`, `unit` (sampled by the budgets pack for the teams and organisations it limits) |
 //! | `aegis_trace_spans_dropped_total` | counter | `reason` (set by the gateway's OTLP exporter) |
 //!
 //! Labels come only from configuration (guard and provider ids) or small closed sets; a
@@ -94,9 +94,14 @@ impl<T> Handles<T> {
 
 /// Label values from an open set (models, teams), interned while fewer than a bound are
 /// known: each distinct value is leaked once, so at most `max` strings of at most 64 bytes
-/// live for the process, and a known value costs a set lookup and no allocation.
-#[derive(Default)]
-struct BoundedLabels(Mutex<HashSet<&'static str>>);
+/// live for the process — the sets are process-wide, shared by every sink a reload builds —
+/// and a known value costs a set lookup and no allocation.
+struct BoundedLabels(std::sync::LazyLock<Mutex<HashSet<&'static str>>>);
+
+/// The model names kept as labels.
+static MODELS: BoundedLabels = BoundedLabels(std::sync::LazyLock::new(Mutex::default));
+/// The team names kept as labels.
+static TEAMS: BoundedLabels = BoundedLabels(std::sync::LazyLock::new(Mutex::default));
 
 impl BoundedLabels {
     /// `value` as a label: `missing` when absent or empty, itself while fewer than `max`
@@ -127,8 +132,6 @@ impl BoundedLabels {
 #[derive(Default)]
 pub struct MetricsSink {
     runs: Mutex<HashMap<String, Timing>>,
-    models: BoundedLabels,
-    teams: BoundedLabels,
     counters: Handles<metrics::Counter>,
     histograms: Handles<metrics::Histogram>,
     /// Someone else sets `aegis_approvals_pending` (the gateway, from its store).
@@ -301,8 +304,8 @@ impl TelemetrySink for MetricsSink {
                 cost_usd_micros,
                 ..
             } => {
-                let model = self.models.label(model.as_deref(), "unknown", MAX_MODELS);
-                let team = self.teams.label(team.as_deref(), "none", MAX_TEAMS);
+                let model = MODELS.label(model.as_deref(), "unknown", MAX_MODELS);
+                let team = TEAMS.label(team.as_deref(), "none", MAX_TEAMS);
                 let status = status.map_or("unknown", |s| s.as_str());
                 self.counters.with(
                     model,
@@ -399,7 +402,7 @@ fn describe() {
     // recorder is known to be installed.
     describe_gauge!(
         "aegis_budget_remaining",
-        "What is left of a named budget line (team, org, or a key listed in the config), by account, period and unit (usd or tokens); read at most every 5 s per line."
+        "What is left of a team's or organisation's budget in its current period, by account, period and unit (usd or tokens); sampled every 5 s."
     );
     describe_gauge!(
         "aegis_budget_limit",

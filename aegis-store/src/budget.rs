@@ -412,14 +412,24 @@ pub fn check_line(account: &str, period: &str) -> Result<(), Error> {
             account.escape_debug()
         )));
     }
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    let date = |s: &str, parts: usize| {
+    let number = |s: &str, n: usize, range: std::ops::RangeInclusive<u32>| {
+        s.len() == n
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && s.parse::<u32>().is_ok_and(|v| range.contains(&v))
+    };
+    // `YYYY-MM` or `YYYY-MM-DD`: a month 01–12, a day 01–31.
+    let date = |s: &str, with_day: bool| {
         let p: Vec<&str> = s.split('-').collect();
-        p.len() == parts && digits(p[0], 4) && p[1..].iter().all(|x| digits(x, 2))
+        p.len() == 2 + usize::from(with_day)
+            && number(p[0], 4, 0..=9999)
+            && number(p[1], 2, 1..=12)
+            && (!with_day || number(p[2], 2, 1..=31))
     };
     let period_ok = period == "total"
-        || period.strip_prefix("day:").is_some_and(|d| date(d, 3))
-        || period.strip_prefix("month:").is_some_and(|m| date(m, 2));
+        || period.strip_prefix("day:").is_some_and(|d| date(d, true))
+        || period
+            .strip_prefix("month:")
+            .is_some_and(|m| date(m, false));
     if !period_ok {
         return Err(Error::invalid_request(format!(
             "`period` must be total, day:YYYY-MM-DD or month:YYYY-MM, not `{}`",

@@ -540,9 +540,10 @@ impl Store {
         if let Some(principal) = cache.get(&hash, max_age, now_ms()) {
             return Ok(principal);
         }
-        let generation = cache.generation();
+        // Both taken before the lookup: the entry's age counts from what the database said.
+        let (generation, asked) = (cache.generation(), Instant::now());
         let (principal, expires_at_ms) = self.resolve_key_row(presented).await?;
-        cache.put(hash, generation, &principal, expires_at_ms);
+        cache.put(hash, generation, asked, &principal, expires_at_ms);
         Ok(principal)
     }
 
@@ -605,6 +606,9 @@ struct CachedKey {
     at: Instant,
 }
 
+/// The longest `cache_ms` a config may ask for: a minute.
+pub const MAX_CACHE_MS: u64 = 60_000;
+
 /// Resolved keys kept at most; past it the cache starts empty again.
 const KEY_CACHE_MAX: usize = 10_000;
 
@@ -624,6 +628,7 @@ impl KeyCache {
         &self,
         hash: [u8; 32],
         generation: u64,
+        asked: Instant,
         principal: &Principal,
         expires_at_ms: Option<i64>,
     ) {
@@ -641,7 +646,7 @@ impl KeyCache {
             CachedKey {
                 principal: principal.clone(),
                 expires_at_ms,
-                at: Instant::now(),
+                at: asked,
             },
         );
     }
@@ -664,8 +669,9 @@ pub struct VirtualKeysConfig {
     pub org: Option<String>,
     /// Accept only keys of principals holding this role (others are `Forbidden`).
     pub required_role: Option<String>,
-    /// How long a resolved key is kept in memory, in milliseconds (default 1000; 0: look
-    /// every request up). A revocation through another replica takes effect within it.
+    /// How long a resolved key is kept in memory, in milliseconds (default 1000, at most
+    /// 60,000; 0: look every request up). A revocation through another replica takes effect
+    /// within it.
     pub cache_ms: u64,
 }
 
@@ -737,6 +743,11 @@ pub struct AuditLogConfig {}
 /// `store`.
 pub fn register(registry: &mut Registry, store: Store) -> &mut Registry {
     registry.register_authenticator::<VirtualKeysConfig, _>("virtual_keys", move |config, _| {
+        if config.cache_ms > MAX_CACHE_MS {
+            return Err(Error::config(format!(
+                "cache_ms: at most {MAX_CACHE_MS} (a revocation through another replica takes effect within it)"
+            )));
+        }
         Ok(
             Arc::new(KeyAuthenticator::with_config(store.clone(), config))
                 as Arc<dyn Authenticator>,

@@ -478,9 +478,18 @@ fn no_run(run_id: &str) -> Error {
     not_found(format!("no run `{run_id}`")).with_run_id(run_id)
 }
 
+/// The cursors [`RunQuery::cursor`] accepts (empty: none), as a regular expression (for API
+/// schemas).
+pub const CURSOR_PATTERN: &str = r"^(-?[0-9]{1,18}:[\s\S]*)?(?![\s\S])";
+
 fn parse_cursor(cursor: &str) -> Result<(i64, String), Error> {
     let bad = || Error::invalid_request(format!("invalid run cursor `{cursor}`"));
     let (at, id) = cursor.split_once(':').ok_or_else(bad)?;
+    // `-?` and 1 to 18 digits ([`CURSOR_PATTERN`]): always an `i64`.
+    let digits = at.strip_prefix('-').unwrap_or(at);
+    if !(1..=18).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     Ok((at.parse().map_err(|_| bad())?, id.to_owned()))
 }
 

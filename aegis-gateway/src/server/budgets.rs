@@ -19,8 +19,6 @@ use super::{ApiError, Gateway, parse_json, require_admin};
 
 /// One budget line: `account` (`key:ada`, `team:research`, `org:acme`) in `period`
 /// (`day:2026-12-01`, `month:2026-12`, `total`).
-/// A budget line: the query of `GET /v1/admin/budgets`, the body of
-/// `POST /v1/admin/budgets/reset`.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Line {
@@ -100,16 +98,25 @@ pub(crate) struct SetLimit {
     #[schemars(regex(pattern = aegis_store::LINE_PERIOD_PATTERN))]
     period: String,
     /// US dollars, 0 (frozen) to a billion.
-    #[serde(default)]
-    #[schemars(range(min = 0, max = 1_000_000_000))]
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "f64", range(min = 0, max = 1_000_000_000))]
     usd: Option<f64>,
     /// Tokens, 0 (frozen) to 2^40.
-    #[serde(default)]
-    #[schemars(range(max = 1_099_511_627_776u64))]
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "u64", range(max = 1_099_511_627_776u64))]
     tokens: Option<u64>,
     /// Return the line to its configured limit instead (with neither `usd` nor `tokens`).
     #[serde(default)]
     clear: bool,
+}
+
+/// An optional field that, when present, is not `null` (absent is the only "none").
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// `POST /v1/admin/budgets/limit` with `{"account", "period", "usd"?, "tokens"?}`: set the

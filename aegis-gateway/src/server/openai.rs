@@ -175,7 +175,7 @@ pub(crate) enum EncodingFormat {
 #[derive(Deserialize, schemars::JsonSchema)]
 pub(crate) struct EmbeddingBody {
     /// The model or alias.
-    #[schemars(pattern(r"\S"))]
+    #[schemars(pattern(aegis::NOT_BLANK_PATTERN))]
     model: String,
     /// The text or texts.
     input: EmbeddingInput,

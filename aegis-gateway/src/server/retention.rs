@@ -16,17 +16,20 @@ use serde_json::json;
 
 use super::{ApiError, Gateway, parse_json, require_admin};
 
-/// The body: `{"older_than": "30d"}`.
-/// The body of `POST /v1/admin/runs/purge`.
+/// The body of `POST /v1/admin/runs/purge`: `{"older_than": "30d"}`.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Purge {
-    /// An age: a whole number and one unit, `30d`, `12h`, `90m` or `45s`.
-    #[schemars(regex(pattern = r"^\s*[0-9]+\s*[dhms]\s*$"))]
+    /// An age: a whole number (up to 12 digits) and one unit, `30d`, `12h`, `90m` or `45s`.
+    #[schemars(regex(pattern = AGE_PATTERN))]
     older_than: String,
 }
 
-/// An age like `30d`, `12h`, `90m`, `45s` (a whole number and one unit).
+/// The ages [`parse_age`] accepts, as a regular expression (for the API schema): Unicode
+/// `White_Space` around, as `str::trim` removes.
+const AGE_PATTERN: &str = "^[\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}]*[0-9]{1,12}[dhms][\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}]*(?![\\s\\S])";
+
+/// An age like `30d`, `12h`, `90m`, `45s` (a whole number of up to 12 digits and one unit).
 pub fn parse_age(text: &str) -> Result<Duration, Error> {
     let t = text.trim();
     let bad = || {
@@ -36,6 +39,9 @@ pub fn parse_age(text: &str) -> Result<Duration, Error> {
     };
     let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = t.split_at(split);
+    if n.is_empty() || n.len() > 12 {
+        return Err(bad());
+    }
     let n: u64 = n.parse().map_err(|_| bad())?;
     let secs = match unit {
         "s" => 1,

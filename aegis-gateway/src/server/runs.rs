@@ -209,7 +209,7 @@ pub(crate) struct ListQuery {
     #[schemars(range(max = u32::MAX))]
     limit: Option<u32>,
     /// Where the previous page ended (its `next_cursor`).
-    #[schemars(regex(pattern = r"^(-?[0-9]{1,18}:.*)?$"))]
+    #[schemars(regex(pattern = aegis_store::runs::CURSOR_PATTERN))]
     cursor: Option<String>,
 }
 

@@ -49,15 +49,15 @@
 mod memory;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 pub use aegis_contracts::Price;
 use aegis_contracts::{
-    BudgetLedger, BudgetLine, ContextView, Error, Policy, Position, PriceTable, Reservation,
-    RouteView, RunSummary, Spend, Step, StepInput, Usage, async_trait,
+    Balance, BudgetLedger, BudgetLine, ContextView, Error, Policy, Position, PriceTable,
+    Reservation, RouteView, RunSummary, Spend, Step, StepInput, Usage, async_trait,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -158,6 +158,7 @@ fn default_lease() -> u64 {
     600_000
 }
 
+#[derive(Clone)]
 struct Rule {
     limit: Spend,
     period: Period,
@@ -177,12 +178,92 @@ pub struct Budgets {
     /// The policy's id: reservations are `{id}:{run id}`, so two budgets policies on one
     /// run (say, team and org limits kept apart) each hold their own.
     id: String,
-    /// When each named line's balance was last reported as a gauge.
-    reported: std::sync::Mutex<HashMap<String, Instant>>,
+    /// The team and organisation lines, sampled as gauges while this policy lives.
+    gauges: Arc<Gauges>,
+    /// Whether the sampler was started (on the first step: it needs the runtime).
+    sampling: std::sync::OnceLock<()>,
 }
 
-/// How often one line's balance is read for the `aegis_budget_remaining` gauge, at most.
-const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// How often the `aegis_budget_remaining` / `aegis_budget_limit` gauges are sampled.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// The lines gauged: every team and organisation with a limit in the config (never keys:
+/// their accounts are principal ids, which are never metric labels).
+struct Gauges {
+    lines: Vec<(String, Rule)>,
+    ledger: Arc<dyn BudgetLedger>,
+}
+
+impl Gauges {
+    /// Sets both gauges of every line, for its current period: what the ledger holds, or the
+    /// whole limit for a line nothing was charged to yet (a new day or month starts full).
+    /// Labels: `account`, `period` (`day`, `month` or `total`) and `unit` (`usd`, `tokens`).
+    async fn sample(&self) {
+        let now = now_ms();
+        for (account, rule) in &self.lines {
+            let line = BudgetLine::new(account.clone(), period_key(rule.period, now))
+                .with_limit(rule.limit);
+            let balance = match self.ledger.balance(account, &line.period).await {
+                Ok(Some(b)) => b,
+                Ok(None) => Balance::new(line.limit, Spend::default(), Spend::default()),
+                Err(e) => {
+                    tracing::warn!(account = %account, error = %e, "cannot read a budget line for its gauge");
+                    continue;
+                }
+            };
+            let period = match rule.period {
+                Period::Day => "day",
+                Period::Month => "month",
+                Period::Total => "total",
+            };
+            let (usd_left, tokens_left) = balance.remaining();
+            let units = [
+                (
+                    "usd",
+                    usd_left.map(|u| u as f64 / 1e6),
+                    balance.limit.usd_micros.map(|u| u as f64 / 1e6),
+                ),
+                (
+                    "tokens",
+                    tokens_left.map(|t| t as f64),
+                    balance.limit.tokens.map(|t| t as f64),
+                ),
+            ];
+            for (unit, left, limit) in units {
+                let (Some(left), Some(limit)) = (left, limit) else {
+                    continue;
+                };
+                let labels = [
+                    ("account", account.clone()),
+                    ("period", period.to_owned()),
+                    ("unit", unit.to_owned()),
+                ];
+                metrics::gauge!("aegis_budget_remaining", &labels).set(left);
+                metrics::gauge!("aegis_budget_limit", &labels).set(limit);
+            }
+        }
+    }
+
+    /// Samples every [`SAMPLE_EVERY`] until the policy holding `gauges` is dropped (a
+    /// reload builds a new one, with its own sampler).
+    fn start(gauges: &Arc<Self>) {
+        if gauges.lines.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(gauges);
+        runtime.spawn(async move {
+            loop {
+                let Some(gauges) = weak.upgrade() else { return };
+                gauges.sample().await;
+                drop(gauges);
+                tokio::time::sleep(SAMPLE_EVERY).await;
+            }
+        });
+    }
+}
 
 impl std::fmt::Debug for Budgets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -245,6 +326,11 @@ impl Budgets {
         let keys = rules("keys", &config.keys);
         let teams = rules("teams", &config.teams);
         let orgs = rules("orgs", &config.orgs);
+        let gauged: Vec<(String, Rule)> = teams
+            .iter()
+            .map(|(t, r)| (format!("team:{t}"), r.clone()))
+            .chain(orgs.iter().map(|(o, r)| (format!("org:{o}"), r.clone())))
+            .collect();
         let default_key = config
             .default_key
             .as_ref()
@@ -281,9 +367,13 @@ impl Budgets {
                 config.estimate_margin,
                 config.image_tokens,
             ),
+            gauges: Arc::new(Gauges {
+                lines: gauged,
+                ledger: ledger.clone(),
+            }),
+            sampling: std::sync::OnceLock::new(),
             ledger,
             id: "budgets".into(),
-            reported: std::sync::Mutex::default(),
         })
     }
 
@@ -436,6 +526,7 @@ impl Policy for Budgets {
     }
 
     async fn step(&self, input: &StepInput<'_>) -> Result<Step, Error> {
+        self.sampling.get_or_init(|| Gauges::start(&self.gauges));
         let lines = self.lines(input.context);
         if lines.is_empty() {
             return Ok(Step::proceed());
@@ -554,82 +645,6 @@ impl Policy for Budgets {
         if let Err(e) = result {
             tracing::error!(run_id = %run.context.run_id, error = %e, "settling a budget reservation failed; the reaper will release it");
         }
-        self.report_remaining(&run.context).await;
-    }
-}
-
-impl Budgets {
-    /// Sets the `aegis_budget_remaining` and `aegis_budget_limit` gauges (labels `account`,
-    /// `period` — `day`, `month` or `total` — and `unit` — `usd` or `tokens`) of the lines
-    /// this run spent against that the config names: teams, organisations and keys listed
-    /// under `keys`. Lines of `default_key` are not reported: their accounts are principal
-    /// ids, which are never metric labels. Each line is read at most every
-    /// [`REPORT_EVERY`], so the gauges cost the ledger one read per line per interval.
-    async fn report_remaining(&self, context: &ContextView) {
-        for line in self.lines(context) {
-            let named = match line.account.split_once(':') {
-                Some(("team" | "org", _)) => true,
-                Some(("key", id)) => self.keys.contains_key(id),
-                _ => false,
-            };
-            if !named || !self.due(&line) {
-                continue;
-            }
-            let Ok(Some(balance)) = self.ledger.balance(&line.account, &line.period).await else {
-                continue;
-            };
-            let period = line
-                .period
-                .split_once(':')
-                .map_or(line.period.as_str(), |(kind, _)| kind)
-                .to_owned();
-            let (usd_left, tokens_left) = balance.remaining();
-            let units = [
-                (
-                    "usd",
-                    usd_left.map(|u| u as f64 / 1e6),
-                    balance.limit.usd_micros.map(|u| u as f64 / 1e6),
-                ),
-                (
-                    "tokens",
-                    tokens_left.map(|t| t as f64),
-                    balance.limit.tokens.map(|t| t as f64),
-                ),
-            ];
-            for (unit, left, limit) in units {
-                let (Some(left), Some(limit)) = (left, limit) else {
-                    continue;
-                };
-                let labels = [
-                    ("account", line.account.clone()),
-                    ("period", period.clone()),
-                    ("unit", unit.to_owned()),
-                ];
-                metrics::gauge!("aegis_budget_remaining", &labels).set(left);
-                metrics::gauge!("aegis_budget_limit", &labels).set(limit);
-            }
-        }
-    }
-
-    /// Whether `line` was last reported longer than [`REPORT_EVERY`] ago (and marks it).
-    fn due(&self, line: &BudgetLine) -> bool {
-        let Ok(mut reported) = self.reported.lock() else {
-            return false;
-        };
-        let key = format!("{}\u{1f}{}", line.account, line.period);
-        let now = Instant::now();
-        if reported
-            .get(&key)
-            .is_some_and(|at| now.duration_since(*at) < REPORT_EVERY)
-        {
-            return false;
-        }
-        // Lines of past periods are never asked for again: forget them all now and then.
-        if reported.len() > 10_000 {
-            reported.clear();
-        }
-        reported.insert(key, now);
-        true
     }
 }
 
