@@ -439,11 +439,11 @@ pub fn check_line(account: &str, period: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The accounts [`check_line`] accepts, as a regular expression (for API schemas).
-pub const LINE_ACCOUNT_PATTERN: &str = r"^(key|team|org):[^\x00-\x1f\x7f]{1,256}$";
-/// The periods [`check_line`] accepts, as a regular expression.
-pub const LINE_PERIOD_PATTERN: &str =
-    r"^(total|day:[0-9]{4}-[0-9]{2}-[0-9]{2}|month:[0-9]{4}-[0-9]{2})$";
+/// The accounts [`check_line`] accepts, as a regular expression (for API schemas; it ends
+/// with `(?![\s\S])`, not `$`, which some engines let match before a final newline).
+pub const LINE_ACCOUNT_PATTERN: &str = r"^(key|team|org):[^\x00-\x1f\x7f]{1,256}(?![\s\S])";
+/// The periods [`check_line`] accepts, as a regular expression: months 01–12, days 01–31.
+pub const LINE_PERIOD_PATTERN: &str = r"^(total|day:[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])|month:[0-9]{4}-(0[1-9]|1[0-2]))(?![\s\S])";
 
 fn refused(r: &Reservation) -> Error {
     let names: Vec<String> = r
