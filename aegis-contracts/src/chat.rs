@@ -75,8 +75,18 @@ pub struct ChatRequest {
 /// `White_Space` — exactly when Rust's `str::trim` leaves something, which is how the
 /// entry points decide that a name is not blank. Spelled out as a class, because `\S`
 /// means different sets in different regex engines.
-pub const NOT_BLANK_PATTERN: &str =
-    "[^\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}]";
+pub const NOT_BLANK_PATTERN: &str = concat!("[^", crate::white_space_chars!(), "]");
+
+/// The characters of Unicode `White_Space` (what `str::trim` removes), as the inside of a
+/// regular-expression character class, for patterns that must agree with the server's
+/// trimming in every engine ([`NOT_BLANK_PATTERN`], the gateway's age pattern).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! white_space_chars {
+    () => {
+        "\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}"
+    };
+}
 
 /// Hard upper bound on a request's total text, checked by [`ChatRequest::validate`].
 pub const MAX_REQUEST_TEXT_BYTES: usize = 32 * 1024 * 1024;

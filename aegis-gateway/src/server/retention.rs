@@ -27,7 +27,13 @@ pub(crate) struct Purge {
 
 /// The ages [`parse_age`] accepts, as a regular expression (for the API schema): Unicode
 /// `White_Space` around, as `str::trim` removes.
-const AGE_PATTERN: &str = "^[\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}]*[0-9]{1,12}[dhms][\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}]*(?![\\s\\S])";
+const AGE_PATTERN: &str = concat!(
+    "^[",
+    aegis::white_space_chars!(),
+    "]*[0-9]{1,12}[dhms][",
+    aegis::white_space_chars!(),
+    "]*(?![\\s\\S])"
+);
 
 /// An age like `30d`, `12h`, `90m`, `45s` (a whole number of up to 12 digits and one unit).
 pub fn parse_age(text: &str) -> Result<Duration, Error> {
