@@ -48,17 +48,9 @@ async fn upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, hits)
 }
 
+/// A request as the test's key holder.
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, url)
-        .bearer_auth(KEY)
-        .timeout(Duration::from_secs(30));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    common::call(method, url, KEY, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,25 +10,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aegis::Principal;
-use serde_json::{Value, json};
-
-async fn call(
-    method: reqwest::Method,
-    url: String,
-    key: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, url)
-        .bearer_auth(key)
-        .timeout(Duration::from_secs(20));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
+use common::call;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_approvals_and_revocations() {

@@ -152,3 +152,23 @@ impl SharedDb {
         }
     }
 }
+
+/// One JSON request as the holder of `key`: its status and its JSON body (`null` when it has
+/// none).
+pub async fn call(
+    method: reqwest::Method,
+    url: String,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(key)
+        .timeout(std::time::Duration::from_secs(30));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
