@@ -521,42 +521,43 @@ pub(super) async fn events(
             return None;
         }
         loop {
-            let received = tokio::select! {
-                r = f.rx.recv() => Some(Some(r)),
-                _ = f.closing.wait_for(|closing| *closing) => None,
-                _ = f.poll.tick(), if f.store.is_some() => Some(None),
-            };
-            if let Some(None) = received {
-                // Another replica may be running (or have ended) this run: its events reach
-                // that replica's feed, its status reaches the store.
-                let stored = match &f.store {
-                    Some(store) => store.run(&f.id).await.ok().flatten().map(|r| r.status),
-                    None => None,
-                };
-                // Told only when two polls in a row see the same change: a run this
-                // process runs has its own events, which say more, out by then.
-                let changed = stored.filter(|s| *s != f.status);
-                let confirmed = changed.is_some() && changed == f.stored_change;
-                f.stored_change = changed;
-                match changed {
-                    Some(status) if confirmed => {
-                        f.status = status;
-                        f.stored_change = None;
-                        f.done = status.is_terminal();
-                        let data = json!({"run_id": f.id, "status": status});
-                        return Some((
-                            Ok(Event::default().event("status").data(data.to_string())),
-                            f,
-                        ));
-                    }
-                    _ => continue,
+            let received = match tokio::select! {
+                r = f.rx.recv() => Woken::Event(r),
+                _ = f.closing.wait_for(|closing| *closing) => Woken::Closing,
+                _ = f.poll.tick(), if f.store.is_some() => Woken::Poll,
+            } {
+                Woken::Event(r) => r,
+                Woken::Closing => {
+                    // The gateway is shutting down: say so and end, so shutdown is not held up.
+                    f.done = true;
+                    return Some((Ok(Event::default().event("shutdown").data("{}")), f));
                 }
-            }
-            let received = received.flatten();
-            let Some(received) = received else {
-                // The gateway is shutting down: say so and end, so shutdown is not held up.
-                f.done = true;
-                return Some((Ok(Event::default().event("shutdown").data("{}")), f));
+                Woken::Poll => {
+                    // Another replica may be running (or have ended) this run: its events
+                    // reach that replica's feed, its status reaches the store.
+                    let stored = match &f.store {
+                        Some(store) => store.run(&f.id).await.ok().flatten().map(|r| r.status),
+                        None => None,
+                    };
+                    // Told only when two polls in a row see the same change: a run this
+                    // process runs has its own events, which say more, out by then.
+                    let changed = stored.filter(|s| *s != f.status);
+                    let confirmed = changed.is_some() && changed == f.stored_change;
+                    f.stored_change = changed;
+                    match changed {
+                        Some(status) if confirmed => {
+                            f.status = status;
+                            f.stored_change = None;
+                            f.done = status.is_terminal();
+                            let data = json!({"run_id": f.id, "status": status});
+                            return Some((
+                                Ok(Event::default().event("status").data(data.to_string())),
+                                f,
+                            ));
+                        }
+                        _ => continue,
+                    }
+                }
             };
             match received {
                 Ok(ev) if ev.run_id == f.id => {
@@ -577,6 +578,18 @@ pub(super) async fn events(
         }
     });
     Ok(Sse::new(stream).into_response())
+}
+
+/// What woke a run's event feed.
+// A value of one `select!`, never stored: boxing the event would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Woken {
+    /// An event of this process's feed (any run's).
+    Event(Result<aegis::RunEvent, broadcast::error::RecvError>),
+    /// The gateway began shutting down.
+    Closing,
+    /// Time to read the run's status from the store.
+    Poll,
 }
 
 /// The status a run has after `kind`, for the events that change it.
