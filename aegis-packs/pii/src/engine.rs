@@ -46,6 +46,23 @@ pub const CONTEXT_BOOST: f32 = 0.35;
 /// A supported score is at least this (Presidio's `min_score_with_context_similarity`).
 pub const CONTEXT_MIN_SCORE: f32 = 0.4;
 
+/// A pattern scoring at least this is specific enough that a passing checksum proves a match
+/// on its own (score 1.0). Below it — a bare run of digits, say — a checksum that one random
+/// number in ten or eleven passes is not proof: a proven match scores [`WEAK_PROOF_SCORE`]
+/// and needs a context word to reach the default threshold.
+pub const STRONG_PATTERN_SCORE: f32 = 0.3;
+/// What a passing checksum gives a weak pattern's match (see [`STRONG_PATTERN_SCORE`]).
+pub const WEAK_PROOF_SCORE: f32 = 0.45;
+
+/// The score a validated match of a pattern with base score `base` gets.
+fn proven_score(base: f32) -> f32 {
+    if base >= STRONG_PATTERN_SCORE {
+        1.0
+    } else {
+        WEAK_PROOF_SCORE
+    }
+}
+
 /// One detected entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecognizerResult {
@@ -226,18 +243,22 @@ impl Analyzer {
         let mut sources = Vec::new();
         for (ri, rec) in recognizers.iter().enumerate() {
             for pat in &rec.patterns {
-                // The best this pattern can ever score; below the threshold it is dead weight.
-                let best = if rec.proves {
-                    1.0
-                } else if rec.context.is_empty() {
-                    pat.score
+                // The best this pattern can score without a context word, and with one;
+                // below the threshold it is dead weight.
+                let alone = if rec.proves {
+                    proven_score(pat.score)
                 } else {
-                    (pat.score + CONTEXT_BOOST).clamp(CONTEXT_MIN_SCORE, 1.0)
+                    pat.score
+                };
+                let best = if rec.context.is_empty() || alone >= 1.0 {
+                    alone
+                } else {
+                    (alone + rec.context_boost).clamp(CONTEXT_MIN_SCORE, 1.0)
                 };
                 if best < score_threshold {
                     continue;
                 }
-                let gated = !rec.proves && pat.score < score_threshold;
+                let gated = alone < score_threshold;
                 let err = |message: String| BuildError::Pattern {
                     recognizer: rec.name,
                     name: pat.name,
@@ -579,18 +600,26 @@ impl Analyzer {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
+        if rec
+            .negative_context
+            .iter()
+            .any(|w| w.follows(text.as_bytes(), start))
+        {
+            return None;
+        }
         let (mut score, mut validated) = (info.score, false);
         match (rec.validate)(&text[start..end]) {
             Check::Valid => {
-                score = 1.0;
+                score = proven_score(info.score);
                 validated = true;
             }
             Check::Neutral => {}
+            Check::Likely => score = score.max(crate::validators::LIKELY_SCORE),
             Check::Invalid => return None,
             Check::Trim { len, valid } => {
                 end = start + len;
                 if valid {
-                    score = 1.0;
+                    score = proven_score(info.score);
                     validated = true;
                 }
             }
@@ -600,7 +629,7 @@ impl Analyzer {
             if let Some((ac, words)) = &inner.context[info.recognizer] {
                 if let Some(w) = find_context(text.as_bytes(), start, ac, words) {
                     context_word = Some(w);
-                    score = (score + CONTEXT_BOOST).clamp(CONTEXT_MIN_SCORE, 1.0);
+                    score = (score + rec.context_boost).clamp(CONTEXT_MIN_SCORE, 1.0);
                 }
             }
         }

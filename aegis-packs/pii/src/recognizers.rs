@@ -42,10 +42,66 @@ pub struct Recognizer {
     pub context: &'static [&'static str],
     /// Runs on every match: prove, keep, drop or trim it.
     pub validate: fn(&str) -> Check,
+    /// Added to a match's score when a context word precedes it
+    /// ([`CONTEXT_BOOST`](crate::CONTEXT_BOOST) unless the recognizer needs its context more).
+    pub context_boost: f32,
+    /// Text right before a match that rules it out (`version 1.2.3.4` is no IP address).
+    pub negative_context: &'static [NotAfter],
     /// Whether the validator can prove a match ([`Check::Valid`], score 1.0). When it cannot,
     /// a pattern whose score plus the context boost stays under the threshold never yields a
     /// result, and the analyzer leaves it out of the automaton.
     pub proves: bool,
+}
+
+/// Text before a match that says the match is something else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAfter {
+    /// One of the [`NOT_AFTER_WORDS`] words before the match (case-insensitive, ignoring
+    /// punctuation around it).
+    Word(&'static str),
+    /// These bytes immediately before the match (`>=` before a version).
+    Adjacent(&'static str),
+    /// A digit and one separator (space, `-`, `.`) right before the match: it is the tail
+    /// of a longer group of digits (`4728 0892 9325 7874` holds no phone number).
+    DigitGroup,
+}
+
+/// How many words before a match [`NotAfter::Word`] looks at.
+pub const NOT_AFTER_WORDS: usize = 3;
+
+impl NotAfter {
+    /// Whether this rules out a match starting at `start` of `hay`.
+    pub fn follows(&self, hay: &[u8], start: usize) -> bool {
+        match self {
+            Self::Adjacent(p) => hay[..start].ends_with(p.as_bytes()),
+            Self::DigitGroup => {
+                start >= 2
+                    && matches!(hay[start - 1], b' ' | b'-' | b'.')
+                    && hay[start - 2].is_ascii_digit()
+            }
+            Self::Word(w) => {
+                let lo = start.saturating_sub(48);
+                let mut end = start;
+                for _ in 0..NOT_AFTER_WORDS {
+                    while end > lo && !hay[end - 1].is_ascii_alphanumeric() {
+                        end -= 1;
+                    }
+                    let mut begin = end;
+                    while begin > lo && hay[begin - 1].is_ascii_alphanumeric() {
+                        begin -= 1;
+                    }
+                    if begin == end {
+                        return false;
+                    }
+                    if hay[begin..end].eq_ignore_ascii_case(w.as_bytes()) {
+                        return true;
+                    }
+                    end = begin;
+                }
+                false
+            }
+        }
+    }
 }
 
 fn is_word(b: u8) -> bool {
@@ -59,6 +115,9 @@ fn is_alnum(b: u8) -> bool {
 }
 fn is_digit(b: u8) -> bool {
     b.is_ascii_digit()
+}
+fn is_digit_or_dash(b: u8) -> bool {
+    b.is_ascii_digit() || b == b'-'
 }
 fn is_phone_tail(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-'
@@ -122,9 +181,118 @@ fn r(
         patterns,
         context,
         validate,
+        context_boost: crate::CONTEXT_BOOST,
+        negative_context: &[],
         proves: !NEVER_PROVES.contains(&entity),
     }
 }
+
+impl Recognizer {
+    fn not_after(mut self, negative: &'static [NotAfter]) -> Self {
+        self.negative_context = negative;
+        self
+    }
+}
+
+/// Words naming a number as some other identifier: `NHS number: 485 777 3456` is no phone
+/// number, `invoice 925-11-3763` no SSN.
+const LABELLED_IDS: &[NotAfter] = &[
+    NotAfter::DigitGroup,
+    NotAfter::Word("nhs"),
+    NotAfter::Word("ssn"),
+    NotAfter::Word("sin"),
+    NotAfter::Word("aadhaar"),
+    NotAfter::Word("passport"),
+    NotAfter::Word("iban"),
+    NotAfter::Word("routing"),
+    NotAfter::Word("aba"),
+    NotAfter::Word("invoice"),
+    NotAfter::Word("order"),
+    NotAfter::Word("isbn"),
+    NotAfter::Word("ticket"),
+    NotAfter::Word("tracking"),
+    NotAfter::Word("ref"),
+    NotAfter::Word("reference"),
+    NotAfter::Word("account"),
+    NotAfter::Word("acct"),
+    NotAfter::Word("case"),
+    NotAfter::Word("serial"),
+    NotAfter::Word("sku"),
+    NotAfter::Word("part"),
+    NotAfter::Word("itin"),
+    NotAfter::Word("nino"),
+    NotAfter::Word("medicare"),
+    NotAfter::Word("tfn"),
+    NotAfter::Word("abn"),
+];
+
+/// Words before numbers of documents and goods, not of people.
+const NOT_PERSONAL: &[NotAfter] = &[
+    NotAfter::Word("invoice"),
+    NotAfter::Word("order"),
+    NotAfter::Word("isbn"),
+    NotAfter::Word("ticket"),
+    NotAfter::Word("tracking"),
+    NotAfter::Word("ref"),
+    NotAfter::Word("reference"),
+    NotAfter::Word("case"),
+    NotAfter::Word("serial"),
+    NotAfter::Word("sku"),
+    NotAfter::Word("part"),
+    NotAfter::Word("build"),
+    NotAfter::Word("version"),
+];
+
+/// Before a date: the words and operators of [`VERSIONS`] that never introduce a calendar
+/// date (a release or a tag can have one).
+const DATE_VERSIONS: &[NotAfter] = &[
+    NotAfter::Word("version"),
+    NotAfter::Word("versions"),
+    NotAfter::Word("ver"),
+    NotAfter::Word("build"),
+    NotAfter::Word("firmware"),
+    NotAfter::Word("driver"),
+    NotAfter::Word("upgraded"),
+    NotAfter::Word("bumped"),
+    NotAfter::Word("sdk"),
+    NotAfter::Word("kernel"),
+    NotAfter::Adjacent(">="),
+    NotAfter::Adjacent("<="),
+    NotAfter::Adjacent("=="),
+    NotAfter::Adjacent("~="),
+    NotAfter::Adjacent("^"),
+    NotAfter::Adjacent("~"),
+    NotAfter::Adjacent("v"),
+    NotAfter::Adjacent("@"),
+];
+
+/// Words and operators before version numbers, build ids and dependency pins.
+const VERSIONS: &[NotAfter] = &[
+    NotAfter::Word("version"),
+    NotAfter::Word("versions"),
+    NotAfter::Word("ver"),
+    NotAfter::Word("build"),
+    NotAfter::Word("release"),
+    NotAfter::Word("released"),
+    NotAfter::Word("firmware"),
+    NotAfter::Word("driver"),
+    NotAfter::Word("upgraded"),
+    NotAfter::Word("upgrade"),
+    NotAfter::Word("bumped"),
+    NotAfter::Word("bump"),
+    NotAfter::Word("tag"),
+    NotAfter::Word("patch"),
+    NotAfter::Word("kernel"),
+    NotAfter::Word("sdk"),
+    NotAfter::Adjacent(">="),
+    NotAfter::Adjacent("<="),
+    NotAfter::Adjacent("=="),
+    NotAfter::Adjacent("~="),
+    NotAfter::Adjacent("^"),
+    NotAfter::Adjacent("~"),
+    NotAfter::Adjacent("v"),
+    NotAfter::Adjacent("@"),
+];
 
 /// Entity types whose validator never returns [`Check::Valid`].
 const NEVER_PROVES: &[&str] = &[
@@ -134,7 +302,6 @@ const NEVER_PROVES: &[&str] = &[
     "IN_PASSPORT",
     "IN_VOTER",
     "MAC_ADDRESS",
-    "PHONE_NUMBER",
     "UK_PASSPORT",
     "UK_POSTCODE",
     "URL",
@@ -158,9 +325,99 @@ fn url_pattern(scheme: bool) -> String {
     )
 }
 
+/// Month names (English, German, French, Spanish, Italian, Portuguese, Dutch) and English
+/// abbreviations, longest first.
+const MONTH_NAMES: &str = r"(?:january|february|march|april|june|july|august|september|october|november|december|januar|februar|m\xc3\xa4rz|maerz|mai|juni|juli|oktober|dezember|janvier|f\xc3\xa9vrier|fevrier|mars|avril|juin|juillet|ao\xc3\xbbt|aout|septembre|octobre|novembre|d\xc3\xa9cembre|decembre|enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre|gennaio|febbraio|aprile|maggio|giugno|luglio|settembre|ottobre|dicembre|janeiro|fevereiro|mar\xc3\xa7o|maio|junho|julho|setembro|outubro|dezembro|januari|februari|maart|mei|augustus|sept|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)";
+
+/// Date patterns, each with its base score before `scale`.
+fn date_patterns(m12: &str, d31: &str) -> Vec<Pattern> {
+    let month = "(?:JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)";
+    let names = MONTH_NAMES;
+    vec![
+        p(
+            "ISO 8601 datetime",
+            r"\b[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,9})?)?(?:[+\-][0-2][0-9]:[0-5][0-9]|Z)",
+            0.8,
+        ),
+        p(
+            "mm/dd/yyyy or mm/dd/yy",
+            &format!(r"\b{m12}/{d31}/(?:[0-9]{{4}}|[0-9]{{2}})\b"),
+            0.6,
+        ),
+        p(
+            "dd/mm/yyyy or dd/mm/yy",
+            &format!(r"\b{d31}/{m12}/(?:[0-9]{{4}}|[0-9]{{2}})\b"),
+            0.6,
+        ),
+        p("yyyy/mm/dd", &format!(r"\b[0-9]{{4}}/{m12}/{d31}\b"), 0.6),
+        p("mm-dd-yyyy", &format!(r"\b{m12}-{d31}-[0-9]{{4}}\b"), 0.6),
+        p("dd-mm-yyyy", &format!(r"\b{d31}-{m12}-[0-9]{{4}}\b"), 0.6),
+        p("yyyy-mm-dd", &format!(r"\b[0-9]{{4}}-{m12}-{d31}\b"), 0.6),
+        p(
+            "dd.mm.yyyy or dd.mm.yy",
+            &format!(r"\b{d31}\.{m12}\.(?:[0-9]{{4}}|[0-9]{{2}})\b"),
+            0.6,
+        ),
+        p(
+            "dd-MMM-yyyy or dd-MMM-yy",
+            &format!(r"\b{d31}-{month}-(?:[0-9]{{4}}|[0-9]{{2}})\b"),
+            0.6,
+        ),
+        p(
+            "d Month yyyy",
+            &format!(r"\b{d31}(?:st|nd|rd|th)?\.?(?: of| de)? {names}\.?,?(?: de)? [0-9]{{4}}\b"),
+            0.6,
+        ),
+        p(
+            "Month d, yyyy",
+            &format!(r"\b{names}\.? {d31}(?:st|nd|rd|th)?,? [0-9]{{4}}\b"),
+            0.6,
+        ),
+        p(
+            "MMM-yyyy or MMM-yy",
+            &format!(r"\b{month}-(?:[0-9]{{4}}|[0-9]{{2}})\b"),
+            0.6,
+        ),
+        p("dd-MMM", &format!(r"\b{d31}-{month}\b"), 0.6),
+        p("mm/yyyy or m/yyyy", &format!(r"\b{m12}/[0-9]{{4}}\b"), 0.2),
+        p("mm/yy or m/yy", &format!(r"\b{m12}/[0-9]{{2}}\b"), 0.1),
+    ]
+}
+
+/// Words that make a date someone's date of birth (lowercase; a context word counts when a
+/// word before the date starts with it).
+const BIRTH_CONTEXT: &[&str] = &[
+    "born",
+    "birth",
+    "birthday",
+    "birthdate",
+    "dob",
+    "d.o.b",
+    "geboren",
+    "geburtsdatum",
+    "geburtstag",
+    "geb.",
+    "nacimiento",
+    "naci\u{f3}",
+    "nacido",
+    "nacida",
+    "n\u{e9} ",
+    "n\u{e9}e",
+    "naissance",
+    "nata",
+    "nato",
+    "nascita",
+    "nascimento",
+    "nasceu",
+    "nascido",
+    "geboortedatum",
+    "urodzony",
+    "urodzona",
+    "urodzenia",
+];
+
 /// Every predefined recognizer, in a stable order.
 pub fn predefined() -> Vec<Recognizer> {
-    let month = "(?:JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)";
     let d31 = "(?:[1-9]|0[1-9]|[1-2][0-9]|3[0-1])";
     let m12 = "(?:[1-9]|0[1-9]|1[0-2])";
     vec![
@@ -181,27 +438,24 @@ pub fn predefined() -> Vec<Recognizer> {
             &["wallet", "btc", "bitcoin", "crypto", "eth", "ethereum"],
             |s| if s.len() > 2 && s[..2].eq_ignore_ascii_case("0x") { v::eth(s) } else { v::btc(s) },
         ),
-        r(
-            "DateRecognizer",
-            "DATE_TIME",
-            vec![
-                p("ISO 8601 datetime", r"\b[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,9})?)?(?:[+\-][0-2][0-9]:[0-5][0-9]|Z)", 0.8),
-                p("mm/dd/yyyy or mm/dd/yy", &format!(r"\b{m12}/{d31}/(?:[0-9]{{4}}|[0-9]{{2}})\b"), 0.6),
-                p("dd/mm/yyyy or dd/mm/yy", &format!(r"\b{d31}/{m12}/(?:[0-9]{{4}}|[0-9]{{2}})\b"), 0.6),
-                p("yyyy/mm/dd", &format!(r"\b[0-9]{{4}}/{m12}/{d31}\b"), 0.6),
-                p("mm-dd-yyyy", &format!(r"\b{m12}-{d31}-[0-9]{{4}}\b"), 0.6),
-                p("dd-mm-yyyy", &format!(r"\b{d31}-{m12}-[0-9]{{4}}\b"), 0.6),
-                p("yyyy-mm-dd", &format!(r"\b[0-9]{{4}}-{m12}-{d31}\b"), 0.6),
-                p("dd.mm.yyyy or dd.mm.yy", &format!(r"\b{d31}\.{m12}\.(?:[0-9]{{4}}|[0-9]{{2}})\b"), 0.6),
-                p("dd-MMM-yyyy or dd-MMM-yy", &format!(r"\b{d31}-{month}-(?:[0-9]{{4}}|[0-9]{{2}})\b"), 0.6),
-                p("MMM-yyyy or MMM-yy", &format!(r"\b{month}-(?:[0-9]{{4}}|[0-9]{{2}})\b"), 0.6),
-                p("dd-MMM", &format!(r"\b{d31}-{month}\b"), 0.6),
-                p("mm/yyyy or m/yyyy", &format!(r"\b{m12}/[0-9]{{4}}\b"), 0.2),
-                p("mm/yy or m/yy", &format!(r"\b{m12}/[0-9]{{2}}\b"), 0.1),
-            ],
-            &["date", "birthday"],
-            v::date,
-        ),
+        r("DateRecognizer", "DATE_TIME", date_patterns(m12, d31), &["date"], v::date).not_after(DATE_VERSIONS),
+        Recognizer {
+            // A date with birth context. Its patterns alone stay under any useful threshold;
+            // the context lifts them above DATE_TIME, which then loses the overlap.
+            context_boost: 0.7,
+            ..r(
+                "DateOfBirthRecognizer",
+                "DATE_OF_BIRTH",
+                date_patterns(m12, d31)
+                    .into_iter()
+                    .filter(|p| p.score >= 0.6)
+                    .map(|p| Pattern { score: 0.3, ..p })
+                    .collect(),
+                BIRTH_CONTEXT,
+                v::date,
+            )
+            .not_after(DATE_VERSIONS)
+        },
         r(
             "EmailRecognizer",
             "EMAIL_ADDRESS",
@@ -231,7 +485,8 @@ pub fn predefined() -> Vec<Recognizer> {
             ],
             &["ip", "ipv4", "ipv6"],
             |s| if s.contains(':') { v::ipv6(s) } else { v::ipv4(s) },
-        ),
+        )
+        .not_after(VERSIONS),
         r(
             "MacAddressRecognizer",
             "MAC_ADDRESS",
@@ -250,18 +505,24 @@ pub fn predefined() -> Vec<Recognizer> {
                 p("Phone (international)", r"(?:\+|\b00)[1-9][0-9]{0,2}(?:[ .\-]?\(?[0-9]{1,4}\)?)(?:[ .\-]?[0-9]{1,5}){1,5}", 0.4)
                     .around(is_word, is_phone_tail),
                 p("Phone (North America)", r"(?:\([0-9]{3}\)[ .\-]?|\b[0-9]{3}[ .\-])[0-9]{3}[ .\-][0-9]{4}\b", 0.4).before(is_word),
-                p("Phone (national, trunk 0)", r"\b0[1-9][0-9]{1,4}(?:[ \-][0-9]{2,5}){1,3}\b", 0.4).before(is_word),
-                p("Phone (national, trunk 0, parenthesised)", r"\(0[1-9][0-9]{1,4}\)[ \-]?[0-9]{3,5}(?:[ \-][0-9]{2,5}){0,2}\b", 0.4),
+                p("Phone (national, trunk 0)", r"\b0[1-9][0-9]{1,4}(?:[ \-][0-9]{2,8}){1,3}\b", 0.4).before(is_word),
+                p("Phone (national, trunk 0, parenthesised)", r"\(0[1-9][0-9]{1,4}\)[ \-]?[0-9]{3,8}(?:[ \-][0-9]{2,5}){0,2}\b", 0.4),
             ],
-            &["phone", "number", "telephone", "cell", "cellphone", "mobile", "call", "tel"],
+            &[
+                "phone", "telephone", "cell", "cellphone", "mobile", "call", "tel", "ring", "fax",
+                "whatsapp", "text me", "sms", "contact", "telefon", "handy", "t\u{e9}l\u{e9}phone",
+                "t\u{e9}l", "portable", "appelez", "appeler", "tel\u{e9}fono", "telefono", "m\u{f3}vil",
+                "movil", "ll\u{e1}mame", "llama", "cellulare", "chiamare", "telefone", "celular",
+            ],
             v::phone,
-        ),
+        )
+        .not_after(LABELLED_IDS),
         r(
             "UrlRecognizer",
             "URL",
             vec![p("Standard URL", &url_pattern(true), 0.6), p("Non-schema URL", &url_pattern(false), 0.5)],
             &["url", "website", "link"],
-            neutral,
+            v::url,
         ),
         r(
             "UsSsnRecognizer",
@@ -275,7 +536,8 @@ pub fn predefined() -> Vec<Recognizer> {
             ],
             &["social", "security", "ssn", "ssns", "ssn#", "ss#", "ssid"],
             v::us_ssn,
-        ),
+        )
+        .not_after(NOT_PERSONAL),
         r(
             "UsItinRecognizer",
             "US_ITIN",
@@ -312,10 +574,10 @@ pub fn predefined() -> Vec<Recognizer> {
             "UsPassportRecognizer",
             "US_PASSPORT",
             vec![
-                p("Passport (very weak)", r"\b[0-9]{9}\b", 0.05),
-                p("Passport next generation (very weak)", r"\b[A-Z][0-9]{8}\b", 0.1),
+                p("Passport (weak)", r"\b[0-9]{9}\b", 0.2),
+                p("Passport next generation (weak)", r"\b[A-Z][0-9]{8}\b", 0.2),
             ],
-            &["us", "united", "states", "passport", "passport#", "travel", "document"],
+            &["passport", "passport#", "passports", "travel document", "reisepass", "pasaporte", "passeport", "passaporto"],
             neutral,
         ),
         r(
@@ -331,7 +593,7 @@ pub fn predefined() -> Vec<Recognizer> {
         r(
             "MedicalLicenseRecognizer",
             "MEDICAL_LICENSE",
-            vec![p("US DEA certificate number (weak)", r"[abcdefghjklmprstux][a-z][0-9]{7}|[abcdefghjklmprstux]9[0-9]{7}", 0.4)],
+            vec![p("US DEA certificate number (weak)", r"[abcdefghjklmprstux][a-z][0-9]{7}|[abcdefghjklmprstux]9[0-9]{7}", 0.2).around(is_alnum, is_alnum)],
             &["medical", "certificate", "dea"],
             v::dea,
         ),
@@ -359,7 +621,7 @@ pub fn predefined() -> Vec<Recognizer> {
         r(
             "UkPassportRecognizer",
             "UK_PASSPORT",
-            vec![p("UK passport (weak)", r"\b[A-Z]{2}[0-9]{7}\b", 0.1)],
+            vec![p("UK passport (weak)", r"\b[A-Z]{2}[0-9]{7}\b", 0.2)],
             &["passport", "passport number", "travel document", "uk passport", "british passport", "her majesty", "his majesty", "hm passport", "hmpo"],
             neutral,
         ),
@@ -380,7 +642,7 @@ pub fn predefined() -> Vec<Recognizer> {
         r(
             "EsPassportRecognizer",
             "ES_PASSPORT",
-            vec![p("ES passport", r"\b[A-Z]{3}[0-9]{6}\b", 0.05)],
+            vec![p("ES passport", r"\b[A-Z]{3}[0-9]{6}\b", 0.2)],
             &["pasaporte", "passport", "número de pasaporte", "passport number"],
             neutral,
         ),
@@ -443,8 +705,11 @@ pub fn predefined() -> Vec<Recognizer> {
         r(
             "InAadhaarRecognizer",
             "IN_AADHAAR",
-            vec![p("Aadhaar (very weak)", r"\b[0-9]{12}\b", 0.01), p("Aadhaar separated (very weak)", r"\b[0-9]{4}[\- :][0-9]{4}[\- :][0-9]{4}\b", 0.01)],
-            &["aadhaar", "uidai"],
+            vec![
+                p("Aadhaar (very weak)", r"\b[0-9]{12}\b", 0.01),
+                p("Aadhaar separated (very weak)", r"\b[0-9]{4}[\- :][0-9]{4}[\- :][0-9]{4}\b", 0.01).around(is_digit_or_dash, is_digit_or_dash),
+            ],
+            &["aadhaar", "aadhar", "uidai", "uid"],
             v::in_aadhaar,
         ),
         r(
@@ -457,14 +722,14 @@ pub fn predefined() -> Vec<Recognizer> {
         r(
             "InPassportRecognizer",
             "IN_PASSPORT",
-            vec![p("Passport", r"\b[A-Z][1-9][0-9] ?[0-9]{4}[1-9]\b", 0.1)],
+            vec![p("Passport", r"\b[A-Z][1-9][0-9] ?[0-9]{4}[1-9]\b", 0.2)],
             &["passport", "indian passport", "passport number"],
             neutral,
         ),
         r(
             "PlPeselRecognizer",
             "PL_PESEL",
-            vec![p("PESEL", r"[0-9]{2}(?:[02468][1-9]|[13579][012])(?:0[1-9]|1[0-9]|2[0-9]|3[01])[0-9]{5}", 0.4)],
+            vec![p("PESEL", r"[0-9]{2}(?:[02468][1-9]|[13579][012])(?:0[1-9]|1[0-9]|2[0-9]|3[01])[0-9]{5}", 0.4).around(is_alnum, is_alnum)],
             &["pesel"],
             v::pl_pesel,
         ),

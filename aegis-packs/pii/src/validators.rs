@@ -12,6 +12,9 @@ pub enum Check {
     Valid,
     /// No opinion: the pattern's score stands.
     Neutral,
+    /// Plausible beyond its shape but not proven (a phone number valid in some country's
+    /// numbering plan): the score is at least [`LIKELY_SCORE`], and context still adds.
+    Likely,
     /// Not this entity: the match is dropped.
     Invalid,
     /// Only the first `len` bytes are the entity; `valid` says whether it is proven (1.0) or
@@ -23,6 +26,9 @@ pub enum Check {
         valid: bool,
     },
 }
+
+/// The score a [`Check::Likely`] match gets at least.
+pub const LIKELY_SCORE: f32 = 0.6;
 
 impl Check {
     /// `Valid` when `ok`, else `Invalid`.
@@ -87,6 +93,10 @@ pub fn us_ssn(s: &str) -> Check {
     }
     let first = d.as_bytes()[0];
     if d.bytes().all(|b| b == first) || &d[3..5] == "00" || &d[5..] == "0000" {
+        return Check::Invalid;
+    }
+    // Areas 900–999 are never issued (ITINs and advertising use them).
+    if first >= b'9' {
         return Check::Invalid;
     }
     for bad in ["000", "666", "123456789", "98765432", "078051120"] {
@@ -759,8 +769,24 @@ pub fn ipv6(s: &str) -> Check {
     Check::Invalid
 }
 
-/// Phone number plausibility without libphonenumber: digit count 7–15, a valid ITU country
-/// code after `+`/`00`, and NANP area/exchange rules for 10-digit North American numbers.
+/// Regions a phone number written without a country code but with a trunk `0` is tried in:
+/// the numbering plans whose national formats are most common in text. Ten digits without
+/// a trunk `0` are tried as North American numbers only.
+pub const PHONE_TRUNK_REGIONS: [phonenumber::country::Id; 14] = {
+    use phonenumber::country::Id::*;
+    [GB, DE, FR, IN, AU, JP, NL, IE, IT, BR, CH, AT, BE, NZ]
+};
+
+/// Phone numbers, validated against libphonenumber's metadata for the numbering plan
+/// (number length and the ranges actually allocated per country and number type).
+///
+/// - With a country code (`+…` or `00…`): valid for that country proves it; anything else is
+///   not a phone number.
+/// - Without one: valid in the North American plan (ten digits) or in one of
+///   [`PHONE_TRUNK_REGIONS`] (a trunk `0`) makes it [`Check::Likely`] — likely, not proven,
+///   so an identifier of the same shape that its checksum proves (an NHS number) or that
+///   its context names (an SSN) wins the overlap. A number no plan accepts keeps the
+///   pattern's score; one with a digit count no plan uses is dropped.
 pub fn phone(s: &str) -> Check {
     let d = digit_vec(s);
     let intl = s.starts_with('+') || s.starts_with("00");
@@ -769,52 +795,51 @@ pub fn phone(s: &str) -> Check {
         return Check::Invalid;
     }
     if intl {
-        let cc_ok = (1..=3).any(|n| d.len() > n + 5 && is_country_code(&d[..n]));
-        return if cc_ok {
-            Check::Neutral
-        } else {
-            Check::Invalid
-        };
+        let e164: String = std::iter::once('+')
+            .chain(d.iter().map(|x| char::from(b'0' + *x as u8)))
+            .collect();
+        return Check::from_bool(
+            phonenumber::parse(None, &e164).is_ok_and(|n| phonenumber::is_valid(&n)),
+        );
     }
-    if d.len() == 10
-        && s.trim_start()
-            .starts_with(|c: char| c == '(' || c.is_ascii_digit())
-        && d[0] != 0
-    {
-        // North American numbering plan: NXX-NXX-XXXX.
-        return if d[0] >= 2 && d[3] >= 2 {
-            Check::Neutral
-        } else {
-            Check::Invalid
-        };
-    }
-    if d.len() == 11 && d[0] == 1 {
-        return if d[1] >= 2 && d[4] >= 2 {
-            Check::Neutral
-        } else {
-            Check::Invalid
-        };
-    }
-    // National formats with a trunk 0 (UK, DE, FR, IN, BR, ...).
-    if d[0] == 0 && d.len() >= 9 {
-        Check::Neutral
+    let national: String = d.iter().map(|x| char::from(b'0' + *x as u8)).collect();
+    let valid_in = |region: phonenumber::country::Id| {
+        phonenumber::parse(Some(region), &national).is_ok_and(|n| phonenumber::is_valid(&n))
+    };
+    let likely = if d[0] == 0 {
+        PHONE_TRUNK_REGIONS.iter().any(|r| valid_in(*r))
     } else {
-        Check::Invalid
+        d.len() == 10 && valid_in(phonenumber::country::Id::US)
+    };
+    if likely {
+        Check::Likely
+    } else {
+        Check::Neutral
     }
 }
 
-fn is_country_code(d: &[u32]) -> bool {
-    let n = d.iter().fold(0u32, |a, &x| a * 10 + x);
-    match d.len() {
-        1 => matches!(n, 1 | 7),
-        2 => {
-            matches!(n, 20 | 27 | 30..=34 | 36 | 39 | 40 | 41 | 43..=49 | 51..=58 | 60..=66 | 81 | 82 | 84 | 86 | 90..=95 | 98)
-        }
-        3 => matches!(n,
-            211..=212 | 213 | 216 | 218 | 220..=258 | 260..=269 | 290..=299 | 350..=359 | 370..=389
-            | 420..=423 | 500..=509 | 590..=599 | 670..=692 | 850 | 852 | 853 | 855 | 856 | 880 | 886
-            | 960..=968 | 970..=979 | 992..=998),
-        _ => false,
+/// Top-level domains that are more often file extensions in text (`README.md`,
+/// `setup.py`, `main.rs`): a bare host ending in one is taken for a file name.
+const FILE_LIKE_TLDS: &[&str] = &[
+    "md", "py", "rs", "sh", "pl", "pm", "ps", "so", "zip", "mov", "cc", "cs", "am", "in", "ml",
+    "mk", "sc", "st", "rb", "ts", "tf", "ai",
+];
+
+/// URLs: a bare host (no scheme, no `www.`, no path) that is one name and a file-like
+/// top-level domain is a file name, not a URL.
+pub fn url(s: &str) -> Check {
+    if s.contains("://") || s.to_ascii_lowercase().starts_with("www") || s.contains('/') {
+        return Check::Neutral;
+    }
+    let labels: Vec<&str> = s.split('.').collect();
+    let tld = labels
+        .last()
+        .map(|t| t.to_ascii_lowercase())
+        .unwrap_or_default();
+    if labels.len() == 2 && FILE_LIKE_TLDS.contains(&tld.as_str()) {
+        Check::Invalid
+    } else {
+        Check::Neutral
     }
 }
 

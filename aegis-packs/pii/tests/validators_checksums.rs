@@ -138,9 +138,20 @@ fn other_national_ids() {
 }
 
 #[test]
-fn phone_plausibility() {
-    assert_eq!(v::phone("(415) 555-0132"), Check::Neutral);
-    assert_eq!(v::phone("+44 20 7946 0958"), Check::Neutral);
+fn phone_numbers_are_validated_against_each_countrys_numbering_plan() {
+    // With a country code: valid for that country proves it, anything else is dropped.
+    assert_eq!(v::phone("+44 20 7946 0958"), Check::Valid);
+    assert_eq!(v::phone("+49 30 12345678"), Check::Valid);
+    assert_eq!(v::phone("+33 6 12 34 56 78"), Check::Valid);
+    assert_eq!(v::phone("+91 98765 43210"), Check::Valid);
+    assert_eq!(v::phone("0044 20 7946 0958"), Check::Valid);
     assert_eq!(v::phone("+999 1234 5678"), Check::Invalid); // no such country code
-    assert_eq!(v::phone("123-456-7890"), Check::Invalid); // NANP area code cannot start with 1
+    assert_eq!(v::phone("+44 20 0946 0958"), Check::Invalid); // London numbers never start 0
+    assert_eq!(v::phone("+1 123 555 0100"), Check::Invalid); // NANP area codes never start 1
+    // Without one: likely when a common plan accepts it, else the pattern's score stands.
+    assert_eq!(v::phone("(415) 555-0132"), Check::Likely);
+    assert_eq!(v::phone("020 7946 0958"), Check::Likely);
+    assert_eq!(v::phone("0151 23456789"), Check::Likely);
+    assert_eq!(v::phone("123-456-7890"), Check::Neutral);
+    assert_eq!(v::phone("12-34"), Check::Invalid); // too few digits for any plan
 }
