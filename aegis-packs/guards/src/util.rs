@@ -81,6 +81,19 @@ pub(crate) fn decide(
     reason: impl FnOnce(&[Finding]) -> String,
     replacement: impl Fn(&Finding) -> String,
 ) -> Verdict {
+    decide_with(findings, &[], action, code, reason, replacement)
+}
+
+/// [`decide`], where a redaction of `findings[i]` replaces `redact[i]` when that is given
+/// (a part of the finding's span) instead of the whole span.
+pub(crate) fn decide_with(
+    findings: Vec<Finding>,
+    redact: &[Option<Span>],
+    action: Action,
+    code: &str,
+    reason: impl FnOnce(&[Finding]) -> String,
+    replacement: impl Fn(&Finding) -> String,
+) -> Verdict {
     if findings.is_empty() {
         return Verdict::allow();
     }
@@ -95,8 +108,9 @@ pub(crate) fn decide(
             let edits = merge_edits(
                 findings
                     .iter()
-                    .filter_map(|f| {
-                        f.span.map(|s| Edit {
+                    .enumerate()
+                    .filter_map(|(i, f)| {
+                        redact.get(i).copied().flatten().or(f.span).map(|s| Edit {
                             segment: s.segment,
                             start: s.start,
                             end: s.end,

@@ -105,9 +105,31 @@ impl Default for SecretsConfig {
     }
 }
 
+/// A rule and its regex, compiled the first time one of its keywords occurs: a guard that
+/// never sees a Slack token never pays for the Slack rule (start-up stays in microseconds).
 struct CompiledRule {
     rule: &'static Rule,
-    regex: Regex,
+    pattern: String,
+    regex: std::sync::OnceLock<Result<Regex, String>>,
+}
+
+impl CompiledRule {
+    fn regex(&self) -> Result<&Regex, Error> {
+        self.regex
+            .get_or_init(|| {
+                RegexBuilder::new(&self.pattern)
+                    .size_limit(64 * 1024 * 1024)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| {
+                Error::internal(format!(
+                    "secrets: rule `{}` does not compile: {e}",
+                    self.rule.id
+                ))
+            })
+    }
 }
 
 /// Detects credentials: 84 rules (76 vendor-specific, 8 context-based; see [`Secrets::types`]),
@@ -161,6 +183,8 @@ impl std::fmt::Debug for Secrets {
 struct Candidate {
     start: usize,
     end: usize,
+    /// What a redaction replaces: the secret inside the reported span.
+    redact: (usize, usize),
     tier: u8,
     order: usize,
     kind: &'static str,
@@ -220,12 +244,6 @@ impl Secrets {
         }
         for rule in RULES.iter().filter(|r| !disabled(r.id)) {
             let pattern = translate(rule.pattern);
-            let regex = RegexBuilder::new(&pattern)
-                .size_limit(64 * 1024 * 1024)
-                .build()
-                .map_err(|e| {
-                    Error::internal(format!("secrets: rule `{}` does not compile: {e}", rule.id))
-                })?;
             match max_len(&pattern) {
                 Some(n) => longest = longest.max(n),
                 None => bounded = false,
@@ -238,7 +256,11 @@ impl Secrets {
                 keywords.push(text);
                 keyword_rule.push((rules.len(), exact));
             }
-            rules.push(CompiledRule { rule, regex });
+            rules.push(CompiledRule {
+                rule,
+                pattern,
+                regex: std::sync::OnceLock::new(),
+            });
         }
         let pem_enabled = PRIVATE_KEY_TYPES.iter().any(|t| !disabled(t));
         if pem_enabled {
@@ -300,11 +322,8 @@ impl Secrets {
         let probes = self
             .probes
             .get_or_init(|| {
-                let mut patterns: Vec<String> = self
-                    .rules
-                    .iter()
-                    .map(|r| translate(r.rule.pattern))
-                    .collect();
+                let mut patterns: Vec<String> =
+                    self.rules.iter().map(|r| r.pattern.clone()).collect();
                 patterns.push(self.pem_header.as_str().to_owned());
                 let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
                 // Boundary assertions look at one character after a match.
@@ -354,7 +373,13 @@ impl Secrets {
         self.config.disabled_types.iter().any(|d| d == kind)
     }
 
-    fn scan(&self, segment: usize, text: &str, findings: &mut Vec<Finding>) {
+    /// Adds the segment's findings, each with the span a redaction replaces.
+    fn scan(
+        &self,
+        segment: usize,
+        text: &str,
+        findings: &mut Vec<(Finding, Option<aegis_contracts::Span>)>,
+    ) -> Result<(), Error> {
         // A fixed bitset: no allocation on the clean path.
         let mut triggered = [0u64; MAX_RULES / 64];
         let is_set = |t: &[u64; MAX_RULES / 64], i: usize| t[i / 64] & (1 << (i % 64)) != 0;
@@ -376,7 +401,7 @@ impl Secrets {
         if any {
             for (i, compiled) in self.rules.iter().enumerate() {
                 if is_set(&triggered, i) {
-                    self.run_rule(i, compiled, text, &mut candidates);
+                    self.run_rule(i, compiled, text, &mut candidates)?;
                 }
             }
             if is_set(&triggered, self.rules.len()) {
@@ -386,22 +411,18 @@ impl Secrets {
         if self.config.entropy && !self.disabled(HIGH_ENTROPY_TYPE) {
             self.entropy_tokens(text, &mut candidates);
         }
-        if candidates.is_empty() {
-            return;
-        }
         for c in resolve(candidates) {
             let score = match c.tier {
                 TIER_VENDOR => 0.99,
                 TIER_GENERIC => 0.8,
                 _ => 0.6,
             };
-            findings.push(Finding::new(
-                c.kind,
-                util::span(segment, c.start, c.end),
-                score,
-                DETECTOR,
+            findings.push((
+                Finding::new(c.kind, util::span(segment, c.start, c.end), score, DETECTOR),
+                util::span(segment, c.redact.0, c.redact.1),
             ));
         }
+        Ok(())
     }
 
     fn run_rule(
@@ -410,27 +431,29 @@ impl Secrets {
         compiled: &CompiledRule,
         text: &str,
         out: &mut Vec<Candidate>,
-    ) {
-        for caps in compiled.regex.captures_iter(text) {
-            let Some(m) = caps.iter().skip(1).flatten().next().or_else(|| caps.get(0)) else {
-                continue;
-            };
+    ) -> Result<(), Error> {
+        for caps in compiled.regex()?.captures_iter(text) {
+            let Some(whole) = caps.get(0) else { continue };
+            let m = caps.iter().skip(1).flatten().next().unwrap_or(whole);
             if m.is_empty() {
                 continue;
             }
             if let Some(validate) = compiled.rule.validate {
-                if !validate(m.as_str()) {
+                if !validate(m.as_str(), whole.as_str()) {
                     continue;
                 }
             }
+            let reported = if compiled.rule.report_whole { whole } else { m };
             out.push(Candidate {
-                start: m.start(),
-                end: m.end(),
+                start: reported.start(),
+                end: reported.end(),
+                redact: (m.start(), m.end()),
                 tier: compiled.rule.tier,
                 order,
                 kind: compiled.rule.id,
             });
         }
+        Ok(())
     }
 
     fn private_keys(&self, text: &str, out: &mut Vec<Candidate>) {
@@ -455,6 +478,7 @@ impl Secrets {
             out.push(Candidate {
                 start,
                 end,
+                redact: (start, end),
                 tier: TIER_VENDOR,
                 order: self.rules.len(),
                 kind,
@@ -475,13 +499,14 @@ impl Secrets {
             {
                 continue;
             }
-            if word_like(token) {
+            if word_like(token) || integrity_digest(token) {
                 continue;
             }
             if shannon_entropy(token) >= self.config.entropy_threshold {
                 out.push(Candidate {
                     start,
                     end,
+                    redact: (start, end),
                     tier: TIER_ENTROPY,
                     order: usize::MAX,
                     kind: HIGH_ENTROPY_TYPE,
@@ -563,6 +588,13 @@ pub fn shannon_entropy(bytes: &[u8]) -> f64 {
         .sum()
 }
 
+/// A subresource-integrity digest (`sha384-…`): a published hash of a public file.
+fn integrity_digest(token: &[u8]) -> bool {
+    [b"sha256-", b"sha384-", b"sha512-"]
+        .iter()
+        .any(|p| token.len() > p.len() && token[..p.len()].eq_ignore_ascii_case(*p))
+}
+
 /// Whether 40% or more of `token` sits in runs of three or more lower-case letters.
 fn word_like(token: &[u8]) -> bool {
     let mut in_words = 0usize;
@@ -620,12 +652,16 @@ impl Guardrail for Secrets {
     }
 
     async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {
-        let mut findings = Vec::new();
+        let mut found = Vec::new();
         for (i, seg) in subject.segments().iter().enumerate() {
-            self.scan(i, seg.text, &mut findings);
+            self.scan(i, seg.text, &mut found)?;
         }
-        Ok(util::decide(
+        // A connection string is reported whole, but only its password is redacted.
+        let redact: Vec<Option<aegis_contracts::Span>> = found.iter().map(|(_, r)| *r).collect();
+        let findings: Vec<Finding> = found.into_iter().map(|(f, _)| f).collect();
+        Ok(util::decide_with(
             findings,
+            &redact,
             self.config.action,
             "secret",
             |f| {

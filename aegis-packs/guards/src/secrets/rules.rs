@@ -19,7 +19,10 @@ pub(crate) struct Rule {
     pub(crate) keywords: &'static [&'static str],
     pub(crate) pattern: &'static str,
     pub(crate) tier: u8,
-    pub(crate) validate: Option<fn(&str) -> bool>,
+    /// Judges a match: the secret (the capture group) and the whole match.
+    pub(crate) validate: Option<fn(&str, &str) -> bool>,
+    /// Report the whole match (a connection string) while redacting only the secret.
+    pub(crate) report_whole: bool,
 }
 
 const fn vendor(
@@ -33,6 +36,7 @@ const fn vendor(
         pattern,
         tier: TIER_VENDOR,
         validate: None,
+        report_whole: false,
     }
 }
 
@@ -47,44 +51,197 @@ const fn generic(
         pattern,
         tier: TIER_GENERIC,
         validate: None,
+        report_whole: false,
     }
 }
 
-/// A password-like value: not a placeholder, at least two character classes.
-fn plausible_password(v: &str) -> bool {
-    let v = v.trim_matches(|c| c == '"' || c == '\'');
-    if v.len() < 8 || v.starts_with(['$', '<', '{', '%', '*']) || v.ends_with('>') {
-        return false;
-    }
-    let lower = [
-        "password",
-        "changeme",
-        "xxxxxxxx",
-        "example",
-        "placeholder",
-        "redacted",
-        "your_",
-        "null",
-        "none",
-    ];
+/// Values that stand in for a secret rather than being one (lowercase, matched anywhere).
+const PLACEHOLDERS: &[&str] = &[
+    "password",
+    "passwd",
+    "changeme",
+    "change_me",
+    "change-me",
+    "replace",
+    "example",
+    "placeholder",
+    "redacted",
+    "your_",
+    "your-",
+    "yourpass",
+    "yoursecret",
+    "yourtoken",
+    "xxxx",
+    "****",
+    "....",
+    "dummy",
+    "sample",
+    "_here",
+    "-here",
+    "todo",
+    "tbd",
+    "fixme",
+    "insert_",
+    "enter_",
+    "secret_value",
+    "mysecret",
+    "notasecret",
+    "not-a-secret",
+];
+
+/// Values that are code reading the secret from elsewhere, not a secret: `os.environ["X"]`,
+/// `getenv("X")`, `config.db.password`, `self.token`.
+const CODE_REFERENCES: &[&str] = &[
+    "os.",
+    "process.",
+    "env.",
+    "config.",
+    "settings.",
+    "self.",
+    "this.",
+    "getenv",
+    "secrets.",
+    "vault.",
+    "context.",
+    "ctx.",
+    "request.",
+    "args.",
+    "params.",
+];
+
+/// Words after a secret-naming key that make it name something else: `password_hash`,
+/// `token_ttl`, `api_key_header`, `secret_name`.
+const NOT_A_SECRET_KEY: &[&str] = &[
+    "hash",
+    "hashed",
+    "digest",
+    "length",
+    "len",
+    "min",
+    "max",
+    "policy",
+    "file",
+    "path",
+    "name",
+    "id",
+    "type",
+    "header",
+    "field",
+    "label",
+    "prompt",
+    "hint",
+    "changed",
+    "updated",
+    "expires",
+    "expiry",
+    "expiration",
+    "at",
+    "ttl",
+    "count",
+    "reset",
+    "required",
+    "enabled",
+    "format",
+    "regex",
+    "pattern",
+    "env",
+    "var",
+    "ref",
+    "version",
+    "url",
+    "endpoint",
+    "uri",
+    "strength",
+    "rotation",
+    "lifetime",
+    "timeout",
+    "mode",
+    "store",
+    "manager",
+    "provider",
+    "size",
+    "bucket",
+];
+
+/// Whether `v` (quotes trimmed) is a placeholder, a reference or other non-secret filler.
+fn filler(v: &str) -> bool {
     let lv = v.to_ascii_lowercase();
-    if lower.iter().any(|p| lv.contains(p)) {
-        return false;
+    v.is_empty()
+        || v.starts_with(['$', '<', '{', '%', '*', '/', '~'])
+        || v.starts_with("./")
+        || v.ends_with(['>', '}'])
+        || ["${", "$(", "{{", "%(", "<", ">"].iter().any(|p| v.contains(p))
+        || PLACEHOLDERS.iter().any(|p| lv.contains(p))
+        || CODE_REFERENCES.iter().any(|p| lv.starts_with(p))
+        || v.contains(['(', '['])
+        || ["true", "false", "null", "nil", "none", "undefined"].contains(&lv.as_str())
+        // One character repeated, or SCREAMING_SNAKE words (`REPLACE_ME`, `API_TOKEN`).
+        || v.bytes().all(|b| b == v.as_bytes()[0])
+        || v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        // A dotted identifier path (`settings.db.password`).
+        || (v.contains('.') && v.bytes().all(|b| b.is_ascii_alphabetic() || b == b'.' || b == b'_'))
+}
+
+/// The key of an assignment (`DB_PASSWORD`, `app.config['SECRET_KEY']`) names a secret and
+/// not something about one (`password_hash`, `token_ttl`).
+fn secret_key(whole: &str) -> bool {
+    let key: String = whole
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .collect();
+    let lower = key.to_ascii_lowercase();
+    let kw = [
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "apikey",
+        "api_key",
+        "api-key",
+        "access_token",
+        "access-token",
+        "auth_token",
+        "auth-token",
+        "token",
+        "credentials",
+        "credential",
+        "private_key",
+        "private-key",
+    ]
+    .iter()
+    .filter_map(|k| lower.find(k).map(|i| i + k.len()))
+    .min();
+    let Some(after) = kw else { return true };
+    // Split what follows the keyword into words: on separators and camelCase humps.
+    let rest = &key[after.min(key.len())..];
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for c in rest.chars() {
+        if !c.is_ascii_alphanumeric()
+            || (c.is_ascii_uppercase()
+                && !word.is_empty()
+                && word.chars().last().is_some_and(|l| l.is_ascii_lowercase()))
+        {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word).to_ascii_lowercase());
+            }
+        }
+        if c.is_ascii_alphanumeric() {
+            word.push(c);
+        }
     }
-    // Code that reads the secret from elsewhere, not a secret: `os.environ["X"]`,
-    // `getenv("X")`, `config.db.password`, `self.token`.
-    let code = [
-        "os.",
-        "process.",
-        "env.",
-        "config.",
-        "settings.",
-        "self.",
-        "this.",
-        "getenv",
-        "secrets.",
-    ];
-    if v.contains(['(', '[', '{', '$', '<']) || code.iter().any(|p| lv.starts_with(p)) {
+    if !word.is_empty() {
+        words.push(word.to_ascii_lowercase());
+    }
+    !words.iter().any(|w| NOT_A_SECRET_KEY.contains(&w.as_str()))
+}
+
+/// A password-like value under a secret-naming key: not filler, at least two character
+/// classes.
+fn plausible_password(v: &str, whole: &str) -> bool {
+    let v = v.trim_matches(|c| c == '"' || c == '\'');
+    if v.len() < 8 || filler(v) || !secret_key(whole.trim_start_matches('-')) {
         return false;
     }
     let classes = [
@@ -96,12 +253,9 @@ fn plausible_password(v: &str) -> bool {
     classes.iter().filter(|c| **c).count() >= 2
 }
 
-/// Connection-string passwords: anything but obvious placeholders.
-fn plausible_url_password(v: &str) -> bool {
-    !(v.is_empty()
-        || v.starts_with(['$', '<', '{', '%', '*'])
-        || v.eq_ignore_ascii_case("password")
-        || v == "pass")
+/// Connection-string passwords: anything but placeholders and references.
+fn plausible_url_password(v: &str, _whole: &str) -> bool {
+    !(filler(v) || v.eq_ignore_ascii_case("pass") || v.eq_ignore_ascii_case("pw"))
 }
 
 // Trailing boundary for token bodies whose alphabet includes `-`/`_` (so `\b` would be wrong).
@@ -504,42 +658,47 @@ pub(crate) static RULES: &[Rule] = &[
     ),
     Rule {
         validate: Some(plausible_url_password),
+        report_whole: true,
         ..vendor(
             "postgres_connection_string",
             &["postgres"],
-            r#"\bpostgres(?:ql)?://[^\s:@/"']{1,64}:([^\s@/"']{1,128})@[A-Za-z0-9.-]{1,253}"#,
+            r#"\bpostgres(?:ql)?://[^\s:@/"']{1,64}:([^\s@/"']{1,128})@[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:/[^\s"\x27<>`]{0,256})?"#,
         )
     },
     Rule {
         validate: Some(plausible_url_password),
+        report_whole: true,
         ..vendor(
             "mysql_connection_string",
             &["mysql"],
-            r#"\bmysqlx?://[^\s:@/"']{1,64}:([^\s@/"']{1,128})@[A-Za-z0-9.-]{1,253}"#,
+            r#"\bmysqlx?://[^\s:@/"']{1,64}:([^\s@/"']{1,128})@[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:/[^\s"\x27<>`]{0,256})?"#,
         )
     },
     Rule {
         validate: Some(plausible_url_password),
+        report_whole: true,
         ..vendor(
             "mongodb_connection_string",
             &["mongodb"],
-            r#"\bmongodb(?:\+srv)?://[^\s:@/"']{1,64}:([^\s@/"']{1,128})@[A-Za-z0-9.,:-]{1,253}"#,
+            r#"\bmongodb(?:\+srv)?://[^\s:@/"']{1,64}:([^\s@/"']{1,128})@[A-Za-z0-9.,:-]{1,253}(?:/[^\s"\x27<>`]{0,256})?"#,
         )
     },
     Rule {
         validate: Some(plausible_url_password),
+        report_whole: true,
         ..vendor(
             "redis_connection_string",
             &["redis"],
-            r#"\brediss?://[^\s:@/"']{0,64}:([^\s@/"']{1,128})@[A-Za-z0-9.-]{1,253}"#,
+            r#"\brediss?://[^\s:@/"']{0,64}:([^\s@/"']{1,128})@[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:/[^\s"\x27<>`]{0,256})?"#,
         )
     },
     Rule {
         validate: Some(plausible_url_password),
+        report_whole: true,
         ..generic(
             "password_in_url",
             &["://"],
-            r#"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:@/"']{1,64}:([^\s@/"']{1,128})@[A-Za-z0-9.-]{1,253}"#,
+            r#"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:@/"']{1,64}:([^\s@/"']{1,128})@[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:/[^\s"\x27<>`]{0,256})?"#,
         )
     },
     generic(
@@ -554,16 +713,25 @@ pub(crate) static RULES: &[Rule] = &[
             &[
                 "~password",
                 "~passwd",
+                "~passphrase",
                 "~pwd",
                 "~secret",
                 "~api_key",
                 "~apikey",
                 "~api-key",
-                "~access_token",
-                "~auth_token",
-                "~client_secret",
+                "~token",
+                "~credential",
+                "~private_key",
             ],
-            r#"(?i:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret)["']?\s{0,4}[:=]{1,2}\s{0,4}(?:"([^"\s]{8,128})"|'([^'\s]{8,128})'|([^"'\s,;]{8,128}))"#,
+            // Three shapes, the secret in the first group that takes part:
+            // `--token VALUE` / `--password=VALUE` (shell flags); `KEY = VALUE` where the key
+            // names a secret (`DB_PASSWORD=`, `"api_key": "…"`, `app.config['SECRET_KEY'] =`,
+            // `password: …`); and `key="ApiSecret" value="…"` (XML settings).
+            concat!(
+                r#"--(?i:password|passwd|token|api-key|apikey|secret|auth-token|access-token|client-secret)(?:=|\s{1,4})["']?([^"'\s]{8,128})"#,
+                r#"|(?i:password|passwd|passphrase|pwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|client[_-]?secret|private[_-]?key|token|credentials?)[A-Za-z0-9_.-]{0,24}["'\]]{0,2}\s{0,4}(?:=>|:=|[:=]{1,2})\s{0,4}(?:"([^"\s]{8,128})"|'([^'\s]{8,128})'|([^"'\s,;&<>]{8,128}))"#,
+                r#"|(?i:key|name)\s{0,2}=\s{0,2}"[A-Za-z0-9_.-]{0,30}(?i:secret|password|token|apikey|api_key)[A-Za-z0-9_.-]{0,30}"\s{1,4}(?i:value)\s{0,2}=\s{0,2}"([^"\s]{8,128})""#,
+            ),
         )
     },
 ];
