@@ -65,10 +65,12 @@ fn prompt_injection_on_the_held_out_split_meets_its_floors() {
     for (family, recall) in results.recall_by_family() {
         println!("  {family}: recall {recall:.2}");
     }
-    at_least("injection precision", decisions.precision(), 0.90);
-    at_least("injection recall", decisions.recall(), 0.25);
-    let (p, _) = precision_at_recall(&results.labels, &results.scores, 0.25);
-    at_least("injection precision at recall 0.25", p, 0.90);
+    at_least("injection precision", decisions.precision(), 0.97);
+    at_least("injection recall", decisions.recall(), 0.95);
+    let (p, _) = precision_at_recall(&results.labels, &results.scores, 0.6);
+    at_least("injection precision at recall 0.6", p, 0.97);
+    let (p, _) = precision_at_recall(&results.labels, &results.scores, 0.9);
+    at_least("injection precision at recall 0.9", p, 0.97);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::injection_model::{Model, features};
 use crate::util;
 
 const DETECTOR: &str = "prompt_injection";
@@ -35,12 +36,12 @@ static SIGNALS: &[Signal] = &[
     s(
         "override_instructions",
         0.9,
-        r"(?i)\b(?:ignore|disregard|forget|skip|override|bypass|neglect|abandon|drop|discard)\b[a-z0-9_ \t,'-]{0,40}?\b(?:previous|prior|above|earlier|preceding|former|original|initial|system|all|your|any|these|those)\b[a-z0-9_ \t,'-]{0,30}?\b(?:instructions?|prompts?|directions?|directives?|guidelines?|guardrails?|programming|system\s+messages?|constraints|restrictions|safety\s+rules|content\s+polic(?:y|ies)|rules\s+(?:you|above|given))\b",
+        r"(?i)\b(?:ignore|disregard|forget|skip|override|bypass|neglect|abandon|drop|discard|set\s+aside|throw\s+out|stop\s+following|stop\s+obeying|cancel|erase|delete|wipe)\b[a-z0-9_ \t,'-]{0,40}?\b(?:previous|prior|above|earlier|preceding|former|original|initial|system|all|your|any|these|those|old|existing|current)\b[a-z0-9_ \t,'-]{0,30}?\b(?:instructions?|prompts?|directions?|directives?|guidelines?|guardrails?|programming|system\s+messages?|constraints|restrictions|safety\s+rules|content\s+polic(?:y|ies)|polic(?:y|ies)|rules|orders|commands|training)\b",
     ),
     s(
         "disregard_above",
         0.8,
-        r"(?i)\b(?:ignore|disregard|forget)\s+(?:about\s+)?(?:everything|all|anything|whatever)\s+(?:above|before|previously|prior|said\s+before|(?:that\s+)?you\s+(?:were|have\s+been|'ve\s+been)\s+(?:told|given|instructed))",
+        r"(?i)\b(?:ignore|disregard|forget|override|skip|drop|discard|bypass|set\s+aside|throw\s+out)\s+(?:about\s+)?(?:everything|all|anything|whatever)\s+(?:above|before|previously|prior|said\s+before|(?:that\s+)?you\s+(?:were|have\s+been|'ve\s+been)\s+(?:told|given|instructed))",
     ),
     s(
         "new_instructions",
@@ -101,7 +102,7 @@ static SIGNALS: &[Signal] = &[
     s(
         "reveal_system_prompt",
         0.6,
-        r"(?i)\b(?:reveal|print|show|display|output|repeat|leak|recite|dump|write\s+out|spell\s+out|tell\s+me|give\s+me|share)\b[a-z0-9_ \t,'-]{0,25}?\byour\s+(?:(?:full|entire|complete|original|initial|hidden|secret|exact|real|confidential)\s+)*(?:system\s+prompt|system\s+message|initial\s+prompt|prompt|instructions|rules|guidelines|configuration|pre-?prompt)\b",
+        r"(?i)\b(?:reveal|print|show|display|output|repeat|leak|recite|dump|write\s+out|spell\s+out|tell\s+me|give\s+me|share|summari[sz]e|quote|list)\b[a-z0-9_ \t,'-]{0,25}?\byour\s+(?:(?:full|entire|complete|original|initial|hidden|secret|exact|real|confidential)\s+)*(?:system\s+prompt|system\s+message|initial\s+prompt|prompt|instructions|rules|guidelines|configuration|pre-?prompt)\b",
     ),
     s(
         "repeat_above",
@@ -128,17 +129,17 @@ static SIGNALS: &[Signal] = &[
     s(
         "no_restrictions",
         0.75,
-        r"(?i)\b(?:pretend|imagine|act|behave|roleplay|role-play|suppose|you\s+(?:are|have|can))\b[^.\n]{0,40}\b(?:no|without|free\s+(?:of|from)|zero)\s+(?:any\s+)?(?:restrictions|limitations|limits|rules|filters|filtering|guidelines|censorship|ethics|ethical\s+(?:guidelines|constraints|boundaries)|morals|boundaries|safety\s+(?:guidelines|measures|filters))\b",
+        r"(?i)\b(?:pretend|imagine|act|behave|roleplay|role-play|suppose|hypothetically|you\s+(?:are|have|can|were|will))\b[^.\n]{0,40}\b(?:no|without|free\s+(?:of|from)|zero|free\s+of\s+all)\s+(?:any\s+)?(?:restrictions|limitations|limits|rules|filters|filtering|guidelines|censorship|ethics|ethical\s+(?:guidelines|constraints|boundaries)|morals|boundaries|safety\s+(?:guidelines|measures|filters))\b",
     ),
     s(
         "without_safety",
         0.5,
-        r"(?i)\b(?:without|ignoring|bypassing|ignore|bypass|disable|disabling|turn\s+off)\s+(?:any\s+|all\s+|your\s+)?(?:ethical|moral|safety|content)\s+(?:guidelines|rules|restrictions|filters|polic(?:y|ies)|constraints|considerations|checks|limitations)",
+        r"(?i)\b(?:without|ignoring|bypassing|ignore|bypass|disable|disabling|turn\s+off)\s+(?:any\s+|all\s+|your\s+)?(?:ethical|moral|safety|content)\s+(?:guidelines|rules|restrictions|filters|polic(?:y|ies)|constraints|considerations|checks|limitations|training|programming|guardrails)",
     ),
     s(
         "unrestricted_ai",
         0.6,
-        r"(?i)\b(?:ai|assistant|model|chatbot|bot)\s+(?:with\s+no|without\s+(?:any\s+)?|free\s+(?:of|from)\s+(?:all\s+|any\s+)?)(?:restrictions|limitations|rules|filters|guidelines|censorship)\b",
+        r"(?i)\b(?:ai|assistant|model|chatbot|bot)\s+(?:with\s+no|has\s+no|without\s+(?:any\s+)?|free\s+(?:of|from)\s+(?:all\s+|any\s+)?)(?:restrictions|limitations|rules|filters|guidelines|censorship|ethics)\b",
     ),
     s(
         "special_mode",
@@ -146,6 +147,7 @@ static SIGNALS: &[Signal] = &[
         r"(?i)\b(?:god|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|dan|evil|chaos|opposite)\s+mode\b",
     ),
     s("developer_mode", 0.3, r"(?i)\bdeveloper\s+mode\b"),
+    s("game_framing", 0.25, r"(?i)\blet'?s\s+play\s+a\s+game\b"),
     s(
         "unrestricted_words",
         0.3,
@@ -198,6 +200,120 @@ static SIGNALS: &[Signal] = &[
         0.5,
         r"(?i)(?:\bend\s+of\s+(?:the\s+)?(?:system\s+)?(?:prompt|instructions|context|user\s+input)\b|-{3,}\s*end\s+of\b|\bbegin\s+(?:new\s+)?(?:system\s+)?instructions\b)",
     ),
+    // ---- other languages: override and role switches
+    s(
+        "override_instructions_de",
+        0.8,
+        r"(?i)\b(?:ignorier(?:e|en|t)?|vergiss|vergessen\s+sie|missachte(?:n)?|übergehe)\b[^.\n]{0,40}\b(?:anweisungen|instruktionen|regeln|vorgaben|befehle|richtlinien)\b",
+    ),
+    s(
+        "override_instructions_fr",
+        0.8,
+        r"(?i)\b(?:ignore[rz]?|oublie[rz]?|ne\s+tiens\s+pas\s+compte)\b[^.\n]{0,40}\b(?:instructions|consignes|règles|regles|directives)\b",
+    ),
+    s(
+        "override_instructions_es_pt_it",
+        0.8,
+        r"(?i)\b(?:ignora|ignore|ignorar|olvida|olvide|olvidar|esqueça|esqueca|esquece|dimentica|dimentichi)\b[^.\n]{0,40}\b(?:instrucciones|instruções|instrucoes|istruzioni|reglas|regras|regole|indicaciones|directrices|indicazioni|diretrizes)\b",
+    ),
+    s(
+        "override_instructions_nl_pl",
+        0.8,
+        r"(?i)\b(?:negeer|vergeet|zignoruj|ignoruj|zapomnij)\b[^.\n]{0,40}\b(?:instructies|regels|opdrachten|instrukcje|polecenia|zasady|instrukcji)\b",
+    ),
+    s(
+        "reveal_prompt_other_languages",
+        0.6,
+        r"(?i)\b(?:révèle|revele|révéler|zeige|verrate|muestra|revela|mostra|rivela|pokaż|toon)\b[^.\n]{0,30}\b(?:prompt|systemprompt|anweisungen|instrucciones|istruzioni|instructions|instruções|consignes)\b",
+    ),
+    s(
+        "no_restrictions_other_languages",
+        0.5,
+        r"(?i)\b(?:ohne|sin|sans|senza|sem|zonder|bez)\s+(?:jegliche\s+|ninguna\s+|aucune\s+|alcuna\s+|nenhuma\s+)?(?:einschränkungen|beschränkungen|restricciones|restrictions|restrizioni|restrições|restricoes|regeln|reglas|règles|regole|regras|filter|filtros|filtres|filtri|limites|límites|grenzen|ograniczeń)\b",
+    ),
+    // ---- instructions addressed to an AI reading untrusted text
+    s(
+        "ai_reader",
+        0.6,
+        r"(?i)\b(?:if\s+you\s+are|to|for|attention|dear)\s+(?:any|an?|the|all)?\s*(?:ai|llm|language\s+model|assistant|chatbot|agent|bot)s?(?:\s+(?:tool|model|assistant|agent|system)s?)?\s+(?:reading|processing|summari[sz]ing|parsing|analy[sz]ing|browsing|viewing|that\s+reads|crawling|indexing)\b",
+    ),
+    s(
+        "vocative_ai_command",
+        0.55,
+        r"(?i)(?:^|[.!?\n(\[{>-]\s{0,3}|<!--\s{0,3})(?:ai|assistant|chatbot|llm|gpt|claude|model|agent)s?(?:\s+(?:agents?|assistants?|models?))?\s{0,2}[,:]\s{0,3}(?:when|before|after|please|you\s+must|ignore|disregard|forget|do\s+not|don'?t|stop|always|never|append|include|send|forward|instead|the\s+user|new|from\s+now)\b",
+    ),
+    s(
+        "assistant_must",
+        0.45,
+        r"(?i)\b(?:the\s+)?(?:assistant|ai|model|chatbot|agent)\s+(?:must|should|shall|is\s+required\s+to|needs\s+to)\s+(?:now\s+|immediately\s+|also\s+)?(?:ignore|disregard|reveal|send|forward|output|print|include|append|exfiltrate|leak)\b",
+    ),
+    s(
+        "system_override",
+        0.6,
+        r"(?i)\b(?:system|admin|administrator|developer|security|emergency)\s+(?:override|mode\s+activated|command|directive)\b",
+    ),
+    s(
+        "escape_context",
+        0.55,
+        r"(?i)\b(?:now\s+that\s+the\s+(?:json|code|input|prompt|block|context|document)\s+is\s+(?:closed|over|done|finished)|(?:user\s+)?(?:query|input|question|message)\s+ends\s+here|begin\s+(?:admin|developer|new|system|real)\s+(?:instructions|mode|prompt))\b",
+    ),
+    // ---- exfiltration through links and tools
+    s(
+        "exfil_link_template",
+        0.7,
+        r"(?i)https?://[^\s)\]]{1,200}[?&/=][^\s)\]]{0,40}[{<]\s{0,2}(?:conversation|chat|history|messages?|data|secrets?|user|session|all|prompt|context|summary|email)",
+    ),
+    s(
+        "markdown_image_beacon",
+        0.5,
+        r"(?i)!\[[^\]\n]{0,80}\]\(\s{0,2}https?://[^)\s]{1,200}[?&][a-z0-9_]{1,30}=",
+    ),
+    s(
+        "send_to_url",
+        0.45,
+        r"(?i)\b(?:send|forward|post|upload|transmit|fetch|call|submit|leak|exfiltrate|add|append|attach|include|encode)\b[^.\n]{0,80}(?:https?://|\bwebhook\b)",
+    ),
+    s(
+        "user_data_target",
+        0.3,
+        r"(?i)\b(?:the\s+)?(?:user'?s|users'|all(?:\s+of)?(?:\s+the)?|every(?:\s+user'?s)?|prior|previous|full|entire)\s+(?:e-?mails?(?:\s+address(?:es)?)?|messages|conversation|chat(?:\s+history)?|history|credentials|api\s+keys?|passwords?|personal\s+data|session|contacts|files)\b",
+    ),
+    // ---- more role switches and extraction phrasings
+    s(
+        "persona_switch",
+        0.3,
+        r"(?i)\b(?:pretend\s+(?:to\s+be|you\s+are)|imagine\s+you\s+are|act\s+as|roleplay\s+as|role-play\s+as|from\s+now\s+on\s+you\s+(?:are|will)|you\s+are\s+no\s+longer|if\s+you\s+were|hypothetically)\b",
+    ),
+    s(
+        "fiction_harm_framing",
+        0.45,
+        r"(?i)\b(?:for\s+a\s+(?:novel|story|movie|film|screenplay|game|book)|in\s+a\s+(?:story|novel|fictional\s+world)|write\s+the\s+scene)\b[^\n]{0,160}\b(?:step\s+by\s+step|in\s+(?:full\s+)?detail|exact\s+(?:steps|instructions)|no\s+warnings?|without\s+(?:any\s+)?(?:warnings?|disclaimers?))\b",
+    ),
+    s(
+        "grandma_exploit",
+        0.45,
+        r"(?i)\b(?:late|dead|deceased|passed)\s+(?:grand(?:ma|mother|father|pa)|mother|father)\b[^.\n]{0,80}\b(?:used\s+to|would)\b",
+    ),
+    s(
+        "what_is_your_prompt",
+        0.55,
+        r"(?i)\bwhat\s+(?:is|are|was|were)\s+(?:your\s+(?:system\s+prompt|system\s+message|initial\s+instructions|original\s+instructions|hidden\s+instructions|instructions|rules|guidelines)|the\s+(?:system\s+prompt|system\s+message|initial\s+instructions|hidden\s+instructions)\s+(?:you|of\s+this)\b)",
+    ),
+    s(
+        "given_before",
+        0.5,
+        r"(?i)\b(?:instructions|prompt|rules|text|message|words)\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|the\s+developers?)\s+(?:given|told|provided|gave\s+you)\b|\bwhat\s+were\s+you\s+told\b",
+    ),
+    s(
+        "context_window_dump",
+        0.55,
+        r"(?i)\b(?:print|output|dump|show|repeat|reveal|list)\b[^.\n]{0,30}\b(?:context\s+window|everything\s+(?:in\s+your|above|so\s+far)|(?:the\s+)?(?:confidential|hidden|secret)\s+(?:prompt|instructions|notes|configuration))\b",
+    ),
+    s(
+        "verbatim",
+        0.3,
+        r"(?i)\b(?:verbatim|word\s+for\s+word|exact\s+words|unredacted|quote\s+(?:it|them)\s+in\s+full)\b",
+    ),
     // ---- encoding tricks
     s(
         "decode_and_follow",
@@ -219,6 +335,13 @@ pub struct PromptInjectionConfig {
     /// a noisy OR: `1 - Π(1 - weight)`.
     #[serde(default = "default_threshold")]
     pub threshold: f32,
+    /// The threshold for text from untrusted origins — tool results and retrieved documents,
+    /// where an instruction has no business at all (default 0.45).
+    #[serde(default = "default_untrusted_threshold")]
+    pub untrusted_threshold: f32,
+    /// Add the n-gram classifier's judgement to the phrase signals (default `true`).
+    #[serde(default = "yes")]
+    pub classifier: bool,
     /// Origins whose texts are judged (default: `user`, `tool`, `retrieval` — the untrusted
     /// ones). Add `operator` or `model` to judge those too.
     #[serde(default = "default_origins")]
@@ -237,6 +360,9 @@ pub struct PromptInjectionConfig {
 
 fn default_threshold() -> f32 {
     0.5
+}
+fn default_untrusted_threshold() -> f32 {
+    0.45
 }
 fn default_origins() -> Vec<Origin> {
     vec![Origin::User, Origin::Tool, Origin::Retrieval]
@@ -257,6 +383,8 @@ impl Default for PromptInjectionConfig {
     fn default() -> Self {
         Self {
             threshold: default_threshold(),
+            untrusted_threshold: default_untrusted_threshold(),
+            classifier: true,
             origins: default_origins(),
             decode_blobs: true,
             disabled_signals: Vec::new(),
@@ -313,10 +441,15 @@ impl PromptInjection {
     /// threshold outside `(0, 1]`, no origins, or an unknown signal name.
     pub fn new(config: PromptInjectionConfig) -> Result<Self, Error> {
         util::check_stages("prompt_injection", &config.stages)?;
-        if !(config.threshold > 0.0 && config.threshold <= 1.0) {
-            return Err(Error::config(
-                "prompt_injection: `threshold` must be in (0, 1]",
-            ));
+        for (name, t) in [
+            ("threshold", config.threshold),
+            ("untrusted_threshold", config.untrusted_threshold),
+        ] {
+            if !(t > 0.0 && t <= 1.0) {
+                return Err(Error::config(format!(
+                    "prompt_injection: `{name}` must be in (0, 1]"
+                )));
+            }
         }
         if config.origins.is_empty() {
             return Err(Error::config(
@@ -385,24 +518,38 @@ impl PromptInjection {
     /// Adds this segment's findings and returns its combined score.
     fn judge(&self, segment: usize, text: &str, findings: &mut Vec<Finding>) -> f32 {
         let mut keep = 1.0f32;
-        // One pass decides the (usual) clean case without allocating.
-        let hits = if self.set.is_match(text) {
-            self.set.matches(text).into_iter().collect()
-        } else {
-            Vec::new()
-        };
-        for i in hits {
-            let sig = self.signals[i];
-            keep *= 1.0 - sig.weight;
-            let span = self.regexes[i]
-                .find(text)
-                .and_then(|m| util::span(segment, m.start(), m.end()));
-            findings.push(Finding::new(
-                "prompt_injection",
-                span,
-                sig.weight,
-                format!("{DETECTOR}.{}", sig.name),
-            ));
+        let mut fired = vec![false; self.signals.len()];
+        self.apply_signals(segment, text, true, &mut fired, &mut keep, findings);
+        // The same signals over the text with its obfuscation undone (leetspeak, spaced or
+        // hyphen-split letters) and, when the text says it is rot13, decoded. Each signal
+        // counts once, whichever copy fired it.
+        let plain = crate::injection_model::deobfuscate(text);
+        if let Some(plain) = &plain {
+            self.apply_signals(segment, plain, false, &mut fired, &mut keep, findings);
+        }
+        if self.config.classifier {
+            let lower;
+            let input = match &plain {
+                Some(p) => p.as_str(),
+                None => {
+                    lower = text.to_lowercase();
+                    lower.as_str()
+                }
+            };
+            let p = Model::shipped().probability(&features(input));
+            let weight = classifier_weight(p);
+            if weight > 0.0 {
+                keep *= 1.0 - weight;
+                findings.push(Finding::new(
+                    "prompt_injection",
+                    util::span(segment, 0, text.len()),
+                    weight,
+                    format!("{DETECTOR}.{CLASSIFIER}"),
+                ));
+            }
+        }
+        if let Some(plain) = rot13_payload(text) {
+            self.apply_signals(segment, &plain, false, &mut fired, &mut keep, findings);
         }
         if self.config.decode_blobs {
             if let Some((name, weight, start, end)) = self.encoded(text) {
@@ -418,6 +565,43 @@ impl PromptInjection {
             }
         }
         1.0 - keep
+    }
+
+    /// Applies the signals not yet `fired` to `text`. Spans are reported only for the
+    /// segment's own text (`spans`), not for a derived copy.
+    fn apply_signals(
+        &self,
+        segment: usize,
+        text: &str,
+        spans: bool,
+        fired: &mut [bool],
+        keep: &mut f32,
+        findings: &mut Vec<Finding>,
+    ) {
+        // One pass decides the (usual) clean case without allocating.
+        if !self.set.is_match(text) {
+            return;
+        }
+        for i in self.set.matches(text).into_iter() {
+            if std::mem::replace(&mut fired[i], true) {
+                continue;
+            }
+            let sig = self.signals[i];
+            *keep *= 1.0 - sig.weight;
+            let span = if spans {
+                self.regexes[i]
+                    .find(text)
+                    .and_then(|m| util::span(segment, m.start(), m.end()))
+            } else {
+                None
+            };
+            findings.push(Finding::new(
+                "prompt_injection",
+                span,
+                sig.weight,
+                format!("{DETECTOR}.{}", sig.name),
+            ));
+        }
     }
 
     /// The strongest signal from a base64 or hex blob whose decoded text reads as instructions.
@@ -474,6 +658,33 @@ impl PromptInjection {
     }
 }
 
+/// The rot13 decoding of `text` when it says it holds rot13.
+fn rot13_payload(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    if !(lower.contains("rot13") || lower.contains("rot-13") || lower.contains("rot 13")) {
+        return None;
+    }
+    Some(
+        text.chars()
+            .map(|c| match c {
+                'a'..='z' => char::from((c as u8 - b'a' + 13) % 26 + b'a'),
+                'A'..='Z' => char::from((c as u8 - b'A' + 13) % 26 + b'A'),
+                _ => c,
+            })
+            .collect(),
+    )
+}
+
+/// The name of the classifier's signal.
+const CLASSIFIER: &str = "classifier";
+
+/// What the classifier's probability adds to the combination: nothing at or under 0.5, then
+/// rising to 0.8 at certainty, so the model alone blocks (at the default threshold) only
+/// when it is at least 82% sure, and otherwise tips weaker phrase signals over.
+fn classifier_weight(p: f32) -> f32 {
+    ((p - 0.5) * 1.6).clamp(0.0, 0.8)
+}
+
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     (0..s.len())
         .step_by(2)
@@ -503,18 +714,25 @@ impl Guardrail for PromptInjection {
     async fn check(&self, subject: &GuardSubject, _ctx: &RequestContext) -> Result<Verdict, Error> {
         let mut findings = Vec::new();
         let mut worst = 0.0f32;
+        // How far over its origin's threshold the worst segment is, and that threshold.
+        let mut over: Option<(f32, f32)> = None;
         for (i, seg) in subject.segments().iter().enumerate() {
             if !self.config.origins.contains(&seg.origin) {
                 continue;
             }
-            worst = worst.max(self.judge(i, seg.text, &mut findings));
+            let score = self.judge(i, seg.text, &mut findings);
+            worst = worst.max(score);
+            let threshold = match seg.origin {
+                Origin::Tool | Origin::Retrieval => self.config.untrusted_threshold,
+                _ => self.config.threshold,
+            };
+            if score >= threshold && over.is_none_or(|(margin, _)| score - threshold > margin) {
+                over = Some((score - threshold, threshold));
+            }
         }
-        if worst >= self.config.threshold {
+        if let Some((_, threshold)) = over {
             let mut v = Verdict::block(
-                format!(
-                    "likely prompt injection (score {worst:.2}, threshold {:.2})",
-                    self.config.threshold
-                ),
+                format!("likely prompt injection (score {worst:.2}, threshold {threshold:.2})"),
                 "prompt_injection",
             )
             .with_findings(findings);

@@ -15,7 +15,7 @@
 //! | `TokenLimit` (feature `tiktoken`) | more than `limit` tokens | full text | no |
 //! | [`JsonOutput`] | output that is not JSON / lacks keys | full text | no |
 //! | [`UrlAllowList`] | URLs whose host is not allowed | window 2048 | `redact` |
-//! | [`PromptInjection`] | injection heuristics (weighted signals) | full text | no |
+//! | [`PromptInjection`] | injection: weighted phrase signals (eight languages, obfuscation undone) and an n-gram classifier | full text | no |
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -41,6 +41,7 @@
 
 mod ban_substrings;
 mod injection;
+pub mod injection_model;
 mod invisible;
 mod json_output;
 mod literal_gate;

@@ -138,7 +138,9 @@ fn bad_config_is_a_config_error() {
         disabled_signals: vec![
             "override_instructions".into(),
             "system_prompt_mention".into(),
+            "override_instructions_fr".into(),
         ],
+        classifier: false,
         ..PromptInjectionConfig::default()
     })
     .unwrap();
