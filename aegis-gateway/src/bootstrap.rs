@@ -152,14 +152,16 @@ id = "invisible"
 type = "invisible_text"
 config = { action = "strip" }
 
-[[guardrails]]
-id = "pii"
-type = "pii"
-
+# Secrets before PII: a credential is reported (and redacted) as what it is, not masked
+# as an e-mail address or URL first.
 [[guardrails]]
 id = "secrets"
 type = "secrets"
 config = { action = "redact" }
+
+[[guardrails]]
+id = "pii"
+type = "pii"
 "#;
 
 /// The config to run: the given file, ./aegis.toml, or the built-in defaults.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aegis::{
-    Decision, Document, Error, GuardPolicy, GuardSubject, Message, RequestContext, Stage,
+    Decision, Document, Edit, Error, GuardPolicy, GuardSubject, Message, RequestContext, Stage,
     guard::{ChainDecision, GuardChain, GuardEntry},
 };
 use serde::Serialize;
@@ -53,8 +53,9 @@ impl ScanStage {
     }
 }
 
-/// One finding in the report. Offsets are bytes in the text as the reporting guard saw it
-/// (after the sanitizations of the guards before it).
+/// One finding in the report. Offsets are bytes in the scanned text as given, even when a
+/// guard before the reporting one changed it (a stripped invisible character, a redacted
+/// secret); a finding inside text an earlier guard inserted covers what that text replaced.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ReportedFinding {
     /// What was found.
@@ -102,19 +103,30 @@ pub async fn scan(chain: &GuardChain, stage: ScanStage, text: String) -> ScanRep
     let out = chain
         .check(stage.subject(text), &RequestContext::default(), &[])
         .await;
-    let findings = out
-        .verdicts
-        .iter()
-        .flat_map(|(v, _)| {
-            v.findings.iter().map(move |f| ReportedFinding {
+    let mut findings = Vec::new();
+    // The edits of the enforced sanitizations so far, in order: a later guard's offsets are
+    // in the text after them and are mapped back through them, newest first.
+    let mut applied: Vec<&[Edit]> = Vec::new();
+    for (v, enforced) in &out.verdicts {
+        for f in &v.findings {
+            let back = |pos: usize, end: bool| {
+                applied
+                    .iter()
+                    .rev()
+                    .fold(pos, |p, edits| before_edits(p, end, edits))
+            };
+            findings.push(ReportedFinding {
                 kind: f.kind.clone(),
-                start: f.span.map(|s| s.start),
-                end: f.span.map(|s| s.end),
+                start: f.span.map(|s| back(s.start, false)),
+                end: f.span.map(|s| back(s.end, true)),
                 score: f.score,
                 detector: format!("{}/{}", v.guard, f.detector),
-            })
-        })
-        .collect();
+            });
+        }
+        if let (true, Decision::Sanitize { edits }) = (*enforced, &v.decision) {
+            applied.push(edits);
+        }
+    }
     let sanitized = out.sanitized().then(|| {
         out.subject
             .segments()
@@ -142,6 +154,30 @@ pub async fn scan(chain: &GuardChain, stage: ScanStage, text: String) -> ScanRep
     }
 }
 
+/// Where `pos`, an offset in the text after `edits` (disjoint), was before them. An offset
+/// inside a replacement maps to the start of what it replaced, or to its end for the end of
+/// a span; at a deletion, a span's start maps after the deleted text and its end before it.
+fn before_edits(pos: usize, end: bool, edits: &[Edit]) -> usize {
+    let mut delta: isize = 0;
+    let mut sorted: Vec<&Edit> = edits.iter().collect();
+    sorted.sort_by_key(|e| e.start);
+    for e in sorted {
+        let start_after = (e.start as isize + delta) as usize;
+        let end_after = start_after + e.replacement.len();
+        if e.replacement.is_empty() && pos == start_after {
+            return if end { e.start } else { e.end };
+        }
+        if pos <= start_after {
+            break;
+        }
+        if pos < end_after {
+            return if end { e.end } else { e.start };
+        }
+        delta += e.replacement.len() as isize - (e.end - e.start) as isize;
+    }
+    (pos as isize - delta) as usize
+}
+
 fn reason_of(d: &Decision) -> Option<String> {
     match d {
         Decision::Block { reason, .. } | Decision::RequireApproval { reason, .. } => {
@@ -155,36 +191,91 @@ fn reason_of(d: &Decision) -> Option<String> {
 pub const PACKS: [&str; 5] = ["invisible", "pii", "secrets", "injection", "urls"];
 
 /// A chain of the named built-in packs, in the order given, with default configs. Sanitizing
-/// packs redact rather than block, so `scan` shows what they would remove.
+/// packs redact rather than block, so `scan` shows what they would remove. The packs are
+/// built on parallel threads: their automata dominate a scan's start-up.
 pub fn chain_of_packs(names: &[String]) -> Result<GuardChain, Error> {
-    use aegis::guards as g;
+    if let Some(other) = names.iter().find(|n| !PACKS.contains(&n.as_str())) {
+        return Err(Error::config(format!(
+            "unknown pack `{other}`; available: {}",
+            PACKS.join(", ")
+        )));
+    }
+    let guards: Vec<Result<Arc<dyn aegis::Guardrail>, Error>> = std::thread::scope(|scope| {
+        let builds: Vec<_> = names
+            .iter()
+            .map(|name| scope.spawn(move || build_pack(name)))
+            .collect();
+        builds
+            .into_iter()
+            .map(|b| {
+                b.join()
+                    .unwrap_or_else(|_| Err(Error::internal("a pack's build panicked")))
+            })
+            .collect()
+    });
     let mut entries = Vec::new();
-    for name in names {
-        let guard: Arc<dyn aegis::Guardrail> = match name.as_str() {
-            "pii" => Arc::new(aegis::pii::PiiGuard::new(
-                aegis::pii::PiiGuardConfig::default(),
-            )?),
-            "secrets" => Arc::new(g::Secrets::new(g::SecretsConfig {
-                action: g::Action::Redact,
-                ..g::SecretsConfig::default()
-            })?),
-            "injection" => Arc::new(g::PromptInjection::new(g::PromptInjectionConfig::default())?),
-            "invisible" => Arc::new(g::InvisibleText::new(g::InvisibleTextConfig {
-                action: g::InvisibleAction::Strip,
-                ..g::InvisibleTextConfig::default()
-            })?),
-            "urls" => Arc::new(g::UrlAllowList::new(g::UrlAllowListConfig::new(Vec::<
-                String,
-            >::new(
-            )))?),
-            other => {
-                return Err(Error::config(format!(
-                    "unknown pack `{other}`; available: {}",
-                    PACKS.join(", ")
-                )));
-            }
-        };
-        entries.push(GuardEntry::new(name.clone(), guard, GuardPolicy::default()));
+    for (name, guard) in names.iter().zip(guards) {
+        entries.push(GuardEntry::new(
+            name.clone(),
+            guard?,
+            GuardPolicy::default(),
+        ));
     }
     Ok(GuardChain::new(entries))
+}
+
+fn build_pack(name: &str) -> Result<Arc<dyn aegis::Guardrail>, Error> {
+    use aegis::guards as g;
+    Ok(match name {
+        "pii" => Arc::new(aegis::pii::PiiGuard::new(
+            aegis::pii::PiiGuardConfig::default(),
+        )?),
+        "secrets" => Arc::new(g::Secrets::new(g::SecretsConfig {
+            action: g::Action::Redact,
+            ..g::SecretsConfig::default()
+        })?),
+        "injection" => Arc::new(g::PromptInjection::new(g::PromptInjectionConfig::default())?),
+        "invisible" => Arc::new(g::InvisibleText::new(g::InvisibleTextConfig {
+            action: g::InvisibleAction::Strip,
+            ..g::InvisibleTextConfig::default()
+        })?),
+        "urls" => Arc::new(g::UrlAllowList::new(g::UrlAllowListConfig::new(Vec::<
+            String,
+        >::new(
+        )))?),
+        other => {
+            return Err(Error::config(format!(
+                "unknown pack `{other}`; available: {}",
+                PACKS.join(", ")
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(start: usize, end: usize, replacement: &str) -> Edit {
+        Edit {
+            segment: 0,
+            start,
+            end,
+            replacement: replacement.into(),
+        }
+    }
+
+    #[test]
+    fn offsets_map_back_through_replacements_and_deletions() {
+        // "ab<X>cd" came from "abSECRETcd" (2..8 → "<X>").
+        let edits = [edit(2, 8, "<X>")];
+        assert_eq!(before_edits(1, false, &edits), 1);
+        assert_eq!(before_edits(2, false, &edits), 2);
+        assert_eq!(before_edits(5, true, &edits), 8);
+        assert_eq!(before_edits(6, false, &edits), 9);
+        // A deletion of 3 bytes at 2: text after it shifts back.
+        let edits = [edit(2, 5, "")];
+        assert_eq!(before_edits(2, false, &edits), 5);
+        assert_eq!(before_edits(4, true, &edits), 7);
+    }
 }

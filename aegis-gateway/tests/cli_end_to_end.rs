@@ -283,6 +283,47 @@ fn scan_masks_pii_by_default() {
 }
 
 #[test]
+fn scan_reports_every_finding_at_its_offset_in_the_text_as_given() {
+    // A zero-width space (3 bytes) the invisible pack strips, then a connection string the
+    // secrets pack redacts, then an e-mail address the PII pack masks: each finding's
+    // offsets are in the original text, whatever the guards before it changed.
+    let text = "hi\u{200b} DATABASE_URL=postgres://app:Sunflower9910Q@db.example.com:5432/app mail ann@example.org";
+    let out = aegis(&["scan"], text.as_bytes());
+    let v = json_of(&out);
+    let found: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let (s, e) = (
+                f["start"].as_u64().unwrap() as usize,
+                f["end"].as_u64().unwrap() as usize,
+            );
+            (
+                f["kind"].as_str().unwrap().to_owned(),
+                text[s..e].to_owned(),
+            )
+        })
+        .collect();
+    let has = |kind: &str, value: &str| found.iter().any(|(k, t)| k == kind && t == value);
+    assert!(
+        has(
+            "postgres_connection_string",
+            "postgres://app:Sunflower9910Q@db.example.com:5432/app"
+        ),
+        "{found:?}"
+    );
+    assert!(has("EMAIL_ADDRESS", "ann@example.org"), "{found:?}");
+    assert!(has("zero_width", "\u{200b}"), "{found:?}");
+    let sanitized = v["sanitized"].as_str().unwrap();
+    assert!(!sanitized.contains("Sunflower9910Q"), "{sanitized}");
+    assert!(
+        sanitized.contains("postgres://app:[REDACTED:postgres_connection_string]@"),
+        "{sanitized}"
+    );
+}
+
+#[test]
 fn config_validate_warns_when_a_normalizer_runs_after_a_detector() {
     let dir = std::env::temp_dir().join(format!("aegis-cli-order-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -85,7 +85,7 @@ enum Command {
         #[arg(long, short, conflicts_with = "pack")]
         config: Option<PathBuf>,
         /// Built-in packs, comma-separated: pii, secrets, injection, invisible, urls
-        /// (default: pii,secrets,injection,invisible).
+        /// (default: invisible,secrets,pii,injection).
         #[arg(long, value_delimiter = ',')]
         pack: Option<Vec<String>>,
         /// The stage the text is judged as.
@@ -418,7 +418,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     )
                 }
                 None => {
-                    let default = ["invisible", "pii", "secrets", "injection"]
+                    let default = ["invisible", "secrets", "pii", "injection"]
                         .map(String::from)
                         .to_vec();
                     scan::chain_of_packs(&pack.unwrap_or(default))?

@@ -6,7 +6,7 @@ use aegis_contracts::{
 };
 use async_trait::async_trait;
 use base64::Engine as _;
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -406,7 +406,9 @@ impl Default for PromptInjectionConfig {
 /// ([`Granularity::FullText`]).
 pub struct PromptInjection {
     set: RegexSet,
-    regexes: Vec<Regex>,
+    /// Each signal's own regex, for its finding's span: built the first time it fires.
+    regexes: Vec<std::sync::OnceLock<Option<Regex>>>,
+    patterns: Vec<String>,
     signals: Vec<&'static Signal>,
     config: PromptInjectionConfig,
 }
@@ -474,19 +476,24 @@ impl PromptInjection {
             .iter()
             .map(|s| s.pattern.replace(r"\b", r"(?-u:\b)"))
             .collect();
+        // Bytes, without Unicode classes: `\s`, `\w`, `[^.\n]` and case folding are ASCII,
+        // which keeps the automaton small enough to build in a couple of milliseconds
+        // (Unicode classes under counted repetitions cost tens). Non-ASCII letters in the
+        // signals match as written, in lower case (the deobfuscated copy is lowercased).
         let set = RegexSetBuilder::new(&patterns)
+            .unicode(false)
             .size_limit(limit)
             .dfa_size_limit(limit)
             .build()
             .map_err(|e| Error::internal(format!("prompt_injection: {e}")))?;
         let regexes = patterns
             .iter()
-            .map(|p| RegexBuilder::new(p).size_limit(limit).build())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::internal(format!("prompt_injection: {e}")))?;
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
         Ok(Self {
             set,
             regexes,
+            patterns,
             signals,
             config,
         })
@@ -579,10 +586,10 @@ impl PromptInjection {
         findings: &mut Vec<Finding>,
     ) {
         // One pass decides the (usual) clean case without allocating.
-        if !self.set.is_match(text) {
+        if !self.set.is_match(text.as_bytes()) {
             return;
         }
-        for i in self.set.matches(text).into_iter() {
+        for i in self.set.matches(text.as_bytes()).into_iter() {
             if std::mem::replace(&mut fired[i], true) {
                 continue;
             }
@@ -590,7 +597,15 @@ impl PromptInjection {
             *keep *= 1.0 - sig.weight;
             let span = if spans {
                 self.regexes[i]
-                    .find(text)
+                    .get_or_init(|| {
+                        RegexBuilder::new(&self.patterns[i])
+                            .unicode(false)
+                            .size_limit(64 * 1024 * 1024)
+                            .build()
+                            .ok()
+                    })
+                    .as_ref()
+                    .and_then(|r| r.find(text.as_bytes()))
                     .and_then(|m| util::span(segment, m.start(), m.end()))
             } else {
                 None
@@ -640,7 +655,7 @@ impl PromptInjection {
             if printable * 10 < plain.chars().count() * 9 || !plain.contains(' ') {
                 continue;
             }
-            let hit = if self.set.is_match(plain) {
+            let hit = if self.set.is_match(plain.as_bytes()) {
                 ENCODED_STRONG
             } else {
                 let lower = plain.to_ascii_lowercase();

@@ -128,7 +128,9 @@ struct Inner {
     /// after an occurrence of one of `gate_words`.
     gated: Option<Tier>,
     gate_words: Option<AhoCorasick>,
-    singles: Vec<Regex>,
+    /// One automaton per pattern, for the spans of the second pass; each is built the first
+    /// time its pattern is a candidate (most never are), so building an analyzer stays cheap.
+    singles: Vec<std::sync::OnceLock<Option<Regex>>>,
     context: Vec<Option<(AhoCorasick, Vec<&'static str>)>>,
     max_match_len: usize,
     threshold: f32,
@@ -194,6 +196,27 @@ fn syntax_config() -> syntax::Config {
         .case_insensitive(true)
         .unicode(false)
         .utf8(false)
+}
+
+/// The engine configuration every automaton of the analyzer shares.
+fn meta_config(kind: MatchKind) -> meta::Config {
+    // No full DFAs: determinizing counted digit patterns eagerly costs milliseconds per
+    // pattern at start-up; the lazy DFA builds only the states a text visits.
+    meta::Config::new()
+        .match_kind(kind)
+        .dfa(false)
+        .utf8_empty(false)
+        .hybrid_cache_capacity(8 << 20)
+        .nfa_size_limit(Some(64 << 20))
+        .dfa_size_limit(Some(8 << 20))
+}
+
+/// One pattern's own automaton (its syntax was checked when the analyzer was built).
+fn single_regex(source: &str) -> Result<Regex, regex_automata::meta::BuildError> {
+    Regex::builder()
+        .syntax(syntax_config())
+        .configure(meta_config(MatchKind::LeftmostFirst))
+        .build(source)
 }
 
 /// Errors building an analyzer.
@@ -288,14 +311,7 @@ impl Analyzer {
         let build = |kind: MatchKind, pats: &[&str]| -> Result<Regex, BuildError> {
             Regex::builder()
                 .syntax(syntax_config())
-                .configure(
-                    meta::Config::new()
-                        .match_kind(kind)
-                        .utf8_empty(false)
-                        .hybrid_cache_capacity(8 << 20)
-                        .nfa_size_limit(Some(64 << 20))
-                        .dfa_size_limit(Some(8 << 20)),
-                )
+                .configure(meta_config(kind))
                 .build_many(pats)
                 .map_err(|e| BuildError::Pattern {
                     recognizer: "analyzer",
@@ -357,10 +373,7 @@ impl Analyzer {
         };
         let main = tier(main_ids)?;
         let gated = tier(gated_ids)?;
-        let singles = sources
-            .iter()
-            .map(|s| build(MatchKind::LeftmostFirst, std::slice::from_ref(s)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let singles = sources.iter().map(|_| std::sync::OnceLock::new()).collect();
         let context = recognizers
             .iter()
             .map(|r| {
@@ -562,7 +575,9 @@ impl Analyzer {
                         (m.start(), m.end())
                     } else {
                         let input = Input::new(hay).range(at..limit).anchored(Anchored::Yes);
-                        let Some(sm) = inner.singles[pid].search(&input) else {
+                        let single = inner.singles[pid]
+                            .get_or_init(|| single_regex(&inner.sources[pid]).ok());
+                        let Some(sm) = single.as_ref().and_then(|r| r.search(&input)) else {
                             continue;
                         };
                         (sm.start(), sm.end())

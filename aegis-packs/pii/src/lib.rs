@@ -16,6 +16,7 @@
 pub mod anonymize;
 mod engine;
 mod guard;
+pub mod phone;
 pub mod recognizers;
 pub mod validators;
 pub mod vault;

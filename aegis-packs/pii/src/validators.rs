@@ -772,10 +772,9 @@ pub fn ipv6(s: &str) -> Check {
 /// Regions a phone number written without a country code but with a trunk `0` is tried in:
 /// the numbering plans whose national formats are most common in text. Ten digits without
 /// a trunk `0` are tried as North American numbers only.
-pub const PHONE_TRUNK_REGIONS: [phonenumber::country::Id; 14] = {
-    use phonenumber::country::Id::*;
-    [GB, DE, FR, IN, AU, JP, NL, IE, IT, BR, CH, AT, BE, NZ]
-};
+pub const PHONE_TRUNK_REGIONS: [&str; 14] = [
+    "GB", "DE", "FR", "IN", "AU", "JP", "NL", "IE", "IT", "BR", "CH", "AT", "BE", "NZ",
+];
 
 /// Phone numbers, validated against libphonenumber's metadata for the numbering plan
 /// (number length and the ranges actually allocated per country and number type).
@@ -794,22 +793,16 @@ pub fn phone(s: &str) -> Check {
     if !(7..=15).contains(&d.len()) {
         return Check::Invalid;
     }
+    let digits: String = d.iter().map(|x| char::from(b'0' + *x as u8)).collect();
     if intl {
-        let e164: String = std::iter::once('+')
-            .chain(d.iter().map(|x| char::from(b'0' + *x as u8)))
-            .collect();
-        return Check::from_bool(
-            phonenumber::parse(None, &e164).is_ok_and(|n| phonenumber::is_valid(&n)),
-        );
+        return Check::from_bool(crate::phone::valid_international(&digits));
     }
-    let national: String = d.iter().map(|x| char::from(b'0' + *x as u8)).collect();
-    let valid_in = |region: phonenumber::country::Id| {
-        phonenumber::parse(Some(region), &national).is_ok_and(|n| phonenumber::is_valid(&n))
-    };
     let likely = if d[0] == 0 {
-        PHONE_TRUNK_REGIONS.iter().any(|r| valid_in(*r))
+        PHONE_TRUNK_REGIONS
+            .iter()
+            .any(|r| crate::phone::valid_national(r, &digits))
     } else {
-        d.len() == 10 && valid_in(phonenumber::country::Id::US)
+        d.len() == 10 && crate::phone::valid_national("US", &digits)
     };
     if likely {
         Check::Likely
@@ -825,28 +818,147 @@ const FILE_LIKE_TLDS: &[&str] = &[
     "mk", "sc", "st", "rb", "ts", "tf", "ai",
 ];
 
-/// URLs: a bare host (no scheme, no `www.`, no path) that is one name and a file-like
-/// top-level domain is a file name, not a URL.
+/// Whether `tld` (lowercase) is a top-level domain of the list the URL recognizer uses.
+fn known_tld(tld: &str) -> bool {
+    static TLDS: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    TLDS.get_or_init(|| include_str!("url_tlds.txt").split_whitespace().collect())
+        .contains(tld)
+}
+
+/// URLs: the host must end in a known top-level domain; a bare host (no scheme, no `www.`,
+/// no path) that is one name and a file-like top-level domain is a file name, not a URL.
 pub fn url(s: &str) -> Check {
-    if s.contains("://") || s.to_ascii_lowercase().starts_with("www") || s.contains('/') {
-        return Check::Neutral;
+    let rest = s.split_once("://").map_or(s, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest).to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let tld = labels.last().copied().unwrap_or_default();
+    if !known_tld(tld) {
+        return Check::Invalid;
     }
-    let labels: Vec<&str> = s.split('.').collect();
-    let tld = labels
-        .last()
-        .map(|t| t.to_ascii_lowercase())
-        .unwrap_or_default();
-    if labels.len() == 2 && FILE_LIKE_TLDS.contains(&tld.as_str()) {
+    let bare = !s.contains("://") && !host.starts_with("www") && !s.contains('/');
+    if bare && labels.len() == 2 && FILE_LIKE_TLDS.contains(&tld) {
         Check::Invalid
     } else {
         Check::Neutral
     }
 }
 
-/// Dates: month/day ranges already enforced by the pattern; reject day > days-in-month when
-/// the layout is unambiguous (ISO `yyyy-mm-dd`).
-pub fn date(_s: &str) -> Check {
-    Check::Neutral
+/// Month names (English, German, French, Spanish, Italian, Portuguese, Dutch) and English
+/// abbreviations, lowercase.
+const MONTHS: &[&str] = &[
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "januar",
+    "februar",
+    "m\u{e4}rz",
+    "maerz",
+    "mai",
+    "juni",
+    "juli",
+    "oktober",
+    "dezember",
+    "janvier",
+    "f\u{e9}vrier",
+    "fevrier",
+    "mars",
+    "avril",
+    "juin",
+    "juillet",
+    "ao\u{fb}t",
+    "aout",
+    "septembre",
+    "octobre",
+    "novembre",
+    "d\u{e9}cembre",
+    "decembre",
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "setiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+    "gennaio",
+    "febbraio",
+    "aprile",
+    "maggio",
+    "giugno",
+    "luglio",
+    "settembre",
+    "ottobre",
+    "dicembre",
+    "janeiro",
+    "fevereiro",
+    "mar\u{e7}o",
+    "maio",
+    "junho",
+    "julho",
+    "setembro",
+    "outubro",
+    "dezembro",
+    "januari",
+    "februari",
+    "maart",
+    "mei",
+    "augustus",
+];
+
+/// Dates: month/day ranges are enforced by the patterns; a date written with a month word
+/// must name a month (`5 March 1984`, `5 de marzo de 1984`, not `5 apples 2024`).
+pub fn date(s: &str) -> Check {
+    if !s.bytes().any(|b| b.is_ascii_alphabetic()) || s.contains('T') && s.contains(':') {
+        return Check::Neutral;
+    }
+    let named = s
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .any(|w| MONTHS.contains(&w.as_str()));
+    let numeric_month_words = [
+        "st", "nd", "rd", "th", "of", "de", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug",
+        "sep", "oct", "nov", "dec",
+    ];
+    let all_known = s
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| !w.is_empty())
+        .all(|w| {
+            MONTHS.contains(&w.to_lowercase().as_str())
+                || numeric_month_words.contains(&w.to_lowercase().as_str())
+        });
+    if named && all_known {
+        Check::Neutral
+    } else {
+        Check::Invalid
+    }
 }
 
 /// UK National Insurance number: prefix pairs that are never issued.
