@@ -71,7 +71,7 @@ fn serve_with_no_arguments_works_on_a_fresh_directory() {
     }
     assert!(banner.contains("offline `echo` provider"), "{banner}");
     assert!(
-        banner.contains("guards: invisible, pii, secrets"),
+        banner.contains("guards: invisible, secrets, pii"),
         "{banner}"
     );
     let admin = admin_key.unwrap_or_else(|| panic!("no admin key printed:\n{banner}"));
