@@ -100,3 +100,15 @@ fn a_connection_string_is_reported_whole_and_only_its_password_is_redacted() {
         assert_eq!(flagged(&format!("url: {url}")), [url], "{url}");
     }
 }
+
+#[test]
+fn the_former_name_of_the_generic_connection_string_type_still_disables_it() {
+    let text = "fetch https://admin:Pw5bcDHMERXceP7@internal.example.org/x";
+    assert_eq!(spans(&check_text(&guard(), text))[0].2, "connection_string");
+    let off = Secrets::new(SecretsConfig {
+        disabled_types: vec!["password_in_url".into()],
+        ..SecretsConfig::default()
+    })
+    .unwrap();
+    assert!(spans(&check_text(&off, text)).is_empty());
+}

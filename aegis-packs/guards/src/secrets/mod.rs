@@ -35,6 +35,10 @@ pub const PRIVATE_KEY_TYPES: [&str; 7] = [
     "pgp_private_key",
     "pkcs8_private_key",
 ];
+/// Types renamed for one vocabulary (`<scheme>_connection_string` and the generic
+/// `connection_string`), old name first; `disabled_types` accepts both.
+const RENAMED: &[(&str, &str)] = &[("password_in_url", "connection_string")];
+
 /// The kind of high-entropy findings.
 pub const HIGH_ENTROPY_TYPE: &str = "high_entropy_string";
 
@@ -64,7 +68,7 @@ pub struct SecretsConfig {
     #[serde(default = "default_min_len")]
     pub entropy_min_len: usize,
     /// Credential types to switch off, by id (see [`Secrets::types`]). Unknown ids are a
-    /// config error.
+    /// config error; the former name `password_in_url` still means `connection_string`.
     #[serde(default)]
     pub disabled_types: Vec<String>,
     /// Longest PEM/PGP private-key block the guard redacts whole, in bytes (default 8192,
@@ -205,8 +209,13 @@ fn max_len(pattern: &str) -> Option<usize> {
 impl Secrets {
     /// Compiles the rules; a [`Config`](aegis_contracts::ErrorKind::Config) error for an
     /// unknown disabled type or an out-of-range threshold.
-    pub fn new(config: SecretsConfig) -> Result<Self, Error> {
+    pub fn new(mut config: SecretsConfig) -> Result<Self, Error> {
         util::check_stages("secrets", &config.stages)?;
+        for t in &mut config.disabled_types {
+            if let Some((_, now)) = RENAMED.iter().find(|(old, _)| old == t) {
+                *t = (*now).to_owned();
+            }
+        }
         if !(config.entropy_threshold.is_finite()
             && (1.0..=8.0).contains(&config.entropy_threshold))
         {

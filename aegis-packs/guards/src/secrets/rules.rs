@@ -696,7 +696,7 @@ pub(crate) static RULES: &[Rule] = &[
         validate: Some(plausible_url_password),
         report_whole: true,
         ..generic(
-            "password_in_url",
+            "connection_string",
             &["://"],
             r#"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:@/"']{1,64}:([^\s@/"']{1,128})@[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:/[^\s"\x27<>`]{0,256})?"#,
         )
