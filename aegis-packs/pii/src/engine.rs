@@ -615,11 +615,7 @@ impl Analyzer {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        if rec
-            .negative_context
-            .iter()
-            .any(|w| w.follows(text.as_bytes(), start))
-        {
+        if crate::recognizers::NotAfter::any_follows(rec.negative_context, text.as_bytes(), start) {
             return None;
         }
         let (mut score, mut validated) = (info.score, false);

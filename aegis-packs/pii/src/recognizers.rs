@@ -70,37 +70,44 @@ pub enum NotAfter {
 pub const NOT_AFTER_WORDS: usize = 3;
 
 impl NotAfter {
+    /// Whether any of `negative` rules out a match starting at `start` of `hay`. The words
+    /// before the match are found once, whatever the number of rules.
+    pub fn any_follows(negative: &[NotAfter], hay: &[u8], start: usize) -> bool {
+        if negative.is_empty() {
+            return false;
+        }
+        let lo = start.saturating_sub(48);
+        let mut words: [&[u8]; NOT_AFTER_WORDS] = [&[]; NOT_AFTER_WORDS];
+        let mut end = start;
+        for slot in &mut words {
+            while end > lo && !hay[end - 1].is_ascii_alphanumeric() {
+                end -= 1;
+            }
+            let mut begin = end;
+            while begin > lo && hay[begin - 1].is_ascii_alphanumeric() {
+                begin -= 1;
+            }
+            if begin == end {
+                break;
+            }
+            *slot = &hay[begin..end];
+            end = begin;
+        }
+        let digit_group = start >= 2
+            && matches!(hay[start - 1], b' ' | b'-' | b'.')
+            && hay[start - 2].is_ascii_digit();
+        negative.iter().any(|n| match n {
+            Self::Adjacent(p) => hay[..start].ends_with(p.as_bytes()),
+            Self::DigitGroup => digit_group,
+            Self::Word(w) => words
+                .iter()
+                .any(|word| word.len() == w.len() && word.eq_ignore_ascii_case(w.as_bytes())),
+        })
+    }
+
     /// Whether this rules out a match starting at `start` of `hay`.
     pub fn follows(&self, hay: &[u8], start: usize) -> bool {
-        match self {
-            Self::Adjacent(p) => hay[..start].ends_with(p.as_bytes()),
-            Self::DigitGroup => {
-                start >= 2
-                    && matches!(hay[start - 1], b' ' | b'-' | b'.')
-                    && hay[start - 2].is_ascii_digit()
-            }
-            Self::Word(w) => {
-                let lo = start.saturating_sub(48);
-                let mut end = start;
-                for _ in 0..NOT_AFTER_WORDS {
-                    while end > lo && !hay[end - 1].is_ascii_alphanumeric() {
-                        end -= 1;
-                    }
-                    let mut begin = end;
-                    while begin > lo && hay[begin - 1].is_ascii_alphanumeric() {
-                        begin -= 1;
-                    }
-                    if begin == end {
-                        return false;
-                    }
-                    if hay[begin..end].eq_ignore_ascii_case(w.as_bytes()) {
-                        return true;
-                    }
-                    end = begin;
-                }
-                false
-            }
-        }
+        Self::any_follows(std::slice::from_ref(self), hay, start)
     }
 }
 
@@ -323,15 +330,15 @@ fn url_pattern(scheme: bool) -> String {
     )
 }
 
-/// A word that may be a month name: letters (UTF-8 bytes of accented ones included), checked
-/// against the month names of seven languages by the date validator — a 100-word alternation
-/// in every date pattern would dominate the analyzer's build time.
-const MONTH_WORD: &str = r"(?:[a-z]|\xc3[\x80-\xbf]){3,10}";
+/// Month names and abbreviations in seven languages, as a trie-shaped alternation (a
+/// generic word here would make every word a candidate start and multiply the lazy DFA's
+/// states); the date validator checks the word again.
+const MONTH_NAMES: &str = r"(?:jan(?:uary|uar|vier|eiro|uari)?|feb(?:ruary|ruar|rero|braio|ruari)?|f\xc3\xa9vrier|fevrier|fevereiro|mar(?:ch|s|zo|\xc3\xa7o|co|t)?|m\xc3\xa4rz|maerz|maart|apr(?:il|ile)?|avril|abril|may|mayo|mai|maio|maggio|mei|jun(?:e|i|io|ho)?|juin|giugno|jul(?:y|i|io|ho)?|juillet|luglio|aug(?:ust|ustus)?|ao\xc3\xbbt|aout|agosto|sep(?:t|tember|tembre|tiembre)?|setiembre|settembre|setembro|oct(?:ober|obre|ubre)?|okt(?:ober)?|ottobre|outubro|nov(?:ember|embre|iembre)?|novembro|dec(?:ember|embre)?|d\xc3\xa9cembre|dez(?:ember|embro)?|dic(?:iembre|embre)?|enero|gennaio)";
 
 /// Date patterns, each with its base score before `scale`.
 fn date_patterns(m12: &str, d31: &str) -> Vec<Pattern> {
     let month = "(?:JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)";
-    let names = MONTH_WORD;
+    let names = MONTH_NAMES;
     vec![
         p(
             "ISO 8601 datetime",
