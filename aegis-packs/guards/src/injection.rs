@@ -10,7 +10,7 @@ use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::injection_model::{Model, features};
+use crate::injection_model::Model;
 use crate::util;
 
 const DETECTOR: &str = "prompt_injection";
@@ -543,7 +543,7 @@ impl PromptInjection {
                     lower.as_str()
                 }
             };
-            let p = Model::shipped().probability(&features(input));
+            let p = Model::shipped().probability_of(input);
             let weight = classifier_weight(p);
             if weight > 0.0 {
                 keep *= 1.0 - weight;
@@ -675,8 +675,11 @@ impl PromptInjection {
 
 /// The rot13 decoding of `text` when it says it holds rot13.
 fn rot13_payload(text: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    if !(lower.contains("rot13") || lower.contains("rot-13") || lower.contains("rot 13")) {
+    let says_rot13 = text.as_bytes().windows(5).any(|w| {
+        w[..3].eq_ignore_ascii_case(b"rot")
+            && (w[3..].eq_ignore_ascii_case(b"13") || (matches!(w[3], b'-' | b' ') && w[4] == b'1'))
+    });
+    if !says_rot13 {
         return None;
     }
     Some(
