@@ -118,7 +118,13 @@ fn adversarial_repetition_does_not_explode() {
     for g in all_text_guards() {
         let _ = check_text(g.as_ref(), &text);
     }
-    let injection = PromptInjection::new(PromptInjectionConfig::default()).unwrap();
+    // Near-miss phrase fragments repeated: no phrase signal fires (the classifier, which
+    // reads a salad of attack words as attack-like, is off to test the signals alone).
+    let injection = PromptInjection::new(PromptInjectionConfig {
+        classifier: false,
+        ..PromptInjectionConfig::default()
+    })
+    .unwrap();
     let text = "ignore ignore previous previous ".repeat(30_000);
     assert!(check_text(&injection, &text).is_allow());
 }
