@@ -22,6 +22,15 @@ pub fn luhn_digit(body: &[u32]) -> u32 {
     (10 - sum % 10) % 10
 }
 
+/// `check` when `valid`, else one of the nine wrong digits.
+fn digit_or_wrong(r: &mut Rng, check: u32, valid: bool) -> u32 {
+    if valid {
+        check
+    } else {
+        (check + r.range(1, 9)) % 10
+    }
+}
+
 fn group(s: &str, sizes: &[usize], sep: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
@@ -44,11 +53,7 @@ pub fn card(r: &mut Rng, valid: bool) -> String {
     let mut d = prefix;
     d.extend(r.digits(len - 1 - d.len()));
     let check = luhn_digit(&d);
-    d.push(if valid {
-        check
-    } else {
-        (check + r.range(1, 9)) % 10
-    });
+    d.push(digit_or_wrong(r, check, valid));
     let s = text(&d);
     let sizes: &[usize] = if len == 15 { &[4, 6, 5] } else { &[4, 4, 4, 4] };
     match r.below(3) {
@@ -328,11 +333,7 @@ pub fn aadhaar(r: &mut Rng, valid: bool) -> String {
     let mut d = vec![r.range(2, 9)];
     d.extend(r.digits(10));
     let check = verhoeff_digit(&d);
-    d.push(if valid {
-        check
-    } else {
-        (check + r.range(1, 9)) % 10
-    });
+    d.push(digit_or_wrong(r, check, valid));
     let s = text(&d);
     if r.chance(0.6) {
         group(&s, &[4, 4, 4], " ")
@@ -368,11 +369,7 @@ pub fn nhs(r: &mut Rng, valid: bool) -> String {
             continue;
         }
         let mut d = d;
-        d.push(if valid {
-            check
-        } else {
-            (check + r.range(1, 9)) % 10
-        });
+        d.push(digit_or_wrong(r, check, valid));
         let s = text(&d);
         return match r.below(3) {
             0 => s,
@@ -413,11 +410,7 @@ pub fn aba(r: &mut Rng, valid: bool) -> String {
     let w = [3, 7, 1, 3, 7, 1, 3, 7];
     let sum: u32 = d.iter().zip(w).map(|(x, w)| x * w).sum();
     let check = (10 - sum % 10) % 10;
-    d.push(if valid {
-        check
-    } else {
-        (check + r.range(1, 9)) % 10
-    });
+    d.push(digit_or_wrong(r, check, valid));
     text(&d)
 }
 
@@ -439,11 +432,7 @@ pub fn sin(r: &mut Rng, valid: bool) -> String {
     let mut d = vec![*r.pick(&[1, 2, 3, 4, 5, 6, 7, 9])];
     d.extend(r.digits(7));
     let check = luhn_digit(&d);
-    d.push(if valid {
-        check
-    } else {
-        (check + r.range(1, 9)) % 10
-    });
+    d.push(digit_or_wrong(r, check, valid));
     let s = text(&d);
     let sep = *r.pick(&[" ", "-", ""]);
     group(&s, &[3, 3, 3], sep)

@@ -46,7 +46,7 @@ pub struct Recognizer {
     /// ([`CONTEXT_BOOST`](crate::CONTEXT_BOOST) unless the recognizer needs its context more).
     pub context_boost: f32,
     /// Text right before a match that rules it out (`version 1.2.3.4` is no IP address).
-    pub negative_context: &'static [NotAfter],
+    pub negative_context: &'static [&'static [NotAfter]],
     /// Whether the validator can prove a match ([`Check::Valid`], score 1.0). When it cannot,
     /// a pattern whose score plus the context boost stays under the threshold never yields a
     /// result, and the analyzer leaves it out of the automaton.
@@ -72,8 +72,8 @@ pub const NOT_AFTER_WORDS: usize = 3;
 impl NotAfter {
     /// Whether any of `negative` rules out a match starting at `start` of `hay`. The words
     /// before the match are found once, whatever the number of rules.
-    pub fn any_follows(negative: &[NotAfter], hay: &[u8], start: usize) -> bool {
-        if negative.is_empty() {
+    pub fn any_follows(negative: &[&[NotAfter]], hay: &[u8], start: usize) -> bool {
+        if negative.iter().all(|n| n.is_empty()) {
             return false;
         }
         let lo = start.saturating_sub(48);
@@ -96,7 +96,7 @@ impl NotAfter {
         let digit_group = start >= 2
             && matches!(hay[start - 1], b' ' | b'-' | b'.')
             && hay[start - 2].is_ascii_digit();
-        negative.iter().any(|n| match n {
+        negative.iter().flat_map(|n| n.iter()).any(|n| match n {
             Self::Adjacent(p) => hay[..start].ends_with(p.as_bytes()),
             Self::DigitGroup => digit_group,
             Self::Word(w) => words
@@ -107,7 +107,7 @@ impl NotAfter {
 
     /// Whether this rules out a match starting at `start` of `hay`.
     pub fn follows(&self, hay: &[u8], start: usize) -> bool {
-        Self::any_follows(std::slice::from_ref(self), hay, start)
+        Self::any_follows(&[std::slice::from_ref(self)], hay, start)
     }
 }
 
@@ -195,16 +195,18 @@ fn r(
 }
 
 impl Recognizer {
-    fn not_after(mut self, negative: &'static [NotAfter]) -> Self {
+    fn not_after(mut self, negative: &'static [&'static [NotAfter]]) -> Self {
         self.negative_context = negative;
         self
     }
 }
 
-/// Words naming a number as some other identifier: `NHS number: 485 777 3456` is no phone
-/// number, `invoice 925-11-3763` no SSN.
-const LABELLED_IDS: &[NotAfter] = &[
-    NotAfter::DigitGroup,
+/// A number continuing a longer group of digits (`4728 0892 9325 7874` holds no phone number).
+const DIGIT_GROUP: &[NotAfter] = &[NotAfter::DigitGroup];
+
+/// Words naming a number as another identifier: `NHS number: 485 777 3456` is no phone
+/// number.
+const OTHER_IDENTIFIERS: &[NotAfter] = &[
     NotAfter::Word("nhs"),
     NotAfter::Word("ssn"),
     NotAfter::Word("sin"),
@@ -213,19 +215,8 @@ const LABELLED_IDS: &[NotAfter] = &[
     NotAfter::Word("iban"),
     NotAfter::Word("routing"),
     NotAfter::Word("aba"),
-    NotAfter::Word("invoice"),
-    NotAfter::Word("order"),
-    NotAfter::Word("isbn"),
-    NotAfter::Word("ticket"),
-    NotAfter::Word("tracking"),
-    NotAfter::Word("ref"),
-    NotAfter::Word("reference"),
     NotAfter::Word("account"),
     NotAfter::Word("acct"),
-    NotAfter::Word("case"),
-    NotAfter::Word("serial"),
-    NotAfter::Word("sku"),
-    NotAfter::Word("part"),
     NotAfter::Word("itin"),
     NotAfter::Word("nino"),
     NotAfter::Word("medicare"),
@@ -233,8 +224,9 @@ const LABELLED_IDS: &[NotAfter] = &[
     NotAfter::Word("abn"),
 ];
 
-/// Words before numbers of documents and goods, not of people.
-const NOT_PERSONAL: &[NotAfter] = &[
+/// Words before numbers of documents and goods, not of people: `invoice 925-11-3763` is no
+/// SSN.
+const DOCUMENT_NUMBERS: &[NotAfter] = &[
     NotAfter::Word("invoice"),
     NotAfter::Word("order"),
     NotAfter::Word("isbn"),
@@ -246,13 +238,11 @@ const NOT_PERSONAL: &[NotAfter] = &[
     NotAfter::Word("serial"),
     NotAfter::Word("sku"),
     NotAfter::Word("part"),
-    NotAfter::Word("build"),
-    NotAfter::Word("version"),
 ];
 
-/// Before a date: the words and operators of [`VERSIONS`] that never introduce a calendar
-/// date (a release or a tag can have one).
-const DATE_VERSIONS: &[NotAfter] = &[
+/// Words before version numbers and build ids, never before a calendar date or a person's
+/// number.
+const VERSION_WORDS: &[NotAfter] = &[
     NotAfter::Word("version"),
     NotAfter::Word("versions"),
     NotAfter::Word("ver"),
@@ -263,34 +253,21 @@ const DATE_VERSIONS: &[NotAfter] = &[
     NotAfter::Word("bumped"),
     NotAfter::Word("sdk"),
     NotAfter::Word("kernel"),
-    NotAfter::Adjacent(">="),
-    NotAfter::Adjacent("<="),
-    NotAfter::Adjacent("=="),
-    NotAfter::Adjacent("~="),
-    NotAfter::Adjacent("^"),
-    NotAfter::Adjacent("~"),
-    NotAfter::Adjacent("v"),
-    NotAfter::Adjacent("@"),
 ];
 
-/// Words and operators before version numbers, build ids and dependency pins.
-const VERSIONS: &[NotAfter] = &[
-    NotAfter::Word("version"),
-    NotAfter::Word("versions"),
-    NotAfter::Word("ver"),
-    NotAfter::Word("build"),
+/// Words before a version that can also introduce a date (`release 2.4.1.8`, but also
+/// `release planned for 12 June`): they rule out IP addresses only.
+const RELEASE_WORDS: &[NotAfter] = &[
     NotAfter::Word("release"),
     NotAfter::Word("released"),
-    NotAfter::Word("firmware"),
-    NotAfter::Word("driver"),
-    NotAfter::Word("upgraded"),
     NotAfter::Word("upgrade"),
-    NotAfter::Word("bumped"),
     NotAfter::Word("bump"),
     NotAfter::Word("tag"),
     NotAfter::Word("patch"),
-    NotAfter::Word("kernel"),
-    NotAfter::Word("sdk"),
+];
+
+/// Operators of dependency pins and versions (`>=3.11.0.243`, `react@3.3.53`, `v1.2.3.4`).
+const VERSION_OPERATORS: &[NotAfter] = &[
     NotAfter::Adjacent(">="),
     NotAfter::Adjacent("<="),
     NotAfter::Adjacent("=="),
@@ -444,7 +421,7 @@ pub fn predefined() -> Vec<Recognizer> {
             &["wallet", "btc", "bitcoin", "crypto", "eth", "ethereum"],
             |s| if s.len() > 2 && s[..2].eq_ignore_ascii_case("0x") { v::eth(s) } else { v::btc(s) },
         ),
-        r("DateRecognizer", "DATE_TIME", date_patterns(m12, d31), &["date"], v::date).not_after(DATE_VERSIONS),
+        r("DateRecognizer", "DATE_TIME", date_patterns(m12, d31), &["date"], v::date).not_after(&[VERSION_WORDS, VERSION_OPERATORS]),
         Recognizer {
             // A date with birth context. Its patterns alone stay under any useful threshold;
             // the context lifts them above DATE_TIME, which then loses the overlap.
@@ -460,7 +437,7 @@ pub fn predefined() -> Vec<Recognizer> {
                 BIRTH_CONTEXT,
                 v::date,
             )
-            .not_after(DATE_VERSIONS)
+            .not_after(&[VERSION_WORDS, VERSION_OPERATORS])
         },
         r(
             "EmailRecognizer",
@@ -492,7 +469,7 @@ pub fn predefined() -> Vec<Recognizer> {
             &["ip", "ipv4", "ipv6"],
             |s| if s.contains(':') { v::ipv6(s) } else { v::ipv4(s) },
         )
-        .not_after(VERSIONS),
+        .not_after(&[VERSION_WORDS, RELEASE_WORDS, VERSION_OPERATORS]),
         r(
             "MacAddressRecognizer",
             "MAC_ADDRESS",
@@ -522,7 +499,7 @@ pub fn predefined() -> Vec<Recognizer> {
             ],
             v::phone,
         )
-        .not_after(LABELLED_IDS),
+        .not_after(&[DIGIT_GROUP, OTHER_IDENTIFIERS, DOCUMENT_NUMBERS]),
         r(
             "UrlRecognizer",
             "URL",
@@ -543,7 +520,7 @@ pub fn predefined() -> Vec<Recognizer> {
             &["social", "security", "ssn", "ssns", "ssn#", "ss#", "ssid"],
             v::us_ssn,
         )
-        .not_after(NOT_PERSONAL),
+        .not_after(&[DOCUMENT_NUMBERS, VERSION_WORDS]),
         r(
             "UsItinRecognizer",
             "US_ITIN",
