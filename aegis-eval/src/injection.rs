@@ -109,7 +109,7 @@ fn fill_slots(r: &mut Rng, frame: &str) -> String {
         ("<URL>", URLS),
     ] {
         while out.contains(slot) {
-            out = out.replacen(slot, *r.pick(vocab), 1);
+            out = out.replacen(slot, r.pick::<&str>(vocab), 1);
         }
     }
     out
@@ -405,7 +405,7 @@ fn benign(r: &mut Rng, frame: &str) -> String {
         ("<HUMAN>", HUMAN),
     ] {
         while out.contains(slot) {
-            out = out.replacen(slot, *r.pick(vocab), 1);
+            out = out.replacen(slot, r.pick::<&str>(vocab), 1);
         }
     }
     out

@@ -263,21 +263,21 @@ pub fn corpus(split: Split) -> Vec<Case> {
     let ct = split.pick(CONNECTION_TEMPLATES);
     for _ in 0..60 {
         let value = vendor(&mut r);
-        cases.push(fill(*r.pick(&vt), &[(KIND, value)], Label::Entities));
+        cases.push(fill(r.pick::<&str>(&vt), &[(KIND, value)], Label::Entities));
     }
     for _ in 0..60 {
         let value = secret_value(&mut r);
-        cases.push(fill(*r.pick(&at), &[(KIND, value)], Label::Entities));
+        cases.push(fill(r.pick::<&str>(&at), &[(KIND, value)], Label::Entities));
     }
     for _ in 0..30 {
         let value = connection_string(&mut r);
-        cases.push(fill(*r.pick(&ct), &[(KIND, value)], Label::Entities));
+        cases.push(fill(r.pick::<&str>(&ct), &[(KIND, value)], Label::Entities));
     }
     for _ in 0..40 {
         let (templates, value) = lookalike(&mut r);
         let templates = split.pick(templates);
         cases.push(fill(
-            *r.pick(&templates),
+            r.pick::<&str>(&templates),
             &[("", value)],
             Label::LookAlike(KIND),
         ));

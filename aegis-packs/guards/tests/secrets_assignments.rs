@@ -43,7 +43,7 @@ fn secrets_assigned_in_every_common_syntax_are_found() {
         format!("<add key=\"ApiSecret\" value=\"{value}\" />"),
         format!("deploy --token {value} --env prod"),
         format!("mysql -u admin --password={value} prod"),
-        format!("STRIPE_API_KEY=\"Sunflower$3136Q\""),
+        "STRIPE_API_KEY=\"Sunflower$3136Q\"".to_string(),
     ] {
         let found = flagged(&text);
         assert!(

@@ -211,12 +211,14 @@ fn meta_config(kind: MatchKind) -> meta::Config {
         .dfa_size_limit(Some(8 << 20))
 }
 
-/// One pattern's own automaton (its syntax was checked when the analyzer was built).
-fn single_regex(source: &str) -> Result<Regex, regex_automata::meta::BuildError> {
+/// One pattern's own automaton, or `None` if it does not build (it does: its syntax was
+/// checked and it built as part of the combined automaton when the analyzer was built).
+fn single_regex(source: &str) -> Option<Regex> {
     Regex::builder()
         .syntax(syntax_config())
         .configure(meta_config(MatchKind::LeftmostFirst))
         .build(source)
+        .ok()
 }
 
 /// Errors building an analyzer.
@@ -575,8 +577,8 @@ impl Analyzer {
                         (m.start(), m.end())
                     } else {
                         let input = Input::new(hay).range(at..limit).anchored(Anchored::Yes);
-                        let single = inner.singles[pid]
-                            .get_or_init(|| single_regex(&inner.sources[pid]).ok());
+                        let single =
+                            inner.singles[pid].get_or_init(|| single_regex(&inner.sources[pid]));
                         let Some(sm) = single.as_ref().and_then(|r| r.search(&input)) else {
                             continue;
                         };

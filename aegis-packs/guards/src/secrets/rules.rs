@@ -218,14 +218,9 @@ fn secret_key(whole: &str) -> bool {
     let mut words: Vec<String> = Vec::new();
     let mut word = String::new();
     for c in rest.chars() {
-        if !c.is_ascii_alphanumeric()
-            || (c.is_ascii_uppercase()
-                && !word.is_empty()
-                && word.chars().last().is_some_and(|l| l.is_ascii_lowercase()))
-        {
-            if !word.is_empty() {
-                words.push(std::mem::take(&mut word).to_ascii_lowercase());
-            }
+        let hump = c.is_ascii_uppercase() && word.ends_with(|l: char| l.is_ascii_lowercase());
+        if (!c.is_ascii_alphanumeric() || hump) && !word.is_empty() {
+            words.push(std::mem::take(&mut word).to_ascii_lowercase());
         }
         if c.is_ascii_alphanumeric() {
             word.push(c);
