@@ -490,27 +490,23 @@ pub fn phone(r: &mut Rng) -> String {
                 _ => format!("{area}.{ex}.{line}"),
             }
         }
-        1 => {
-            if r.chance(0.5) {
-                format!("+44 20 7946 {}", d(r, 4))
-            } else {
-                format!("07700 900{}", d(r, 3))
-            }
-        }
-        2 => {
-            if r.chance(0.5) {
-                format!("+49 30 {}{}", r.range(2, 9), d(r, 7))
-            } else {
-                format!("0151 {}{}", r.range(1, 9), d(r, 7))
-            }
-        }
+        1 => match r.below(3) {
+            0 => format!("+44 20 7946 {}", d(r, 4)),
+            1 => format!("+44 (0)20 7946 {}", d(r, 4)),
+            _ => format!("07700 900{}", d(r, 3)),
+        },
+        2 => match r.below(3) {
+            0 => format!("+49 30 {}{}", r.range(2, 9), d(r, 7)),
+            1 => format!("030/{}{}", r.range(2, 9), d(r, 7)),
+            _ => format!("0151 {}{}", r.range(1, 9), d(r, 7)),
+        },
         3 => {
             let a = r.range(1, 7);
             let rest = format!("{} {} {} {}", d(r, 2), d(r, 2), d(r, 2), d(r, 2));
-            if r.chance(0.5) {
-                format!("+33 {a} {rest}")
-            } else {
-                format!("0{a} {rest}")
+            match r.below(3) {
+                0 => format!("+33 {a} {rest}"),
+                1 => format!("0{a} {rest}"),
+                _ => format!("0{a}.{}", rest.replace(' ', ".")),
             }
         }
         4 => format!("+91 9{} {}", d(r, 4), d(r, 5)),
@@ -523,7 +519,7 @@ pub fn phone(r: &mut Rng) -> String {
                 format!("0412 {} {}", d(r, 3), d(r, 3))
             }
         }
-        8 => format!("+81 3-{}-{}", d(r, 4), d(r, 4)),
+        8 => format!("+81 3-{}{}-{}", r.range(2, 9), d(r, 3), d(r, 4)),
         9 => format!("+55 11 9{}{}-{}", r.range(6, 9), d(r, 3), d(r, 4)),
         10 => format!("+31 6 {}{}", r.range(1, 5), d(r, 7)),
         _ => format!("+353 87 {}{} {}", r.range(2, 9), d(r, 2), d(r, 4)),

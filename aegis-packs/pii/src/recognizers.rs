@@ -303,7 +303,7 @@ fn url_pattern(scheme: bool) -> String {
     // here: 700 alternatives in the automaton cost more to build than all other patterns.
     let scheme = if scheme { r"https?://" } else { "" };
     format!(
-        r"\b{scheme}(?:www[0-9]{{0,3}}\.)?[a-z0-9\-]{{1,63}}(?:\.[a-z0-9\-]{{1,63}}){{0,4}}\.[a-z]{{2,24}}\b(?:/[^\s()<>\x22']{{0,200}})?"
+        r"\b{scheme}(?:www[0-9]{{0,3}}\.)?[a-z0-9\-]{{1,63}}(?:\.[a-z0-9\-]{{1,63}}){{0,4}}\.[a-z]{{2,24}}\b(?::[0-9]{{1,5}})?(?:/[^\s()<>\x22']{{0,200}})?"
     )
 }
 
@@ -488,7 +488,9 @@ pub fn predefined() -> Vec<Recognizer> {
                 p("Phone (international)", r"(?:\+|\b00)[1-9][0-9]{0,2}(?:[ .\-]?\(?[0-9]{1,4}\)?)(?:[ .\-]?[0-9]{1,5}){1,5}", 0.4)
                     .around(is_word, is_phone_tail),
                 p("Phone (North America)", r"(?:\([0-9]{3}\)[ .\-]?|\b[0-9]{3}[ .\-])[0-9]{3}[ .\-][0-9]{4}\b", 0.4).before(is_word),
-                p("Phone (national, trunk 0)", r"\b0[1-9][0-9]{1,4}(?:[ \-][0-9]{2,8}){1,3}\b", 0.4).before(is_word),
+                p("Phone (national, trunk 0)", r"\b0[1-9][0-9]{1,4}(?:[ \-/][0-9]{2,8}){1,3}\b", 0.4).before(is_word),
+                // `01 42 68 53 00`, `01.42.68.53.00`: five pairs (no date has five groups).
+                p("Phone (national, trunk 0, pairs)", r"\b0[1-9](?:[ .\-][0-9]{2}){4}\b", 0.4).before(is_word).after_seq(dot_digit),
                 p("Phone (national, trunk 0, parenthesised)", r"\(0[1-9][0-9]{1,4}\)[ \-]?[0-9]{3,8}(?:[ \-][0-9]{2,5}){0,2}\b", 0.4),
             ],
             &[
@@ -514,10 +516,11 @@ pub fn predefined() -> Vec<Recognizer> {
                 p("SSN1 (very weak)", r"\b[0-9]{5}-[0-9]{4}\b", 0.05),
                 p("SSN2 (very weak)", r"\b[0-9]{3}-[0-9]{6}\b", 0.05),
                 p("SSN3 (very weak)", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", 0.05),
-                p("SSN4 (very weak)", r"\b[0-9]{9}\b", 0.05),
+                p("SSN4 (weak)", r"\b[0-9]{9}\b", 0.2),
                 p("SSN5 (medium)", r"\b[0-9]{3}[\- .][0-9]{2}[\- .][0-9]{4}\b", 0.5),
             ],
-            &["social", "security", "ssn", "ssns", "ssn#", "ss#", "ssid"],
+            // "social" alone also starts Canada's "social insurance number".
+            &["social security", "social sec", "soc sec", "ssn", "ssns", "ssn#", "ss#", "ssid"],
             v::us_ssn,
         )
         .not_after(&[DOCUMENT_NUMBERS, VERSION_WORDS]),
@@ -583,14 +586,15 @@ pub fn predefined() -> Vec<Recognizer> {
         r(
             "UsNpiRecognizer",
             "US_NPI",
-            vec![p("NPI (weak)", r"\b[12][0-9]{9}\b", 0.1), p("NPI (medium)", r"\b[12][0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}\b", 0.4)],
+            vec![p("NPI (weak)", r"\b[12][0-9]{9}\b", 0.1), p("NPI (weak, grouped)", r"\b[12][0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}\b", 0.25)],
             &["npi", "national provider", "provider", "npi number", "provider id", "provider identifier", "taxonomy"],
             v::us_npi,
         ),
         r(
             "NhsRecognizer",
             "UK_NHS",
-            vec![p("NHS (medium)", r"\b[0-9]{3}[\- ]?[0-9]{3}[\- ]?[0-9]{4}\b", 0.5)],
+            // Ten digits pass mod-11 one time in eleven (a tenth of all phone numbers do): weak.
+            vec![p("NHS (weak)", r"\b[0-9]{3}[\- ]?[0-9]{3}[\- ]?[0-9]{4}\b", 0.25)],
             &["national health service", "nhs", "health services authority", "health authority"],
             v::uk_nhs,
         ),
@@ -736,7 +740,7 @@ pub fn predefined() -> Vec<Recognizer> {
         r(
             "CaSinRecognizer",
             "CA_SIN",
-            vec![p("SIN (weak)", r"\b[1-79][0-9]{8}\b", 0.05), p("SIN (medium)", r"\b[1-79][0-9]{2}[\- ][0-9]{3}[\- ][0-9]{3}\b", 0.5)],
+            vec![p("SIN (weak)", r"\b[1-79][0-9]{8}\b", 0.05), p("SIN (weak, grouped)", r"\b[1-79][0-9]{2}[\- ][0-9]{3}[\- ][0-9]{3}\b", 0.25)],
             &["sin", "sin number", "social insurance", "social insurance number", "canada", "nas", "numéro nas", "numéro d'assurance sociale", "assurance sociale"],
             v::ca_sin,
         ),

@@ -787,8 +787,14 @@ pub const PHONE_TRUNK_REGIONS: [&str; 14] = [
 ///   its context names (an SSN) wins the overlap. A number no plan accepts keeps the
 ///   pattern's score; one with a digit count no plan uses is dropped.
 pub fn phone(s: &str) -> Check {
-    let d = digit_vec(s);
     let intl = s.starts_with('+') || s.starts_with("00");
+    // `+44 (0)20 7946 0958`: the trunk prefix in brackets is not dialled from abroad.
+    let without_trunk = if intl {
+        s.replacen("(0)", "", 1)
+    } else {
+        s.to_owned()
+    };
+    let d = digit_vec(&without_trunk);
     let d: &[u32] = if s.starts_with("00") { &d[2..] } else { &d };
     if !(7..=15).contains(&d.len()) {
         return Check::Invalid;
@@ -830,7 +836,11 @@ fn known_tld(tld: &str) -> bool {
 /// no path) that is one name and a file-like top-level domain is a file name, not a URL.
 pub fn url(s: &str) -> Check {
     let rest = s.split_once("://").map_or(s, |(_, r)| r);
-    let host = rest.split('/').next().unwrap_or(rest).to_ascii_lowercase();
+    let host = rest
+        .split(['/', ':'])
+        .next()
+        .unwrap_or(rest)
+        .to_ascii_lowercase();
     let labels: Vec<&str> = host.split('.').collect();
     let tld = labels.last().copied().unwrap_or_default();
     if !known_tld(tld) {

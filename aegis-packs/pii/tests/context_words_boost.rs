@@ -26,7 +26,8 @@ fn ssn_context_word_raises_score_over_threshold() {
     let found = analyzer().analyze("my ssn is 078051121");
     let ssn = found.iter().find(|r| r.entity == "US_SSN").unwrap();
     assert_eq!(ssn.context_word, Some("ssn"));
-    assert!((ssn.score - 0.4).abs() < 1e-6, "{}", ssn.score);
+    // The bare 9-digit pattern scores 0.2; the context word adds 0.35.
+    assert!((ssn.score - 0.55).abs() < 1e-6, "{}", ssn.score);
 }
 
 #[test]

@@ -175,3 +175,35 @@ fn digits_inside_longer_numbers_are_not_entities() {
     nothing_in("IBAN: NL75GYMS2171255570");
     nothing_in("trace 083011110957079576804bbd94e2362acd787df0d07d37dce666e496f18beb6b done");
 }
+
+#[test]
+fn phone_numbers_in_the_usual_national_and_international_writings_are_found() {
+    for number in [
+        "+44 (0)20 7946 0958",
+        "+49 (0)30 12345678",
+        "01 42 68 53 00",
+        "01.42.68.53.00",
+        "030/12345678",
+        "+1 (415) 555-0132",
+        "+14155550132",
+    ] {
+        only(
+            &format!("call me on {number} today"),
+            "PHONE_NUMBER",
+            number,
+        );
+    }
+    // Dates stay dates.
+    only("call me on 05.03.2024", "DATE_TIME", "05.03.2024");
+}
+
+#[test]
+fn urls_keep_their_port_and_bare_ssns_need_context() {
+    only(
+        "see https://example.com:8443/status for details",
+        "URL",
+        "https://example.com:8443/status",
+    );
+    only("my ssn is 536228726", "US_SSN", "536228726");
+    nothing_in("the code is 536228726 today");
+}
