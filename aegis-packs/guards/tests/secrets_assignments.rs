@@ -75,6 +75,9 @@ fn placeholders_references_and_metadata_are_not_secrets() {
         "DATABASE_URL=postgres://localhost:5432/app",
         "DATABASE_URL=postgres://app:${DB_PASS}@db:5432/app",
         "The token bucket refills at 10 tokens per second.",
+        "See https://docs.google.com/document/d/1A2b3C4d5E6f7G8h9I0jKlMnOpQrStUvWxYz/edit",
+        "The object is at s3://my-bucket/uploads/2024/01/IMG_20240105_101500.jpg",
+        "<img src=\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==\">",
     ] {
         assert_eq!(flagged(text), Vec::<String>::new(), "{text}");
     }

@@ -508,7 +508,7 @@ impl Secrets {
             {
                 continue;
             }
-            if word_like(token) || integrity_digest(token) {
+            if word_like(token) || integrity_digest(token) || in_url_or_data_uri(bytes, start) {
                 continue;
             }
             if shannon_entropy(token) >= self.config.entropy_threshold {
@@ -595,6 +595,21 @@ pub fn shannon_entropy(bytes: &[u8]) -> f64 {
             -p * p.log2()
         })
         .sum()
+}
+
+/// Whether the token starting at `start` is part of a URL (`https://docs.example.com/d/<id>`,
+/// `s3://bucket/…`) or the payload of a `data:` URI: identifiers and encoded files, not
+/// secrets. A credential in a URL's query (`?token=…`) is the assignment rule's, and one in
+/// its user-info part the connection-string rules'.
+fn in_url_or_data_uri(bytes: &[u8], start: usize) -> bool {
+    let word_start = bytes[..start]
+        .iter()
+        .rposition(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'(' | b'<' | b'`'))
+        .map_or(0, |i| i + 1);
+    let before = &bytes[word_start..start];
+    before.windows(3).any(|w| w == b"://")
+        || (before.ends_with(b":") && bytes[start..].starts_with(b"//"))
+        || before.ends_with(b"base64,")
 }
 
 /// A subresource-integrity digest (`sha384-…`): a published hash of a public file.
