@@ -36,7 +36,7 @@ static SIGNALS: &[Signal] = &[
     s(
         "override_instructions",
         0.9,
-        r"(?i)\b(?:ignore|disregard|forget|skip|override|bypass|neglect|abandon|drop|discard|set\s+aside|throw\s+out|stop\s+following|stop\s+obeying|cancel|erase|delete|wipe)\b[a-z0-9_ \t,'-]{0,40}?\b(?:previous|prior|above|earlier|preceding|former|original|initial|system|all|your|any|these|those|old|existing|current)\b[a-z0-9_ \t,'-]{0,30}?\b(?:instructions?|prompts?|directions?|directives?|guidelines?|guardrails?|programming|system\s+messages?|constraints|restrictions|safety\s+rules|content\s+polic(?:y|ies)|polic(?:y|ies)|rules|orders|commands|training)\b",
+        r"(?i)\b(?:ignore|disregard|forget|skip|override|bypass|neglect|abandon|drop|discard|set\s+aside|throw\s+out|stop\s+following|stop\s+obeying|cancel|erase|delete|wipe|pay\s+no\s+attention\s+to|don'?t\s+pay\s+attention\s+to|no\s+longer\s+follow)\b[a-z0-9_ \t,'-]{0,40}?\b(?:previous|prior|above|earlier|preceding|former|original|initial|system|all|your|any|these|those|old|existing|current)\b[a-z0-9_ \t,'-]{0,30}?\b(?:instructions?|prompts?|directions?|directives?|guidelines?|guardrails?|programming|system\s+messages?|constraints|restrictions|safety\s+rules|content\s+polic(?:y|ies)|polic(?:y|ies)|rules|orders|commands|training)\b",
     ),
     s(
         "disregard_above",
@@ -129,12 +129,12 @@ static SIGNALS: &[Signal] = &[
     s(
         "no_restrictions",
         0.75,
-        r"(?i)\b(?:pretend|imagine|act|behave|roleplay|role-play|suppose|hypothetically|you\s+(?:are|have|can|were|will))\b[^.\n]{0,40}\b(?:no|without|free\s+(?:of|from)|zero|free\s+of\s+all)\s+(?:any\s+)?(?:restrictions|limitations|limits|rules|filters|filtering|guidelines|censorship|ethics|ethical\s+(?:guidelines|constraints|boundaries)|morals|boundaries|safety\s+(?:guidelines|measures|filters))\b",
+        r"(?i)\b(?:pretend|imagine|act|behave|roleplay|role-play|suppose|hypothetically|you\s+(?:are|have|can|were|will))\b[^.\n]{0,40}\b(?:no|without|free\s+(?:of|from)|zero|free\s+of\s+all)\s+(?:any\s+)?(?:content\s+|safety\s+|moral\s+|ethical\s+)?(?:restrictions|limitations|limits|rules|filters|filtering|guidelines|censorship|ethics|ethical\s+(?:guidelines|constraints|boundaries)|morals|boundaries|safety\s+(?:guidelines|measures|filters))\b",
     ),
     s(
         "without_safety",
         0.5,
-        r"(?i)\b(?:without|ignoring|bypassing|ignore|bypass|disable|disabling|turn\s+off)\s+(?:any\s+|all\s+|your\s+)?(?:ethical|moral|safety|content)\s+(?:guidelines|rules|restrictions|filters|polic(?:y|ies)|constraints|considerations|checks|limitations|training|programming|guardrails)",
+        r"(?i)\b(?:without|ignoring|bypassing|ignore|bypass|disable|disabling|turn\s+off|disregard|disregarding|forget|skip|suspend|drop)\s+(?:any\s+|all\s+|your\s+|the\s+)?(?:ethical|moral|safety|content)\s+(?:guidelines|rules|restrictions|filters|polic(?:y|ies)|constraints|considerations|checks|limitations|training|programming|guardrails)",
     ),
     s(
         "unrestricted_ai",
@@ -302,7 +302,7 @@ static SIGNALS: &[Signal] = &[
     s(
         "given_before",
         0.5,
-        r"(?i)\b(?:instructions|prompt|rules|text|message|words)\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|the\s+developers?)\s+(?:given|told|provided|gave\s+you)\b|\bwhat\s+were\s+you\s+told\b",
+        r"(?i)\b(?:instructions|prompt|rules|guidelines|directions|directives|text|message|words)\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|the\s+developers?)\s+(?:given|told|provided|gave\s+you)\b|\bwhat\s+were\s+you\s+told\b",
     ),
     s(
         "context_window_dump",
@@ -313,6 +313,36 @@ static SIGNALS: &[Signal] = &[
         "verbatim",
         0.3,
         r"(?i)\b(?:verbatim|word\s+for\s+word|exact\s+words|unredacted|quote\s+(?:it|them)\s+in\s+full)\b",
+    ),
+    s(
+        "forced_affirmative",
+        0.6,
+        r"(?i)\b(?:begin|start|open)\s+(?:your\s+)?(?:reply|response|answer|output)\s+with\s+(?:\x22|'|“)?(?:sure|certainly|of\s+course|absolutely|yes)\b",
+    ),
+    s(
+        "told_never_to_reveal",
+        0.6,
+        r"(?i)\b(?:what|which|anything)\b[^.\n]{0,30}\b(?:told|tell|tells|instructed|asked|programmed)\s+(?:you\s+)?(?:to\s+)?(?:never|not\s+to|not)\s+(?:reveal|say|share|disclose|tell|mention)\b",
+    ),
+    s(
+        "summary_hijack",
+        0.4,
+        r"(?i)\bwhen\s+(?:you\s+(?:are\s+)?)?(?:summari[sz]e|summari[sz]ing|read|reading|process|processing|answer|answering|translat(?:e|ing))\s+(?:this|the)\s+(?:page|document|email|e-mail|article|text|message|file|website|review)\b",
+    ),
+    s(
+        "credential_phish",
+        0.35,
+        r"(?i)\b(?:enter|type|provide|share|confirm|send|re-?enter|verify)\s+(?:your|their|the\s+user'?s)\s+(?:password|credentials|login|pin|card\s+number|ssn|one-time\s+code|2fa\s+code)\b",
+    ),
+    s(
+        "override_everything_other_languages",
+        0.7,
+        r"(?i)\b(?:olvida|ignora|olvide|ignore|vergiss|ignoriere|oublie|dimentica)\s+(?:todo\s+lo\s+anterior|lo\s+anterior|alles\s+(?:vorherige|bisherige|obige|davor)|tout\s+ce\s+qui\s+pr(?:é|e)c(?:è|e)de|tout\s+ce\s+qu'on\s+t'a\s+dit|tutto\s+(?:quello\s+)?(?:che\s+)?(?:precede|sopra|ti\s+(?:è|e)\s+stato\s+detto))",
+    ),
+    s(
+        "system_prompt_mention_other_languages",
+        0.35,
+        r"(?i)\b(?:prompt\s+de\s+sistema|prompt\s+del\s+sistema|prompt\s+syst(?:è|e)me|systemprompt|system-prompt|prompt\s+di\s+sistema|instrucciones\s+del\s+sistema)\b",
     ),
     // ---- encoding tricks
     s(
