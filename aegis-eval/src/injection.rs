@@ -98,16 +98,21 @@ const URLS: &[&str] = &[
     "https://webhook.site/abc",
 ];
 
-fn fill_slots(r: &mut Rng, frame: &str) -> String {
+/// The vocabulary each slot of an attack frame draws from.
+const ATTACK_SLOTS: &[(&str, &[&str])] = &[
+    ("<V>", VERBS),
+    ("<S>", SCOPE),
+    ("<R>", RULES),
+    ("<P>", PAYLOADS),
+    ("<PERSONA>", PERSONAS),
+    ("<URL>", URLS),
+];
+
+/// Fills every occurrence of each slot of `frame`, in the order of `slots`, with a word of
+/// its vocabulary.
+fn fill_slots(r: &mut Rng, frame: &str, slots: &[(&str, &[&str])]) -> String {
     let mut out = frame.to_string();
-    for (slot, vocab) in [
-        ("<V>", VERBS),
-        ("<S>", SCOPE),
-        ("<R>", RULES),
-        ("<P>", PAYLOADS),
-        ("<PERSONA>", PERSONAS),
-        ("<URL>", URLS),
-    ] {
+    for (slot, vocab) in slots {
         while out.contains(slot) {
             out = out.replacen(slot, r.pick::<&str>(vocab), 1);
         }
@@ -394,22 +399,16 @@ const WHO: &[&str] = &[
 ];
 const HUMAN: &[&str] = &["Spanish", "German", "Japanese", "Polish", "Portuguese"];
 
-fn benign(r: &mut Rng, frame: &str) -> String {
-    let mut out = frame.to_string();
-    for (slot, vocab) in [
-        ("<TASK>", TASKS),
-        ("<LANG>", LANGS),
-        ("<TOPIC2>", TOPICS),
-        ("<TOPIC>", TOPICS),
-        ("<WHO>", WHO),
-        ("<HUMAN>", HUMAN),
-    ] {
-        while out.contains(slot) {
-            out = out.replacen(slot, r.pick::<&str>(vocab), 1);
-        }
-    }
-    out
-}
+/// The vocabulary each slot of a benign frame draws from (`<TOPIC2>` before `<TOPIC>`,
+/// which it contains).
+const BENIGN_SLOTS: &[(&str, &[&str])] = &[
+    ("<TASK>", TASKS),
+    ("<LANG>", LANGS),
+    ("<TOPIC2>", TOPICS),
+    ("<TOPIC>", TOPICS),
+    ("<WHO>", WHO),
+    ("<HUMAN>", HUMAN),
+];
 
 fn encode_slots(r: &mut Rng, text: &str) -> String {
     let payload = format!(
@@ -472,7 +471,7 @@ pub fn corpus(split: Split) -> Vec<InjectionCase> {
         let frames = split.pick(frames);
         for _ in 0..PER_FAMILY {
             let frame = *r.pick(&frames);
-            let slotted = fill_slots(&mut r, frame);
+            let slotted = fill_slots(&mut r, frame, ATTACK_SLOTS);
             let mut text = encode_slots(&mut r, &slotted);
             if *source == Source::Untrusted {
                 text = embed(&mut r, text);
@@ -514,7 +513,7 @@ pub fn corpus(split: Split) -> Vec<InjectionCase> {
     }
     let frames = split.pick(BENIGN_FRAMES);
     for i in 0..100 {
-        let text = benign(&mut r, frames[i % frames.len()]);
+        let text = fill_slots(&mut r, frames[i % frames.len()], BENIGN_SLOTS);
         out.push(InjectionCase {
             case: Case {
                 text,

@@ -948,23 +948,21 @@ pub fn date(s: &str) -> Check {
     if !s.bytes().any(|b| b.is_ascii_alphabetic()) || s.contains('T') && s.contains(':') {
         return Check::Neutral;
     }
-    let named = s
+    // Besides month names, a written date holds only ordinal suffixes and `of` / `de`.
+    const JOINERS: [&str; 6] = ["st", "nd", "rd", "th", "of", "de"];
+    let mut named = false;
+    for word in s
         .split(|c: char| !c.is_alphabetic())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .any(|w| MONTHS.contains(&w.as_str()));
-    let numeric_month_words = [
-        "st", "nd", "rd", "th", "of", "de", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug",
-        "sep", "oct", "nov", "dec",
-    ];
-    let all_known = s
-        .split(|c: char| !c.is_alphabetic())
-        .filter(|w| !w.is_empty())
-        .all(|w| {
-            MONTHS.contains(&w.to_lowercase().as_str())
-                || numeric_month_words.contains(&w.to_lowercase().as_str())
-        });
-    if named && all_known {
+    {
+        let word = word.to_lowercase();
+        if MONTHS.contains(&word.as_str()) {
+            named = true;
+        } else if !JOINERS.contains(&word.as_str()) {
+            return Check::Invalid;
+        }
+    }
+    if named {
         Check::Neutral
     } else {
         Check::Invalid
