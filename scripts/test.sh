@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the suites need, then runs every test of the workspace.
 # Works on a fresh machine with Rust, Python 3 and Node installed. PostgreSQL-backed tests
-# run when AEGIS_TEST_DATABASE_URL is set (.ci/run sets it to the local server).
+# run when AEGIS_TEST_DATABASE_URL is set, Redis ledger tests when AEGIS_TEST_REDIS_URL is
+# (.ci/run sets both to the local servers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -41,6 +41,21 @@ pub struct ServerConfig {
     /// replica's), in milliseconds (default 30000).
     #[serde(default = "default_reap_ms")]
     pub budget_reap_interval_ms: u64,
+    /// A Redis for the budget ledger's hot counters: `redis://host:6379/0`, `rediss://…`
+    /// for TLS, or a reference (`secret://env/AEGIS_BUDGET_REDIS_URL`) when the URL holds a
+    /// password. Admission and settlement then cost a Redis script each instead of a
+    /// database commit; the database stays the durable ledger, written in batches every
+    /// `budget_flush_interval_ms`. Every replica must name the same Redis.
+    #[serde(default)]
+    pub budget_redis_url: Option<String>,
+    /// The prefix of the ledger's Redis keys (default `aegis:{budget}:`): deployments that
+    /// share one Redis need one each. Keep a `{…}` hash tag in it on a Redis Cluster.
+    #[serde(default = "default_redis_prefix")]
+    pub budget_redis_prefix: String,
+    /// How often settled spend moves from Redis to the database, in milliseconds (default
+    /// 100; with `budget_redis_url`).
+    #[serde(default = "default_flush_ms")]
+    pub budget_flush_interval_ms: u64,
     /// Delete runs (checkpoints, interrupts, decisions) this long after they ended: `30d`,
     /// `12h`, … (default: keep them). Checked every `run_retention_sweep_ms`.
     #[serde(default, deserialize_with = "age")]
@@ -112,6 +127,14 @@ fn default_reap_ms() -> u64 {
     30_000
 }
 
+fn default_flush_ms() -> u64 {
+    100
+}
+
+fn default_redis_prefix() -> String {
+    aegis_store::redis_ledger::DEFAULT_PREFIX.to_owned()
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -179,15 +202,24 @@ pub fn load_config(path: Option<&Path>) -> Result<(AegisConfig, String), Error> 
 }
 
 /// Every plugin type, with `virtual_keys` backed by `store` (an in-memory database when
-/// only validating).
+/// only validating) and budgets spending through it.
 pub async fn registry_for(store: Option<&aegis_store::Store>) -> Result<aegis::Registry, Error> {
+    registry_with(store, None).await
+}
+
+/// [`registry_for`] with budgets spending through `ledger` (the store when `None`).
+pub async fn registry_with(
+    store: Option<&aegis_store::Store>,
+    ledger: Option<Arc<dyn aegis::BudgetLedger>>,
+) -> Result<aegis::Registry, Error> {
     let store = match store {
         Some(s) => s.clone(),
         None => aegis_store::Store::connect("sqlite::memory:").await?,
     };
     let mut r = crate::static_keys::registry();
-    // Budgets spend through the database, shared by every replica on it.
-    r.insert_extension(Arc::new(store.clone()) as Arc<dyn aegis::BudgetLedger>);
+    // Budgets spend through one ledger shared by every replica: the database, or Redis
+    // in front of it.
+    r.insert_extension(ledger.unwrap_or_else(|| Arc::new(store.clone())));
     // Approvals pending are counted in the database, across replicas and restarts.
     r.insert_extension(crate::metrics::PausedRuns(store.clone()));
     aegis_store::keys::register(&mut r, store);
@@ -264,12 +296,24 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     audit_config.required = server_config.audit == AuditMode::Required;
     audit_config.required_wait_ms = server_config.audit_required_wait_ms;
     let (audit, _audit_task) = aegis_store::AuditWriter::spawn_with(db.clone(), audit_config);
+    let redis_ledger = match &server_config.budget_redis_url {
+        None => None,
+        Some(url) => Some(budget_redis(url, &server_config.budget_redis_prefix, &db).await?),
+    };
+    let ledger: Arc<dyn aegis_store::BudgetAdmin> = match &redis_ledger {
+        Some(r) => Arc::new(r.clone()),
+        None => Arc::new(db.clone()),
+    };
+    let pipeline_ledger: Arc<dyn aegis::BudgetLedger> = match &redis_ledger {
+        Some(r) => Arc::new(r.clone()),
+        None => Arc::new(db.clone()),
+    };
     // Runs outlive reloads: every rebuilt pipeline shares this store.
     let store: Arc<dyn CheckpointStore> = Arc::new(db.clone());
     let audit_on_exit = audit.clone();
     let sinks: Vec<Arc<dyn aegis::TelemetrySink>> = vec![Arc::new(feed.clone()), Arc::new(audit)];
     let pipelines = aegis::PipelineSet::from_config_with(
-        &registry_for(Some(&db)).await?,
+        &registry_with(Some(&db), Some(pipeline_ledger.clone())).await?,
         &cfg,
         Some(store.clone()),
         sinks.clone(),
@@ -319,10 +363,15 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     if pipelines.has_named() {
         say!("aegis: named pipelines: {}", pipelines.names().join(", "));
     }
-    let gw = Gateway::with_store(pipelines, limits, feed, db.clone());
+    let gw = Gateway::with_store(pipelines, limits, feed, db.clone()).with_budgets(ledger.clone());
+    let flusher = redis_ledger.as_ref().map(|r| {
+        r.spawn_flusher(Duration::from_millis(
+            server_config.budget_flush_interval_ms.clamp(10, 60_000),
+        ))
+    });
     // Budget reservations of a crashed replica are released once their lease expires.
     {
-        let db = db.clone();
+        let ledger = ledger.clone();
         let reap_every = Duration::from_millis(server_config.budget_reap_interval_ms.max(100));
         tokio::spawn(async move {
             loop {
@@ -331,7 +380,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() as u64)
                     .unwrap_or_default();
-                match aegis::BudgetLedger::reap(&db, now).await {
+                match ledger.reap(now).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(released = n, "reaped expired budget reservations"),
                     Err(e) => tracing::warn!(error = %e, "reaping budget reservations failed"),
@@ -368,25 +417,27 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
         _ => None,
     };
     if let Some(path) = config_path {
-        let (weak, store, sinks, path2, db2) = (
+        let (weak, store, sinks, path2, db2, ledger2) = (
             Arc::downgrade(&gw),
             store.clone(),
             sinks.clone(),
             path.clone(),
             db.clone(),
+            pipeline_ledger.clone(),
         );
         gw.set_reloader(Arc::new(move || {
-            let (weak, store, sinks, path, db) = (
+            let (weak, store, sinks, path, db, ledger) = (
                 weak.clone(),
                 store.clone(),
                 sinks.clone(),
                 path2.clone(),
                 db2.clone(),
+                ledger2.clone(),
             );
             Box::pin(async move {
                 let cfg = AegisConfig::load(&path)?;
                 let next = aegis::PipelineSet::from_config_with(
-                    &registry_for(Some(&db)).await?,
+                    &registry_with(Some(&db), Some(ledger)).await?,
                     &cfg,
                     Some(store),
                     sinks,
@@ -417,9 +468,44 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     if !audit_on_exit.flush().await {
         tracing::error!("the audit writer had stopped; events queued at shutdown are lost");
     }
+    // The settled spend still in Redis goes to the database.
+    if let (Some(r), Some(flusher)) = (&redis_ledger, flusher) {
+        flusher.stop().await;
+        if let Err(e) = r.drain(Duration::from_secs(10)).await {
+            tracing::warn!(error = %e, "the budget journal was not drained at shutdown; the next flusher applies it");
+        }
+    }
     // And the spans of those requests are sent.
     let _ = tokio::task::spawn_blocking(crate::traces::shutdown).await;
     served
+}
+
+/// The Redis budget ledger of `[server] budget_redis_url` (a URL or a secret reference),
+/// settling into `db`.
+async fn budget_redis(
+    url: &str,
+    prefix: &str,
+    db: &aegis_store::Store,
+) -> Result<aegis_store::RedisLedger, Error> {
+    let resolved;
+    let url = if url.starts_with("secret://") {
+        resolved = aegis::registry()
+            .resolve_secret("server.budget_redis_url", url)
+            .await?;
+        resolved.expose()
+    } else {
+        url
+    };
+    if prefix.is_empty() {
+        return Err(Error::config(
+            "server.budget_redis_prefix: must not be empty",
+        ));
+    }
+    let ledger = aegis_store::RedisLedger::connect_with_prefix(url, db.clone(), prefix)
+        .await
+        .map_err(|e| Error::config(format!("server.budget_redis_url: {}", e.message())))?;
+    say!("aegis: budget counters in redis {}", redact_url(url));
+    Ok(ledger)
 }
 
 /// Reloads on SIGHUP and when the config file changes (polled every two seconds). A bad

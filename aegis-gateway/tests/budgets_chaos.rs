@@ -5,6 +5,10 @@
 //! Sampled throughout: spent + reserved never exceeds the limit. At the end: the team was
 //! refused once its budget ran out, every completed stream was settled, and no reservation
 //! outlives its lease (the survivors' reaper returns the killed replica's).
+//!
+//! Run twice: on the database ledger, and with the three replicas sharing a Redis ledger in
+//! front of the database (`AEGIS_TEST_REDIS_URL`; skipped without it), where at the end the
+//! database, once the journal is drained, holds exactly the spend Redis counted.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -66,6 +70,37 @@ async fn upstream() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_never_overspend_and_leak_no_reservation_under_chaos() {
+    chaos(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_on_a_redis_ledger_never_overspend_and_reconcile_with_the_store() {
+    let Some(url) = std::env::var("AEGIS_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("AEGIS_TEST_REDIS_URL is not set: skipping the Redis ledger chaos test");
+        return;
+    };
+    chaos(Some(url)).await;
+}
+
+/// The observed ledger: the database, or the Redis in front of it.
+enum Observer {
+    Store(aegis_store::Store),
+    Redis(aegis_store::RedisLedger),
+}
+
+impl Observer {
+    fn ledger(&self) -> &dyn BudgetLedger {
+        match self {
+            Observer::Store(s) => s,
+            Observer::Redis(r) => r,
+        }
+    }
+}
+
+async fn chaos(redis: Option<String>) {
     let up = upstream().await;
     let dir: PathBuf = std::env::temp_dir().join(format!(
         "aegis-chaos-{}-{}",
@@ -75,6 +110,13 @@ async fn three_replicas_never_overspend_and_leak_no_reservation_under_chaos() {
     std::fs::create_dir_all(&dir).unwrap();
     let shared = common::SharedDb::new(&dir, "chaos").await;
     let db_url = shared.url.clone();
+    let prefix = format!("aegis-chaos:{{{}-{}}}:", std::process::id(), free_port());
+    let redis_lines = match &redis {
+        Some(url) => format!(
+            "budget_redis_url = \"{url}\"\nbudget_redis_prefix = \"{prefix}\"\nbudget_flush_interval_ms = 50"
+        ),
+        None => String::new(),
+    };
     let config = dir.join("aegis.toml");
     std::fs::write(
         &config,
@@ -102,6 +144,7 @@ lease_ms = 1500
 [server]
 database_url = "{db_url}"
 budget_reap_interval_ms = 300
+{redis_lines}
 [server.limits]
 max_concurrent_streams = 1000
 "#
@@ -117,7 +160,15 @@ max_concurrent_streams = 1000
     }
 
     // The sampler: spent + reserved <= limit, always.
-    let observer = aegis_store::Store::connect(&db_url).await.unwrap();
+    let store = aegis_store::Store::connect(&db_url).await.unwrap();
+    let observer = Arc::new(match &redis {
+        Some(url) => Observer::Redis(
+            aegis_store::RedisLedger::connect_with_prefix(url, store.clone(), &prefix)
+                .await
+                .unwrap(),
+        ),
+        None => Observer::Store(store.clone()),
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let worst = Arc::new(AtomicUsize::new(0));
     let sampler = {
@@ -125,7 +176,12 @@ max_concurrent_streams = 1000
         tokio::spawn(async move {
             let mut samples = 0;
             while !stop.load(Ordering::SeqCst) {
-                if let Some(b) = observer.balance("team:research", "total").await.unwrap() {
+                if let Some(b) = observer
+                    .ledger()
+                    .balance("team:research", "total")
+                    .await
+                    .unwrap()
+                {
                     let used = b.spent.tokens + b.reserved.tokens;
                     worst.fetch_max(used as usize, Ordering::SeqCst);
                     samples += 1;
@@ -201,6 +257,7 @@ max_concurrent_streams = 1000
     let deadline = Instant::now() + Duration::from_secs(15);
     let last = loop {
         let b = observer
+            .ledger()
             .balance("team:research", "total")
             .await
             .unwrap()
@@ -242,8 +299,22 @@ max_concurrent_streams = 1000
         "every completed stream on a surviving replica was settled to its usage: {} < 30 × {completed}",
         last.spent.tokens
     );
+    if let Observer::Redis(r) = &*observer {
+        // Reconciled: once the journal is drained, the database holds what Redis counted.
+        // (A survivor may be flushing, or the killed replica may have died holding the
+        // flush lock: its lease runs out.)
+        r.drain(Duration::from_secs(15)).await.unwrap();
+        let stored = store
+            .balance("team:research", "total")
+            .await
+            .unwrap()
+            .unwrap();
+        let counted = r.balance("team:research", "total").await.unwrap().unwrap();
+        assert_eq!(stored.spent, counted.spent, "the store and Redis agree");
+    }
     drop(replicas);
     drop(observer);
+    drop(store);
     shared.finish().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,7 @@
 //! Budgets at the gateway: the database ledger (shared by replicas) admits a team's requests
 //! while their worst case fits beside what was already spent (settled to the real usage),
-//! then answers `429 budget_exceeded`, OpenAI-shaped.
+//! then answers `429 budget_exceeded`, OpenAI-shaped; admins see, reset and limit lines.
+//! The same again with the Redis ledger in front of the database (`AEGIS_TEST_REDIS_URL`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -36,9 +37,74 @@ async fn a_team_over_its_budget_gets_an_openai_shaped_429() {
     let store = aegis_store::Store::connect("sqlite::memory:")
         .await
         .unwrap();
-    let addr =
-        common::serve(common::gateway_on(&store, CONFIG, Limits::default(), Vec::new()).await)
-            .await;
+    let gw = common::gateway_on(&store, CONFIG, Limits::default(), Vec::new()).await;
+    over_budget_and_admin(&store, &store, gw).await;
+}
+
+#[tokio::test]
+async fn on_a_redis_ledger_a_team_over_its_budget_gets_an_openai_shaped_429() {
+    let Some(url) = std::env::var("AEGIS_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("AEGIS_TEST_REDIS_URL is not set: skipping");
+        return;
+    };
+    let store = aegis_store::Store::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("aegis-gw-test:{{{}-{nanos}}}:", std::process::id());
+    let redis = aegis_store::RedisLedger::connect_with_prefix(&url, store.clone(), &prefix)
+        .await
+        .unwrap();
+    let registry = aegis_gateway::bootstrap::registry_with(
+        Some(&store),
+        Some(std::sync::Arc::new(redis.clone())),
+    )
+    .await
+    .unwrap();
+    let cfg = aegis::config::AegisConfig::from_toml_str(CONFIG, std::iter::empty::<(&str, &str)>())
+        .unwrap();
+    let feed = aegis_gateway::server::EventFeed::default();
+    let set = aegis::PipelineSet::from_config_with(
+        &registry,
+        &cfg,
+        Some(std::sync::Arc::new(store.clone())),
+        vec![std::sync::Arc::new(feed.clone())],
+    )
+    .await
+    .unwrap();
+    let gw =
+        aegis_gateway::server::Gateway::with_store(set, Limits::default(), feed, store.clone())
+            .with_budgets(std::sync::Arc::new(redis.clone()));
+    over_budget_and_admin(&redis, &store, gw).await;
+    // Reconciled: the database holds what Redis counted once the journal is applied.
+    redis.flush().await.unwrap();
+    let counted = redis
+        .balance("team:research", "total")
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = store
+        .balance("team:research", "total")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counted.spent, stored.spent);
+}
+
+/// Spends a team's budget to a 429 through `gw`, then resets, freezes, raises and clears
+/// its line as an admin; `ledger` is where the gateway keeps budgets, `store` its database.
+async fn over_budget_and_admin(
+    ledger: &dyn BudgetLedger,
+    store: &aegis_store::Store,
+    gw: std::sync::Arc<aegis_gateway::server::Gateway>,
+) {
+    let addr = common::serve(gw).await;
 
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();
@@ -73,7 +139,7 @@ async fn a_team_over_its_budget_gets_an_openai_shaped_429() {
         .unwrap();
     assert_eq!(last["error"]["details"]["remaining_tokens"], left, "{last}");
     assert!(left < 115, "some of the budget was spent: {left} left");
-    let line = store
+    let line = ledger
         .balance("team:research", "total")
         .await
         .unwrap()
@@ -102,7 +168,7 @@ async fn a_team_over_its_budget_gets_an_openai_shaped_429() {
         .await
         .unwrap();
     assert_eq!(reset.status(), 200);
-    let after = store
+    let after = ledger
         .balance("team:research", "total")
         .await
         .unwrap()
@@ -177,7 +243,7 @@ async fn a_team_over_its_budget_gets_an_openai_shaped_429() {
         let resp = limit(with(bad.clone()), "sk-admin-key").await.unwrap();
         assert_eq!(resp.status(), 400, "{bad}");
     }
-    let b = store
+    let b = ledger
         .balance("team:research", "total")
         .await
         .unwrap()

@@ -8,8 +8,13 @@
 //! up to a millisecond late; that lateness belongs to the load generator and is reported
 //! apart, as "issued late".)
 //!
-//! `cargo bench -p aegis-store --bench budget_ledger`; `AEGIS_BENCH_RATE` (requests per
-//! second) and `AEGIS_BENCH_SECONDS` change the offered load.
+//! With `--features redis` and `AEGIS_TEST_REDIS_URL` set, the same load runs on the Redis
+//! ledger in front of each store, its journal flushed into the store every 100 ms in the
+//! background (as the gateway runs it); afterwards the store's spend is checked against
+//! what was settled.
+//!
+//! `cargo bench -p aegis-store --features redis --bench budget_ledger`; `AEGIS_BENCH_RATE`
+//! (requests per second) and `AEGIS_BENCH_SECONDS` change the offered load.
 
 use std::{
     sync::Arc,
@@ -36,8 +41,7 @@ fn lines(i: u64) -> Vec<BudgetLine> {
     ]
 }
 
-async fn run(name: &str, store: Store) {
-    let store = Arc::new(store);
+async fn run(name: &str, store: Arc<dyn BudgetLedger>) {
     // Warm the pool (connections, prepared statements) outside the measurement.
     let t0 = Instant::now();
     for i in 0..200u64 {
@@ -98,6 +102,53 @@ async fn run(name: &str, store: Store) {
     );
 }
 
+/// The same load on the Redis ledger (when configured), flushed into `store` every 100 ms;
+/// then the store must hold exactly what was settled.
+#[cfg(feature = "redis")]
+async fn redis_in_front(name: &str, store: &Store) {
+    let Some(url) = std::env::var("AEGIS_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        return;
+    };
+    let prefix = format!("aegis-bench:{{{}}}:", uuid::Uuid::now_v7().simple());
+    let ledger = aegis_store::RedisLedger::connect_with_prefix(&url, store.clone(), &prefix)
+        .await
+        .unwrap();
+    let before = store
+        .balance("org:acme", "month:2026-12")
+        .await
+        .unwrap()
+        .map_or(0, |b| b.spent.tokens);
+    let flusher = ledger.spawn_flusher(Duration::from_millis(100));
+    run(name, Arc::new(ledger.clone())).await;
+    flusher.stop().await;
+    let left = ledger.journal_len().await.unwrap();
+    ledger.drain(Duration::from_secs(10)).await.unwrap();
+    let spent = store
+        .balance("org:acme", "month:2026-12")
+        .await
+        .unwrap()
+        .map_or(0, |b| b.spent.tokens);
+    let in_redis = ledger
+        .balance("org:acme", "month:2026-12")
+        .await
+        .unwrap()
+        .map_or(0, |b| b.spent.tokens);
+    println!(
+        "{name}: journal entries waiting at the end: {left}; org line: {} tokens settled into the store this run, {in_redis} in redis (seeded with {before})",
+        spent - before
+    );
+    assert_eq!(
+        spent, in_redis,
+        "the store and redis agree once the journal is drained"
+    );
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_in_front(_: &str, _: &Store) {}
+
 /// p50, p99 and max of `d`, in milliseconds.
 fn percentiles(mut d: Vec<Duration>) -> [f64; 3] {
     d.sort_unstable();
@@ -120,7 +171,9 @@ fn main() {
             "sqlite://{}?mode=rwc",
             dir.path().join("bench.db").display()
         );
-        run("sqlite (WAL file)", Store::connect(&url).await.unwrap()).await;
+        let sqlite = Store::connect(&url).await.unwrap();
+        run("sqlite (WAL file)", Arc::new(sqlite.clone())).await;
+        redis_in_front("redis in front of sqlite", &sqlite).await;
         if let Some(pg) = std::env::var("AEGIS_TEST_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty())
@@ -137,7 +190,8 @@ fn main() {
             )
             .await
             .unwrap();
-            run("postgresql (local server)", store).await;
+            run("postgresql (local server)", Arc::new(store.clone())).await;
+            redis_in_front("redis in front of postgresql", &store).await;
             admin
                 .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
                 .await

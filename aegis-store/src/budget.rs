@@ -73,10 +73,11 @@ fn held_of(row: &sea_orm::QueryResult) -> Result<(Vec<LineKey>, Spend), Error> {
     Ok((keys, Spend::new(u(usd), u(tokens))))
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct LineKey {
-    account: String,
-    period: String,
+/// A line's identity: its account and period.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LineKey {
+    pub(crate) account: String,
+    pub(crate) period: String,
 }
 
 /// The `lines` column of `r`'s reservation row: its lines' keys, as JSON.
@@ -281,11 +282,11 @@ impl Store {
 }
 
 /// One stored line: its balance under the effective limit, and that limit's parts.
-struct LineRow {
-    balance: Balance,
-    configured: Limit,
+pub(crate) struct LineRow {
+    pub(crate) balance: Balance,
+    pub(crate) configured: Limit,
     /// What an admin set, per unit (`None`: the configured limit applies).
-    admin: Limit,
+    pub(crate) admin: Limit,
 }
 
 /// An admin's change to one budget line.
@@ -392,6 +393,33 @@ impl Store {
                 Err(e)
             }
         }
+    }
+}
+
+/// A budget ledger an admin can change, each change in the audit log with who made it:
+/// the database ([`Store`]) or Redis in front of it (`RedisLedger`, feature `redis`).
+#[async_trait]
+pub trait BudgetAdmin: BudgetLedger {
+    /// Applies `change` to line `account` / `period` (see [`Store::change_budget`]).
+    async fn change_budget(
+        &self,
+        account: &str,
+        period: &str,
+        change: LineChange,
+        by: Option<&str>,
+    ) -> Result<(), Error>;
+}
+
+#[async_trait]
+impl BudgetAdmin for Store {
+    async fn change_budget(
+        &self,
+        account: &str,
+        period: &str,
+        change: LineChange,
+        by: Option<&str>,
+    ) -> Result<(), Error> {
+        Store::change_budget(self, account, period, change, by).await
     }
 }
 
@@ -665,7 +693,11 @@ impl Store {
         Ok(self.line_row(account, period).await?.map(|r| r.balance))
     }
 
-    async fn line_row(&self, account: &str, period: &str) -> Result<Option<LineRow>, Error> {
+    pub(crate) async fn line_row(
+        &self,
+        account: &str,
+        period: &str,
+    ) -> Result<Option<LineRow>, Error> {
         let row = self
             .db()
             .query_one_raw(stmt(
@@ -698,5 +730,188 @@ impl Store {
             configured,
             admin,
         }))
+    }
+}
+
+/// One entry of a Redis ledger's journal ([`crate::redis_ledger`]): a settlement's spend on
+/// its lines, or an admin's reset of one line, in the order Redis applied them.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct JournalEntry {
+    /// Unique per entry: the reservation's id, or `reset:<uuid>`.
+    pub(crate) id: String,
+    /// Dollars spent, in millionths.
+    #[serde(default)]
+    pub(crate) u: u64,
+    /// Tokens spent.
+    #[serde(default)]
+    pub(crate) t: u64,
+    /// The lines the spend lands on.
+    #[serde(default)]
+    pub(crate) lines: Vec<LineKey>,
+    /// For a reset: the line whose spend goes back to zero.
+    #[serde(default)]
+    pub(crate) reset: Option<LineKey>,
+}
+
+/// What a batch of journal entries does to one line: zero it first (a reset among them),
+/// then add.
+#[derive(Default)]
+struct LineDelta {
+    reset: bool,
+    add: Spend,
+}
+
+impl Store {
+    /// Applies journal entries to the lines' settled spend, in order, in one transaction;
+    /// an entry whose id was applied before (its flusher crashed before trimming the
+    /// journal) changes nothing. A reset zeroes the spend the entries before it added.
+    pub(crate) async fn apply_budget_journal(&self, entries: &[JournalEntry]) -> Result<(), Error> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let b = self.backend();
+        let now = crate::now_ms();
+        let txn = self.begin_write().await?;
+        let result = async {
+            let mut fresh = std::collections::HashSet::new();
+            for chunk in entries.chunks(200) {
+                let rows = vec!["(?, ?)"; chunk.len()].join(", ");
+                let values = chunk
+                    .iter()
+                    .flat_map(|e| [Value::from(e.id.clone()), Value::BigInt(Some(now))])
+                    .collect();
+                let inserted = txn
+                    .query_all_raw(stmt(
+                        b,
+                        &format!(
+                            "INSERT INTO aegis_budget_applied (id, applied_at_ms) VALUES {rows} \
+                             ON CONFLICT (id) DO NOTHING RETURNING id"
+                        ),
+                        values,
+                    ))
+                    .await
+                    .map_err(|e| db_err("cannot record applied settlements", e))?;
+                for row in inserted {
+                    let id: String = row
+                        .try_get("", "id")
+                        .map_err(|e| db_err("applied settlement", e))?;
+                    fresh.insert(id);
+                }
+            }
+            // Each line's net change, in journal order; an id counts once even when the
+            // batch holds it twice.
+            let mut deltas: Vec<(&LineKey, LineDelta)> = Vec::new();
+            for e in entries.iter().filter(|e| fresh.remove(&e.id)) {
+                let spend = Spend::new(
+                    e.u.min(MAX_SPEND_TOKENS * 1_000_000),
+                    e.t.min(MAX_SPEND_TOKENS),
+                );
+                let touched = match &e.reset {
+                    Some(k) => std::slice::from_ref(k),
+                    None => &e.lines[..],
+                };
+                for k in touched {
+                    let i = match deltas.iter().position(|(d, _)| *d == k) {
+                        Some(i) => i,
+                        None => {
+                            deltas.push((k, LineDelta::default()));
+                            deltas.len() - 1
+                        }
+                    };
+                    let d = &mut deltas[i].1;
+                    if e.reset.is_some() {
+                        *d = LineDelta { reset: true, add: Spend::default() };
+                    } else {
+                        d.add = d.add.plus(spend);
+                    }
+                }
+            }
+            for (k, d) in deltas {
+                let set = if d.reset {
+                    "spent_usd_micros = excluded.spent_usd_micros, spent_tokens = excluded.spent_tokens"
+                } else {
+                    "spent_usd_micros = l.spent_usd_micros + excluded.spent_usd_micros, \
+                     spent_tokens = l.spent_tokens + excluded.spent_tokens"
+                };
+                txn.execute_raw(stmt(
+                    b,
+                    &format!(
+                        "INSERT INTO aegis_budget_lines AS l (account, period, spent_usd_micros, spent_tokens, reserved_usd_micros, reserved_tokens) \
+                         VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT (account, period) DO UPDATE SET {set}"
+                    ),
+                    vec![
+                        k.account.clone().into(),
+                        k.period.clone().into(),
+                        int(d.add.usd_micros),
+                        int(d.add.tokens),
+                    ],
+                ))
+                .await
+                .map_err(|e| db_err("cannot apply settlements", e))?;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => txn
+                .commit()
+                .await
+                .map_err(|e| db_err("cannot commit settlements", e)),
+            Err(e) => {
+                txn.rollback().await.ok();
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets the ids of journal entries applied before `before_ms`.
+    pub(crate) async fn prune_budget_applied(&self, before_ms: u64) -> Result<(), Error> {
+        self.db()
+            .execute_raw(stmt(
+                self.backend(),
+                "DELETE FROM aegis_budget_applied WHERE applied_at_ms < ?",
+                vec![int(before_ms)],
+            ))
+            .await
+            .map(|_| ())
+            .map_err(|e| db_err("cannot prune applied settlements", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn spend_entry(id: &str, tokens: u64) -> JournalEntry {
+        JournalEntry {
+            id: id.into(),
+            u: 0,
+            t: tokens,
+            lines: vec![LineKey {
+                account: "team:t".into(),
+                period: "total".into(),
+            }],
+            reset: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journal_entry_applied_twice_counts_once() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let batch = [
+            spend_entry("a", 3),
+            spend_entry("b", 4),
+            spend_entry("a", 3),
+        ];
+        store.apply_budget_journal(&batch).await.unwrap();
+        // The flusher crashed after its commit and before trimming: the next one re-reads.
+        store.apply_budget_journal(&batch[..2]).await.unwrap();
+        let b = store
+            .budget_balance("team:t", "total")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.spent.tokens, 7);
     }
 }

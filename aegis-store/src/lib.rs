@@ -64,11 +64,15 @@
 
 pub mod audit;
 mod budget;
-pub use budget::{LINE_ACCOUNT_PATTERN, LINE_PERIOD_PATTERN, LineChange, check_line};
+pub use budget::{BudgetAdmin, LINE_ACCOUNT_PATTERN, LINE_PERIOD_PATTERN, LineChange, check_line};
 mod checkpoint;
 mod entity;
 pub mod keys;
 pub mod migration;
+#[cfg(feature = "redis")]
+pub mod redis_ledger;
+#[cfg(feature = "redis")]
+pub use redis_ledger::RedisLedger;
 mod retention;
 pub mod runs;
 

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002Budgets),
             Box::new(M0003UsageAndLimits),
             Box::new(M0004BudgetFunctions),
+            Box::new(M0005BudgetJournal),
         ]
     }
 
@@ -522,5 +523,47 @@ impl MigrationTrait for M0004BudgetFunctions {
             )
             .await
             .map(|_| ())
+    }
+}
+
+/// Version 5: the settlements a Redis ledger's journal has applied to the lines, by entry
+/// id, so a journal entry re-read after a flusher crashed is not counted twice.
+struct M0005BudgetJournal;
+
+impl MigrationName for M0005BudgetJournal {
+    fn name(&self) -> &str {
+        "m0005_budget_journal"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005BudgetJournal {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(t("aegis_budget_applied"))
+                .col(str_col("id").primary_key())
+                .col(big_col("applied_at_ms"))
+                .take(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("aegis_budget_applied_at_idx")
+                .table(t("aegis_budget_applied"))
+                .col(col("applied_at_ms"))
+                .take(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(
+            Table::drop()
+                .table(t("aegis_budget_applied"))
+                .if_exists()
+                .take(),
+        )
+        .await
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aegis::{BudgetLedger, Error, ErrorKind, Limit};
+use aegis::{Error, ErrorKind, Limit};
 use aegis_store::LineChange;
 use axum::{
     Json,
@@ -43,7 +43,7 @@ pub(super) async fn show(
 /// One line as `aegis.budget` JSON: limit (and where it comes from), spent, reserved, left.
 async fn show_line(gw: &Gateway, account: &str, period: &str) -> Result<Response, ApiError> {
     let b = gw
-        .store_for("budgets")?
+        .budgets()?
         .balance(account, period)
         .await?
         .ok_or_else(|| {
@@ -75,7 +75,7 @@ pub(super) async fn reset(
 ) -> Result<Response, ApiError> {
     let admin = require_admin(&gw, &headers).await?;
     let line: Line = parse_json(&body)?;
-    gw.store_for("budgets")?
+    gw.budgets()?
         .change_budget(
             &line.account,
             &line.period,
@@ -150,7 +150,7 @@ pub(super) async fn set_limit(
             LineChange::SetLimit(Limit::new(usd_micros, tokens))
         }
     };
-    gw.store_for("budgets")?
+    gw.budgets()?
         .change_budget(&req.account, &req.period, change, Some(&admin.id))
         .await?;
     tracing::info!(by = %admin.id, account = %req.account, period = %req.period, clear = req.clear, "budget limit changed");

@@ -83,6 +83,8 @@ pub struct Gateway {
     pipeline: RwLock<PipelineSet>,
     /// Runs, keys and audit, when the gateway has a database.
     store: Option<aegis_store::Store>,
+    /// Where budgets live when not (only) in the store: Redis in front of it.
+    budgets: std::sync::OnceLock<Arc<dyn aegis_store::BudgetAdmin>>,
     limits: Limits,
     streams: Arc<Semaphore>,
     events: EventFeed,
@@ -108,6 +110,13 @@ impl Gateway {
         Self::build(pipeline.into(), limits, events, Some(store))
     }
 
+    /// With budgets kept in `ledger` (Redis in front of the store) instead of the store:
+    /// what `/v1/admin/budgets` reads and changes.
+    pub fn with_budgets(self: Arc<Self>, ledger: Arc<dyn aegis_store::BudgetAdmin>) -> Arc<Self> {
+        let _ = self.budgets.set(ledger);
+        self
+    }
+
     fn build(
         pipeline: PipelineSet,
         limits: Limits,
@@ -116,6 +125,7 @@ impl Gateway {
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
+            budgets: std::sync::OnceLock::new(),
             reloader: std::sync::OnceLock::new(),
             streams: Arc::new(Semaphore::new(limits.max_concurrent_streams)),
             pipeline: RwLock::new(pipeline),
@@ -129,6 +139,15 @@ impl Gateway {
     /// shutdown: run event feeds (a paused run may wait for days).
     pub fn begin_shutdown(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// The budget ledger the admin endpoints read and change: the one set by
+    /// [`with_budgets`](Self::with_budgets), else the store.
+    pub(crate) fn budgets(&self) -> Result<&dyn aegis_store::BudgetAdmin, ApiError> {
+        match self.budgets.get() {
+            Some(l) => Ok(&**l),
+            None => Ok(self.store_for("budgets")?),
+        }
     }
 
     /// The store, for an endpoint whose `what` (`"budgets"`, `"keys"`) lives in the
