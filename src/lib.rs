@@ -220,6 +220,9 @@ fn register_packs(r: &mut Registry) {
         r.register_guardrail::<a::PresidioConfig, _>("presidio", |c, _| {
             Ok(Arc::new(a::Presidio::new(c)?) as Arc<dyn Guardrail>)
         });
+        r.register_guardrail::<a::HttpGuardConfig, _>("http", |c, ctx| {
+            Ok(Arc::new(a::HttpGuard::new(ctx.id, c)?) as Arc<dyn Guardrail>)
+        });
     }
     let _ = r;
 }

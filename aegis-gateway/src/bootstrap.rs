@@ -504,7 +504,19 @@ async fn budget_redis(
     let ledger = aegis_store::RedisLedger::connect_with_prefix(url, db.clone(), prefix)
         .await
         .map_err(|e| Error::config(format!("server.budget_redis_url: {}", e.message())))?;
-    say!("aegis: budget counters in redis {}", redact_url(url));
+    // Scheme, host and port only: a password may sit in the user part or the query.
+    let shown = reqwest::Url::parse(url).map_or_else(
+        |_| "(unparsable URL)".to_owned(),
+        |u| {
+            format!(
+                "{}://{}{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.port().map(|p| format!(":{p}")).unwrap_or_default()
+            )
+        },
+    );
+    say!("aegis: budget counters in redis {shown}");
     Ok(ledger)
 }
 

@@ -172,7 +172,11 @@ fn main() {
             dir.path().join("bench.db").display()
         );
         let sqlite = Store::connect(&url).await.unwrap();
-        run("sqlite (WAL file)", Arc::new(sqlite.clone())).await;
+        // `AEGIS_BENCH_ONLY=redis` skips the database ledgers (profiling the Redis one).
+        let redis_only = std::env::var("AEGIS_BENCH_ONLY").is_ok_and(|v| v == "redis");
+        if !redis_only {
+            run("sqlite (WAL file)", Arc::new(sqlite.clone())).await;
+        }
         redis_in_front("redis in front of sqlite", &sqlite).await;
         if let Some(pg) = std::env::var("AEGIS_TEST_DATABASE_URL")
             .ok()
@@ -190,7 +194,9 @@ fn main() {
             )
             .await
             .unwrap();
-            run("postgresql (local server)", Arc::new(store.clone())).await;
+            if !redis_only {
+                run("postgresql (local server)", Arc::new(store.clone())).await;
+            }
             redis_in_front("redis in front of postgresql", &store).await;
             admin
                 .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))

@@ -408,6 +408,9 @@ pub trait BudgetAdmin: BudgetLedger {
         change: LineChange,
         by: Option<&str>,
     ) -> Result<(), Error>;
+
+    /// Whether the ledger can serve (a readiness probe).
+    async fn ready(&self) -> Result<(), Error>;
 }
 
 #[async_trait]
@@ -420,6 +423,10 @@ impl BudgetAdmin for Store {
         by: Option<&str>,
     ) -> Result<(), Error> {
         Store::change_budget(self, account, period, change, by).await
+    }
+
+    async fn ready(&self) -> Result<(), Error> {
+        Store::ready(self).await
     }
 }
 

@@ -51,13 +51,30 @@ const FLUSH_BATCH: usize = 500;
 /// How long a reaped reservation waits for a late settlement, in seconds (a day).
 const REAPED_KEPT_S: u64 = 86_400;
 
-/// No spend above this is recorded (as on the database ledger); Lua numbers stay exact.
-const MAX_USD_MICROS: u64 = (1 << 40) * 1_000_000;
+/// No reservation or settlement above this (a billion dollars; 2^40 tokens): sums of a few
+/// of them stay below 2^53, where Lua's numbers are exact.
+const MAX_USD_MICROS: u64 = 1_000_000_000 * 1_000_000;
 const MAX_TOKENS: u64 = 1 << 40;
 
+/// The longest account the ledger takes: the store's index holds it on PostgreSQL.
+const MAX_ACCOUNT_BYTES: usize = 1024;
+
+/// Refuses an account the store could not keep (so the journal never holds an entry the
+/// store rejects): too long for its index, or with a NUL byte PostgreSQL text refuses.
+fn check_storable(account: &str) -> Result<(), Error> {
+    if account.len() > MAX_ACCOUNT_BYTES || account.contains('\0') {
+        return Err(Error::invalid_request(format!(
+            "budget account `{}…` cannot be stored: at most {MAX_ACCOUNT_BYTES} bytes, no NUL",
+            account.chars().take(40).collect::<String>().escape_debug()
+        )));
+    }
+    Ok(())
+}
+
 /// Reserve. KEYS: reservation, leases, lines…; ARGV: id, usd, tokens, expiry, line
-/// identities (JSON), line keys (JSON), then the configured usd and token limit of each line
-/// ('' = none). Returns {0} held, {1} already held, {2, i} line i must be seeded, {3, i}
+/// identities (JSON), line keys (JSON), a nonce (unique per reservation: its settlement's
+/// journal id, so a run id reserved again is charged again), then the configured usd and
+/// token limit of each line ('' = none). Returns {0} held, {1} already held, {2, i} line i must be seeded, {3, i}
 /// line i refuses. One read per line, then the writes: nothing is written unless every line
 /// admits the amount (a changed configured limit is stored either way).
 const RESERVE: &str = r"
@@ -74,7 +91,7 @@ local function fits(limit, spent, held, amount)
   return tonumber(spent) + tonumber(held) + tonumber(amount) <= tonumber(limit)
 end
 for i = 1, n do
-  local h, j = rows[i], 5 + i * 2
+  local h, j = rows[i], 6 + i * 2
   if h[7] ~= ARGV[j] or h[8] ~= ARGV[j + 1] then
     redis.call('HSET', KEYS[i + 2], 'cu', ARGV[j], 'ct', ARGV[j + 1])
   end
@@ -89,7 +106,7 @@ for i = 1, n do
   redis.call('HINCRBY', KEYS[i + 2], 'ru', ARGV[2])
   redis.call('HINCRBY', KEYS[i + 2], 'rt', ARGV[3])
 end
-redis.call('HSET', KEYS[1], 'k', ARGV[6], 'a', ARGV[5], 'u', ARGV[2], 't', ARGV[3])
+redis.call('HSET', KEYS[1], 'k', ARGV[6], 'a', ARGV[5], 'u', ARGV[2], 't', ARGV[3], 'n', ARGV[7])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return {0}
 ";
@@ -107,7 +124,7 @@ end
 fn settle_script() -> String {
     format!(
         r#"{UNHOLD}
-local r = redis.call('HMGET', KEYS[1], 'k', 'a', 'u', 't', 'x')
+local r = redis.call('HMGET', KEYS[1], 'k', 'a', 'u', 't', 'x', 'n')
 if r[1] == false then return 0 end
 local su, st = ARGV[3], ARGV[4]
 if ARGV[2] == 'h' then su, st = r[3], r[4] end
@@ -124,7 +141,7 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if su ~= '0' or st ~= '0' then
-  redis.call('RPUSH', KEYS[3], '{{"id":' .. cjson.encode(ARGV[1]) .. ',"u":' .. su .. ',"t":' .. st .. ',"lines":' .. r[2] .. '}}')
+  redis.call('RPUSH', KEYS[3], '{{"id":' .. cjson.encode(ARGV[1] .. ':' .. (r[6] or '')) .. ',"u":' .. su .. ',"t":' .. st .. ',"lines":' .. r[2] .. '}}')
 end
 return 1
 "#
@@ -160,12 +177,13 @@ return {{n, #ids}}
 }
 
 /// Seed a line that Redis does not have (or has only part of). KEYS: line; ARGV: spent usd, spent tokens, admin
-/// usd, admin tokens ('' = none), admin set at ('' = none), seconds to keep (0 = always).
+/// usd, admin tokens ('' = none), admin set at ('' = none), when it may go (Unix seconds,
+/// 0 = never).
 const SEED: &str = r"
 if redis.call('HEXISTS', KEYS[1], 'su') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'su', ARGV[1], 'st', ARGV[2], 'ru', '0', 'rt', '0', 'cu', '', 'ct', '',
   'au', ARGV[3], 'at', ARGV[4], 'as', ARGV[5])
-if tonumber(ARGV[6]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[6]) end
+if tonumber(ARGV[6]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[6]) end
 return 1
 ";
 
@@ -261,6 +279,27 @@ fn redis_err(what: &str, e: redis::RedisError) -> Error {
     )
 }
 
+/// Warns when Redis may evict the ledger's keys: a line evicted mid-period is re-seeded from
+/// the store without the holds in flight. (Managed Redis often refuses `CONFIG`: then this
+/// can only be documented.)
+async fn warn_unless_noeviction(conn: &mut ConnectionManager) {
+    let policy: Result<Vec<String>, _> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(conn)
+        .await;
+    match policy {
+        Ok(kv) if kv.get(1).is_some_and(|p| p != "noeviction") => tracing::warn!(
+            policy = %kv[1],
+            "the budget ledger's Redis may evict keys (maxmemory-policy is not noeviction): set it to noeviction"
+        ),
+        Ok(_) => {}
+        Err(_) => tracing::info!(
+            "cannot read Redis's maxmemory-policy; the budget ledger needs noeviction"
+        ),
+    }
+}
+
 /// A limit's unit as a script argument: '' for none.
 fn unit(v: Option<u64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
@@ -292,6 +331,7 @@ impl RedisLedger {
             )
         })?
         .map_err(|e| redis_err("cannot connect", e))?;
+        warn_unless_noeviction(&mut conn.clone()).await;
         Ok(Self {
             inner: Arc::new(Inner {
                 conn,
@@ -366,7 +406,7 @@ impl RedisLedger {
             .arg(unit(admin.usd_micros))
             .arg(unit(admin.tokens))
             .arg(unit(set_at))
-            .arg(keep_seconds(period))
+            .arg(expires_at(period))
             .invoke_async(&mut self.conn())
             .await
             .map_err(|e| redis_err("seeding a line", e))?;
@@ -374,9 +414,14 @@ impl RedisLedger {
     }
 
     /// Applies the journal to the store until it is empty (or another flusher holds the
-    /// lock: then it returns 0 at once); returns how many entries this call applied. The gateway runs it every
-    /// `flush_interval` ([`spawn_flusher`](Self::spawn_flusher)) and on shutdown.
+    /// lock: then it returns 0 at once); returns how many entries this call applied. The
+    /// gateway runs it every `flush_interval` ([`spawn_flusher`](Self::spawn_flusher)).
     pub async fn flush(&self) -> Result<usize, Error> {
+        Ok(self.try_flush().await?.unwrap_or(0))
+    }
+
+    /// [`flush`](Self::flush), `None` when another flusher holds the lock.
+    async fn try_flush(&self) -> Result<Option<usize>, Error> {
         let journal = self.key("journal");
         let lock = self.key("flush-lock");
         let token = uuid::Uuid::now_v7().to_string();
@@ -390,7 +435,7 @@ impl RedisLedger {
             .await
             .map_err(|e| redis_err("SET flush lock", e))?;
         if got.is_none() {
-            return Ok(0);
+            return Ok(None);
         }
         let result = self.flush_locked(&journal, &lock, &token).await;
         let _: Result<i64, _> = self
@@ -400,7 +445,7 @@ impl RedisLedger {
             .arg(&token)
             .invoke_async(&mut self.conn())
             .await;
-        result
+        result.map(Some)
     }
 
     async fn flush_locked(&self, journal: &str, lock: &str, token: &str) -> Result<usize, Error> {
@@ -416,19 +461,44 @@ impl RedisLedger {
             if raw.is_empty() {
                 return Ok(applied);
             }
-            let entries: Vec<JournalEntry> = raw
-                .iter()
-                .filter_map(|r| match serde_json::from_str(r) {
-                    Ok(e) => Some(e),
-                    Err(e) => {
-                        // Not written by these scripts: skipping it beats blocking the
-                        // journal behind it forever.
-                        tracing::error!(error = %e, "a budget journal entry does not decode; skipped");
-                        None
+            let mut entries = Vec::with_capacity(raw.len());
+            let mut dead = Vec::new();
+            for r in &raw {
+                match serde_json::from_str::<JournalEntry>(r) {
+                    Ok(e) => entries.push((r, e)),
+                    Err(_) => dead.push(r),
+                }
+            }
+            let batch: Vec<JournalEntry> = entries.iter().map(|(_, e)| e.clone()).collect();
+            if let Err(batch_err) = self.inner.store.apply_budget_journal(&batch).await {
+                // One entry the store refuses must not hold up every settlement behind it:
+                // apply them one by one — unless the store itself is down.
+                self.inner.store.ready().await.map_err(|_| batch_err)?;
+                for (r, e) in &entries {
+                    if let Err(err) = self
+                        .inner
+                        .store
+                        .apply_budget_journal(std::slice::from_ref(e))
+                        .await
+                    {
+                        tracing::error!(error = %err, id = %e.id, "the store refuses a budget journal entry; moved to the dead-letter list");
+                        dead.push(r);
                     }
-                })
-                .collect();
-            self.inner.store.apply_budget_journal(&entries).await?;
+                }
+            }
+            if !dead.is_empty() {
+                tracing::error!(
+                    count = dead.len(),
+                    list = %self.key("journal:dead"),
+                    "budget journal entries the store cannot apply were set aside"
+                );
+                let _: i64 = redis::cmd("RPUSH")
+                    .arg(self.key("journal:dead"))
+                    .arg(&dead)
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(|e| redis_err("RPUSH dead letters", e))?;
+            }
             let still_ours: i64 = self
                 .inner
                 .trim
@@ -447,28 +517,36 @@ impl RedisLedger {
         }
     }
 
-    /// Flushes the journal until it is empty, waiting for other flushers (one that died
-    /// holding the lock is replaced when its lease runs out); a `Storage` error naming
-    /// what is left if that takes longer than `within`. What a replica runs at shutdown.
+    /// Waits until this process holds the flush lock once (another flusher's, or that of
+    /// one that died holding it, runs out within its lease) and applies everything the
+    /// journal holds then; a `Storage` error if that takes longer than `within`. What a
+    /// replica runs at shutdown, so its own settlements are in the store when it exits.
     pub async fn drain(&self, within: Duration) -> Result<usize, Error> {
         let deadline = tokio::time::Instant::now() + within;
-        let mut applied = 0;
         loop {
-            applied += self.flush().await?;
-            let left = self.journal_len().await?;
-            if left == 0 {
+            if let Some(applied) = self.try_flush().await? {
                 return Ok(applied);
             }
             if tokio::time::Instant::now() >= deadline {
+                let left = self.journal_len().await?;
                 return Err(Error::new(
                     ErrorKind::Storage,
                     format!(
-                        "budget ledger (redis): {left} journal entries not applied within {within:?}"
+                        "budget ledger (redis): the journal ({left} entries) was not flushed within {within:?}: another flusher holds its lock"
                     ),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether Redis answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), Error> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| redis_err("PING", e))?;
+        Ok(())
     }
 
     /// Flushes the journal every `every` until [`Flusher::stop`] (a failed flush is logged
@@ -664,17 +742,39 @@ impl RedisLedger {
     }
 }
 
-/// How long Redis keeps a line: its period and two days more (a day line is never looked
-/// up after its day); a `total` line forever.
-fn keep_seconds(period: &str) -> u64 {
-    const DAY: u64 = 86_400;
-    if period.starts_with("day:") {
-        3 * DAY
-    } else if period.starts_with("month:") {
-        33 * DAY
+/// When Redis may drop a line: two days after its period ends (Unix seconds; a line is
+/// never looked up after its period); 0 for `total`, kept forever.
+fn expires_at(period: &str) -> i64 {
+    const DAY: i64 = 86_400;
+    let num = |s: &str| s.parse::<i64>().ok();
+    let date = |p: &str| -> Option<(i64, i64, i64)> {
+        let mut it = p.split('-');
+        Some((
+            num(it.next()?)?,
+            num(it.next()?)?,
+            it.next().map_or(Some(1), num)?,
+        ))
+    };
+    let end = if let Some((y, m, d)) = period.strip_prefix("day:").and_then(date) {
+        days_from_civil(y, m, d) + 1
+    } else if let Some((y, m, _)) = period.strip_prefix("month:").and_then(date) {
+        let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        days_from_civil(y, m, 1)
     } else {
-        0
-    }
+        return 0;
+    };
+    (end + 2) * DAY
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 #[async_trait]
@@ -687,6 +787,10 @@ impl crate::BudgetAdmin for RedisLedger {
         by: Option<&str>,
     ) -> Result<(), Error> {
         RedisLedger::change_budget(self, account, period, change, by).await
+    }
+
+    async fn ready(&self) -> Result<(), Error> {
+        self.ping().await
     }
 }
 
@@ -710,10 +814,17 @@ impl BudgetLedger for RedisLedger {
             .collect();
         let keys_json = serde_json::to_string(&keys)
             .map_err(|e| Error::internal(format!("budget lines do not serialize: {e}")))?;
-        let amount = Spend::new(
-            r.amount.usd_micros.min(MAX_USD_MICROS),
-            r.amount.tokens.min(MAX_TOKENS),
-        );
+        if r.amount.usd_micros > MAX_USD_MICROS || r.amount.tokens > MAX_TOKENS {
+            return Err(Error::invalid_request(format!(
+                "a reservation of {} micro-dollars and {} tokens is beyond any budget",
+                r.amount.usd_micros, r.amount.tokens
+            )));
+        }
+        for l in &r.lines {
+            check_storable(&l.account)?;
+        }
+        let amount = r.amount;
+        let nonce = uuid::Uuid::now_v7().simple().to_string();
         // Each round seeds at most the one line Redis lacks; a reservation has a few lines.
         for _ in 0..=r.lines.len() {
             let mut call = self.inner.reserve.prepare_invoke();
@@ -727,7 +838,8 @@ impl BudgetLedger for RedisLedger {
                 .arg(amount.tokens)
                 .arg(r.expires_at_ms)
                 .arg(&identities)
-                .arg(&keys_json);
+                .arg(&keys_json)
+                .arg(&nonce);
             for l in &r.lines {
                 call.arg(unit(l.limit.usd_micros)).arg(unit(l.limit.tokens));
             }
@@ -811,5 +923,22 @@ impl BudgetLedger for RedisLedger {
     async fn clear_limit(&self, account: &str, period: &str) -> Result<(), Error> {
         self.change_budget(account, period, LineChange::ClearLimit, None)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_may_go_two_days_after_its_period_ends() {
+        let day = |y, m, d| days_from_civil(y, m, d) * 86_400;
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(expires_at("day:2026-12-31"), day(2027, 1, 3));
+        assert_eq!(expires_at("day:2028-02-28"), day(2028, 3, 2), "a leap year");
+        assert_eq!(expires_at("month:2026-12"), day(2027, 1, 3));
+        assert_eq!(expires_at("month:2027-01"), day(2027, 2, 3));
+        assert_eq!(expires_at("total"), 0);
     }
 }

@@ -153,6 +153,17 @@ async fn settlements_reach_the_store_once_and_in_order_with_resets() {
         assert_eq!(org.spent, Spend::tokens(6 * 4 + 5));
         assert_eq!(ledger.flush().await.unwrap(), 0, "nothing applied twice");
         assert_eq!(store_spent(&db.store, "team:t", "total").await, 5);
+        // A run id reserved again after its settlement is charged again, in both.
+        ledger.reserve(&reservation("b", 10)).await.unwrap();
+        ledger.settle("b", Spend::tokens(2)).await.unwrap();
+        ledger.flush().await.unwrap();
+        assert_eq!(tokens(&ledger, "team:t", "total").await, (7, 0));
+        assert_eq!(
+            store_spent(&db.store, "team:t", "total").await,
+            7,
+            "{}",
+            db.name
+        );
         let audit = db.store.audit_records(None, 0, 1000).await.unwrap();
         assert!(
             audit
@@ -160,6 +171,58 @@ async fn settlements_reach_the_store_once_and_in_order_with_resets() {
                 .any(|r| r.kind == "budget.reset" && r.actor.as_deref() == Some("root")),
             "the reset is audited with who did it"
         );
+        db.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_the_store_cannot_apply_is_set_aside_not_blocking_the_rest() {
+    let Some(url) = redis_url() else { return };
+    for db in common::backends().await {
+        let prefix = fresh_prefix();
+        let ledger = ledger(&url, &db.store, &prefix).await;
+        ledger.reserve(&reservation("a", 10)).await.unwrap();
+        ledger.settle("a", Spend::tokens(6)).await.unwrap();
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        // Not an entry at all; and one PostgreSQL refuses (a NUL in the account).
+        let nul =
+            r#"{"id":"x:1","u":0,"t":1,"lines":[{"account":"key:a\u0000b","period":"total"}]}"#;
+        for raw in ["{not an entry", nul] {
+            let _: i64 = redis::cmd("RPUSH")
+                .arg(format!("{prefix}journal"))
+                .arg(raw)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        ledger.reserve(&reservation("b", 10)).await.unwrap();
+        ledger.settle("b", Spend::tokens(4)).await.unwrap();
+        assert_eq!(ledger.flush().await.unwrap(), 4);
+        assert_eq!(
+            store_spent(&db.store, "team:t", "total").await,
+            10,
+            "{}",
+            db.name
+        );
+        let dead: Vec<String> = redis::cmd("LRANGE")
+            .arg(format!("{prefix}journal:dead"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let expected: &[&str] = if db.name == "postgres" {
+            &["{not an entry", nul]
+        } else {
+            &["{not an entry"]
+        };
+        assert_eq!(dead, expected, "{}", db.name);
+        // What the store could never keep is refused before it is admitted.
+        let mut long = reservation("c", 1);
+        long.lines[0].account = format!("key:{}", "x".repeat(2000));
+        let err = ledger.reserve(&long).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
         db.finish().await;
     }
 }
@@ -296,7 +359,7 @@ async fn drain_waits_out_a_flusher_that_died_holding_the_lock() {
         .drain(std::time::Duration::from_millis(100))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("1 journal entries"), "{err}");
+    assert!(err.to_string().contains("1 entries"), "{err}");
     assert_eq!(
         ledger
             .drain(std::time::Duration::from_secs(5))

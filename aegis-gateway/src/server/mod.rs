@@ -619,6 +619,25 @@ async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
             Ok(Ok(())) => {}
         }
     }
+    // Budgeted requests are refused while a Redis ledger does not answer.
+    if let Some(ledger) = gw.budgets.get() {
+        match tokio::time::timeout(Duration::from_secs(2), ledger.ready()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: the budget ledger does not answer");
+                return not_ready(
+                    "budget_ledger_unreachable",
+                    "the budget ledger does not answer".into(),
+                );
+            }
+            Err(_) => {
+                return not_ready(
+                    "budget_ledger_unreachable",
+                    "the budget ledger did not answer within 2 s".into(),
+                );
+            }
+        }
+    }
     Json(serde_json::json!({
         "status": "ready",
         "store": if gw.store.is_some() { "ok" } else { "none" },

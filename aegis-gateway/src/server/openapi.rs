@@ -32,6 +32,9 @@ fn schemas() -> Value {
     add::<Interrupt>(&mut generator, &mut out);
     add::<Approval>(&mut generator, &mut out);
     add::<RunStatus>(&mut generator, &mut out);
+    // What the `http` guard type sends to a plugin service, and what it must answer.
+    add::<aegis::adapters::GuardCall<'static>>(&mut generator, &mut out);
+    add::<aegis::Verdict>(&mut generator, &mut out);
     for (name, schema) in generator.take_definitions(true) {
         out.insert(name, schema);
     }
@@ -257,6 +260,15 @@ fn paths_and_components() -> Value {
     let pipeline_embeddings = on_pipeline(&embeddings, "Create embeddings");
     json!({
         "openapi": "3.0.3",
+        // Calls Aegis makes to services users write (OpenAPI 3.0 has no `webhooks`).
+        "x-aegis-plugin-protocols": {
+            aegis::adapters::GUARD_PROTOCOL: {
+                "description": "A guard plugin: the `http` guardrail type POSTs one GuardCall per judged subject (every segment of it in one call) to its configured URL, with header `aegis-protocol: aegis.guard.v1` and, when configured, `Authorization: Bearer <api_token>`, and expects a Verdict (`score` may be left out). Edits are byte offsets into the segment's UTF-8 text. A timeout, a non-2xx status or an answer that is not a verdict for that subject is the guard's failure: the request is blocked (`guard_unavailable`) unless the guard's `fail_mode` is `open`.",
+                "method": "post",
+                "request": {"$ref": "#/components/schemas/GuardCall"},
+                "response": {"$ref": "#/components/schemas/Verdict"}
+            }
+        },
         "info": {"title": "Aegis gateway", "version": env!("CARGO_PKG_VERSION"),
                  "description": "OpenAI-compatible endpoints governed by the Aegis pipeline, and native runs with human approval."},
         "paths": {

@@ -13,6 +13,8 @@ pub(crate) struct Service {
     pub(crate) base: reqwest::Url,
     pub(crate) client: reqwest::Client,
     pub(crate) token: Option<Secret>,
+    /// Headers sent with every call.
+    headers: Vec<(&'static str, &'static str)>,
 }
 
 impl Service {
@@ -37,7 +39,23 @@ impl Service {
             base,
             client,
             token,
+            headers: Vec::new(),
         })
+    }
+
+    /// Calls go to the URL as given, not to paths below it.
+    pub(crate) fn exact_url(mut self) -> Self {
+        if self.base.path().len() > 1 && self.base.path().ends_with('/') {
+            let path = self.base.path().trim_end_matches('/').to_owned();
+            self.base.set_path(&path);
+        }
+        self
+    }
+
+    /// With a header on every call.
+    pub(crate) fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// POSTs `body` to `path` and returns the JSON answer.
@@ -47,6 +65,9 @@ impl Service {
             .join(path)
             .map_err(|e| Error::config(format!("{}: bad path `{path}`: {e}", self.name)))?;
         let mut req = self.client.post(url).json(body);
+        for (name, value) in &self.headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
         }

@@ -7,8 +7,11 @@
 //!   the text and reports `is_valid = false` means **Sanitize**, not Block.
 //! * [`Presidio`] speaks Presidio's analyzer (`/analyze`) and anonymizer (`/anonymize`) REST
 //!   APIs: findings with byte spans, then blocking or anonymizing.
+//! * [`HttpGuard`] (config type `http`) speaks Aegis's own guard protocol
+//!   ([`GUARD_PROTOCOL`]) to a service written in any language: a guard plugin for the
+//!   shipped binary, no rebuild needed.
 //!
-//! Both are [`Cost::Expensive`](aegis_contracts::Cost), need the full text
+//! All are [`Cost::Expensive`](aegis_contracts::Cost), need the full text
 //! ([`Granularity::FullText`](aegis_contracts::Granularity)), and turn a service that is down,
 //! slow or answering nonsense into an `Err` — which the guard chain blocks on unless the
 //! guard's policy says `fail_mode = "open"`.
@@ -26,6 +29,8 @@ mod http;
 mod joined;
 mod llm_guard;
 mod presidio;
+mod remote;
 
 pub use llm_guard::{LlmGuard, LlmGuardConfig};
 pub use presidio::{Presidio, PresidioAction, PresidioConfig};
+pub use remote::{CallContext, CallSegment, GUARD_PROTOCOL, GuardCall, HttpGuard, HttpGuardConfig};
