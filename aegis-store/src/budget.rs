@@ -383,16 +383,7 @@ impl Store {
             append_in(&txn, entry).await.map(|_| ())
         }
         .await;
-        match result {
-            Ok(()) => txn
-                .commit()
-                .await
-                .map_err(|e| db_err("cannot commit the budget change", e)),
-            Err(e) => {
-                txn.rollback().await.ok();
-                Err(e)
-            }
-        }
+        txn.finish(result, "the budget change").await
     }
 }
 
@@ -859,16 +850,7 @@ impl Store {
             Ok(())
         }
         .await;
-        match result {
-            Ok(()) => txn
-                .commit()
-                .await
-                .map_err(|e| db_err("cannot commit settlements", e)),
-            Err(e) => {
-                txn.rollback().await.ok();
-                Err(e)
-            }
-        }
+        txn.finish(result, "settlements").await
     }
 
     /// Forgets the ids of journal entries applied before `before_ms`.

@@ -273,6 +273,23 @@ impl WriteTxn {
     pub(crate) async fn rollback(self) -> Result<(), DbErr> {
         self.txn.rollback().await
     }
+
+    /// Commits when the work done in it succeeded (a failed commit is `cannot commit
+    /// {what}`), rolls back and passes its error on otherwise.
+    pub(crate) async fn finish<T>(self, work: Result<T, Error>, what: &str) -> Result<T, Error> {
+        match work {
+            Ok(v) => {
+                self.commit()
+                    .await
+                    .map_err(|e| db_err(&format!("cannot commit {what}"), e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.rollback().await.ok();
+                Err(e)
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {

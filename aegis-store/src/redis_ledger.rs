@@ -82,7 +82,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {1} end
 local n = #KEYS - 2
 local rows = {}
 for i = 1, n do
-  local h = redis.call('HMGET', KEYS[i + 2], 'su', 'st', 'ru', 'rt', 'au', 'at', 'cu', 'ct')
+  local h = redis.call('HMGET', KEYS[i + 2], 'su', 'st', 'ru', 'rt', 'au', 'at', 'cu', 'ct', 'g')
   if h[1] == false then return {2, i} end
   rows[i] = h
 end
@@ -102,20 +102,29 @@ for i = 1, n do
     return {3, i}
   end
 end
+local gens = {}
 for i = 1, n do
   redis.call('HINCRBY', KEYS[i + 2], 'ru', ARGV[2])
   redis.call('HINCRBY', KEYS[i + 2], 'rt', ARGV[3])
+  gens[i] = rows[i][9]
 end
-redis.call('HSET', KEYS[1], 'k', ARGV[6], 'a', ARGV[5], 'u', ARGV[2], 't', ARGV[3], 'n', ARGV[7])
+redis.call('HSET', KEYS[1], 'k', ARGV[6], 'a', ARGV[5], 'u', ARGV[2], 't', ARGV[3], 'n', ARGV[7],
+  'g', cjson.encode(gens))
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return {0}
 ";
 
-/// Returns `amount` of field `f` of line `k`'s holds, never below zero.
+/// Returns a reservation's hold (`u` dollars, `t` tokens) to line `k`, never below zero —
+/// only if the line is the one it was taken from (generation `g`): a line re-seeded since
+/// (evicted, or Redis lost it) started without this hold, and must not lose another's.
 const UNHOLD: &str = r"
-local function unhold(k, f, amount)
-  if amount == '0' then return end
-  if tonumber(redis.call('HINCRBY', k, f, '-' .. amount)) < 0 then redis.call('HSET', k, f, '0') end
+local function unhold(k, g, u, t)
+  if redis.call('HGET', k, 'g') ~= g then return end
+  for f, amount in pairs({ru = u, rt = t}) do
+    if amount ~= '0' and tonumber(redis.call('HINCRBY', k, f, '-' .. amount)) < 0 then
+      redis.call('HSET', k, f, '0')
+    end
+  end
 end
 ";
 
@@ -124,15 +133,15 @@ end
 fn settle_script() -> String {
     format!(
         r#"{UNHOLD}
-local r = redis.call('HMGET', KEYS[1], 'k', 'a', 'u', 't', 'x', 'n')
+local r = redis.call('HMGET', KEYS[1], 'k', 'a', 'u', 't', 'x', 'n', 'g')
 if r[1] == false then return 0 end
 local su, st = ARGV[3], ARGV[4]
 if ARGV[2] == 'h' then su, st = r[3], r[4] end
-for _, k in ipairs(cjson.decode(r[1])) do
+local gens = cjson.decode(r[7] or '[]')
+for i, k in ipairs(cjson.decode(r[1])) do
   if redis.call('EXISTS', k) == 1 then
     if r[5] == false then
-      unhold(k, 'ru', r[3])
-      unhold(k, 'rt', r[4])
+      unhold(k, gens[i], r[3], r[4])
     end
     redis.call('HINCRBY', k, 'su', su)
     redis.call('HINCRBY', k, 'st', st)
@@ -157,12 +166,12 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT'
 local n = 0
 for _, id in ipairs(ids) do
   local rk = ARGV[2] .. id
-  local r = redis.call('HMGET', rk, 'k', 'u', 't', 'x')
+  local r = redis.call('HMGET', rk, 'k', 'u', 't', 'x', 'g')
   if r[1] ~= false and r[4] == false then
-    for _, k in ipairs(cjson.decode(r[1])) do
+    local gens = cjson.decode(r[5] or '[]')
+    for i, k in ipairs(cjson.decode(r[1])) do
       if redis.call('EXISTS', k) == 1 then
-        unhold(k, 'ru', r[2])
-        unhold(k, 'rt', r[3])
+        unhold(k, gens[i], r[2], r[3])
       end
     end
     redis.call('HSET', rk, 'x', ARGV[1])
@@ -178,11 +187,11 @@ return {{n, #ids}}
 
 /// Seed a line that Redis does not have (or has only part of). KEYS: line; ARGV: spent usd, spent tokens, admin
 /// usd, admin tokens ('' = none), admin set at ('' = none), when it may go (Unix seconds,
-/// 0 = never).
+/// 0 = never), its generation (unique per seeding).
 const SEED: &str = r"
 if redis.call('HEXISTS', KEYS[1], 'su') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'su', ARGV[1], 'st', ARGV[2], 'ru', '0', 'rt', '0', 'cu', '', 'ct', '',
-  'au', ARGV[3], 'at', ARGV[4], 'as', ARGV[5])
+  'au', ARGV[3], 'at', ARGV[4], 'as', ARGV[5], 'g', ARGV[7])
 if tonumber(ARGV[6]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[6]) end
 return 1
 ";
@@ -407,6 +416,7 @@ impl RedisLedger {
             .arg(unit(admin.tokens))
             .arg(unit(set_at))
             .arg(expires_at(period))
+            .arg(uuid::Uuid::now_v7().simple().to_string())
             .invoke_async(&mut self.conn())
             .await
             .map_err(|e| redis_err("seeding a line", e))?;
@@ -619,7 +629,6 @@ impl RedisLedger {
                 format!("no budget line `{account}` for `{period}`"),
             )
         };
-        let key = self.line_key(account, period);
         match change {
             LineChange::SetLimit(limit) => {
                 check_limit(&limit)?;
@@ -631,7 +640,8 @@ impl RedisLedger {
                 self.ensure_line(account, period, true).await?;
                 let opt = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
                 self.set_limit_in_redis(
-                    &key,
+                    account,
+                    period,
                     opt(limit.usd_micros),
                     opt(limit.tokens),
                     crate::now_ms().to_string(),
@@ -655,8 +665,14 @@ impl RedisLedger {
                     }
                     other => other?,
                 }
-                self.set_limit_in_redis(&key, String::new(), String::new(), String::new())
-                    .await?;
+                self.set_limit_in_redis(
+                    account,
+                    period,
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                )
+                .await?;
             }
             LineChange::Reset => {
                 if !self.ensure_line(account, period, false).await? {
@@ -670,7 +686,7 @@ impl RedisLedger {
                 let done: i64 = self
                     .inner
                     .reset
-                    .key(&key)
+                    .key(self.line_key(account, period))
                     .key(self.key("journal"))
                     .arg(entry)
                     .invoke_async(&mut self.conn())
@@ -685,24 +701,37 @@ impl RedisLedger {
         Ok(())
     }
 
+    /// Applies an admin limit to Redis's copy of a line (seeding it first if it vanished
+    /// since: the seed carries the store's admin limit, and the script applies it again).
     async fn set_limit_in_redis(
         &self,
-        key: &str,
+        account: &str,
+        period: &str,
         usd: String,
         tokens: String,
         set_at: String,
     ) -> Result<(), Error> {
-        let _: i64 = self
-            .inner
-            .set_limit
-            .key(key)
-            .arg(usd)
-            .arg(tokens)
-            .arg(set_at)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| redis_err("setting a limit", e))?;
-        Ok(())
+        let key = self.line_key(account, period);
+        for _ in 0..2 {
+            let applied: i64 = self
+                .inner
+                .set_limit
+                .key(&key)
+                .arg(&usd)
+                .arg(&tokens)
+                .arg(&set_at)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(|e| redis_err("setting a limit", e))?;
+            if applied == 1 {
+                return Ok(());
+            }
+            self.ensure_line(account, period, true).await?;
+        }
+        Err(Error::new(
+            ErrorKind::Storage,
+            "budget ledger (redis): the line vanished while its limit was set; it is stored and applies when the line is next seeded",
+        ))
     }
 
     async fn audit(

@@ -248,6 +248,28 @@ async fn a_redis_that_lost_its_data_is_reseeded_from_the_store() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_reseeded_mid_flight_keeps_the_holds_taken_since() {
+    let Some(url) = redis_url() else { return };
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let prefix = fresh_prefix();
+    let ledger = ledger(&url, &store, &prefix).await;
+    ledger.reserve(&reservation("before", 60)).await.unwrap();
+    // The lines are evicted (the reservation survives); the next request re-seeds them.
+    wipe(&url, &format!("{prefix}l:")).await;
+    ledger.reserve(&reservation("after", 30)).await.unwrap();
+    assert_eq!(tokens(&ledger, "team:t", "total").await, (0, 30));
+    // The earlier run ends: its hold was never on the new line, so it takes none off it.
+    ledger.settle("before", Spend::tokens(50)).await.unwrap();
+    assert_eq!(tokens(&ledger, "team:t", "total").await, (50, 30));
+    let err = ledger.reserve(&reservation("third", 30)).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::BudgetExceeded,
+        "50 + 30 held + 30 > 100: {err}"
+    );
+}
+
 /// Deletes every key under `prefix`, as a Redis restarted without persistence would.
 async fn wipe(url: &str, prefix: &str) {
     let client = redis::Client::open(url).unwrap();
