@@ -1,0 +1,74 @@
+//! # aegis-rag
+//!
+//! Permission-aware retrieval: documents say who may read them, and a store's search
+//! applies that inside the search — never a top-k cut first and permissions after it, which
+//! returns 4 of the 40 documents asked for or, worse, leaks the others into a prompt.
+//!
+//! - [`Acl`]: who may read a document, kept in its metadata under `"acl"`: named
+//!   principals, teams, or everyone (`public`), and labels the reader must hold.
+//! - [`Embedder`]: texts to vectors; [`ProviderEmbedder`] through any provider's embeddings
+//!   (the offline echo provider gives deterministic ones).
+//! - [`MemoryVectorStore`]: exact search in memory (tests, embedding hosts), a
+//!   [`Retriever`] and a [`VectorStore`]. A search without a principal is an error, never an
+//!   unfiltered result; a filter on a field the store does not index is an error, never a
+//!   silent full scan; a batch with one bad document stores none of it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use aegis_contracts::*;
+//! use aegis_rag::{Acl, MemoryVectorStore, ProviderEmbedder};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let embedder = ProviderEmbedder::new(Arc::new(aegis_providers::Echo::new("echo")), "echo", 16);
+//! let store = MemoryVectorStore::new(Arc::new(embedder), ["source"]);
+//! store.upsert(vec![
+//!     Acl::teams(["hr"]).attach(Document::new("salaries", "salary bands for 2027")),
+//!     Acl::public().attach(Document::new("handbook", "the holiday policy")),
+//! ]).await.unwrap();
+//!
+//! let ada = RequestContext::default().with_principal(Principal::new("ada").with_team("research"));
+//! let found = store.retrieve("salary bands", 5, None, &ada).await.unwrap();
+//! assert_eq!(found.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["handbook"]);
+//!
+//! let nobody = RequestContext::default();
+//! assert_eq!(store.retrieve("salary", 5, None, &nobody).await.unwrap_err().kind(), ErrorKind::Unauthenticated);
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+
+mod acl;
+mod embed;
+mod memory;
+
+pub use acl::{ACL_KEY, Acl};
+pub use aegis_contracts::{Document, Filter, Retriever, VectorStore};
+pub use embed::{Embedder, ProviderEmbedder};
+pub use memory::{MAX_DOCUMENT_BYTES, MemoryVectorStore};
+
+use aegis_contracts::{Error, ErrorKind, Principal, RequestContext};
+
+/// The reader of a search: its principal, or an error — a search without one is never
+/// unfiltered.
+pub fn reader(ctx: &RequestContext) -> Result<&Principal, Error> {
+    ctx.principal.as_ref().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Unauthenticated,
+            "retrieval needs an authenticated principal: documents are filtered by who may read them",
+        )
+    })
+}
+
+/// Cosine similarity of two vectors of one length (0 when either is all zeros).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
