@@ -128,6 +128,10 @@ async fn hostile_service() -> String {
         )
         .route("/garbage", post(|| async { "<html>not a verdict</html>" }))
         .route(
+            "/flood",
+            post(|| async { format!("{{\"decision\": \"allow\", \"pad\": \"{}\"}}", "x".repeat(5 << 20)) }),
+        )
+        .route(
             "/wrong-shape",
             post(|| async { Json(json!({"verdict": "ok"})) }),
         )
@@ -190,7 +194,14 @@ async fn a_misbehaving_guard_service_fails_closed_or_open_as_configured() {
     let (status, body) = chat(&format!("http://{addr}"), "hello").await;
     assert_eq!(status, 200, "the call follows the protocol: {body}");
 
-    for behaviour in ["hang", "crash", "garbage", "wrong-shape", "bad-edit"] {
+    for behaviour in [
+        "hang",
+        "crash",
+        "garbage",
+        "flood",
+        "wrong-shape",
+        "bad-edit",
+    ] {
         let url = format!("{service}/{behaviour}");
         let closed = common::gateway(&config(&url, "closed")).await;
         let started = std::time::Instant::now();

@@ -84,14 +84,7 @@ impl Service {
             .with_retryable(true)
         })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| {
-            let kind = if e.is_timeout() {
-                ErrorKind::Timeout
-            } else {
-                ErrorKind::Provider
-            };
-            Error::new(kind, format!("{} answer could not be read: {e}", self.name))
-        })?;
+        let text = read_bounded(resp, self.name).await?;
         if !status.is_success() {
             let snippet: String = text.chars().take(200).collect();
             return Err(Error::provider(format!(
@@ -108,6 +101,32 @@ impl Service {
             ))
         })
     }
+}
+
+/// The most of an answer read: a service answering more is broken (or hostile).
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// The body of `resp` as text, refused past [`MAX_ANSWER_BYTES`] without reading the rest.
+async fn read_bounded(mut resp: reqwest::Response, name: &str) -> Result<String, Error> {
+    let failed = |e: reqwest::Error| {
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Provider
+        };
+        Error::new(kind, format!("{name} answer could not be read: {e}"))
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(failed)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(Error::provider(format!(
+                "{name} answered more than {} MiB",
+                MAX_ANSWER_BYTES >> 20
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Byte offset of the `n`-th character of `s` (Presidio counts Python characters).
