@@ -128,8 +128,17 @@ async fn hostile_service() -> String {
         )
         .route("/garbage", post(|| async { "<html>not a verdict</html>" }))
         .route(
+            "/redirect",
+            post(|| async {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    [("location", "http://127.0.0.1:9/elsewhere")],
+                )
+            }),
+        )
+        .route(
             "/flood",
-            post(|| async { format!("{{\"decision\": \"allow\", \"pad\": \"{}\"}}", "x".repeat(5 << 20)) }),
+            post(|| async { format!("{{\"decision\": \"allow\", \"pad\": \"{}\"}}", "x".repeat(17 << 20)) }),
         )
         .route(
             "/wrong-shape",
@@ -214,6 +223,11 @@ async fn a_misbehaving_guard_service_fails_closed_or_open_as_configured() {
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{behaviour}: the deadline holds"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            !message.contains("127.0.0.1") && !message.contains("Traceback"),
+            "{behaviour}: the service's address and error body stay out of the answer: {message}"
         );
         let open = common::gateway(&config(&url, "open")).await;
         let (status, body) = chat(&format!("http://{open}"), "hello there").await;

@@ -112,9 +112,14 @@ impl GuardEntry {
     /// Whether judging `subject` runs on the blocking pool: a guard that declares
     /// [`Cost::Moderate`] (local computation in milliseconds: a model, a heavy scan), or a
     /// subject larger than [`OFFLOAD_BYTES`]. Network-bound guards (`Expensive`) await I/O
-    /// and stay on the workers.
+    /// and stay on the workers, however large the subject: a blocking thread held by a
+    /// service that never answers would outlive the deadline.
     fn offloaded(&self, subject: &GuardSubject) -> bool {
-        self.capabilities.cost == Cost::Moderate || subject.text_len() > OFFLOAD_BYTES
+        match self.capabilities.cost {
+            Cost::Expensive => false,
+            Cost::Moderate => true,
+            _ => subject.text_len() > OFFLOAD_BYTES,
+        }
     }
 
     /// How much of the streamed `text` is settled for this guard (see

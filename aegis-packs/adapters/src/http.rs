@@ -30,8 +30,17 @@ impl Service {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
+        if token.is_some() && base.scheme() == "http" && !is_loopback(&base) {
+            return Err(Error::config(format!(
+                "{name}: a token is never sent in clear text: use https:// for `{}`",
+                base.host_str().unwrap_or_default()
+            )));
+        }
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            // A redirect would re-send the call (the conversation) wherever the service
+            // points, or turn it into a GET of any URL: a 3xx is a failure.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::config(format!("{name}: cannot build an HTTP client: {e}")))?;
         Ok(Self {
@@ -72,6 +81,8 @@ impl Service {
             req = req.bearer_auth(t.expose());
         }
         let resp = req.send().await.map_err(|e| {
+            // The URL (hosts, query strings) is configuration, not something a caller sees.
+            let e = e.without_url();
             let kind = if e.is_timeout() {
                 ErrorKind::Timeout
             } else {
@@ -86,13 +97,14 @@ impl Service {
         let status = resp.status();
         let text = read_bounded(resp, self.name).await?;
         if !status.is_success() {
+            // The service's error body (a stack trace, say) goes to the log, not the caller.
             let snippet: String = text.chars().take(200).collect();
-            return Err(Error::provider(format!(
-                "{} answered HTTP {status}: {snippet}",
-                self.name
-            ))
-            .with_status(status.as_u16())
-            .with_retryable(status.is_server_error()));
+            tracing::debug!(service = self.name, %status, body = %snippet, "remote guard service error");
+            return Err(
+                Error::provider(format!("{} answered HTTP {status}", self.name))
+                    .with_status(status.as_u16())
+                    .with_retryable(status.is_server_error()),
+            );
         }
         serde_json::from_str(&text).map_err(|e| {
             Error::provider(format!(
@@ -103,8 +115,9 @@ impl Service {
     }
 }
 
-/// The most of an answer read: a service answering more is broken (or hostile).
-const MAX_ANSWER_BYTES: usize = 4 << 20;
+/// The most of an answer read: a service answering more is broken (or hostile). Room for a
+/// rewrite of the largest request the gateway takes (4 MiB), JSON-escaped.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
 
 /// The body of `resp` as text, refused past [`MAX_ANSWER_BYTES`] without reading the rest.
 async fn read_bounded(mut resp: reqwest::Response, name: &str) -> Result<String, Error> {
@@ -114,7 +127,10 @@ async fn read_bounded(mut resp: reqwest::Response, name: &str) -> Result<String,
         } else {
             ErrorKind::Provider
         };
-        Error::new(kind, format!("{name} answer could not be read: {e}"))
+        Error::new(
+            kind,
+            format!("{name} answer could not be read: {}", e.without_url()),
+        )
     };
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(failed)? {
@@ -127,6 +143,18 @@ async fn read_bounded(mut resp: reqwest::Response, name: &str) -> Result<String,
         body.extend_from_slice(&chunk);
     }
     Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Whether `url` names this machine (a token may go there over plain HTTP).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(h) => h
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback()),
+        None => false,
+    }
 }
 
 /// Byte offset of the `n`-th character of `s` (Presidio counts Python characters).

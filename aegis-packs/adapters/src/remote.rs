@@ -10,7 +10,8 @@
 //! "end", "replacement"}]}` (byte offsets into the segment's UTF-8 text) or `{"decision":
 //! "require_approval", "reason": …, "payload": …}`, with optional `findings` and `score`.
 //! The request carries `aegis-protocol: aegis.guard.v1`; a service that cannot speak it
-//! answers `400`. The gateway's OpenAPI document describes both bodies (under `webhooks`).
+//! answers `400`. The gateway's OpenAPI document describes both bodies (`GuardCall`,
+//! `Verdict`, under `x-aegis-plugin-protocols`).
 //!
 //! **When the service misbehaves** — unreachable, slower than `timeout_ms`, a non-2xx
 //! status, a body that is not a verdict, a score outside `[0, 1]`, edits out of range —
@@ -170,16 +171,33 @@ fn verdict_of(answer: serde_json::Value, subject: &GuardSubject) -> Result<Verdi
     {
         return Err(bad(format!("a finding scored outside [0, 1]: {}", f.score)));
     }
+    let segments = subject.segments();
+    let in_segment = |segment: usize, start: usize, end: usize| {
+        segments.get(segment).is_some_and(|s| {
+            start <= end
+                && end <= s.text.len()
+                && s.text.is_char_boundary(start)
+                && s.text.is_char_boundary(end)
+        })
+    };
+    if let Some(f) = verdict.findings.iter().find(|f| {
+        f.span
+            .is_some_and(|s| !in_segment(s.segment, s.start, s.end))
+    }) {
+        return Err(bad(format!("a finding (`{}`) outside its segment", f.kind)));
+    }
     if let Decision::Sanitize { edits } = &verdict.decision {
-        let segments = subject.segments();
+        let mut spans: Vec<(usize, usize, usize)> =
+            edits.iter().map(|e| (e.segment, e.start, e.end)).collect();
+        spans.sort_unstable();
+        if spans
+            .windows(2)
+            .any(|w| w[0].0 == w[1].0 && w[1].1 < w[0].2)
+        {
+            return Err(bad("overlapping edits".to_owned()));
+        }
         for e in edits {
-            let fits = segments.get(e.segment).is_some_and(|s| {
-                e.start <= e.end
-                    && e.end <= s.text.len()
-                    && s.text.is_char_boundary(e.start)
-                    && s.text.is_char_boundary(e.end)
-            });
-            if !fits {
+            if !in_segment(e.segment, e.start, e.end) {
                 return Err(bad(format!(
                     "an edit outside its segment (segment {}, bytes {}..{})",
                     e.segment, e.start, e.end
@@ -259,6 +277,10 @@ mod tests {
             json!({"decision": "sanitize", "edits": [{"segment": 0, "start": 2, "end": 3, "replacement": "x"}]}),
             json!({"decision": "sanitize", "edits": [{"segment": 0, "start": 5, "end": 99, "replacement": "x"}]}),
             json!({"decision": "block", "reason": "r", "code": "c", "findings": [{"kind": "X", "score": -1, "detector": "s"}]}),
+            json!({"decision": "block", "reason": "r", "code": "c", "findings": [{"kind": "X", "span": {"segment": 0, "start": 0, "end": 99}, "score": 1, "detector": "s"}]}),
+            json!({"decision": "sanitize", "edits": [
+                {"segment": 0, "start": 0, "end": 5, "replacement": "x"},
+                {"segment": 0, "start": 3, "end": 7, "replacement": "y"}]}),
         ] {
             assert!(verdict_of(bad.clone(), &subject()).is_err(), "{bad}");
         }

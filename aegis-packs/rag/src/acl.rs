@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 pub const ACL_KEY: &str = "acl";
 
 /// Who may read a document: a reader is allowed when it is named (`principals`), in a
-/// named team (`teams`), or the document is `public` — **and** it holds every one of
-/// `labels` (`clearance = "secret"`). A document with no ACL, or one naming nobody, is read
-/// by nobody: access is granted, never assumed.
+/// named team (`teams`), or the document is `public` — **and** it belongs to the document's
+/// `org` when one is set (team names and "public" are per organisation: set `org` wherever
+/// several share a store), **and** it holds every one of `labels` (`clearance = "secret"`).
+/// A document with no ACL, or one naming nobody, is read by nobody: access is granted,
+/// never assumed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -19,6 +21,10 @@ pub struct Acl {
     /// Readable by every authenticated principal (that holds the labels).
     #[serde(default)]
     pub public: bool,
+    /// The organisation the document belongs to: readers of other organisations (or of
+    /// none) are refused whatever else grants access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
     /// Principal ids that may read it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub principals: Vec<String>,
@@ -53,6 +59,12 @@ impl Acl {
             teams: teams.into_iter().map(Into::into).collect(),
             ..Self::default()
         }
+    }
+
+    /// And only by readers of organisation `org`.
+    pub fn in_org(mut self, org: impl Into<String>) -> Self {
+        self.org = Some(org.into());
+        self
     }
 
     /// And only by readers holding label `key` = `value`.
@@ -94,6 +106,10 @@ impl Acl {
                 .is_some_and(|t| self.teams.iter().any(|x| x == t));
         granted
             && self
+                .org
+                .as_ref()
+                .is_none_or(|o| reader.org.as_ref() == Some(o))
+            && self
                 .labels
                 .iter()
                 .all(|(k, v)| reader.labels.get(k) == Some(v))
@@ -113,6 +129,16 @@ mod tests {
         assert!(!Acl::principals(["bob"]).allows(&ada));
         assert!(Acl::teams(["research"]).allows(&ada));
         assert!(!Acl::teams(["hr"]).allows(&ada));
+        let of = |org: &str| {
+            let mut p = ada.clone();
+            p.org = Some(org.into());
+            p
+        };
+        let acme = Acl::teams(["research"]).in_org("acme");
+        assert!(!acme.allows(&ada), "a reader of no organisation");
+        assert!(!acme.allows(&of("globex")), "another organisation's team");
+        assert!(acme.allows(&of("acme")));
+        assert!(!Acl::public().in_org("acme").allows(&of("globex")));
         let secret = Acl::public().requiring("clearance", "secret");
         assert!(!secret.allows(&ada), "a label it lacks");
         let mut cleared = ada.clone();

@@ -56,21 +56,11 @@ impl Embedder for ProviderEmbedder {
         let mut req = EmbeddingRequest::new(self.model.clone(), texts.to_vec());
         req.dimensions = u32::try_from(self.dimensions).ok();
         let answer = self.provider.embed(req).await?;
-        let wrong = answer.data.len() != texts.len()
-            || answer.data.iter().any(|v| v.len() != self.dimensions);
-        if wrong {
-            return Err(Error::new(
+        crate::checked_vectors(answer.data, texts.len(), self.dimensions).map_err(|e| {
+            Error::new(
                 ErrorKind::Provider,
-                format!(
-                    "provider `{}` answered {} vectors of {:?} dimensions for {} texts; the store needs {} each",
-                    self.provider.name(),
-                    answer.data.len(),
-                    answer.data.first().map(Vec::len),
-                    texts.len(),
-                    self.dimensions
-                ),
-            ));
-        }
-        Ok(answer.data)
+                format!("provider `{}`: {}", self.provider.name(), e.message()),
+            )
+        })
     }
 }

@@ -41,6 +41,7 @@ mod embed;
 mod memory;
 
 pub use acl::{ACL_KEY, Acl};
+
 pub use aegis_contracts::{Document, Filter, Retriever, VectorStore};
 pub use embed::{Embedder, ProviderEmbedder};
 pub use memory::{MAX_DOCUMENT_BYTES, MemoryVectorStore};
@@ -58,10 +59,12 @@ pub fn reader(ctx: &RequestContext) -> Result<&Principal, Error> {
     })
 }
 
-/// Cosine similarity of two vectors of one length (0 when either is all zeros).
+/// Cosine similarity of two vectors of one length (0 when either is all zeros), computed in
+/// `f64` so finite inputs give a finite score.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
     for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
         dot += x * y;
         na += x * x;
         nb += y * y;
@@ -69,6 +72,37 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     if na == 0.0 || nb == 0.0 {
         0.0
     } else {
-        dot / (na.sqrt() * nb.sqrt())
+        (dot / (na.sqrt() * nb.sqrt())) as f32
     }
+}
+
+/// `vectors` checked against what was asked of an embedder: one per text, each of
+/// `dimensions` finite numbers — else an error, never a misfiled document.
+pub fn checked_vectors(
+    vectors: Vec<Vec<f32>>,
+    texts: usize,
+    dimensions: usize,
+) -> Result<Vec<Vec<f32>>, Error> {
+    if vectors.len() != texts {
+        return Err(Error::new(
+            ErrorKind::Provider,
+            format!(
+                "the embedder answered {} vectors for {texts} texts",
+                vectors.len()
+            ),
+        ));
+    }
+    if let Some(v) = vectors
+        .iter()
+        .find(|v| v.len() != dimensions || v.iter().any(|x| !x.is_finite()))
+    {
+        return Err(Error::new(
+            ErrorKind::Provider,
+            format!(
+                "the embedder answered a vector of {} dimensions (or not finite numbers); the store needs {dimensions}",
+                v.len()
+            ),
+        ));
+    }
+    Ok(vectors)
 }

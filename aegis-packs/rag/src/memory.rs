@@ -7,7 +7,7 @@ use aegis_contracts::{
 };
 use tokio::sync::RwLock;
 
-use crate::{Acl, Embedder, cosine, reader};
+use crate::{ACL_KEY, Acl, Embedder, checked_vectors, cosine, reader};
 
 /// The largest document text a store takes, in bytes (chunk before ingesting).
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
@@ -80,10 +80,10 @@ impl MemoryVectorStore {
     }
 }
 
-/// Orders hits best first: higher score, then id (so equal scores rank the same everywhere).
+/// Orders hits best first: higher score, then id (so equal scores rank the same
+/// everywhere). A total order (scores are finite: vectors are checked on the way in).
 fn best_first(a: &(f32, &Entry), b: &(f32, &Entry)) -> Ordering {
-    b.0.partial_cmp(&a.0)
-        .unwrap_or(Ordering::Equal)
+    b.0.total_cmp(&a.0)
         .then_with(|| a.1.doc.id.cmp(&b.1.doc.id))
 }
 
@@ -101,12 +101,13 @@ impl Retriever for MemoryVectorStore {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let query = self
-            .embedder
-            .embed(&[query.to_owned()])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::internal("the embedder answered no vector"))?;
+        let dimensions = self.embedder.dimensions();
+        let query = checked_vectors(
+            self.embedder.embed(&[query.to_owned()]).await?,
+            1,
+            dimensions,
+        )?
+        .remove(0);
         let entries = self.entries.read().await;
         // The reader's permissions and the filter decide what is scored at all.
         let mut hits: Vec<(f32, &Entry)> = entries
@@ -127,6 +128,8 @@ impl Retriever for MemoryVectorStore {
             .into_iter()
             .map(|(score, e)| {
                 let mut d = e.doc.clone();
+                // Who else may read it is not the reader's to know, nor the prompt's.
+                d.metadata.remove(ACL_KEY);
                 d.score = Some(score);
                 d
             })
@@ -154,7 +157,11 @@ impl VectorStore for MemoryVectorStore {
             acls.push(Acl::of(d)?);
         }
         let texts: Vec<String> = docs.iter().map(|d| d.content.clone()).collect();
-        let vectors = self.embedder.embed(&texts).await?;
+        let vectors = checked_vectors(
+            self.embedder.embed(&texts).await?,
+            texts.len(),
+            self.embedder.dimensions(),
+        )?;
         let mut entries = self.entries.write().await;
         for ((doc, acl), vector) in docs.into_iter().zip(acls).zip(vectors) {
             let entry = Entry { doc, acl, vector };

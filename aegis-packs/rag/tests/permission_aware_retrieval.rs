@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use aegis_contracts::*;
-use aegis_rag::{Acl, Embedder, MemoryVectorStore, ProviderEmbedder, cosine};
+use aegis_rag::{Acl, Embedder, MemoryVectorStore, ProviderEmbedder};
 use proptest::prelude::*;
 
 const WORDS: [&str; 24] = [
@@ -46,27 +46,37 @@ fn embedder() -> Arc<dyn Embedder> {
     ))
 }
 
+/// The reader: ada of team research in organisation acme, cleared `confidential`.
 fn reader() -> RequestContext {
-    RequestContext::default().with_principal(Principal::new("ada").with_team("research"))
+    let mut ada = Principal::new("ada").with_team("research");
+    ada.org = Some("acme".into());
+    ada.labels.insert("clearance".into(), "confidential".into());
+    RequestContext::default().with_principal(ada)
 }
 
-/// A corpus where each document is readable by ada with probability `percent` / 100, in
-/// one of the ways an ACL can grant it (her id, her team, public), else by others only.
-fn corpus(seed: u64, n: usize, percent: u64) -> Vec<Document> {
+/// A corpus where each document is readable by the reader with probability `percent` /
+/// 100 — through each way an ACL grants access — and otherwise denied to it in each way one
+/// denies it; with whether the reader may read it, decided here, not by the crate's ACL code.
+fn corpus(seed: u64, n: usize, percent: u64) -> Vec<(Document, bool)> {
     let mut rng = Rng(seed | 1);
     (0..n)
         .map(|i| {
-            let acl = if rng.below(100) < percent {
-                match rng.below(3) {
+            let visible = rng.below(100) < percent;
+            let acl = if visible {
+                match rng.below(5) {
                     0 => Acl::principals(["ada", "bob"]),
                     1 => Acl::teams(["research"]),
-                    _ => Acl::public(),
+                    2 => Acl::public(),
+                    3 => Acl::public().in_org("acme"),
+                    _ => Acl::teams(["research"]).requiring("clearance", "confidential"),
                 }
             } else {
-                match rng.below(3) {
+                match rng.below(5) {
                     0 => Acl::principals(["bob"]),
                     1 => Acl::teams(["hr"]),
-                    _ => Acl::public().requiring("clearance", "secret"),
+                    2 => Acl::public().requiring("clearance", "secret"),
+                    3 => Acl::teams(["research"]).in_org("globex"),
+                    _ => Acl::default(),
                 }
             };
             let mut doc = Document::new(format!("doc-{i:04}"), rng.text());
@@ -74,31 +84,46 @@ fn corpus(seed: u64, n: usize, percent: u64) -> Vec<Document> {
                 "source".into(),
                 serde_json::json!(format!("file-{}", rng.below(4))),
             );
-            acl.attach(doc)
+            (acl.attach(doc), visible)
         })
         .collect()
 }
 
-/// The oracle: score every document the reader may read, best first (ties by id), top k.
-async fn oracle(docs: &[Document], query: &str, k: usize, filter: Option<&Filter>) -> Vec<String> {
+/// The oracle: score every document the corpus says the reader may read, best first (ties
+/// by id), top k — one at a time, with its own arithmetic.
+async fn oracle(
+    docs: &[(Document, bool)],
+    query: &str,
+    k: usize,
+    filter: Option<&Filter>,
+) -> Vec<String> {
     let e = embedder();
     let q = e.embed(&[query.to_owned()]).await.unwrap().pop().unwrap();
-    let ada = reader().principal.unwrap();
     let mut scored = Vec::new();
-    for d in docs {
-        let visible = Acl::of(d).unwrap().allows(&ada);
+    for (d, visible) in docs {
         let matches = filter.is_none_or(|f| f.iter().all(|(k, v)| d.metadata.get(k) == Some(v)));
-        if visible && matches {
+        if *visible && matches {
             let v = e
                 .embed(std::slice::from_ref(&d.content))
                 .await
                 .unwrap()
                 .pop()
                 .unwrap();
-            scored.push((cosine(&q, &v), d.id.clone()));
+            let dot: f64 = q
+                .iter()
+                .zip(&v)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum();
+            let norm = |x: &[f32]| x.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+            let score = if norm(&q) == 0.0 || norm(&v) == 0.0 {
+                0.0
+            } else {
+                (dot / (norm(&q) * norm(&v))) as f32
+            };
+            scored.push((score, d.id.clone()));
         }
     }
-    scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then_with(|| a.1.cmp(&b.1)));
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     scored.into_iter().take(k).map(|(_, id)| id).collect()
 }
 
@@ -121,7 +146,7 @@ proptest! {
         run(async move {
             let docs = corpus(seed, 300, percent);
             let store = MemoryVectorStore::new(embedder(), ["source"]);
-            store.upsert(docs.clone()).await.unwrap();
+            store.upsert(docs.iter().map(|(d, _)| d.clone()).collect()).await.unwrap();
             let mut rng = Rng(seed.rotate_left(17) | 1);
             let filter: Option<Filter> = filtered.then(|| {
                 serde_json::json!({"source": "file-1"}).as_object().unwrap().clone()
@@ -132,10 +157,11 @@ proptest! {
                 let ids: Vec<String> = got.iter().map(|d| d.id.clone()).collect();
                 let expected = oracle(&docs, &query, k, filter.as_ref()).await;
                 prop_assert_eq!(&ids, &expected, "query {:?}", query);
-                let ada = reader().principal.unwrap();
                 for d in &got {
-                    prop_assert!(Acl::of(d).unwrap().allows(&ada), "{} is not ada's to read", d.id);
+                    let visible = docs.iter().any(|(c, v)| c.id == d.id && *v);
+                    prop_assert!(visible, "{} is not ada's to read", d.id);
                     prop_assert!(d.score.is_some());
+                    prop_assert!(!d.metadata.contains_key("acl"), "who else may read it stays in the store");
                 }
             }
             Ok(())
@@ -147,7 +173,10 @@ proptest! {
 fn a_search_without_a_principal_is_an_error_never_an_unfiltered_result() {
     run(async {
         let store = MemoryVectorStore::new(embedder(), ["source"]);
-        store.upsert(corpus(7, 20, 50)).await.unwrap();
+        store
+            .upsert(corpus(7, 20, 50).into_iter().map(|(d, _)| d).collect())
+            .await
+            .unwrap();
         let err = store
             .retrieve("budget", 5, None, &RequestContext::default())
             .await
@@ -187,17 +216,58 @@ fn bad_input_is_a_clear_error_and_stores_nothing() {
             );
             assert!(store.is_empty().await, "nothing half-ingested");
         }
-        // A provider answering vectors of the wrong length: an error, nothing stored.
-        let wrong = MemoryVectorStore::new(
-            Arc::new(ProviderEmbedder::new(
-                Arc::new(aegis_providers::Echo::new("echo")),
-                "echo",
-                0,
-            )),
-            ["source"],
+        // An embedder answering too few vectors, or of the wrong length, or not finite: an
+        // error, nothing stored.
+        for answer in [vec![], vec![vec![0.5; 3]], vec![vec![f32::INFINITY; 16]]] {
+            let wrong = MemoryVectorStore::new(Arc::new(Fixed(answer)), ["source"]);
+            let err = wrong.upsert(vec![good.clone()]).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Provider, "{err}");
+            assert!(wrong.is_empty().await);
+        }
+    });
+}
+
+/// An embedder that always answers the same vectors.
+struct Fixed(Vec<Vec<f32>>);
+
+#[async_trait]
+impl Embedder for Fixed {
+    fn dimensions(&self) -> usize {
+        16
+    }
+    async fn embed(&self, _: &[String]) -> Result<Vec<Vec<f32>>, Error> {
+        Ok(self.0.clone())
+    }
+}
+
+#[test]
+fn replacing_a_document_replaces_its_acl() {
+    run(async {
+        let store = MemoryVectorStore::new(embedder(), ["source"]);
+        let doc = Document::new("d", "budget policy");
+        store
+            .upsert(vec![Acl::public().attach(doc.clone())])
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .retrieve("budget", 3, None, &reader())
+                .await
+                .unwrap()
+                .len(),
+            1
         );
-        assert!(wrong.upsert(vec![good]).await.is_err());
-        assert!(wrong.is_empty().await);
+        store
+            .upsert(vec![Acl::teams(["hr"]).attach(doc)])
+            .await
+            .unwrap();
+        assert!(
+            store
+                .retrieve("budget", 3, None, &reader())
+                .await
+                .unwrap()
+                .is_empty()
+        );
     });
 }
 
@@ -205,7 +275,7 @@ fn bad_input_is_a_clear_error_and_stores_nothing() {
 fn deletes_by_id_and_by_source() {
     run(async {
         let store = MemoryVectorStore::new(embedder(), ["source"]);
-        let docs = corpus(11, 40, 50);
+        let docs: Vec<Document> = corpus(11, 40, 50).into_iter().map(|(d, _)| d).collect();
         let from_one = docs
             .iter()
             .filter(|d| d.metadata["source"] == "file-1")
