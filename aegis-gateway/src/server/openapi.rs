@@ -41,6 +41,15 @@ fn schemas() -> Value {
     // References of the top-level entries point at themselves; keep the definitions only.
     out.retain(|_, v| v.get("$ref").is_none());
     // A limit change is either `usd` and/or `tokens`, or `clear` alone.
+    // A plugin's verdict may leave `score` out (the highest finding's), and its `guard` is
+    // ignored (the chain names the guard).
+    if let Some(required) = out
+        .get_mut("Verdict")
+        .and_then(|v| v.get_mut("required"))
+        .and_then(Value::as_array_mut)
+    {
+        required.retain(|r| r != "score" && r != "guard");
+    }
     if let Some(set) = out.get_mut("SetLimit") {
         set["oneOf"] = json!([
             {"anyOf": [{"required": ["usd"]}, {"required": ["tokens"]}],

@@ -33,6 +33,12 @@ use crate::http::Service;
 /// `aegis-protocol` header.
 pub const GUARD_PROTOCOL: &str = "aegis.guard.v1";
 
+/// The longest reason or code a service may answer, in bytes.
+const MAX_TEXT_BYTES: usize = 1024;
+
+/// Block codes only the engine gives (a guard that failed, a decision it does not know).
+const RESERVED_CODES: [&str; 2] = ["guard_unavailable", "unknown_decision"];
+
 /// Config of [`HttpGuard`].
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +214,24 @@ fn verdict_of(answer: serde_json::Value, subject: &GuardSubject) -> Result<Verdi
     if !scored {
         verdict.score = verdict.findings.iter().map(|f| f.score).fold(0.0, f32::max);
     }
+    // Words for humans stay short, and a service cannot pass its block off as one of the
+    // engine's own codes (a caller or an alert reading `guard_unavailable` must be able to
+    // trust it).
+    let long = |s: &str| s.len() > MAX_TEXT_BYTES;
+    match &verdict.decision {
+        Decision::Block { reason, code } => {
+            if long(reason) || long(code) {
+                return Err(bad(format!("a reason or code over {MAX_TEXT_BYTES} bytes")));
+            }
+            if RESERVED_CODES.contains(&code.as_str()) {
+                return Err(bad(format!("the engine's own code `{code}`")));
+            }
+        }
+        Decision::RequireApproval { reason, .. } if long(reason) => {
+            return Err(bad(format!("a reason over {MAX_TEXT_BYTES} bytes")));
+        }
+        _ => {}
+    }
     // The chain names the guard; whatever the service put there is not evidence.
     verdict.guard.clear();
     Ok(verdict)
@@ -281,6 +305,8 @@ mod tests {
             json!({"decision": "sanitize", "edits": [
                 {"segment": 0, "start": 0, "end": 5, "replacement": "x"},
                 {"segment": 0, "start": 3, "end": 7, "replacement": "y"}]}),
+            json!({"decision": "block", "reason": "r", "code": "guard_unavailable"}),
+            json!({"decision": "block", "reason": "r".repeat(2000), "code": "c"}),
         ] {
             assert!(verdict_of(bad.clone(), &subject()).is_err(), "{bad}");
         }
