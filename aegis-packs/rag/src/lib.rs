@@ -8,6 +8,9 @@
 //!   principals, teams, or everyone (`public`), and labels the reader must hold.
 //! - [`Embedder`]: texts to vectors; [`ProviderEmbedder`] through any provider's embeddings
 //!   (the offline echo provider gives deterministic ones).
+//! - [`GuardedRetriever`]: every retrieved document judged by the guard chain as
+//!   `GuardSubject::Retrieved` (origin `retrieval`, untrusted) — dropped or refusing the
+//!   request when blocked, sanitized when sanitized — with its [`Provenance`].
 //! - [`MemoryVectorStore`]: exact search in memory (tests, embedding hosts), a
 //!   [`Retriever`] and a [`VectorStore`]. A search without a principal is an error, never an
 //!   unfiltered result; a filter on a field the store does not index is an error, never a
@@ -38,12 +41,14 @@
 
 mod acl;
 mod embed;
+mod guarded;
 mod memory;
 
 pub use acl::{ACL_KEY, Acl};
 
 pub use aegis_contracts::{Document, Filter, Retriever, VectorStore};
 pub use embed::{Embedder, ProviderEmbedder};
+pub use guarded::{GuardedRetriever, OnBlocked, Provenance};
 pub use memory::{MAX_DOCUMENT_BYTES, MemoryVectorStore};
 
 use aegis_contracts::{Error, ErrorKind, Principal, RequestContext};
