@@ -24,12 +24,7 @@ fn schemathesis_finds_no_failure_against_the_served_document() {
         eprintln!("schemathesis is not installed here: the API contract was not checked");
         return;
     }
-    let dir = std::env::temp_dir().join(format!(
-        "aegis-contract-{}-{}",
-        std::process::id(),
-        common::free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("contract");
     let config = dir.join("aegis.toml");
     // The shipped guards, an approval rule (so runs pause and can be decided), budgets
     // (so the admin budget endpoints have lines) and a deployment-wide admin key.

@@ -26,12 +26,7 @@ fn cli(base: &str, args: &[&str]) -> (i32, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_keys_its_audit_chain_and_reports_the_first_broken_link() {
-    let dir = std::env::temp_dir().join(format!(
-        "aegis-audit-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("audit");
     let key_file = dir.join("audit.key");
     std::fs::write(&key_file, "a-long-random-audit-key\n").unwrap();
     let db = dir.join("aegis.db");

@@ -16,7 +16,6 @@ mod common;
 use common::{free_port, start_binary};
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -102,12 +101,7 @@ impl Observer {
 
 async fn chaos(redis: Option<String>) {
     let up = upstream().await;
-    let dir: PathBuf = std::env::temp_dir().join(format!(
-        "aegis-chaos-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("chaos");
     let shared = common::SharedDb::new(&dir, "chaos").await;
     let db_url = shared.url.clone();
     let prefix = format!("aegis-chaos:{{{}-{}}}:", std::process::id(), free_port());

@@ -109,12 +109,7 @@ async fn every_dashboard_and_alert_query_returns_series_from_a_scraped_gateway()
     // priced budget, and a trace exporter whose collector is down (its spans are dropped).
     let metrics_port = common::free_port();
     let dead = common::free_port();
-    let dir = std::env::temp_dir().join(format!(
-        "aegis-prom-{}-{}",
-        std::process::id(),
-        common::free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("prom");
     let config = format!(
         r#"
 [server]

@@ -58,12 +58,7 @@ async fn chat(base: &str, text: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_guard_service_extends_the_shipped_binary() {
     let (_service, url) = python_service();
-    let dir = std::env::temp_dir().join(format!(
-        "aegis-http-guard-{}-{}",
-        std::process::id(),
-        common::free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("http-guard");
     let config = dir.join("aegis.toml");
     std::fs::write(
         &config,
