@@ -297,7 +297,10 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     audit_config.required_wait_ms = server_config.audit_required_wait_ms;
     let (audit, _audit_task) = aegis_store::AuditWriter::spawn_with(db.clone(), audit_config);
     let redis_ledger = match &server_config.budget_redis_url {
-        None => None,
+        None => {
+            refuse_a_mixed_fleet(&cfg, &db).await?;
+            None
+        }
         Some(url) => Some(budget_redis(url, &server_config.budget_redis_prefix, &db).await?),
     };
     let ledger: Arc<dyn aegis_store::BudgetAdmin> = match &redis_ledger {
@@ -478,6 +481,21 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     // And the spans of those requests are sent.
     let _ = tokio::task::spawn_blocking(crate::traces::shutdown).await;
     served
+}
+
+/// Refuses to count budgets in the database when replicas on it count them in Redis: the
+/// two would each admit up to the limit.
+async fn refuse_a_mixed_fleet(cfg: &AegisConfig, db: &aegis_store::Store) -> Result<(), Error> {
+    if !cfg.policies.iter().any(|p| p.kind == "budgets") {
+        return Ok(());
+    }
+    match db.setting(aegis_store::BUDGET_LEDGER_SETTING).await? {
+        Some(ledger) if ledger.starts_with("redis:") => Err(Error::config(format!(
+            "server.budget_redis_url: this database's budgets are counted in Redis ({ledger}, set by a replica with budget_redis_url): set the same budget_redis_url here, or, to return to the database ledger, stop every replica, drain the journal and run `DELETE FROM aegis_settings WHERE key = '{}'`",
+            aegis_store::BUDGET_LEDGER_SETTING
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The Redis budget ledger of `[server] budget_redis_url` (a URL or a secret reference),

@@ -298,3 +298,44 @@ async fn over_budget_and_admin(
         ]
     );
 }
+
+#[tokio::test]
+async fn a_replica_on_the_database_ledger_refuses_to_start_beside_replicas_on_redis() {
+    let dir = common::scratch_dir("mixed-fleet");
+    let db_url = format!("sqlite://{}/aegis.db?mode=rwc", dir.display());
+    let store = aegis_store::Store::connect(&db_url).await.unwrap();
+    // What a replica with budget_redis_url records when it connects.
+    store
+        .set_setting(
+            aegis_store::BUDGET_LEDGER_SETTING,
+            Some("redis:aegis:{budget}:"),
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let config = dir.join("aegis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{CONFIG}\n[server]\ndatabase_url = \"{db_url}\"\nlisten = \"127.0.0.1:{}\"\n",
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aegis"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success(), "it must not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("counted in Redis") && stderr.contains("budget_redis_url"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

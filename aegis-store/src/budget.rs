@@ -904,3 +904,48 @@ mod tests {
         assert_eq!(b.spent.tokens, 7);
     }
 }
+
+/// The setting naming the ledger that holds this database's budget counts: absent (the
+/// database itself) or `redis:<prefix>`.
+pub const BUDGET_LEDGER_SETTING: &str = "budget_ledger";
+
+impl Store {
+    /// A setting every replica on this database must agree on, if set.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, Error> {
+        let row = self
+            .db()
+            .query_one_raw(stmt(
+                self.backend(),
+                "SELECT value FROM aegis_settings WHERE key = ?",
+                vec![key.to_owned().into()],
+            ))
+            .await
+            .map_err(|e| db_err("cannot read a setting", e))?;
+        row.map(|r| r.try_get("", "value").map_err(|e| db_err("setting", e)))
+            .transpose()
+    }
+
+    /// Sets (or with `None` clears) a setting every replica on this database must agree on.
+    pub async fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), Error> {
+        let (sql, values) = match value {
+            Some(v) => (
+                "INSERT INTO aegis_settings (key, value, set_at_ms) VALUES (?, ?, ?) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, set_at_ms = excluded.set_at_ms",
+                vec![
+                    key.to_owned().into(),
+                    v.to_owned().into(),
+                    Value::BigInt(Some(crate::now_ms())),
+                ],
+            ),
+            None => (
+                "DELETE FROM aegis_settings WHERE key = ?",
+                vec![key.to_owned().into()],
+            ),
+        };
+        self.db()
+            .execute_raw(stmt(self.backend(), sql, values))
+            .await
+            .map(|_| ())
+            .map_err(|e| db_err("cannot store a setting", e))
+    }
+}

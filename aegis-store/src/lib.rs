@@ -64,7 +64,10 @@
 
 pub mod audit;
 mod budget;
-pub use budget::{BudgetAdmin, LINE_ACCOUNT_PATTERN, LINE_PERIOD_PATTERN, LineChange, check_line};
+pub use budget::{
+    BUDGET_LEDGER_SETTING, BudgetAdmin, LINE_ACCOUNT_PATTERN, LINE_PERIOD_PATTERN, LineChange,
+    check_line,
+};
 mod checkpoint;
 mod entity;
 pub mod keys;

@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003UsageAndLimits),
             Box::new(M0004BudgetFunctions),
             Box::new(M0005BudgetJournal),
+            Box::new(M0006Settings),
         ]
     }
 
@@ -565,5 +566,35 @@ impl MigrationTrait for M0005BudgetJournal {
                 .take(),
         )
         .await
+    }
+}
+
+/// Version 6: settings every replica on the database must agree on (which budget ledger
+/// holds the counts), by key.
+struct M0006Settings;
+
+impl MigrationName for M0006Settings {
+    fn name(&self) -> &str {
+        "m0006_settings"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0006Settings {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(t("aegis_settings"))
+                .col(str_col("key").primary_key())
+                .col(text_col("value"))
+                .col(big_col("set_at_ms"))
+                .take(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(t("aegis_settings")).if_exists().take())
+            .await
     }
 }

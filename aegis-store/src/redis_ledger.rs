@@ -341,6 +341,14 @@ impl RedisLedger {
         })?
         .map_err(|e| redis_err("cannot connect", e))?;
         warn_unless_noeviction(&mut conn.clone()).await;
+        // Every replica on this database must now count budgets here (a replica on the
+        // database ledger refuses to start beside it).
+        store
+            .set_setting(
+                crate::BUDGET_LEDGER_SETTING,
+                Some(&format!("redis:{prefix}")),
+            )
+            .await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 conn,
