@@ -867,44 +867,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn spend_entry(id: &str, tokens: u64) -> JournalEntry {
-        JournalEntry {
-            id: id.into(),
-            u: 0,
-            t: tokens,
-            lines: vec![LineKey {
-                account: "team:t".into(),
-                period: "total".into(),
-            }],
-            reset: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_journal_entry_applied_twice_counts_once() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        let batch = [
-            spend_entry("a", 3),
-            spend_entry("b", 4),
-            spend_entry("a", 3),
-        ];
-        store.apply_budget_journal(&batch).await.unwrap();
-        // The flusher crashed after its commit and before trimming: the next one re-reads.
-        store.apply_budget_journal(&batch[..2]).await.unwrap();
-        let b = store
-            .budget_balance("team:t", "total")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(b.spent.tokens, 7);
-    }
-}
-
 /// The setting naming the ledger that holds this database's budget counts: absent (the
 /// database itself) or `redis:<prefix>`.
 pub const BUDGET_LEDGER_SETTING: &str = "budget_ledger";
@@ -947,5 +909,43 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(|e| db_err("cannot store a setting", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn spend_entry(id: &str, tokens: u64) -> JournalEntry {
+        JournalEntry {
+            id: id.into(),
+            u: 0,
+            t: tokens,
+            lines: vec![LineKey {
+                account: "team:t".into(),
+                period: "total".into(),
+            }],
+            reset: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journal_entry_applied_twice_counts_once() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let batch = [
+            spend_entry("a", 3),
+            spend_entry("b", 4),
+            spend_entry("a", 3),
+        ];
+        store.apply_budget_journal(&batch).await.unwrap();
+        // The flusher crashed after its commit and before trimming: the next one re-reads.
+        store.apply_budget_journal(&batch[..2]).await.unwrap();
+        let b = store
+            .budget_balance("team:t", "total")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.spent.tokens, 7);
     }
 }
