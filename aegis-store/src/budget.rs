@@ -81,7 +81,7 @@ pub(crate) struct LineKey {
 }
 
 /// The `lines` column of `r`'s reservation row: its lines' keys, as JSON.
-fn stored_keys(r: &Reservation) -> Result<String, Error> {
+pub(crate) fn stored_keys(r: &Reservation) -> Result<String, Error> {
     let keys: Vec<LineKey> = r
         .lines
         .iter()
@@ -373,10 +373,7 @@ impl Store {
                 .await
                 .map_err(|e| db_err("cannot change the budget line", e))?;
             if res.rows_affected() == 0 {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!("no budget line `{account}` for `{period}`"),
-                ));
+                return Err(no_line(account, period));
             }
             let mut entry = AuditEntry::new(kind, data);
             entry.actor = by.map(str::to_owned);
@@ -419,6 +416,14 @@ impl BudgetAdmin for Store {
     async fn ready(&self) -> Result<(), Error> {
         Store::ready(self).await
     }
+}
+
+/// The `NotFound` of an admin's change to a line that does not exist.
+pub(crate) fn no_line(account: &str, period: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("no budget line `{account}` for `{period}`"),
+    )
 }
 
 /// Refuses a line an admin names that no budgets policy could have made: the account must

@@ -39,7 +39,7 @@ use redis::{Script, aio::ConnectionManager};
 use crate::{
     Store,
     audit::AuditEntry,
-    budget::{JournalEntry, LineChange, LineKey, check_line},
+    budget::{JournalEntry, LineChange, LineKey, check_line, no_line, stored_keys},
 };
 
 /// The key prefix by default: the `{…}` hash tag keeps every key on one Redis Cluster slot.
@@ -631,12 +631,7 @@ impl RedisLedger {
         by: Option<&str>,
     ) -> Result<(), Error> {
         check_line(account, period)?;
-        let not_found = || {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("no budget line `{account}` for `{period}`"),
-            )
-        };
+        let not_found = || no_line(account, period);
         match change {
             LineChange::SetLimit(limit) => {
                 check_limit(&limit)?;
@@ -834,16 +829,8 @@ impl crate::BudgetAdmin for RedisLedger {
 #[async_trait]
 impl BudgetLedger for RedisLedger {
     async fn reserve(&self, r: &Reservation) -> Result<(), Error> {
-        let identities: Vec<LineKey> = r
-            .lines
-            .iter()
-            .map(|l| LineKey {
-                account: l.account.clone(),
-                period: l.period.clone(),
-            })
-            .collect();
-        let identities = serde_json::to_string(&identities)
-            .map_err(|e| Error::internal(format!("budget lines do not serialize: {e}")))?;
+        // The lines' identities as the journal names them: the database ledger's spelling.
+        let identities = stored_keys(r)?;
         let keys: Vec<String> = r
             .lines
             .iter()

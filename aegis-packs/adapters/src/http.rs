@@ -81,18 +81,8 @@ impl Service {
             req = req.bearer_auth(t.expose());
         }
         let resp = req.send().await.map_err(|e| {
-            // The URL (hosts, query strings) is configuration, not something a caller sees.
-            let e = e.without_url();
-            let kind = if e.is_timeout() {
-                ErrorKind::Timeout
-            } else {
-                ErrorKind::Provider
-            };
-            Error::new(
-                kind,
-                format!("{} is unreachable or too slow: {e}", self.name),
-            )
-            .with_retryable(true)
+            transport_error(e, &format!("{} is unreachable or too slow", self.name))
+                .with_retryable(true)
         })?;
         let status = resp.status();
         let text = read_bounded(resp, self.name).await?;
@@ -115,23 +105,24 @@ impl Service {
     }
 }
 
+/// `what: {e}` as a `Timeout` or `Provider` error, without the URL (hosts, query strings
+/// are configuration, not something a caller sees).
+fn transport_error(e: reqwest::Error, what: &str) -> Error {
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Provider
+    };
+    Error::new(kind, format!("{what}: {}", e.without_url()))
+}
+
 /// The most of an answer read: a service answering more is broken (or hostile). Room for a
 /// rewrite of the largest request the gateway takes (4 MiB), JSON-escaped.
 const MAX_ANSWER_BYTES: usize = 16 << 20;
 
 /// The body of `resp` as text, refused past [`MAX_ANSWER_BYTES`] without reading the rest.
 async fn read_bounded(mut resp: reqwest::Response, name: &str) -> Result<String, Error> {
-    let failed = |e: reqwest::Error| {
-        let kind = if e.is_timeout() {
-            ErrorKind::Timeout
-        } else {
-            ErrorKind::Provider
-        };
-        Error::new(
-            kind,
-            format!("{name} answer could not be read: {}", e.without_url()),
-        )
-    };
+    let failed = |e| transport_error(e, &format!("{name} answer could not be read"));
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(failed)? {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
