@@ -37,7 +37,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{ChatRequest, Error, ErrorKind, Principal, RunStatus, Usage};
+use crate::{ChatRequest, Document, Error, ErrorKind, OnBlocked, Principal, RunStatus, Usage};
 
 /// The run label that restricts where a request may be processed: a comma-separated list of
 /// regions (`eu,eu-west-1`). Set by residency policies; every provider that routes (a
@@ -55,6 +55,11 @@ pub const CLASSIFICATION_LABEL: &str = "aegis.classification";
 /// into it) to *raise* the classification of a request; a classification policy never lets
 /// it lower the level.
 pub const REQUESTED_CLASSIFICATION_LABEL: &str = "aegis.classification.requested";
+
+/// The chat body field holding per-request options for policies
+/// (`{"aegis": {"retrieval": {"k": 3}}}`): each key is read by the policies that declare it
+/// in [`Policy::request_options`]; it is never forwarded to a provider.
+pub const OPTIONS_FIELD: &str = "aegis";
 
 /// Whether `region` may process a request whose labels are `labels` (see
 /// [`RESIDENCY_LABEL`]): no label allows every region; a label allows only the regions it
@@ -242,6 +247,19 @@ pub struct Step {
     /// again on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// Documents to put into the prompt as context (retrieval). They are untrusted: the
+    /// lifecycle judges each one with the guard chain as
+    /// [`GuardSubject::Retrieved`](crate::GuardSubject::Retrieved) (origin `retrieval`)
+    /// before it enters, records a [`Provenance`](crate::Provenance) for each in the run
+    /// record and the response metadata, and adds those that pass as one system message
+    /// before the last user message. Only at `after_auth` and `before_route` (a later
+    /// step's documents would skip what runs before the call, such as budget
+    /// reservations): elsewhere they fail the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<Document>,
+    /// What a blocked document does: dropped (default) or refusing the request.
+    #[serde(default)]
+    pub on_blocked: OnBlocked,
 }
 
 impl Step {
@@ -253,6 +271,13 @@ impl Step {
     /// Go on, adding a label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Go on, adding `documents` to the prompt once the guard chain has judged them.
+    pub fn with_documents(mut self, documents: Vec<Document>, on_blocked: OnBlocked) -> Self {
+        self.documents = documents;
+        self.on_blocked = on_blocked;
         self
     }
 
@@ -335,5 +360,12 @@ pub trait Policy: Send + Sync + 'static {
     fn explain(&self, context: &ContextView, route: Option<&RouteView>) -> serde_json::Value {
         let _ = (context, route);
         serde_json::Value::Null
+    }
+
+    /// The keys of the chat body's `aegis` options object this policy reads (`retrieval`).
+    /// A request naming a key no configured policy reads is refused, never silently
+    /// ignored.
+    fn request_options(&self) -> &[&'static str] {
+        &[]
     }
 }

@@ -71,6 +71,10 @@ pub struct ResponseMeta {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_millis")]
     #[schemars(with = "Option<u64>")]
     pub provider_latency: Option<Duration>,
+    /// Every document retrieval offered this exchange and what the guards made of it (only
+    /// the `allowed` and `sanitized` ones entered the prompt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retrieval: Vec<crate::Provenance>,
 }
 
 mod opt_millis {

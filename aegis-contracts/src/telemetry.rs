@@ -137,6 +137,9 @@ pub enum RunEventKind {
         /// What the usage cost, in millionths of a US dollar, when the model has a price.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cost_usd_micros: Option<u64>,
+        /// Every retrieved document and what the guards made of it (ids, never content).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        retrieval: Vec<crate::Provenance>,
     },
     /// The run finished.
     Completed,

@@ -54,6 +54,10 @@ pub struct AegisConfig {
     /// Authenticators (the first that recognizes a credential wins).
     #[serde(default)]
     pub authenticators: Vec<PluginConfig>,
+    /// Document stores and retrievers (`{ id, type, config }`) for RAG: policies retrieve
+    /// from them by id, and the gateway ingests into the writable ones.
+    #[serde(default)]
+    pub retrievers: Vec<PluginConfig>,
     /// Policy packs (`{ id, type, config }`), in order: their steps run at the lifecycle
     /// positions they declare, in this order; their run-end hooks run once per run.
     #[serde(default)]

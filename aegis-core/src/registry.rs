@@ -34,7 +34,7 @@
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use aegis_contracts::{
-    Authenticator, Error, GuardPolicy, Guardrail, Policy, PriceTable, Provider, Secret,
+    Authenticator, Error, GuardPolicy, Guardrail, Policy, PriceTable, Provider, Retriever, Secret,
     SecretBackend, SecretRef, TelemetrySink,
 };
 use schemars::{JsonSchema, schema_for};
@@ -61,6 +61,36 @@ pub struct BuildContext<'a> {
     pub guards: &'a [(String, Arc<dyn Guardrail>)],
     /// The pipeline's price table (`[pricing]` over the shipped one).
     pub prices: &'a PriceTable,
+    /// Retrievers built before this plugin (every `[[retrievers]]` entry, for policies).
+    pub retrievers: &'a [(String, Arc<dyn Retriever>)],
+}
+
+impl BuildContext<'_> {
+    /// The provider with `id`, or an error naming the known ones.
+    pub fn provider(&self, id: &str) -> Result<Arc<dyn Provider>, Error> {
+        find(self.providers, id, "provider")
+    }
+
+    /// The retriever with `id`, or an error naming the known ones.
+    pub fn retriever(&self, id: &str) -> Result<Arc<dyn Retriever>, Error> {
+        find(self.retrievers, id, "retriever")
+    }
+}
+
+fn find<T: ?Sized>(list: &[(String, Arc<T>)], id: &str, what: &str) -> Result<Arc<T>, Error> {
+    list.iter()
+        .find(|(i, _)| i == id)
+        .map(|(_, t)| t.clone())
+        .ok_or_else(|| {
+            Error::config(format!(
+                "no {what} `{id}` is configured (configured: {})",
+                if list.is_empty() {
+                    "none".to_owned()
+                } else {
+                    ids_of(list).join(", ")
+                }
+            ))
+        })
 }
 
 impl fmt::Debug for BuildContext<'_> {
@@ -124,6 +154,7 @@ pub struct Registry {
     guardrails: BTreeMap<String, Factory<dyn Guardrail>>,
     authenticators: BTreeMap<String, Factory<dyn Authenticator>>,
     policies: BTreeMap<String, Factory<dyn Policy>>,
+    retrievers: BTreeMap<String, Factory<dyn Retriever>>,
     telemetry: BTreeMap<String, Factory<dyn TelemetrySink>>,
     secrets: SecretResolver,
     extensions: http::Extensions,
@@ -145,6 +176,7 @@ impl fmt::Debug for Registry {
                 &self.authenticators.keys().collect::<Vec<_>>(),
             )
             .field("policies", &self.policies.keys().collect::<Vec<_>>())
+            .field("retrievers", &self.retrievers.keys().collect::<Vec<_>>())
             .field("telemetry", &self.telemetry.keys().collect::<Vec<_>>())
             .field("secret_schemes", &self.secrets.schemes())
             .finish()
@@ -163,6 +195,8 @@ pub struct Components {
     pub authenticators: Vec<(String, Arc<dyn Authenticator>)>,
     /// Policies, in config order.
     pub policies: Vec<(String, Arc<dyn Policy>)>,
+    /// Retrievers and document stores, in config order.
+    pub retrievers: Vec<(String, Arc<dyn Retriever>)>,
     /// Telemetry sinks.
     pub telemetry: Vec<(String, Arc<dyn TelemetrySink>)>,
     /// The price table (`[pricing]` over the shipped one).
@@ -179,6 +213,7 @@ impl fmt::Debug for Components {
             )
             .field("authenticators", &ids_of(&self.authenticators))
             .field("policies", &ids_of(&self.policies))
+            .field("retrievers", &ids_of(&self.retrievers))
             .field("telemetry", &ids_of(&self.telemetry))
             .finish()
     }
@@ -199,6 +234,7 @@ impl Registry {
             guardrails: BTreeMap::new(),
             authenticators: BTreeMap::new(),
             policies: BTreeMap::new(),
+            retrievers: BTreeMap::new(),
             telemetry: BTreeMap::new(),
             secrets,
             extensions: http::Extensions::new(),
@@ -247,6 +283,17 @@ impl Registry {
         F: Fn(C, &BuildContext<'_>) -> Result<Arc<dyn Policy>, Error> + Send + Sync + 'static,
     {
         self.policies.insert(type_name.to_owned(), factory(build));
+        self
+    }
+
+    /// Registers a retriever or document-store type with config `C` (configured in
+    /// `[[retrievers]]`; a store answers [`Retriever::as_store`]).
+    pub fn register_retriever<C, F>(&mut self, type_name: &str, build: F) -> &mut Self
+    where
+        C: DeserializeOwned + JsonSchema,
+        F: Fn(C, &BuildContext<'_>) -> Result<Arc<dyn Retriever>, Error> + Send + Sync + 'static,
+    {
+        self.retrievers.insert(type_name.to_owned(), factory(build));
         self
     }
 
@@ -307,6 +354,7 @@ impl Registry {
                 self.authenticators.keys().cloned().collect(),
             ),
             ("policies", self.policies.keys().cloned().collect()),
+            ("retrievers", self.retrievers.keys().cloned().collect()),
             ("telemetry", self.telemetry.keys().cloned().collect()),
         ])
     }
@@ -327,7 +375,7 @@ impl Registry {
             json!({"type": "object", "required": ["id", "type"], "properties": props, "additionalProperties": false})
         };
         type TypeSchemas<'a> = Vec<(&'a String, &'a Value)>;
-        let lists: [(&str, TypeSchemas<'_>, Value); 5] = [
+        let lists: [(&str, TypeSchemas<'_>, Value); 6] = [
             (
                 "providers",
                 self.providers.iter().map(|(k, f)| (k, &f.schema)).collect(),
@@ -352,6 +400,14 @@ impl Registry {
             (
                 "policies",
                 self.policies.iter().map(|(k, f)| (k, &f.schema)).collect(),
+                json!({}),
+            ),
+            (
+                "retrievers",
+                self.retrievers
+                    .iter()
+                    .map(|(k, f)| (k, &f.schema))
+                    .collect(),
                 json!({}),
             ),
             (
@@ -454,7 +510,19 @@ impl Registry {
                 &mut problems,
             )
             .await;
-        // Policies see the guardrails (a classification pack uses them as detectors).
+        let retrievers = self
+            .build_list(
+                "retrievers",
+                &self.retrievers,
+                &config.retrievers,
+                Prior::providers(&providers, &prices),
+                |_| None,
+                &mut revealed,
+                &mut problems,
+            )
+            .await;
+        // Policies see the guardrails (a classification pack uses them as detectors) and
+        // the retrievers.
         let policies = self
             .build_list(
                 "policies",
@@ -464,6 +532,7 @@ impl Registry {
                     providers: &providers,
                     guards: &built,
                     prices: &prices,
+                    retrievers: &retrievers,
                 },
                 |_| None,
                 &mut revealed,
@@ -500,6 +569,7 @@ impl Registry {
             guards,
             authenticators,
             policies,
+            retrievers,
             telemetry,
             prices,
         })
@@ -557,6 +627,7 @@ impl Registry {
                 providers: &providers,
                 guards: prior.guards,
                 prices: prior.prices,
+                retrievers: prior.retrievers,
             };
             match (factory.build)(value, &ctx) {
                 Ok(built) => {
@@ -588,6 +659,7 @@ struct Prior<'a> {
     providers: &'a [(String, Arc<dyn Provider>)],
     guards: &'a [(String, Arc<dyn Guardrail>)],
     prices: &'a PriceTable,
+    retrievers: &'a [(String, Arc<dyn Retriever>)],
 }
 
 impl<'a> Prior<'a> {
@@ -597,6 +669,7 @@ impl<'a> Prior<'a> {
             providers,
             guards: &[],
             prices,
+            retrievers: &[],
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Judging whole requests and completions: every stage a chat exchange contains.
 
 use aegis_contracts::{
-    ChatRequest, Completion, Content, Error, GuardSubject, RequestContext, Role, Stage, ToolSpec,
-    Verdict,
+    ChatRequest, Completion, Content, Decision, Document, Error, GuardSubject, OnBlocked,
+    Provenance, RequestContext, Role, Stage, ToolSpec, Verdict,
 };
 
 use serde_json::Value;
@@ -57,6 +57,57 @@ impl Judgement {
 }
 
 impl GuardChain {
+    /// Judges retrieved `documents` — untrusted content on its way into a prompt — each as
+    /// [`GuardSubject::Retrieved`] (origin `retrieval`): those allowed (sanitized in place
+    /// when a guard sanitized them) and a [`Provenance`] for every one. A blocked (or
+    /// approval-needing) document is dropped and recorded, or — with
+    /// [`OnBlocked::Refuse`] — refuses the whole request with the guard's error. The one
+    /// routine for documents, used by the lifecycle and by embedding hosts alike.
+    pub async fn judge_documents(
+        &self,
+        documents: Vec<Document>,
+        ctx: &RequestContext,
+        on_blocked: OnBlocked,
+    ) -> Result<(Vec<Document>, Vec<Provenance>), Error> {
+        let mut passed = Vec::with_capacity(documents.len());
+        let mut provenance = Vec::with_capacity(documents.len());
+        for document in documents {
+            let mut record = Provenance::of(&document);
+            let outcome = self
+                .check(GuardSubject::Retrieved { document }, ctx, &[])
+                .await;
+            let sanitized = outcome.sanitized();
+            match (outcome.decision, outcome.subject) {
+                (ChainDecision::Allowed, GuardSubject::Retrieved { document }) => {
+                    if sanitized {
+                        "sanitized".clone_into(&mut record.verdict);
+                    }
+                    passed.push(document);
+                }
+                (ChainDecision::Allowed, _) => {
+                    return Err(Error::internal("the chain changed a document's kind"));
+                }
+                (ChainDecision::Blocked(v) | ChainDecision::NeedsApproval(v), _) => {
+                    if on_blocked == OnBlocked::Refuse {
+                        return Err(blocked_error(&v));
+                    }
+                    record.verdict = if v.is_block() {
+                        "blocked"
+                    } else {
+                        "needs_approval"
+                    }
+                    .into();
+                    if let Decision::Block { code, .. } = &v.decision {
+                        record.code = Some(code.clone());
+                    }
+                    record.guard = Some(v.guard);
+                }
+            }
+            provenance.push(record);
+        }
+        Ok((passed, provenance))
+    }
+
     /// Judges a request in place (a `waiver` lets through the one approval a human granted,
     /// when the request is the one approved: [`request_digest`]): tool definitions and a `response_format` JSON schema (as
     /// a tool definition), then tool results (tool messages), then the prompt messages (tool

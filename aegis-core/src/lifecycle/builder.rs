@@ -214,7 +214,7 @@ fn lifecycle_steps(shared: &Arc<Shared>) -> Vec<(String, BoxNode<Exchange>)> {
         for (id, policy) in shared.policies_at(position) {
             steps.push((
                 format!("{id}.{position}"),
-                nodes::policy_step(id.clone(), policy.clone(), position),
+                nodes::policy_step(shared.clone(), id.clone(), policy.clone(), position),
             ));
         }
     };

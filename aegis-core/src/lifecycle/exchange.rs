@@ -10,8 +10,8 @@ use std::{
 };
 
 use aegis_contracts::{
-    ChatRequest, ChatStream, Completion, ContextView, Credentials, Principal, RequestContext,
-    ResponseMeta, RouteView, State,
+    ChatRequest, ChatStream, Completion, ContextView, Credentials, Principal, Provenance,
+    RequestContext, ResponseMeta, RouteView, State,
 };
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,12 @@ pub struct Exchange {
     pub meta: Option<ResponseMeta>,
     /// Guards that judged the exchange, in order.
     pub guards: Vec<String>,
+    /// What became of every document retrieval offered (policies' [`Step::documents`]):
+    /// ids, sources, scores and verdicts, never content.
+    ///
+    /// [`Step::documents`]: aegis_contracts::Step::documents
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retrieval: Vec<Provenance>,
     /// Whether the provider was called.
     #[serde(default)]
     pub provider_called: bool,
@@ -104,6 +110,7 @@ impl Exchange {
             }),
             meta: self.meta.clone(),
             guards: self.guards.clone(),
+            retrieval: self.retrieval.clone(),
             provider_called: self.provider_called,
             usage: self.usage,
             cost_usd_micros: self.cost_usd_micros,
@@ -178,6 +185,16 @@ pub enum ExchangeUpdate {
     Request(Box<ChatRequest>, Vec<String>),
     /// Labels a policy step added.
     Labels(BTreeMap<String, String>),
+    /// A policy step's documents, judged: the request with those that passed in its
+    /// prompt, the record of every one, and the step's labels.
+    Retrieved {
+        /// The request with the passing documents added.
+        request: Box<ChatRequest>,
+        /// What became of each document.
+        provenance: Vec<Provenance>,
+        /// The step's labels.
+        labels: BTreeMap<String, String>,
+    },
     /// The chosen route.
     Route(Route),
     /// The provider's complete answer.
@@ -216,6 +233,15 @@ impl State for Exchange {
                 self.guards.extend(guards);
             }
             ExchangeUpdate::Labels(labels) => self.labels.extend(labels),
+            ExchangeUpdate::Retrieved {
+                request,
+                provenance,
+                labels,
+            } => {
+                self.request = *request;
+                self.retrieval.extend(provenance);
+                self.labels.extend(labels);
+            }
             ExchangeUpdate::Route(r) => self.route = Some(r),
             ExchangeUpdate::Completion(c, meta) => {
                 self.completion = Some(*c);

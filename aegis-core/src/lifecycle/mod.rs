@@ -118,6 +118,36 @@ impl Shared {
         }))
     }
 
+    /// Refuses a request whose `aegis` options name a key no configured policy reads: an
+    /// option nobody acts on must not look as if it had been honoured.
+    fn check_options(&self, req: &ChatRequest) -> Result<(), Error> {
+        let Some(options) = req.extra.get(aegis_contracts::OPTIONS_FIELD) else {
+            return Ok(());
+        };
+        let Some(options) = options.as_object() else {
+            return Err(Error::invalid_request(
+                "`aegis` must be an object of per-request options",
+            ));
+        };
+        let read: Vec<&str> = self
+            .policies
+            .iter()
+            .flat_map(|(_, p)| p.request_options().iter().copied())
+            .collect();
+        match options.keys().find(|k| !read.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(key) => Err(Error::invalid_request(format!(
+                "`aegis.{key}`: no configured policy reads this option (read: {})",
+                if read.is_empty() {
+                    "none".to_owned()
+                } else {
+                    read.join(", ")
+                }
+            ))
+            .with_code("unknown_option")),
+        }
+    }
+
     /// The policies that run at `position`, in config order.
     fn policies_at(&self, position: Position) -> impl Iterator<Item = &(String, Arc<dyn Policy>)> {
         self.policies
@@ -409,6 +439,7 @@ impl Pipeline {
         let mut meta = state.meta.clone().unwrap_or_default();
         meta.run_id = Some(run_id.clone());
         meta.guards.clone_from(&state.guards);
+        meta.retrieval.clone_from(&state.retrieval);
         let stream = state.response.take();
         let answered = state.completion.is_some();
         end.hold(open, state);

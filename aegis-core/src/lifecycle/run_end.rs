@@ -326,6 +326,10 @@ impl Ending {
             guards: state.as_ref().map(|s| s.guards.clone()).unwrap_or_default(),
             usage,
             cost_usd_micros: cost,
+            retrieval: state
+                .as_ref()
+                .map(|s| s.retrieval.clone())
+                .unwrap_or_default(),
         });
         if !shared.policies.is_empty() {
             let summary = summarize(run_id, state.as_ref(), status, error, usage);

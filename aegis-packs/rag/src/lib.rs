@@ -42,14 +42,20 @@
 mod acl;
 mod embed;
 mod guarded;
+mod index;
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use acl::{ACL_KEY, Acl};
 
-pub use aegis_contracts::{Document, Filter, Retriever, VectorStore};
+pub use aegis_contracts::{Document, Filter, OnBlocked, Provenance, Retriever, VectorStore};
 pub use embed::{Embedder, ProviderEmbedder};
-pub use guarded::{GuardedRetriever, OnBlocked, Provenance};
-pub use memory::{MAX_DOCUMENT_BYTES, MemoryVectorStore};
+pub use guarded::GuardedRetriever;
+pub use index::MAX_DOCUMENT_BYTES;
+pub use memory::MemoryVectorStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteVectorStore;
 
 use aegis_contracts::{Error, ErrorKind, Principal, RequestContext};
 

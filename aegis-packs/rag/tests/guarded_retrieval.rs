@@ -95,7 +95,12 @@ async fn documents_are_judged_before_they_are_used_and_each_is_accounted_for() {
     assert!(!ids.contains(&"poisoned"), "{ids:?}");
     let keyed = docs.iter().find(|d| d.id == "keyed").unwrap();
     assert!(keyed.content.contains("[SECRET]") && !keyed.content.contains("sk-live"));
-    let verdict = |id: &str| provenance.iter().find(|p| p.id == id).map(|p| p.verdict);
+    let verdict = |id: &str| {
+        provenance
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.verdict.as_str())
+    };
     assert_eq!(verdict("poisoned"), Some("blocked"));
     assert_eq!(verdict("keyed"), Some("sanitized"));
     assert_eq!(verdict("plain"), Some("allowed"));

@@ -1,14 +1,14 @@
 //! Permission-aware retrieval against a brute-force oracle, on synthetic corpora where the
-//! reader may see 1 %, 10 % and 50 % of the documents: the store returns exactly the oracle's
-//! top k of what the reader may read (recall@k = 1.0, same order), and never one it may not.
-//! Searches without a principal, filters on unindexed fields and bad batches are errors that
-//! store nothing.
+//! reader may see 1 %, 10 % and 50 % of the documents: every store returns exactly the
+//! oracle's top k of what the reader may read (recall@k = 1.0, same order), and never one it
+//! may not. Searches without a principal, filters on unindexed fields and bad batches are
+//! errors that store nothing. Every test runs on every store, through the contract only.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
 use aegis_contracts::*;
-use aegis_rag::{Acl, Embedder, MemoryVectorStore, ProviderEmbedder};
+use aegis_rag::{Acl, Embedder, MemoryVectorStore, ProviderEmbedder, SqliteVectorStore};
 use proptest::prelude::*;
 
 const WORDS: [&str; 24] = [
@@ -129,9 +129,53 @@ async fn oracle(
 
 fn run<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap()
         .block_on(f)
+}
+
+/// A fresh SQLite file.
+fn scratch_db() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("aegis-rag-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("store-{n}.db"));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Every store, empty, embedding with `embedder`.
+fn stores_with(embedder: Arc<dyn Embedder>) -> Vec<(&'static str, Arc<dyn VectorStore>)> {
+    vec![
+        (
+            "memory",
+            Arc::new(MemoryVectorStore::new(embedder.clone(), ["source"])),
+        ),
+        (
+            "sqlite",
+            Arc::new(SqliteVectorStore::new(
+                scratch_db(),
+                "docs",
+                embedder,
+                ["source"],
+            )),
+        ),
+    ]
+}
+
+fn stores() -> Vec<(&'static str, Arc<dyn VectorStore>)> {
+    stores_with(embedder())
+}
+
+/// How many documents `store` holds that a reader cleared for everything public may read.
+async fn public_count(store: &dyn VectorStore) -> usize {
+    store
+        .retrieve("any", 100_000, None, &reader())
+        .await
+        .unwrap()
+        .len()
 }
 
 proptest! {
@@ -145,7 +189,7 @@ proptest! {
     ) {
         run(async move {
             let docs = corpus(seed, 300, percent);
-            let store = MemoryVectorStore::new(embedder(), ["source"]);
+            for (name, store) in stores() {
             store.upsert(docs.iter().map(|(d, _)| d.clone()).collect()).await.unwrap();
             let mut rng = Rng(seed.rotate_left(17) | 1);
             let filter: Option<Filter> = filtered.then(|| {
@@ -156,13 +200,14 @@ proptest! {
                 let got = store.retrieve(&query, k, filter.as_ref(), &reader()).await.unwrap();
                 let ids: Vec<String> = got.iter().map(|d| d.id.clone()).collect();
                 let expected = oracle(&docs, &query, k, filter.as_ref()).await;
-                prop_assert_eq!(&ids, &expected, "query {:?}", query);
+                prop_assert_eq!(&ids, &expected, "{} store, query {:?}", name, query);
                 for d in &got {
                     let visible = docs.iter().any(|(c, v)| c.id == d.id && *v);
                     prop_assert!(visible, "{} is not ada's to read", d.id);
                     prop_assert!(d.score.is_some());
                     prop_assert!(!d.metadata.contains_key("acl"), "who else may read it stays in the store");
                 }
+            }
             }
             Ok(())
         })?;
@@ -172,57 +217,78 @@ proptest! {
 #[test]
 fn a_search_without_a_principal_is_an_error_never_an_unfiltered_result() {
     run(async {
-        let store = MemoryVectorStore::new(embedder(), ["source"]);
-        store
-            .upsert(corpus(7, 20, 50).into_iter().map(|(d, _)| d).collect())
-            .await
-            .unwrap();
-        let err = store
-            .retrieve("budget", 5, None, &RequestContext::default())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+        for (name, store) in stores() {
+            store
+                .upsert(corpus(7, 20, 50).into_iter().map(|(d, _)| d).collect())
+                .await
+                .unwrap();
+            let err = store
+                .retrieve("budget", 5, None, &RequestContext::default())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{name}");
+        }
     });
 }
 
 #[test]
 fn bad_input_is_a_clear_error_and_stores_nothing() {
     run(async {
-        let store = MemoryVectorStore::new(embedder(), ["source"]);
-        let filter = serde_json::json!({"author": "bob"})
-            .as_object()
-            .unwrap()
-            .clone();
-        let err = store
-            .retrieve("budget", 5, Some(&filter), &reader())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidRequest);
-        assert!(err.message().contains("`author`"), "{err}");
+        for (name, store) in stores() {
+            let filter = serde_json::json!({"author": "bob"})
+                .as_object()
+                .unwrap()
+                .clone();
+            let err = store
+                .retrieve("budget", 5, Some(&filter), &reader())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{name}");
+            assert!(err.message().contains("`author`"), "{err}");
 
-        let good = Acl::public().attach(Document::new("ok", "fine text"));
-        let mut bad_acl = Document::new("bad", "text");
-        bad_acl
-            .metadata
-            .insert("acl".into(), serde_json::json!({"team": ["hr"]}));
-        let huge = Acl::public().attach(Document::new(
-            "huge",
-            "x".repeat(aegis_rag::MAX_DOCUMENT_BYTES + 1),
-        ));
-        for batch in [vec![good.clone(), bad_acl], vec![good.clone(), huge]] {
+            let good = Acl::public().attach(Document::new("ok", "fine text"));
+            let mut bad_acl = Document::new("bad", "text");
+            bad_acl
+                .metadata
+                .insert("acl".into(), serde_json::json!({"team": ["hr"]}));
+            let huge = Acl::public().attach(Document::new(
+                "huge",
+                "x".repeat(aegis_rag::MAX_DOCUMENT_BYTES + 1),
+            ));
+            let twice = vec![good.clone(), good.clone()];
+            for batch in [vec![good.clone(), bad_acl], vec![good.clone(), huge], twice] {
+                assert_eq!(
+                    store.upsert(batch).await.unwrap_err().kind(),
+                    ErrorKind::InvalidRequest,
+                    "{name}"
+                );
+                assert_eq!(
+                    public_count(store.as_ref()).await,
+                    0,
+                    "{name}: nothing half-ingested"
+                );
+            }
+            let mut elsewhere = good.clone();
+            elsewhere.metadata.insert("source".into(), "b.md".into());
+            let err = store
+                .replace_source("a.md", vec![elsewhere])
+                .await
+                .unwrap_err();
             assert_eq!(
-                store.upsert(batch).await.unwrap_err().kind(),
-                ErrorKind::InvalidRequest
+                err.kind(),
+                ErrorKind::InvalidRequest,
+                "{name}: a document of another source"
             );
-            assert!(store.is_empty().await, "nothing half-ingested");
+            assert_eq!(public_count(store.as_ref()).await, 0, "{name}");
         }
         // An embedder answering too few vectors, or of the wrong length, or not finite: an
         // error, nothing stored.
         for answer in [vec![], vec![vec![0.5; 3]], vec![vec![f32::INFINITY; 16]]] {
-            let wrong = MemoryVectorStore::new(Arc::new(Fixed(answer)), ["source"]);
-            let err = wrong.upsert(vec![good.clone()]).await.unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::Provider, "{err}");
-            assert!(wrong.is_empty().await);
+            for (name, wrong) in stores_with(Arc::new(Fixed(answer.clone()))) {
+                let good = Acl::public().attach(Document::new("ok", "fine text"));
+                let err = wrong.upsert(vec![good]).await.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Provider, "{name}: {err}");
+            }
         }
     });
 }
@@ -243,47 +309,105 @@ impl Embedder for Fixed {
 #[test]
 fn replacing_a_document_replaces_its_acl() {
     run(async {
-        let store = MemoryVectorStore::new(embedder(), ["source"]);
-        let doc = Document::new("d", "budget policy");
-        store
-            .upsert(vec![Acl::public().attach(doc.clone())])
-            .await
-            .unwrap();
-        assert_eq!(
+        for (name, store) in stores() {
+            let doc = Document::new("d", "budget policy");
             store
-                .retrieve("budget", 3, None, &reader())
+                .upsert(vec![Acl::public().attach(doc.clone())])
                 .await
-                .unwrap()
-                .len(),
-            1
-        );
-        store
-            .upsert(vec![Acl::teams(["hr"]).attach(doc)])
-            .await
-            .unwrap();
-        assert!(
+                .unwrap();
+            assert_eq!(public_count(store.as_ref()).await, 1, "{name}");
             store
-                .retrieve("budget", 3, None, &reader())
+                .upsert(vec![Acl::teams(["hr"]).attach(doc)])
                 .await
-                .unwrap()
-                .is_empty()
-        );
+                .unwrap();
+            assert_eq!(public_count(store.as_ref()).await, 0, "{name}");
+        }
     });
 }
 
 #[test]
-fn deletes_by_id_and_by_source() {
+fn deletes_by_id_and_by_source_and_replaces_a_source_whole() {
     run(async {
-        let store = MemoryVectorStore::new(embedder(), ["source"]);
-        let docs: Vec<Document> = corpus(11, 40, 50).into_iter().map(|(d, _)| d).collect();
-        let from_one = docs
-            .iter()
-            .filter(|d| d.metadata["source"] == "file-1")
-            .count();
-        store.upsert(docs.clone()).await.unwrap();
-        assert_eq!(store.delete_source("file-1").await, from_one);
-        store.delete(&[docs[0].id.clone()]).await.unwrap();
-        let left = 40 - from_one - usize::from(docs[0].metadata["source"] != "file-1");
-        assert_eq!(store.len().await, left);
+        for (name, store) in stores() {
+            let docs: Vec<Document> = (0..40)
+                .map(|i| {
+                    let mut d = Acl::public().attach(Document::new(format!("d{i}"), "budget"));
+                    d.metadata
+                        .insert("source".into(), format!("file-{}", i % 4).into());
+                    d
+                })
+                .collect();
+            store.upsert(docs.clone()).await.unwrap();
+            assert_eq!(store.delete_source("file-1").await.unwrap(), 10, "{name}");
+            assert_eq!(
+                store.delete(&["d0".into(), "d1".into()]).await.unwrap(),
+                1,
+                "{name}: d1 went with file-1"
+            );
+            assert_eq!(public_count(store.as_ref()).await, 29, "{name}");
+            // A shorter new version of file-2 leaves none of the old chunks behind.
+            let new: Vec<Document> = docs[..2]
+                .iter()
+                .map(|d| {
+                    let mut d = d.clone();
+                    d.id = format!("{}-v2", d.id);
+                    d.metadata.insert("source".into(), "file-2".into());
+                    d
+                })
+                .collect();
+            store.replace_source("file-2", new).await.unwrap();
+            let filter = serde_json::json!({"source": "file-2"})
+                .as_object()
+                .unwrap()
+                .clone();
+            let mut ids: Vec<String> = store
+                .retrieve("budget", 100, Some(&filter), &reader())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.id)
+                .collect();
+            ids.sort();
+            assert_eq!(ids, ["d0-v2", "d1-v2"], "{name}");
+        }
+    });
+}
+
+#[test]
+fn a_sqlite_store_survives_a_restart_and_sees_another_processes_writes() {
+    run(async {
+        let path = scratch_db();
+        let writer = SqliteVectorStore::new(&path, "docs", embedder(), ["source"]);
+        let reader_store = SqliteVectorStore::new(&path, "docs", embedder(), ["source"]);
+        writer
+            .upsert(vec![Acl::public().attach(Document::new("a", "budget"))])
+            .await
+            .unwrap();
+        assert_eq!(public_count(&reader_store).await, 1);
+        // A write by "another process" (another handle on the file) is seen by the next
+        // search of the first, whose copy is older than the file.
+        writer
+            .upsert(vec![Acl::public().attach(Document::new("b", "budget"))])
+            .await
+            .unwrap();
+        assert_eq!(public_count(&reader_store).await, 2);
+        drop((writer, reader_store));
+        let reopened = SqliteVectorStore::new(&path, "docs", embedder(), ["source"]);
+        assert_eq!(public_count(&reopened).await, 2, "the file is the truth");
+        // The same collection opened with an embedder of other dimensions is refused
+        // up front, never a misfiled vector.
+        let wider = Arc::new(ProviderEmbedder::new(
+            Arc::new(aegis_providers::Echo::new("echo")),
+            "echo",
+            32,
+        ));
+        let wrong = SqliteVectorStore::new(&path, "docs", wider.clone(), ["source"]);
+        let err = wrong.ready().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.message().contains("16 dimensions"), "{err}");
+        // Another collection in the same file may have other dimensions.
+        let other = SqliteVectorStore::new(&path, "wide", wider, ["source"]);
+        other.ready().await.unwrap();
+        assert_eq!(public_count(&other).await, 0);
     });
 }

@@ -1,0 +1,200 @@
+//! The exact, permission-aware index every store searches: documents with their ACL and
+//! vector, scored only when the reader may read them and the filter matches.
+
+use std::{cmp::Ordering, collections::BTreeSet, collections::HashMap};
+
+use aegis_contracts::{Document, Error, Filter, Principal, SOURCE_KEY};
+
+use crate::{ACL_KEY, Acl, Embedder, checked_vectors, cosine};
+
+/// The largest document text a store takes, in bytes (chunk before ingesting).
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+
+/// How many texts go to the embedder in one call.
+const EMBED_BATCH: usize = 128;
+
+/// One stored document: its ACL parsed once, its vector checked once.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) doc: Document,
+    pub(crate) acl: Acl,
+    pub(crate) vector: Vec<f32>,
+}
+
+/// Checks every document (id, text size, ACL, and `source` when one is required) and
+/// embeds them all: entries ready to store, or an error that stores nothing.
+pub(crate) async fn prepare(
+    embedder: &dyn Embedder,
+    docs: Vec<Document>,
+    source: Option<&str>,
+) -> Result<Vec<Entry>, Error> {
+    let mut acls = Vec::with_capacity(docs.len());
+    let mut ids = BTreeSet::new();
+    for d in &docs {
+        if d.id.is_empty() {
+            return Err(Error::invalid_request("a document needs an id"));
+        }
+        if !ids.insert(d.id.as_str()) {
+            return Err(Error::invalid_request(format!(
+                "document `{}` is in the batch twice",
+                d.id
+            )));
+        }
+        if d.content.len() > MAX_DOCUMENT_BYTES {
+            return Err(Error::invalid_request(format!(
+                "document `{}` is {} bytes; at most {MAX_DOCUMENT_BYTES} (chunk it)",
+                d.id,
+                d.content.len()
+            )));
+        }
+        if let Some(source) = source {
+            if d.source() != Some(source) {
+                return Err(Error::invalid_request(format!(
+                    "document `{}` does not carry `metadata.{SOURCE_KEY}` = {source:?}, the source it replaces",
+                    d.id
+                )));
+            }
+        }
+        acls.push(Acl::of(d)?);
+    }
+    let mut vectors = Vec::with_capacity(docs.len());
+    for batch in docs.chunks(EMBED_BATCH) {
+        let texts: Vec<String> = batch.iter().map(|d| d.content.clone()).collect();
+        vectors.extend(checked_vectors(
+            embedder.embed(&texts).await?,
+            texts.len(),
+            embedder.dimensions(),
+        )?);
+    }
+    Ok(docs
+        .into_iter()
+        .zip(acls)
+        .zip(vectors)
+        .map(|((doc, acl), vector)| Entry { doc, acl, vector })
+        .collect())
+}
+
+/// `filter`, refused when it names a field the store does not index.
+pub(crate) fn check_filter<'f>(
+    indexed: &BTreeSet<String>,
+    filter: Option<&'f Filter>,
+) -> Result<Option<&'f Filter>, Error> {
+    if let Some(key) = filter.and_then(|f| f.keys().find(|k| !indexed.contains(*k))) {
+        return Err(Error::invalid_request(format!(
+            "cannot filter on `{key}`: the store indexes {indexed:?}"
+        )));
+    }
+    Ok(filter)
+}
+
+/// The fields a store may filter on: `indexed`, and always `source`.
+pub(crate) fn indexed_fields<S: Into<String>>(
+    indexed: impl IntoIterator<Item = S>,
+) -> BTreeSet<String> {
+    let mut fields: BTreeSet<String> = indexed.into_iter().map(Into::into).collect();
+    fields.insert(SOURCE_KEY.to_owned());
+    fields
+}
+
+/// Documents by id, searched exactly.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    entries: Vec<Entry>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Index {
+    /// An index of `entries` (later ones replace earlier ones of the same id).
+    pub(crate) fn of(entries: Vec<Entry>) -> Self {
+        let mut index = Self::default();
+        index.upsert(entries);
+        index
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Inserts or replaces by id.
+    pub(crate) fn upsert(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            match self.by_id.get(&entry.doc.id) {
+                Some(&at) => self.entries[at] = entry,
+                None => {
+                    self.by_id.insert(entry.doc.id.clone(), self.entries.len());
+                    self.entries.push(entry);
+                }
+            }
+        }
+    }
+
+    /// Removes the entries `gone` says to; returns how many.
+    pub(crate) fn remove_where(&mut self, gone: impl Fn(&Entry) -> bool) -> u64 {
+        let before = self.entries.len();
+        self.entries.retain(|e| !gone(e));
+        let removed = before - self.entries.len();
+        if removed > 0 {
+            self.by_id = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.doc.id.clone(), i))
+                .collect();
+        }
+        removed as u64
+    }
+
+    /// Removes documents by id; returns how many.
+    pub(crate) fn delete(&mut self, ids: &[String]) -> u64 {
+        let ids: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+        self.remove_where(|e| ids.contains(e.doc.id.as_str()))
+    }
+
+    /// Removes every document of `source`; returns how many.
+    pub(crate) fn delete_source(&mut self, source: &str) -> u64 {
+        self.remove_where(|e| e.doc.source() == Some(source))
+    }
+
+    /// The `k` best documents for `query` among those `reader` may read that match
+    /// `filter`, best first, each with its score and without its ACL. The reader's
+    /// permissions and the filter decide what is scored at all.
+    pub(crate) fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+        reader: &Principal,
+    ) -> Vec<Document> {
+        let mut hits: Vec<(f32, &Entry)> = self
+            .entries
+            .iter()
+            .filter(|e| e.acl.allows(reader))
+            .filter(|e| {
+                filter.is_none_or(|f| f.iter().all(|(k, v)| e.doc.metadata.get(k) == Some(v)))
+            })
+            .map(|e| (cosine(query, &e.vector), e))
+            .collect();
+        let k = k.min(hits.len());
+        if k < hits.len() {
+            hits.select_nth_unstable_by(k, best_first);
+            hits.truncate(k);
+        }
+        hits.sort_by(best_first);
+        hits.into_iter()
+            .map(|(score, e)| {
+                let mut d = e.doc.clone();
+                // Who else may read it is not the reader's to know, nor the prompt's.
+                d.metadata.remove(ACL_KEY);
+                d.score = Some(score);
+                d
+            })
+            .collect()
+    }
+}
+
+/// Orders hits best first: higher score, then id (so equal scores rank the same
+/// everywhere). A total order (scores are finite: vectors are checked on the way in).
+fn best_first(a: &(f32, &Entry), b: &(f32, &Entry)) -> Ordering {
+    b.0.total_cmp(&a.0)
+        .then_with(|| a.1.doc.id.cmp(&b.1.doc.id))
+}
