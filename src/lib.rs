@@ -134,6 +134,13 @@ pub mod budgets {
     pub use aegis_budgets::*;
 }
 
+/// Governed RAG (feature `rag`): permission-aware document stores and the `retrieval`
+/// policy.
+#[cfg(feature = "rag")]
+pub mod rag {
+    pub use aegis_rag::*;
+}
+
 /// Guards backed by remote services (feature `adapters`).
 #[cfg(feature = "adapters")]
 pub mod adapters {
@@ -142,6 +149,8 @@ pub mod adapters {
 
 /// Registers the guard and policy types of the enabled packs under their config names.
 fn register_packs(r: &mut Registry) {
+    #[cfg(feature = "rag")]
+    aegis_rag::register(r);
     // Budgets spend through the host's ledger (an `Arc<dyn BudgetLedger>` extension, e.g.
     // the database's); without one, through a ledger in this process.
     #[cfg(feature = "budgets")]

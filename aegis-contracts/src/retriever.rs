@@ -38,7 +38,7 @@ impl Document {
 pub type Filter = Map<String, Value>;
 
 /// The metadata key naming the source a document was ingested from (a file, a URL); what
-/// [`VectorStore::replace_source`] and [`VectorStore::delete_source`] act on.
+/// [`VectorStore::replace_sources`] and [`VectorStore::delete_source`] act on.
 pub const SOURCE_KEY: &str = "source";
 
 impl Document {
@@ -141,8 +141,8 @@ pub trait VectorStore: Retriever {
     /// Deletes every document whose [`SOURCE_KEY`] is `source`; returns how many.
     async fn delete_source(&self, source: &str) -> Result<u64, Error>;
 
-    /// Replaces every document of `source` with `docs` (each of which must carry that
-    /// source), atomically: readers see the old version or the new one, and a failure
-    /// leaves the old one. Re-ingesting a shorter file leaves no stale chunks behind.
-    async fn replace_source(&self, source: &str, docs: Vec<Document>) -> Result<(), Error>;
+    /// Replaces every document of the `sources` with `docs` (each of which must carry one
+    /// of them), atomically: readers see the old versions or the new ones, and a failure
+    /// leaves the old ones. Re-ingesting a shorter file leaves no stale chunks behind.
+    async fn replace_sources(&self, sources: &[String], docs: Vec<Document>) -> Result<(), Error>;
 }

@@ -331,10 +331,24 @@ impl From<Pipeline> for PipelineSet {
 
 /// The pipelines one config describes: the main one and every `[[pipelines]]` entry,
 /// sharing providers, routing, authenticators and the checkpoint store. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PipelineSet {
     main: Pipeline,
     named: Vec<(String, Pipeline)>,
+    retrievers: Vec<(String, Arc<dyn aegis_contracts::Retriever>)>,
+}
+
+impl std::fmt::Debug for PipelineSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineSet")
+            .field("main", &self.main)
+            .field("named", &self.named)
+            .field(
+                "retrievers",
+                &self.retrievers.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl PipelineSet {
@@ -415,7 +429,11 @@ impl PipelineSet {
         if !problems.is_empty() {
             return Err(Error::config(problems.join("\n")));
         }
-        Ok(Self { main, named })
+        Ok(Self {
+            main,
+            named,
+            retrievers: c.retrievers.clone(),
+        })
     }
 
     /// A set of one pipeline.
@@ -423,7 +441,14 @@ impl PipelineSet {
         Self {
             main,
             named: Vec::new(),
+            retrievers: Vec::new(),
         }
+    }
+
+    /// The `[[retrievers]]` of the config, in order (ingestion writes to the stores among
+    /// them).
+    pub fn retrievers(&self) -> &[(String, Arc<dyn aegis_contracts::Retriever>)] {
+        &self.retrievers
     }
 
     /// The main pipeline.

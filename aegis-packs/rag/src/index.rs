@@ -21,12 +21,12 @@ pub(crate) struct Entry {
     pub(crate) vector: Vec<f32>,
 }
 
-/// Checks every document (id, text size, ACL, and `source` when one is required) and
-/// embeds them all: entries ready to store, or an error that stores nothing.
+/// Checks every document (id, text size, ACL, and its `source` when `sources` is given)
+/// and embeds them all: entries ready to store, or an error that stores nothing.
 pub(crate) async fn prepare(
     embedder: &dyn Embedder,
     docs: Vec<Document>,
-    source: Option<&str>,
+    sources: Option<&[String]>,
 ) -> Result<Vec<Entry>, Error> {
     let mut acls = Vec::with_capacity(docs.len());
     let mut ids = BTreeSet::new();
@@ -47,10 +47,10 @@ pub(crate) async fn prepare(
                 d.content.len()
             )));
         }
-        if let Some(source) = source {
-            if d.source() != Some(source) {
+        if let Some(sources) = sources {
+            if !d.source().is_some_and(|s| sources.iter().any(|x| x == s)) {
                 return Err(Error::invalid_request(format!(
-                    "document `{}` does not carry `metadata.{SOURCE_KEY}` = {source:?}, the source it replaces",
+                    "document `{}` does not carry a `metadata.{SOURCE_KEY}` among those it replaces ({sources:?})",
                     d.id
                 )));
             }
@@ -153,6 +153,15 @@ impl Index {
     /// Removes every document of `source`; returns how many.
     pub(crate) fn delete_source(&mut self, source: &str) -> u64 {
         self.remove_where(|e| e.doc.source() == Some(source))
+    }
+
+    /// Removes every document of any of `sources`; returns how many.
+    pub(crate) fn delete_sources(&mut self, sources: &[String]) -> u64 {
+        self.remove_where(|e| {
+            e.doc
+                .source()
+                .is_some_and(|s| sources.iter().any(|x| x == s))
+        })
     }
 
     /// The `k` best documents for `query` among those `reader` may read that match

@@ -40,20 +40,28 @@
 #![forbid(unsafe_code)]
 
 mod acl;
+mod config;
 mod embed;
 mod guarded;
 mod index;
+mod ingest;
 mod memory;
+mod policy;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use acl::{ACL_KEY, Acl};
 
 pub use aegis_contracts::{Document, Filter, OnBlocked, Provenance, Retriever, VectorStore};
+pub use config::{EmbeddingConfig, MAX_DIMENSIONS, MemoryStoreConfig, memory_store, register};
+#[cfg(feature = "sqlite")]
+pub use config::{SqliteStoreConfig, sqlite_store};
 pub use embed::{Embedder, ProviderEmbedder};
 pub use guarded::GuardedRetriever;
 pub use index::MAX_DOCUMENT_BYTES;
+pub use ingest::{Chunking, IngestText, Ingested, MAX_INGEST_TEXTS, MAX_TEXT_BYTES, ingest};
 pub use memory::MemoryVectorStore;
+pub use policy::{MAX_K, RETRIEVAL_OPTION, Retrieval, RetrievalConfig};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteVectorStore;
 

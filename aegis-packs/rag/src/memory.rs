@@ -101,10 +101,10 @@ impl VectorStore for MemoryVectorStore {
         Ok(self.index.write().await.delete_source(source))
     }
 
-    async fn replace_source(&self, source: &str, docs: Vec<Document>) -> Result<(), Error> {
-        let entries = prepare(self.embedder.as_ref(), docs, Some(source)).await?;
+    async fn replace_sources(&self, sources: &[String], docs: Vec<Document>) -> Result<(), Error> {
+        let entries = prepare(self.embedder.as_ref(), docs, Some(sources)).await?;
         let mut index = self.index.write().await;
-        index.delete_source(source);
+        index.delete_sources(sources);
         index.upsert(entries);
         Ok(())
     }

@@ -236,14 +236,20 @@ impl SqliteVectorStore {
                 }
                 n
             }
-            Delete::Source(source) => {
-                sqlx::query("DELETE FROM aegis_rag_documents WHERE collection = ? AND source = ?")
+            Delete::Sources(sources) => {
+                let mut n = 0;
+                for source in sources {
+                    n += sqlx::query(
+                        "DELETE FROM aegis_rag_documents WHERE collection = ? AND source = ?",
+                    )
                     .bind(&self.collection)
                     .bind(source)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| storage("deleting", e))?
-                    .rows_affected()
+                    .rows_affected();
+                }
+                n
             }
         };
         for e in &entries {
@@ -274,7 +280,7 @@ impl SqliteVectorStore {
             match delete {
                 Delete::Nothing => 0,
                 Delete::Ids(ids) => copy.index.delete(ids),
-                Delete::Source(source) => copy.index.delete_source(source),
+                Delete::Sources(sources) => copy.index.delete_sources(sources),
             };
             copy.index.upsert(entries);
             copy.generation = Some(generation);
@@ -290,7 +296,7 @@ impl SqliteVectorStore {
 enum Delete<'a> {
     Nothing,
     Ids(&'a [String]),
-    Source(&'a str),
+    Sources(&'a [String]),
 }
 
 fn blob_of(vector: &[f32]) -> Vec<u8> {
@@ -364,11 +370,14 @@ impl VectorStore for SqliteVectorStore {
     }
 
     async fn delete_source(&self, source: &str) -> Result<u64, Error> {
-        self.write(Delete::Source(source), Vec::new()).await
+        self.write(Delete::Sources(&[source.to_owned()]), Vec::new())
+            .await
     }
 
-    async fn replace_source(&self, source: &str, docs: Vec<Document>) -> Result<(), Error> {
-        let entries = prepare(self.embedder.as_ref(), docs, Some(source)).await?;
-        self.write(Delete::Source(source), entries).await.map(drop)
+    async fn replace_sources(&self, sources: &[String], docs: Vec<Document>) -> Result<(), Error> {
+        let entries = prepare(self.embedder.as_ref(), docs, Some(sources)).await?;
+        self.write(Delete::Sources(sources), entries)
+            .await
+            .map(drop)
     }
 }

@@ -271,7 +271,7 @@ fn bad_input_is_a_clear_error_and_stores_nothing() {
             let mut elsewhere = good.clone();
             elsewhere.metadata.insert("source".into(), "b.md".into());
             let err = store
-                .replace_source("a.md", vec![elsewhere])
+                .replace_sources(&["a.md".into()], vec![elsewhere])
                 .await
                 .unwrap_err();
             assert_eq!(
@@ -355,7 +355,10 @@ fn deletes_by_id_and_by_source_and_replaces_a_source_whole() {
                     d
                 })
                 .collect();
-            store.replace_source("file-2", new).await.unwrap();
+            store
+                .replace_sources(&["file-2".into()], new)
+                .await
+                .unwrap();
             let filter = serde_json::json!({"source": "file-2"})
                 .as_object()
                 .unwrap()

@@ -1,0 +1,114 @@
+//! The `[[retrievers]]` types this crate registers — `memory` and `sqlite` — and their
+//! configs.
+
+use std::{path::PathBuf, sync::Arc};
+
+use aegis_contracts::{Error, Retriever};
+use aegis_core::BuildContext;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::{Embedder, MemoryVectorStore, ProviderEmbedder};
+
+/// The most dimensions a store's vectors may have.
+pub const MAX_DIMENSIONS: usize = 8_192;
+
+/// How a store embeds texts: through one of the configured providers.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EmbeddingConfig {
+    /// The `[[providers]]` entry that embeds (the `echo` provider embeds offline).
+    pub provider: String,
+    /// The embedding model.
+    pub model: String,
+    /// The length of every vector (1 to 8192); a store keeps the dimensions it was made
+    /// with.
+    pub dimensions: usize,
+}
+
+impl EmbeddingConfig {
+    /// The embedder this config describes, with the provider from `ctx`.
+    pub fn build(&self, ctx: &BuildContext<'_>) -> Result<Arc<dyn Embedder>, Error> {
+        if self.dimensions == 0 || self.dimensions > MAX_DIMENSIONS {
+            return Err(Error::config(format!(
+                "embedding.dimensions must be between 1 and {MAX_DIMENSIONS}"
+            )));
+        }
+        let provider = ctx.provider(&self.provider)?;
+        Ok(Arc::new(ProviderEmbedder::new(
+            provider,
+            self.model.clone(),
+            self.dimensions,
+        )))
+    }
+}
+
+/// Config of the `memory` store: documents live in the process (tests, embedding hosts).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MemoryStoreConfig {
+    /// How texts are embedded.
+    pub embedding: EmbeddingConfig,
+    /// Metadata fields searches may filter on (equality), besides `source`.
+    #[serde(default)]
+    pub indexed: Vec<String>,
+}
+
+/// Builds a `memory` store.
+pub fn memory_store(
+    config: MemoryStoreConfig,
+    ctx: &BuildContext<'_>,
+) -> Result<Arc<dyn Retriever>, Error> {
+    Ok(Arc::new(MemoryVectorStore::new(
+        config.embedding.build(ctx)?,
+        config.indexed,
+    )))
+}
+
+/// Config of the `sqlite` store: the embedded default, a collection in a SQLite file.
+#[cfg(feature = "sqlite")]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SqliteStoreConfig {
+    /// The SQLite file (created when missing; relative paths from the working directory).
+    pub path: PathBuf,
+    /// The collection in the file (default: the retriever's id).
+    #[serde(default)]
+    pub collection: Option<String>,
+    /// How texts are embedded.
+    pub embedding: EmbeddingConfig,
+    /// Metadata fields searches may filter on (equality), besides `source`.
+    #[serde(default)]
+    pub indexed: Vec<String>,
+}
+
+/// Builds a `sqlite` store (the file is opened on first use or by `ready`).
+#[cfg(feature = "sqlite")]
+pub fn sqlite_store(
+    config: SqliteStoreConfig,
+    ctx: &BuildContext<'_>,
+) -> Result<Arc<dyn Retriever>, Error> {
+    if config.path.as_os_str().is_empty() {
+        return Err(Error::config("path must not be empty"));
+    }
+    Ok(Arc::new(crate::SqliteVectorStore::new(
+        &config.path,
+        config.collection.unwrap_or_else(|| ctx.id.to_owned()),
+        config.embedding.build(ctx)?,
+        config.indexed,
+    )))
+}
+
+/// Registers the `memory` and `sqlite` retriever types and the `retrieval` policy.
+pub fn register(registry: &mut aegis_core::Registry) {
+    registry.register_retriever::<MemoryStoreConfig, _>("memory", memory_store);
+    #[cfg(feature = "sqlite")]
+    registry.register_retriever::<SqliteStoreConfig, _>("sqlite", sqlite_store);
+    registry.register_policy::<crate::RetrievalConfig, _>("retrieval", |c, ctx| {
+        let retriever = ctx.retriever(&c.retriever)?;
+        Ok(Arc::new(crate::Retrieval::new(c, retriever)?))
+    });
+}
