@@ -322,6 +322,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
         sinks.clone(),
     )
     .await?;
+    check_retrievers(&pipelines).await?;
     let pipeline = pipelines.main().clone();
     let limits = server_config.limits.clone();
     let listen = listen.unwrap_or(server_config.listen);
@@ -365,6 +366,14 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
     say!("aegis: runs, keys and audit in {}", redact_url(&db_url));
     if pipelines.has_named() {
         say!("aegis: named pipelines: {}", pipelines.names().join(", "));
+    }
+    if !pipelines.retrievers().is_empty() {
+        let ids: Vec<&str> = pipelines
+            .retrievers()
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        say!("aegis: retrievers: {}", ids.join(", "));
     }
     let gw = Gateway::with_store(pipelines, limits, feed, db.clone()).with_budgets(ledger.clone());
     let flusher = redis_ledger.as_ref().map(|r| {
@@ -446,6 +455,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
                     sinks,
                 )
                 .await?;
+                check_retrievers(&next).await?;
                 if let Some(gw) = weak.upgrade() {
                     gw.replace_pipeline(next);
                 }
@@ -601,4 +611,17 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutting down; finishing in-flight requests");
+}
+
+/// Opens every retriever of `pipelines` (a SQLite store's file, its schema and dimensions):
+/// a store that cannot serve stops the gateway from starting, or a reload from taking
+/// effect, with its id — not the first request that retrieves.
+async fn check_retrievers(pipelines: &aegis::PipelineSet) -> Result<(), Error> {
+    for (id, retriever) in pipelines.retrievers() {
+        retriever
+            .ready()
+            .await
+            .map_err(|e| Error::new(e.kind(), format!("retrievers `{id}`: {}", e.message())))?;
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ mod events;
 mod keys;
 mod openai;
 pub mod openapi;
+mod rag;
 pub mod retention;
 mod runs;
 
@@ -361,6 +362,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/admin/budgets/reset", post(budgets::reset))
         .route("/v1/admin/budgets/limit", post(budgets::set_limit))
         .route("/v1/admin/runs/purge", post(retention::purge))
+        .route("/v1/rag/{store}/documents", post(rag::ingest))
+        .route("/v1/rag/{store}/documents/delete", post(rag::delete))
         .route("/v1/admin/audit/verify", get(audit::verify))
         .route("/v1/admin/audit/head", get(audit::head))
         .route("/v1/admin/keys", post(keys::create).get(keys::list))
@@ -634,6 +637,25 @@ async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
                 return not_ready(
                     "budget_ledger_unreachable",
                     "the budget ledger did not answer within 2 s".into(),
+                );
+            }
+        }
+    }
+    // Retrieval-enabled requests fail while their store cannot serve.
+    for (id, retriever) in gw.pipelines().retrievers() {
+        match tokio::time::timeout(Duration::from_secs(2), retriever.ready()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, retriever = %id, "readiness: a retriever cannot serve");
+                return not_ready(
+                    "retriever_unavailable",
+                    format!("retriever `{id}` cannot serve"),
+                );
+            }
+            Err(_) => {
+                return not_ready(
+                    "retriever_unavailable",
+                    format!("retriever `{id}` did not answer within 2 s"),
                 );
             }
         }

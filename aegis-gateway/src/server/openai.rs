@@ -95,6 +95,28 @@ fn meta_headers(resp: &ChatResponse, out: &mut Response) {
     if let Ok(v) = HeaderValue::from_str(&resp.meta.provider) {
         h.insert("x-aegis-provider", v);
     }
+    if !resp.meta.retrieval.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&ascii_json(&json!(resp.meta.retrieval))) {
+            h.insert("x-aegis-retrieval", v);
+        }
+    }
+}
+
+/// `value` as compact JSON in ASCII only (`\uXXXX` escapes), so it fits in a header.
+fn ascii_json(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 fn respond(
@@ -107,7 +129,14 @@ fn respond(
         body: ChatBody::Stream(Box::pin(futures_util::stream::empty())),
     };
     let mut out = match resp.body {
-        ChatBody::Complete(c) => Json(completion_to_openai(&c)).into_response(),
+        ChatBody::Complete(c) => {
+            let mut body = completion_to_openai(&c);
+            // Aegis's own metadata, beside OpenAI's fields (SDKs keep unknown fields).
+            if !meta.meta.retrieval.is_empty() {
+                body["aegis"] = json!({ "retrieval": meta.meta.retrieval });
+            }
+            Json(body).into_response()
+        }
         ChatBody::Stream(stream) => {
             Sse::new(sse_events(stream, include_usage, permit)).into_response()
         }

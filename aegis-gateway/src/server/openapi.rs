@@ -26,6 +26,9 @@ fn schemas() -> Value {
     add::<super::budgets::Line>(&mut generator, &mut out);
     add::<super::budgets::SetLimit>(&mut generator, &mut out);
     add::<super::retention::Purge>(&mut generator, &mut out);
+    add::<super::rag::IngestBody>(&mut generator, &mut out);
+    add::<super::rag::DeleteBody>(&mut generator, &mut out);
+    add::<aegis::Provenance>(&mut generator, &mut out);
     add::<super::keys::CreateKey>(&mut generator, &mut out);
     add::<aegis_store::runs::RunRecord>(&mut generator, &mut out);
     add::<aegis_store::ApiKeyInfo>(&mut generator, &mut out);
@@ -318,6 +321,17 @@ fn paths_and_components() -> Value {
             "/v1/admin/runs/purge": {"post": {"summary": "Delete the runs that ended longer ago than an age, with their checkpoints, interrupts and decisions (admin role)",
                 "requestBody": body("Purge"),
                 "responses": {"200": {"description": "How many runs were purged"}, "400": {"description": "Not an age", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/v1/rag/{store}/documents": {"post": {"summary": "Ingest texts into a `[[retrievers]]` store: each is cut into chunks (`{source}#{n}`), every chunk is judged by the guard chain as a retrieved document before it is indexed (sanitized chunks are stored sanitized; a blocked chunk refuses the whole request, nothing stored), and each source replaces its earlier chunks atomically (admin role)",
+                "parameters": [{"name": "store", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": body("IngestBody"),
+                "responses": {"200": {"description": "Per source: chunks stored, and how many a guard sanitized"},
+                              "404": {"description": "No such store (`store_not_found`)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                              "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/v1/rag/{store}/documents/delete": {"post": {"summary": "Delete chunks from a store by id, or every chunk of a source (admin role)",
+                "parameters": [{"name": "store", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": body("DeleteBody"),
+                "responses": {"200": {"description": "How many chunks were deleted"},
+                              "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
             "/v1/admin/audit/verify": {"get": {"summary": "Walk the audit chain: valid, the first broken link, every problem (admin role)",
                 "responses": {"200": {"description": "The report"}}}},
             "/v1/admin/audit/head": {"get": {"summary": "The audit chain's head to anchor elsewhere, HMAC-signed when the chain is keyed (admin role)",
