@@ -293,3 +293,92 @@ async fn bad_ingestion_is_a_clear_error_and_stores_nothing() {
         "{body}"
     );
 }
+
+/// `aegis` with `args`, off the runtime serving the gateway.
+async fn aegis(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aegis"))
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_ingests_files_and_deletes_a_source() {
+    let dir = common::scratch_dir("gateway-rag-cli");
+    let addr = common::gateway(&config(&dir.join("rag.db"))).await;
+    let file = dir.join("handbook.md");
+    std::fs::write(
+        &file,
+        "Holiday policy: thirty days of paid holiday per year.\n",
+    )
+    .unwrap();
+    let remote = |mut args: Vec<String>| {
+        args.extend([
+            "--url".into(),
+            format!("http://{addr}"),
+            "--key".into(),
+            "sk-admin".into(),
+        ]);
+        args
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+
+    // Who may read it must be said.
+    let out = aegis(remote(s(&[
+        "rag",
+        "ingest",
+        "--store",
+        "handbook",
+        file.to_str().unwrap(),
+    ])))
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--public"),
+        "{out:?}"
+    );
+
+    let out = aegis(remote(s(&[
+        "rag",
+        "ingest",
+        "--store",
+        "handbook",
+        "--team",
+        "research",
+        file.to_str().unwrap(),
+    ])))
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ingested"][0]["chunks"], 1, "{report}");
+
+    let (_, body) = common::call(
+        Method::POST,
+        format!("http://{addr}/v1/chat/completions"),
+        "sk-ada",
+        Some(ask(false)),
+    )
+    .await;
+    let source = file.display().to_string();
+    assert_eq!(ids(&body["aegis"]["retrieval"]), [format!("{source}#0")]);
+    let (_, body) = common::call(
+        Method::POST,
+        format!("http://{addr}/v1/chat/completions"),
+        "sk-hr",
+        Some(ask(false)),
+    )
+    .await;
+    assert!(body.get("aegis").is_none(), "not hr's to read: {body}");
+
+    let out = aegis(remote(s(&[
+        "rag", "delete", "--store", "handbook", "--source", &source,
+    ])))
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["deleted"], 1);
+}

@@ -121,6 +121,14 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Ingest files into a running gateway's RAG store, or delete from it (admin key
+    /// required). Each file is a source: ingesting it again replaces all of its chunks.
+    Rag {
+        #[command(subcommand)]
+        action: RagAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Verify the audit chain of a running gateway, or export its head (admin key required).
     /// `verify` exits 2 when the chain is broken.
     Audit {
@@ -240,6 +248,53 @@ enum PolicyAction {
         /// A named pipeline (`[[pipelines]]`) instead of the main one.
         #[arg(long)]
         pipeline: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RagAction {
+    /// Chunk and ingest files; every chunk passes the gateway's guards before it is indexed
+    /// (all files or none). Who may read them: at least one of --public, --team, --principal.
+    Ingest {
+        /// The `[[retrievers]]` store.
+        #[arg(long)]
+        store: String,
+        /// The files (each file's path, as given, is its source).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Readable by every authenticated caller.
+        #[arg(long)]
+        public: bool,
+        /// Readable by the members of this team (repeatable).
+        #[arg(long = "team")]
+        teams: Vec<String>,
+        /// Readable by this principal (repeatable).
+        #[arg(long = "principal")]
+        principals: Vec<String>,
+        /// Only for readers of this organisation.
+        #[arg(long)]
+        org: Option<String>,
+        /// A label readers must hold, `key=value` (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// The longest chunk, in characters.
+        #[arg(long, default_value_t = 1000)]
+        max_chars: usize,
+        /// Characters a chunk repeats of the previous one.
+        #[arg(long, default_value_t = 100)]
+        overlap: usize,
+    },
+    /// Delete every chunk of a source, or chunks by id.
+    Delete {
+        /// The `[[retrievers]]` store.
+        #[arg(long)]
+        store: String,
+        /// The source (the path a file was ingested as).
+        #[arg(long, conflicts_with = "ids", required_unless_present = "ids")]
+        source: Option<String>,
+        /// Chunk ids (`{source}#{n}`), repeatable.
+        #[arg(long = "id")]
+        ids: Vec<String>,
     },
 }
 
@@ -591,6 +646,60 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     .await?
                 }
             };
+            say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(0)
+        }
+        Command::Rag { action, remote } => {
+            let (store, body, op) = match action {
+                RagAction::Ingest {
+                    store,
+                    files,
+                    public,
+                    teams,
+                    principals,
+                    org,
+                    labels,
+                    max_chars,
+                    overlap,
+                } => {
+                    if !public && teams.is_empty() && principals.is_empty() {
+                        return Err(Error::invalid_request(
+                            "say who may read the files: --public, --team or --principal (a document granted to nobody is read by nobody)",
+                        ));
+                    }
+                    let mut label_map = serde_json::Map::new();
+                    for l in &labels {
+                        let (k, v) = l.split_once('=').ok_or_else(|| {
+                            Error::invalid_request(format!("--label `{l}`: expected key=value"))
+                        })?;
+                        label_map.insert(k.to_owned(), json!(v));
+                    }
+                    let mut acl = json!({"public": public, "teams": teams, "principals": principals, "labels": label_map});
+                    if let Some(org) = org {
+                        acl["org"] = json!(org);
+                    }
+                    let mut documents = Vec::new();
+                    for f in &files {
+                        let text = std::fs::read_to_string(f).map_err(|e| {
+                            Error::invalid_request(format!("cannot read {}: {e}", f.display()))
+                        })?;
+                        documents.push(
+                            json!({"source": f.display().to_string(), "text": text, "acl": acl}),
+                        );
+                    }
+                    let body = json!({"documents": documents, "chunking": {"max_chars": max_chars, "overlap": overlap}});
+                    (store, body, "documents")
+                }
+                RagAction::Delete { store, source, ids } => {
+                    let body = match source {
+                        Some(s) => json!({"source": s}),
+                        None => json!({"ids": ids}),
+                    };
+                    (store, body, "documents/delete")
+                }
+            };
+            let path = format!("/v1/rag/{}/{op}", url_encode(&store));
+            let v = request(&remote, reqwest::Method::POST, &path, Some(body)).await?;
             say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             Ok(0)
         }
