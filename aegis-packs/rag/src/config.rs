@@ -102,11 +102,55 @@ pub fn sqlite_store(
     )))
 }
 
-/// Registers the `memory` and `sqlite` retriever types and the `retrieval` policy.
+/// Config of the `pgvector` store: a collection in PostgreSQL with pgvector (HNSW,
+/// iterative index scans).
+#[cfg(feature = "pgvector")]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PgVectorStoreConfig {
+    /// The database URL (`secret://env/NAME` keeps a password out of the file).
+    pub url: String,
+    /// The collection: table `aegis_rag_{collection}` (default: the retriever's id).
+    #[serde(default)]
+    pub collection: Option<String>,
+    /// How texts are embedded.
+    pub embedding: EmbeddingConfig,
+    /// Metadata fields searches may filter on (equality), besides `source`.
+    #[serde(default)]
+    pub indexed: Vec<String>,
+    /// HNSW candidates per search (default 100): higher is more exact and slower.
+    #[serde(default)]
+    pub ef_search: Option<usize>,
+}
+
+/// Builds a `pgvector` store (the database is opened on first use or by `ready`).
+#[cfg(feature = "pgvector")]
+pub fn pgvector_store(
+    config: PgVectorStoreConfig,
+    ctx: &BuildContext<'_>,
+) -> Result<Arc<dyn Retriever>, Error> {
+    let collection = config.collection.unwrap_or_else(|| ctx.id.to_owned());
+    let mut store = crate::PgVectorStore::new(
+        config.url,
+        &collection,
+        config.embedding.build(ctx)?,
+        config.indexed,
+    )?;
+    if let Some(ef) = config.ef_search {
+        store = store.with_ef_search(ef);
+    }
+    Ok(Arc::new(store))
+}
+
+/// Registers the `memory`, `sqlite` and `pgvector` retriever types and the `retrieval`
+/// policy.
 pub fn register(registry: &mut aegis_core::Registry) {
     registry.register_retriever::<MemoryStoreConfig, _>("memory", memory_store);
     #[cfg(feature = "sqlite")]
     registry.register_retriever::<SqliteStoreConfig, _>("sqlite", sqlite_store);
+    #[cfg(feature = "pgvector")]
+    registry.register_retriever::<PgVectorStoreConfig, _>("pgvector", pgvector_store);
     registry.register_policy::<crate::RetrievalConfig, _>("retrieval", |c, ctx| {
         let retriever = ctx.retriever(&c.retriever)?;
         Ok(Arc::new(crate::Retrieval::new(c, retriever)?))

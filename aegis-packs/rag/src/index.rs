@@ -5,7 +5,7 @@ use std::{cmp::Ordering, collections::BTreeSet, collections::HashMap};
 
 use aegis_contracts::{Document, Error, Filter, Principal, SOURCE_KEY};
 
-use crate::{ACL_KEY, Acl, Embedder, checked_vectors, cosine};
+use crate::{ACL_KEY, Acl, Embedder, checked_vectors};
 
 /// The largest document text a store takes, in bytes (chunk before ingesting).
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
@@ -19,6 +19,42 @@ pub(crate) struct Entry {
     pub(crate) doc: Document,
     pub(crate) acl: Acl,
     pub(crate) vector: Vec<f32>,
+    /// The vector's length, computed once: a search computes only dot products.
+    norm: f64,
+}
+
+impl Entry {
+    pub(crate) fn new(doc: Document, acl: Acl, vector: Vec<f32>) -> Self {
+        let norm = norm(&vector);
+        Self {
+            doc,
+            acl,
+            vector,
+            norm,
+        }
+    }
+}
+
+/// The Euclidean length of `v`, in `f64`.
+fn norm(v: &[f32]) -> f64 {
+    v.iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// The cosine similarity of `query` (of length `query_norm`) and `e`: the same number
+/// [`cosine`](crate::cosine) computes, with the lengths computed once.
+fn score(query: &[f32], query_norm: f64, e: &Entry) -> f32 {
+    if query_norm == 0.0 || e.norm == 0.0 {
+        return 0.0;
+    }
+    let dot: f64 = query
+        .iter()
+        .zip(&e.vector)
+        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+        .sum();
+    (dot / (query_norm * e.norm)) as f32
 }
 
 /// Checks every document (id, text size, ACL, and its `source` when `sources` is given)
@@ -70,7 +106,7 @@ pub(crate) async fn prepare(
         .into_iter()
         .zip(acls)
         .zip(vectors)
-        .map(|((doc, acl), vector)| Entry { doc, acl, vector })
+        .map(|((doc, acl), vector)| Entry::new(doc, acl, vector))
         .collect())
 }
 
@@ -174,6 +210,7 @@ impl Index {
         filter: Option<&Filter>,
         reader: &Principal,
     ) -> Vec<Document> {
+        let query_norm = norm(query);
         let mut hits: Vec<(f32, &Entry)> = self
             .entries
             .iter()
@@ -181,7 +218,7 @@ impl Index {
             .filter(|e| {
                 filter.is_none_or(|f| f.iter().all(|(k, v)| e.doc.metadata.get(k) == Some(v)))
             })
-            .map(|e| (cosine(query, &e.vector), e))
+            .map(|e| (score(query, query_norm, e), e))
             .collect();
         let k = k.min(hits.len());
         if k < hits.len() {

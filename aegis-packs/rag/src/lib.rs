@@ -46,6 +46,8 @@ mod guarded;
 mod index;
 mod ingest;
 mod memory;
+#[cfg(feature = "pgvector")]
+mod pgvector;
 mod policy;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -54,6 +56,8 @@ pub use acl::{ACL_KEY, Acl};
 
 pub use aegis_contracts::{Document, Filter, OnBlocked, Provenance, Retriever, VectorStore};
 pub use config::{EmbeddingConfig, MAX_DIMENSIONS, MemoryStoreConfig, memory_store, register};
+#[cfg(feature = "pgvector")]
+pub use config::{PgVectorStoreConfig, pgvector_store};
 #[cfg(feature = "sqlite")]
 pub use config::{SqliteStoreConfig, sqlite_store};
 pub use embed::{Embedder, ProviderEmbedder};
@@ -61,6 +65,8 @@ pub use guarded::GuardedRetriever;
 pub use index::MAX_DOCUMENT_BYTES;
 pub use ingest::{Chunking, IngestText, Ingested, MAX_INGEST_TEXTS, MAX_TEXT_BYTES, ingest};
 pub use memory::MemoryVectorStore;
+#[cfg(feature = "pgvector")]
+pub use pgvector::PgVectorStore;
 pub use policy::{MAX_K, RETRIEVAL_OPTION, Retrieval, RetrievalConfig};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteVectorStore;

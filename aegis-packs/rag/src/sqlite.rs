@@ -325,7 +325,7 @@ fn entry_of(row: &sqlx::sqlite::SqliteRow, dimensions: usize) -> Result<Entry, E
     let mut doc = Document::new(id.clone(), row.get::<String, _>("content"));
     doc.metadata = metadata;
     let acl = Acl::of(&doc)?;
-    Ok(Entry { doc, acl, vector })
+    Ok(Entry::new(doc, acl, vector))
 }
 
 #[async_trait]
