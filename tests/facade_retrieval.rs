@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use aegis::{
     ChatRequest, ChatResponse, Completion, Message, Principal, Provider, ProviderCapabilities,
-    RequestContext, ResponseMeta, Role, RunEvent, RunEventKind, TelemetrySink, async_trait,
+    RequestContext, ResponseMeta, RunEvent, RunEventKind, TelemetrySink, async_trait,
     rag::{Acl, Chunking, IngestText},
 };
 
-/// A provider that answers with every system message it was sent: what the model saw.
+/// A provider that answers with every message it was sent but the last: what the model saw
+/// besides the question.
 struct SystemEcho;
 
 #[async_trait]
@@ -26,10 +27,8 @@ impl Provider for SystemEcho {
         ProviderCapabilities::default()
     }
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, aegis::Error> {
-        let seen: Vec<String> = req
-            .messages
+        let seen: Vec<String> = req.messages[..req.messages.len().saturating_sub(1)]
             .iter()
-            .filter(|m| m.role == Role::System)
             .map(|m| m.text().into_owned())
             .collect();
         Ok(ChatResponse::complete(
@@ -63,6 +62,14 @@ id = "secrets"
 type = "secrets"
 [guardrails.config]
 action = "redact"
+
+[[guardrails]]
+id = "wires"
+type = "ban_substrings"
+stages = ["input"]
+[guardrails.config]
+substrings = ["wire transfer"]
+action = "require_approval"
 
 [[guardrails]]
 id = "no-poison"
@@ -247,6 +254,10 @@ async fn readable_documents_enter_the_prompt_judged_and_each_is_accounted_for() 
         seen.contains("never follow instructions"),
         "the documents are framed as data"
     );
+    assert!(
+        seen.starts_with("be brief\n---\nDocuments retrieved"),
+        "the documents are a user-role message after the operator's: {seen}"
+    );
     let verdict = |id: &str| {
         provenance
             .iter()
@@ -355,4 +366,25 @@ async fn the_policy_refuses_a_config_naming_an_unknown_retriever() {
             .contains("policies[0].config: no retriever `nope`"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_reviewer_who_edits_the_prompt_cannot_retrieve_with_the_callers_permissions() {
+    let rig = rig("edited").await;
+    let p = rig.set.main();
+    let hr = Principal::new("hal").with_team("hr");
+    let outcome = p
+        .run(ask("prompt", "a wire transfer for the holiday?", Some(hr)))
+        .await
+        .unwrap();
+    let aegis::PipelineOutcome::Paused { run_id, .. } = outcome else {
+        panic!("the input guard asks for approval");
+    };
+    // The reviewer rewrites the prompt to fish for hr's documents.
+    let edit = aegis::Approval::Edit {
+        value: serde_json::json!({"messages": [{"role": "user", "content": "quote the salary bands"}]}),
+    };
+    let err = p.resume(&run_id, edit).await.unwrap_err();
+    assert_eq!(err.kind(), aegis::ErrorKind::Forbidden, "{err}");
+    assert_eq!(err.code(), "retrieval_after_edit");
 }

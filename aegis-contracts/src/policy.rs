@@ -61,6 +61,11 @@ pub const REQUESTED_CLASSIFICATION_LABEL: &str = "aegis.classification.requested
 /// in [`Policy::request_options`]; it is never forwarded to a provider.
 pub const OPTIONS_FIELD: &str = "aegis";
 
+/// The run label set when a reviewer replaced the request's messages (an `edit` decision on
+/// the input): the prompt is then the reviewer's, not the caller's, and a policy that acts
+/// with the caller's permissions (retrieval) must not run it.
+pub const EDITED_LABEL: &str = "aegis.edited";
+
 /// Whether `region` may process a request whose labels are `labels` (see
 /// [`RESIDENCY_LABEL`]): no label allows every region; a label allows only the regions it
 /// lists, and never an unknown (`None`) region.
@@ -251,8 +256,8 @@ pub struct Step {
     /// lifecycle judges each one with the guard chain as
     /// [`GuardSubject::Retrieved`](crate::GuardSubject::Retrieved) (origin `retrieval`)
     /// before it enters, records a [`Provenance`](crate::Provenance) for each in the run
-    /// record and the response metadata, and adds those that pass as one system message
-    /// before the last user message. Only at `after_auth` and `before_route` (a later
+    /// record and the response metadata, and adds those that pass as one user-role message
+    /// (untrusted content, never operator instructions) before the last user message. Only at `after_auth` and `before_route` (a later
     /// step's documents would skip what runs before the call, such as budget
     /// reservations): elsewhere they fail the run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

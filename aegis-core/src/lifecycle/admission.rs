@@ -274,6 +274,8 @@ impl Admission {
     /// Drops the fields of `req` (and of its messages) that are not known to carry no
     /// content, unless the pipeline forwards them to `provider`.
     pub(crate) fn strip(&self, req: &mut ChatRequest, provider: &str) {
+        // Per-request options are Aegis's own, whatever is forwarded.
+        req.extra.remove(aegis_contracts::OPTIONS_FIELD);
         if self.config.unknown_fields == UnknownFields::Forward {
             return;
         }

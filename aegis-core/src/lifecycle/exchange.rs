@@ -183,6 +183,9 @@ pub enum ExchangeUpdate {
     Principal(Option<Principal>),
     /// The judged (possibly sanitized) request and the guards that judged it.
     Request(Box<ChatRequest>, Vec<String>),
+    /// The request as a reviewer edited it, judged: labelled
+    /// [`EDITED_LABEL`](aegis_contracts::EDITED_LABEL).
+    EditedRequest(Box<ChatRequest>, Vec<String>),
     /// Labels a policy step added.
     Labels(BTreeMap<String, String>),
     /// A policy step's documents, judged: the request with those that passed in its
@@ -231,6 +234,12 @@ impl State for Exchange {
             ExchangeUpdate::Request(req, guards) => {
                 self.request = *req;
                 self.guards.extend(guards);
+            }
+            ExchangeUpdate::EditedRequest(req, guards) => {
+                self.request = *req;
+                self.guards.extend(guards);
+                self.labels
+                    .insert(aegis_contracts::EDITED_LABEL.to_owned(), "input".to_owned());
             }
             ExchangeUpdate::Labels(labels) => self.labels.extend(labels),
             ExchangeUpdate::Retrieved {

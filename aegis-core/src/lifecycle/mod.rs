@@ -592,6 +592,11 @@ impl Pipeline {
                 )
                 .with_code("approval_required"));
             }
+            if !step.documents.is_empty() {
+                return Err(Error::internal(format!(
+                    "policy `{id}` offered documents to an embeddings request, which has no prompt to put them in"
+                )));
+            }
             state.labels.extend(step.labels);
         }
         Ok(())

@@ -9,14 +9,16 @@
 //!   narrowing), 10 % and 1 % of them, and 10 % plus a metadata filter;
 //! - the alternative the store does not take — reading every vector BLOB from SQLite per
 //!   query and scoring it — for comparison;
-//! - the resident memory the in-memory copy costs.
+//! - the resident memory the in-memory copy costs;
+//! - with `AEGIS_TEST_PGVECTOR_URL` set (a database with pgvector: `scripts/pgvector.sh`),
+//!   the same ingest and searches on the pgvector store (HNSW, iterative scans).
 //!
 //! `cargo bench -p aegis-rag --bench retrieval`.
 
 use std::{sync::Arc, time::Instant};
 
 use aegis_contracts::{Document, Principal, RequestContext, Retriever, VectorStore};
-use aegis_rag::{Acl, Embedder, ProviderEmbedder, SqliteVectorStore};
+use aegis_rag::{Acl, Embedder, PgVectorStore, ProviderEmbedder, SqliteVectorStore};
 
 const WORDS: [&str; 64] = [
     "budget",
@@ -130,16 +132,6 @@ fn chunk(i: usize, rng: &mut Rng) -> Document {
     d
 }
 
-fn rss_mib() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0.0);
-    pages * 4096.0 / (1 << 20) as f64
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
@@ -174,6 +166,33 @@ async fn search(
     );
 }
 
+async fn ingest(store: &dyn VectorStore, n: usize) {
+    let mut rng = Rng(7);
+    let t = Instant::now();
+    for start in (0..n).step_by(1_000) {
+        let batch: Vec<Document> = (start..(start + 1_000).min(n))
+            .map(|i| chunk(i, &mut rng))
+            .collect();
+        store.upsert(batch).await.unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "ingest: {:.0} chunks/s ({secs:.1} s; embedding by echo, checks, one transaction per 1,000)",
+        n as f64 / secs
+    );
+}
+
+async fn searches(store: &dyn Retriever) {
+    search(store, "all readable (no narrowing)", "all", None).await;
+    search(store, "10 % readable", "t10", None).await;
+    search(store, "1 % readable", "t100", None).await;
+    let en = serde_json::json!({"lang": "en"})
+        .as_object()
+        .unwrap()
+        .clone();
+    search(store, "10 % readable + filter", "t10", Some(&en)).await;
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let n: usize = std::env::var("AEGIS_BENCH_CHUNKS")
@@ -189,34 +208,13 @@ async fn main() {
     );
 
     let store = SqliteVectorStore::new(&path, "bench", embedder(), ["lang"]);
-    let mut rng = Rng(7);
-    let before = rss_mib();
-    let t = Instant::now();
-    for start in (0..n).step_by(1_000) {
-        let batch: Vec<Document> = (start..(start + 1_000).min(n))
-            .map(|i| chunk(i, &mut rng))
-            .collect();
-        store.upsert(batch).await.unwrap();
-    }
-    let secs = t.elapsed().as_secs_f64();
+    ingest(&store, n).await;
     println!(
-        "ingest: {:.0} chunks/s ({secs:.1} s; embedding by echo, checks, one transaction per 1,000)",
-        n as f64 / secs
+        "in-memory copy: {:.0} MiB of vectors, {:.0} MiB of text",
+        (n * DIMENSIONS * 4) as f64 / (1 << 20) as f64,
+        (n * 60 * 8) as f64 / (1 << 20) as f64
     );
-    println!(
-        "in-memory copy: {:.0} MiB more resident (vectors alone are {:.0} MiB)",
-        rss_mib() - before,
-        (n * DIMENSIONS * 4) as f64 / (1 << 20) as f64
-    );
-
-    search(&store, "all readable (no narrowing)", "all", None).await;
-    search(&store, "10 % readable", "t10", None).await;
-    search(&store, "1 % readable", "t100", None).await;
-    let en = serde_json::json!({"lang": "en"})
-        .as_object()
-        .unwrap()
-        .clone();
-    search(&store, "10 % readable + filter", "t10", Some(&en)).await;
+    searches(&store).await;
 
     drop(store);
     let reopened = SqliteVectorStore::new(&path, "bench", embedder(), ["lang"]);
@@ -268,4 +266,17 @@ async fn main() {
         times[times.len() - 1]
     );
     let _ = std::fs::remove_dir_all(&dir);
+
+    if let Some(url) = std::env::var("AEGIS_TEST_PGVECTOR_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        let collection = format!("bench_{}", std::process::id());
+        println!(
+            "\npgvector (HNSW m=16, ef_construction=64, ef_search=100, iterative scans), {n} chunks"
+        );
+        let store = PgVectorStore::new(url, &collection, embedder(), ["lang"]).unwrap();
+        ingest(&store, n).await;
+        searches(&store).await;
+    }
 }

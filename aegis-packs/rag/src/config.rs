@@ -105,7 +105,7 @@ pub fn sqlite_store(
 /// Config of the `pgvector` store: a collection in PostgreSQL with pgvector (HNSW,
 /// iterative index scans).
 #[cfg(feature = "pgvector")]
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PgVectorStoreConfig {
@@ -122,6 +122,19 @@ pub struct PgVectorStoreConfig {
     /// HNSW candidates per search (default 100): higher is more exact and slower.
     #[serde(default)]
     pub ef_search: Option<usize>,
+}
+
+#[cfg(feature = "pgvector")]
+impl std::fmt::Debug for PgVectorStoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never printed.
+        f.debug_struct("PgVectorStoreConfig")
+            .field("collection", &self.collection)
+            .field("embedding", &self.embedding)
+            .field("indexed", &self.indexed)
+            .field("ef_search", &self.ef_search)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Builds a `pgvector` store (the database is opened on first use or by `ready`).

@@ -3,9 +3,9 @@
 
 use std::{cmp::Ordering, collections::BTreeSet, collections::HashMap};
 
-use aegis_contracts::{Document, Error, Filter, Principal, SOURCE_KEY};
+use aegis_contracts::{Document, Error, Filter, Principal, RequestContext, SOURCE_KEY};
 
-use crate::{ACL_KEY, Acl, Embedder, checked_vectors};
+use crate::{ACL_KEY, Acl, Embedder, checked_vectors, reader};
 
 /// The largest document text a store takes, in bytes (chunk before ingesting).
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
@@ -43,18 +43,32 @@ fn norm(v: &[f32]) -> f64 {
         .sqrt()
 }
 
-/// The cosine similarity of `query` (of length `query_norm`) and `e`: the same number
-/// [`cosine`](crate::cosine) computes, with the lengths computed once.
+/// The cosine similarity of `query` (of length `query_norm`) and `e`, with the lengths
+/// computed once.
 fn score(query: &[f32], query_norm: f64, e: &Entry) -> f32 {
     if query_norm == 0.0 || e.norm == 0.0 {
         return 0.0;
     }
-    let dot: f64 = query
+    (dot(query, &e.vector) / (query_norm * e.norm)) as f32
+}
+
+/// The dot product in `f64`, summed in four independent lanes (so the compiler keeps
+/// several additions in flight instead of one long dependency chain).
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    let mut lanes = [0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
         .iter()
-        .zip(&e.vector)
-        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+        .zip(cb.remainder())
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
         .sum();
-    (dot / (query_norm * e.norm)) as f32
+    for (x, y) in ca.zip(cb) {
+        for (lane, (p, q)) in lanes.iter_mut().zip(x.iter().zip(y)) {
+            *lane += f64::from(*p) * f64::from(*q);
+        }
+    }
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
 }
 
 /// Checks every document (id, text size, ACL, and its `source` when `sources` is given)
@@ -120,6 +134,17 @@ pub(crate) fn check_filter<'f>(
             "cannot filter on `{key}`: the store indexes {indexed:?}"
         )));
     }
+    // Equality on strings, booleans and integers only: every store compares those alike
+    // (arrays, objects and fractions would mean containment in one store, equality in
+    // another).
+    if let Some((key, _)) = filter.and_then(|f| {
+        f.iter()
+            .find(|(_, v)| !(v.is_string() || v.is_boolean() || v.is_i64() || v.is_u64()))
+    }) {
+        return Err(Error::invalid_request(format!(
+            "filter `{key}`: only a string, a boolean or an integer can be matched"
+        )));
+    }
     Ok(filter)
 }
 
@@ -130,6 +155,40 @@ pub(crate) fn indexed_fields<S: Into<String>>(
     let mut fields: BTreeSet<String> = indexed.into_iter().map(Into::into).collect();
     fields.insert(SOURCE_KEY.to_owned());
     fields
+}
+
+/// What every store checks before it searches: the reader (a search without one is an
+/// error, never unfiltered), the filter (only indexed fields), and the query's vector —
+/// `None` when `k` is 0 and there is nothing to search for.
+pub(crate) struct Search<'a> {
+    pub(crate) reader: &'a Principal,
+    pub(crate) filter: Option<&'a Filter>,
+    pub(crate) query: Vec<f32>,
+}
+
+impl<'a> Search<'a> {
+    pub(crate) async fn begin(
+        embedder: &dyn Embedder,
+        indexed: &BTreeSet<String>,
+        query: &str,
+        k: usize,
+        filter: Option<&'a Filter>,
+        ctx: &'a RequestContext,
+    ) -> Result<Option<Search<'a>>, Error> {
+        let reader = reader(ctx)?;
+        let filter = check_filter(indexed, filter)?;
+        if k == 0 {
+            return Ok(None);
+        }
+        let dimensions = embedder.dimensions();
+        let query =
+            checked_vectors(embedder.embed(&[query.to_owned()]).await?, 1, dimensions)?.remove(0);
+        Ok(Some(Search {
+            reader,
+            filter,
+            query,
+        }))
+    }
 }
 
 /// Documents by id, searched exactly.

@@ -9,6 +9,10 @@ use serde_json::{Map, Value};
 
 use crate::{ACL_KEY, Acl};
 
+/// The longest source name, in bytes (it is in every chunk's id, the prompt's document tag,
+/// the response metadata and the audit).
+pub const MAX_SOURCE_BYTES: usize = 512;
+
 /// The most texts one ingestion takes.
 pub const MAX_INGEST_TEXTS: usize = 1_000;
 
@@ -171,9 +175,12 @@ pub async fn ingest(
     let mut documents = Vec::new();
     for (i, t) in texts.into_iter().enumerate() {
         let at = format!("documents[{i}]");
-        if t.source.trim().is_empty() {
+        if t.source.trim().is_empty()
+            || t.source.len() > MAX_SOURCE_BYTES
+            || t.source.chars().any(char::is_control)
+        {
             return Err(Error::invalid_request(format!(
-                "{at}.source: must not be blank"
+                "{at}.source: 1 to {MAX_SOURCE_BYTES} bytes without control characters"
             )));
         }
         if sources.contains(&t.source) {
@@ -196,48 +203,73 @@ pub async fn ingest(
                 "{at}.metadata.{key}: set by ingestion, not by the caller"
             )));
         }
+        // The source name travels where no guard looks again (chunk ids, the document tag,
+        // the response metadata, the audit): it must pass the guards untouched.
+        let name = Document::new("source", t.source.clone());
+        if judge(chain, ctx, name, &format!("{at}.source"), &t.source)
+            .await?
+            .1
+        {
+            return Err(Error::invalid_request(format!(
+                "{at}.source: a guard would redact part of it (a credential in a URL?); name the source without it"
+            )));
+        }
+        // The whole text first — a secret that chunking would cut in two is still found —
+        // then each chunk of what the guards let through.
+        let text = Document::new("text", t.text);
+        let (whole, whole_sanitized) = judge(chain, ctx, text, &at, &t.source).await?;
         let mut entry = Ingested {
             source: t.source.clone(),
             chunks: 0,
             sanitized: 0,
         };
-        for (n, chunk) in chunking.split(&t.text).into_iter().enumerate() {
+        for (n, chunk) in chunking.split(&whole.content).into_iter().enumerate() {
             let mut doc = Document::new(format!("{}#{n}", t.source), chunk);
             doc.metadata.clone_from(&t.metadata);
             doc.metadata
                 .insert(SOURCE_KEY.to_owned(), Value::String(t.source.clone()));
             doc.metadata.insert("chunk".to_owned(), Value::from(n));
-            let outcome = chain
-                .check(GuardSubject::Retrieved { document: doc }, ctx, &[])
-                .await;
-            let sanitized = outcome.sanitized();
-            match (outcome.decision, outcome.subject) {
-                (ChainDecision::Allowed, GuardSubject::Retrieved { document }) => {
-                    entry.sanitized += usize::from(sanitized);
-                    entry.chunks += 1;
-                    documents.push(t.acl.attach(document));
-                }
-                (ChainDecision::Allowed, _) => {
-                    return Err(Error::internal("the chain changed a document's kind"));
-                }
-                (ChainDecision::Blocked(v) | ChainDecision::NeedsApproval(v), _) => {
-                    let e = blocked_error(&v);
-                    return Err(Error::new(
-                        e.kind(),
-                        format!(
-                            "{at}: chunk {n} of `{}` was refused by guard `{}`; nothing was ingested",
-                            t.source, v.guard
-                        ),
-                    )
-                    .with_code(e.code()));
-                }
-            }
+            let what = format!("{at}: chunk {n}");
+            let (document, sanitized) = judge(chain, ctx, doc, &what, &t.source).await?;
+            entry.sanitized += usize::from(sanitized || whole_sanitized);
+            entry.chunks += 1;
+            documents.push(t.acl.attach(document));
         }
         sources.push(t.source);
         report.push(entry);
     }
     store.replace_sources(&sources, documents).await?;
     Ok(report)
+}
+
+/// `doc` judged as a retrieved document: as the guards left it and whether one sanitized
+/// it, or the refusal naming `what` of `source` and the guard.
+async fn judge(
+    chain: &GuardChain,
+    ctx: &RequestContext,
+    doc: Document,
+    what: &str,
+    source: &str,
+) -> Result<(Document, bool), Error> {
+    let outcome = chain
+        .check(GuardSubject::Retrieved { document: doc }, ctx, &[])
+        .await;
+    let sanitized = outcome.sanitized();
+    match (outcome.decision, outcome.subject) {
+        (ChainDecision::Allowed, GuardSubject::Retrieved { document }) => Ok((document, sanitized)),
+        (ChainDecision::Allowed, _) => Err(Error::internal("the chain changed a document's kind")),
+        (ChainDecision::Blocked(v) | ChainDecision::NeedsApproval(v), _) => {
+            let e = blocked_error(&v);
+            Err(Error::new(
+                e.kind(),
+                format!(
+                    "{what} of `{source}` was refused by guard `{}`; nothing was ingested",
+                    v.guard
+                ),
+            )
+            .with_code(e.code()))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -63,7 +63,9 @@ pub use config::{SqliteStoreConfig, sqlite_store};
 pub use embed::{Embedder, ProviderEmbedder};
 pub use guarded::GuardedRetriever;
 pub use index::MAX_DOCUMENT_BYTES;
-pub use ingest::{Chunking, IngestText, Ingested, MAX_INGEST_TEXTS, MAX_TEXT_BYTES, ingest};
+pub use ingest::{
+    Chunking, IngestText, Ingested, MAX_INGEST_TEXTS, MAX_SOURCE_BYTES, MAX_TEXT_BYTES, ingest,
+};
 pub use memory::MemoryVectorStore;
 #[cfg(feature = "pgvector")]
 pub use pgvector::PgVectorStore;

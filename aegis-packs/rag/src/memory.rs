@@ -8,9 +8,8 @@ use aegis_contracts::{
 use tokio::sync::RwLock;
 
 use crate::{
-    Embedder, checked_vectors,
-    index::{Index, check_filter, indexed_fields, prepare},
-    reader,
+    Embedder,
+    index::{Index, Search, indexed_fields, prepare},
 };
 
 /// Documents and their vectors in memory; every search is exact (each visible document is
@@ -54,12 +53,6 @@ impl MemoryVectorStore {
     }
 }
 
-/// The query's vector from `embedder`, checked.
-pub(crate) async fn embed_query(embedder: &dyn Embedder, query: &str) -> Result<Vec<f32>, Error> {
-    let dimensions = embedder.dimensions();
-    Ok(checked_vectors(embedder.embed(&[query.to_owned()]).await?, 1, dimensions)?.remove(0))
-}
-
 #[async_trait]
 impl Retriever for MemoryVectorStore {
     async fn retrieve(
@@ -69,13 +62,15 @@ impl Retriever for MemoryVectorStore {
         filter: Option<&Filter>,
         ctx: &RequestContext,
     ) -> Result<Vec<Document>, Error> {
-        let reader = reader(ctx)?;
-        let filter = check_filter(&self.indexed, filter)?;
-        if k == 0 {
+        let embedder = self.embedder.as_ref();
+        let Some(s) = Search::begin(embedder, &self.indexed, query, k, filter, ctx).await? else {
             return Ok(Vec::new());
-        }
-        let query = embed_query(self.embedder.as_ref(), query).await?;
-        Ok(self.index.read().await.search(&query, k, filter, reader))
+        };
+        Ok(self
+            .index
+            .read()
+            .await
+            .search(&s.query, k, s.filter, s.reader))
     }
 
     fn as_store(&self) -> Option<&dyn VectorStore> {

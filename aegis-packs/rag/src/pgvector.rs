@@ -19,9 +19,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     ACL_KEY, Embedder,
-    index::{Entry, check_filter, indexed_fields, prepare},
-    memory::embed_query,
-    reader,
+    index::{Entry, Search, indexed_fields, prepare},
 };
 
 /// A collection in PostgreSQL with pgvector (see the [module docs](self)): table
@@ -249,12 +247,15 @@ impl Retriever for PgVectorStore {
         filter: Option<&Filter>,
         ctx: &RequestContext,
     ) -> Result<Vec<Document>, Error> {
-        let reader = reader(ctx)?;
-        let filter = check_filter(&self.indexed, filter)?;
-        if k == 0 {
+        let embedder = self.embedder.as_ref();
+        let Some(Search {
+            reader,
+            filter,
+            query,
+        }) = Search::begin(embedder, &self.indexed, query, k, filter, ctx).await?
+        else {
             return Ok(Vec::new());
-        }
-        let query = embed_query(self.embedder.as_ref(), query).await?;
+        };
         let pool = self.pool().await?;
         let t = &self.table;
         let mut tx = pool.begin().await.map_err(|e| storage("searching", e))?;

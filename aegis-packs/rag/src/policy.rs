@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use aegis_contracts::{
-    ContextView, Error, Filter, OPTIONS_FIELD, OnBlocked, Policy, Position, RequestContext,
-    Retriever, Role, RouteView, Step, StepInput, async_trait,
+    ContextView, EDITED_LABEL, Error, ErrorKind, Filter, OPTIONS_FIELD, OnBlocked, Policy,
+    Position, RequestContext, Retriever, Role, RouteView, Step, StepInput, async_trait,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -202,10 +202,31 @@ impl Policy for Retrieval {
     }
 
     async fn step(&self, input: &StepInput<'_>) -> Result<Step, Error> {
+        let explicit = input
+            .request
+            .extra
+            .get(OPTIONS_FIELD)
+            .and_then(|o| o.get(RETRIEVAL_OPTION))
+            .is_some_and(|v| *v != Value::Bool(false));
         let Some((k, filter)) = self.asked(input)? else {
             return Ok(Step::proceed());
         };
+        if input.context.labels.contains_key(EDITED_LABEL) {
+            // The prompt is a reviewer's now: searching with the caller's permissions would
+            // let the reviewer read what only the caller may.
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "retrieval does not run on a request a reviewer edited: approve or reject it instead",
+            )
+            .with_code("retrieval_after_edit"));
+        }
         let Some(query) = query_of(input) else {
+            if explicit {
+                return Err(Error::invalid_request(
+                    "`aegis.retrieval` asks for retrieval, but the last user message has no text to search for",
+                )
+                .with_code("invalid_option"));
+            }
             return Ok(Step::proceed());
         };
         let filter = (!filter.is_empty()).then_some(filter);

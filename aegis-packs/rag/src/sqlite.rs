@@ -29,9 +29,7 @@ use tokio::sync::{OnceCell, RwLock};
 
 use crate::{
     Acl, Embedder,
-    index::{Entry, Index, check_filter, indexed_fields, prepare},
-    memory::embed_query,
-    reader,
+    index::{Entry, Index, Search, indexed_fields, prepare},
 };
 
 const SCHEMA: &str = "
@@ -337,13 +335,12 @@ impl Retriever for SqliteVectorStore {
         filter: Option<&Filter>,
         ctx: &RequestContext,
     ) -> Result<Vec<Document>, Error> {
-        let reader = reader(ctx)?;
-        let filter = check_filter(&self.indexed, filter)?;
-        if k == 0 {
+        let embedder = self.embedder.as_ref();
+        let Some(s) = Search::begin(embedder, &self.indexed, query, k, filter, ctx).await? else {
             return Ok(Vec::new());
-        }
-        let query = embed_query(self.embedder.as_ref(), query).await?;
-        Ok(self.synced().await?.index.search(&query, k, filter, reader))
+        };
+        let copy = self.synced().await?;
+        Ok(copy.index.search(&s.query, k, s.filter, s.reader))
     }
 
     fn as_store(&self) -> Option<&dyn VectorStore> {
