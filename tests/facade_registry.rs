@@ -32,6 +32,8 @@ async fn the_default_registry_registers_providers_and_guard_packs() {
             "missing guard type {g}"
         );
     }
+    assert_eq!(names["retrievers"], ["memory", "pgvector", "sqlite"]);
+    assert!(names["policies"].iter().any(|n| n == "retrieval"));
     let schema = aegis::registry().config_schema();
     let guard_types = schema
         .pointer("/properties/guardrails/items/oneOf")
