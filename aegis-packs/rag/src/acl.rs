@@ -14,7 +14,9 @@ pub const ACL_KEY: &str = "acl";
 /// several share a store), **and** it holds every one of `labels` (`clearance = "secret"`).
 /// A document with no ACL, or one naming nobody, is read by nobody: access is granted,
 /// never assumed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Acl {

@@ -21,6 +21,8 @@ pub(crate) struct Entry {
     pub(crate) vector: Vec<f32>,
     /// The vector's length, computed once: a search computes only dot products.
     norm: f64,
+    /// Its ACL's number among the index's distinct ACLs (set by the index).
+    acl_id: u32,
 }
 
 impl Entry {
@@ -31,6 +33,7 @@ impl Entry {
             acl,
             vector,
             norm,
+            acl_id: 0,
         }
     }
 }
@@ -196,6 +199,11 @@ impl<'a> Search<'a> {
 pub(crate) struct Index {
     entries: Vec<Entry>,
     by_id: HashMap<String, usize>,
+    /// The distinct ACLs of the entries: a search decides each once for its reader (most
+    /// documents share their source's ACL), then checks a flag per entry instead of
+    /// following the ACL's strings.
+    acls: Vec<Acl>,
+    acl_ids: HashMap<Acl, u32>,
 }
 
 impl Index {
@@ -210,9 +218,20 @@ impl Index {
         self.entries.len()
     }
 
+    fn intern(&mut self, acl: &Acl) -> u32 {
+        if let Some(&id) = self.acl_ids.get(acl) {
+            return id;
+        }
+        let id = u32::try_from(self.acls.len()).unwrap_or(u32::MAX);
+        self.acls.push(acl.clone());
+        self.acl_ids.insert(acl.clone(), id);
+        id
+    }
+
     /// Inserts or replaces by id.
     pub(crate) fn upsert(&mut self, entries: Vec<Entry>) {
-        for entry in entries {
+        for mut entry in entries {
+            entry.acl_id = self.intern(&entry.acl);
             match self.by_id.get(&entry.doc.id) {
                 Some(&at) => self.entries[at] = entry,
                 None => {
@@ -235,6 +254,13 @@ impl Index {
                 .enumerate()
                 .map(|(i, e)| (e.doc.id.clone(), i))
                 .collect();
+            // Forget the ACLs no entry has any more.
+            self.acls.clear();
+            self.acl_ids.clear();
+            for i in 0..self.entries.len() {
+                let acl = self.entries[i].acl.clone();
+                self.entries[i].acl_id = self.intern(&acl);
+            }
         }
         removed as u64
     }
@@ -270,10 +296,11 @@ impl Index {
         reader: &Principal,
     ) -> Vec<Document> {
         let query_norm = norm(query);
+        let allowed: Vec<bool> = self.acls.iter().map(|a| a.allows(reader)).collect();
         let mut hits: Vec<(f32, &Entry)> = self
             .entries
             .iter()
-            .filter(|e| e.acl.allows(reader))
+            .filter(|e| allowed.get(e.acl_id as usize) == Some(&true))
             .filter(|e| {
                 filter.is_none_or(|f| f.iter().all(|(k, v)| e.doc.metadata.get(k) == Some(v)))
             })
