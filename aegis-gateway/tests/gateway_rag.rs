@@ -409,3 +409,66 @@ async fn the_cli_ingests_files_and_deletes_a_source() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["deleted"], 1);
 }
+
+#[tokio::test]
+async fn the_run_record_keeps_what_became_of_each_retrieved_document() {
+    let dir = common::scratch_dir("gateway-rag-run");
+    let store = aegis_store::Store::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let gw = common::gateway_on(
+        &store,
+        &config(&dir.join("rag.db")),
+        aegis_gateway::server::Limits::default(),
+        Vec::new(),
+    )
+    .await;
+    let addr = common::serve(gw).await;
+    let url = |p: &str| format!("http://{addr}{p}");
+    let (status, _) = common::call(
+        Method::POST,
+        url("/v1/rag/handbook/documents"),
+        "sk-admin",
+        Some(ingest_body()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let resp = reqwest::Client::new()
+        .post(url("/v1/chat/completions"))
+        .bearer_auth("sk-ada")
+        .json(&ask(false))
+        .send()
+        .await
+        .unwrap();
+    let run_id = resp.headers()["x-aegis-run-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let answered: Value = resp.json().await.unwrap();
+    let (status, run) = common::call(
+        Method::GET,
+        url(&format!("/v1/runs/{run_id}")),
+        "sk-ada",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    let verdicts = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_str().unwrap().into(),
+                    p["verdict"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        verdicts(&run["retrieval"]),
+        verdicts(&answered["aegis"]["retrieval"]),
+        "{run}"
+    );
+    assert_eq!(ids(&run["retrieval"]), ["handbook.md#0", "ops.md#0"]);
+}

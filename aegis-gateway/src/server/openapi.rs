@@ -127,6 +127,7 @@ fn schemas() -> Value {
                 "status": {"$ref": "#/components/schemas/RunStatus"},
                 "interrupt": {"allOf": [{"$ref": "#/components/schemas/Interrupt"}], "nullable": true},
                 "output": {"allOf": [{"$ref": "#/components/schemas/ChatCompletion"}], "nullable": true, "description": "A completed run's answer"},
+                "retrieval": {"type": "array", "items": {"$ref": "#/components/schemas/Provenance"}, "description": "What became of every document retrieval offered the run; only `allowed` and `sanitized` ones entered the prompt"},
                 "pending": {"type": ["object", "null"], "description": "A paused run's held subject, for its reviewers only: stage, reason, findings, subject (the prompt's messages, or the held answer's content and tool_calls) and the edit schema", "properties": {
                     "stage": {"type": "string"}, "reason": {"type": "string"}, "findings": {"type": "array"},
                     "subject": {"type": "object"}, "edit_schema": {"type": "object"}

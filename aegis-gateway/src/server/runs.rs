@@ -283,6 +283,8 @@ pub(super) async fn get(
         "principal": cp.principal,
         "updated_at_ms": cp.at_ms,
         "guards": state.get("guards"),
+        // What became of every retrieved document (ids, sources, scores, verdicts).
+        "retrieval": state.get("retrieval").cloned().unwrap_or_else(|| json!([])),
         "output": output,
         "pending": pending_review(&cp, &state, reviewer),
         "links": links(&cp.run_id),
