@@ -10,6 +10,7 @@ mod chain;
 mod judge;
 mod layer;
 mod normalize;
+mod report;
 mod stream;
 mod waiver;
 
@@ -18,5 +19,6 @@ pub use chain::{
 };
 pub use judge::{Judgement, completion_digest, request_digest};
 pub use layer::{Guard, GuardLayer, future};
+pub use report::{ReportedFinding, ScanReport, scan, text_subject};
 pub use stream::{ApprovalSlot, Holdback, PendingApproval};
 pub use waiver::{Grant, Waiver, digest};

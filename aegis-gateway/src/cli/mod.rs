@@ -479,7 +479,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     scan::chain_of_packs(&pack.unwrap_or(default))?
                 }
             };
-            let report = scan::scan(&chain, stage, text).await;
+            let report = scan::scan(&chain, stage, text).await?;
             let out = serde_json::to_string_pretty(&report)
                 .map_err(|e| Error::internal(e.to_string()))?;
             say!("{out}");

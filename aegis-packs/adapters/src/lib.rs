@@ -33,4 +33,6 @@ mod remote;
 
 pub use llm_guard::{LlmGuard, LlmGuardConfig};
 pub use presidio::{Presidio, PresidioAction, PresidioConfig};
-pub use remote::{CallContext, CallSegment, GUARD_PROTOCOL, GuardCall, HttpGuard, HttpGuardConfig};
+pub use remote::{
+    CallContext, CallSegment, GUARD_PROTOCOL, GuardCall, HttpGuard, HttpGuardConfig, verdict_from,
+};

@@ -153,9 +153,42 @@ impl HttpGuard {
     }
 }
 
-/// The verdict in `answer`, refused when it is not one this subject can take.
-fn verdict_of(answer: serde_json::Value, subject: &GuardSubject) -> Result<Verdict, Error> {
-    let bad = |why: String| Error::provider(format!("the http guard service answered {why}"));
+impl<'a> GuardCall<'a> {
+    /// The call judging `subject` for guard `guard` in the run `ctx` describes.
+    pub fn new(guard: &'a str, subject: &'a GuardSubject, ctx: &'a RequestContext) -> Self {
+        Self {
+            protocol: GUARD_PROTOCOL,
+            guard,
+            stage: subject.stage(),
+            segments: subject
+                .segments()
+                .into_iter()
+                .map(|s| CallSegment {
+                    origin: s.origin,
+                    text: s.text,
+                })
+                .collect(),
+            subject,
+            context: CallContext {
+                run_id: ctx.run_id.as_deref(),
+                principal: ctx.principal.as_ref(),
+                labels: &ctx.labels,
+            },
+        }
+    }
+}
+
+/// The verdict in `answer` — a guard plugin's answer to a [`GuardCall`] on `subject` —
+/// refused when it is not one this subject can take: not a verdict, a score outside
+/// `[0, 1]`, spans or edits outside their segment, overlapping edits, over-long words, or
+/// one of the engine's own block codes. `plugin` names the answerer in the error. Every
+/// plugin surface (the `http` guard, the Python and Node bindings) validates with this.
+pub fn verdict_from(
+    answer: serde_json::Value,
+    subject: &GuardSubject,
+    plugin: &str,
+) -> Result<Verdict, Error> {
+    let bad = |why: String| Error::provider(format!("{plugin} answered {why}"));
     let mut answer = answer;
     // `score` may be left out: the highest finding's, or 0.
     let scored = match answer.as_object_mut() {
@@ -252,29 +285,11 @@ impl Guardrail for HttpGuard {
 
     /// One call per subject, every segment in it.
     async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
-        let call = GuardCall {
-            protocol: GUARD_PROTOCOL,
-            guard: &self.id,
-            stage: subject.stage(),
-            segments: subject
-                .segments()
-                .into_iter()
-                .map(|s| CallSegment {
-                    origin: s.origin,
-                    text: s.text,
-                })
-                .collect(),
-            subject,
-            context: CallContext {
-                run_id: ctx.run_id.as_deref(),
-                principal: ctx.principal.as_ref(),
-                labels: &ctx.labels,
-            },
-        };
+        let call = GuardCall::new(&self.id, subject, ctx);
         let body = serde_json::to_value(&call)
             .map_err(|e| Error::internal(format!("a guard call does not serialize: {e}")))?;
         let answer = self.service.post("", &body).await?;
-        verdict_of(answer, subject)
+        verdict_from(answer, subject, "the http guard service")
     }
 }
 
@@ -308,18 +323,20 @@ mod tests {
             json!({"decision": "block", "reason": "r", "code": "guard_unavailable"}),
             json!({"decision": "block", "reason": "r".repeat(2000), "code": "c"}),
         ] {
-            assert!(verdict_of(bad.clone(), &subject()).is_err(), "{bad}");
+            assert!(verdict_from(bad.clone(), &subject(), "t").is_err(), "{bad}");
         }
-        let ok = verdict_of(
+        let ok = verdict_from(
             json!({"decision": "sanitize", "guard": "spoofed", "edits": [{"segment": 0, "start": 7, "end": 12, "replacement": "W"}]}),
             &subject(),
+            "t",
         )
         .unwrap();
         assert!(ok.guard.is_empty());
         assert!(matches!(ok.decision, Decision::Sanitize { .. }));
-        let scored = verdict_of(
+        let scored = verdict_from(
             json!({"decision": "block", "reason": "r", "code": "c", "findings": [{"kind": "X", "score": 0.7, "detector": "s"}]}),
             &subject(),
+            "t",
         )
         .unwrap();
         assert_eq!(

@@ -1,0 +1,64 @@
+//! One exception type, `aegis.AegisError`, carrying the Rust error's `kind`, `code`,
+//! `run_id`, `status` and `details` — the same fields the gateway's error bodies have.
+
+use pyo3::{create_exception, exceptions::PyException, prelude::*};
+
+create_exception!(
+    aegis,
+    AegisError,
+    PyException,
+    "An error of the governed pipeline. `kind` is its class (`policy_blocked`, \
+     `invalid_request`, `budget_exceeded`, ...), `code` the stable machine code, `run_id` \
+     the run it ended (or `None`), `status` the HTTP status the gateway would answer, \
+     `details` structured data (or `None`)."
+);
+
+/// `e` as an `AegisError` with its fields set.
+pub fn to_py(e: aegis::Error) -> PyErr {
+    Python::attach(|py| {
+        let err = AegisError::new_err(e.message().to_owned());
+        let value = err.value(py);
+        let details = e
+            .details()
+            .and_then(|d| crate::convert::to_py(py, d).ok())
+            .unwrap_or_else(|| py.None());
+        let status = e.status();
+        let set = || -> PyResult<()> {
+            value.setattr("kind", e.kind().code())?;
+            value.setattr("code", e.code())?;
+            value.setattr("run_id", e.run_id())?;
+            value.setattr("status", status)?;
+            value.setattr("details", details)?;
+            Ok(())
+        };
+        match set() {
+            Ok(()) => err,
+            Err(other) => other,
+        }
+    })
+}
+
+/// An internal error (a bug or an environment failure), as an `aegis::Error`.
+pub fn internal(message: impl Into<String>) -> aegis::Error {
+    aegis::Error::internal(message)
+}
+
+/// A Python exception raised by a plugin, as an `aegis::Error` naming the plugin: the
+/// exception's type and (shortened) message, never its traceback's locals.
+pub fn from_plugin(py: Python<'_>, plugin: &str, e: &PyErr) -> aegis::Error {
+    let kind = e
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    let mut message = e.value(py).to_string();
+    if message.len() > 300 {
+        let mut cut = 300;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    aegis::Error::provider(format!("{plugin} raised {kind}: {message}"))
+}

@@ -1,0 +1,392 @@
+//! `aegis` for Python: the governed pipeline in-process. A thin adapter — conversion between
+//! Python objects and the pipeline's JSON-shaped types, an asyncio bridge, and plugin
+//! adapters; every decision is made by the same Rust code the gateway runs.
+
+use std::sync::{Arc, Mutex};
+
+use aegis::{
+    Approval, BudgetLedger, ChatBody, ChatRequest, CheckpointStore, Error, PipelineOutcome,
+    Principal, Stage,
+    config::AegisConfig,
+    providers::wire::{chunk_to_openai, completion_to_openai},
+};
+use futures_util::StreamExt;
+use pyo3::{exceptions::PyStopAsyncIteration, prelude::*, types::PyDict};
+use serde_json::{Value, json};
+
+mod convert;
+mod error;
+mod plugins;
+mod runtime;
+
+use error::{AegisError, to_py};
+use runtime::{Produce, awaitable, block_on};
+
+/// Where a pipeline's config came from, kept so a forked child can build its own.
+#[derive(Clone)]
+enum Source {
+    Toml(String),
+    Json(Value),
+}
+
+/// A pipeline and the process it was built in.
+struct Built {
+    pid: u32,
+    pipeline: aegis::Pipeline,
+}
+
+/// A governed pipeline, built from TOML or a dict with the built-in plugin types and every
+/// type registered with `register_guard`, `register_provider` or `register_retriever`.
+///
+/// After `os.fork` (gunicorn `--preload`, `multiprocessing`) a pipeline built in the parent
+/// rebuilds itself from the same config on first use in the child — its connections and
+/// threads did not survive the fork. In-memory state (paused runs without a `store`, an
+/// in-process budget ledger) is per process; with a `store`, the child sees the parent's
+/// runs.
+#[pyclass(frozen, module = "aegis")]
+struct Pipeline {
+    source: Source,
+    store: Option<String>,
+    built: Mutex<Built>,
+}
+
+async fn build(source: &Source, store: Option<&str>) -> Result<aegis::Pipeline, Error> {
+    let config = match source {
+        Source::Toml(text) => AegisConfig::from_toml_str(text, std::env::vars())?,
+        Source::Json(value) => AegisConfig::from_json(value.clone())?,
+    };
+    let mut registry = plugins::registry();
+    let checkpoints: Option<Arc<dyn CheckpointStore>> = match store {
+        None => None,
+        Some(url) => {
+            let db = aegis_store::Store::connect(url).await?;
+            // Budgets spend through the same database, so processes share one ledger.
+            registry.insert_extension::<Arc<dyn BudgetLedger>>(Arc::new(db.clone()));
+            Some(Arc::new(db))
+        }
+    };
+    aegis::Pipeline::from_config_with_store(&registry, &config, checkpoints).await
+}
+
+impl Pipeline {
+    fn new(py: Python<'_>, source: Source, store: Option<String>) -> PyResult<Self> {
+        let pipeline = block_on(py, build(&source, store.as_deref()))?;
+        Ok(Self {
+            source,
+            store,
+            built: Mutex::new(Built {
+                pid: std::process::id(),
+                pipeline,
+            }),
+        })
+    }
+
+    /// The pipeline of this process (rebuilt once after a fork). The lock is never held
+    /// while the GIL is released: a build may call Python plugin factories.
+    fn current(&self, py: Python<'_>) -> PyResult<aegis::Pipeline> {
+        let pid = std::process::id();
+        {
+            let built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+            if built.pid == pid {
+                return Ok(built.pipeline.clone());
+            }
+        }
+        let pipeline = block_on(py, build(&self.source, self.store.as_deref()))?;
+        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        *built = Built {
+            pid,
+            pipeline: pipeline.clone(),
+        };
+        Ok(pipeline)
+    }
+}
+
+#[pymethods]
+impl Pipeline {
+    /// Builds a pipeline from TOML text (with `AEGIS_*` overrides from the environment).
+    /// `store` is a database URL (`sqlite://runs.db?mode=rwc`, `postgres://…`) keeping runs,
+    /// paused approvals and budgets across processes; without one they live in memory.
+    #[staticmethod]
+    #[pyo3(signature = (text, *, store = None))]
+    fn from_toml(py: Python<'_>, text: String, store: Option<String>) -> PyResult<Self> {
+        Self::new(py, Source::Toml(text), store)
+    }
+
+    /// Builds a pipeline from a dict shaped like the TOML file.
+    #[staticmethod]
+    #[pyo3(signature = (config, *, store = None))]
+    fn from_dict(
+        py: Python<'_>,
+        config: &Bound<'_, PyAny>,
+        store: Option<String>,
+    ) -> PyResult<Self> {
+        Self::new(py, Source::Json(convert::from_py(config)?), store)
+    }
+
+    /// Runs an OpenAI-shaped chat request (a dict) through the pipeline. Awaits to a
+    /// `chat.completion` dict (with Aegis's metadata under `aegis`), to an async iterator
+    /// of `chat.completion.chunk` dicts when `stream` is true, or — when a guard asks for a
+    /// human decision — to a paused run (`{"object": "aegis.run", "status": "paused",
+    /// "id": …}`) to `resume`. `principal` (`{"id", "team", "org", "roles", "labels"}`)
+    /// is the caller the host authenticated: budgets, residency and retrieval use it.
+    /// Raises `AegisError` (`kind` = `policy_blocked`, `budget_exceeded`, ...).
+    #[pyo3(signature = (request, *, principal = None))]
+    fn chat<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyAny>,
+        principal: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut req: ChatRequest = convert::typed(request, "the chat request")?;
+        if let Some(p) = principal {
+            req.ctx.principal = Some(convert::typed::<Principal>(p, "the principal")?);
+        }
+        let pipeline = self.current(py)?;
+        awaitable(py, async move { answer(pipeline.run(req).await?).await })
+    }
+
+    /// Decides a paused run: `decision` is `approve`, `reject` (with a `reason`) or `edit`
+    /// (with the replacement `value`). Awaits to what `chat` would have answered.
+    #[pyo3(signature = (run_id, decision = "approve", *, reason = None, value = None))]
+    fn resume<'py>(
+        &self,
+        py: Python<'py>,
+        run_id: String,
+        decision: &str,
+        reason: Option<String>,
+        value: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let decision = match (decision, value) {
+            ("approve", None) => Approval::Approve,
+            ("reject", None) => Approval::Reject {
+                reason: reason.unwrap_or_default(),
+            },
+            ("edit", Some(v)) => Approval::Edit {
+                value: convert::from_py(v)?,
+            },
+            ("edit", None) => return Err(invalid("an `edit` decision needs a `value`")),
+            (_, Some(_)) => return Err(invalid("only an `edit` decision takes a `value`")),
+            (other, None) => {
+                return Err(invalid(&format!(
+                    "decision `{other}`: use approve, reject or edit"
+                )));
+            }
+        };
+        let pipeline = self.current(py)?;
+        awaitable(py, async move {
+            answer(pipeline.resume(&run_id, decision).await?).await
+        })
+    }
+
+    /// Judges `text` with the pipeline's guard chain as `stage` (`input`, `output`,
+    /// `tool_result`, `retrieved`) and returns the report `aegis scan` prints: `verdict`,
+    /// `guard`, `reason`, `findings` (byte offsets into `text`) and `sanitized`. Blocks
+    /// the calling thread (the GIL is released meanwhile).
+    #[pyo3(signature = (text, *, stage = "input"))]
+    fn scan(&self, py: Python<'_>, text: String, stage: &str) -> PyResult<Py<PyAny>> {
+        let stage: Stage = serde_json::from_value(json!(stage))
+            .map_err(|_| invalid(&format!("unknown stage `{stage}`")))?;
+        let pipeline = self.current(py)?;
+        let report = block_on(py, async move {
+            aegis::guard::scan(pipeline.chain(), stage, text).await
+        })?;
+        convert::to_py(py, &json!(report))
+    }
+
+    /// The `provider/model` names the pipeline routes.
+    fn models(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        Ok(self
+            .current(py)?
+            .models()
+            .into_iter()
+            .map(|(provider, model)| format!("{provider}/{model}"))
+            .collect())
+    }
+
+    /// The lifecycle graph as Mermaid text.
+    fn graph_mermaid(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.current(py)?.graph().to_mermaid())
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let p = self.current(py)?;
+        Ok(format!(
+            "<aegis.Pipeline providers={:?} guards={:?}>",
+            p.provider_ids(),
+            p.chain()
+                .entries()
+                .iter()
+                .map(|e| e.id().to_owned())
+                .collect::<Vec<_>>()
+        ))
+    }
+}
+
+fn invalid(message: &str) -> PyErr {
+    to_py(Error::invalid_request(message))
+}
+
+/// What a run produced, as Python will see it.
+async fn answer(outcome: PipelineOutcome) -> Result<Produce, Error> {
+    let resp = match outcome {
+        PipelineOutcome::Paused { run_id, interrupt } => {
+            let mut shown = serde_json::to_value(&interrupt).unwrap_or(Value::Null);
+            // The judged subject stays in the run record; the caller sees the question.
+            if let Some(payload) = shown.get_mut("payload").and_then(Value::as_object_mut) {
+                payload.remove(aegis::INTERRUPT_SUBJECT_KEY);
+            }
+            let body = json!({
+                "id": run_id,
+                "object": "aegis.run",
+                "status": "paused",
+                "interrupt": shown,
+                "message": format!("{}. Decide with pipeline.resume({run_id:?}, \"approve\" | \"reject\").", interrupt.request.reason),
+            });
+            return Ok(json_result(body));
+        }
+        PipelineOutcome::Response(resp) => resp,
+    };
+    let meta = json!({
+        "run_id": resp.meta.run_id,
+        "provider": resp.meta.provider,
+        "guards": resp.meta.guards,
+        "region": resp.meta.region,
+        "retrieval": resp.meta.retrieval,
+    });
+    match resp.body {
+        ChatBody::Complete(completion) => {
+            let mut body = completion_to_openai(&completion);
+            body["aegis"] = meta;
+            Ok(json_result(body))
+        }
+        ChatBody::Stream(stream) => Ok(Box::new(move |py: Python<'_>| {
+            let stream = ChatStream {
+                inner: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+                meta,
+            };
+            Ok(Py::new(py, stream)?.into_any())
+        })),
+    }
+}
+
+fn json_result(value: Value) -> Produce {
+    Box::new(move |py: Python<'_>| convert::to_py(py, &value))
+}
+
+/// A streamed answer: an async iterator of `chat.completion.chunk` dicts. The run ends when
+/// the iterator is exhausted, closed (`aclose`), or garbage-collected — what a stream
+/// reserved (a budget) is released or settled then, never leaked.
+#[pyclass(frozen, module = "aegis")]
+struct ChatStream {
+    inner: Arc<tokio::sync::Mutex<Option<aegis::ChatStream>>>,
+    meta: Value,
+}
+
+#[pymethods]
+impl ChatStream {
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move {
+            let mut guard = inner.lock().await;
+            let next = match guard.as_mut() {
+                Some(stream) => stream.next().await,
+                None => None,
+            };
+            match next {
+                Some(Ok(chunk)) => Ok(json_result(chunk_to_openai(&chunk))),
+                Some(Err(e)) => {
+                    *guard = None;
+                    Err(e)
+                }
+                None => {
+                    *guard = None;
+                    Ok(
+                        Box::new(|_py: Python<'_>| Err(PyStopAsyncIteration::new_err(())))
+                            as Produce,
+                    )
+                }
+            }
+        })
+    }
+
+    /// Ends the stream (and its run) now.
+    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move {
+            inner.lock().await.take();
+            Ok(json_result(Value::Null))
+        })
+    }
+
+    /// The run's metadata: `run_id`, `provider`, `guards`, `region`, `retrieval`.
+    #[getter]
+    fn aegis(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        convert::to_py(py, &self.meta)
+    }
+}
+
+/// Registers a guard type written in Python. `factory(config)` (usually the class) makes an
+/// instance from a `[[guardrails]]` entry's table; the instance's `check(subject, ctx)`
+/// returns an `aegis.Verdict` (or a dict of the same shape), sync or `async`. An optional
+/// `stages` attribute lists the stages it judges.
+#[pyfunction]
+fn register_guard(name: &str, factory: Py<PyAny>) -> PyResult<()> {
+    plugins::register(plugins::Kind::Guard, name, factory).map_err(to_py)
+}
+
+/// Registers a provider type written in Python: the instance's `chat(request)` takes an
+/// OpenAI-shaped request dict and returns a `chat.completion` dict (sync or `async`).
+#[pyfunction]
+fn register_provider(name: &str, factory: Py<PyAny>) -> PyResult<()> {
+    plugins::register(plugins::Kind::Provider, name, factory).map_err(to_py)
+}
+
+/// Registers a retriever type written in Python: the instance's `retrieve(query, k,
+/// filter, ctx)` returns a list of documents (`{"id", "content", "metadata", "score"}`).
+/// Aegis re-checks each document's `metadata.acl` against the caller: a document the
+/// caller may not read is dropped even if the store returned it.
+#[pyfunction]
+fn register_retriever(name: &str, factory: Py<PyAny>) -> PyResult<()> {
+    plugins::register(plugins::Kind::Retriever, name, factory).map_err(to_py)
+}
+
+/// Whether `principal` may read a document whose ACL (`metadata["acl"]`) is `acl` — the
+/// rule every Aegis store applies, for adapters that filter inside a foreign store.
+#[pyfunction]
+fn acl_allows(acl: &Bound<'_, PyAny>, principal: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let reader: Principal = convert::typed(principal, "the principal")?;
+    let mut doc = aegis::Document::new("acl", "");
+    doc.metadata
+        .insert(aegis::rag::ACL_KEY.to_owned(), convert::from_py(acl)?);
+    Ok(aegis::rag::Acl::of(&doc).is_ok_and(|a| a.allows(&reader)))
+}
+
+/// The registered plugin type names per kind (built-in and Python).
+#[pyfunction]
+fn plugin_types(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let names = plugins::registry().type_names();
+    let dict = PyDict::new(py);
+    for (kind, names) in names {
+        dict.set_item(kind, names)?;
+    }
+    Ok(dict.into_any().unbind())
+}
+
+/// The native module behind the `aegis` package.
+#[pymodule]
+fn _aegis(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("AegisError", m.py().get_type::<AegisError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<Pipeline>()?;
+    m.add_class::<ChatStream>()?;
+    m.add_function(wrap_pyfunction!(register_guard, m)?)?;
+    m.add_function(wrap_pyfunction!(register_provider, m)?)?;
+    m.add_function(wrap_pyfunction!(register_retriever, m)?)?;
+    m.add_function(wrap_pyfunction!(acl_allows, m)?)?;
+    m.add_function(wrap_pyfunction!(plugin_types, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The tokio runtime the bindings run on, and the bridge from its futures to asyncio.
+//!
+//! **Fork.** A tokio runtime's worker threads do not survive `fork` (gunicorn's `--preload`,
+//! `multiprocessing`): a child that used the parent's runtime would wait forever for threads
+//! that are not there. So the runtime is per process: [`handle`] notices it is in a new
+//! process and starts a fresh runtime; the parent's is leaked in the child (dropping it
+//! would join threads that do not exist). Pipelines rebuild themselves the same way (see
+//! `Pipeline` in `lib.rs`).
+//!
+//! **Awaitables.** [`awaitable`] spawns a future on the runtime and returns an asyncio
+//! future of the caller's running loop, resolved from the runtime thread with
+//! `loop.call_soon_threadsafe`. Cancelling the asyncio future aborts the task, so a
+//! cancelled `await pipeline.chat(...)` ends its run (and releases what it reserved) the
+//! same way a dropped Rust future does.
+
+use std::{future::Future, sync::Mutex};
+
+use pyo3::prelude::*;
+
+use crate::error::{internal, to_py};
+
+/// The current process's runtime. Locked only by threads holding the GIL, and never across
+/// a point that releases it — and `os.fork` needs the GIL — so a fork cannot happen while
+/// the lock is held and leave it locked in the child.
+static CURRENT: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
+
+/// The runtime of this process, started on first use (and again after a fork). Taking the
+/// `Python` token proves the caller holds the GIL (see [`CURRENT`]).
+pub fn handle(_py: Python<'_>) -> PyResult<tokio::runtime::Handle> {
+    let pid = std::process::id();
+    let mut current = CURRENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((owner, runtime)) = *current {
+        if owner == pid {
+            return Ok(runtime.handle().clone());
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("aegis")
+        .enable_all()
+        .build()
+        .map_err(|e| to_py(internal(format!("cannot start the runtime: {e}"))))?;
+    // Leaked on purpose: a runtime inherited through a fork must never be dropped.
+    let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(runtime));
+    *current = Some((pid, runtime));
+    Ok(runtime.handle().clone())
+}
+
+/// Runs `fut` to its end on the runtime, with the GIL released meanwhile (so plugins written
+/// in Python can run on the runtime's threads). For the synchronous entry points.
+pub fn block_on<T: Send>(
+    py: Python<'_>,
+    fut: impl Future<Output = Result<T, aegis::Error>> + Send,
+) -> PyResult<T> {
+    let rt = handle(py)?;
+    py.detach(|| rt.block_on(fut)).map_err(to_py)
+}
+
+/// What a bridged future produces: a conversion into a Python object, run with the GIL.
+pub type Produce = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
+tokio::task_local! {
+    /// The asyncio loop of the `await` a task serves: a plugin's coroutine runs there.
+    pub static EVENT_LOOP: Py<PyAny>;
+}
+
+/// `fut` as an asyncio future of the running loop.
+pub fn awaitable<'py>(
+    py: Python<'py>,
+    fut: impl Future<Output = Result<Produce, aegis::Error>> + Send + 'static,
+) -> PyResult<Bound<'py, PyAny>> {
+    let rt = handle(py)?;
+    let asyncio = py.import("asyncio")?;
+    let event_loop = asyncio.call_method0("get_running_loop")?;
+    let py_future = event_loop.call_method0("create_future")?;
+    let (loop_ref, future_ref) = (event_loop.clone().unbind(), py_future.clone().unbind());
+    let task = rt.spawn(EVENT_LOOP.scope(event_loop.clone().unbind(), async move {
+        let out = fut.await;
+        Python::attach(|py| {
+            let (ok, value) = match out.map_err(to_py).and_then(|produce| produce(py)) {
+                Ok(v) => (true, v),
+                Err(e) => (false, e.into_value(py).into_any()),
+            };
+            let resolve = match wrap_pyfunction!(resolve, py) {
+                Ok(f) => f,
+                Err(e) => return e.write_unraisable(py, None),
+            };
+            // The loop may be closed by now (the caller went away): nothing to tell.
+            let _ =
+                loop_ref.call_method1(py, "call_soon_threadsafe", (resolve, future_ref, ok, value));
+        });
+    }));
+    py_future.call_method1("add_done_callback", (Canceller(task.abort_handle()),))?;
+    Ok(py_future)
+}
+
+/// Sets the outcome of `future` unless it is already done (cancelled by its caller).
+#[pyfunction]
+fn resolve(future: &Bound<'_, PyAny>, ok: bool, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    if future.call_method0("done")?.is_truthy()? {
+        return Ok(());
+    }
+    if ok {
+        future.call_method1("set_result", (value,))?;
+    } else {
+        future.call_method1("set_exception", (value,))?;
+    }
+    Ok(())
+}
+
+/// Aborts the task behind an asyncio future when that future is cancelled.
+#[pyclass(frozen)]
+struct Canceller(tokio::task::AbortHandle);
+
+#[pymethods]
+impl Canceller {
+    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if future.call_method0("cancelled")?.is_truthy()? {
+            self.0.abort();
+        }
+        Ok(())
+    }
+}
