@@ -40,4 +40,9 @@ if [ -z "${AEGIS_TEST_PGVECTOR_URL:-}" ]; then
   fi
 fi
 
-cargo test --workspace --all-features --no-fail-fast "$@"
+status=0
+cargo test --workspace --all-features --no-fail-fast "$@" || status=$?
+# The Python binding (its own Cargo workspace): wheel built, installed into a fresh
+# virtualenv, pytest against the installed package.
+scripts/test-python.sh || status=$?
+exit "$status"

@@ -73,6 +73,24 @@ impl ErrorKind {
             Self::Internal => "internal_error",
         }
     }
+
+    /// The HTTP status an OpenAI-compatible server answers for this kind (the gateway's,
+    /// and what the language bindings report as `status`).
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidRequest | Self::PolicyBlocked => 400,
+            Self::Unauthenticated => 401,
+            Self::Forbidden | Self::ResidencyViolation => 403,
+            Self::NotFound => 404,
+            Self::Conflict => 409,
+            Self::BudgetExceeded | Self::RateLimited => 429,
+            Self::ApprovalRequired => 202,
+            Self::Timeout => 504,
+            Self::Provider => 502,
+            Self::Storage => 503,
+            Self::Config | Self::Internal => 500,
+        }
+    }
 }
 
 impl fmt::Display for ErrorKind {

@@ -99,6 +99,13 @@ pub fn chunk_to_openai(chunk: &ChatChunk) -> Value {
     v
 }
 
+/// A [`Completion`] from an OpenAI `chat.completion` object, read as leniently as the
+/// `openai` provider reads a server's answer (usage in any of the common shapes, missing
+/// indexes). An object without `choices` is refused: it is not a completion.
+pub fn completion_from_openai(value: Value) -> Result<Completion, serde_json::Error> {
+    serde_json::from_value::<WireCompletion>(value).map(Completion::from)
+}
+
 // ---- Internal: what OpenAI-compatible servers send. Lenient where real servers differ
 // (missing `index`, `null` lists), strict where a missing field means "not a completion".
 

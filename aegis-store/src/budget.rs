@@ -738,6 +738,8 @@ impl Store {
 
 /// One entry of a Redis ledger's journal ([`crate::redis_ledger`]): a settlement's spend on
 /// its lines, or an admin's reset of one line, in the order Redis applied them.
+// Used by the Redis ledger (feature `redis`) and its tests.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 #[derive(Debug, Clone, serde::Deserialize)]
 pub(crate) struct JournalEntry {
     /// Unique per entry: the reservation's id, or `reset:<uuid>`.
@@ -758,6 +760,8 @@ pub(crate) struct JournalEntry {
 
 /// What a batch of journal entries does to one line: zero it first (a reset among them),
 /// then add.
+// Used by the Redis ledger (feature `redis`) and its tests.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 #[derive(Default)]
 struct LineDelta {
     reset: bool,
@@ -768,6 +772,7 @@ impl Store {
     /// Applies journal entries to the lines' settled spend, in order, in one transaction;
     /// an entry whose id was applied before (its flusher crashed before trimming the
     /// journal) changes nothing. A reset zeroes the spend the entries before it added.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) async fn apply_budget_journal(&self, entries: &[JournalEntry]) -> Result<(), Error> {
         if entries.is_empty() {
             return Ok(());
@@ -859,6 +864,7 @@ impl Store {
     }
 
     /// Forgets the ids of journal entries applied before `before_ms`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) async fn prune_budget_applied(&self, before_ms: u64) -> Result<(), Error> {
         self.db()
             .execute_raw(stmt(

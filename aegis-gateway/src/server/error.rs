@@ -23,20 +23,7 @@ impl From<Error> for ApiError {
 
 /// The HTTP status for an error kind.
 pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::PolicyBlocked => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden | ErrorKind::ResidencyViolation => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::BudgetExceeded | ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::ApprovalRequired => StatusCode::ACCEPTED,
-        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorKind::Provider => StatusCode::BAD_GATEWAY,
-        ErrorKind::Storage => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// OpenAI's `type` for an error kind.

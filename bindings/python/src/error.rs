@@ -22,9 +22,14 @@ pub fn to_py(e: aegis::Error) -> PyErr {
             .details()
             .and_then(|d| crate::convert::to_py(py, d).ok())
             .unwrap_or_else(|| py.None());
-        let status = e.status();
+        // The kind's name (`policy_blocked`, `config`, ...) as the contracts spell it.
+        let kind = serde_json::to_value(e.kind())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "internal".into());
+        let status = e.kind().http_status();
         let set = || -> PyResult<()> {
-            value.setattr("kind", e.kind().code())?;
+            value.setattr("kind", kind)?;
             value.setattr("code", e.code())?;
             value.setattr("run_id", e.run_id())?;
             value.setattr("status", status)?;

@@ -354,6 +354,14 @@ fn register_retriever(name: &str, factory: Py<PyAny>) -> PyResult<()> {
     plugins::register(plugins::Kind::Retriever, name, factory).map_err(to_py)
 }
 
+/// Registers a telemetry sink type written in Python: the instance's `on_event(event)`
+/// receives every run event as a dict (`run_id`, `at_ms`, `kind`, ...), in order, on a
+/// thread of its own.
+#[pyfunction]
+fn register_telemetry(name: &str, factory: Py<PyAny>) -> PyResult<()> {
+    plugins::register(plugins::Kind::Telemetry, name, factory).map_err(to_py)
+}
+
 /// Whether `principal` may read a document whose ACL (`metadata["acl"]`) is `acl` — the
 /// rule every Aegis store applies, for adapters that filter inside a foreign store.
 #[pyfunction]
@@ -386,6 +394,7 @@ fn _aegis(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(register_guard, m)?)?;
     m.add_function(wrap_pyfunction!(register_provider, m)?)?;
     m.add_function(wrap_pyfunction!(register_retriever, m)?)?;
+    m.add_function(wrap_pyfunction!(register_telemetry, m)?)?;
     m.add_function(wrap_pyfunction!(acl_allows, m)?)?;
     m.add_function(wrap_pyfunction!(plugin_types, m)?)?;
     Ok(())

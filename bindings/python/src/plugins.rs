@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use aegis::{
     ChatRequest, ChatResponse, Document, Error, Filter, Granularity, GuardCapabilities,
     GuardSubject, Guardrail, Provider, ProviderCapabilities, Registry, RequestContext,
-    ResponseMeta, Retriever, Stage, Verdict, async_trait,
+    ResponseMeta, Retriever, RunEvent, Stage, TelemetrySink, Verdict, async_trait,
 };
 use pyo3::{prelude::*, types::PyTuple};
 use serde_json::{Value, json};
@@ -35,6 +35,8 @@ pub enum Kind {
     Provider,
     /// A `Retriever` (`[[retrievers]]`).
     Retriever,
+    /// A `TelemetrySink` (`[[telemetry]]`).
+    Telemetry,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             Self::Guard => "guardrails",
             Self::Provider => "providers",
             Self::Retriever => "retrievers",
+            Self::Telemetry => "telemetry",
         }
     }
 }
@@ -116,6 +119,12 @@ pub fn registry() -> Registry {
                     Ok(Arc::new(PyRetriever::new(ctx.id, instance)) as Arc<dyn Retriever>)
                 });
             }
+            Kind::Telemetry => {
+                r.register_telemetry::<Value, _>(&p.name, move |config, ctx| {
+                    let instance = instantiate(&factory, &name, &config)?;
+                    Ok(Arc::new(PySink::spawn(ctx.id, instance)?) as Arc<dyn TelemetrySink>)
+                });
+            }
         }
     }
     r
@@ -124,7 +133,12 @@ pub fn registry() -> Registry {
 /// `factory(config)`: the plugin instance for one config entry.
 fn instantiate(factory: &Py<PyAny>, name: &str, config: &Value) -> Result<Py<PyAny>, Error> {
     Python::attach(|py| {
-        let config = convert::to_py(py, config).map_err(|e| error::from_plugin(py, name, &e))?;
+        // An entry without a `config` table gets an empty one.
+        let config = match config {
+            Value::Null => Value::Object(Default::default()),
+            other => other.clone(),
+        };
+        let config = convert::to_py(py, &config).map_err(|e| error::from_plugin(py, name, &e))?;
         factory
             .call1(py, (config,))
             .map_err(|e| error::from_plugin(py, &format!("plugin type `{name}`"), &e))
@@ -311,7 +325,7 @@ impl Provider for PyProvider {
                 self.who
             ))
         };
-        let completion: aegis::Completion = serde_json::from_value(answer.clone()).map_err(bad)?;
+        let completion = aegis::providers::wire::completion_from_openai(answer.clone()).map_err(bad)?;
         if completion.choices.is_empty() {
             return Err(Error::provider(format!("{} answered no choices", self.who)));
         }
@@ -322,7 +336,7 @@ impl Provider for PyProvider {
                 completion,
             ));
         }
-        let chunk: aegis::ChatChunk = serde_json::from_value(json!({
+        let mut chunk: aegis::ChatChunk = serde_json::from_value(json!({
             "id": answer["id"],
             "model": answer["model"],
             "created": answer["created"],
@@ -331,9 +345,9 @@ impl Provider for PyProvider {
                 "delta": c["message"],
                 "finish_reason": c["finish_reason"],
             })).collect::<Vec<_>>()),
-            "usage": answer["usage"],
         }))
         .map_err(bad)?;
+        chunk.usage = completion.usage;
         Ok(ChatResponse::stream(
             ResponseMeta::new(self.id.clone(), model),
             Box::pin(futures_util::stream::iter([Ok(chunk)])),
@@ -400,5 +414,62 @@ impl Retriever for PyRetriever {
         }
         readable.truncate(k);
         Ok(readable)
+    }
+}
+
+/// How many run events may wait for a Python sink before new ones are dropped (and
+/// counted): a slow sink must not stall the pipeline, whose `on_event` may not block.
+const SINK_QUEUE: usize = 65_536;
+
+/// A telemetry sink written in Python: `on_event(event)` receives every run event (verdicts,
+/// provider calls, the run's end, ...) as a dict, in order, on a thread of its own — never
+/// on the pipeline's threads. Events that arrive while `SINK_QUEUE` are waiting are dropped,
+/// and the sink is told how many with the next event it gets (`"dropped_before": n`).
+struct PySink {
+    queue: std::sync::mpsc::SyncSender<Value>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl PySink {
+    fn spawn(id: &str, instance: Py<PyAny>) -> Result<Self, Error> {
+        let (queue, events) = std::sync::mpsc::sync_channel::<Value>(SINK_QUEUE);
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (who, lost) = (format!("python telemetry sink `{id}`"), dropped.clone());
+        std::thread::Builder::new()
+            .name(format!("aegis-sink-{id}"))
+            .spawn(move || {
+                // Ends when the pipeline (every sender) is dropped.
+                for mut event in events {
+                    let n = lost.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    if n > 0 {
+                        event["dropped_before"] = n.into();
+                    }
+                    Python::attach(|py| {
+                        let delivered = convert::to_py(py, &event)
+                            .and_then(|e| instance.call_method1(py, "on_event", (e,)));
+                        if let Err(e) = delivered {
+                            // A failing sink is reported where Python reports such things
+                            // (`sys.unraisablehook`), and the next event is still delivered.
+                            let err = error::from_plugin(py, &who, &e);
+                            pyo3::exceptions::PyRuntimeError::new_err(err.message().to_owned())
+                                .write_unraisable(py, None);
+                        }
+                    });
+                }
+            })
+            .map_err(|e| error::internal(format!("cannot start the sink thread: {e}")))?;
+        Ok(Self { queue, dropped })
+    }
+}
+
+impl TelemetrySink for PySink {
+    fn on_event(&self, event: &RunEvent) {
+        let Ok(value) = serde_json::to_value(event) else {
+            return;
+        };
+        if self.queue.try_send(value).is_err() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }

@@ -39,6 +39,7 @@ from ._aegis import (
     register_guard,
     register_provider,
     register_retriever,
+    register_telemetry,
 )
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "register_guard",
     "register_provider",
     "register_retriever",
+    "register_telemetry",
 ]
 
 
