@@ -45,4 +45,7 @@ cargo test --workspace --all-features --no-fail-fast "$@" || status=$?
 # The Python binding (its own Cargo workspace): wheel built, installed into a fresh
 # virtualenv, pytest against the installed package.
 scripts/test-python.sh || status=$?
+# The Node binding (its own Cargo workspace too): addon built, packed, installed with npm
+# into a temporary project, node:test there.
+scripts/test-node.sh || status=$?
 exit "$status"
