@@ -31,7 +31,10 @@ async fn chat(pipeline: &aegis::Pipeline, request: &Value) -> Value {
 #[tokio::test]
 async fn every_golden_case_holds_on_the_rust_surface() {
     let cases = suite();
-    assert!(cases.len() >= 10, "the suite covers the surfaces' shared behaviour");
+    assert!(
+        cases.len() >= 10,
+        "the suite covers the surfaces' shared behaviour"
+    );
     for case in cases {
         let name = case["name"].as_str().expect("name");
         let config = case["config"].as_str().expect("config");
@@ -39,7 +42,11 @@ async fn every_golden_case_holds_on_the_rust_surface() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         if let Some(request) = case.get("chat") {
-            assert_eq!(chat(&pipeline, request).await, case["expect_chat"], "{name}");
+            assert_eq!(
+                chat(&pipeline, request).await,
+                case["expect_chat"],
+                "{name}"
+            );
         }
         if let Some(scan) = case.get("scan") {
             let stage: Stage = serde_json::from_value(scan["stage"].clone()).expect("stage");
