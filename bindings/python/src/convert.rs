@@ -28,13 +28,3 @@ pub fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
         .extract()?;
     serde_json::from_str(&text).map_err(|e| PyTypeError::new_err(format!("not JSON: {e}")))
 }
-
-/// `obj` deserialized as `T`, with the path of the first mismatch in the error.
-pub fn typed<T: serde::de::DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<T> {
-    let value = from_py(obj)?;
-    serde_json::from_value(value).map_err(|e| {
-        crate::error::to_py(aegis::Error::invalid_request(format!(
-            "{what} is not valid: {e}"
-        )))
-    })
-}

@@ -5,14 +5,11 @@
 use std::sync::{Arc, Mutex};
 
 use aegis::{
-    Approval, BudgetLedger, ChatBody, ChatRequest, CheckpointStore, Error, PipelineOutcome,
-    Principal, Stage,
-    config::AegisConfig,
-    providers::wire::{chunk_to_openai, completion_to_openai},
+    ChatBody, Error, PipelineOutcome, config::AegisConfig, providers::wire::chunk_to_openai,
 };
 use futures_util::StreamExt;
 use pyo3::{exceptions::PyStopAsyncIteration, prelude::*, types::PyDict};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 mod convert;
 mod error;
@@ -55,17 +52,7 @@ async fn build(source: &Source, store: Option<&str>) -> Result<aegis::Pipeline, 
         Source::Toml(text) => AegisConfig::from_toml_str(text, std::env::vars())?,
         Source::Json(value) => AegisConfig::from_json(value.clone())?,
     };
-    let mut registry = plugins::registry();
-    let checkpoints: Option<Arc<dyn CheckpointStore>> = match store {
-        None => None,
-        Some(url) => {
-            let db = aegis_store::Store::connect(url).await?;
-            // Budgets spend through the same database, so processes share one ledger.
-            registry.insert_extension::<Arc<dyn BudgetLedger>>(Arc::new(db.clone()));
-            Some(Arc::new(db))
-        }
-    };
-    aegis::Pipeline::from_config_with_store(&registry, &config, checkpoints).await
+    aegis_bindings::build(plugins::registry(), &config, store).await
 }
 
 impl Pipeline {
@@ -137,10 +124,8 @@ impl Pipeline {
         request: &Bound<'py, PyAny>,
         principal: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut req: ChatRequest = convert::typed(request, "the chat request")?;
-        if let Some(p) = principal {
-            req.ctx.principal = Some(convert::typed::<Principal>(p, "the principal")?);
-        }
+        let principal = principal.map(convert::from_py).transpose()?;
+        let req = aegis_bindings::request(convert::from_py(request)?, principal).map_err(to_py)?;
         let pipeline = self.current(py)?;
         awaitable(py, async move { answer(pipeline.run(req).await?).await })
     }
@@ -156,22 +141,8 @@ impl Pipeline {
         reason: Option<String>,
         value: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let decision = match (decision, value) {
-            ("approve", None) => Approval::Approve,
-            ("reject", None) => Approval::Reject {
-                reason: reason.unwrap_or_default(),
-            },
-            ("edit", Some(v)) => Approval::Edit {
-                value: convert::from_py(v)?,
-            },
-            ("edit", None) => return Err(invalid("an `edit` decision needs a `value`")),
-            (_, Some(_)) => return Err(invalid("only an `edit` decision takes a `value`")),
-            (other, None) => {
-                return Err(invalid(&format!(
-                    "decision `{other}`: use approve, reject or edit"
-                )));
-            }
-        };
+        let value = value.map(convert::from_py).transpose()?;
+        let decision = aegis_bindings::decision(decision, reason, value).map_err(to_py)?;
         let pipeline = self.current(py)?;
         awaitable(py, async move {
             answer(pipeline.resume(&run_id, decision).await?).await
@@ -184,13 +155,9 @@ impl Pipeline {
     /// the calling thread (the GIL is released meanwhile).
     #[pyo3(signature = (text, *, stage = "input"))]
     fn scan(&self, py: Python<'_>, text: String, stage: &str) -> PyResult<Py<PyAny>> {
-        let stage: Stage = serde_json::from_value(json!(stage))
-            .map_err(|_| invalid(&format!("unknown stage `{stage}`")))?;
         let pipeline = self.current(py)?;
-        let report = block_on(py, async move {
-            aegis::guard::scan(pipeline.chain(), stage, text).await
-        })?;
-        convert::to_py(py, &json!(report))
+        let report = block_on(py, aegis_bindings::scan(&pipeline, text, stage))?;
+        convert::to_py(py, &report)
     }
 
     /// The `provider/model` names the pipeline routes.
@@ -222,50 +189,30 @@ impl Pipeline {
     }
 }
 
-fn invalid(message: &str) -> PyErr {
-    to_py(Error::invalid_request(message))
-}
-
-/// What a run produced, as Python will see it.
+/// What a run produced, as Python will see it: a stream becomes a `ChatStream`.
 async fn answer(outcome: PipelineOutcome) -> Result<Produce, Error> {
-    let resp = match outcome {
-        PipelineOutcome::Paused { run_id, interrupt } => {
-            let mut shown = serde_json::to_value(&interrupt).unwrap_or(Value::Null);
-            // The judged subject stays in the run record; the caller sees the question.
-            if let Some(payload) = shown.get_mut("payload").and_then(Value::as_object_mut) {
-                payload.remove(aegis::INTERRUPT_SUBJECT_KEY);
-            }
-            let body = json!({
-                "id": run_id,
-                "object": "aegis.run",
-                "status": "paused",
-                "interrupt": shown,
-                "message": format!("{}. Decide with pipeline.resume({run_id:?}, \"approve\" | \"reject\").", interrupt.request.reason),
-            });
-            return Ok(json_result(body));
-        }
-        PipelineOutcome::Response(resp) => resp,
+    let PipelineOutcome::Response(resp) = outcome else {
+        return Ok(json_result(aegis_bindings::answer(outcome).await?));
     };
-    let meta = json!({
-        "run_id": resp.meta.run_id,
-        "provider": resp.meta.provider,
-        "guards": resp.meta.guards,
-        "region": resp.meta.region,
-        "retrieval": resp.meta.retrieval,
-    });
     match resp.body {
-        ChatBody::Complete(completion) => {
-            let mut body = completion_to_openai(&completion);
-            body["aegis"] = meta;
-            Ok(json_result(body))
+        ChatBody::Stream(stream) => {
+            let meta = aegis_bindings::meta(&resp.meta);
+            Ok(Box::new(move |py: Python<'_>| {
+                let stream = ChatStream {
+                    inner: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+                    meta,
+                };
+                Ok(Py::new(py, stream)?.into_any())
+            }))
         }
-        ChatBody::Stream(stream) => Ok(Box::new(move |py: Python<'_>| {
-            let stream = ChatStream {
-                inner: Arc::new(tokio::sync::Mutex::new(Some(stream))),
-                meta,
+        body => {
+            let whole = aegis::ChatResponse {
+                meta: resp.meta,
+                body,
             };
-            Ok(Py::new(py, stream)?.into_any())
-        })),
+            let out = aegis_bindings::answer(PipelineOutcome::Response(whole)).await?;
+            Ok(json_result(out))
+        }
     }
 }
 
@@ -366,11 +313,7 @@ fn register_telemetry(name: &str, factory: Py<PyAny>) -> PyResult<()> {
 /// rule every Aegis store applies, for adapters that filter inside a foreign store.
 #[pyfunction]
 fn acl_allows(acl: &Bound<'_, PyAny>, principal: &Bound<'_, PyAny>) -> PyResult<bool> {
-    let reader: Principal = convert::typed(principal, "the principal")?;
-    let mut doc = aegis::Document::new("acl", "");
-    doc.metadata
-        .insert(aegis::rag::ACL_KEY.to_owned(), convert::from_py(acl)?);
-    Ok(aegis::rag::Acl::of(&doc).is_ok_and(|a| a.allows(&reader)))
+    aegis_bindings::acl_allows(convert::from_py(acl)?, convert::from_py(principal)?).map_err(to_py)
 }
 
 /// The registered plugin type names per kind (built-in and Python).

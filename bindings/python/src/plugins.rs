@@ -17,12 +17,11 @@
 use std::sync::{Arc, Mutex};
 
 use aegis::{
-    ChatRequest, ChatResponse, Document, Error, Filter, Granularity, GuardCapabilities,
-    GuardSubject, Guardrail, Provider, ProviderCapabilities, Registry, RequestContext,
-    ResponseMeta, Retriever, RunEvent, Stage, TelemetrySink, Verdict, async_trait,
+    Error, Guardrail, Provider, Registry, Retriever, RunEvent, Stage, TelemetrySink, async_trait,
 };
+use aegis_bindings::{DEFAULT_GUARD_STAGES, HostGuard, HostProvider, HostRetriever, PluginHost};
 use pyo3::{prelude::*, types::PyTuple};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{convert, error, runtime::EVENT_LOOP};
 
@@ -65,25 +64,7 @@ static PLUGINS: Mutex<Vec<PluginType>> = Mutex::new(Vec::new());
 /// config must mean the same thing with and without the plugin); registering a name again
 /// replaces the earlier factory.
 pub fn register(kind: Kind, name: &str, factory: Py<PyAny>) -> Result<(), Error> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-    {
-        return Err(Error::invalid_request(format!(
-            "plugin type name `{name}`: use letters, digits, `_`, `-` and `.`"
-        )));
-    }
-    let builtin = aegis::registry().type_names();
-    if builtin
-        .get(kind.registry_key())
-        .is_some_and(|names| names.iter().any(|n| n == name))
-    {
-        return Err(Error::invalid_request(format!(
-            "`{name}` is a built-in {} type; register the plugin under another name",
-            kind.registry_key()
-        )));
-    }
+    aegis_bindings::check_plugin_name(kind.registry_key(), name)?;
     let mut plugins = PLUGINS.lock().unwrap_or_else(|p| p.into_inner());
     plugins.retain(|p| !(p.kind == kind && p.name == name));
     plugins.push(PluginType {
@@ -104,19 +85,27 @@ pub fn registry() -> Registry {
             Kind::Guard => {
                 r.register_guardrail::<Value, _>(&p.name, move |config, ctx| {
                     let instance = instantiate(&factory, &name, &config)?;
-                    Ok(Arc::new(PyGuard::new(ctx.id, &name, instance)?) as Arc<dyn Guardrail>)
+                    let who = format!("python guard `{}` ({name})", ctx.id);
+                    let stages = attribute::<Vec<Stage>>(&instance, "stages", &who)?
+                        .unwrap_or_else(|| DEFAULT_GUARD_STAGES.to_vec());
+                    let host = PyHost::new(instance, who.clone(), "check")?;
+                    Ok(Arc::new(HostGuard::new(ctx.id, who, stages, host)?) as Arc<dyn Guardrail>)
                 });
             }
             Kind::Provider => {
                 r.register_provider::<Value, _>(&p.name, move |config, ctx| {
                     let instance = instantiate(&factory, &name, &config)?;
-                    Ok(Arc::new(PyProvider::new(ctx.id, instance)) as Arc<dyn Provider>)
+                    let who = format!("python provider `{}` ({name})", ctx.id);
+                    let host = PyHost::new(instance, who.clone(), "chat")?;
+                    Ok(Arc::new(HostProvider::new(ctx.id, who, host)) as Arc<dyn Provider>)
                 });
             }
             Kind::Retriever => {
                 r.register_retriever::<Value, _>(&p.name, move |config, ctx| {
                     let instance = instantiate(&factory, &name, &config)?;
-                    Ok(Arc::new(PyRetriever::new(ctx.id, instance)) as Arc<dyn Retriever>)
+                    let who = format!("python retriever `{}` ({name})", ctx.id);
+                    let host = PyHost::new(instance, who.clone(), "retrieve")?;
+                    Ok(Arc::new(HostRetriever::new(who, host)) as Arc<dyn Retriever>)
                 });
             }
             Kind::Telemetry => {
@@ -145,42 +134,67 @@ fn instantiate(factory: &Py<PyAny>, name: &str, config: &Value) -> Result<Py<PyA
     })
 }
 
-/// Calls `obj.method(*args)` on a blocking thread and returns its answer as JSON; an
-/// awaitable answer is awaited first (on the run's event loop when there is one).
-async fn call(
-    obj: Arc<Py<PyAny>>,
+/// A Python plugin object: its methods are called on the runtime's blocking threads with the
+/// GIL held only while Python runs; an awaitable answer is awaited first — on the event loop
+/// of the `await` that started the run when there is one, else on a loop of its own.
+struct PyHost {
+    instance: Arc<Py<PyAny>>,
     who: String,
-    method: &'static str,
-    args: Vec<Value>,
-) -> Result<Value, Error> {
-    let event_loop = EVENT_LOOP
-        .try_with(|l| Python::attach(|py| l.clone_ref(py)))
-        .ok();
-    let label = who.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        Python::attach(|py| {
-            let run = || -> PyResult<Value> {
-                let args = args
-                    .iter()
-                    .map(|a| convert::to_py(py, a))
-                    .collect::<PyResult<Vec<_>>>()?;
-                let mut out = obj.bind(py).call_method1(method, PyTuple::new(py, args)?)?;
-                let asyncio = py.import("asyncio")?;
-                if asyncio.call_method1("iscoroutine", (&out,))?.is_truthy()? {
-                    out = match &event_loop {
-                        Some(l) => asyncio
-                            .call_method1("run_coroutine_threadsafe", (out, l))?
-                            .call_method0("result")?,
-                        None => asyncio.call_method1("run", (out,))?,
-                    };
-                }
-                convert::from_py(&out)
-            };
-            run().map_err(|e| error::from_plugin(py, &label, &e))
+}
+
+impl PyHost {
+    /// `instance`, which must have a callable `method` (checked now, not at the first call).
+    fn new(instance: Py<PyAny>, who: String, method: &str) -> Result<Self, Error> {
+        let callable = Python::attach(|py| {
+            instance
+                .bind(py)
+                .getattr(method)
+                .is_ok_and(|m| m.is_callable())
+        });
+        if !callable {
+            return Err(Error::config(format!(
+                "{who}: the plugin object has no `{method}` method"
+            )));
+        }
+        Ok(Self {
+            instance: Arc::new(instance),
+            who,
         })
-    });
-    task.await
-        .map_err(|e| error::internal(format!("{who} did not finish: {e}")))?
+    }
+}
+
+#[async_trait]
+impl PluginHost for PyHost {
+    async fn call(&self, method: &'static str, args: Vec<Value>) -> Result<Value, Error> {
+        let event_loop = EVENT_LOOP
+            .try_with(|l| Python::attach(|py| l.clone_ref(py)))
+            .ok();
+        let (obj, who) = (self.instance.clone(), self.who.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            Python::attach(|py| {
+                let run = || -> PyResult<Value> {
+                    let args = args
+                        .iter()
+                        .map(|a| convert::to_py(py, a))
+                        .collect::<PyResult<Vec<_>>>()?;
+                    let mut out = obj.bind(py).call_method1(method, PyTuple::new(py, args)?)?;
+                    let asyncio = py.import("asyncio")?;
+                    if asyncio.call_method1("iscoroutine", (&out,))?.is_truthy()? {
+                        out = match &event_loop {
+                            Some(l) => asyncio
+                                .call_method1("run_coroutine_threadsafe", (out, l))?
+                                .call_method0("result")?,
+                            None => asyncio.call_method1("run", (out,))?,
+                        };
+                    }
+                    convert::from_py(&out)
+                };
+                run().map_err(|e| error::from_plugin(py, &who, &e))
+            })
+        });
+        task.await
+            .map_err(|e| error::internal(format!("{} did not finish: {e}", self.who)))?
+    }
 }
 
 /// The optional attribute `name` of `obj`, as `T` from JSON.
@@ -202,219 +216,6 @@ fn attribute<T: serde::de::DeserializeOwned>(
             .map(Some)
             .map_err(|e| Error::config(format!("{who}: attribute `{name}`: {e}")))
     })
-}
-
-/// A guard written in Python: `check(subject, ctx)` returns a verdict (`aegis.Verdict` or a
-/// dict of the same shape). `stages` (optional attribute) lists where it runs.
-struct PyGuard {
-    id: String,
-    who: String,
-    stages: Vec<Stage>,
-    instance: Arc<Py<PyAny>>,
-}
-
-impl PyGuard {
-    fn new(id: &str, type_name: &str, instance: Py<PyAny>) -> Result<Self, Error> {
-        let who = format!("python guard `{id}` ({type_name})");
-        let stages = attribute::<Vec<Stage>>(&instance, "stages", &who)?.unwrap_or_else(|| {
-            vec![
-                Stage::Input,
-                Stage::Output,
-                Stage::ToolResult,
-                Stage::Retrieved,
-            ]
-        });
-        if stages.is_empty() {
-            return Err(Error::config(format!(
-                "{who}: `stages` must name at least one stage"
-            )));
-        }
-        let callable = Python::attach(|py| {
-            instance
-                .bind(py)
-                .getattr("check")
-                .is_ok_and(|m| m.is_callable())
-        });
-        if !callable {
-            return Err(Error::config(format!(
-                "{who}: the instance has no `check(subject, ctx)` method"
-            )));
-        }
-        Ok(Self {
-            id: id.to_owned(),
-            who,
-            stages,
-            instance: Arc::new(instance),
-        })
-    }
-}
-
-#[async_trait]
-impl Guardrail for PyGuard {
-    fn capabilities(&self) -> GuardCapabilities {
-        GuardCapabilities::new(self.stages.clone(), Granularity::FullText).sanitizing()
-    }
-
-    async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
-        // The `aegis.guard.v1` call, split into the two arguments: the subject (with its
-        // stage and segments) and the run's context (with the guard's id).
-        let call = aegis::adapters::GuardCall::new(&self.id, subject, ctx);
-        let mut call = serde_json::to_value(&call)
-            .map_err(|e| error::internal(format!("a guard call does not serialize: {e}")))?;
-        let mut subject_arg = call["subject"].take();
-        subject_arg["stage"] = call["stage"].take();
-        subject_arg["segments"] = call["segments"].take();
-        let mut ctx_arg = call["context"].take();
-        ctx_arg["guard"] = call["guard"].take();
-        let answer = call_method(self, "check", vec![subject_arg, ctx_arg]).await?;
-        aegis::adapters::verdict_from(answer, subject, &self.who)
-    }
-}
-
-async fn call_method(
-    guard: &PyGuard,
-    method: &'static str,
-    args: Vec<Value>,
-) -> Result<Value, Error> {
-    call(guard.instance.clone(), guard.who.clone(), method, args).await
-}
-
-/// A provider written in Python: `chat(request)` takes an OpenAI-shaped request dict and
-/// returns an OpenAI `chat.completion` dict. A streamed request gets the answer as one
-/// chunk.
-struct PyProvider {
-    id: String,
-    who: String,
-    instance: Arc<Py<PyAny>>,
-}
-
-impl PyProvider {
-    fn new(id: &str, instance: Py<PyAny>) -> Self {
-        Self {
-            id: id.to_owned(),
-            who: format!("python provider `{id}`"),
-            instance: Arc::new(instance),
-        }
-    }
-}
-
-#[async_trait]
-impl Provider for PyProvider {
-    fn name(&self) -> &str {
-        &self.id
-    }
-
-    fn capabilities(&self) -> ProviderCapabilities {
-        // Streamed requests are answered with the whole answer as one chunk.
-        let mut caps = ProviderCapabilities::default();
-        caps.streaming = true;
-        caps
-    }
-
-    async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
-        let stream = req.stream;
-        let mut body = serde_json::to_value(&req)
-            .map_err(|e| error::internal(format!("a request does not serialize: {e}")))?;
-        if let Some(o) = body.as_object_mut() {
-            o.remove("ctx");
-        }
-        let answer = call(self.instance.clone(), self.who.clone(), "chat", vec![body]).await?;
-        let bad = |e: serde_json::Error| {
-            Error::provider(format!(
-                "{} answered something that is not a chat.completion: {e}",
-                self.who
-            ))
-        };
-        let completion = aegis::providers::wire::completion_from_openai(answer.clone()).map_err(bad)?;
-        if completion.choices.is_empty() {
-            return Err(Error::provider(format!("{} answered no choices", self.who)));
-        }
-        let model = completion.model.clone();
-        if !stream {
-            return Ok(ChatResponse::complete(
-                ResponseMeta::new(self.id.clone(), model),
-                completion,
-            ));
-        }
-        let mut chunk: aegis::ChatChunk = serde_json::from_value(json!({
-            "id": answer["id"],
-            "model": answer["model"],
-            "created": answer["created"],
-            "choices": answer["choices"].as_array().map(|cs| cs.iter().map(|c| json!({
-                "index": c["index"],
-                "delta": c["message"],
-                "finish_reason": c["finish_reason"],
-            })).collect::<Vec<_>>()),
-        }))
-        .map_err(bad)?;
-        chunk.usage = completion.usage;
-        Ok(ChatResponse::stream(
-            ResponseMeta::new(self.id.clone(), model),
-            Box::pin(futures_util::stream::iter([Ok(chunk)])),
-        ))
-    }
-}
-
-/// A retriever written in Python: `retrieve(query, k, filter, ctx)` returns documents
-/// (`{"id", "content", "metadata", "score"}`). Aegis refuses a call without a principal
-/// before it reaches Python, and drops any document whose `acl` metadata does not admit the
-/// caller after it answers — so a foreign store that ignores permissions cannot leak.
-struct PyRetriever {
-    who: String,
-    instance: Arc<Py<PyAny>>,
-}
-
-impl PyRetriever {
-    fn new(id: &str, instance: Py<PyAny>) -> Self {
-        Self {
-            who: format!("python retriever `{id}`"),
-            instance: Arc::new(instance),
-        }
-    }
-}
-
-#[async_trait]
-impl Retriever for PyRetriever {
-    async fn retrieve(
-        &self,
-        query: &str,
-        k: usize,
-        filter: Option<&Filter>,
-        ctx: &RequestContext,
-    ) -> Result<Vec<Document>, Error> {
-        let Some(reader) = ctx.principal.clone() else {
-            return Err(Error::new(
-                aegis::ErrorKind::Unauthenticated,
-                format!("{}: retrieval needs an authenticated principal", self.who),
-            ));
-        };
-        let args = vec![
-            json!(query),
-            json!(k),
-            serde_json::to_value(filter).unwrap_or(Value::Null),
-            json!({
-                "run_id": ctx.run_id,
-                "principal": reader,
-                "labels": ctx.labels,
-            }),
-        ];
-        let answer = call(self.instance.clone(), self.who.clone(), "retrieve", args).await?;
-        let docs: Vec<Document> = serde_json::from_value(answer).map_err(|e| {
-            Error::provider(format!(
-                "{} answered something that is not a list of documents: {e}",
-                self.who
-            ))
-        })?;
-        let mut readable = Vec::with_capacity(docs.len().min(k));
-        for doc in docs {
-            // A document whose ACL is missing or malformed is read by nobody.
-            if aegis::rag::Acl::of(&doc).is_ok_and(|acl| acl.allows(&reader)) {
-                readable.push(doc);
-            }
-        }
-        readable.truncate(k);
-        Ok(readable)
-    }
 }
 
 /// How many run events may wait for a Python sink before new ones are dropped (and

@@ -1,0 +1,465 @@
+//! What the language bindings (`bindings/python`, `bindings/node`) share, so the surfaces
+//! cannot drift and neither holds policy of its own:
+//!
+//! - **the JSON shapes** they answer in: a completion with Aegis's metadata under `aegis`,
+//!   a paused run, a scan report, decisions and requests read from JSON;
+//! - **the plugin adapters**: a guard, provider, retriever or telemetry sink written in
+//!   another language is a [`PluginHost`] (how to call a method of the foreign object) wrapped
+//!   in [`HostGuard`], [`HostProvider`], [`HostRetriever`] — which implement the Rust
+//!   contracts and keep the rules here: a guard's answer is validated by the same function
+//!   as the `http` guard protocol's, a retriever is never called without a principal and
+//!   its documents are checked against the caller's ACL again.
+
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use aegis::{
+    Approval, BudgetLedger, ChatRequest, ChatResponse, CheckpointStore, Completion, Document,
+    Error, Filter, Granularity, GuardCapabilities, GuardSubject, Guardrail, Interrupt,
+    PipelineOutcome, Principal, Provider, ProviderCapabilities, Registry, RequestContext,
+    ResponseMeta, Retriever, Stage, Verdict, async_trait,
+    config::AegisConfig,
+    providers::wire::{completion_from_openai, completion_to_openai},
+};
+use serde_json::{Value, json};
+
+/// Builds the pipeline `config` describes with `registry`. `store` is a database URL
+/// (`sqlite://…`, `postgres://…`) keeping runs, paused approvals and budgets — shared by
+/// every process using it; without one they live in memory.
+pub async fn build(
+    mut registry: Registry,
+    config: &AegisConfig,
+    store: Option<&str>,
+) -> Result<aegis::Pipeline, Error> {
+    let checkpoints: Option<Arc<dyn CheckpointStore>> = match store {
+        None => None,
+        Some(url) => {
+            let db = aegis_store::Store::connect(url).await?;
+            // Budgets spend through the same database, so processes share one ledger.
+            registry.insert_extension::<Arc<dyn BudgetLedger>>(Arc::new(db.clone()));
+            Some(Arc::new(db))
+        }
+    };
+    aegis::Pipeline::from_config_with_store(&registry, config, checkpoints).await
+}
+
+/// A chat request from its OpenAI-shaped JSON, with the caller the host authenticated.
+pub fn request(value: Value, principal: Option<Value>) -> Result<ChatRequest, Error> {
+    let mut req: ChatRequest = typed(value, "the chat request")?;
+    if let Some(p) = principal.filter(|p| !p.is_null()) {
+        req.ctx.principal = Some(typed::<Principal>(p, "the principal")?);
+    }
+    Ok(req)
+}
+
+/// `value` as `T`, or an `invalid_request` error naming `what` and the first mismatch.
+pub fn typed<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T, Error> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::invalid_request(format!("{what} is not valid: {e}")))
+}
+
+/// A human decision from its name: `approve`, `reject` (with a reason) or `edit` (with the
+/// replacement value).
+pub fn decision(
+    name: &str,
+    reason: Option<String>,
+    value: Option<Value>,
+) -> Result<Approval, Error> {
+    match (name, value) {
+        ("approve", None) => Ok(Approval::Approve),
+        ("reject", None) => Ok(Approval::Reject {
+            reason: reason.unwrap_or_default(),
+        }),
+        ("edit", Some(value)) => Ok(Approval::Edit { value }),
+        ("edit", None) => Err(Error::invalid_request("an `edit` decision needs a `value`")),
+        (_, Some(_)) => Err(Error::invalid_request(
+            "only an `edit` decision takes a `value`",
+        )),
+        (other, None) => Err(Error::invalid_request(format!(
+            "decision `{other}`: use approve, reject or edit"
+        ))),
+    }
+}
+
+/// A stage from its name (`input`, `output`, `tool_result`, `retrieved`, ...).
+pub fn stage(name: &str) -> Result<Stage, Error> {
+    serde_json::from_value(json!(name))
+        .map_err(|_| Error::invalid_request(format!("unknown stage `{name}`")))
+}
+
+/// Judges `text` with the pipeline's guard chain as `stage`: the report `aegis scan` prints.
+pub async fn scan(pipeline: &aegis::Pipeline, text: String, stage: &str) -> Result<Value, Error> {
+    let stage = self::stage(stage)?;
+    let report = aegis::guard::scan(pipeline.chain(), stage, text).await?;
+    Ok(json!(report))
+}
+
+/// A paused run as the bindings answer it (the gateway's `aegis.run` object).
+pub fn paused(run_id: &str, interrupt: &Interrupt) -> Value {
+    let mut shown = serde_json::to_value(interrupt).unwrap_or(Value::Null);
+    // The judged subject stays in the run record; the caller sees the question.
+    if let Some(payload) = shown.get_mut("payload").and_then(Value::as_object_mut) {
+        payload.remove(aegis::INTERRUPT_SUBJECT_KEY);
+    }
+    json!({
+        "id": run_id,
+        "object": "aegis.run",
+        "status": "paused",
+        "interrupt": shown,
+        "message": format!(
+            "{}. Decide with pipeline.resume({run_id:?}, \"approve\" | \"reject\").",
+            interrupt.request.reason
+        ),
+    })
+}
+
+/// The run's metadata the bindings show beside an answer (`aegis`).
+pub fn meta(meta: &ResponseMeta) -> Value {
+    json!({
+        "run_id": meta.run_id,
+        "provider": meta.provider,
+        "guards": meta.guards,
+        "region": meta.region,
+        "retrieval": meta.retrieval,
+    })
+}
+
+/// A complete answer as a `chat.completion` object with the run's metadata.
+pub fn completion(completion: &Completion, meta: &ResponseMeta) -> Value {
+    let mut body = completion_to_openai(completion);
+    body["aegis"] = self::meta(meta);
+    body
+}
+
+/// What a run produced: a `chat.completion` (a stream is read to its end), or a paused run.
+pub async fn answer(outcome: PipelineOutcome) -> Result<Value, Error> {
+    match outcome {
+        PipelineOutcome::Paused { run_id, interrupt } => Ok(paused(&run_id, &interrupt)),
+        PipelineOutcome::Response(resp) => {
+            let meta = resp.meta.clone();
+            Ok(completion(&resp.collect().await?, &meta))
+        }
+    }
+}
+
+/// How a binding calls a method of a plugin object written in its language. `args` and the
+/// answer are JSON; a foreign exception is an `Err` naming the plugin.
+#[async_trait]
+pub trait PluginHost: Send + Sync + 'static {
+    /// Calls `method(*args)` on the plugin object and awaits its answer.
+    async fn call(&self, method: &'static str, args: Vec<Value>) -> Result<Value, Error>;
+}
+
+/// The stages a guard plugin judges when it names none.
+pub const DEFAULT_GUARD_STAGES: [Stage; 4] = [
+    Stage::Input,
+    Stage::Output,
+    Stage::ToolResult,
+    Stage::Retrieved,
+];
+
+/// A guard written in another language: `check(subject, ctx)` returns a verdict.
+///
+/// `subject` is the `aegis.guard.v1` call's subject with its `stage` and `segments`; `ctx`
+/// is the call's context (`run_id`, `principal`, `labels`) with the guard's id (`guard`) —
+/// exactly what the `http` guard protocol sends — and the answer is validated by the same
+/// function (`aegis::adapters::verdict_from`).
+pub struct HostGuard<H> {
+    id: String,
+    who: String,
+    stages: Vec<Stage>,
+    host: H,
+}
+
+impl<H: PluginHost> HostGuard<H> {
+    /// The guard `id` (described as `who` in errors) judging `stages` through `host`.
+    pub fn new(id: &str, who: String, stages: Vec<Stage>, host: H) -> Result<Self, Error> {
+        if stages.is_empty() {
+            return Err(Error::config(format!(
+                "{who}: `stages` must name at least one stage"
+            )));
+        }
+        Ok(Self {
+            id: id.to_owned(),
+            who,
+            stages,
+            host,
+        })
+    }
+}
+
+#[async_trait]
+impl<H: PluginHost> Guardrail for HostGuard<H> {
+    fn capabilities(&self) -> GuardCapabilities {
+        GuardCapabilities::new(self.stages.clone(), Granularity::FullText).sanitizing()
+    }
+
+    async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
+        let call = aegis::adapters::GuardCall::new(&self.id, subject, ctx);
+        let mut call = serde_json::to_value(&call)
+            .map_err(|e| Error::internal(format!("a guard call does not serialize: {e}")))?;
+        let mut subject_arg = call["subject"].take();
+        subject_arg["stage"] = call["stage"].take();
+        subject_arg["segments"] = call["segments"].take();
+        let mut ctx_arg = call["context"].take();
+        ctx_arg["guard"] = call["guard"].take();
+        let answer = self.host.call("check", vec![subject_arg, ctx_arg]).await?;
+        aegis::adapters::verdict_from(answer, subject, &self.who)
+    }
+}
+
+/// A provider written in another language: `chat(request)` takes an OpenAI-shaped request
+/// and returns a `chat.completion`. A streamed request gets the answer as one chunk.
+pub struct HostProvider<H> {
+    id: String,
+    who: String,
+    host: H,
+}
+
+impl<H: PluginHost> HostProvider<H> {
+    /// The provider `id` (described as `who` in errors) answering through `host`.
+    pub fn new(id: &str, who: String, host: H) -> Self {
+        Self {
+            id: id.to_owned(),
+            who,
+            host,
+        }
+    }
+}
+
+#[async_trait]
+impl<H: PluginHost> Provider for HostProvider<H> {
+    fn name(&self) -> &str {
+        &self.id
+    }
+
+    fn capabilities(&self) -> ProviderCapabilities {
+        // Streamed requests are answered with the whole answer as one chunk.
+        let mut caps = ProviderCapabilities::default();
+        caps.streaming = true;
+        caps
+    }
+
+    async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
+        let stream = req.stream;
+        // The request as its OpenAI body: the run's context (credentials, principal) is
+        // not part of it and never reaches the plugin.
+        let body = serde_json::to_value(&req)
+            .map_err(|e| Error::internal(format!("a request does not serialize: {e}")))?;
+        let answer = self.host.call("chat", vec![body]).await?;
+        let bad = |e: serde_json::Error| {
+            Error::provider(format!(
+                "{} answered something that is not a chat.completion: {e}",
+                self.who
+            ))
+        };
+        let completion = completion_from_openai(answer.clone()).map_err(bad)?;
+        if completion.choices.is_empty() {
+            return Err(Error::provider(format!("{} answered no choices", self.who)));
+        }
+        let meta = ResponseMeta::new(self.id.clone(), completion.model.clone());
+        if !stream {
+            return Ok(ChatResponse::complete(meta, completion));
+        }
+        let mut chunk: aegis::ChatChunk = serde_json::from_value(json!({
+            "id": completion.id,
+            "model": completion.model,
+            "created": completion.created,
+            "choices": answer["choices"].as_array().map(|cs| cs.iter().map(|c| json!({
+                "index": c["index"],
+                "delta": c["message"],
+                "finish_reason": c["finish_reason"],
+            })).collect::<Vec<_>>()),
+        }))
+        .map_err(bad)?;
+        chunk.usage = completion.usage;
+        Ok(ChatResponse::stream(
+            meta,
+            Box::pin(futures_util::stream::iter([Ok(chunk)])),
+        ))
+    }
+}
+
+/// A retriever written in another language: `retrieve(query, k, filter, ctx)` returns
+/// documents (`{"id", "content", "metadata", "score"}`). A call without a principal never
+/// reaches it, and any document whose `acl` metadata does not admit the caller is dropped
+/// after it answers — a foreign store that ignores permissions cannot leak.
+pub struct HostRetriever<H> {
+    who: String,
+    host: H,
+}
+
+impl<H: PluginHost> HostRetriever<H> {
+    /// The retriever described as `who` in errors, answering through `host`.
+    pub fn new(who: String, host: H) -> Self {
+        Self { who, host }
+    }
+}
+
+#[async_trait]
+impl<H: PluginHost> Retriever for HostRetriever<H> {
+    async fn retrieve(
+        &self,
+        query: &str,
+        k: usize,
+        filter: Option<&Filter>,
+        ctx: &RequestContext,
+    ) -> Result<Vec<Document>, Error> {
+        let Some(reader) = ctx.principal.clone() else {
+            return Err(Error::new(
+                aegis::ErrorKind::Unauthenticated,
+                format!("{}: retrieval needs an authenticated principal", self.who),
+            ));
+        };
+        let args = vec![
+            json!(query),
+            json!(k),
+            serde_json::to_value(filter).unwrap_or(Value::Null),
+            json!({ "run_id": ctx.run_id, "principal": reader, "labels": ctx.labels }),
+        ];
+        let answer = self.host.call("retrieve", args).await?;
+        let docs: Vec<Document> = serde_json::from_value(answer).map_err(|e| {
+            Error::provider(format!(
+                "{} answered something that is not a list of documents: {e}",
+                self.who
+            ))
+        })?;
+        Ok(readable(docs, &reader, k))
+    }
+}
+
+/// The first `k` of `docs` that `reader` may read. A document whose ACL is missing or
+/// malformed is read by nobody.
+pub fn readable(docs: Vec<Document>, reader: &Principal, k: usize) -> Vec<Document> {
+    docs.into_iter()
+        .filter(|doc| aegis::rag::Acl::of(doc).is_ok_and(|acl| acl.allows(reader)))
+        .take(k)
+        .collect()
+}
+
+/// Whether `reader` may read a document whose ACL (`metadata["acl"]`) is `acl` — the rule
+/// every Aegis store applies, for adapters that filter inside a foreign store.
+pub fn acl_allows(acl: Value, reader: Value) -> Result<bool, Error> {
+    let reader: Principal = typed(reader, "the principal")?;
+    let mut doc = Document::new("acl", "");
+    doc.metadata.insert(aegis::rag::ACL_KEY.to_owned(), acl);
+    Ok(aegis::rag::Acl::of(&doc).is_ok_and(|a| a.allows(&reader)))
+}
+
+/// A plugin type name a binding may register: not empty, letters, digits, `_`, `-`, `.`,
+/// and not the name of a built-in type of `kind` (`guardrails`, `providers`, ...) — a
+/// config must mean the same thing with and without the plugin.
+pub fn check_plugin_name(kind: &str, name: &str) -> Result<(), Error> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return Err(Error::invalid_request(format!(
+            "plugin type name `{name}`: use letters, digits, `_`, `-` and `.`"
+        )));
+    }
+    if aegis::registry()
+        .type_names()
+        .get(kind)
+        .is_some_and(|names| names.iter().any(|n| n == name))
+    {
+        return Err(Error::invalid_request(format!(
+            "`{name}` is a built-in {kind} type; register the plugin under another name"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plugin answering a fixed value to every call.
+    struct Fixed(Value);
+
+    #[async_trait]
+    impl PluginHost for Fixed {
+        async fn call(&self, _: &'static str, _: Vec<Value>) -> Result<Value, Error> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn ctx(principal: Option<Principal>) -> RequestContext {
+        let mut ctx = RequestContext::default();
+        ctx.principal = principal;
+        ctx
+    }
+
+    #[tokio::test]
+    async fn a_guard_plugins_answer_is_validated_like_the_http_protocols() {
+        let subject = GuardSubject::Input {
+            messages: vec![aegis::Message::user("hello")],
+        };
+        for bad in [
+            json!({"decision": "maybe"}),
+            json!({"decision": "block", "reason": "r", "code": "guard_unavailable"}),
+            json!({"decision": "sanitize", "edits": [{"segment": 3, "start": 0, "end": 1, "replacement": ""}]}),
+            json!({"decision": "allow", "score": 7}),
+        ] {
+            let guard = HostGuard::new(
+                "g",
+                "g".into(),
+                DEFAULT_GUARD_STAGES.to_vec(),
+                Fixed(bad.clone()),
+            )
+            .expect("guard");
+            assert!(guard.check(&subject, &ctx(None)).await.is_err(), "{bad}");
+        }
+        let guard = HostGuard::new(
+            "g",
+            "g".into(),
+            vec![Stage::Input],
+            Fixed(json!({"decision": "allow"})),
+        )
+        .expect("guard");
+        assert!(guard.check(&subject, &ctx(None)).await.is_ok());
+        assert!(HostGuard::new("g", "g".into(), vec![], Fixed(Value::Null)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_retriever_plugin_never_hands_out_what_the_caller_may_not_read() {
+        let docs = json!([
+            {"id": "open", "content": "a", "metadata": {"acl": {"public": true}}},
+            {"id": "sales", "content": "b", "metadata": {"acl": {"teams": ["sales"]}}},
+            {"id": "bare", "content": "c"},
+            {"id": "broken", "content": "d", "metadata": {"acl": "everyone"}},
+        ]);
+        let r = HostRetriever::new("r".into(), Fixed(docs));
+        let ada = Principal::new("ada");
+        let got = r
+            .retrieve("q", 5, None, &ctx(Some(ada)))
+            .await
+            .expect("docs");
+        assert_eq!(
+            got.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            ["open"]
+        );
+        let err = r
+            .retrieve("q", 5, None, &ctx(None))
+            .await
+            .expect_err("no principal");
+        assert_eq!(err.kind(), aegis::ErrorKind::Unauthenticated);
+    }
+
+    #[test]
+    fn decisions_and_names_are_checked_before_anything_runs() {
+        assert!(matches!(
+            decision("approve", None, None),
+            Ok(Approval::Approve)
+        ));
+        assert!(decision("edit", None, None).is_err());
+        assert!(decision("approve", None, Some(json!(1))).is_err());
+        assert!(decision("maybe", None, None).is_err());
+        assert!(check_plugin_name("guardrails", "pii").is_err());
+        assert!(check_plugin_name("guardrails", "bad name").is_err());
+        assert!(check_plugin_name("guardrails", "my_guard").is_ok());
+        assert!(stage("sideways").is_err());
+    }
+}
