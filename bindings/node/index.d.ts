@@ -37,7 +37,32 @@ export declare class Pipeline {
     decision?: 'approve' | 'reject' | 'edit',
     options?: { reason?: string, value?: any }
   ): Promise<Json>
-  scan(text: string, options?: { stage?: Stage }): Json
+  scan(text: string, options?: { stage?: Stage }): Promise<Json>
   models(): string[]
   graphMermaid(): string
+}
+
+/** What a guard plugin's instance provides. */
+export interface Guard {
+  check(subject: Json, ctx: Json): Json | Promise<Json>
+}
+
+/** A plugin class: constructed with its config entry's `config` table. */
+export type PluginClass<T> = (new (config: Json) => T) & { stages?: Stage[] }
+
+export declare function registerGuard(name: string, factory: PluginClass<Guard>): void
+export declare function registerProvider(name: string, factory: PluginClass<{ chat(request: Json): Json | Promise<Json> }>): void
+export declare function registerRetriever(
+  name: string,
+  factory: PluginClass<{ retrieve(query: string, k: number, filter: Json | null, ctx: Json): Json[] | Promise<Json[]> }>
+): void
+export declare function aclAllows(acl: Json, principal: Json): boolean
+
+/** A guard's answer in the `aegis.guard.v1` shape. */
+export declare const Verdict: {
+  allow(options?: { findings?: Json[], score?: number }): Json
+  block(reason: string, options?: { code?: string, findings?: Json[], score?: number }): Json
+  sanitize(edits: Json[], options?: { findings?: Json[], score?: number }): Json
+  requireApproval(reason: string, options?: { payload?: any, score?: number }): Json
+  byteSpan(text: string, start: number, end: number): [number, number]
 }

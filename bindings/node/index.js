@@ -50,6 +50,103 @@ function sync (f) {
   }
 }
 
+// ---- Plugins written in JavaScript. The native side sends every call as one JSON message
+// ({ticket, type, id, config, method, args}); this answers each with `settle`, whatever the
+// plugin does — returns, throws, rejects, returns something that is not JSON.
+
+const types = new Map() // plugin type name -> factory
+const instances = new Map() // type, id and config -> the instance for that config entry
+
+function instanceFor (m) {
+  const key = JSON.stringify([m.type, m.id, m.config])
+  let instance = instances.get(key)
+  if (instance === undefined) {
+    const factory = types.get(m.type)
+    if (factory === undefined) throw new Error(`no JavaScript plugin type \`${m.type}\` is registered`)
+    instance = new factory(m.config) // eslint-disable-line new-cap
+    instances.set(key, instance)
+  }
+  return instance
+}
+
+function shortly (e) {
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : `threw ${String(e)}`
+  return text.length > 300 ? text.slice(0, 300) + '…' : text
+}
+
+native.setPluginHost((text) => {
+  let m
+  try {
+    m = JSON.parse(text)
+  } catch (_) {
+    return
+  }
+  Promise.resolve()
+    .then(async () => {
+      const instance = instanceFor(m)
+      if (typeof instance[m.method] !== 'function') {
+        throw new Error(`the plugin object has no \`${m.method}\` method`)
+      }
+      const out = await instance[m.method](...m.args)
+      return JSON.stringify(out === undefined ? null : out)
+    })
+    .then(
+      (json) => native.settle(m.ticket, true, json),
+      (e) => native.settle(m.ticket, false, shortly(e))
+    )
+})
+
+function register (kind, name, factory, stages) {
+  if (typeof factory !== 'function') throw new TypeError('a plugin factory is a class (or constructor function)')
+  sync(() => native.registerPlugin(kind, name, stages ?? null))
+  types.set(name, factory)
+  for (const key of instances.keys()) {
+    if (JSON.parse(key)[0] === name) instances.delete(key)
+  }
+}
+
+/**
+ * Registers a guard type written in JavaScript: `new Factory(config)` per `[[guardrails]]`
+ * entry; its `check(subject, ctx)` (sync or async) returns a verdict (`Verdict.allow()`, ...).
+ * `Factory.stages` (optional) lists the stages it judges.
+ */
+function registerGuard (name, factory) {
+  register('guardrails', name, factory, factory.stages)
+}
+
+/** Registers a provider type: `chat(request)` returns a chat.completion object. */
+function registerProvider (name, factory) {
+  register('providers', name, factory)
+}
+
+/**
+ * Registers a retriever type: `retrieve(query, k, filter, ctx)` returns documents
+ * (`{id, content, metadata, score}`); Aegis drops any the caller's ACL does not admit.
+ */
+function registerRetriever (name, factory) {
+  register('retrievers', name, factory)
+}
+
+/** A guard's answer in the `aegis.guard.v1` shape. Offsets are UTF-8 bytes. */
+const Verdict = {
+  allow: ({ findings = [], score = 0 } = {}) => ({ decision: 'allow', findings, score }),
+  block: (reason, { code = 'blocked', findings = [], score = 1 } = {}) =>
+    ({ decision: 'block', reason, code, findings, score }),
+  sanitize: (edits, { findings = [], score = 1 } = {}) => ({ decision: 'sanitize', edits, findings, score }),
+  requireApproval: (reason, { payload = {}, score = 1 } = {}) =>
+    ({ decision: 'require_approval', reason, payload, score }),
+  /** The UTF-8 byte offsets of `text.slice(start, end)`. */
+  byteSpan: (text, start, end) => {
+    const head = Buffer.byteLength(text.slice(0, start))
+    return [head, head + Buffer.byteLength(text.slice(start, end))]
+  }
+}
+
+/** Whether `principal` may read a document whose `metadata.acl` is `acl`. */
+function aclAllows (acl, principal) {
+  return sync(() => native.aclAllows(acl, principal))
+}
+
 /** A streamed answer: `for await (const chunk of stream)` yields chat.completion.chunk objects. */
 class ChatStream {
   constructor (inner) {
@@ -116,9 +213,9 @@ class Pipeline {
     return call(this._inner.resume(runId, decision, reason ?? null, value === undefined ? null : value))
   }
 
-  /** Judges `text` with the guard chain: the report `aegis scan` prints. */
+  /** Judges `text` with the guard chain: (a Promise of) the report `aegis scan` prints. */
   scan (text, { stage = 'input' } = {}) {
-    return sync(() => this._inner.scan(text, stage))
+    return call(this._inner.scan(text, stage))
   }
 
   /** The `provider/model` names the pipeline routes. */
@@ -132,4 +229,13 @@ class Pipeline {
   }
 }
 
-module.exports = { AegisError, ChatStream, Pipeline }
+module.exports = {
+  AegisError,
+  ChatStream,
+  Pipeline,
+  Verdict,
+  aclAllows,
+  registerGuard,
+  registerProvider,
+  registerRetriever
+}

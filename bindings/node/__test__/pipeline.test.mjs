@@ -45,7 +45,7 @@ test('errors are AegisError with kind, status and run id', async () => {
   })
   await assert.rejects(p.chat({ model: 'local/echo-1' }), (e) => e.kind === 'invalid_request')
   assert.throws(() => Pipeline.fromToml('[[providers]]\nid = 1\n'), (e) => e.kind === 'config')
-  assert.throws(() => p.scan('x', { stage: 'sideways' }), (e) => e.kind === 'invalid_request')
+  await assert.rejects(p.scan('x', { stage: 'sideways' }), (e) => e.kind === 'invalid_request')
 })
 
 test('a paused run resumes once on approval', async () => {
@@ -87,7 +87,7 @@ for (const c of suite.cases) {
     const p = Pipeline.fromToml(c.config)
     if (c.chat) assert.deepEqual(await chat(p, c.chat), c.expect_chat)
     if (c.scan) {
-      const r = p.scan(c.scan.text, { stage: c.scan.stage })
+      const r = await p.scan(c.scan.text, { stage: c.scan.stage })
       assert.deepEqual({ verdict: r.verdict, sanitized: r.sanitized, kinds: r.findings.map((f) => f.kind) }, c.expect_scan)
     }
   })

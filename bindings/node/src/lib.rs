@@ -5,16 +5,13 @@
 
 use std::sync::Arc;
 
-use aegis::{
-    Approval, BudgetLedger, ChatBody, ChatRequest, CheckpointStore, PipelineOutcome, Principal,
-    Stage,
-    config::AegisConfig,
-    providers::wire::{chunk_to_openai, completion_to_openai},
-};
+use aegis::{ChatBody, PipelineOutcome, config::AegisConfig, providers::wire::chunk_to_openai};
 use futures_util::StreamExt;
 use napi::bindgen_prelude::block_on;
 use napi_derive::napi;
 use serde_json::{Value, json};
+
+pub mod plugins;
 
 /// An `aegis::Error` as a JS error whose message is JSON (`kind`, `code`, `message`,
 /// `run_id`, `status`); `lib/index.js` turns it into an `AegisError` with those fields.
@@ -31,35 +28,20 @@ fn js_error(e: aegis::Error) -> napi::Error {
     napi::Error::from_reason(format!("aegis:{body}"))
 }
 
-fn invalid(message: impl Into<String>) -> napi::Error {
-    js_error(aegis::Error::invalid_request(message))
-}
-
-fn typed<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> napi::Result<T> {
-    serde_json::from_value(value).map_err(|e| invalid(format!("{what} is not valid: {e}")))
-}
-
-async fn build(
-    config: AegisConfig,
-    store: Option<String>,
-) -> Result<aegis::Pipeline, aegis::Error> {
-    let mut registry = aegis::registry();
-    let checkpoints: Option<Arc<dyn CheckpointStore>> = match store {
-        None => None,
-        Some(url) => {
-            let db = aegis_store::Store::connect(&url).await?;
-            // Budgets spend through the same database, so processes share one ledger.
-            registry.insert_extension::<Arc<dyn BudgetLedger>>(Arc::new(db.clone()));
-            Some(Arc::new(db))
-        }
-    };
-    aegis::Pipeline::from_config_with_store(&registry, &config, checkpoints).await
-}
-
-/// The native pipeline (see `lib/index.js` for the public `Pipeline`).
+/// The native pipeline (see `index.js` for the public `Pipeline`).
 #[napi]
 pub struct NativePipeline {
     inner: aegis::Pipeline,
+}
+
+fn build(config: AegisConfig, store: Option<String>) -> napi::Result<NativePipeline> {
+    let inner = block_on(aegis_bindings::build(
+        plugins::registry(),
+        &config,
+        store.as_deref(),
+    ))
+    .map_err(js_error)?;
+    Ok(NativePipeline { inner })
 }
 
 #[napi]
@@ -68,29 +50,25 @@ impl NativePipeline {
     /// is a database URL keeping runs, approvals and budgets.
     #[napi(factory)]
     pub fn from_toml(text: String, store: Option<String>) -> napi::Result<Self> {
-        let config = AegisConfig::from_toml_str(&text, std::env::vars()).map_err(js_error)?;
-        let inner = block_on(build(config, store)).map_err(js_error)?;
-        Ok(Self { inner })
+        build(
+            AegisConfig::from_toml_str(&text, std::env::vars()).map_err(js_error)?,
+            store,
+        )
     }
 
     /// A pipeline from an object shaped like the TOML file.
     #[napi(factory)]
     pub fn from_object(config: Value, store: Option<String>) -> napi::Result<Self> {
-        let config = AegisConfig::from_json(config).map_err(js_error)?;
-        let inner = block_on(build(config, store)).map_err(js_error)?;
-        Ok(Self { inner })
+        build(AegisConfig::from_json(config).map_err(js_error)?, store)
     }
 
     /// Runs a chat request: a `chat.completion` object, or a paused run. A streamed request
     /// goes through `stream`.
     #[napi]
     pub async fn chat(&self, request: Value, principal: Option<Value>) -> napi::Result<Value> {
-        let req = request_of(request, principal)?;
-        let pipeline = self.inner.clone();
-        match pipeline.run(req).await.map_err(js_error)? {
-            PipelineOutcome::Paused { run_id, interrupt } => Ok(paused(&run_id, &interrupt)),
-            PipelineOutcome::Response(resp) => complete(resp).await,
-        }
+        let req = aegis_bindings::request(request, principal).map_err(js_error)?;
+        let outcome = self.inner.clone().run(req).await.map_err(js_error)?;
+        aegis_bindings::answer(outcome).await.map_err(js_error)
     }
 
     /// Runs a streamed chat request: a stream of `chat.completion.chunk` objects (or, when
@@ -101,10 +79,9 @@ impl NativePipeline {
         request: Value,
         principal: Option<Value>,
     ) -> napi::Result<NativeStream> {
-        let mut req = request_of(request, principal)?;
+        let mut req = aegis_bindings::request(request, principal).map_err(js_error)?;
         req.stream = true;
-        let pipeline = self.inner.clone();
-        let outcome = pipeline.run(req).await.map_err(js_error)?;
+        let outcome = self.inner.clone().run(req).await.map_err(js_error)?;
         Ok(NativeStream::of(outcome))
     }
 
@@ -117,38 +94,24 @@ impl NativePipeline {
         reason: Option<String>,
         value: Option<Value>,
     ) -> napi::Result<Value> {
-        let decision = match (decision.as_str(), value) {
-            ("approve", None) => Approval::Approve,
-            ("reject", None) => Approval::Reject {
-                reason: reason.unwrap_or_default(),
-            },
-            ("edit", Some(value)) => Approval::Edit { value },
-            ("edit", None) => return Err(invalid("an `edit` decision needs a `value`")),
-            (_, Some(_)) => return Err(invalid("only an `edit` decision takes a `value`")),
-            (other, None) => {
-                return Err(invalid(format!(
-                    "decision `{other}`: use approve, reject or edit"
-                )));
-            }
-        };
-        let pipeline = self.inner.clone();
-        match pipeline.resume(&run_id, decision).await.map_err(js_error)? {
-            PipelineOutcome::Paused { run_id, interrupt } => Ok(paused(&run_id, &interrupt)),
-            PipelineOutcome::Response(resp) => complete(resp).await,
-        }
+        let decision = aegis_bindings::decision(&decision, reason, value).map_err(js_error)?;
+        let outcome = self
+            .inner
+            .clone()
+            .resume(&run_id, decision)
+            .await
+            .map_err(js_error)?;
+        aegis_bindings::answer(outcome).await.map_err(js_error)
     }
 
-    /// Judges `text` with the guard chain as `stage`: the report `aegis scan` prints.
+    /// Judges `text` with the guard chain as `stage` (default `input`): the report `aegis
+    /// scan` prints. A Promise: a guard written in JavaScript runs on this thread.
     #[napi]
-    pub fn scan(&self, text: String, stage: Option<String>) -> napi::Result<Value> {
+    pub async fn scan(&self, text: String, stage: Option<String>) -> napi::Result<Value> {
         let stage = stage.unwrap_or_else(|| "input".into());
-        let stage: Stage = serde_json::from_value(json!(stage))
-            .map_err(|_| invalid(format!("unknown stage `{stage}`")))?;
-        let pipeline = self.inner.clone();
-        let report =
-            block_on(async move { aegis::guard::scan(pipeline.chain(), stage, text).await })
-                .map_err(js_error)?;
-        Ok(json!(report))
+        aegis_bindings::scan(&self.inner, text, &stage)
+            .await
+            .map_err(js_error)
     }
 
     /// The `provider/model` names the pipeline routes.
@@ -168,57 +131,6 @@ impl NativePipeline {
     }
 }
 
-fn request_of(request: Value, principal: Option<Value>) -> napi::Result<ChatRequest> {
-    let mut req: ChatRequest = typed(request, "the chat request")?;
-    if let Some(p) = principal.filter(|p| !p.is_null()) {
-        req.ctx.principal = Some(typed::<Principal>(p, "the principal")?);
-    }
-    Ok(req)
-}
-
-fn paused(run_id: &str, interrupt: &aegis::Interrupt) -> Value {
-    let mut shown = serde_json::to_value(interrupt).unwrap_or(Value::Null);
-    // The judged subject stays in the run record; the caller sees the question.
-    if let Some(payload) = shown.get_mut("payload").and_then(Value::as_object_mut) {
-        payload.remove(aegis::INTERRUPT_SUBJECT_KEY);
-    }
-    json!({
-        "id": run_id,
-        "object": "aegis.run",
-        "status": "paused",
-        "interrupt": shown,
-        "message": format!("{}. Decide with pipeline.resume({run_id:?}, \"approve\" | \"reject\").", interrupt.request.reason),
-    })
-}
-
-fn meta_of(resp: &aegis::ChatResponse) -> Value {
-    json!({
-        "run_id": resp.meta.run_id,
-        "provider": resp.meta.provider,
-        "guards": resp.meta.guards,
-        "region": resp.meta.region,
-        "retrieval": resp.meta.retrieval,
-    })
-}
-
-/// A response as one `chat.completion` object (a stream is read to its end).
-async fn complete(resp: aegis::ChatResponse) -> napi::Result<Value> {
-    let meta = meta_of(&resp);
-    let completion = match resp.body {
-        ChatBody::Complete(c) => c,
-        body @ ChatBody::Stream(_) => aegis::ChatResponse {
-            meta: resp.meta,
-            body,
-        }
-        .collect()
-        .await
-        .map_err(js_error)?,
-    };
-    let mut body = completion_to_openai(&completion);
-    body["aegis"] = meta;
-    Ok(body)
-}
-
 /// A streamed answer. Dropping it (garbage collection, or `close`) ends its run.
 #[napi]
 pub struct NativeStream {
@@ -230,15 +142,16 @@ pub struct NativeStream {
 
 impl NativeStream {
     fn of(outcome: PipelineOutcome) -> Self {
+        let empty = || Arc::new(tokio::sync::Mutex::new(None));
         match outcome {
             PipelineOutcome::Paused { run_id, interrupt } => Self {
-                inner: Arc::new(tokio::sync::Mutex::new(None)),
+                inner: empty(),
                 first: None,
                 meta: Value::Null,
-                paused: Some(paused(&run_id, &interrupt)),
+                paused: Some(aegis_bindings::paused(&run_id, &interrupt)),
             },
             PipelineOutcome::Response(resp) => {
-                let meta = meta_of(&resp);
+                let meta = aegis_bindings::meta(&resp.meta);
                 match resp.body {
                     ChatBody::Stream(stream) => Self {
                         inner: Arc::new(tokio::sync::Mutex::new(Some(stream))),
@@ -246,10 +159,10 @@ impl NativeStream {
                         meta,
                         paused: None,
                     },
-                    // A provider that answered whole: one chunk-shaped object.
+                    // A whole answer for a streamed request: handed out as it is.
                     ChatBody::Complete(c) => Self {
-                        inner: Arc::new(tokio::sync::Mutex::new(None)),
-                        first: Some(completion_to_openai(&c)),
+                        inner: empty(),
+                        first: Some(aegis_bindings::completion(&c, &resp.meta)),
                         meta,
                         paused: None,
                     },
@@ -289,7 +202,7 @@ impl NativeStream {
         Ok(())
     }
 
-    /// A whole answer given for a streamed request, if the provider answered that way.
+    /// A whole answer given for a streamed request, if the pipeline answered that way.
     #[napi]
     pub fn first(&self) -> Option<Value> {
         self.first.clone()
