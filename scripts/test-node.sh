@@ -16,4 +16,4 @@ cp -r __test__ "$project/"
 cd "$project"
 npm init -y >/dev/null
 npm install --no-audit --no-fund --silent "./$tarball"
-AEGIS_GOLDEN_SUITE="$root/tests/golden/suite.json" node --test __test__/
+AEGIS_GOLDEN_SUITE="$root/tests/golden/suite.json" node --test __test__/*.test.mjs

@@ -14,7 +14,7 @@ trap 'rm -rf "$venv"' EXIT
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
   maturin==1.16.0 pytest==9.2.0 langchain-core==1.8.3 numpy==2.4.6
-"$venv/bin/maturin" build --quiet --profile "${AEGIS_WHEEL_PROFILE:-dev}" --out "$venv/wheels"
+"$venv/bin/maturin" build --quiet --locked --profile "${AEGIS_WHEEL_PROFILE:-dev}" --out "$venv/wheels"
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-index --find-links "$venv/wheels" aegis-pipeline
 installed="$("$venv/bin/python" -c 'import aegis; print(aegis.__file__)')"
 case "$installed" in

@@ -55,17 +55,16 @@ function sync (f) {
 // plugin does — returns, throws, rejects, returns something that is not JSON.
 
 const types = new Map() // plugin type name -> factory
-const instances = new Map() // type, id and config -> the instance for that config entry
+const instances = new Map() // config entry (an opaque id per built pipeline) -> {type, instance}
 
 function instanceFor (m) {
-  const key = JSON.stringify([m.type, m.id, m.config])
-  let instance = instances.get(key)
-  if (instance === undefined) {
-    const factory = types.get(m.type)
-    if (factory === undefined) throw new Error(`no JavaScript plugin type \`${m.type}\` is registered`)
-    instance = new factory(m.config) // eslint-disable-line new-cap
-    instances.set(key, instance)
-  }
+  const key = m.instance
+  const known = instances.get(key)
+  if (known !== undefined) return known.instance
+  const factory = types.get(m.type)
+  if (factory === undefined) throw new Error(`no JavaScript plugin type \`${m.type}\` is registered`)
+  const instance = new factory(m.config) // eslint-disable-line new-cap
+  instances.set(key, { type: m.type, instance })
   return instance
 }
 
@@ -74,11 +73,19 @@ function shortly (e) {
   return text.length > 300 ? text.slice(0, 300) + '…' : text
 }
 
-native.setPluginHost((text) => {
+// Plugins live on the main thread: one host per process (a worker's would answer calls
+// with its own plugin table, and close with the worker).
+const { isMainThread } = require('node:worker_threads')
+if (isMainThread) native.setPluginHost((text) => {
   let m
   try {
     m = JSON.parse(text)
   } catch (_) {
+    return
+  }
+  if (m.method === 'release') {
+    // The config entry's pipeline is gone: forget its instance.
+    instances.delete(m.instance)
     return
   }
   Promise.resolve()
@@ -97,11 +104,13 @@ native.setPluginHost((text) => {
 })
 
 function register (kind, name, factory, stages) {
+  if (!isMainThread) throw new Error('JavaScript plugins are registered on the main thread')
   if (typeof factory !== 'function') throw new TypeError('a plugin factory is a class (or constructor function)')
-  sync(() => native.registerPlugin(kind, name, stages ?? null))
+  const timeoutMs = factory.timeout_ms ?? factory.timeoutMs ?? null
+  sync(() => native.registerPlugin(kind, name, stages ?? null, timeoutMs))
   types.set(name, factory)
-  for (const key of instances.keys()) {
-    if (JSON.parse(key)[0] === name) instances.delete(key)
+  for (const [key, entry] of instances) {
+    if (entry.type === name) instances.delete(key)
   }
 }
 
@@ -157,11 +166,6 @@ class ChatStream {
 
   async * [Symbol.asyncIterator] () {
     try {
-      const whole = this._inner.first()
-      if (whole) {
-        yield whole
-        return
-      }
       while (true) {
         const chunk = await call(this._inner.next())
         if (chunk === null) return

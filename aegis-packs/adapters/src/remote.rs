@@ -36,6 +36,12 @@ pub const GUARD_PROTOCOL: &str = "aegis.guard.v1";
 /// The longest reason or code a service may answer, in bytes.
 const MAX_TEXT_BYTES: usize = 1024;
 
+/// The most findings one verdict may carry.
+const MAX_FINDINGS: usize = 1_000;
+
+/// The largest approval payload a service may answer, in bytes of JSON.
+const MAX_PAYLOAD_BYTES: usize = 64 << 10;
+
 /// Block codes only the engine gives (a guard that failed, a decision it does not know).
 const RESERVED_CODES: [&str; 2] = ["guard_unavailable", "unknown_decision"];
 
@@ -251,6 +257,40 @@ pub fn verdict_from(
     // engine's own codes (a caller or an alert reading `guard_unavailable` must be able to
     // trust it).
     let long = |s: &str| s.len() > MAX_TEXT_BYTES;
+    // What a plugin answers is stored with the run: its size is bounded by the subject's,
+    // not by the plugin.
+    if verdict.findings.len() > MAX_FINDINGS {
+        return Err(bad(format!("more than {MAX_FINDINGS} findings")));
+    }
+    if let Some(f) = verdict
+        .findings
+        .iter()
+        .find(|f| long(&f.kind) || long(&f.detector))
+    {
+        return Err(bad(format!(
+            "a finding whose kind or detector is over {MAX_TEXT_BYTES} bytes (`{}`…)",
+            f.kind.chars().take(40).collect::<String>()
+        )));
+    }
+    match &verdict.decision {
+        Decision::Sanitize { edits } => {
+            let subject_bytes = subject.text_len();
+            let added: usize = edits.iter().map(|e| e.replacement.len()).sum();
+            if added > subject_bytes.max(MAX_TEXT_BYTES) * 4 {
+                return Err(bad(format!(
+                    "edits adding {added} bytes to a {subject_bytes}-byte subject"
+                )));
+            }
+        }
+        Decision::RequireApproval { payload, .. }
+            if payload.to_string().len() > MAX_PAYLOAD_BYTES =>
+        {
+            return Err(bad(format!(
+                "an approval payload over {MAX_PAYLOAD_BYTES} bytes"
+            )));
+        }
+        _ => {}
+    }
     match &verdict.decision {
         Decision::Block { reason, code } => {
             if long(reason) || long(code) {
@@ -322,6 +362,10 @@ mod tests {
                 {"segment": 0, "start": 3, "end": 7, "replacement": "y"}]}),
             json!({"decision": "block", "reason": "r", "code": "guard_unavailable"}),
             json!({"decision": "block", "reason": "r".repeat(2000), "code": "c"}),
+            json!({"decision": "allow", "findings": vec![json!({"kind": "X", "score": 0.5, "detector": "d"}); 1001]}),
+            json!({"decision": "allow", "findings": [{"kind": "X".repeat(2000), "score": 0.5, "detector": "d"}]}),
+            json!({"decision": "sanitize", "edits": [{"segment": 0, "start": 0, "end": 1, "replacement": "x".repeat(1 << 20)}]}),
+            json!({"decision": "require_approval", "reason": "r", "payload": {"blob": "x".repeat(70_000)}}),
         ] {
             assert!(verdict_from(bad.clone(), &subject(), "t").is_err(), "{bad}");
         }

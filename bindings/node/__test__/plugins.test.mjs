@@ -101,8 +101,27 @@ test('a JavaScript provider answers behind the guard chain', async () => {
   assert.equal(out.usage.total_tokens, 5)
   const stream = await p.chat({ model: 'loud/x', stream: true, messages: [{ role: 'user', content: 'hey' }] })
   let text = ''
-  for await (const chunk of stream) for (const c of chunk.choices) text += (c.delta ?? c.message).content ?? ''
+  for await (const chunk of stream) for (const c of chunk.choices) text += c.delta.content ?? ''
   assert.equal(text, '> HEY')
+})
+
+test('a provider that never answers is cut off by its deadline', async () => {
+  aegis.registerProvider('stuck', class { static timeout_ms = 300; chat () { return new Promise(() => {}) } })
+  const p = Pipeline.fromToml('[[providers]]\nid = "s"\ntype = "stuck"\n')
+  const started = Date.now()
+  await assert.rejects(p.chat({ model: 's/x', messages: [{ role: 'user', content: 'hi' }] }), (e) => e.kind === 'timeout')
+  assert.ok(Date.now() - started < 3000)
+})
+
+test('plugins are registered on the main thread only', () => {
+  const script = `
+    const { Worker } = require('node:worker_threads')
+    const w = new Worker("const a = require('aegis-pipeline'); try { a.registerGuard('w', class { check () {} }); console.log('registered') } catch (e) { console.log('refused') }", { eval: true })
+    w.on('exit', () => {})
+  `
+  const out = spawnSync(process.execPath, ['-e', script], { cwd: process.cwd(), timeout: 20000, encoding: 'utf8' })
+  assert.equal(out.status, 0, out.stderr)
+  assert.equal(out.stdout.trim(), 'refused')
 })
 
 test('a retriever that ignores permissions still cannot leak', async () => {

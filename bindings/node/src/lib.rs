@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use aegis::{ChatBody, PipelineOutcome, config::AegisConfig, providers::wire::chunk_to_openai};
-use futures_util::StreamExt;
+use aegis::config::AegisConfig;
 use napi::bindgen_prelude::block_on;
 use napi_derive::napi;
 use serde_json::{Value, json};
@@ -71,8 +70,9 @@ impl NativePipeline {
         aegis_bindings::answer(outcome).await.map_err(js_error)
     }
 
-    /// Runs a streamed chat request: a stream of `chat.completion.chunk` objects (or, when
-    /// the run paused, a stream whose `paused()` is the paused run).
+    /// Runs a streamed chat request: a stream of `chat.completion.chunk` objects (a whole
+    /// answer is one chunk), or — when the run paused — a stream whose `paused()` is the
+    /// paused run.
     #[napi]
     pub async fn stream(
         &self,
@@ -82,7 +82,18 @@ impl NativePipeline {
         let mut req = aegis_bindings::request(request, principal).map_err(js_error)?;
         req.stream = true;
         let outcome = self.inner.clone().run(req).await.map_err(js_error)?;
-        Ok(NativeStream::of(outcome))
+        Ok(match aegis_bindings::streamed(outcome) {
+            aegis_bindings::Streamed::Paused(run) => NativeStream {
+                inner: None,
+                meta: Value::Null,
+                paused: Some(run),
+            },
+            aegis_bindings::Streamed::Stream { meta, stream } => NativeStream {
+                inner: Some(Arc::new(tokio::sync::Mutex::new(stream))),
+                meta,
+                paused: None,
+            },
+        })
     }
 
     /// Decides a paused run (`approve`, `reject` with a reason, `edit` with a value).
@@ -134,42 +145,9 @@ impl NativePipeline {
 /// A streamed answer. Dropping it (garbage collection, or `close`) ends its run.
 #[napi]
 pub struct NativeStream {
-    inner: Arc<tokio::sync::Mutex<Option<aegis::ChatStream>>>,
-    first: Option<Value>,
+    inner: Option<Arc<tokio::sync::Mutex<aegis_bindings::OwnedStream>>>,
     meta: Value,
     paused: Option<Value>,
-}
-
-impl NativeStream {
-    fn of(outcome: PipelineOutcome) -> Self {
-        let empty = || Arc::new(tokio::sync::Mutex::new(None));
-        match outcome {
-            PipelineOutcome::Paused { run_id, interrupt } => Self {
-                inner: empty(),
-                first: None,
-                meta: Value::Null,
-                paused: Some(aegis_bindings::paused(&run_id, &interrupt)),
-            },
-            PipelineOutcome::Response(resp) => {
-                let meta = aegis_bindings::meta(&resp.meta);
-                match resp.body {
-                    ChatBody::Stream(stream) => Self {
-                        inner: Arc::new(tokio::sync::Mutex::new(Some(stream))),
-                        first: None,
-                        meta,
-                        paused: None,
-                    },
-                    // A whole answer for a streamed request: handed out as it is.
-                    ChatBody::Complete(c) => Self {
-                        inner: empty(),
-                        first: Some(aegis_bindings::completion(&c, &resp.meta)),
-                        meta,
-                        paused: None,
-                    },
-                }
-            }
-        }
-    }
 }
 
 #[napi]
@@ -177,35 +155,19 @@ impl NativeStream {
     /// The next `chat.completion.chunk`, or `null` at the end.
     #[napi]
     pub async fn next(&self) -> napi::Result<Option<Value>> {
-        let mut guard = self.inner.lock().await;
-        let next = match guard.as_mut() {
-            Some(stream) => stream.next().await,
-            None => None,
-        };
-        match next {
-            Some(Ok(chunk)) => Ok(Some(chunk_to_openai(&chunk))),
-            Some(Err(e)) => {
-                *guard = None;
-                Err(js_error(e))
-            }
-            None => {
-                *guard = None;
-                Ok(None)
-            }
+        match &self.inner {
+            Some(inner) => inner.lock().await.next().await.map_err(js_error),
+            None => Ok(None),
         }
     }
 
     /// Ends the stream (and its run) now.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
-        self.inner.lock().await.take();
+        if let Some(inner) = &self.inner {
+            inner.lock().await.close();
+        }
         Ok(())
-    }
-
-    /// A whole answer given for a streamed request, if the pipeline answered that way.
-    #[napi]
-    pub fn first(&self) -> Option<Value> {
-        self.first.clone()
     }
 
     /// The paused run, when the request paused for a human decision.

@@ -12,10 +12,8 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use aegis::{Error, Guardrail, Provider, Registry, Retriever, Stage, async_trait};
@@ -39,10 +37,9 @@ static HOST: Mutex<Option<Arc<Host>>> = Mutex::new(None);
 /// Where JavaScript's answer to one call goes: the answer, or what went wrong.
 type Answer = oneshot::Sender<Result<Value, String>>;
 
-/// Calls waiting for JavaScript's answer, by ticket.
-static PENDING: Mutex<Option<HashMap<u32, Answer>>> = Mutex::new(None);
-
-static NEXT_TICKET: AtomicU32 = AtomicU32::new(1);
+/// Calls waiting for JavaScript's answer, by ticket. Tickets are random (UUID v4): other
+/// code in the process cannot answer a call it was not sent by guessing the next one.
+static PENDING: Mutex<Option<HashMap<String, Answer>>> = Mutex::new(None);
 
 /// A registered plugin type: its kind (`guardrails`, `providers`, `retrievers`), name, and
 /// for a guard the stages it judges.
@@ -50,6 +47,7 @@ struct PluginType {
     kind: String,
     name: String,
     stages: Option<Vec<Stage>>,
+    deadline: Option<Duration>,
 }
 
 static TYPES: Mutex<Vec<PluginType>> = Mutex::new(Vec::new());
@@ -71,13 +69,15 @@ pub fn set_plugin_host(callback: Function<'_, String, ()>) -> napi::Result<()> {
 }
 
 /// Records plugin type `name` of `kind` (`guardrails`, `providers`, `retrievers`); for a
-/// guard, `stages` lists where it runs. A built-in type's name is refused; registering a
-/// name again replaces it.
+/// guard, `stages` lists where it runs; for a provider or retriever, `timeout_ms` how long
+/// one answer may take. A built-in type's name is refused; registering a name again
+/// replaces it.
 #[napi]
 pub fn register_plugin(
     kind: String,
     name: String,
     stages: Option<Vec<String>>,
+    timeout_ms: Option<u32>,
 ) -> napi::Result<()> {
     if !["guardrails", "providers", "retrievers"].contains(&kind.as_str()) {
         return Err(js_error(Error::invalid_request(format!(
@@ -96,14 +96,19 @@ pub fn register_plugin(
         .map_err(js_error)?;
     let mut types = lock(&TYPES);
     types.retain(|t| !(t.kind == kind && t.name == name));
-    types.push(PluginType { kind, name, stages });
+    types.push(PluginType {
+        kind,
+        name,
+        stages,
+        deadline: timeout_ms.map(|ms| Duration::from_millis(ms.into())),
+    });
     Ok(())
 }
 
 /// JavaScript's answer to the call with `ticket`: `ok` with the answer as JSON, or not with
 /// what went wrong. An answer nobody waits for any more (timed out) is dropped.
 #[napi]
-pub fn settle(ticket: u32, ok: bool, payload: String) {
+pub fn settle(ticket: String, ok: bool, payload: String) {
     let waiting = lock(&PENDING).as_mut().and_then(|p| p.remove(&ticket));
     if let Some(tx) = waiting {
         let answer = if ok {
@@ -127,7 +132,7 @@ pub fn acl_allows(acl: Value, principal: Value) -> napi::Result<bool> {
 pub fn registry() -> Registry {
     let mut r = aegis::registry();
     for t in lock(&TYPES).iter() {
-        let name = t.name.clone();
+        let (name, deadline) = (t.name.clone(), t.deadline);
         match t.kind.as_str() {
             "guardrails" => {
                 let stages = t
@@ -145,14 +150,18 @@ pub fn registry() -> Registry {
                 r.register_provider::<Value, _>(&t.name, move |config, ctx| {
                     let who = format!("javascript provider `{}` ({name})", ctx.id);
                     let host = JsHost::new(&name, ctx.id, config, who.clone());
-                    Ok(Arc::new(HostProvider::new(ctx.id, who, host)) as Arc<dyn Provider>)
+                    let provider = HostProvider::new(ctx.id, who, host)
+                        .with_deadline(deadline.unwrap_or(aegis_bindings::PROVIDER_DEADLINE));
+                    Ok(Arc::new(provider) as Arc<dyn Provider>)
                 });
             }
             _ => {
                 r.register_retriever::<Value, _>(&t.name, move |config, ctx| {
                     let who = format!("javascript retriever `{}` ({name})", ctx.id);
                     let host = JsHost::new(&name, ctx.id, config, who.clone());
-                    Ok(Arc::new(HostRetriever::new(who, host)) as Arc<dyn Retriever>)
+                    let retriever = HostRetriever::new(who, host)
+                        .with_deadline(deadline.unwrap_or(aegis_bindings::RETRIEVER_DEADLINE));
+                    Ok(Arc::new(retriever) as Arc<dyn Retriever>)
                 });
             }
         }
@@ -162,23 +171,37 @@ pub fn registry() -> Registry {
 
 /// One config entry's plugin object, on the JavaScript side.
 struct JsHost {
-    /// What `index.js` needs to find (or make) the instance: type, id, config.
+    /// What `index.js` needs to find (or make) the instance: an id of its own (per built
+    /// pipeline: instances are never shared between pipelines), the type and the config.
     target: Value,
+    instance: String,
     who: String,
 }
 
 impl JsHost {
     fn new(type_name: &str, id: &str, config: Value, who: String) -> Self {
         let config = if config.is_null() { json!({}) } else { config };
+        let instance = uuid::Uuid::new_v4().to_string();
         Self {
-            target: json!({ "type": type_name, "id": id, "config": config }),
+            target: json!({ "type": type_name, "id": id, "config": config, "instance": instance }),
+            instance,
             who,
         }
     }
 }
 
+impl Drop for JsHost {
+    /// The pipeline is gone: JavaScript forgets the instance.
+    fn drop(&mut self) {
+        if let Some(host) = lock(&HOST).clone() {
+            let message = json!({ "method": "release", "instance": self.instance });
+            let _ = host.call(message.to_string(), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
 /// Forgets a ticket when its call ends, answered or not.
-struct Ticket(u32);
+struct Ticket(String);
 
 impl Drop for Ticket {
     fn drop(&mut self) {
@@ -197,13 +220,13 @@ impl PluginHost for JsHost {
                 self.who
             )));
         };
-        let ticket = Ticket(NEXT_TICKET.fetch_add(1, Ordering::Relaxed));
+        let ticket = Ticket(uuid::Uuid::new_v4().to_string());
         let (tx, rx) = oneshot::channel();
         lock(&PENDING)
             .get_or_insert_with(HashMap::new)
-            .insert(ticket.0, tx);
+            .insert(ticket.0.clone(), tx);
         let mut message = self.target.clone();
-        message["ticket"] = ticket.0.into();
+        message["ticket"] = ticket.0.clone().into();
         message["method"] = method.into();
         message["args"] = Value::Array(args);
         let status = host.call(message.to_string(), ThreadsafeFunctionCallMode::NonBlocking);

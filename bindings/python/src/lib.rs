@@ -4,10 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use aegis::{
-    ChatBody, Error, PipelineOutcome, config::AegisConfig, providers::wire::chunk_to_openai,
-};
-use futures_util::StreamExt;
+use aegis::config::AegisConfig;
 use pyo3::{exceptions::PyStopAsyncIteration, prelude::*, types::PyDict};
 use serde_json::Value;
 
@@ -29,7 +26,17 @@ enum Source {
 /// A pipeline and the process it was built in.
 struct Built {
     pid: u32,
-    pipeline: aegis::Pipeline,
+    pipeline: Option<aegis::Pipeline>,
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            // Inherited through a fork: its sockets are registered with the parent's epoll
+            // (shared with this process), and dropping them would deregister the parent's.
+            std::mem::forget(self.pipeline.take());
+        }
+    }
 }
 
 /// A governed pipeline, built from TOML or a dict with the built-in plugin types and every
@@ -42,47 +49,67 @@ struct Built {
 /// runs.
 #[pyclass(frozen, module = "aegis")]
 struct Pipeline {
+    /// What it was built from — config, the environment's `AEGIS_*` overrides, the plugin
+    /// types registered then, the store — so a forked child builds the same pipeline.
     source: Source,
+    env: Vec<(String, String)>,
+    plugins: plugins::Snapshot,
     store: Option<String>,
     built: Mutex<Built>,
 }
 
-async fn build(source: &Source, store: Option<&str>) -> Result<aegis::Pipeline, Error> {
-    let config = match source {
-        Source::Toml(text) => AegisConfig::from_toml_str(text, std::env::vars())?,
-        Source::Json(value) => AegisConfig::from_json(value.clone())?,
-    };
-    aegis_bindings::build(plugins::registry(), &config, store).await
-}
-
 impl Pipeline {
     fn new(py: Python<'_>, source: Source, store: Option<String>) -> PyResult<Self> {
-        let pipeline = block_on(py, build(&source, store.as_deref()))?;
-        Ok(Self {
+        let mut this = Self {
             source,
+            env: std::env::vars()
+                .filter(|(k, _)| k.starts_with("AEGIS_"))
+                .collect(),
+            // Taken with the GIL held: no lock of ours is held while it is released.
+            plugins: plugins::snapshot(py),
             store,
             built: Mutex::new(Built {
                 pid: std::process::id(),
-                pipeline,
+                pipeline: None,
             }),
-        })
+        };
+        let pipeline = this.build(py)?;
+        this.built
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .pipeline = Some(pipeline);
+        Ok(this)
     }
 
-    /// The pipeline of this process (rebuilt once after a fork). The lock is never held
-    /// while the GIL is released: a build may call Python plugin factories.
+    fn build(&self, py: Python<'_>) -> PyResult<aegis::Pipeline> {
+        let config = match &self.source {
+            Source::Toml(text) => AegisConfig::from_toml_str(text, self.env.iter().cloned()),
+            Source::Json(value) => AegisConfig::from_json(value.clone()),
+        }
+        .map_err(to_py)?;
+        let registry = self.plugins.registry();
+        block_on(
+            py,
+            aegis_bindings::build(registry, &config, self.store.as_deref()),
+        )
+    }
+
+    /// The pipeline of this process (rebuilt after a fork). The lock is never held while
+    /// the GIL is released: a build may call Python plugin factories.
     fn current(&self, py: Python<'_>) -> PyResult<aegis::Pipeline> {
         let pid = std::process::id();
         {
             let built = self.built.lock().unwrap_or_else(|p| p.into_inner());
-            if built.pid == pid {
-                return Ok(built.pipeline.clone());
+            if let (true, Some(p)) = (built.pid == pid, &built.pipeline) {
+                return Ok(p.clone());
             }
         }
-        let pipeline = block_on(py, build(&self.source, self.store.as_deref()))?;
+        let pipeline = self.build(py)?;
         let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        // The parent's is forgotten, not dropped (see `Built`'s `Drop`).
         *built = Built {
             pid,
-            pipeline: pipeline.clone(),
+            pipeline: Some(pipeline.clone()),
         };
         Ok(pipeline)
     }
@@ -127,7 +154,25 @@ impl Pipeline {
         let principal = principal.map(convert::from_py).transpose()?;
         let req = aegis_bindings::request(convert::from_py(request)?, principal).map_err(to_py)?;
         let pipeline = self.current(py)?;
-        awaitable(py, async move { answer(pipeline.run(req).await?).await })
+        awaitable(py, async move {
+            let streamed = req.stream;
+            let outcome = pipeline.run(req).await?;
+            if !streamed {
+                return Ok(json_result(aegis_bindings::answer(outcome).await?));
+            }
+            Ok(match aegis_bindings::streamed(outcome) {
+                aegis_bindings::Streamed::Paused(run) => json_result(run),
+                aegis_bindings::Streamed::Stream { meta, stream } => {
+                    Box::new(move |py: Python<'_>| {
+                        let stream = ChatStream {
+                            inner: Arc::new(tokio::sync::Mutex::new(stream)),
+                            meta,
+                        };
+                        Ok(Py::new(py, stream)?.into_any())
+                    }) as Produce
+                }
+            })
+        })
     }
 
     /// Decides a paused run: `decision` is `approve`, `reject` (with a `reason`) or `edit`
@@ -145,7 +190,8 @@ impl Pipeline {
         let decision = aegis_bindings::decision(decision, reason, value).map_err(to_py)?;
         let pipeline = self.current(py)?;
         awaitable(py, async move {
-            answer(pipeline.resume(&run_id, decision).await?).await
+            let outcome = pipeline.resume(&run_id, decision).await?;
+            Ok(json_result(aegis_bindings::answer(outcome).await?))
         })
     }
 
@@ -189,33 +235,6 @@ impl Pipeline {
     }
 }
 
-/// What a run produced, as Python will see it: a stream becomes a `ChatStream`.
-async fn answer(outcome: PipelineOutcome) -> Result<Produce, Error> {
-    let PipelineOutcome::Response(resp) = outcome else {
-        return Ok(json_result(aegis_bindings::answer(outcome).await?));
-    };
-    match resp.body {
-        ChatBody::Stream(stream) => {
-            let meta = aegis_bindings::meta(&resp.meta);
-            Ok(Box::new(move |py: Python<'_>| {
-                let stream = ChatStream {
-                    inner: Arc::new(tokio::sync::Mutex::new(Some(stream))),
-                    meta,
-                };
-                Ok(Py::new(py, stream)?.into_any())
-            }))
-        }
-        body => {
-            let whole = aegis::ChatResponse {
-                meta: resp.meta,
-                body,
-            };
-            let out = aegis_bindings::answer(PipelineOutcome::Response(whole)).await?;
-            Ok(json_result(out))
-        }
-    }
-}
-
 fn json_result(value: Value) -> Produce {
     Box::new(move |py: Python<'_>| convert::to_py(py, &value))
 }
@@ -225,7 +244,7 @@ fn json_result(value: Value) -> Produce {
 /// reserved (a budget) is released or settled then, never leaked.
 #[pyclass(frozen, module = "aegis")]
 struct ChatStream {
-    inner: Arc<tokio::sync::Mutex<Option<aegis::ChatStream>>>,
+    inner: Arc<tokio::sync::Mutex<aegis_bindings::OwnedStream>>,
     meta: Value,
 }
 
@@ -238,33 +257,20 @@ impl ChatStream {
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         awaitable(py, async move {
-            let mut guard = inner.lock().await;
-            let next = match guard.as_mut() {
-                Some(stream) => stream.next().await,
-                None => None,
-            };
-            match next {
-                Some(Ok(chunk)) => Ok(json_result(chunk_to_openai(&chunk))),
-                Some(Err(e)) => {
-                    *guard = None;
-                    Err(e)
-                }
+            Ok(match inner.lock().await.next().await? {
+                Some(chunk) => json_result(chunk),
                 None => {
-                    *guard = None;
-                    Ok(
-                        Box::new(|_py: Python<'_>| Err(PyStopAsyncIteration::new_err(())))
-                            as Produce,
-                    )
+                    Box::new(|_py: Python<'_>| Err(PyStopAsyncIteration::new_err(()))) as Produce
                 }
-            }
+            })
         })
     }
 
-    /// Ends the stream (and its run) now.
+    /// Ends the stream (and its run) — after the chunk being awaited, if any.
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         awaitable(py, async move {
-            inner.lock().await.take();
+            inner.lock().await.close();
             Ok(json_result(Value::Null))
         })
     }
@@ -319,7 +325,7 @@ fn acl_allows(acl: &Bound<'_, PyAny>, principal: &Bound<'_, PyAny>) -> PyResult<
 /// The registered plugin type names per kind (built-in and Python).
 #[pyfunction]
 fn plugin_types(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let names = plugins::registry().type_names();
+    let names = plugins::snapshot(py).registry().type_names();
     let dict = PyDict::new(py);
     for (kind, names) in names {
         dict.set_item(kind, names)?;

@@ -14,13 +14,19 @@
 //! an `async def` method runs on the event loop of the `await` that started the run (or, for
 //! synchronous entry points, on a loop of its own).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use aegis::{
     Error, Guardrail, Provider, Registry, Retriever, RunEvent, Stage, TelemetrySink, async_trait,
 };
 use aegis_bindings::{DEFAULT_GUARD_STAGES, HostGuard, HostProvider, HostRetriever, PluginHost};
-use pyo3::{prelude::*, types::PyTuple};
+use pyo3::{exceptions::PyTimeoutError, prelude::*, types::PyTuple};
 use serde_json::Value;
 
 use crate::{convert, error, runtime::EVENT_LOOP};
@@ -51,6 +57,7 @@ impl Kind {
 
 /// A registered plugin type: its kind, name, and the factory (a class, or any callable)
 /// called with the instance's config table to make an instance.
+#[derive(Clone)]
 struct PluginType {
     kind: Kind,
     name: String,
@@ -75,11 +82,27 @@ pub fn register(kind: Kind, name: &str, factory: Py<PyAny>) -> Result<(), Error>
     Ok(())
 }
 
-/// The facade's registry plus every plugin type registered from Python.
-pub fn registry() -> Registry {
+/// The plugin types registered at one moment: what a pipeline is built (and, after a fork,
+/// rebuilt) with.
+#[derive(Clone)]
+pub struct Snapshot(Vec<PluginType>);
+
+/// The plugin types registered now. Taking the `Python` token proves the GIL is held: the
+/// lock is never held across a fork (which needs the GIL).
+pub fn snapshot(_py: Python<'_>) -> Snapshot {
+    Snapshot(PLUGINS.lock().unwrap_or_else(|p| p.into_inner()).clone())
+}
+
+impl Snapshot {
+    /// The facade's registry plus these plugin types.
+    pub fn registry(&self) -> Registry {
+        registry_with(&self.0)
+    }
+}
+
+fn registry_with(plugins: &[PluginType]) -> Registry {
     let mut r = aegis::registry();
-    let plugins = PLUGINS.lock().unwrap_or_else(|p| p.into_inner());
-    for p in plugins.iter() {
+    for p in plugins {
         let (factory, name) = (p.factory.clone(), p.name.clone());
         match p.kind {
             Kind::Guard => {
@@ -96,16 +119,20 @@ pub fn registry() -> Registry {
                 r.register_provider::<Value, _>(&p.name, move |config, ctx| {
                     let instance = instantiate(&factory, &name, &config)?;
                     let who = format!("python provider `{}` ({name})", ctx.id);
+                    let deadline = deadline(&instance, &who, aegis_bindings::PROVIDER_DEADLINE)?;
                     let host = PyHost::new(instance, who.clone(), "chat")?;
-                    Ok(Arc::new(HostProvider::new(ctx.id, who, host)) as Arc<dyn Provider>)
+                    let provider = HostProvider::new(ctx.id, who, host).with_deadline(deadline);
+                    Ok(Arc::new(provider) as Arc<dyn Provider>)
                 });
             }
             Kind::Retriever => {
                 r.register_retriever::<Value, _>(&p.name, move |config, ctx| {
                     let instance = instantiate(&factory, &name, &config)?;
                     let who = format!("python retriever `{}` ({name})", ctx.id);
+                    let deadline = deadline(&instance, &who, aegis_bindings::RETRIEVER_DEADLINE)?;
                     let host = PyHost::new(instance, who.clone(), "retrieve")?;
-                    Ok(Arc::new(HostRetriever::new(who, host)) as Arc<dyn Retriever>)
+                    let retriever = HostRetriever::new(who, host).with_deadline(deadline);
+                    Ok(Arc::new(retriever) as Arc<dyn Retriever>)
                 });
             }
             Kind::Telemetry => {
@@ -117,6 +144,13 @@ pub fn registry() -> Registry {
         }
     }
     r
+}
+
+/// The instance's `timeout_ms` attribute as a deadline, or `default`.
+fn deadline(instance: &Py<PyAny>, who: &str, default: Duration) -> Result<Duration, Error> {
+    Ok(attribute::<u64>(instance, "timeout_ms", who)?
+        .map(Duration::from_millis)
+        .unwrap_or(default))
 }
 
 /// `factory(config)`: the plugin instance for one config entry.
@@ -166,9 +200,11 @@ impl PyHost {
 #[async_trait]
 impl PluginHost for PyHost {
     async fn call(&self, method: &'static str, args: Vec<Value>) -> Result<Value, Error> {
-        let event_loop = EVENT_LOOP
-            .try_with(|l| Python::attach(|py| l.clone_ref(py)))
-            .ok();
+        let event_loop = EVENT_LOOP.try_with(Arc::clone).ok();
+        // Set when this call is dropped (a deadline, a cancelled caller): a coroutine still
+        // running on the loop is cancelled then instead of running on unobserved.
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _on_drop = SetOnDrop(abandoned.clone());
         let (obj, who) = (self.instance.clone(), self.who.clone());
         let task = tokio::task::spawn_blocking(move || {
             Python::attach(|py| {
@@ -181,9 +217,7 @@ impl PluginHost for PyHost {
                     let asyncio = py.import("asyncio")?;
                     if asyncio.call_method1("iscoroutine", (&out,))?.is_truthy()? {
                         out = match &event_loop {
-                            Some(l) => asyncio
-                                .call_method1("run_coroutine_threadsafe", (out, l))?
-                                .call_method0("result")?,
+                            Some(l) => on_loop(py, out, l.bind(py), &abandoned)?,
                             None => asyncio.call_method1("run", (out,))?,
                         };
                     }
@@ -194,6 +228,44 @@ impl PluginHost for PyHost {
         });
         task.await
             .map_err(|e| error::internal(format!("{} did not finish: {e}", self.who)))?
+    }
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs `coroutine` on `event_loop` and waits for it (the GIL released while waiting), until
+/// it finishes, the call is `abandoned` (the coroutine is cancelled), or the loop closes.
+fn on_loop<'py>(
+    py: Python<'py>,
+    coroutine: Bound<'py, PyAny>,
+    event_loop: &Bound<'py, PyAny>,
+    abandoned: &AtomicBool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let asyncio = py.import("asyncio")?;
+    let future = asyncio.call_method1("run_coroutine_threadsafe", (coroutine, event_loop))?;
+    loop {
+        match future.call_method1("result", (0.05,)) {
+            Ok(out) => return Ok(out),
+            Err(e) if e.is_instance_of::<PyTimeoutError>(py) => {
+                let closed = event_loop.call_method0("is_closed")?.is_truthy()?;
+                if abandoned.load(Ordering::Relaxed) || closed {
+                    future.call_method0("cancel")?;
+                    return Err(PyTimeoutError::new_err(if closed {
+                        "the event loop closed before the plugin answered"
+                    } else {
+                        "abandoned: the call's deadline passed or its caller went away"
+                    }));
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -245,7 +317,8 @@ impl PySink {
                     if n > 0 {
                         event["dropped_before"] = n.into();
                     }
-                    Python::attach(|py| {
+                    // At interpreter shutdown Python cannot be entered: stop delivering.
+                    let entered = Python::try_attach(|py| {
                         let delivered = convert::to_py(py, &event)
                             .and_then(|e| instance.call_method1(py, "on_event", (e,)));
                         if let Err(e) = delivered {
@@ -256,6 +329,9 @@ impl PySink {
                                 .write_unraisable(py, None);
                         }
                     });
+                    if entered.is_none() {
+                        break;
+                    }
                 }
             })
             .map_err(|e| error::internal(format!("cannot start the sink thread: {e}")))?;

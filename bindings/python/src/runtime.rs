@@ -13,7 +13,9 @@
 //! cancelled `await pipeline.chat(...)` ends its run (and releases what it reserved) the
 //! same way a dropped Rust future does.
 
-use std::{future::Future, sync::Mutex};
+use std::{future::Future, panic::AssertUnwindSafe, sync::Mutex};
+
+use futures_util::FutureExt;
 
 use pyo3::prelude::*;
 
@@ -55,7 +57,15 @@ pub fn block_on<T: Send>(
     fut: impl Future<Output = Result<T, aegis::Error>> + Send,
 ) -> PyResult<T> {
     let rt = handle(py)?;
-    py.detach(|| rt.block_on(fut)).map_err(to_py)
+    // tokio refuses (panics) to block a thread that drives async tasks — a synchronous call
+    // made from code the runtime itself runs. That is a typed error here, not a crash.
+    let out = py.detach(|| std::panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(fut))));
+    match out {
+        Ok(result) => result.map_err(to_py),
+        Err(_) => Err(to_py(internal(
+            "a synchronous Aegis call cannot run on the pipeline's own threads; await the async API instead",
+        ))),
+    }
 }
 
 /// What a bridged future produces: a conversion into a Python object, run with the GIL.
@@ -63,7 +73,7 @@ pub type Produce = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
 tokio::task_local! {
     /// The asyncio loop of the `await` a task serves: a plugin's coroutine runs there.
-    pub static EVENT_LOOP: Py<PyAny>;
+    pub static EVENT_LOOP: std::sync::Arc<Py<PyAny>>;
 }
 
 /// `fut` as an asyncio future of the running loop.
@@ -76,8 +86,15 @@ pub fn awaitable<'py>(
     let event_loop = asyncio.call_method0("get_running_loop")?;
     let py_future = event_loop.call_method0("create_future")?;
     let (loop_ref, future_ref) = (event_loop.clone().unbind(), py_future.clone().unbind());
-    let task = rt.spawn(EVENT_LOOP.scope(event_loop.clone().unbind(), async move {
-        let out = fut.await;
+    let scope = std::sync::Arc::new(event_loop.clone().unbind());
+    let task = rt.spawn(EVENT_LOOP.scope(scope, async move {
+        // A panic (a bug) must still resolve the awaitable, or its `await` would never end.
+        let out = match AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(out) => out,
+            Err(_) => Err(internal(
+                "the call panicked (a bug in Aegis); nothing was returned",
+            )),
+        };
         Python::attach(|py| {
             let (ok, value) = match out.map_err(to_py).and_then(|produce| produce(py)) {
                 Ok(v) => (true, v),

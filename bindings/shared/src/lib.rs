@@ -12,13 +12,14 @@
 
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use aegis::{
-    Approval, BudgetLedger, ChatRequest, ChatResponse, CheckpointStore, Completion, Document,
-    Error, Filter, Granularity, GuardCapabilities, GuardSubject, Guardrail, Interrupt,
-    PipelineOutcome, Principal, Provider, ProviderCapabilities, Registry, RequestContext,
-    ResponseMeta, Retriever, Stage, Verdict, async_trait,
+    Approval, BudgetLedger, ChatChunk, ChatRequest, ChatResponse, CheckpointStore, ChunkChoice,
+    Completion, Cost, Delta, Document, Error, ErrorKind, Filter, FunctionCallDelta, Granularity,
+    GuardCapabilities, GuardSubject, Guardrail, Interrupt, PipelineOutcome, Principal, Provider,
+    ProviderCapabilities, Registry, RequestContext, ResponseMeta, Retriever, Stage, ToolCallDelta,
+    Verdict, async_trait,
     config::AegisConfig,
     providers::wire::{completion_from_openai, completion_to_openai},
 };
@@ -143,6 +144,110 @@ pub async fn answer(outcome: PipelineOutcome) -> Result<Value, Error> {
     }
 }
 
+/// A streamed answer a binding hands out as an iterator. Dropped where the host drops it —
+/// a Python deallocation, a JavaScript finalizer, outside any tokio context — it still ends
+/// its run (the run-end hooks settle or release what the run reserved): the stream is
+/// dropped inside the runtime it was made on. In a process forked from the one that made it,
+/// it is never touched (its connections belong to the parent) and `next` refuses.
+pub struct OwnedStream {
+    stream: Option<aegis::ChatStream>,
+    runtime: Option<tokio::runtime::Handle>,
+    pid: u32,
+}
+
+impl OwnedStream {
+    /// `stream`, made on the current tokio runtime (if any).
+    pub fn new(stream: aegis::ChatStream) -> Self {
+        Self {
+            stream: Some(stream),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// A stream of one chunk: `completion` whole.
+    pub fn whole(completion: &Completion) -> Self {
+        let chunk = completion_chunk(completion);
+        Self::new(Box::pin(futures_util::stream::iter([Ok(chunk)])))
+    }
+
+    /// The next chunk (as a `chat.completion.chunk` object), or `None` at the end. After an
+    /// error or the end, the stream is dropped (and its run ended).
+    pub async fn next(&mut self) -> Result<Option<Value>, Error> {
+        use futures_util::StreamExt;
+        if self.pid != std::process::id() {
+            return Err(Error::invalid_request(
+                "this stream was opened before the process forked; open it again in this process",
+            ));
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(None);
+        };
+        match stream.next().await {
+            Some(Ok(chunk)) => Ok(Some(aegis::providers::wire::chunk_to_openai(&chunk))),
+            Some(Err(e)) => {
+                self.close();
+                Err(e)
+            }
+            None => {
+                self.close();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Ends the stream (and its run) now.
+    pub fn close(&mut self) {
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
+        if self.pid != std::process::id() {
+            // Forked: dropping would deregister the parent's sockets from the shared epoll.
+            std::mem::forget(stream);
+            return;
+        }
+        let _entered = self.runtime.as_ref().map(|rt| rt.enter());
+        drop(stream);
+    }
+}
+
+impl Drop for OwnedStream {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// What a run produced for a caller that asked for a stream.
+pub enum Streamed {
+    /// The run paused for a human decision (the `aegis.run` object).
+    Paused(Value),
+    /// The answer as a stream (a whole answer is a stream of one chunk), with the run's
+    /// metadata.
+    Stream {
+        /// `run_id`, `provider`, `guards`, `region`, `retrieval`.
+        meta: Value,
+        /// The chunks.
+        stream: OwnedStream,
+    },
+}
+
+/// `outcome` as a [`Streamed`].
+pub fn streamed(outcome: PipelineOutcome) -> Streamed {
+    match outcome {
+        PipelineOutcome::Paused { run_id, interrupt } => {
+            Streamed::Paused(paused(&run_id, &interrupt))
+        }
+        PipelineOutcome::Response(resp) => {
+            let meta = self::meta(&resp.meta);
+            let stream = match resp.body {
+                aegis::ChatBody::Stream(stream) => OwnedStream::new(stream),
+                aegis::ChatBody::Complete(c) => OwnedStream::whole(&c),
+            };
+            Streamed::Stream { meta, stream }
+        }
+    }
+}
+
 /// How a binding calls a method of a plugin object written in its language. `args` and the
 /// answer are JSON; a foreign exception is an `Err` naming the plugin.
 #[async_trait]
@@ -192,7 +297,12 @@ impl<H: PluginHost> HostGuard<H> {
 #[async_trait]
 impl<H: PluginHost> Guardrail for HostGuard<H> {
     fn capabilities(&self) -> GuardCapabilities {
-        GuardCapabilities::new(self.stages.clone(), Granularity::FullText).sanitizing()
+        // Expensive: checked on the async side like the `http` guard, never offloaded to a
+        // blocking thread of the chain's (the foreign call leaves the workers anyway, and an
+        // offload would lose the caller's event loop for an `async` plugin).
+        GuardCapabilities::new(self.stages.clone(), Granularity::FullText)
+            .sanitizing()
+            .with_cost(Cost::Expensive)
     }
 
     async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
@@ -215,17 +325,91 @@ pub struct HostProvider<H> {
     id: String,
     who: String,
     host: H,
+    deadline: Duration,
 }
 
+/// How long a provider plugin may take to answer unless it says otherwise.
+pub const PROVIDER_DEADLINE: Duration = Duration::from_secs(120);
+
+/// How long a retriever plugin may take to answer unless it says otherwise.
+pub const RETRIEVER_DEADLINE: Duration = Duration::from_secs(30);
+
 impl<H: PluginHost> HostProvider<H> {
-    /// The provider `id` (described as `who` in errors) answering through `host`.
+    /// The provider `id` (described as `who` in errors) answering through `host` within
+    /// [`PROVIDER_DEADLINE`].
     pub fn new(id: &str, who: String, host: H) -> Self {
         Self {
             id: id.to_owned(),
             who,
             host,
+            deadline: PROVIDER_DEADLINE,
         }
     }
+
+    /// With another deadline for one answer.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+}
+
+/// `host.call(...)` within `deadline`: a plugin that never answers is a timeout error.
+async fn within<H: PluginHost>(
+    host: &H,
+    who: &str,
+    deadline: Duration,
+    method: &'static str,
+    args: Vec<Value>,
+) -> Result<Value, Error> {
+    tokio::time::timeout(deadline, host.call(method, args))
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("{who} did not answer within {} ms", deadline.as_millis()),
+            )
+        })?
+}
+
+/// A whole answer as one chunk of a stream: every choice's message as its delta.
+pub fn completion_chunk(completion: &Completion) -> ChatChunk {
+    let mut chunk = ChatChunk::default();
+    chunk.id.clone_from(&completion.id);
+    chunk.model.clone_from(&completion.model);
+    chunk.created = completion.created;
+    chunk.usage = completion.usage;
+    chunk.choices = completion
+        .choices
+        .iter()
+        .map(|choice| {
+            let m = &choice.message;
+            let text = m.text();
+            ChunkChoice {
+                index: choice.index,
+                delta: Delta {
+                    role: Some(m.role),
+                    content: (!text.is_empty()).then(|| text.into_owned()),
+                    tool_calls: m
+                        .tool_calls
+                        .iter()
+                        .enumerate()
+                        .map(|(i, call)| ToolCallDelta {
+                            index: u32::try_from(i).unwrap_or(u32::MAX),
+                            id: Some(call.id.clone()),
+                            kind: Some(call.kind.clone()),
+                            function: Some(FunctionCallDelta {
+                                name: Some(call.function.name.clone()),
+                                arguments: Some(call.function.arguments.clone()),
+                            }),
+                        })
+                        .collect(),
+                    ..Delta::default()
+                },
+                finish_reason: choice.finish_reason.clone(),
+            }
+        })
+        .collect();
+    chunk
 }
 
 #[async_trait]
@@ -247,14 +431,14 @@ impl<H: PluginHost> Provider for HostProvider<H> {
         // not part of it and never reaches the plugin.
         let body = serde_json::to_value(&req)
             .map_err(|e| Error::internal(format!("a request does not serialize: {e}")))?;
-        let answer = self.host.call("chat", vec![body]).await?;
+        let answer = within(&self.host, &self.who, self.deadline, "chat", vec![body]).await?;
         let bad = |e: serde_json::Error| {
             Error::provider(format!(
                 "{} answered something that is not a chat.completion: {e}",
                 self.who
             ))
         };
-        let completion = completion_from_openai(answer.clone()).map_err(bad)?;
+        let completion = completion_from_openai(answer).map_err(bad)?;
         if completion.choices.is_empty() {
             return Err(Error::provider(format!("{} answered no choices", self.who)));
         }
@@ -262,18 +446,7 @@ impl<H: PluginHost> Provider for HostProvider<H> {
         if !stream {
             return Ok(ChatResponse::complete(meta, completion));
         }
-        let mut chunk: aegis::ChatChunk = serde_json::from_value(json!({
-            "id": completion.id,
-            "model": completion.model,
-            "created": completion.created,
-            "choices": answer["choices"].as_array().map(|cs| cs.iter().map(|c| json!({
-                "index": c["index"],
-                "delta": c["message"],
-                "finish_reason": c["finish_reason"],
-            })).collect::<Vec<_>>()),
-        }))
-        .map_err(bad)?;
-        chunk.usage = completion.usage;
+        let chunk = completion_chunk(&completion);
         Ok(ChatResponse::stream(
             meta,
             Box::pin(futures_util::stream::iter([Ok(chunk)])),
@@ -288,12 +461,24 @@ impl<H: PluginHost> Provider for HostProvider<H> {
 pub struct HostRetriever<H> {
     who: String,
     host: H,
+    deadline: Duration,
 }
 
 impl<H: PluginHost> HostRetriever<H> {
-    /// The retriever described as `who` in errors, answering through `host`.
+    /// The retriever described as `who` in errors, answering through `host` within
+    /// [`RETRIEVER_DEADLINE`].
     pub fn new(who: String, host: H) -> Self {
-        Self { who, host }
+        Self {
+            who,
+            host,
+            deadline: RETRIEVER_DEADLINE,
+        }
+    }
+
+    /// With another deadline for one answer.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 }
 
@@ -308,7 +493,7 @@ impl<H: PluginHost> Retriever for HostRetriever<H> {
     ) -> Result<Vec<Document>, Error> {
         let Some(reader) = ctx.principal.clone() else {
             return Err(Error::new(
-                aegis::ErrorKind::Unauthenticated,
+                ErrorKind::Unauthenticated,
                 format!("{}: retrieval needs an authenticated principal", self.who),
             ));
         };
@@ -318,7 +503,7 @@ impl<H: PluginHost> Retriever for HostRetriever<H> {
             serde_json::to_value(filter).unwrap_or(Value::Null),
             json!({ "run_id": ctx.run_id, "principal": reader, "labels": ctx.labels }),
         ];
-        let answer = self.host.call("retrieve", args).await?;
+        let answer = within(&self.host, &self.who, self.deadline, "retrieve", args).await?;
         let docs: Vec<Document> = serde_json::from_value(answer).map_err(|e| {
             Error::provider(format!(
                 "{} answered something that is not a list of documents: {e}",
@@ -445,7 +630,7 @@ mod tests {
             .retrieve("q", 5, None, &ctx(None))
             .await
             .expect_err("no principal");
-        assert_eq!(err.kind(), aegis::ErrorKind::Unauthenticated);
+        assert_eq!(err.kind(), ErrorKind::Unauthenticated);
     }
 
     #[test]
