@@ -232,6 +232,9 @@ fn register_packs(r: &mut Registry) {
         r.register_guardrail::<a::HttpGuardConfig, _>("http", |c, ctx| {
             Ok(Arc::new(a::HttpGuard::new(ctx.id, c)?) as Arc<dyn Guardrail>)
         });
+        r.register_provider::<a::HttpProviderConfig, _>("http", |c, ctx| {
+            Ok(Arc::new(a::http_provider(ctx.id, c)?) as Arc<dyn Provider>)
+        });
     }
     let _ = r;
 }

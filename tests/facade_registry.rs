@@ -14,6 +14,7 @@ async fn the_default_registry_registers_providers_and_guard_packs() {
             "bedrock",
             "echo",
             "gemini",
+            "http",
             "openai",
             "router"
         ]

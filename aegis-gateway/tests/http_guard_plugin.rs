@@ -107,6 +107,60 @@ database_url = "sqlite://{}/aegis.db"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_provider_service_answers_through_the_shipped_binary() {
+    let (_service, check_url) = python_service();
+    let chat_url = check_url.replace("/check", "/chat");
+    let dir = common::scratch_dir("http-provider");
+    let config = dir.join("aegis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[providers]]
+id = "svc"
+type = "http"
+config = {{ url = "{chat_url}" }}
+
+[[guardrails]]
+id = "codenames"
+type = "http"
+config = {{ url = "{check_url}" }}
+
+[server]
+database_url = "sqlite://{}/aegis.db"
+"#,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let (_gateway, base) = common::start_binary(&config, &dir);
+    let client = reqwest::Client::new();
+    let ask = |stream: bool| {
+        client
+            .post(format!("{base}/v1/chat/completions"))
+            .json(&json!({"model": "svc/any", "stream": stream,
+                          "messages": [{"role": "user", "content": "Is Kestrel ready?"}]}))
+            .send()
+    };
+    let resp = ask(false).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"], "service heard: Is [CODENAME] ready?",
+        "the provider service saw the guarded prompt: {body}"
+    );
+    assert_eq!(body["usage"]["total_tokens"], 8, "{body}");
+    // A streamed request is answered as one chunk, then [DONE].
+    let text = ask(true).await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains("service heard: Is [CODENAME] ready?"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A service at `/{behaviour}` that misbehaves that way.
 async fn hostile_service() -> String {
     let app = axum::Router::new()

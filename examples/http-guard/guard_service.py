@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A guard plugin for the shipped `aegis` binary, written in Python with the standard library
-only: it speaks Aegis's guard protocol (`aegis.guard.v1`, see README.md next to this file).
+"""A guard plugin and a provider plugin for the shipped `aegis` binary, written in Python with
+the standard library only: `/check` speaks Aegis's guard protocol (`aegis.guard.v1`) and
+`/chat` its provider protocol (`aegis.provider.v1`); see README.md next to this file.
 
     python3 examples/http-guard/guard_service.py --port 9000
 
@@ -17,6 +18,10 @@ What it decides, to show every verdict but one:
   offsets into each segment's UTF-8 text, so Python's character offsets are converted);
 - everything else is allowed.
 With GUARD_TOKEN set in its environment, calls must carry `Authorization: Bearer <token>`.
+
+The provider (`type = "http"` under `[[providers]]`, `config = { url = ".../chat" }`) answers
+every prompt with "service heard: " and the last user message — the prompt as the guards
+left it.
 """
 
 import argparse
@@ -26,6 +31,7 @@ import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PROTOCOL = "aegis.guard.v1"
+PROVIDER_PROTOCOL = "aegis.provider.v1"
 DENIED = re.compile(r"\bproject\s+blackbird\b", re.IGNORECASE)
 CODENAMES = re.compile(r"\b(?:Nightingale|Kestrel)\b")
 
@@ -61,19 +67,44 @@ def judge(call):
     return {"decision": "allow"}
 
 
+def complete(request):
+    """The `chat.completion` for one `aegis.provider.v1` call (an OpenAI request body)."""
+    last = [m for m in request["messages"] if m["role"] == "user"][-1]
+    content = last["content"]
+    if isinstance(content, list):  # content parts
+        content = " ".join(p.get("text", "") for p in content)
+    answer = "service heard: " + content
+    return {
+        "id": "chatcmpl-example",
+        "object": "chat.completion",
+        "created": 0,
+        "model": request["model"],
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": answer}}],
+        "usage": {"prompt_tokens": len(content.split()), "completion_tokens": len(answer.split()),
+                  "total_tokens": len(content.split()) + len(answer.split())},
+    }
+
+
+ROUTES = {"/check": (PROTOCOL, judge), "/chat": (PROVIDER_PROTOCOL, complete)}
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         token = os.environ.get("GUARD_TOKEN")
         if token and self.headers.get("Authorization") != f"Bearer {token}":
             return self.answer(401, {"error": "bad token"})
-        if self.headers.get("aegis-protocol") != PROTOCOL:
-            return self.answer(400, {"error": f"this service speaks {PROTOCOL}"})
+        if self.path not in ROUTES:
+            return self.answer(404, {"error": f"POST {' or '.join(ROUTES)}"})
+        protocol, handle = ROUTES[self.path]
+        if self.headers.get("aegis-protocol") != protocol:
+            return self.answer(400, {"error": f"{self.path} speaks {protocol}"})
         try:
             call = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            verdict = judge(call)
-        except (ValueError, KeyError, TypeError) as e:
-            return self.answer(400, {"error": f"not an {PROTOCOL} call: {e}"})
-        self.answer(200, verdict)
+            out = handle(call)
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            return self.answer(400, {"error": f"not an {protocol} call: {e}"})
+        self.answer(200, out)
 
     def answer(self, status, body):
         data = json.dumps(body).encode("utf-8")

@@ -280,6 +280,12 @@ fn paths_and_components() -> Value {
                 "method": "post",
                 "request": {"$ref": "#/components/schemas/GuardCall"},
                 "response": {"$ref": "#/components/schemas/Verdict"}
+            },
+            aegis::adapters::PROVIDER_PROTOCOL: {
+                "description": "A provider plugin: the `http` provider type POSTs each model call to its configured URL as an OpenAI chat-completions body (`model`, `messages`, `tools`, ...; `stream` always false; never the caller's credentials or Aegis's options), with header `aegis-protocol: aegis.provider.v1` and, when configured, `Authorization: Bearer <api_token>`, and expects an OpenAI `chat.completion` object with at least one choice. A streamed request is answered to its caller as one chunk. A timeout (`timeout_ms`, default 120000), a non-2xx status or an answer that is not a completion is a provider error (502), which routers fall back from like any provider's.",
+                "method": "post",
+                "request": {"$ref": "#/components/schemas/ChatRequest"},
+                "response": {"$ref": "#/components/schemas/ChatCompletion"}
             }
         },
         "info": {"title": "Aegis gateway", "version": env!("CARGO_PKG_VERSION"),

@@ -25,12 +25,21 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod foreign;
 mod http;
+mod http_provider;
 mod joined;
 mod llm_guard;
 mod presidio;
 mod remote;
 
+pub use foreign::{
+    DEFAULT_GUARD_STAGES, HostGuard, HostProvider, PROVIDER_DEADLINE, PluginHost, completion_chunk,
+    within,
+};
+pub use http_provider::{
+    HttpHost, HttpProvider, HttpProviderConfig, PROVIDER_PROTOCOL, http_provider,
+};
 pub use llm_guard::{LlmGuard, LlmGuardConfig};
 pub use presidio::{Presidio, PresidioAction, PresidioConfig};
 pub use remote::{

@@ -15,13 +15,9 @@
 use std::{sync::Arc, time::Duration};
 
 use aegis::{
-    Approval, BudgetLedger, ChatChunk, ChatRequest, ChatResponse, CheckpointStore, ChunkChoice,
-    Completion, Cost, Delta, Document, Error, ErrorKind, Filter, FunctionCallDelta, Granularity,
-    GuardCapabilities, GuardSubject, Guardrail, Interrupt, PipelineOutcome, Principal, Provider,
-    ProviderCapabilities, Registry, RequestContext, ResponseMeta, Retriever, Stage, ToolCallDelta,
-    Verdict, async_trait,
-    config::AegisConfig,
-    providers::wire::{completion_from_openai, completion_to_openai},
+    Approval, BudgetLedger, ChatRequest, CheckpointStore, Completion, Document, Error, ErrorKind,
+    Filter, Interrupt, PipelineOutcome, Principal, Registry, RequestContext, ResponseMeta,
+    Retriever, Stage, async_trait, config::AegisConfig, providers::wire::completion_to_openai,
 };
 use serde_json::{Value, json};
 
@@ -248,211 +244,13 @@ pub fn streamed(outcome: PipelineOutcome) -> Streamed {
     }
 }
 
-/// How a binding calls a method of a plugin object written in its language. `args` and the
-/// answer are JSON; a foreign exception is an `Err` naming the plugin.
-#[async_trait]
-pub trait PluginHost: Send + Sync + 'static {
-    /// Calls `method(*args)` on the plugin object and awaits its answer.
-    async fn call(&self, method: &'static str, args: Vec<Value>) -> Result<Value, Error>;
-}
-
-/// The stages a guard plugin judges when it names none.
-pub const DEFAULT_GUARD_STAGES: [Stage; 4] = [
-    Stage::Input,
-    Stage::Output,
-    Stage::ToolResult,
-    Stage::Retrieved,
-];
-
-/// A guard written in another language: `check(subject, ctx)` returns a verdict.
-///
-/// `subject` is the `aegis.guard.v1` call's subject with its `stage` and `segments`; `ctx`
-/// is the call's context (`run_id`, `principal`, `labels`) with the guard's id (`guard`) —
-/// exactly what the `http` guard protocol sends — and the answer is validated by the same
-/// function (`aegis::adapters::verdict_from`).
-pub struct HostGuard<H> {
-    id: String,
-    who: String,
-    stages: Vec<Stage>,
-    host: H,
-}
-
-impl<H: PluginHost> HostGuard<H> {
-    /// The guard `id` (described as `who` in errors) judging `stages` through `host`.
-    pub fn new(id: &str, who: String, stages: Vec<Stage>, host: H) -> Result<Self, Error> {
-        if stages.is_empty() {
-            return Err(Error::config(format!(
-                "{who}: `stages` must name at least one stage"
-            )));
-        }
-        Ok(Self {
-            id: id.to_owned(),
-            who,
-            stages,
-            host,
-        })
-    }
-}
-
-#[async_trait]
-impl<H: PluginHost> Guardrail for HostGuard<H> {
-    fn capabilities(&self) -> GuardCapabilities {
-        // Expensive: checked on the async side like the `http` guard, never offloaded to a
-        // blocking thread of the chain's (the foreign call leaves the workers anyway, and an
-        // offload would lose the caller's event loop for an `async` plugin).
-        GuardCapabilities::new(self.stages.clone(), Granularity::FullText)
-            .sanitizing()
-            .with_cost(Cost::Expensive)
-    }
-
-    async fn check(&self, subject: &GuardSubject, ctx: &RequestContext) -> Result<Verdict, Error> {
-        let call = aegis::adapters::GuardCall::new(&self.id, subject, ctx);
-        let mut call = serde_json::to_value(&call)
-            .map_err(|e| Error::internal(format!("a guard call does not serialize: {e}")))?;
-        let mut subject_arg = call["subject"].take();
-        subject_arg["stage"] = call["stage"].take();
-        subject_arg["segments"] = call["segments"].take();
-        let mut ctx_arg = call["context"].take();
-        ctx_arg["guard"] = call["guard"].take();
-        let answer = self.host.call("check", vec![subject_arg, ctx_arg]).await?;
-        aegis::adapters::verdict_from(answer, subject, &self.who)
-    }
-}
-
-/// A provider written in another language: `chat(request)` takes an OpenAI-shaped request
-/// and returns a `chat.completion`. A streamed request gets the answer as one chunk.
-pub struct HostProvider<H> {
-    id: String,
-    who: String,
-    host: H,
-    deadline: Duration,
-}
-
-/// How long a provider plugin may take to answer unless it says otherwise.
-pub const PROVIDER_DEADLINE: Duration = Duration::from_secs(120);
+pub use aegis::adapters::{
+    DEFAULT_GUARD_STAGES, HostGuard, HostProvider, PROVIDER_DEADLINE, PluginHost, completion_chunk,
+    within,
+};
 
 /// How long a retriever plugin may take to answer unless it says otherwise.
 pub const RETRIEVER_DEADLINE: Duration = Duration::from_secs(30);
-
-impl<H: PluginHost> HostProvider<H> {
-    /// The provider `id` (described as `who` in errors) answering through `host` within
-    /// [`PROVIDER_DEADLINE`].
-    pub fn new(id: &str, who: String, host: H) -> Self {
-        Self {
-            id: id.to_owned(),
-            who,
-            host,
-            deadline: PROVIDER_DEADLINE,
-        }
-    }
-
-    /// With another deadline for one answer.
-    pub fn with_deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
-        self
-    }
-}
-
-/// `host.call(...)` within `deadline`: a plugin that never answers is a timeout error.
-async fn within<H: PluginHost>(
-    host: &H,
-    who: &str,
-    deadline: Duration,
-    method: &'static str,
-    args: Vec<Value>,
-) -> Result<Value, Error> {
-    tokio::time::timeout(deadline, host.call(method, args))
-        .await
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::Timeout,
-                format!("{who} did not answer within {} ms", deadline.as_millis()),
-            )
-        })?
-}
-
-/// A whole answer as one chunk of a stream: every choice's message as its delta.
-pub fn completion_chunk(completion: &Completion) -> ChatChunk {
-    let mut chunk = ChatChunk::default();
-    chunk.id.clone_from(&completion.id);
-    chunk.model.clone_from(&completion.model);
-    chunk.created = completion.created;
-    chunk.usage = completion.usage;
-    chunk.choices = completion
-        .choices
-        .iter()
-        .map(|choice| {
-            let m = &choice.message;
-            let text = m.text();
-            ChunkChoice {
-                index: choice.index,
-                delta: Delta {
-                    role: Some(m.role),
-                    content: (!text.is_empty()).then(|| text.into_owned()),
-                    tool_calls: m
-                        .tool_calls
-                        .iter()
-                        .enumerate()
-                        .map(|(i, call)| ToolCallDelta {
-                            index: u32::try_from(i).unwrap_or(u32::MAX),
-                            id: Some(call.id.clone()),
-                            kind: Some(call.kind.clone()),
-                            function: Some(FunctionCallDelta {
-                                name: Some(call.function.name.clone()),
-                                arguments: Some(call.function.arguments.clone()),
-                            }),
-                        })
-                        .collect(),
-                    ..Delta::default()
-                },
-                finish_reason: choice.finish_reason.clone(),
-            }
-        })
-        .collect();
-    chunk
-}
-
-#[async_trait]
-impl<H: PluginHost> Provider for HostProvider<H> {
-    fn name(&self) -> &str {
-        &self.id
-    }
-
-    fn capabilities(&self) -> ProviderCapabilities {
-        // Streamed requests are answered with the whole answer as one chunk.
-        let mut caps = ProviderCapabilities::default();
-        caps.streaming = true;
-        caps
-    }
-
-    async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
-        let stream = req.stream;
-        // The request as its OpenAI body: the run's context (credentials, principal) is
-        // not part of it and never reaches the plugin.
-        let body = serde_json::to_value(&req)
-            .map_err(|e| Error::internal(format!("a request does not serialize: {e}")))?;
-        let answer = within(&self.host, &self.who, self.deadline, "chat", vec![body]).await?;
-        let bad = |e: serde_json::Error| {
-            Error::provider(format!(
-                "{} answered something that is not a chat.completion: {e}",
-                self.who
-            ))
-        };
-        let completion = completion_from_openai(answer).map_err(bad)?;
-        if completion.choices.is_empty() {
-            return Err(Error::provider(format!("{} answered no choices", self.who)));
-        }
-        let meta = ResponseMeta::new(self.id.clone(), completion.model.clone());
-        if !stream {
-            return Ok(ChatResponse::complete(meta, completion));
-        }
-        let chunk = completion_chunk(&completion);
-        Ok(ChatResponse::stream(
-            meta,
-            Box::pin(futures_util::stream::iter([Ok(chunk)])),
-        ))
-    }
-}
 
 /// A retriever written in another language: `retrieve(query, k, filter, ctx)` returns
 /// documents (`{"id", "content", "metadata", "score"}`). A call without a principal never
@@ -575,37 +373,6 @@ mod tests {
         let mut ctx = RequestContext::default();
         ctx.principal = principal;
         ctx
-    }
-
-    #[tokio::test]
-    async fn a_guard_plugins_answer_is_validated_like_the_http_protocols() {
-        let subject = GuardSubject::Input {
-            messages: vec![aegis::Message::user("hello")],
-        };
-        for bad in [
-            json!({"decision": "maybe"}),
-            json!({"decision": "block", "reason": "r", "code": "guard_unavailable"}),
-            json!({"decision": "sanitize", "edits": [{"segment": 3, "start": 0, "end": 1, "replacement": ""}]}),
-            json!({"decision": "allow", "score": 7}),
-        ] {
-            let guard = HostGuard::new(
-                "g",
-                "g".into(),
-                DEFAULT_GUARD_STAGES.to_vec(),
-                Fixed(bad.clone()),
-            )
-            .expect("guard");
-            assert!(guard.check(&subject, &ctx(None)).await.is_err(), "{bad}");
-        }
-        let guard = HostGuard::new(
-            "g",
-            "g".into(),
-            vec![Stage::Input],
-            Fixed(json!({"decision": "allow"})),
-        )
-        .expect("guard");
-        assert!(guard.check(&subject, &ctx(None)).await.is_ok());
-        assert!(HostGuard::new("g", "g".into(), vec![], Fixed(Value::Null)).is_err());
     }
 
     #[tokio::test]
