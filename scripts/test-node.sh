@@ -16,4 +16,5 @@ cp -r __test__ "$project/"
 cd "$project"
 npm init -y >/dev/null
 npm install --no-audit --no-fund --silent "./$tarball"
-AEGIS_GOLDEN_SUITE="$root/tests/golden/suite.json" node --test __test__/*.test.mjs
+AEGIS_GOLDEN_SUITE="$root/tests/golden/suite.json" AEGIS_NODE_README="$root/bindings/node/README.md" \
+  node --test __test__/*.test.mjs

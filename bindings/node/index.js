@@ -34,9 +34,11 @@ function translate (e) {
   return e
 }
 
-async function call (promise) {
+// `f()` may throw, answer a value, or answer a Promise (a native call that finished at once
+// answers its value): all three end as a Promise, with errors translated.
+async function call (f) {
   try {
-    return await promise
+    return await f()
   } catch (e) {
     throw translate(e)
   }
@@ -167,7 +169,7 @@ class ChatStream {
   async * [Symbol.asyncIterator] () {
     try {
       while (true) {
-        const chunk = await call(this._inner.next())
+        const chunk = await call(() => this._inner.next())
         if (chunk === null) return
         yield chunk
       }
@@ -205,21 +207,21 @@ class Pipeline {
    */
   async chat (request, { principal } = {}) {
     if (request && request.stream) {
-      const inner = await call(this._inner.stream(request, principal ?? null))
+      const inner = await call(() => this._inner.stream(request, principal ?? null))
       const paused = inner.paused()
       return paused ?? new ChatStream(inner)
     }
-    return call(this._inner.chat(request, principal ?? null))
+    return call(() => this._inner.chat(request, principal ?? null))
   }
 
   /** Decides a paused run: `approve`, `reject` (with `reason`) or `edit` (with `value`). */
   resume (runId, decision = 'approve', { reason, value } = {}) {
-    return call(this._inner.resume(runId, decision, reason ?? null, value === undefined ? null : value))
+    return call(() => this._inner.resume(runId, decision, reason ?? null, value === undefined ? null : value))
   }
 
   /** Judges `text` with the guard chain: (a Promise of) the report `aegis scan` prints. */
   scan (text, { stage = 'input' } = {}) {
-    return call(this._inner.scan(text, stage))
+    return call(() => this._inner.scan(text, stage))
   }
 
   /** The `provider/model` names the pipeline routes. */

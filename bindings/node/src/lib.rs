@@ -6,7 +6,12 @@
 use std::sync::Arc;
 
 use aegis::config::AegisConfig;
-use napi::bindgen_prelude::block_on;
+use std::future::Future;
+
+use napi::{
+    Env,
+    bindgen_prelude::{Either, PromiseRaw, ToNapiValue, block_on, within_runtime_if_available},
+};
 use napi_derive::napi;
 use serde_json::{Value, json};
 
@@ -25,6 +30,30 @@ fn js_error(e: aegis::Error) -> napi::Error {
         "details": e.details(),
     });
     napi::Error::from_reason(format!("aegis:{body}"))
+}
+
+/// `fut`'s value now if it finishes in one poll (a run that needs no I/O: the offline
+/// provider, in-process guards), else a Promise of it. The poll runs inside the runtime's
+/// context; an unfinished future moves to the runtime and is polled again there at once, so
+/// every wake-up it waits for is registered with the runtime's waker. Saves the two thread
+/// hops (to a runtime thread and back through the event loop) that dominate a fast call.
+fn now_or_promise<'env, T>(
+    env: &'env Env,
+    fut: impl Future<Output = napi::Result<T>> + Send + 'static,
+) -> napi::Result<Either<T, PromiseRaw<'env, T>>>
+where
+    T: ToNapiValue + Send + 'static,
+{
+    let mut fut = Box::pin(fut);
+    let first = within_runtime_if_available(|| {
+        let waker = futures_util::task::noop_waker();
+        fut.as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+    });
+    match first {
+        std::task::Poll::Ready(out) => out.map(Either::A),
+        std::task::Poll::Pending => env.spawn_future(fut).map(Either::B),
+    }
 }
 
 /// The native pipeline (see `index.js` for the public `Pipeline`).
@@ -63,11 +92,19 @@ impl NativePipeline {
 
     /// Runs a chat request: a `chat.completion` object, or a paused run. A streamed request
     /// goes through `stream`.
-    #[napi]
-    pub async fn chat(&self, request: Value, principal: Option<Value>) -> napi::Result<Value> {
+    #[napi(ts_return_type = "any")]
+    pub fn chat<'env>(
+        &self,
+        env: &'env Env,
+        request: Value,
+        principal: Option<Value>,
+    ) -> napi::Result<Either<Value, PromiseRaw<'env, Value>>> {
         let req = aegis_bindings::request(request, principal).map_err(js_error)?;
-        let outcome = self.inner.clone().run(req).await.map_err(js_error)?;
-        aegis_bindings::answer(outcome).await.map_err(js_error)
+        let pipeline = self.inner.clone();
+        now_or_promise(env, async move {
+            let outcome = pipeline.run(req).await.map_err(js_error)?;
+            aegis_bindings::answer(outcome).await.map_err(js_error)
+        })
     }
 
     /// Runs a streamed chat request: a stream of `chat.completion.chunk` objects (a whole

@@ -77,6 +77,13 @@ tokio::task_local! {
 }
 
 /// `fut` as an asyncio future of the running loop.
+///
+/// **Fast path.** `fut` is polled once right here (the GIL released, inside the runtime's
+/// context): a run that needs no I/O — the offline provider, guards that decide in-process —
+/// finishes in that poll, and the asyncio future is resolved before it is returned, with no
+/// hop to a runtime thread and back (two thread wake-ups: most of a call's cost from Python).
+/// A run that is not finished is moved to the runtime and re-polled there at once, so every
+/// wake-up it waits for is registered with the runtime's waker.
 pub fn awaitable<'py>(
     py: Python<'py>,
     fut: impl Future<Output = Result<Produce, aegis::Error>> + Send + 'static,
@@ -85,16 +92,32 @@ pub fn awaitable<'py>(
     let asyncio = py.import("asyncio")?;
     let event_loop = asyncio.call_method0("get_running_loop")?;
     let py_future = event_loop.call_method0("create_future")?;
-    let (loop_ref, future_ref) = (event_loop.clone().unbind(), py_future.clone().unbind());
     let scope = std::sync::Arc::new(event_loop.clone().unbind());
-    let task = rt.spawn(EVENT_LOOP.scope(scope, async move {
-        // A panic (a bug) must still resolve the awaitable, or its `await` would never end.
-        let out = match AssertUnwindSafe(fut).catch_unwind().await {
+    // A panic (a bug) must still resolve the awaitable, or its `await` would never end.
+    let mut run = Box::pin(EVENT_LOOP.scope(scope, async move {
+        match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(out) => out,
             Err(_) => Err(internal(
                 "the call panicked (a bug in Aegis); nothing was returned",
             )),
+        }
+    }));
+    let first = py.detach(|| {
+        let _entered = rt.enter();
+        let waker = futures_util::task::noop_waker();
+        run.as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+    });
+    if let std::task::Poll::Ready(out) = first {
+        match out.map_err(to_py).and_then(|produce| produce(py)) {
+            Ok(v) => py_future.call_method1("set_result", (v,))?,
+            Err(e) => py_future.call_method1("set_exception", (e.into_value(py),))?,
         };
+        return Ok(py_future);
+    }
+    let (loop_ref, future_ref) = (event_loop.clone().unbind(), py_future.clone().unbind());
+    let task = rt.spawn(async move {
+        let out = run.await;
         Python::attach(|py| {
             let (ok, value) = match out.map_err(to_py).and_then(|produce| produce(py)) {
                 Ok(v) => (true, v),
@@ -108,7 +131,7 @@ pub fn awaitable<'py>(
             let _ =
                 loop_ref.call_method1(py, "call_soon_threadsafe", (resolve, future_ref, ok, value));
         });
-    }));
+    });
     py_future.call_method1("add_done_callback", (Canceller(task.abort_handle()),))?;
     Ok(py_future)
 }

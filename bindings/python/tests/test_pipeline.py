@@ -60,7 +60,7 @@ config = { substrings = ["forbidden"] }
 
 def test_bad_input_is_a_typed_error_not_a_crash():
     p = aegis.Pipeline.from_toml(ECHO)
-    with pytest.raises(aegis.AegisError) as e:
+    with pytest.raises(aegis.Error) as e:
         run(p.chat({"model": "local/echo-1"}))  # no messages
     assert e.value.kind == "invalid_request"
     with pytest.raises(TypeError):

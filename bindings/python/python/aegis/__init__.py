@@ -42,8 +42,12 @@ from ._aegis import (
     register_telemetry,
 )
 
+#: The same class as :class:`AegisError`, for ``except aegis.Error``.
+Error = AegisError
+
 __all__ = [
     "AegisError",
+    "Error",
     "ChatStream",
     "Pipeline",
     "Verdict",

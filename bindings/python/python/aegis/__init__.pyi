@@ -21,6 +21,8 @@ class AegisError(Exception):
     details: Any
     """Structured details, if any."""
 
+Error = AegisError
+
 class ChatStream:
     """A streamed answer: ``async for chunk in stream`` yields ``chat.completion.chunk``
     dicts; the run ends when it is exhausted, closed or collected."""
