@@ -388,3 +388,127 @@ async fn a_reviewer_who_edits_the_prompt_cannot_retrieve_with_the_callers_permis
     assert_eq!(err.kind(), aegis::ErrorKind::Forbidden, "{err}");
     assert_eq!(err.code(), "retrieval_after_edit");
 }
+
+/// Every field of every span and event, as text: what a log or a trace exporter could see.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<String>>);
+
+struct Text<'a>(&'a mut String);
+
+impl tracing::field::Visit for Text<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut line = format!("\nspan {}", attrs.metadata().name());
+        attrs.record(&mut Text(&mut line));
+        self.0.lock().unwrap().push_str(&line);
+    }
+    fn on_record(
+        &self,
+        _: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut line = String::from("\nrecord");
+        values.record(&mut Text(&mut line));
+        self.0.lock().unwrap().push_str(&line);
+    }
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut line = format!("\nevent {}", event.metadata().target());
+        event.record(&mut Text(&mut line));
+        self.0.lock().unwrap().push_str(&line);
+    }
+}
+
+/// A guard on the `retrieved` stage that keeps every text it is shown.
+#[derive(Clone, Default)]
+struct Witness(Arc<Mutex<Vec<String>>>);
+
+#[async_trait]
+impl aegis::Guardrail for Witness {
+    fn capabilities(&self) -> aegis::GuardCapabilities {
+        aegis::GuardCapabilities::new(vec![aegis::Stage::Retrieved], aegis::Granularity::FullText)
+    }
+    async fn check(
+        &self,
+        subject: &aegis::GuardSubject,
+        _: &RequestContext,
+    ) -> Result<aegis::Verdict, aegis::Error> {
+        let mut seen = self.0.lock().unwrap();
+        seen.extend(subject.segments().iter().map(|s| s.text.to_owned()));
+        Ok(aegis::Verdict::allow())
+    }
+}
+
+#[tokio::test]
+async fn a_document_the_caller_may_not_read_reaches_no_guard_prompt_event_log_or_span() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let captured = Captured::default();
+    let _logs =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
+    let rig = rig("no-leak").await;
+    let witness = Witness::default();
+    let config: aegis::rag::RetrievalConfig =
+        serde_json::from_value(serde_json::json!({"retriever": "handbook", "k": 8})).unwrap();
+    let retrieval = aegis::rag::Retrieval::new(config, rig.set.retrievers()[0].1.clone()).unwrap();
+    let mut builder = aegis::Pipeline::builder()
+        .provider("prompt", Arc::new(SystemEcho))
+        .policy("kb", Arc::new(retrieval))
+        .telemetry(rig.events.clone());
+    for entry in rig.set.main().chain().entries() {
+        builder = builder.guard(entry.clone());
+    }
+    let pipeline = builder
+        .guard(aegis::guard::GuardEntry::new(
+            "witness",
+            Arc::new(witness.clone()),
+            aegis::GuardPolicy::default(),
+        ))
+        .build()
+        .unwrap();
+    // The same question hr's document answers best: it must still never be offered.
+    let resp = pipeline
+        .chat(ask("prompt", "holiday pay and salary bands?", Some(ada())))
+        .await
+        .unwrap();
+    let provenance = resp.meta.retrieval.clone();
+    let seen = answer(resp).await;
+    let secret = "salary bands for the research team";
+    assert!(!seen.contains(secret), "not in the prompt: {seen}");
+    assert!(
+        !provenance.is_empty() && provenance.iter().all(|p| p.id != "salaries.md#0"),
+        "{provenance:?}"
+    );
+    let events = serde_json::to_string(&*rig.events.0.lock().unwrap()).unwrap();
+    assert!(
+        !events.contains(secret) && !events.contains("salaries.md"),
+        "not in any run event"
+    );
+    let logs = captured.0.lock().unwrap().clone();
+    assert!(logs.contains("span"), "spans were captured: {logs}");
+    assert!(
+        !logs.contains(secret) && !logs.contains("salaries.md"),
+        "not in a log or span: {logs}"
+    );
+    let shown = witness.0.lock().unwrap().clone();
+    assert!(
+        shown
+            .iter()
+            .any(|t| t.contains("thirty days of paid holiday")),
+        "the witness judged the readable documents: {shown:?}"
+    );
+    assert!(
+        shown.iter().all(|t| !t.contains(secret)),
+        "no guard was shown it"
+    );
+}

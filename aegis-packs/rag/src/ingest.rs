@@ -1,8 +1,8 @@
 //! Ingestion: texts cut into chunks, each judged by the guard chain before it is indexed (a
 //! secret is redacted or the text refused, never stored), then written whole.
 
-use aegis_contracts::{Document, Error, GuardSubject, RequestContext, SOURCE_KEY, VectorStore};
-use aegis_core::guard::{ChainDecision, GuardChain, blocked_error};
+use aegis_contracts::{Document, Error, OnBlocked, RequestContext, SOURCE_KEY, VectorStore};
+use aegis_core::guard::GuardChain;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -251,25 +251,25 @@ async fn judge(
     what: &str,
     source: &str,
 ) -> Result<(Document, bool), Error> {
-    let outcome = chain
-        .check(GuardSubject::Retrieved { document: doc }, ctx, &[])
-        .await;
-    let sanitized = outcome.sanitized();
-    match (outcome.decision, outcome.subject) {
-        (ChainDecision::Allowed, GuardSubject::Retrieved { document }) => Ok((document, sanitized)),
-        (ChainDecision::Allowed, _) => Err(Error::internal("the chain changed a document's kind")),
-        (ChainDecision::Blocked(v) | ChainDecision::NeedsApproval(v), _) => {
-            let e = blocked_error(&v);
-            Err(Error::new(
+    // The same judgement retrieval makes, refusing instead of dropping.
+    let (mut passed, provenance) = chain
+        .judge_documents(vec![doc], ctx, OnBlocked::Refuse)
+        .await
+        .map_err(|e| {
+            Error::new(
                 e.kind(),
                 format!(
-                    "{what} of `{source}` was refused by guard `{}`; nothing was ingested",
-                    v.guard
+                    "{what} of `{source}` was refused ({}); nothing was ingested",
+                    e.message()
                 ),
             )
-            .with_code(e.code()))
-        }
-    }
+            .with_code(e.code())
+        })?;
+    let sanitized = provenance.first().is_some_and(|p| p.verdict == "sanitized");
+    passed
+        .pop()
+        .map(|doc| (doc, sanitized))
+        .ok_or_else(|| Error::internal("the chain passed no document and refused none"))
 }
 
 #[cfg(test)]
