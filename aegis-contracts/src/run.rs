@@ -27,6 +27,16 @@ impl InterruptRequest {
         }
     }
 
+    /// The payload as anyone but the run's reviewers sees it (and as an interrupt history
+    /// keeps it): without the held subject ([`INTERRUPT_SUBJECT_KEY`]).
+    pub fn public_payload(&self) -> Value {
+        let mut payload = self.payload.clone();
+        if let Some(map) = payload.as_object_mut() {
+            map.remove(INTERRUPT_SUBJECT_KEY);
+        }
+        payload
+    }
+
     /// Accept edits that satisfy `schema`.
     pub fn with_edit_schema(mut self, schema: Value) -> Self {
         self.edit_schema = schema;
@@ -55,6 +65,18 @@ pub struct Interrupt {
     /// taken over, with the same decision, by another process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<Claim>,
+}
+
+impl Interrupt {
+    /// The interrupt as JSON for anyone who may see its run: its payload is the
+    /// [`public_payload`](InterruptRequest::public_payload), without the held subject.
+    pub fn public_json(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Some(map) = v.as_object_mut() {
+            map.insert("payload".into(), self.request.public_payload());
+        }
+        v
+    }
 }
 
 /// A resume's hold on a run (see [`Interrupt::claim`]).

@@ -285,8 +285,9 @@ impl From<WireChunk> for ChatChunk {
     }
 }
 
-/// A complete answer as the single chunk that carries all of it.
-pub(crate) fn completion_to_chunk(c: Completion) -> ChatChunk {
+/// A complete answer as the single chunk that carries all of it (for a streamed request
+/// answered whole: the `openai` provider's, a plugin provider's).
+pub fn completion_to_chunk(c: Completion) -> ChatChunk {
     let mut chunk = ChatChunk::default();
     chunk.id = c.id;
     chunk.model = c.model;

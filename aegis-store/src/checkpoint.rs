@@ -270,7 +270,7 @@ impl Store {
                 node: Set(i.node.clone()),
                 reason: Set(i.request.reason.clone()),
                 // The held subject lives only in the run's live checkpoint.
-                payload: Set(to_json(&history_payload(&i.request.payload))?),
+                payload: Set(to_json(&i.request.public_payload())?),
                 edit_schema: Set(to_json(&i.request.edit_schema)?),
                 created_at_ms: Set(at),
                 decided_at_ms: Set(None),
@@ -417,15 +417,6 @@ impl CheckpointStore for Store {
             .map(to_checkpoint)
             .collect()
     }
-}
-
-/// An interrupt's payload as its history keeps it: without the held subject.
-fn history_payload(payload: &serde_json::Value) -> serde_json::Value {
-    let mut p = payload.clone();
-    if let Some(map) = p.as_object_mut() {
-        map.remove(aegis_contracts::INTERRUPT_SUBJECT_KEY);
-    }
-    p
 }
 
 /// What the store reads of a run's state: its owner, and once it has ended, its usage and

@@ -41,11 +41,7 @@ fn with_run_header(mut resp: Response, run_id: &str) -> Response {
 /// An interrupt as anyone who may see its run sees it: without the held subject, which
 /// only its reviewers see (`GET /v1/runs/{id}`, `pending`).
 pub(super) fn public_interrupt(interrupt: Option<&Interrupt>) -> Value {
-    let mut v = serde_json::to_value(interrupt).unwrap_or(Value::Null);
-    if let Some(payload) = v.get_mut("payload").and_then(Value::as_object_mut) {
-        payload.remove(aegis::INTERRUPT_SUBJECT_KEY);
-    }
-    v
+    interrupt.map_or(Value::Null, Interrupt::public_json)
 }
 
 pub(super) fn paused_response(run_id: &str, interrupt: &Interrupt) -> Response {

@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use aegis_contracts::{
-    ChatChunk, ChatRequest, ChatResponse, ChunkChoice, Completion, Cost, Delta, Error, ErrorKind,
-    FunctionCallDelta, Granularity, GuardCapabilities, GuardSubject, Guardrail, Provider,
-    ProviderCapabilities, RequestContext, ResponseMeta, Stage, ToolCallDelta, Verdict, async_trait,
+    ChatRequest, ChatResponse, Cost, Error, ErrorKind, Granularity, GuardCapabilities,
+    GuardSubject, Guardrail, Provider, ProviderCapabilities, RequestContext, ResponseMeta, Stage,
+    Verdict, async_trait,
 };
-use aegis_providers::wire::completion_from_openai;
+use aegis_providers::wire::{completion_from_openai, completion_to_chunk};
 use serde_json::Value;
 
 /// How Aegis calls a method of a plugin object written in another language — across an HTTP
@@ -135,47 +135,6 @@ pub async fn within<H: PluginHost>(
         })?
 }
 
-/// A whole answer as one chunk of a stream: every choice's message as its delta.
-pub fn completion_chunk(completion: &Completion) -> ChatChunk {
-    let mut chunk = ChatChunk::default();
-    chunk.id.clone_from(&completion.id);
-    chunk.model.clone_from(&completion.model);
-    chunk.created = completion.created;
-    chunk.usage = completion.usage;
-    chunk.choices = completion
-        .choices
-        .iter()
-        .map(|choice| {
-            let m = &choice.message;
-            let text = m.text();
-            ChunkChoice {
-                index: choice.index,
-                delta: Delta {
-                    role: Some(m.role),
-                    content: (!text.is_empty()).then(|| text.into_owned()),
-                    tool_calls: m
-                        .tool_calls
-                        .iter()
-                        .enumerate()
-                        .map(|(i, call)| ToolCallDelta {
-                            index: u32::try_from(i).unwrap_or(u32::MAX),
-                            id: Some(call.id.clone()),
-                            kind: Some(call.kind.clone()),
-                            function: Some(FunctionCallDelta {
-                                name: Some(call.function.name.clone()),
-                                arguments: Some(call.function.arguments.clone()),
-                            }),
-                        })
-                        .collect(),
-                    ..Delta::default()
-                },
-                finish_reason: choice.finish_reason.clone(),
-            }
-        })
-        .collect();
-    chunk
-}
-
 #[async_trait]
 impl<H: PluginHost> Provider for HostProvider<H> {
     fn name(&self) -> &str {
@@ -210,7 +169,7 @@ impl<H: PluginHost> Provider for HostProvider<H> {
         if !stream {
             return Ok(ChatResponse::complete(meta, completion));
         }
-        let chunk = completion_chunk(&completion);
+        let chunk = completion_to_chunk(completion);
         Ok(ChatResponse::stream(
             meta,
             Box::pin(futures_util::stream::iter([Ok(chunk)])),

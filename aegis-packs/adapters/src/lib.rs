@@ -34,8 +34,7 @@ mod presidio;
 mod remote;
 
 pub use foreign::{
-    DEFAULT_GUARD_STAGES, HostGuard, HostProvider, PROVIDER_DEADLINE, PluginHost, completion_chunk,
-    within,
+    DEFAULT_GUARD_STAGES, HostGuard, HostProvider, PROVIDER_DEADLINE, PluginHost, within,
 };
 pub use http_provider::{
     HttpHost, HttpProvider, HttpProviderConfig, PROVIDER_PROTOCOL, http_provider,

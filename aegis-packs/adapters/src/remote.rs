@@ -74,12 +74,7 @@ fn default_timeout_ms() -> u64 {
 }
 
 fn default_stages() -> Vec<Stage> {
-    vec![
-        Stage::Input,
-        Stage::Output,
-        Stage::ToolResult,
-        Stage::Retrieved,
-    ]
+    crate::DEFAULT_GUARD_STAGES.to_vec()
 }
 
 /// One call of the protocol: what the service is asked to judge.

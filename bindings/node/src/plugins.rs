@@ -180,7 +180,7 @@ struct JsHost {
 
 impl JsHost {
     fn new(type_name: &str, id: &str, config: Value, who: String) -> Self {
-        let config = if config.is_null() { json!({}) } else { config };
+        let config = aegis_bindings::plugin_config(config);
         let instance = uuid::Uuid::new_v4().to_string();
         Self {
             target: json!({ "type": type_name, "id": id, "config": config, "instance": instance }),

@@ -156,11 +156,7 @@ fn deadline(instance: &Py<PyAny>, who: &str, default: Duration) -> Result<Durati
 /// `factory(config)`: the plugin instance for one config entry.
 fn instantiate(factory: &Py<PyAny>, name: &str, config: &Value) -> Result<Py<PyAny>, Error> {
     Python::attach(|py| {
-        // An entry without a `config` table gets an empty one.
-        let config = match config {
-            Value::Null => Value::Object(Default::default()),
-            other => other.clone(),
-        };
+        let config = aegis_bindings::plugin_config(config.clone());
         let config = convert::to_py(py, &config).map_err(|e| error::from_plugin(py, name, &e))?;
         factory
             .call1(py, (config,))

@@ -94,16 +94,12 @@ pub async fn scan(pipeline: &aegis::Pipeline, text: String, stage: &str) -> Resu
 
 /// A paused run as the bindings answer it (the gateway's `aegis.run` object).
 pub fn paused(run_id: &str, interrupt: &Interrupt) -> Value {
-    let mut shown = serde_json::to_value(interrupt).unwrap_or(Value::Null);
-    // The judged subject stays in the run record; the caller sees the question.
-    if let Some(payload) = shown.get_mut("payload").and_then(Value::as_object_mut) {
-        payload.remove(aegis::INTERRUPT_SUBJECT_KEY);
-    }
     json!({
         "id": run_id,
         "object": "aegis.run",
         "status": "paused",
-        "interrupt": shown,
+        // The judged subject stays in the run record; the caller sees the question.
+        "interrupt": interrupt.public_json(),
         "message": format!(
             "{}. Decide with pipeline.resume({run_id:?}, \"approve\" | \"reject\").",
             interrupt.request.reason
@@ -162,8 +158,8 @@ impl OwnedStream {
     }
 
     /// A stream of one chunk: `completion` whole.
-    pub fn whole(completion: &Completion) -> Self {
-        let chunk = completion_chunk(completion);
+    pub fn whole(completion: Completion) -> Self {
+        let chunk = aegis::providers::wire::completion_to_chunk(completion);
         Self::new(Box::pin(futures_util::stream::iter([Ok(chunk)])))
     }
 
@@ -237,7 +233,7 @@ pub fn streamed(outcome: PipelineOutcome) -> Streamed {
             let meta = self::meta(&resp.meta);
             let stream = match resp.body {
                 aegis::ChatBody::Stream(stream) => OwnedStream::new(stream),
-                aegis::ChatBody::Complete(c) => OwnedStream::whole(&c),
+                aegis::ChatBody::Complete(c) => OwnedStream::whole(c),
             };
             Streamed::Stream { meta, stream }
         }
@@ -245,8 +241,7 @@ pub fn streamed(outcome: PipelineOutcome) -> Streamed {
 }
 
 pub use aegis::adapters::{
-    DEFAULT_GUARD_STAGES, HostGuard, HostProvider, PROVIDER_DEADLINE, PluginHost, completion_chunk,
-    within,
+    DEFAULT_GUARD_STAGES, HostGuard, HostProvider, PROVIDER_DEADLINE, PluginHost, within,
 };
 
 /// How long a retriever plugin may take to answer unless it says otherwise.
@@ -325,9 +320,14 @@ pub fn readable(docs: Vec<Document>, reader: &Principal, k: usize) -> Vec<Docume
 /// every Aegis store applies, for adapters that filter inside a foreign store.
 pub fn acl_allows(acl: Value, reader: Value) -> Result<bool, Error> {
     let reader: Principal = typed(reader, "the principal")?;
-    let mut doc = Document::new("acl", "");
-    doc.metadata.insert(aegis::rag::ACL_KEY.to_owned(), acl);
-    Ok(aegis::rag::Acl::of(&doc).is_ok_and(|a| a.allows(&reader)))
+    // A malformed ACL admits nobody, as in a store.
+    Ok(serde_json::from_value::<aegis::rag::Acl>(acl).is_ok_and(|a| a.allows(&reader)))
+}
+
+/// The config table a plugin instance is made with: an entry without `config` gets an
+/// empty table, so every plugin factory is called with a mapping.
+pub fn plugin_config(config: Value) -> Value {
+    if config.is_null() { json!({}) } else { config }
 }
 
 /// A plugin type name a binding may register: not empty, letters, digits, `_`, `-`, `.`,
