@@ -53,8 +53,8 @@ use std::sync::{
 use aegis_contracts::{Error, ErrorKind, RunEvent, RunEventKind, Secret, TelemetrySink};
 use schemars::JsonSchema;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -197,39 +197,46 @@ impl AuditReport {
 
 /// Canonical JSON: object keys sorted, no whitespace.
 pub(crate) fn canonical(v: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(128);
     write_canonical(v, &mut out);
-    out
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(v: &Value, out: &mut String) {
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
+                write_scalar(k, out);
+                out.push(b':');
+                write_canonical(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => write_scalar(other, out),
     }
+}
+
+/// A string, number, boolean or null as serde_json writes it (strings escaped).
+fn write_scalar<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    // Writing a scalar into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 /// The record's hash: SHA-256 over its canonical JSON, with `data` embedded as the exact
@@ -250,18 +257,25 @@ fn record_hash(
     data_text: &str,
     prev_hash: &str,
 ) -> String {
-    let s = |v: Option<&str>| v.map_or_else(|| "null".to_owned(), |v| Value::from(v).to_string());
+    fn field(text: &mut Vec<u8>, name: &str, v: Option<&str>) {
+        text.extend_from_slice(name.as_bytes());
+        match v {
+            Some(v) => write_scalar(v, text),
+            None => text.extend_from_slice(b"null"),
+        }
+    }
     // Keys in sorted order.
-    let text = format!(
-        "{{\"actor\":{},\"at_ms\":{at_ms},\"data\":{data_text},\"kind\":{},\"prev_hash\":{},\"run_id\":{},\"seq\":{seq}}}",
-        s(actor),
-        s(Some(kind)),
-        s(Some(prev_hash)),
-        s(run_id),
-    );
+    let mut text = Vec::with_capacity(data_text.len() + 256);
+    field(&mut text, "{\"actor\":", actor);
+    text.extend_from_slice(format!(",\"at_ms\":{at_ms},\"data\":").as_bytes());
+    text.extend_from_slice(data_text.as_bytes());
+    field(&mut text, ",\"kind\":", Some(kind));
+    field(&mut text, ",\"prev_hash\":", Some(prev_hash));
+    field(&mut text, ",\"run_id\":", run_id);
+    text.extend_from_slice(format!(",\"seq\":{seq}}}").as_bytes());
     match key {
-        Some(key) => format!("{HMAC_PREFIX}{}", hmac_hex(key, text.as_bytes())),
-        None => hex::encode(Sha256::digest(text.as_bytes())),
+        Some(key) => format!("{HMAC_PREFIX}{}", hmac_hex(key, &text)),
+        None => hex::encode(Sha256::digest(&text)),
     }
 }
 
@@ -294,31 +308,83 @@ fn to_record(m: entity::audit::Model) -> AuditRecord {
     }
 }
 
-/// Appends inside `txn`: locks the head row (serializing appenders), links and inserts.
+/// The records a write transaction appends, chained in memory and inserted together when it
+/// commits ([`flush_tail`]): the head row is locked and read once per transaction, not once
+/// per record, and a batch of records is one multi-row insert.
+#[derive(Default)]
+pub(crate) struct AuditTail {
+    /// The chain's head as this transaction sees it: `(seq, hash)` of the last record.
+    head: Option<(i64, String)>,
+    rows: Vec<entity::audit::ActiveModel>,
+}
+
+/// Locks the head row (serializing appenders across connections and processes) and reads
+/// it, in one statement.
+async fn lock_head(txn: &DatabaseTransaction) -> Result<(i64, String), Error> {
+    use sea_orm::{ConnectionTrait, Statement};
+    // A no-op update takes the row lock (PostgreSQL) inside the write transaction (SQLite's
+    // is already exclusive); RETURNING reads it back (SQLite ≥ 3.35, PostgreSQL).
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            txn.get_database_backend(),
+            "UPDATE aegis_audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
+        ))
+        .await
+        .map_err(|e| db_err("cannot lock the audit head", e))?
+        .ok_or_else(|| {
+            Error::storage("the audit head row is missing; the audit log was tampered with")
+        })?;
+    let read = |e| db_err("cannot read the audit head", e);
+    Ok((
+        row.try_get::<i64>("", "seq").map_err(read)?,
+        row.try_get::<String>("", "hash").map_err(read)?,
+    ))
+}
+
+/// Where an appended entry went in the chain.
+pub(crate) struct Link {
+    seq: i64,
+    at_ms: i64,
+    prev_hash: String,
+    hash: String,
+}
+
+impl Link {
+    fn record(self, entry: AuditEntry) -> AuditRecord {
+        AuditRecord {
+            seq: self.seq as u64,
+            at_ms: self.at_ms as u64,
+            kind: entry.kind,
+            run_id: entry.run_id,
+            actor: entry.actor,
+            data: entry.data,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
+    }
+}
+
+/// Appends inside `write` (see [`link_in`]).
 pub(crate) async fn append_in(
     write: &crate::WriteTxn,
     entry: AuditEntry,
 ) -> Result<AuditRecord, Error> {
-    let txn: &DatabaseTransaction = write;
-    use entity::audit_head as head;
-    use sea_orm::sea_query::ExprTrait as _;
-    let locked = head::Entity::update_many()
-        .col_expr(head::Column::Seq, Expr::col(head::Column::Seq).add(1))
-        .filter(head::Column::Id.eq(1))
-        .exec(txn)
-        .await
-        .map_err(|e| db_err("cannot lock the audit head", e))?;
-    if locked.rows_affected != 1 {
-        return Err(Error::storage(
-            "the audit head row is missing; the audit log was tampered with",
-        ));
+    Ok(link_in(write, &entry).await?.record(entry))
+}
+
+/// Links `entry` to the chain's head (locked on the transaction's first append) and queues
+/// its row, which [`flush_tail`] inserts before the commit.
+pub(crate) async fn link_in(write: &crate::WriteTxn, entry: &AuditEntry) -> Result<Link, Error> {
+    let has_head = write.audit_tail().head.is_some();
+    if !has_head {
+        let head = lock_head(write).await?;
+        write.audit_tail().head.get_or_insert(head);
     }
-    let h = head::Entity::find_by_id(1)
-        .one(txn)
-        .await
-        .map_err(|e| db_err("cannot read the audit head", e))?
-        .ok_or_else(|| Error::storage("the audit head row is missing"))?;
-    let seq = h.seq;
+    let mut tail = write.audit_tail();
+    let Some((last_seq, prev_hash)) = tail.head.clone() else {
+        return Err(Error::internal("the audit head was not read"));
+    };
+    let seq = last_seq + 1;
     let at_ms = entry.at_ms.map_or_else(now_ms, |t| t as i64);
     let data_text = canonical(&entry.data);
     let hash = record_hash(
@@ -329,37 +395,48 @@ pub(crate) async fn append_in(
         entry.run_id.as_deref(),
         entry.actor.as_deref(),
         &data_text,
-        &h.hash,
+        &prev_hash,
     );
-    entity::audit::Entity::insert(entity::audit::ActiveModel {
+    tail.rows.push(entity::audit::ActiveModel {
         seq: Set(seq),
         at_ms: Set(at_ms),
         kind: Set(entry.kind.clone()),
         run_id: Set(entry.run_id.clone()),
         actor: Set(entry.actor.clone()),
         data: Set(data_text),
-        prev_hash: Set(h.hash.clone()),
+        prev_hash: Set(prev_hash.clone()),
         hash: Set(hash.clone()),
-    })
-    .exec_without_returning(txn)
-    .await
-    .map_err(|e| db_err("cannot append to the audit log", e))?;
-    head::Entity::update_many()
-        .col_expr(head::Column::Hash, Expr::value(hash.clone()))
-        .filter(head::Column::Id.eq(1))
-        .exec(txn)
-        .await
-        .map_err(|e| db_err("cannot move the audit head", e))?;
-    Ok(AuditRecord {
-        seq: seq as u64,
-        at_ms: at_ms as u64,
-        kind: entry.kind,
-        run_id: entry.run_id,
-        actor: entry.actor,
-        data: entry.data,
-        prev_hash: h.hash,
+    });
+    tail.head = Some((seq, hash.clone()));
+    Ok(Link {
+        seq,
+        at_ms,
+        prev_hash,
         hash,
     })
+}
+
+/// Inserts the records appended in `txn` and moves the head past them (before the commit).
+pub(crate) async fn flush_tail(txn: &DatabaseTransaction, tail: AuditTail) -> Result<(), DbErr> {
+    use entity::audit_head as head;
+    let (Some((seq, hash)), false) = (tail.head, tail.rows.is_empty()) else {
+        return Ok(());
+    };
+    // Eight columns a row: well below SQLite's and PostgreSQL's bound parameters per statement.
+    let mut rows = tail.rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(500).collect();
+        entity::audit::Entity::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    head::Entity::update_many()
+        .col_expr(head::Column::Seq, Expr::value(seq))
+        .col_expr(head::Column::Hash, Expr::value(hash))
+        .filter(head::Column::Id.eq(1))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 impl Store {
@@ -375,21 +452,27 @@ impl Store {
         &self,
         entries: Vec<AuditEntry>,
     ) -> Result<Vec<AuditRecord>, Error> {
-        let txn = self.begin_write().await?;
-        let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
-            match append_in(&txn, entry).await {
-                Ok(r) => out.push(r),
-                Err(e) => {
-                    let _ = txn.rollback().await;
-                    return Err(e);
-                }
-            }
+        let entries = Arc::new(entries);
+        let links = self.append_shared(entries.clone()).await?;
+        // The batch has let go of its share by now, but for a moment it may not have.
+        let entries = Arc::try_unwrap(entries).unwrap_or_else(|shared| (*shared).clone());
+        Ok(links
+            .into_iter()
+            .zip(entries)
+            .map(|(link, entry)| link.record(entry))
+            .collect())
+    }
+
+    /// Appends `entries` (shared, so a retry does not copy them), in a transaction they may
+    /// share with other writers' work.
+    async fn append_shared(&self, entries: Arc<Vec<AuditEntry>>) -> Result<Vec<Link>, Error> {
+        use crate::group::{Done, Work, WriteFailure};
+        match self.commit_grouped(Work::Audit(entries)).await {
+            Ok(Done::Audit(links)) => Ok(links),
+            Ok(Done::Put) => Err(Error::internal("an audit append committed as a checkpoint")),
+            Err(WriteFailure::Other(e)) => Err(e),
+            Err(WriteFailure::Conflict) => Err(Error::internal("an audit append conflicted")),
         }
-        txn.commit()
-            .await
-            .map_err(|e| db_err("cannot commit audit records", e))?;
-        Ok(out)
     }
 
     /// Audit records in chain order with `seq > after_seq`, at most `limit`; only those of
@@ -707,6 +790,10 @@ impl AuditWriter {
     }
 }
 
+/// How long the writer gathers events after the first one before it writes them (unless the
+/// log is required or a flush is waiting).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
 async fn write_loop(store: Store, mut rx: Inbox, dropped: Arc<AtomicU64>, required: bool) {
     const BATCH: usize = 256;
     while let Some(first) = rx.recv().await {
@@ -719,10 +806,19 @@ async fn write_loop(store: Store, mut rx: Inbox, dropped: Arc<AtomicU64>, requir
             }
         }
         push(first, &mut entries, &mut acks);
+        // The events of a run arrive over its whole life: gathering them for a moment makes
+        // one transaction of what would be several, and keeps the writer out of the way of
+        // the runs' own checkpoint writes. A required log, or a flush, writes at once.
+        let deadline = tokio::time::Instant::now() + LINGER;
         while entries.len() < BATCH {
             match rx.try_recv() {
                 Some(m) => push(m, &mut entries, &mut acks),
-                None => break,
+                None if required || !acks.is_empty() => break,
+                None => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(m)) => push(m, &mut entries, &mut acks),
+                    // The deadline, or every sink gone.
+                    _ => break,
+                },
             }
         }
         let lost = dropped.swap(0, Ordering::Relaxed);
@@ -734,9 +830,10 @@ async fn write_loop(store: Store, mut rx: Inbox, dropped: Arc<AtomicU64>, requir
         }
         if !entries.is_empty() {
             let n = entries.len() as u64;
+            let entries = Arc::new(entries);
             let mut attempt = 0;
             loop {
-                match store.append_audit_batch(entries.clone()).await {
+                match store.append_shared(entries.clone()).await {
                     Ok(_) => break,
                     // A required log keeps every event: retry until the database takes it
                     // (runs waiting on it fail closed meanwhile).

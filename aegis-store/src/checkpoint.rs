@@ -16,8 +16,11 @@ use sea_orm::{
 use serde_json::json;
 
 use crate::{
-    Store, audit::AuditEntry, conflict, db_err, entity, from_json, is_unique_violation, now_ms,
-    to_json,
+    Store,
+    audit::AuditEntry,
+    conflict, db_err, entity, from_json,
+    group::{BatchCache, Work, WriteFailure},
+    is_unique_violation, now_ms, to_json,
 };
 
 pub(crate) fn status_str(s: RunStatus) -> &'static str {
@@ -49,45 +52,45 @@ pub(crate) fn to_checkpoint(m: entity::checkpoint::Model) -> Result<Checkpoint, 
     Ok(cp)
 }
 
-enum PutFailure {
-    /// The stored version is not the expected one (or another writer won the race).
-    Conflict,
-    Other(Error),
-}
-
-impl From<Error> for PutFailure {
-    fn from(e: Error) -> Self {
-        Self::Other(e)
-    }
-}
-
-fn write_err(context: &str, e: sea_orm::DbErr) -> PutFailure {
+pub(crate) fn write_err(context: &str, e: sea_orm::DbErr) -> WriteFailure {
     if is_unique_violation(&e) {
-        PutFailure::Conflict
+        WriteFailure::Conflict
     } else {
-        PutFailure::Other(db_err(context, e))
+        WriteFailure::Other(db_err(context, e))
     }
 }
 
 impl Store {
-    async fn put_in(
+    /// Writes `cp` inside `write` (see the module docs); `cache` holds the lookups its batch
+    /// already made.
+    pub(crate) async fn put_in(
         &self,
         write: &crate::WriteTxn,
         cp: &Checkpoint,
         expected: Option<u64>,
-    ) -> Result<(), PutFailure> {
+        cache: &mut BatchCache,
+    ) -> Result<(), WriteFailure> {
         use entity::run;
         let txn: &DatabaseTransaction = write;
-        let prev = run::Entity::find_by_id(cp.run_id.clone())
-            .one(txn)
-            .await
-            .map_err(|e| write_err("cannot read the run", e))?;
+        // A new run has no row to read: if one exists after all, inserting it below fails on
+        // the primary key, which is the same conflict.
+        let prev = match expected {
+            None => None,
+            Some(_) => {
+                // This run's earlier rows may still wait in the batch.
+                cache.insert_new_runs(write).await?;
+                run::Entity::find_by_id(cp.run_id.clone())
+                    .one(txn)
+                    .await
+                    .map_err(|e| write_err("cannot read the run", e))?
+            }
+        };
         let current = prev.as_ref().map(|r| r.version as u64);
         if current != expected {
-            return Err(PutFailure::Conflict);
+            return Err(WriteFailure::Conflict);
         }
         if cp.version != expected.unwrap_or(0) + 1 {
-            return Err(PutFailure::Other(Error::internal(format!(
+            return Err(WriteFailure::Other(Error::internal(format!(
                 "checkpoint version {} does not follow {}",
                 cp.version,
                 expected.unwrap_or(0)
@@ -135,25 +138,43 @@ impl Store {
             .or_else(|| state_principal.as_ref().map(|p| p.id.clone()))
             .filter(|id| !id.is_empty());
         let (team, org) = match (&owner, needs_owner) {
-            (Some(id), true) => {
-                match entity::principal::Entity::find_by_id(id.clone())
-                    .one(txn)
-                    .await
-                    .map_err(|e| write_err("cannot read the principal", e))?
-                {
-                    Some(p) => (p.team, p.org),
-                    None => state_principal
-                        .as_ref()
-                        .filter(|p| &p.id == id)
-                        .map(|p| (p.team.clone(), p.org.clone()))
-                        .unwrap_or_default(),
+            (Some(id), true) => match cache.principals.get(id) {
+                Some(known) => known.clone(),
+                None => {
+                    let known = match entity::principal::Entity::find_by_id(id.clone())
+                        .one(txn)
+                        .await
+                        .map_err(|e| write_err("cannot read the principal", e))?
+                    {
+                        Some(p) => (p.team, p.org),
+                        None => state_principal
+                            .as_ref()
+                            .filter(|p| &p.id == id)
+                            .map(|p| (p.team.clone(), p.org.clone()))
+                            .unwrap_or_default(),
+                    };
+                    cache.principals.insert(id.clone(), known.clone());
+                    known
                 }
-            }
+            },
             _ => (None, None),
+        };
+        let checkpoint = entity::checkpoint::ActiveModel {
+            run_id: Set(cp.run_id.clone()),
+            version: Set(version),
+            graph: Set(cp.graph.clone()),
+            schema_version: Set(i64::from(cp.schema_version)),
+            state: Set(to_json(&cp.state)?),
+            next: Set(cp.next.clone()),
+            status: Set(status.to_owned()),
+            interrupt: Set(cp.interrupt.as_ref().map(to_json).transpose()?),
+            principal: Set(cp.principal.clone()),
+            at_ms: Set(at),
         };
         match &prev {
             None => {
-                run::Entity::insert(run::ActiveModel {
+                // A new run's rows wait for the batch's multi-row inserts.
+                cache.new_runs.push(run::ActiveModel {
                     run_id: Set(cp.run_id.clone()),
                     graph: Set(cp.graph.clone()),
                     status: Set(status.to_owned()),
@@ -168,10 +189,8 @@ impl Store {
                     input_tokens: Set(input_tokens),
                     output_tokens: Set(output_tokens),
                     cost_usd_micros: Set(cost),
-                })
-                .exec_without_returning(txn)
-                .await
-                .map_err(|e| write_err("cannot insert the run", e))?;
+                });
+                cache.checkpoints.push(checkpoint);
             }
             Some(_) => {
                 let mut update = run::Entity::update_many()
@@ -200,25 +219,14 @@ impl Store {
                     .await
                     .map_err(|e| write_err("cannot update the run", e))?;
                 if res.rows_affected != 1 {
-                    return Err(PutFailure::Conflict);
+                    return Err(WriteFailure::Conflict);
                 }
+                entity::checkpoint::Entity::insert(checkpoint)
+                    .exec_without_returning(txn)
+                    .await
+                    .map_err(|e| write_err("cannot insert the checkpoint", e))?;
             }
         }
-        entity::checkpoint::Entity::insert(entity::checkpoint::ActiveModel {
-            run_id: Set(cp.run_id.clone()),
-            version: Set(version),
-            graph: Set(cp.graph.clone()),
-            schema_version: Set(i64::from(cp.schema_version)),
-            state: Set(to_json(&cp.state)?),
-            next: Set(cp.next.clone()),
-            status: Set(status.to_owned()),
-            interrupt: Set(cp.interrupt.as_ref().map(to_json).transpose()?),
-            principal: Set(cp.principal.clone()),
-            at_ms: Set(at),
-        })
-        .exec_without_returning(txn)
-        .await
-        .map_err(|e| write_err("cannot insert the checkpoint", e))?;
         // A terminal checkpoint supersedes the run's history (the contract of `put`).
         if cp.status.is_terminal() && version > 1 {
             use entity::checkpoint::Column;
@@ -233,7 +241,7 @@ impl Store {
         }
         // A run that did not complete keeps no content, a reviewer's edit included (the
         // audit log keeps its SHA-256).
-        if cp.status.is_terminal() && cp.status != RunStatus::Completed {
+        if cp.status.is_terminal() && cp.status != RunStatus::Completed && prev.is_some() {
             use entity::decision::Column;
             entity::decision::Entity::update_many()
                 .col_expr(Column::Value, Expr::value(Option::<String>::None))
@@ -281,12 +289,12 @@ impl Store {
             .await
             .map_err(|e| {
                 if is_unique_violation(&e) {
-                    PutFailure::Other(Error::invalid_request(format!(
+                    WriteFailure::Other(Error::invalid_request(format!(
                         "interrupt id `{}` is already used",
                         i.id
                     )))
                 } else {
-                    PutFailure::Other(db_err("cannot insert the interrupt", e))
+                    WriteFailure::Other(db_err("cannot insert the interrupt", e))
                 }
             })?;
         }
@@ -330,7 +338,7 @@ impl Store {
     /// write-ahead log, so the log is checkpointed and truncated (the database file itself
     /// zeroes what was deleted: `secure_delete`). Best effort — with a reader in the middle
     /// of a transaction the log is truncated at the next such write instead.
-    async fn forget_old_pages(&self) {
+    pub(crate) async fn forget_old_pages(&self) {
         if self.inner.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
             return;
         }
@@ -349,28 +357,14 @@ impl Store {
 #[async_trait]
 impl CheckpointStore for Store {
     async fn put(&self, cp: &Checkpoint, expected_version: Option<u64>) -> Result<(), Error> {
-        let txn = self.begin_write().await?;
-        let result = match self.put_in(&txn, cp, expected_version).await {
-            Ok(()) => txn
-                .commit()
-                .await
-                .map_err(|e| write_err("cannot commit", e)),
-            Err(e) => {
-                // Dropping an open transaction rolls it back; do it explicitly to free the
-                // connection (and SQLite's write lock) before reading below.
-                let _ = txn.rollback().await;
-                Err(e)
-            }
+        let work = Work::Put {
+            cp: Box::new(cp.clone()),
+            expected: expected_version,
         };
-        match result {
-            Ok(()) => {
-                if cp.status.is_terminal() && cp.version > 1 {
-                    self.forget_old_pages().await;
-                }
-                Ok(())
-            }
-            Err(PutFailure::Other(e)) => Err(e),
-            Err(PutFailure::Conflict) => {
+        match self.commit_grouped(work).await {
+            Ok(_) => Ok(()),
+            Err(WriteFailure::Other(e)) => Err(e),
+            Err(WriteFailure::Conflict) => {
                 let current = self.current_version(&cp.run_id).await;
                 Err(conflict(format!(
                     "run {} is at version {}, not {}: another writer got there first",

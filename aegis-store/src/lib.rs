@@ -14,6 +14,11 @@
 //! - **audit log**: append-only, hash-chained, with [`Store::verify_audit`] to find changed
 //!   or deleted records (see [`audit`]).
 //!
+//! Checkpoints and audit records are written by **group commit**: concurrent writers share
+//! one transaction (the first to find the write slot free commits what the others queued),
+//! and each `put` still returns only once its own checkpoint is committed. A failing write is
+//! retried alone, so it fails nobody else; [`Store::write_stats`] shows the batching.
+//!
 //! Migrations run on [`Store::connect`]; every table is prefixed `aegis_`.
 //!
 //! ```
@@ -70,6 +75,8 @@ pub use budget::{
 };
 mod checkpoint;
 mod entity;
+mod group;
+pub use group::WriteStats;
 pub mod keys;
 pub mod migration;
 #[cfg(feature = "redis")]
@@ -251,6 +258,8 @@ struct Inner {
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Resolved virtual keys, for [`Store::resolve_key_cached`].
     key_cache: keys::KeyCache,
+    /// Checkpoints and audit records, committed many to a transaction (see [`group`]).
+    group: group::GroupCommit,
 }
 
 /// A write transaction (holding the in-process SQLite write slot, if any).
@@ -259,6 +268,8 @@ pub(crate) struct WriteTxn {
     _slot: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// The audit chain's key, for the records this transaction appends.
     pub(crate) audit_key: Option<Arc<Secret>>,
+    /// The records appended so far, inserted by [`commit`](Self::commit).
+    audit: std::sync::Mutex<audit::AuditTail>,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -269,8 +280,22 @@ impl std::ops::Deref for WriteTxn {
 }
 
 impl WriteTxn {
+    /// Inserts the audit records appended in this transaction, then commits.
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
+        let tail = std::mem::take(&mut *self.audit_tail());
+        if let Err(e) = audit::flush_tail(&self.txn, tail).await {
+            let _ = self.txn.rollback().await;
+            return Err(e);
+        }
         self.txn.commit().await
+    }
+
+    /// The audit records appended so far (see [`audit::append_in`]).
+    pub(crate) fn audit_tail(&self) -> std::sync::MutexGuard<'_, audit::AuditTail> {
+        // The tail is only touched between awaits: a poisoned lock still holds a whole tail.
+        self.audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) async fn rollback(self) -> Result<(), DbErr> {
@@ -413,6 +438,7 @@ impl Store {
                 }
             }
         };
+        let write_lock = is_sqlite.then(|| Arc::new(tokio::sync::Mutex::new(())));
         let store = Store {
             inner: Arc::new(Inner {
                 db,
@@ -420,7 +446,8 @@ impl Store {
                 four_eyes: options.four_eyes,
                 audit_key: options.audit_key.map(Arc::new),
                 audit_unkeyed_before: options.audit_unkeyed_before,
-                write_lock: is_sqlite.then(|| Arc::new(tokio::sync::Mutex::new(()))),
+                write_lock: write_lock.clone(),
+                group: group::GroupCommit::new(write_lock.unwrap_or_default()),
                 key_cache: keys::KeyCache::default(),
             }),
         };
@@ -523,6 +550,19 @@ impl Store {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
         };
+        self.begin_txn(slot).await
+    }
+
+    /// A write transaction for a caller that already holds the group commit's slot (which
+    /// on SQLite is the write lock).
+    pub(crate) async fn begin_in_slot(&self) -> Result<WriteTxn, Error> {
+        self.begin_txn(None).await
+    }
+
+    async fn begin_txn(
+        &self,
+        slot: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Result<WriteTxn, Error> {
         let txn = self
             .inner
             .db
@@ -536,6 +576,7 @@ impl Store {
             txn,
             _slot: slot,
             audit_key: self.inner.audit_key.clone(),
+            audit: Default::default(),
         })
     }
 }
