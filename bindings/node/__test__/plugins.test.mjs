@@ -113,6 +113,18 @@ test('a provider that never answers is cut off by its deadline', async () => {
   assert.ok(Date.now() - started < 3000)
 })
 
+test('a secret in a plugin\'s exception never reaches the error', async () => {
+  const key = 'sk-proj-7fQ2xLm9Rt4Vb8Nc1Zd6Hj3Kp5Ws0YgE2uA9iOqTr'
+  aegis.registerProvider('leaky', class { chat () { throw new Error(`upstream said 401 for Authorization: Bearer ${key}`) } })
+  const p = Pipeline.fromToml('[[providers]]\nid = "l"\ntype = "leaky"\n')
+  await assert.rejects(p.chat({ model: 'l/x', messages: [{ role: 'user', content: 'hi' }] }), (e) => {
+    assert.equal(e.kind, 'provider')
+    assert.ok(e.message.includes('upstream said 401'), e.message)
+    assert.ok(!e.message.includes(key) && e.message.includes('[REDACTED:'), e.message)
+    return true
+  })
+})
+
 test('plugins are registered on the main thread only', () => {
   const script = `
     const { Worker } = require('node:worker_threads')

@@ -238,7 +238,8 @@ impl PluginHost for JsHost {
         }
         match rx.await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(why)) => Err(Error::provider(format!("{} failed: {why}", self.who))),
+            // The plugin's own text: secrets in it redacted, then shortened.
+            Ok(Err(why)) => Err(aegis_bindings::plugin_failure(&self.who, "failed", &why)),
             Err(_) => Err(Error::internal(format!("{} never answered", self.who))),
         }
     }

@@ -49,21 +49,14 @@ pub fn internal(message: impl Into<String>) -> aegis::Error {
 }
 
 /// A Python exception raised by a plugin, as an `aegis::Error` naming the plugin: the
-/// exception's type and (shortened) message, never its traceback's locals.
+/// exception's type and message — secrets in it redacted, then shortened
+/// ([`aegis_bindings::plugin_failure`]) — never its traceback's locals.
 pub fn from_plugin(py: Python<'_>, plugin: &str, e: &PyErr) -> aegis::Error {
     let kind = e
         .get_type(py)
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "Exception".into());
-    let mut message = e.value(py).to_string();
-    if message.len() > 300 {
-        let mut cut = 300;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-        message.push('…');
-    }
-    aegis::Error::provider(format!("{plugin} raised {kind}: {message}"))
+    let message = e.value(py).to_string();
+    aegis_bindings::plugin_failure(plugin, &format!("raised {kind}"), &message)
 }

@@ -251,3 +251,22 @@ def test_a_provider_answering_garbage_is_a_provider_error():
     with pytest.raises(aegis.AegisError) as e:
         run(p.chat({"model": "b/x", "messages": [{"role": "user", "content": "hi"}]}))
     assert e.value.kind == "provider"
+
+
+def test_a_secret_in_a_plugins_exception_never_reaches_the_error():
+    key = "sk-proj-7fQ2xLm9Rt4Vb8Nc1Zd6Hj3Kp5Ws0YgE2uA9iOqTr"
+
+    class Leaky:
+        def __init__(self, config):
+            pass
+
+        def chat(self, request):
+            raise ConnectionError(f"upstream said 401 for Authorization: Bearer {key}")
+
+    aegis.register_provider("leaky", Leaky)
+    p = aegis.Pipeline.from_toml('[[providers]]\nid = "l"\ntype = "leaky"\n')
+    with pytest.raises(aegis.AegisError) as e:
+        run(p.chat({"model": "l/x", "messages": [{"role": "user", "content": "hi"}]}))
+    assert e.value.kind == "provider"
+    assert "raised ConnectionError: upstream said 401" in str(e.value)
+    assert key not in str(e.value) and "[REDACTED:" in str(e.value)

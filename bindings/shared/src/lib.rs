@@ -415,3 +415,112 @@ mod tests {
         assert!(stage("sideways").is_err());
     }
 }
+
+/// The most of a plugin's own failure message an error carries.
+pub const PLUGIN_MESSAGE_MAX: usize = 300;
+
+/// A plugin's failure (`what`: "raised ValueError", "rejected", "threw") as an error naming
+/// it. The plugin's message is its author's text, and may hold anything the plugin had at
+/// hand — a credential in a connection string, a token in a URL: every secret the secrets
+/// detector recognizes in it is replaced by `[REDACTED:<kind>]` before the message goes
+/// anywhere (errors, logs, run records), and it is then cut to [`PLUGIN_MESSAGE_MAX`] bytes.
+pub fn plugin_failure(plugin: &str, what: &str, message: &str) -> Error {
+    // Redacted before it is cut, so a secret on the cut is not half shown; a huge message
+    // is bounded first (the detector is linear, the cap keeps it cheap).
+    let message = redact_secrets(shorten(message, 16 * 1024));
+    Error::provider(format!(
+        "{plugin} {what}: {}",
+        shorten(&message, PLUGIN_MESSAGE_MAX)
+    ))
+}
+
+fn shorten(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
+/// `text` with every secret the default secrets detector finds replaced; a detector that
+/// cannot run withholds the whole text (fail closed).
+fn redact_secrets(text: &str) -> String {
+    use aegis::{Guardrail, guards::Secrets};
+    use futures_util::FutureExt;
+    const WITHHELD: &str = "[message withheld: it could not be checked for secrets]";
+    static DETECTOR: std::sync::OnceLock<Option<Secrets>> = std::sync::OnceLock::new();
+    let Some(detector) = DETECTOR.get_or_init(|| Secrets::new(Default::default()).ok()) else {
+        return WITHHELD.to_owned();
+    };
+    let Ok(subject) = aegis::guard::text_subject(Stage::Output, text.to_owned()) else {
+        return WITHHELD.to_owned();
+    };
+    // The detector does not wait on anything: its check is ready at the first poll.
+    let Some(Ok(verdict)) = detector
+        .check(&subject, &RequestContext::default())
+        .now_or_never()
+    else {
+        return WITHHELD.to_owned();
+    };
+    let mut spans: Vec<(usize, usize, &str)> = verdict
+        .findings
+        .iter()
+        .filter_map(|f| f.span.map(|s| (s.start, s.end, f.kind.as_str())))
+        .filter(|(start, end, _)| start < end && *end <= text.len())
+        .collect();
+    spans.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end, kind) in spans {
+        if start < at || !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+            // Overlapping or misaligned: widen the redaction rather than show a part.
+            at = at.max(end.min(text.len()));
+            while !text.is_char_boundary(at) {
+                at += 1;
+            }
+            continue;
+        }
+        out.push_str(&text[at..start]);
+        out.push_str(&format!("[REDACTED:{kind}]"));
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+#[cfg(test)]
+mod plugin_failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_plugins_message_names_it_and_never_carries_a_secret_it_held() {
+        let key = "sk-proj-7fQ2xLm9Rt4Vb8Nc1Zd6Hj3Kp5Ws0YgE2uA9iOqTr";
+        let e = plugin_failure(
+            "python guard `g`",
+            "raised ValueError",
+            &format!("upstream refused key={key}; dsn postgres://app:Sunflower9910Q@db:5432/x"),
+        );
+        let msg = e.message();
+        assert!(
+            msg.starts_with("python guard `g` raised ValueError: upstream refused"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains(key) && !msg.contains("Sunflower9910Q"),
+            "{msg}"
+        );
+        assert!(msg.contains("[REDACTED:"), "{msg}");
+        assert_eq!(e.kind(), ErrorKind::Provider);
+    }
+
+    #[test]
+    fn a_long_message_is_cut_on_a_character_boundary() {
+        let e = plugin_failure("node provider `p`", "threw", &"é".repeat(10_000));
+        let tail = e.message().split(": ").nth(1).unwrap_or_default();
+        assert!(tail.len() <= PLUGIN_MESSAGE_MAX, "{}", tail.len());
+        assert!(tail.chars().all(|c| c == 'é'));
+    }
+}
