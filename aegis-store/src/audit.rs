@@ -308,19 +308,28 @@ fn to_record(m: entity::audit::Model) -> AuditRecord {
     }
 }
 
-/// The records a write transaction appends, chained in memory and inserted together when it
-/// commits ([`flush_tail`]): the head row is locked and read once per transaction, not once
-/// per record, and a batch of records is one multi-row insert.
+/// The records a write transaction appends, linked and inserted together when it commits
+/// ([`flush_tail`]). The chain's head row is locked then — once per transaction, and after
+/// every other row the transaction writes, as every writer of the store locks it: last. (A
+/// batch that took the head at its first record and then moved other runs' rows would lock
+/// in the opposite order to a decision, which takes its interrupt row, then the head.)
 #[derive(Default)]
 pub(crate) struct AuditTail {
-    /// The chain's head as this transaction sees it: `(seq, hash)` of the last record.
-    head: Option<(i64, String)>,
-    rows: Vec<entity::audit::ActiveModel>,
+    pending: Vec<Pending>,
+}
+
+/// A record waiting for its place in the chain.
+struct Pending {
+    at_ms: i64,
+    kind: String,
+    run_id: Option<String>,
+    actor: Option<String>,
+    data_text: String,
 }
 
 /// Locks the head row (serializing appenders across connections and processes) and reads
 /// it, in one statement.
-async fn lock_head(txn: &DatabaseTransaction) -> Result<(i64, String), Error> {
+async fn lock_head(txn: &DatabaseTransaction) -> Result<(i64, String), DbErr> {
     use sea_orm::{ConnectionTrait, Statement};
     // A no-op update takes the row lock (PostgreSQL) inside the write transaction (SQLite's
     // is already exclusive); RETURNING reads it back (SQLite ≥ 3.35, PostgreSQL).
@@ -329,19 +338,18 @@ async fn lock_head(txn: &DatabaseTransaction) -> Result<(i64, String), Error> {
             txn.get_database_backend(),
             "UPDATE aegis_audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
         ))
-        .await
-        .map_err(|e| db_err("cannot lock the audit head", e))?
+        .await?
         .ok_or_else(|| {
-            Error::storage("the audit head row is missing; the audit log was tampered with")
+            DbErr::Custom("the audit head row is missing; the audit log was tampered with".into())
         })?;
-    let read = |e| db_err("cannot read the audit head", e);
     Ok((
-        row.try_get::<i64>("", "seq").map_err(read)?,
-        row.try_get::<String>("", "hash").map_err(read)?,
+        row.try_get::<i64>("", "seq")?,
+        row.try_get::<String>("", "hash")?,
     ))
 }
 
 /// Where an appended entry went in the chain.
+#[derive(Clone)]
 pub(crate) struct Link {
     seq: i64,
     at_ms: i64,
@@ -364,66 +372,72 @@ impl Link {
     }
 }
 
-/// Appends inside `write` (see [`link_in`]).
-pub(crate) async fn append_in(
-    write: &crate::WriteTxn,
-    entry: AuditEntry,
-) -> Result<AuditRecord, Error> {
-    Ok(link_in(write, &entry).await?.record(entry))
+/// Appends `entry` inside `write`: it is linked and inserted when the transaction commits.
+pub(crate) async fn append_in(write: &crate::WriteTxn, entry: AuditEntry) -> Result<(), Error> {
+    queue_in(write, &entry);
+    Ok(())
 }
 
-/// Links `entry` to the chain's head (locked on the transaction's first append) and queues
-/// its row, which [`flush_tail`] inserts before the commit.
-pub(crate) async fn link_in(write: &crate::WriteTxn, entry: &AuditEntry) -> Result<Link, Error> {
-    let has_head = write.audit_tail().head.is_some();
-    if !has_head {
-        let head = lock_head(write).await?;
-        write.audit_tail().head.get_or_insert(head);
-    }
+/// Queues `entry` in `write`; its [`Link`] is the one at the returned index of those
+/// [`WriteTxn::commit_linked`](crate::WriteTxn::commit_linked) returns.
+pub(crate) fn queue_in(write: &crate::WriteTxn, entry: &AuditEntry) -> usize {
+    let pending = Pending {
+        at_ms: entry.at_ms.map_or_else(now_ms, |t| t as i64),
+        kind: entry.kind.clone(),
+        run_id: entry.run_id.clone(),
+        actor: entry.actor.clone(),
+        data_text: canonical(&entry.data),
+    };
     let mut tail = write.audit_tail();
-    let Some((last_seq, prev_hash)) = tail.head.clone() else {
-        return Err(Error::internal("the audit head was not read"));
-    };
-    let seq = last_seq + 1;
-    let at_ms = entry.at_ms.map_or_else(now_ms, |t| t as i64);
-    let data_text = canonical(&entry.data);
-    let hash = record_hash(
-        write.audit_key.as_deref(),
-        seq,
-        at_ms,
-        &entry.kind,
-        entry.run_id.as_deref(),
-        entry.actor.as_deref(),
-        &data_text,
-        &prev_hash,
-    );
-    tail.rows.push(entity::audit::ActiveModel {
-        seq: Set(seq),
-        at_ms: Set(at_ms),
-        kind: Set(entry.kind.clone()),
-        run_id: Set(entry.run_id.clone()),
-        actor: Set(entry.actor.clone()),
-        data: Set(data_text),
-        prev_hash: Set(prev_hash.clone()),
-        hash: Set(hash.clone()),
-    });
-    tail.head = Some((seq, hash.clone()));
-    Ok(Link {
-        seq,
-        at_ms,
-        prev_hash,
-        hash,
-    })
+    tail.pending.push(pending);
+    tail.pending.len() - 1
 }
 
-/// Inserts the records appended in `txn` and moves the head past them (before the commit).
-pub(crate) async fn flush_tail(txn: &DatabaseTransaction, tail: AuditTail) -> Result<(), DbErr> {
+/// Links the records queued in `txn` to the chain's head (locking it), inserts them and
+/// moves the head past them; before the commit. The links come back in queue order.
+pub(crate) async fn flush_tail(
+    txn: &DatabaseTransaction,
+    key: Option<&Secret>,
+    tail: AuditTail,
+) -> Result<Vec<Link>, DbErr> {
     use entity::audit_head as head;
-    let (Some((seq, hash)), false) = (tail.head, tail.rows.is_empty()) else {
-        return Ok(());
-    };
+    if tail.pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (mut seq, mut prev_hash) = lock_head(txn).await?;
+    let mut links = Vec::with_capacity(tail.pending.len());
+    let mut rows = Vec::with_capacity(tail.pending.len());
+    for p in tail.pending {
+        seq += 1;
+        let hash = record_hash(
+            key,
+            seq,
+            p.at_ms,
+            &p.kind,
+            p.run_id.as_deref(),
+            p.actor.as_deref(),
+            &p.data_text,
+            &prev_hash,
+        );
+        rows.push(entity::audit::ActiveModel {
+            seq: Set(seq),
+            at_ms: Set(p.at_ms),
+            kind: Set(p.kind),
+            run_id: Set(p.run_id),
+            actor: Set(p.actor),
+            data: Set(p.data_text),
+            prev_hash: Set(prev_hash.clone()),
+            hash: Set(hash.clone()),
+        });
+        links.push(Link {
+            seq,
+            at_ms: p.at_ms,
+            prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+            hash,
+        });
+    }
     // Eight columns a row: well below SQLite's and PostgreSQL's bound parameters per statement.
-    let mut rows = tail.rows.into_iter().peekable();
+    let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(500).collect();
         entity::audit::Entity::insert_many(chunk)
@@ -432,11 +446,11 @@ pub(crate) async fn flush_tail(txn: &DatabaseTransaction, tail: AuditTail) -> Re
     }
     head::Entity::update_many()
         .col_expr(head::Column::Seq, Expr::value(seq))
-        .col_expr(head::Column::Hash, Expr::value(hash))
+        .col_expr(head::Column::Hash, Expr::value(prev_hash))
         .filter(head::Column::Id.eq(1))
         .exec(txn)
         .await?;
-    Ok(())
+    Ok(links)
 }
 
 impl Store {

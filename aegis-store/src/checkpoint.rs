@@ -72,18 +72,20 @@ impl Store {
     ) -> Result<(), WriteFailure> {
         use entity::run;
         let txn: &DatabaseTransaction = write;
-        // A new run has no row to read: if one exists after all, inserting it below fails on
-        // the primary key, which is the same conflict.
-        let prev = match expected {
-            None => None,
-            Some(_) => {
-                // This run's earlier rows may still wait in the batch.
-                cache.insert_new_runs(write).await?;
-                run::Entity::find_by_id(cp.run_id.clone())
-                    .one(txn)
-                    .await
-                    .map_err(|e| write_err("cannot read the run", e))?
-            }
+        // A plain new run has no row to read: if one exists after all, inserting it fails on
+        // the primary key, which is the same conflict. One that would fail on something else
+        // first (a version that does not follow, its interrupt's id) reads it, so an existing
+        // run is still a conflict.
+        let plain_new = expected.is_none() && cp.version == 1 && cp.interrupt.is_none();
+        let prev = if plain_new {
+            None
+        } else {
+            // This run's earlier rows may still wait in the batch.
+            cache.insert_new_runs(write).await?;
+            run::Entity::find_by_id(cp.run_id.clone())
+                .one(txn)
+                .await
+                .map_err(|e| write_err("cannot read the run", e))?
         };
         let current = prev.as_ref().map(|r| r.version as u64);
         if current != expected {
@@ -138,25 +140,29 @@ impl Store {
             .or_else(|| state_principal.as_ref().map(|p| p.id.clone()))
             .filter(|id| !id.is_empty());
         let (team, org) = match (&owner, needs_owner) {
-            (Some(id), true) => match cache.principals.get(id) {
-                Some(known) => known.clone(),
-                None => {
-                    let known = match entity::principal::Entity::find_by_id(id.clone())
-                        .one(txn)
-                        .await
-                        .map_err(|e| write_err("cannot read the principal", e))?
-                    {
-                        Some(p) => (p.team, p.org),
-                        None => state_principal
-                            .as_ref()
-                            .filter(|p| &p.id == id)
-                            .map(|p| (p.team.clone(), p.org.clone()))
-                            .unwrap_or_default(),
-                    };
-                    cache.principals.insert(id.clone(), known.clone());
-                    known
-                }
-            },
+            (Some(id), true) => {
+                // The principal's row, read once per batch; without one, what this run's own
+                // state says (never cached: another run may say something else).
+                let row = match cache.principals.get(id) {
+                    Some(row) => row.clone(),
+                    None => {
+                        let row = entity::principal::Entity::find_by_id(id.clone())
+                            .one(txn)
+                            .await
+                            .map_err(|e| write_err("cannot read the principal", e))?
+                            .map(|p| (p.team, p.org));
+                        cache.principals.insert(id.clone(), row.clone());
+                        row
+                    }
+                };
+                row.unwrap_or_else(|| {
+                    state_principal
+                        .as_ref()
+                        .filter(|p| &p.id == id)
+                        .map(|p| (p.team.clone(), p.org.clone()))
+                        .unwrap_or_default()
+                })
+            }
             _ => (None, None),
         };
         let checkpoint = entity::checkpoint::ActiveModel {

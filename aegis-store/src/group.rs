@@ -36,7 +36,7 @@ use sea_orm::{DatabaseTransaction, EntityTrait};
 
 use crate::{
     Store, WriteTxn,
-    audit::{AuditEntry, Link, link_in},
+    audit::{AuditEntry, Link, queue_in},
     checkpoint::write_err,
     entity,
 };
@@ -61,6 +61,34 @@ pub(crate) enum Done {
     Audit(Vec<Link>),
 }
 
+/// What a piece of [`Work`] did inside its transaction, before the commit linked its audit
+/// records: those are the ones at these indices of the commit's links.
+enum Applied {
+    Put,
+    Audit(std::ops::Range<usize>),
+}
+
+impl Applied {
+    fn done(self, links: &[Link]) -> Done {
+        match self {
+            Self::Put => Done::Put,
+            Self::Audit(range) => {
+                Done::Audit(links.get(range).map(<[Link]>::to_vec).unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// How a batch's shared transaction ended.
+enum Together {
+    Committed(Vec<Done>),
+    /// A piece of work failed: rolled back, each is redone alone.
+    Refused,
+    /// The transaction could not begin, or its commit failed (and may have reached the
+    /// database): no piece is redone.
+    Failed(String),
+}
+
 /// Why a piece of work did not commit.
 pub(crate) enum WriteFailure {
     /// A checkpoint's expected version was not the stored one (or another writer won).
@@ -81,11 +109,15 @@ struct Job {
     done: oneshot::Sender<Outcome>,
 }
 
+/// A principal's team and organisation.
+pub(crate) type TeamOrg = (Option<String>, Option<String>);
+
 /// What a transaction's puts share: lookups made once however many runs need them (a
 /// principal's team and organisation, by id), and new runs' rows, inserted together.
 #[derive(Default)]
 pub(crate) struct BatchCache {
-    pub(crate) principals: HashMap<String, (Option<String>, Option<String>)>,
+    /// A principal's row, `None` when it has none.
+    pub(crate) principals: HashMap<String, Option<TeamOrg>>,
     pub(crate) new_runs: Vec<entity::run::ActiveModel>,
     pub(crate) checkpoints: Vec<entity::checkpoint::ActiveModel>,
 }
@@ -231,19 +263,36 @@ impl Store {
         let mut wal = false;
         if batch.len() > 1 {
             group.transactions.fetch_add(1, Ordering::Relaxed);
-            if let Some(outcomes) = self.together(&batch, &mut wal).await {
-                self.after_commit(wal).await;
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.done.send(Ok(outcome));
+            match self.together(&batch, &mut wal).await {
+                Together::Committed(outcomes) => {
+                    self.after_commit(wal).await;
+                    for (job, outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = job.done.send(Ok(outcome));
+                    }
+                    return drop(slot);
                 }
-                drop(slot);
-                return;
+                // Nothing was written (the transaction never began) or its commit failed —
+                // and a failed commit may have reached the database: redoing the batch could
+                // write it twice. Every writer gets the error.
+                Together::Failed(why) => {
+                    for job in batch {
+                        let _ = job
+                            .done
+                            .send(Err(WriteFailure::Other(Error::storage(why.clone()))));
+                    }
+                    return drop(slot);
+                }
+                Together::Refused => {
+                    wal = false;
+                    group.alone.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
             }
-            wal = false;
-            group.alone.fetch_add(batch.len() as u64, Ordering::Relaxed);
         }
         // Alone: one transaction each, so a failure is its writer's own.
         for job in batch {
+            if job.done.is_closed() {
+                continue;
+            }
             group.transactions.fetch_add(1, Ordering::Relaxed);
             let outcome = self.alone(&job.work, &mut wal).await;
             self.after_commit(std::mem::take(&mut wal)).await;
@@ -252,38 +301,43 @@ impl Store {
         drop(slot);
     }
 
-    /// Every piece of work in one transaction; `None` when any failed (nothing committed).
-    async fn together(&self, batch: &[Job], wal: &mut bool) -> Option<Vec<Done>> {
-        let txn = self.begin_in_slot().await.ok()?;
+    /// Every piece of work in one transaction.
+    async fn together(&self, batch: &[Job], wal: &mut bool) -> Together {
+        let txn = match self.begin_in_slot().await {
+            Ok(txn) => txn,
+            Err(e) => return Together::Failed(e.message().to_owned()),
+        };
         let mut cache = BatchCache::default();
-        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut applied = Vec::with_capacity(batch.len());
         for job in batch {
             match self.apply(&txn, &job.work, &mut cache, wal).await {
-                Ok(done) => outcomes.push(done),
+                Ok(a) => applied.push(a),
                 Err(_) => {
                     let _ = txn.rollback().await;
-                    return None;
+                    return Together::Refused;
                 }
             }
         }
         if cache.insert_new_runs(&txn).await.is_err() {
             let _ = txn.rollback().await;
-            return None;
+            return Together::Refused;
         }
-        txn.commit().await.ok()?;
-        Some(outcomes)
+        match txn.commit_linked().await {
+            Ok(links) => Together::Committed(applied.into_iter().map(|a| a.done(&links)).collect()),
+            Err(e) => Together::Failed(format!("cannot commit: {e}")),
+        }
     }
 
     async fn alone(&self, work: &Work, wal: &mut bool) -> Outcome {
         let txn = self.begin_in_slot().await?;
         let mut cache = BatchCache::default();
         let applied = match self.apply(&txn, work, &mut cache, wal).await {
-            Ok(done) => cache.insert_new_runs(&txn).await.map(|()| done),
+            Ok(a) => cache.insert_new_runs(&txn).await.map(|()| a),
             Err(e) => Err(e),
         };
         match applied {
-            Ok(done) => match txn.commit().await {
-                Ok(()) => Ok(done),
+            Ok(a) => match txn.commit_linked().await {
+                Ok(links) => Ok(a.done(&links)),
                 Err(e) => Err(write_err("cannot commit", e)),
             },
             Err(e) => {
@@ -304,19 +358,20 @@ impl Store {
         work: &Work,
         cache: &mut BatchCache,
         wal: &mut bool,
-    ) -> Outcome {
+    ) -> Result<Applied, WriteFailure> {
         match work {
             Work::Put { cp, expected } => {
                 self.put_in(txn, cp, *expected, cache).await?;
                 *wal |= cp.status.is_terminal() && cp.version > 1;
-                Ok(Done::Put)
+                Ok(Applied::Put)
             }
             Work::Audit(entries) => {
-                let mut links = Vec::with_capacity(entries.len());
+                let mut range = None::<std::ops::Range<usize>>;
                 for entry in entries.iter() {
-                    links.push(link_in(txn, entry).await?);
+                    let i = queue_in(txn, entry);
+                    range = Some(range.map_or(i..i + 1, |r| r.start..i + 1));
                 }
-                Ok(Done::Audit(links))
+                Ok(Applied::Audit(range.unwrap_or(0..0)))
             }
         }
     }

@@ -282,12 +282,21 @@ impl std::ops::Deref for WriteTxn {
 impl WriteTxn {
     /// Inserts the audit records appended in this transaction, then commits.
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
+        self.commit_linked().await.map(drop)
+    }
+
+    /// [`commit`](Self::commit), returning where each appended record went in the chain.
+    pub(crate) async fn commit_linked(self) -> Result<Vec<audit::Link>, DbErr> {
         let tail = std::mem::take(&mut *self.audit_tail());
-        if let Err(e) = audit::flush_tail(&self.txn, tail).await {
-            let _ = self.txn.rollback().await;
-            return Err(e);
-        }
-        self.txn.commit().await
+        let links = match audit::flush_tail(&self.txn, self.audit_key.as_deref(), tail).await {
+            Ok(links) => links,
+            Err(e) => {
+                let _ = self.txn.rollback().await;
+                return Err(e);
+            }
+        };
+        self.txn.commit().await?;
+        Ok(links)
     }
 
     /// The audit records appended so far (see [`audit::append_in`]).
