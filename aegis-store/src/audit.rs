@@ -372,15 +372,10 @@ impl Link {
     }
 }
 
-/// Appends `entry` inside `write`: it is linked and inserted when the transaction commits.
-pub(crate) async fn append_in(write: &crate::WriteTxn, entry: AuditEntry) -> Result<(), Error> {
-    queue_in(write, &entry);
-    Ok(())
-}
-
-/// Queues `entry` in `write`; its [`Link`] is the one at the returned index of those
+/// Appends `entry` inside `write`: it is linked and inserted when the transaction commits,
+/// and its [`Link`] is the one at the returned index of those
 /// [`WriteTxn::commit_linked`](crate::WriteTxn::commit_linked) returns.
-pub(crate) fn queue_in(write: &crate::WriteTxn, entry: &AuditEntry) -> usize {
+pub(crate) fn append_in(write: &crate::WriteTxn, entry: &AuditEntry) -> usize {
     let pending = Pending {
         at_ms: entry.at_ms.map_or_else(now_ms, |t| t as i64),
         kind: entry.kind.clone(),
@@ -437,9 +432,7 @@ pub(crate) async fn flush_tail(
         });
     }
     // Eight columns a row: well below SQLite's and PostgreSQL's bound parameters per statement.
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(500).collect();
+    for chunk in crate::take_chunks(&mut rows, 500) {
         entity::audit::Entity::insert_many(chunk)
             .exec_without_returning(txn)
             .await?;

@@ -377,7 +377,8 @@ impl Store {
             }
             let mut entry = AuditEntry::new(kind, data);
             entry.actor = by.map(str::to_owned);
-            append_in(&txn, entry).await.map(|_| ())
+            append_in(&txn, &entry);
+            Ok(())
         }
         .await;
         txn.finish(result, "the budget change").await

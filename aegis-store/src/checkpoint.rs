@@ -321,7 +321,7 @@ impl Store {
             let mut entry = AuditEntry::new("run.transition", data).run(cp.run_id.clone());
             entry.at_ms = Some(at as u64);
             entry.actor = owner.clone();
-            crate::audit::append_in(write, entry).await?;
+            crate::audit::append_in(write, &entry);
         }
         Ok(())
     }

@@ -9,7 +9,8 @@
 //!
 //! - **Failure isolation.** If any work in a batch fails (a version conflict, a duplicate
 //!   interrupt id), the batch is rolled back and every piece of work is retried alone, so a
-//!   failure belongs to the writer that caused it and to nobody else.
+//!   failure belongs to the writer that caused it and to nobody else. A failed *commit* is
+//!   not redone (it may have reached the database): every writer in it gets the error.
 //! - **Back-pressure.** The queue holds one piece of work per waiting writer, and writers
 //!   wait: it is bounded by the callers' own concurrency (the gateway's limits), never by
 //!   memory. A batch takes at most [`MAX_BATCH`] pieces; the rest go in the next one.
@@ -36,7 +37,7 @@ use sea_orm::{DatabaseTransaction, EntityTrait};
 
 use crate::{
     Store, WriteTxn,
-    audit::{AuditEntry, Link, queue_in},
+    audit::{AuditEntry, Link, append_in},
     checkpoint::write_err,
     entity,
 };
@@ -79,14 +80,24 @@ impl Applied {
     }
 }
 
-/// How a batch's shared transaction ended.
-enum Together {
-    Committed(Vec<Done>),
-    /// A piece of work failed: rolled back, each is redone alone.
-    Refused,
-    /// The transaction could not begin, or its commit failed (and may have reached the
-    /// database): no piece is redone.
-    Failed(String),
+/// Where a transaction of [`Store::transact`] stopped.
+enum Failed {
+    /// It could not begin.
+    Begin(Error),
+    /// A piece of work failed; it was rolled back.
+    Work(WriteFailure),
+    /// Its commit failed (and may have reached the database).
+    Commit(sea_orm::DbErr),
+}
+
+impl Failed {
+    fn into_failure(self) -> WriteFailure {
+        match self {
+            Self::Begin(e) => WriteFailure::Other(e),
+            Self::Work(f) => f,
+            Self::Commit(e) => write_err("cannot commit", e),
+        }
+    }
 }
 
 /// Why a piece of work did not commit.
@@ -131,13 +142,13 @@ impl BatchCache {
         // below SQLite's and PostgreSQL's limits.
         const ROWS: usize = 200;
         let txn: &DatabaseTransaction = txn;
-        for chunk in take_chunks(&mut self.new_runs, ROWS) {
+        for chunk in crate::take_chunks(&mut self.new_runs, ROWS) {
             entity::run::Entity::insert_many(chunk)
                 .exec_without_returning(txn)
                 .await
                 .map_err(|e| write_err("cannot insert the runs", e))?;
         }
-        for chunk in take_chunks(&mut self.checkpoints, ROWS) {
+        for chunk in crate::take_chunks(&mut self.checkpoints, ROWS) {
             entity::checkpoint::Entity::insert_many(chunk)
                 .exec_without_returning(txn)
                 .await
@@ -145,16 +156,6 @@ impl BatchCache {
         }
         Ok(())
     }
-}
-
-/// Empties `rows` into chunks of at most `n`.
-fn take_chunks<T>(rows: &mut Vec<T>, n: usize) -> Vec<Vec<T>> {
-    let mut rows = std::mem::take(rows).into_iter().peekable();
-    let mut chunks = Vec::new();
-    while rows.peek().is_some() {
-        chunks.push(rows.by_ref().take(n).collect());
-    }
-    chunks
 }
 
 /// The queue and the slot its leaders take.
@@ -215,6 +216,16 @@ impl GroupCommit {
     }
 }
 
+/// Gives every writer in `batch` the storage error `why`, then lets the slot go.
+fn fail_all(batch: Vec<Job>, why: &str, slot: OwnedMutexGuard<()>) {
+    for job in batch {
+        let _ = job
+            .done
+            .send(Err(WriteFailure::Other(Error::storage(why.to_owned()))));
+    }
+    drop(slot);
+}
+
 fn interrupted() -> WriteFailure {
     WriteFailure::Other(Error::storage(
         "the write was interrupted before it committed (its batch's task ended)",
@@ -260,31 +271,26 @@ impl Store {
         group
             .writes
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let mut wal = false;
         if batch.len() > 1 {
             group.transactions.fetch_add(1, Ordering::Relaxed);
-            match self.together(&batch, &mut wal).await {
-                Together::Committed(outcomes) => {
-                    self.after_commit(wal).await;
+            match self.transact(batch.iter().map(|j| &j.work)).await {
+                Ok(outcomes) => {
+                    self.after_commit(batch.iter().map(|j| &j.work)).await;
                     for (job, outcome) in batch.into_iter().zip(outcomes) {
                         let _ = job.done.send(Ok(outcome));
                     }
                     return drop(slot);
                 }
+                // A piece of work failed: rolled back, each is redone alone below.
+                Err(Failed::Work(_)) => {
+                    group.alone.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
                 // Nothing was written (the transaction never began) or its commit failed —
                 // and a failed commit may have reached the database: redoing the batch could
                 // write it twice. Every writer gets the error.
-                Together::Failed(why) => {
-                    for job in batch {
-                        let _ = job
-                            .done
-                            .send(Err(WriteFailure::Other(Error::storage(why.clone()))));
-                    }
-                    return drop(slot);
-                }
-                Together::Refused => {
-                    wal = false;
-                    group.alone.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                Err(Failed::Begin(e)) => return fail_all(batch, e.message(), slot),
+                Err(Failed::Commit(e)) => {
+                    return fail_all(batch, &format!("cannot commit: {e}"), slot);
                 }
             }
         }
@@ -294,90 +300,85 @@ impl Store {
                 continue;
             }
             group.transactions.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.alone(&job.work, &mut wal).await;
-            self.after_commit(std::mem::take(&mut wal)).await;
+            let outcome = self.transact(std::iter::once(&job.work)).await;
+            let outcome = match outcome {
+                Ok(mut done) => {
+                    self.after_commit(std::iter::once(&job.work)).await;
+                    done.pop().ok_or_else(|| {
+                        WriteFailure::Other(Error::internal("a write produced nothing"))
+                    })
+                }
+                Err(failed) => Err(failed.into_failure()),
+            };
             let _ = job.done.send(outcome);
         }
         drop(slot);
     }
 
-    /// Every piece of work in one transaction.
-    async fn together(&self, batch: &[Job], wal: &mut bool) -> Together {
-        let txn = match self.begin_in_slot().await {
-            Ok(txn) => txn,
-            Err(e) => return Together::Failed(e.message().to_owned()),
-        };
-        let mut cache = BatchCache::default();
-        let mut applied = Vec::with_capacity(batch.len());
-        for job in batch {
-            match self.apply(&txn, &job.work, &mut cache, wal).await {
-                Ok(a) => applied.push(a),
-                Err(_) => {
-                    let _ = txn.rollback().await;
-                    return Together::Refused;
-                }
-            }
-        }
-        if cache.insert_new_runs(&txn).await.is_err() {
-            let _ = txn.rollback().await;
-            return Together::Refused;
-        }
-        match txn.commit_linked().await {
-            Ok(links) => Together::Committed(applied.into_iter().map(|a| a.done(&links)).collect()),
-            Err(e) => Together::Failed(format!("cannot commit: {e}")),
-        }
-    }
-
-    async fn alone(&self, work: &Work, wal: &mut bool) -> Outcome {
-        let txn = self.begin_in_slot().await?;
-        let mut cache = BatchCache::default();
-        let applied = match self.apply(&txn, work, &mut cache, wal).await {
-            Ok(a) => cache.insert_new_runs(&txn).await.map(|()| a),
-            Err(e) => Err(e),
-        };
-        match applied {
-            Ok(a) => match txn.commit_linked().await {
-                Ok(links) => Ok(a.done(&links)),
-                Err(e) => Err(write_err("cannot commit", e)),
-            },
+    /// `works` in one transaction, in order; nothing is committed unless all of them are.
+    async fn transact<'w>(
+        &self,
+        works: impl Iterator<Item = &'w Work>,
+    ) -> Result<Vec<Done>, Failed> {
+        let txn = self.begin_in_slot().await.map_err(Failed::Begin)?;
+        let applied = match self.apply_all(&txn, works).await {
+            Ok(applied) => applied,
             Err(e) => {
                 // Dropping an open transaction rolls it back; do it explicitly to free the
                 // connection before the next piece of work.
                 let _ = txn.rollback().await;
-                *wal = false;
-                Err(e)
+                return Err(Failed::Work(e));
             }
-        }
+        };
+        let links = txn.commit_linked().await.map_err(Failed::Commit)?;
+        Ok(applied.into_iter().map(|a| a.done(&links)).collect())
     }
 
-    /// Does `work` inside `txn`; `wal` is set when it dropped a run's history (see
-    /// [`after_commit`](Self::after_commit)).
+    /// Does every piece of `works` inside `txn`, then inserts the new runs' rows.
+    async fn apply_all<'w>(
+        &self,
+        txn: &WriteTxn,
+        works: impl Iterator<Item = &'w Work>,
+    ) -> Result<Vec<Applied>, WriteFailure> {
+        let mut cache = BatchCache::default();
+        let mut applied = Vec::new();
+        for work in works {
+            applied.push(self.apply(txn, work, &mut cache).await?);
+        }
+        cache.insert_new_runs(txn).await?;
+        Ok(applied)
+    }
+
+    /// Does `work` inside `txn`.
     async fn apply(
         &self,
         txn: &WriteTxn,
         work: &Work,
         cache: &mut BatchCache,
-        wal: &mut bool,
     ) -> Result<Applied, WriteFailure> {
         match work {
             Work::Put { cp, expected } => {
                 self.put_in(txn, cp, *expected, cache).await?;
-                *wal |= cp.status.is_terminal() && cp.version > 1;
                 Ok(Applied::Put)
             }
             Work::Audit(entries) => {
-                let mut range = None::<std::ops::Range<usize>>;
-                for entry in entries.iter() {
-                    let i = queue_in(txn, entry);
-                    range = Some(range.map_or(i..i + 1, |r| r.start..i + 1));
+                let mut range = 0..0;
+                for (n, entry) in entries.iter().enumerate() {
+                    let i = append_in(txn, entry);
+                    if n == 0 {
+                        range.start = i;
+                    }
+                    range.end = i + 1;
                 }
-                Ok(Applied::Audit(range.unwrap_or(0..0)))
+                Ok(Applied::Audit(range))
             }
         }
     }
 
-    async fn after_commit(&self, dropped_history: bool) {
-        if dropped_history {
+    /// After `works` committed: a run's dropped history leaves SQLite's log at once.
+    async fn after_commit<'w>(&self, mut works: impl Iterator<Item = &'w Work>) {
+        let drops_history = |w: &Work| matches!(w, Work::Put { cp, .. } if cp.status.is_terminal() && cp.version > 1);
+        if works.any(drops_history) {
             self.forget_old_pages().await;
         }
     }

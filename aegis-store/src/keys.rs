@@ -391,7 +391,7 @@ impl Store {
                 }),
             );
             entry.actor = new.by.clone();
-            append_in(&txn, entry).await?;
+            append_in(&txn, &entry);
             Ok(created)
         }
         .await;
@@ -459,7 +459,7 @@ impl Store {
                 json!({"key_id": row.id, "prefix": format!("{KEY_PREFIX}{}", row.prefix), "principal": row.principal_id}),
             );
             entry.actor = by.map(str::to_owned);
-            append_in(&txn, entry).await?;
+            append_in(&txn, &entry);
             Ok(to_info(row))
         }
         .await;
@@ -508,7 +508,7 @@ impl Store {
                 }),
             );
             entry.actor = by.map(str::to_owned);
-            append_in(&txn, entry).await?;
+            append_in(&txn, &entry);
             Ok(created)
         }
         .await;

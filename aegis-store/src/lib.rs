@@ -590,6 +590,16 @@ impl Store {
     }
 }
 
+/// Empties `rows` into chunks of at most `n`.
+pub(crate) fn take_chunks<T>(rows: &mut Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let mut rows = std::mem::take(rows).into_iter().peekable();
+    let mut chunks = Vec::new();
+    while rows.peek().is_some() {
+        chunks.push(rows.by_ref().take(n).collect());
+    }
+    chunks
+}
+
 /// Maps a database error to [`ErrorKind::Storage`] with context.
 pub(crate) fn db_err(context: &str, e: DbErr) -> Error {
     Error::storage(format!("{context}: {e}")).with_source(e)

@@ -72,7 +72,7 @@ impl Store {
                 json!({ "count": deleted, "before_ms": before_ms }),
             );
             entry.actor = Some(actor.to_owned());
-            crate::audit::append_in(&txn, entry).await?;
+            crate::audit::append_in(&txn, &entry);
             txn.commit()
                 .await
                 .map_err(|e| db_err("cannot commit the purge", e))?;

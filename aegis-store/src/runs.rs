@@ -737,7 +737,7 @@ impl Store {
                 .run(run_id)
                 .actor(by.id.clone());
             entry.at_ms = Some(now as u64);
-            append_in(&txn, entry).await?;
+            append_in(&txn, &entry);
             Ok(())
         }
         .await;
@@ -874,14 +874,13 @@ impl Store {
             }
             append_in(
                 &txn,
-                AuditEntry::new(
+                &AuditEntry::new(
                     "run.decision_withdrawn",
                     json!({"decision_id": record.id, "interrupt_id": record.interrupt_id, "error": err.code(), "message": err.message()}),
                 )
                 .run(record.run_id.clone())
                 .actor(record.decided_by.clone()),
-            )
-            .await?;
+            );
             Ok::<_, Error>(())
         }
         .await;
