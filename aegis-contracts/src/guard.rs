@@ -94,10 +94,14 @@ pub enum GuardSubject {
         /// Byte offset of `text` in the whole answer.
         offset: usize,
     },
-    /// A tool call the model wants to make.
+    /// A tool call the model (or an MCP client) wants to make.
     ToolCall {
         /// The call.
         call: ToolCall,
+        /// The MCP server that would execute it (its configured id), when the tool is an
+        /// MCP server's: a guard can then judge the same call differently per server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
     },
     /// A tool's result.
     ToolResult {
@@ -107,6 +111,9 @@ pub enum GuardSubject {
         name: String,
         /// What it returned.
         content: String,
+        /// The MCP server that produced it, when the tool is an MCP server's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
     },
     /// A tool declaration.
     ToolDefinition {
@@ -174,7 +181,7 @@ impl GuardSubject {
                 origin: Origin::Model,
                 text,
             }),
-            Self::ToolCall { call } => {
+            Self::ToolCall { call, .. } => {
                 f(Segment {
                     origin: Origin::Model,
                     text: &call.function.arguments,
@@ -330,7 +337,7 @@ impl GuardSubject {
             Self::Input { messages } => messages.iter_mut().for_each(|m| message(m, f)),
             Self::Output { message: m } => message(m, f),
             Self::OutputChunk { text, .. } => f(text),
-            Self::ToolCall { call } => {
+            Self::ToolCall { call, .. } => {
                 f(&mut call.function.arguments);
                 f(&mut call.function.name);
             }

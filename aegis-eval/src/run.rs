@@ -137,6 +137,7 @@ pub fn injection(split: Split) -> InjectionResults {
                 call_id: "eval".into(),
                 name: "fetch".into(),
                 content: c.case.text.clone(),
+                server: None,
             },
         };
         let v = verdict(&rt, &guard, &subject);

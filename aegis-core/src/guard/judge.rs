@@ -174,6 +174,7 @@ impl GuardChain {
                     call_id: m.tool_call_id.clone().unwrap_or_default(),
                     name: m.name.clone().unwrap_or_default(),
                     content: m.text().into_owned(),
+                    server: None,
                 };
                 let o = self.check(subject, ctx, approved).await;
                 if o.sanitized()
@@ -244,9 +245,16 @@ impl GuardChain {
             if !self.is_empty_for(Stage::ToolCall) {
                 for call in &mut choice.message.tool_calls {
                     let o = self
-                        .check(GuardSubject::ToolCall { call: call.clone() }, ctx, approved)
+                        .check(
+                            GuardSubject::ToolCall {
+                                call: call.clone(),
+                                server: None,
+                            },
+                            ctx,
+                            approved,
+                        )
                         .await;
-                    if let GuardSubject::ToolCall { call: c } = o.subject {
+                    if let GuardSubject::ToolCall { call: c, .. } = o.subject {
                         *call = c;
                     }
                     if out.absorb(o.decision, o.verdicts) {

@@ -23,6 +23,7 @@ pub fn text_subject(stage: Stage, text: String) -> Result<GuardSubject, Error> {
             call_id: "scan".into(),
             name: "scan".into(),
             content: text,
+            server: None,
         },
         Stage::Retrieved => GuardSubject::Retrieved {
             document: Document::new("scan", text),

@@ -386,11 +386,15 @@ impl StreamState {
             for call in calls {
                 let outcome = self
                     .chain
-                    .check(GuardSubject::ToolCall { call }, &self.ctx, &[])
+                    .check(
+                        GuardSubject::ToolCall { call, server: None },
+                        &self.ctx,
+                        &[],
+                    )
                     .await;
                 self.note_approval(&outcome.decision);
                 match outcome.into_result() {
-                    Ok(GuardSubject::ToolCall { call }) => judged.push(call),
+                    Ok(GuardSubject::ToolCall { call, .. }) => judged.push(call),
                     Ok(_) => {}
                     Err(e) => return self.fail(e),
                 }

@@ -32,11 +32,13 @@ fn subjects(text: &str) -> Vec<GuardSubject> {
         },
         GuardSubject::ToolCall {
             call: ToolCall::new("c2", "g", text),
+            server: None,
         },
         GuardSubject::ToolResult {
             call_id: "c2".into(),
             name: "g".into(),
             content: text.into(),
+            server: None,
         },
         GuardSubject::ToolDefinition {
             tool: ToolSpec::function("g", text, serde_json::json!({})),

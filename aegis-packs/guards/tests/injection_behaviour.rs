@@ -49,6 +49,7 @@ fn tool_results_and_retrieved_documents_are_judged() {
         call_id: "1".into(),
         name: "browse".into(),
         content: format!("<p>Welcome!</p><!-- {ATTACK} -->"),
+        server: None,
     };
     assert!(check(&guard(), &tool).is_block());
     let doc: Document =

@@ -80,6 +80,7 @@ fn benign_text_nobody_tuned_on_is_allowed_from_users_and_tools() {
             call_id: "c".into(),
             name: "fetch".into(),
             content: (*text).into(),
+            server: None,
         };
         assert!(!check(&g, &tool).is_block(), "tool: {text}");
     }

@@ -155,7 +155,7 @@ impl CompiledRule {
 ///
 /// let guard = Secrets::new(SecretsConfig { action: Action::Redact, ..SecretsConfig::default() }).unwrap();
 /// let key = ["AKIA", "ZQ3DRSTUVWXY2345"].concat();
-/// let mut subject = GuardSubject::ToolResult { call_id: "1".into(), name: "env".into(), content: format!("key={key}") };
+/// let mut subject = GuardSubject::ToolResult { call_id: "1".into(), name: "env".into(), content: format!("key={key}"), server: None };
 /// let verdict = guard.check(&subject, &RequestContext::default()).await.unwrap();
 /// let Decision::Sanitize { edits } = &verdict.decision else { panic!() };
 /// subject.apply_edits(edits).unwrap();

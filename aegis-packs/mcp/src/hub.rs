@@ -1,0 +1,680 @@
+//! [`McpHub`]: the governed merge of every configured MCP server's tools.
+//!
+//! One routing rule serves listing and calling alike, so what a caller cannot see it cannot
+//! call: a name resolves to one server's tool, that server must serve its pinned catalog,
+//! the tool must be in it, and the caller's access rule must allow it — checked on every
+//! `tools/call`, not only when filtering `tools/list`.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use aegis_contracts::{
+    Error, ErrorKind, GuardSubject, Principal, RequestContext, ToolCall, ToolSpec,
+};
+use aegis_core::guard::{ChainDecision, GuardChain, approval_error, blocked_error};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, ResourceContents, Tool};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::{
+    Catalog, CatalogDiff, PinRecord, PinStore, Pinning, ResolvedServer, Upstream,
+    config::PREFIX_SEPARATOR, schema,
+};
+
+/// How long a server's catalog (and its pin state) is trusted before it is listed again:
+/// a catalog change, or an approval made on another replica, takes effect within this.
+pub const CATALOG_TTL: Duration = Duration::from_secs(30);
+/// How long a server that could not be listed is left alone before it is tried again.
+const DOWN_RETRY: Duration = Duration::from_secs(5);
+
+/// What became of one tool call, for the audit log (never the arguments or the result).
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCallRecord {
+    /// The server's id.
+    pub server: String,
+    /// The tool's name on the server.
+    pub tool: String,
+    /// Who called it.
+    pub principal: Option<String>,
+    /// `executed`, `blocked` (a guard refused the call), `result_blocked` (it executed;
+    /// a guard withheld the result), `refused` (unknown, not allowed, quarantined) or
+    /// `failed` (the server failed, timed out, or answered out of bounds).
+    pub outcome: &'static str,
+    /// The error code, when it did not execute cleanly.
+    pub code: Option<String>,
+    /// How long it took, in ms.
+    pub duration_ms: u64,
+}
+
+/// Receives a [`ToolCallRecord`] for every call, however it ended (the gateway writes them
+/// to the audit log).
+pub trait ToolObserver: Send + Sync + 'static {
+    /// One call ended.
+    fn on_call(&self, record: ToolCallRecord);
+}
+
+/// The state of one server, as the last listing left it.
+#[derive(Debug, Clone)]
+enum View {
+    /// Serving its pinned catalog.
+    Served(Arc<Catalog>),
+    /// Serving a catalog nobody approved (changed, new under `approve_first`, or flagged by
+    /// a guard): none of its tools is listed or callable.
+    Quarantined { reason: String, record: PinRecord },
+    /// Could not be listed.
+    Down(String),
+}
+
+struct Slot {
+    upstream: Upstream,
+    view: Mutex<Option<(Instant, View)>>,
+    /// Catalog hashes whose descriptions were judged, with the refusal if any.
+    judged: Mutex<HashMap<String, Option<String>>>,
+}
+
+/// One server's state, for `aegis mcp pins list` and the admin endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerStatus {
+    /// The server's id.
+    pub server: String,
+    /// `served`, `quarantined` or `down`.
+    pub state: &'static str,
+    /// Why it is not served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How many tools it serves.
+    pub tools: usize,
+    /// Its pin record, once listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinRecord>,
+    /// What changed from the pinned catalog to the served one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<CatalogDiff>,
+}
+
+/// The merged tool list a caller may see, and the servers left out of it.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The tools, under their exported names.
+    pub tools: Vec<Tool>,
+    /// Servers whose tools are missing and why (down, quarantined), and tools skipped
+    /// because another server exports the same name.
+    pub problems: Vec<String>,
+}
+
+/// Every configured MCP server's tools, governed. Cheap to clone.
+#[derive(Clone)]
+pub struct McpHub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    slots: Vec<Slot>,
+    chain: GuardChain,
+    pins: Arc<dyn PinStore>,
+    observer: Option<Arc<dyn ToolObserver>>,
+    reserved: Vec<String>,
+}
+
+impl std::fmt::Debug for McpHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpHub")
+            .field(
+                "servers",
+                &self
+                    .inner
+                    .slots
+                    .iter()
+                    .map(|s| &s.upstream.config().id)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl McpHub {
+    /// The hub of `servers` (in config order), judging with `chain`, pinning in `pins`.
+    pub fn new(servers: Vec<ResolvedServer>, chain: GuardChain, pins: Arc<dyn PinStore>) -> Self {
+        Self::with(servers, chain, pins, None, Vec::new())
+    }
+
+    /// [`new`](Self::new) with an observer of every call, and names of the host's own tools
+    /// no upstream tool may be exported under.
+    pub fn with(
+        servers: Vec<ResolvedServer>,
+        chain: GuardChain,
+        pins: Arc<dyn PinStore>,
+        observer: Option<Arc<dyn ToolObserver>>,
+        reserved: Vec<String>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                slots: servers
+                    .into_iter()
+                    .map(|s| Slot {
+                        upstream: Upstream::new(s),
+                        view: Mutex::new(None),
+                        judged: Mutex::new(HashMap::new()),
+                    })
+                    .collect(),
+                chain,
+                pins,
+                observer,
+                reserved,
+            }),
+        }
+    }
+
+    /// Whether no server is configured.
+    pub fn is_empty(&self) -> bool {
+        self.inner.slots.is_empty()
+    }
+
+    /// The server `prefix__tool` names, or the first unprefixed server serving `name`.
+    async fn route(&self, name: &str) -> Option<(usize, String)> {
+        if self.inner.reserved.iter().any(|r| r == name) {
+            return None;
+        }
+        if let Some((prefix, tool)) = name.split_once(PREFIX_SEPARATOR)
+            && let Some(i) = self
+                .inner
+                .slots
+                .iter()
+                .position(|s| !prefix.is_empty() && s.upstream.config().prefix() == prefix)
+        {
+            return Some((i, tool.to_owned()));
+        }
+        for (i, slot) in self.inner.slots.iter().enumerate() {
+            if slot.upstream.config().prefix().is_empty()
+                && let View::Served(c) = self.view(i).await
+                && c.get(name).is_some()
+            {
+                return Some((i, name.to_owned()));
+            }
+        }
+        None
+    }
+
+    /// Server `i`'s state, listed again when stale.
+    async fn view(&self, i: usize) -> View {
+        let slot = &self.inner.slots[i];
+        let mut state = slot.view.lock().await;
+        if let Some((at, view)) = state.as_ref() {
+            let ttl = match view {
+                View::Down(_) => DOWN_RETRY,
+                _ => CATALOG_TTL,
+            };
+            if at.elapsed() < ttl {
+                return view.clone();
+            }
+        }
+        let view = self.list_server(slot).await;
+        if let View::Down(e) = &view {
+            tracing::warn!(server = %slot.upstream.config().id, error = %e, "MCP server unavailable; its tools are left out");
+        }
+        *state = Some((Instant::now(), view.clone()));
+        view
+    }
+
+    async fn list_server(&self, slot: &Slot) -> View {
+        let config = slot.upstream.config();
+        let catalog = match slot.upstream.list_tools().await {
+            Ok(tools) => Catalog::new(tools),
+            Err(e) => return View::Down(e.message().to_owned()),
+        };
+        let hash = catalog.hash();
+        let refusal = self.judge_catalog(slot, &catalog, &hash).await;
+        let record = match self
+            .inner
+            .pins
+            .observe(
+                &config.id,
+                &hash,
+                &catalog.canonical_json(),
+                config.pinning == Pinning::TrustFirst && refusal.is_none(),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return View::Down(format!("cannot read its pin: {}", e.message())),
+        };
+        if record.pinned() {
+            return View::Served(Arc::new(catalog));
+        }
+        let mut reason = match &record.pinned_catalog {
+            None => "its catalog awaits a first approval".to_owned(),
+            Some(pinned) => {
+                let diff = Catalog::from_json(pinned)
+                    .map(|old| catalog.diff(&old).to_string())
+                    .unwrap_or_default();
+                format!(
+                    "its catalog changed since it was approved ({})",
+                    diff.trim().replace('\n', ", ")
+                )
+            }
+        };
+        if let Some(r) = &refusal {
+            reason.push_str(&format!("; its tool descriptions were refused: {r}"));
+        }
+        tracing::warn!(server = %config.id, %reason, hash = %hash, "MCP server quarantined");
+        View::Quarantined { reason, record }
+    }
+
+    /// Judges every description of a catalog not judged before (tool poisoning); the first
+    /// refusal, if any.
+    async fn judge_catalog(&self, slot: &Slot, catalog: &Catalog, hash: &str) -> Option<String> {
+        if let Some(done) = slot.judged.lock().await.get(hash) {
+            return done.clone();
+        }
+        let ctx = RequestContext::default()
+            .with_label("aegis.mcp.server", slot.upstream.config().id.clone());
+        let mut refusal = None;
+        for tool in catalog.tools() {
+            let spec = ToolSpec::function(
+                tool.name.to_string(),
+                tool.description.as_deref().unwrap_or_default(),
+                Value::Object((*tool.input_schema).clone()),
+            );
+            let out = self
+                .inner
+                .chain
+                .check(GuardSubject::ToolDefinition { tool: spec }, &ctx, &[])
+                .await;
+            match out.decision {
+                ChainDecision::Allowed => {}
+                ChainDecision::Blocked(v) => {
+                    refusal = Some(format!("`{}`: {}", tool.name, blocked_error(&v).message()));
+                    break;
+                }
+                ChainDecision::NeedsApproval(v) => {
+                    refusal = Some(format!("`{}`: {}", tool.name, approval_error(&v).message()));
+                    break;
+                }
+            }
+        }
+        slot.judged
+            .lock()
+            .await
+            .insert(hash.to_owned(), refusal.clone());
+        refusal
+    }
+
+    /// The tools `principal` may see, from every server serving its pinned catalog. A
+    /// server that is down or quarantined leaves only its own tools out.
+    pub async fn list_tools(&self, principal: Option<&Principal>) -> Listing {
+        let mut listing = Listing::default();
+        for i in 0..self.inner.slots.len() {
+            let config = self.inner.slots[i].upstream.config();
+            let catalog = match self.view(i).await {
+                View::Served(c) => c,
+                View::Quarantined { reason, .. } => {
+                    listing
+                        .problems
+                        .push(format!("`{}` is quarantined: {reason}", config.id));
+                    continue;
+                }
+                View::Down(e) => {
+                    listing
+                        .problems
+                        .push(format!("`{}` is unavailable: {e}", config.id));
+                    continue;
+                }
+            };
+            for tool in catalog.tools() {
+                if !config.access.allows(principal, &tool.name) {
+                    continue;
+                }
+                let exported = config.exported_name(&tool.name);
+                if self.route(&exported).await != Some((i, tool.name.to_string())) {
+                    listing.problems.push(format!(
+                        "`{}` tool `{}` is not exported: another tool is named `{exported}`",
+                        config.id, tool.name
+                    ));
+                    continue;
+                }
+                let mut t = tool.clone();
+                t.name = exported.into();
+                listing.tools.push(t);
+            }
+        }
+        listing
+    }
+
+    /// Calls the tool exported as `name` for the caller in `ctx`: routed, checked against
+    /// the pinned catalog and the caller's access, judged as a
+    /// [`GuardSubject::ToolCall`], executed once, bounded, checked against the tool's
+    /// output schema, and its result judged as a [`GuardSubject::ToolResult`] (origin
+    /// `tool`, untrusted) before anyone reads it.
+    pub async fn call_tool(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        arguments: Option<JsonObject>,
+    ) -> Result<CallToolResult, Error> {
+        let started = Instant::now();
+        let Some((i, tool)) = self.route(name).await else {
+            return Err(unknown_tool(name));
+        };
+        let config = self.inner.slots[i].upstream.config();
+        let (outcome, result) = self.call_routed(ctx, i, &tool, name, arguments).await;
+        if let Some(observer) = &self.inner.observer {
+            observer.on_call(ToolCallRecord {
+                server: config.id.clone(),
+                tool: tool.clone(),
+                principal: ctx.principal.as_ref().map(|p| p.id.clone()),
+                outcome,
+                code: result.as_ref().err().map(|e| e.code().to_owned()),
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        tracing::info!(server = %config.id, %tool, outcome, "MCP tool call");
+        result
+    }
+
+    async fn call_routed(
+        &self,
+        ctx: &RequestContext,
+        i: usize,
+        tool: &str,
+        exported: &str,
+        arguments: Option<JsonObject>,
+    ) -> (&'static str, Result<CallToolResult, Error>) {
+        let slot = &self.inner.slots[i];
+        let config = slot.upstream.config();
+        let catalog = match self.view(i).await {
+            View::Served(c) => c,
+            View::Quarantined { reason, .. } => {
+                return (
+                    "refused",
+                    Err(Error::new(
+                        ErrorKind::Forbidden,
+                        format!("MCP server `{}` is quarantined: {reason}", config.id),
+                    )
+                    .with_code("mcp_server_quarantined")),
+                );
+            }
+            View::Down(e) => {
+                return (
+                    "refused",
+                    Err(Error::new(
+                        ErrorKind::Provider,
+                        format!("MCP server `{}` is unavailable: {e}", config.id),
+                    )
+                    .with_code("mcp_server_unavailable")),
+                );
+            }
+        };
+        let Some(declared) = catalog.get(tool) else {
+            return ("refused", Err(unknown_tool(exported)));
+        };
+        if !config.access.allows(ctx.principal.as_ref(), tool) {
+            return (
+                "refused",
+                Err(Error::new(
+                    ErrorKind::Forbidden,
+                    format!("tool `{exported}` is not allowed for this caller"),
+                )
+                .with_code("tool_not_allowed")),
+            );
+        }
+        let arguments = match self.judge_call(ctx, &config.id, exported, arguments).await {
+            Ok(a) => a,
+            Err(e) => return ("blocked", Err(e)),
+        };
+        let result = match slot.upstream.call_tool(tool, arguments).await {
+            Ok(r) => r,
+            Err(e) => return ("failed", Err(e)),
+        };
+        if let Err(e) = check_result(&result, declared, config.max_result_bytes, exported) {
+            return ("failed", Err(e));
+        }
+        match self.judge_result(ctx, &config.id, exported, result).await {
+            Ok(r) => ("executed", Ok(r)),
+            Err(e) => ("result_blocked", Err(e)),
+        }
+    }
+
+    /// The call judged; the (possibly sanitized) arguments to send.
+    async fn judge_call(
+        &self,
+        ctx: &RequestContext,
+        server: &str,
+        exported: &str,
+        arguments: Option<JsonObject>,
+    ) -> Result<Option<JsonObject>, Error> {
+        let text = match &arguments {
+            Some(a) => serde_json::to_string(a).unwrap_or_default(),
+            None => String::new(),
+        };
+        let call = ToolCall::new(ctx.run_id.clone().unwrap_or_default(), exported, text);
+        let out = self
+            .inner
+            .chain
+            .check(
+                GuardSubject::ToolCall {
+                    call,
+                    server: Some(server.to_owned()),
+                },
+                ctx,
+                &[],
+            )
+            .await;
+        let sanitized = out.sanitized();
+        let GuardSubject::ToolCall { call, .. } = out.into_result()? else {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "the chain changed the subject",
+            ));
+        };
+        if !sanitized {
+            return Ok(arguments);
+        }
+        match call.arguments_json()? {
+            Value::Object(o) => Ok(Some(o)),
+            _ => Err(Error::new(
+                ErrorKind::PolicyBlocked,
+                format!("the sanitized arguments of `{exported}` are not a JSON object"),
+            )),
+        }
+    }
+
+    /// Every text the result carries judged as untrusted tool output; sanitized in place.
+    async fn judge_result(
+        &self,
+        ctx: &RequestContext,
+        server: &str,
+        exported: &str,
+        mut result: CallToolResult,
+    ) -> Result<CallToolResult, Error> {
+        let call_id = ctx.run_id.clone().unwrap_or_default();
+        for block in &mut result.content {
+            let text = match block {
+                ContentBlock::Text(t) => &mut t.text,
+                ContentBlock::Resource(r) => match &mut r.resource {
+                    ResourceContents::TextResourceContents { text, .. } => text,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            *text = self
+                .judge_text(ctx, server, exported, &call_id, std::mem::take(text))
+                .await?;
+        }
+        if let Some(structured) = result.structured_content.take() {
+            let judged = self
+                .judge_text(ctx, server, exported, &call_id, structured.to_string())
+                .await?;
+            result.structured_content = Some(serde_json::from_str(&judged).map_err(|_| {
+                Error::new(
+                    ErrorKind::PolicyBlocked,
+                    format!("the sanitized structured result of `{exported}` is not JSON"),
+                )
+            })?);
+        }
+        Ok(result)
+    }
+
+    async fn judge_text(
+        &self,
+        ctx: &RequestContext,
+        server: &str,
+        exported: &str,
+        call_id: &str,
+        content: String,
+    ) -> Result<String, Error> {
+        let subject = GuardSubject::ToolResult {
+            call_id: call_id.to_owned(),
+            name: exported.to_owned(),
+            content,
+            server: Some(server.to_owned()),
+        };
+        match self
+            .inner
+            .chain
+            .check(subject, ctx, &[])
+            .await
+            .into_result()?
+        {
+            GuardSubject::ToolResult { content, .. } => Ok(content),
+            _ => Err(Error::new(
+                ErrorKind::Internal,
+                "the chain changed the subject",
+            )),
+        }
+    }
+
+    /// Every server's state and pin, each listed again when stale.
+    pub async fn status(&self) -> Vec<ServerStatus> {
+        let mut out = Vec::new();
+        for i in 0..self.inner.slots.len() {
+            let id = self.inner.slots[i].upstream.config().id.clone();
+            let view = self.view(i).await;
+            let pin = self
+                .inner
+                .pins
+                .list()
+                .await
+                .ok()
+                .and_then(|all| all.into_iter().find(|r| r.server == id));
+            out.push(match view {
+                View::Served(c) => ServerStatus {
+                    server: id,
+                    state: "served",
+                    reason: None,
+                    tools: c.len(),
+                    pin,
+                    diff: None,
+                },
+                View::Quarantined { reason, record } => {
+                    let seen = Catalog::from_json(&record.seen_catalog).unwrap_or_default();
+                    let old = record
+                        .pinned_catalog
+                        .as_deref()
+                        .and_then(|p| Catalog::from_json(p).ok())
+                        .unwrap_or_default();
+                    ServerStatus {
+                        server: id,
+                        state: "quarantined",
+                        reason: Some(reason),
+                        tools: 0,
+                        diff: Some(seen.diff(&old)),
+                        pin: Some(record),
+                    }
+                }
+                View::Down(e) => ServerStatus {
+                    server: id,
+                    state: "down",
+                    reason: Some(e),
+                    tools: 0,
+                    pin,
+                    diff: None,
+                },
+            });
+        }
+        out
+    }
+
+    /// Approves the catalog `server` serves, if its hash is `hash` (what the admin saw);
+    /// the server is served again at once on this replica, within [`CATALOG_TTL`] on the
+    /// others.
+    pub async fn approve(&self, server: &str, hash: &str, by: &str) -> Result<PinRecord, Error> {
+        let Some(slot) = self
+            .inner
+            .slots
+            .iter()
+            .find(|s| s.upstream.config().id == server)
+        else {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no MCP server `{server}` is configured"),
+            ));
+        };
+        let record = self.inner.pins.approve(server, hash, by).await?;
+        *slot.view.lock().await = None;
+        Ok(record)
+    }
+
+    /// Forgets every server's cached state: the next request lists each again (after an
+    /// approval made elsewhere, or to see a change now rather than within [`CATALOG_TTL`]).
+    pub async fn refresh(&self) {
+        for slot in &self.inner.slots {
+            *slot.view.lock().await = None;
+        }
+    }
+
+    /// Closes every connection (child processes are stopped).
+    pub async fn close(&self) {
+        for slot in &self.inner.slots {
+            slot.upstream.close().await;
+        }
+    }
+}
+
+fn unknown_tool(name: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("no tool `{name}` is available"),
+    )
+    .with_code("unknown_tool")
+}
+
+/// A result within its size bound and, for a tool declaring an output schema, carrying
+/// structured content valid for it.
+fn check_result(
+    result: &CallToolResult,
+    declared: &Tool,
+    max_bytes: usize,
+    exported: &str,
+) -> Result<(), Error> {
+    let size = serde_json::to_vec(result)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > max_bytes {
+        return Err(Error::new(
+            ErrorKind::Provider,
+            format!("the result of `{exported}` is {size} bytes, over the limit of {max_bytes}"),
+        )
+        .with_code("tool_result_too_large"));
+    }
+    if result.is_error == Some(true) {
+        return Ok(());
+    }
+    if let Some(schema) = &declared.output_schema {
+        let problem = match &result.structured_content {
+            None => Some("it has no structured content".to_owned()),
+            Some(v) => schema::violation(&Value::Object((**schema).clone()), v, "$"),
+        };
+        if let Some(p) = problem {
+            return Err(Error::new(
+                ErrorKind::Provider,
+                format!("the result of `{exported}` does not match its output schema: {p}"),
+            )
+            .with_code("tool_result_invalid"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! [`AegisMcpServer`]: Aegis as an MCP server — the governed chat as a tool, and every
+//! governed upstream tool re-exported under its server's prefix.
+//!
+//! Over streamable HTTP the host authenticates each request and puts the caller's
+//! [`Caller`] into the request's extensions (the gateway does this at `/mcp` with the
+//! virtual keys); over stdio the caller is fixed when the server starts. A refusal — a
+//! guard, an access rule, a quarantined server, a failing upstream — is a tool result with
+//! `isError: true` and the reason, answered with HTTP 200: a protocol error only for a
+//! request that cannot be routed at all (an unknown tool), as the spec asks.
+
+use std::sync::Arc;
+
+use aegis_contracts::{ChatRequest, Error, ErrorKind, Message, RequestContext};
+use aegis_core::Pipeline;
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+        Tool,
+    },
+    service::RequestContext as McpContext,
+};
+use serde_json::{Value, json};
+
+use crate::McpHub;
+
+/// The name of the governed-chat tool.
+pub const CHAT_TOOL: &str = "chat";
+
+/// Who is calling, put into an HTTP request's extensions by the host before the request
+/// reaches the MCP service.
+#[derive(Debug, Clone)]
+pub struct Caller(pub RequestContext);
+
+/// Aegis as an MCP server. Cheap to clone: one per session shares the hub and pipeline.
+#[derive(Clone)]
+pub struct AegisMcpServer {
+    hub: McpHub,
+    chat: Option<Pipeline>,
+    fixed: Option<Arc<RequestContext>>,
+}
+
+impl std::fmt::Debug for AegisMcpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AegisMcpServer")
+            .field("hub", &self.hub)
+            .field("chat", &self.chat.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AegisMcpServer {
+    /// A server of `hub`'s tools, with the governed chat of `chat` when given.
+    pub fn new(hub: McpHub, chat: Option<Pipeline>) -> Self {
+        Self {
+            hub,
+            chat,
+            fixed: None,
+        }
+    }
+
+    /// Every request is made by `caller` (stdio, where there is no request to carry one).
+    pub fn with_caller(mut self, caller: RequestContext) -> Self {
+        self.fixed = Some(Arc::new(caller));
+        self
+    }
+
+    fn caller(&self, ctx: &McpContext<RoleServer>) -> Result<RequestContext, ErrorData> {
+        if let Some(Caller(c)) = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Caller>())
+        {
+            return Ok(c.clone());
+        }
+        match &self.fixed {
+            Some(c) => Ok((**c).clone()),
+            None => Err(ErrorData::invalid_request(
+                "the caller is not authenticated",
+                None,
+            )),
+        }
+    }
+
+    fn chat_tool() -> Tool {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "prompt": {"type": "string", "description": "What to ask."},
+                "system": {"type": "string", "description": "Instructions for the model."},
+                "model": {"type": "string", "description": "The model or alias (default: the gateway's default model)."}
+            },
+            "required": ["prompt"],
+        });
+        let Value::Object(schema) = schema else {
+            unreachable!("a JSON object literal")
+        };
+        Tool::new(
+            CHAT_TOOL,
+            "Ask a model through the Aegis governed pipeline: the prompt and the answer pass its guards, budgets and audit.",
+            Arc::new(schema),
+        )
+    }
+
+    async fn chat(&self, caller: RequestContext, args: Option<JsonObject>) -> CallToolResult {
+        let Some(pipeline) = &self.chat else {
+            return refusal(&Error::new(
+                ErrorKind::NotFound,
+                "no chat pipeline is served",
+            ));
+        };
+        let args = args.unwrap_or_default();
+        let text = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
+        let Some(prompt) = text("prompt") else {
+            return refusal(&Error::invalid_request("`prompt` (a string) is required"));
+        };
+        let mut messages = Vec::new();
+        if let Some(system) = text("system") {
+            messages.push(Message::system(system));
+        }
+        messages.push(Message::user(prompt));
+        let mut req = ChatRequest::new(text("model").unwrap_or_default(), messages);
+        req.ctx = caller;
+        let answer = async {
+            let response = pipeline.chat(req).await?;
+            let run_id = response.meta.run_id.clone();
+            let done = response.collect().await?;
+            let text = done
+                .message()
+                .map(|m| m.text().into_owned())
+                .unwrap_or_default();
+            Ok::<_, Error>((text, run_id))
+        };
+        match answer.await {
+            Ok((text, run_id)) => {
+                let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+                r.meta = run_id.map(|id| {
+                    let mut m = JsonObject::new();
+                    m.insert("aegis/run_id".into(), Value::String(id));
+                    rmcp::model::MetaObject(m)
+                });
+                r
+            }
+            Err(e) => refusal(&e),
+        }
+    }
+}
+
+/// A refusal the caller reads: `isError: true`, `{code}: {message}`.
+fn refusal(e: &Error) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(format!(
+        "{}: {}",
+        e.code(),
+        e.message()
+    ))])
+}
+
+impl ServerHandler for AegisMcpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("aegis", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Aegis: every tool call and result here passes the operator's guard chain and access rules.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: McpContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let listing = self.hub.list_tools(caller.principal.as_ref()).await;
+        let mut tools = Vec::with_capacity(listing.tools.len() + 1);
+        if self.chat.is_some() {
+            tools.push(Self::chat_tool());
+        }
+        tools.extend(listing.tools);
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: McpContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        if request.name == CHAT_TOOL && self.chat.is_some() {
+            return Ok(self.chat(caller, request.arguments).await.into());
+        }
+        match self
+            .hub
+            .call_tool(&caller, &request.name, request.arguments)
+            .await
+        {
+            Ok(result) => Ok(result.into()),
+            Err(e) if e.code() == "unknown_tool" => {
+                Err(ErrorData::invalid_params(e.message().to_owned(), None))
+            }
+            Err(e) => Ok(refusal(&e).into()),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! [`Upstream`]: one connection to an MCP server (a child process or a streamable-HTTP
+//! endpoint), opened on first use and again after it died.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use aegis_contracts::{Error, ErrorKind};
+use rmcp::{
+    RoleClient, ServiceError, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, JsonObject, Tool},
+    service::RunningService,
+    transport::{
+        ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use tokio::sync::Mutex;
+
+use crate::config::ResolvedServer;
+
+type Client = RunningService<RoleClient, ()>;
+
+/// One upstream MCP server. A streamable-HTTP session the server expired (HTTP 404) is
+/// re-initialized by the transport and the request that met it retried once (the server
+/// did not execute it); a connection that died is reopened by the next request. A tool
+/// call that fails any other way is not retried — it may have executed.
+pub struct Upstream {
+    server: ResolvedServer,
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("id", &self.server.config.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// A server, not connected yet.
+    pub fn new(server: ResolvedServer) -> Self {
+        Self {
+            server,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// Its config.
+    pub fn config(&self) -> &crate::McpServerConfig {
+        &self.server.config
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.server.config.timeout_ms)
+    }
+
+    fn id(&self) -> &str {
+        &self.server.config.id
+    }
+
+    /// The live connection, opened (with the MCP handshake) when there is none or the last
+    /// one closed.
+    async fn client(&self) -> Result<Arc<Client>, Error> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref()
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        *slot = None;
+        let client = Arc::new(
+            tokio::time::timeout(self.timeout(), self.connect())
+                .await
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "MCP server `{}` did not finish the handshake within {} ms",
+                            self.id(),
+                            self.server.config.timeout_ms
+                        ),
+                    )
+                    .with_code("mcp_timeout")
+                })??,
+        );
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn connect(&self) -> Result<Client, Error> {
+        let unavailable = |what: String| {
+            Error::new(ErrorKind::Provider, what).with_code("mcp_server_unavailable")
+        };
+        let config = &self.server.config;
+        if let Some(stdio) = &config.stdio {
+            let command = tokio::process::Command::new(&stdio.command).configure(|c| {
+                c.args(&stdio.args);
+                for (name, value) in &self.server.values {
+                    c.env(name, value.expose());
+                }
+            });
+            // The child's stderr is its own diagnostics: not ours to interleave with the
+            // gateway's logs (it may print what it was given).
+            let (transport, _) = TokioChildProcess::builder(command)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| {
+                    unavailable(format!(
+                        "cannot start MCP server `{}` (`{}`): {e}",
+                        config.id, stdio.command
+                    ))
+                })?;
+            return ().serve(transport).await.map_err(|e| {
+                unavailable(format!(
+                    "MCP server `{}` failed the handshake: {e}",
+                    config.id
+                ))
+            });
+        }
+        let Some(h) = &config.http else {
+            return Err(Error::config(format!(
+                "MCP server `{}` has no transport",
+                config.id
+            )));
+        };
+        let mut headers = HashMap::new();
+        for (name, value) in &self.server.values {
+            let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(value.expose()),
+            ) else {
+                return Err(Error::config(format!(
+                    "mcp_servers `{}`: header `{name}` has a value that cannot be sent",
+                    config.id
+                )));
+            };
+            headers.insert(n, v);
+        }
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(h.url.as_str())
+                .custom_headers(headers)
+                .max_json_response_size(
+                    // Room above the result bound, so an oversized result is refused by
+                    // that bound with its own error, not cut off by the transport.
+                    config
+                        .max_result_bytes
+                        .saturating_mul(2)
+                        .saturating_add(64 << 10),
+                ),
+        );
+        ().serve(transport).await.map_err(|e| {
+            unavailable(format!(
+                "MCP server `{}` at {} failed the handshake: {e}",
+                config.id, h.url
+            ))
+        })
+    }
+
+    /// Every tool the server lists (all pages). Listing is safe to repeat, so a connection
+    /// found dead is reopened and the listing asked again, once.
+    pub async fn list_tools(&self) -> Result<Vec<Tool>, Error> {
+        let mut last = None;
+        for _ in 0..2 {
+            let client = self.client().await?;
+            match tokio::time::timeout(self.timeout(), client.list_all_tools()).await {
+                Err(_) => return Err(self.timed_out("tools/list")),
+                Ok(Ok(tools)) => return Ok(tools),
+                Ok(Err(e)) if closed(&e) || client.is_closed() => last = Some(e),
+                Ok(Err(e)) => return Err(self.failed("tools/list", e)),
+            }
+        }
+        Err(self.failed("tools/list", last.unwrap_or(ServiceError::TransportClosed)))
+    }
+
+    /// Calls the server's tool `name`, within the timeout. Not retried: a call that failed
+    /// may have executed.
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<JsonObject>,
+    ) -> Result<CallToolResult, Error> {
+        let client = self.client().await?;
+        let mut params = CallToolRequestParams::new(name.to_owned());
+        params.arguments = arguments;
+        match tokio::time::timeout(self.timeout(), client.call_tool(params)).await {
+            Err(_) => Err(self.timed_out("tools/call")),
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(e)) => Err(self.failed("tools/call", e)),
+        }
+    }
+
+    fn timed_out(&self, method: &str) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "MCP server `{}` did not answer {method} within {} ms",
+                self.id(),
+                self.server.config.timeout_ms
+            ),
+        )
+        .with_code("mcp_timeout")
+    }
+
+    fn failed(&self, method: &str, e: ServiceError) -> Error {
+        match e {
+            ServiceError::McpError(data) => Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "MCP server `{}` refused {method}: {} (code {})",
+                    self.id(),
+                    data.message,
+                    data.code.0
+                ),
+            )
+            .with_code("mcp_upstream_error"),
+            other => Error::new(
+                ErrorKind::Provider,
+                format!("MCP server `{}`: {method} failed: {other}", self.id()),
+            )
+            .with_code("mcp_server_unavailable"),
+        }
+    }
+
+    /// Closes the connection (a child process is stopped).
+    pub async fn close(&self) {
+        if let Some(c) = self.client.lock().await.take()
+            && let Ok(c) = Arc::try_unwrap(c)
+        {
+            let _ = c.cancel().await;
+        }
+    }
+}
+
+fn closed(e: &ServiceError) -> bool {
+    matches!(
+        e,
+        ServiceError::TransportClosed | ServiceError::TransportSend(_)
+    )
+}

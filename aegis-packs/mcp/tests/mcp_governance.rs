@@ -1,0 +1,375 @@
+//! The hub and the Aegis MCP server against a real MCP server (the fixture, over streamable
+//! HTTP on loopback): routing, access, pinning, judging, bounds, session recovery.
+
+#[allow(dead_code)]
+mod support;
+
+use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
+
+use aegis_contracts::{ErrorKind, GuardPolicy, Principal, RequestContext, Stage};
+use aegis_core::guard::{GuardChain, GuardEntry};
+use aegis_guards::{Action, PromptInjection, PromptInjectionConfig, Secrets, SecretsConfig};
+use aegis_mcp::{AegisMcpServer, Caller, McpHub, MemoryPins, ResolvedServer, parse_servers, rmcp};
+use rmcp::{
+    ServiceExt,
+    model::CallToolRequestParams,
+    transport::{
+        StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
+        streamable_http_server::session::local::LocalSessionManager,
+    },
+};
+use serde_json::{Value, json};
+use support::fixture::{Fixture, FixtureState};
+use tokio_util::sync::CancellationToken;
+
+/// Serves `handler` at `http://127.0.0.1:{port}/mcp` (port 0: any) until `ct` is cancelled.
+async fn serve<S: rmcp::ServerHandler + Clone>(
+    handler: S,
+    port: u16,
+    ct: CancellationToken,
+    layer: Option<RequestContext>,
+) -> u16 {
+    let service: StreamableHttpService<S, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Default::default(),
+        StreamableHttpServerConfig::default(),
+    );
+    let mut router = axum::Router::new().nest_service("/mcp", service);
+    if let Some(caller) = layer {
+        router = router.layer(axum::Extension(Caller(caller)));
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(ct.cancelled_owned())
+            .await;
+    });
+    port
+}
+
+fn chain() -> GuardChain {
+    let secrets = Secrets::new(SecretsConfig {
+        action: Action::Redact,
+        stages: vec![Stage::ToolResult],
+        ..SecretsConfig::default()
+    })
+    .unwrap();
+    let blocking = Secrets::new(SecretsConfig {
+        stages: vec![Stage::ToolCall],
+        ..SecretsConfig::default()
+    })
+    .unwrap();
+    let injection = PromptInjection::new(PromptInjectionConfig::default()).unwrap();
+    GuardChain::new(vec![
+        GuardEntry::new("secrets", Arc::new(secrets), GuardPolicy::default()),
+        GuardEntry::new("no-secrets-out", Arc::new(blocking), GuardPolicy::default()),
+        GuardEntry::new("injection", Arc::new(injection), GuardPolicy::default()),
+    ])
+}
+
+struct Setup {
+    hub: McpHub,
+    state: Arc<FixtureState>,
+    port: u16,
+    ct: CancellationToken,
+}
+
+async fn setup(extra: Value, rug_pulled: bool) -> Setup {
+    let fixture = Fixture::default();
+    fixture.state.rug_pull.store(rug_pulled, Ordering::SeqCst);
+    let state = fixture.state.clone();
+    let ct = CancellationToken::new();
+    let port = serve(fixture, 0, ct.clone(), None).await;
+    let mut entry = json!({"id": "fx", "http": {"url": format!("http://127.0.0.1:{port}/mcp")}, "timeout_ms": 2000});
+    for (k, v) in extra.as_object().unwrap() {
+        entry[k] = v.clone();
+    }
+    let servers = parse_servers(&[
+        entry,
+        json!({"id": "gone", "http": {"url": "http://127.0.0.1:9/mcp"}, "timeout_ms": 1000}),
+    ])
+    .unwrap();
+    let hub = McpHub::new(
+        servers.into_iter().map(ResolvedServer::plain).collect(),
+        chain(),
+        Arc::new(MemoryPins::new()),
+    );
+    Setup {
+        hub,
+        state,
+        port,
+        ct,
+    }
+}
+
+fn caller(id: &str, team: Option<&str>) -> RequestContext {
+    let mut p = Principal::new(id);
+    p.team = team.map(str::to_owned);
+    RequestContext::default().with_principal(p)
+}
+
+fn text(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| match c {
+            rmcp::model::ContentBlock::Text(t) => Some(t.text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_is_down_leaves_only_its_own_tools_out() {
+    let s = setup(json!({}), false).await;
+    let listing = s.hub.list_tools(None).await;
+    let names: Vec<&str> = listing.tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(
+        names.contains(&"fx__echo") && names.contains(&"fx__test_simple_text"),
+        "{names:?}"
+    );
+    assert_eq!(listing.problems.len(), 1, "{:?}", listing.problems);
+    assert!(listing.problems[0].contains("`gone` is unavailable"));
+    let err = s
+        .hub
+        .call_tool(&caller("a", None), "gone__x", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "mcp_server_unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_rules_filter_the_list_and_are_enforced_on_every_call() {
+    let s = setup(json!({"access": {"default": "deny", "teams": {"research": ["echo"]}, "principals": {"ops": ["*"]}}}), false).await;
+    let ada = caller("ada", Some("research"));
+    let listing = s.hub.list_tools(ada.principal.as_ref()).await;
+    let names: Vec<&str> = listing.tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["fx__echo"]);
+    assert!(
+        s.hub.list_tools(None).await.tools.is_empty(),
+        "an anonymous caller sees nothing"
+    );
+    // Knowing a hidden tool's name is not enough to call it.
+    let err = s
+        .hub
+        .call_tool(&ada, "fx__counter", None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.code()),
+        (ErrorKind::Forbidden, "tool_not_allowed")
+    );
+    assert_eq!(
+        s.state.counted.load(Ordering::SeqCst),
+        0,
+        "a refused call never executes"
+    );
+    let ops = caller("ops", Some("research"));
+    let r = s.hub.call_tool(&ops, "fx__counter", None).await.unwrap();
+    assert_eq!(text(&r), "executed 1 times");
+    // A tool the server does not list is unknown, whatever the server would execute.
+    let err = s.hub.call_tool(&ops, "fx__extra", None).await.unwrap_err();
+    assert_eq!(err.code(), "unknown_tool");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_catalog_quarantines_the_server_until_an_admin_approves_it() {
+    let s = setup(json!({}), false).await;
+    let anyone = caller("a", None);
+    assert_eq!(
+        text(
+            &s.hub
+                .call_tool(
+                    &anyone,
+                    "fx__echo",
+                    Some(json!({"text": "hi"}).as_object().unwrap().clone())
+                )
+                .await
+                .unwrap()
+        ),
+        "hi"
+    );
+    s.state.rug_pull.store(true, Ordering::SeqCst);
+    s.hub.refresh().await;
+    let listing = s.hub.list_tools(None).await;
+    assert!(
+        listing.tools.is_empty(),
+        "a quarantined server serves nothing"
+    );
+    assert!(
+        listing
+            .problems
+            .iter()
+            .any(|p| p.contains("`fx` is quarantined")
+                && p.contains("+ extra")
+                && p.contains("~ echo (description)")),
+        "{:?}",
+        listing.problems
+    );
+    let err = s
+        .hub
+        .call_tool(&anyone, "fx__echo", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "mcp_server_quarantined");
+    let status = s.hub.status().await;
+    let fx = status.iter().find(|x| x.server == "fx").unwrap();
+    assert_eq!(fx.state, "quarantined");
+    let diff = fx.diff.as_ref().unwrap();
+    assert_eq!(diff.added, ["extra"]);
+    let seen = fx.pin.as_ref().unwrap().seen_hash.clone();
+    let wrong = s
+        .hub
+        .approve("fx", "sha256:0000", "admin")
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.kind(), ErrorKind::Conflict);
+    let pin = s.hub.approve("fx", &seen, "admin").await.unwrap();
+    assert_eq!(pin.approved_by.as_deref(), Some("admin"));
+    let r = s.hub.call_tool(&anyone, "fx__extra", None).await.unwrap();
+    assert_eq!(text(&r), "extra ran");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_catalog_with_poisoned_descriptions_is_never_pinned_on_sight() {
+    let s = setup(json!({}), true).await;
+    let listing = s.hub.list_tools(None).await;
+    assert!(listing.tools.is_empty());
+    assert!(
+        listing
+            .problems
+            .iter()
+            .any(|p| p.contains("descriptions were refused") && p.contains("`echo`")),
+        "{:?}",
+        listing.problems
+    );
+    let status = s.hub.status().await;
+    assert_eq!(status[0].pin.as_ref().unwrap().pinned_hash, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_and_results_pass_the_guard_chain() {
+    let s = setup(json!({}), false).await;
+    let anyone = caller("a", None);
+    // The result's credential is redacted before anyone reads it.
+    let r = s.hub.call_tool(&anyone, "fx__leak", None).await.unwrap();
+    let t = text(&r);
+    assert!(
+        !t.contains("AKIAQWERTYUIOPASDFGH") && t.contains("[REDACTED:"),
+        "{t}"
+    );
+    // A call carrying a credential is blocked, and never executes.
+    let args = json!({"note": "AKIAQWERTYUIOPASDFGH"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let err = s
+        .hub
+        .call_tool(&anyone, "fx__counter", Some(args))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PolicyBlocked);
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 0);
+    s.hub.call_tool(&anyone, "fx__counter", None).await.unwrap();
+    assert_eq!(
+        s.state.counted.load(Ordering::SeqCst),
+        1,
+        "executed exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_bounds_results_are_typed_errors_within_the_timeout() {
+    let s = setup(json!({"timeout_ms": 500}), false).await;
+    let anyone = caller("a", None);
+    let r = s.hub.call_tool(&anyone, "fx__weather", None).await.unwrap();
+    assert_eq!(
+        r.structured_content,
+        Some(json!({"temperature": 21.5, "unit": "C"}))
+    );
+    let err = s
+        .hub
+        .call_tool(&anyone, "fx__bad_weather", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "tool_result_invalid", "{}", err.message());
+    let err = s.hub.call_tool(&anyone, "fx__big", None).await.unwrap_err();
+    assert_eq!(err.code(), "tool_result_too_large", "{}", err.message());
+    let started = std::time::Instant::now();
+    let err = s
+        .hub
+        .call_tool(&anyone, "fx__slow", None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.code()),
+        (ErrorKind::Timeout, "mcp_timeout")
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // An error result is passed on as the tool's own error, not as a failure of Aegis.
+    let r = s
+        .hub
+        .call_tool(&anyone, "fx__test_error_handling", None)
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_session_that_expired_is_reinitialized_transparently() {
+    let s = setup(json!({}), false).await;
+    let anyone = caller("a", None);
+    s.hub.call_tool(&anyone, "fx__counter", None).await.unwrap();
+    // The upstream restarts: every session it knew is gone (its next answer is a 404).
+    s.ct.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fixture = Fixture {
+        state: s.state.clone(),
+    };
+    let ct = CancellationToken::new();
+    serve(fixture, s.port, ct.clone(), None).await;
+    let r = s.hub.call_tool(&anyone, "fx__counter", None).await.unwrap();
+    assert_eq!(text(&r), "executed 2 times");
+    ct.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aegis_as_an_mcp_server_re_exports_governed_tools_and_answers_refusals_as_results() {
+    let s = setup(
+        json!({"access": {"default": "deny", "principals": {"ada": ["echo", "leak"]}}}),
+        false,
+    )
+    .await;
+    let server = AegisMcpServer::new(s.hub.clone(), None);
+    let ct = CancellationToken::new();
+    let port = serve(server, 0, ct.clone(), Some(caller("ada", None))).await;
+    let transport = StreamableHttpClientTransport::from_uri(format!("http://127.0.0.1:{port}/mcp"));
+    let client = ().serve(transport).await.unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["fx__echo", "fx__leak"]);
+    let r = client
+        .call_tool(CallToolRequestParams::new("fx__leak"))
+        .await
+        .unwrap();
+    assert!(text(&r).contains("[REDACTED:"));
+    // Not allowed: a result the caller can read, not a protocol error that drops the session.
+    let r = client
+        .call_tool(CallToolRequestParams::new("fx__counter"))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(text(&r).starts_with("tool_not_allowed:"), "{}", text(&r));
+    // Unknown: a JSON-RPC error (invalid params), and the session goes on.
+    let err = client
+        .call_tool(CallToolRequestParams::new("nope"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no tool `nope`"), "{err}");
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 0);
+    ct.cancel();
+}
