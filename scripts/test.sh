@@ -48,4 +48,7 @@ scripts/test-python.sh || status=$?
 # The Node binding (its own Cargo workspace too): addon built, packed, installed with npm
 # into a temporary project, node:test there.
 scripts/test-node.sh || status=$?
+# The official MCP conformance suite against /mcp, Aegis proxying the Rust fixture server
+# (Node 22 from npm; the baseline is aegis-packs/mcp/conformance/expected-failures.yml).
+scripts/mcp-conformance.sh || status=$?
 exit "$status"

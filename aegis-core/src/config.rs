@@ -73,6 +73,11 @@ pub struct AegisConfig {
     /// cost of its usage, priced here over the shipped table.
     #[serde(default)]
     pub pricing: PricingConfig,
+    /// Upstream MCP servers whose tools the host governs and re-exports (`[[mcp_servers]]`,
+    /// read and validated by the MCP pack, `aegis-mcp`; the pipeline itself does not
+    /// interpret them).
+    #[serde(default)]
+    pub mcp_servers: Vec<Value>,
     /// Settings of the process hosting the pipeline (the `aegis` gateway reads its listen
     /// address, limits and database here); the library itself ignores this table.
     #[serde(default)]

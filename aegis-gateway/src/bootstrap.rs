@@ -31,6 +31,10 @@ pub struct ServerConfig {
     /// Listen address (default `127.0.0.1:8080`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// `Host` values `/mcp` accepts besides loopback (`aegis.example.com`,
+    /// `aegis.example.com:8443`): MCP's DNS-rebinding protection refuses any other.
+    #[serde(default)]
+    pub mcp_allowed_hosts: Vec<String>,
     /// `sqlite://FILE` (default `sqlite://aegis.db`) or `postgres://...`.
     #[serde(default = "default_database_url")]
     pub database_url: String,
@@ -268,6 +272,14 @@ fn init_logging(otlp: Option<&crate::traces::OtlpConfig>) -> Result<(), Error> {
     Ok(())
 }
 
+/// The ids of the config's `[[mcp_servers]]`.
+fn mcp_servers_of(cfg: &aegis::config::AegisConfig) -> Vec<String> {
+    cfg.mcp_servers
+        .iter()
+        .filter_map(|s| s.get("id").and_then(|v| v.as_str()).map(str::to_owned))
+        .collect()
+}
+
 /// `aegis serve`: runs the gateway until SIGINT / SIGTERM.
 pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<(), Error> {
     let (cfg, source) = load_config(config.as_deref())?;
@@ -375,7 +387,24 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
             .collect();
         say!("aegis: retrievers: {}", ids.join(", "));
     }
-    let gw = Gateway::with_store(pipelines, limits, feed, db.clone()).with_budgets(ledger.clone());
+    let mcp_hub = crate::server::mcp::hub_from_config(
+        &cfg,
+        &aegis::registry(),
+        pipeline.chain().clone(),
+        Arc::new(crate::server::mcp::StorePins(db.clone())),
+        Some(Arc::new(crate::server::mcp::AuditCalls(db.clone()))),
+    )
+    .await?;
+    if !mcp_hub.is_empty() {
+        say!("aegis: MCP servers: {}", mcp_servers_of(&cfg).join(", "));
+    }
+    let gw = Gateway::with_store(pipelines, limits, feed, db.clone())
+        .with_budgets(ledger.clone())
+        .with_mcp(crate::server::mcp::McpEndpoint::new(
+            mcp_hub,
+            pipeline.clone(),
+            &server_config.mcp_allowed_hosts,
+        ));
     let flusher = redis_ledger.as_ref().map(|r| {
         r.spawn_flusher(Duration::from_millis(
             server_config.budget_flush_interval_ms.clamp(10, 60_000),

@@ -899,6 +899,25 @@ impl Store {
             .transpose()
     }
 
+    /// Sets a setting only if it is not set yet; whether this call set it. Two replicas
+    /// racing to set the same key: exactly one wins.
+    pub async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<bool, Error> {
+        self.db()
+            .execute_raw(stmt(
+                self.backend(),
+                "INSERT INTO aegis_settings (key, value, set_at_ms) VALUES (?, ?, ?) \
+                 ON CONFLICT (key) DO NOTHING",
+                vec![
+                    key.to_owned().into(),
+                    value.to_owned().into(),
+                    Value::BigInt(Some(crate::now_ms())),
+                ],
+            ))
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(|e| db_err("cannot store a setting", e))
+    }
+
     /// Sets (or with `None` clears) a setting every replica on this database must agree on.
     pub async fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), Error> {
         let (sql, values) = match value {

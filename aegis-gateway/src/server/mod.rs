@@ -9,6 +9,7 @@ mod budgets;
 mod error;
 mod events;
 mod keys;
+pub mod mcp;
 mod openai;
 pub mod openapi;
 mod rag;
@@ -91,6 +92,8 @@ pub struct Gateway {
     events: EventFeed,
     /// Set when the gateway begins shutting down: open event feeds end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// `/mcp` and the `[[mcp_servers]]` hub behind it.
+    mcp: std::sync::OnceLock<mcp::McpEndpoint>,
 }
 
 impl Gateway {
@@ -111,6 +114,17 @@ impl Gateway {
         Self::build(pipeline.into(), limits, events, Some(store))
     }
 
+    /// Serving `/mcp` from `endpoint`.
+    pub fn with_mcp(self: Arc<Self>, endpoint: mcp::McpEndpoint) -> Arc<Self> {
+        let _ = self.mcp.set(endpoint);
+        self
+    }
+
+    /// What `/mcp` serves, when it is served.
+    pub fn mcp(&self) -> Option<&mcp::McpEndpoint> {
+        self.mcp.get()
+    }
+
     /// With budgets kept in `ledger` (Redis in front of the store) instead of the store:
     /// what `/v1/admin/budgets` reads and changes.
     pub fn with_budgets(self: Arc<Self>, ledger: Arc<dyn aegis_store::BudgetAdmin>) -> Arc<Self> {
@@ -128,6 +142,7 @@ impl Gateway {
             store,
             budgets: std::sync::OnceLock::new(),
             reloader: std::sync::OnceLock::new(),
+            mcp: std::sync::OnceLock::new(),
             streams: Arc::new(Semaphore::new(limits.max_concurrent_streams)),
             pipeline: RwLock::new(pipeline),
             limits,
@@ -369,6 +384,9 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/admin/keys", post(keys::create).get(keys::list))
         .route("/v1/admin/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/admin/keys/{id}/rotate", post(keys::rotate))
+        .route("/mcp", axum::routing::any(mcp::serve))
+        .route("/v1/admin/mcp/servers", get(mcp::servers))
+        .route("/v1/admin/mcp/servers/{id}/approve", post(mcp::approve))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

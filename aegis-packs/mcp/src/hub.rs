@@ -553,13 +553,7 @@ impl McpHub {
         for i in 0..self.inner.slots.len() {
             let id = self.inner.slots[i].upstream.config().id.clone();
             let view = self.view(i).await;
-            let pin = self
-                .inner
-                .pins
-                .list()
-                .await
-                .ok()
-                .and_then(|all| all.into_iter().find(|r| r.server == id));
+            let pin = self.inner.pins.get(&id).await.ok().flatten();
             out.push(match view {
                 View::Served(c) => ServerStatus {
                     server: id,

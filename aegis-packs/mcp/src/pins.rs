@@ -56,8 +56,8 @@ pub trait PinStore: Send + Sync + 'static {
     /// [`NotFound`](ErrorKind::NotFound) for a server never seen.
     async fn approve(&self, server: &str, hash: &str, by: &str) -> Result<PinRecord, Error>;
 
-    /// Every server's record, by id.
-    async fn list(&self) -> Result<Vec<PinRecord>, Error>;
+    /// The record of `server`, once its catalog was seen.
+    async fn get(&self, server: &str) -> Result<Option<PinRecord>, Error>;
 }
 
 /// Pins in memory: lost when the process ends (embedding hosts, tests).
@@ -131,14 +131,13 @@ impl PinStore for MemoryPins {
         Ok(r.clone())
     }
 
-    async fn list(&self) -> Result<Vec<PinRecord>, Error> {
+    async fn get(&self, server: &str) -> Result<Option<PinRecord>, Error> {
         Ok(self
             .records
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect())
+            .get(server)
+            .cloned())
     }
 }
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! The hub and the Aegis MCP server against a real MCP server (the fixture, over streamable
 //! HTTP on loopback): routing, access, pinning, judging, bounds, session recovery.
 

@@ -1,0 +1,288 @@
+//! MCP at the gateway: `/mcp` (Aegis as a streamable-HTTP MCP server, authenticated by
+//! virtual key), the `[[mcp_servers]]` hub behind it, catalog pins kept in the database
+//! (shared by every replica), and the admin endpoints `aegis mcp pins` talks to.
+
+use std::sync::Arc;
+
+use aegis::{Error, ErrorKind};
+use aegis_mcp::{
+    AegisMcpServer, Caller, McpHub, PinRecord, PinStore, ResolvedServer, ToolCallRecord,
+    ToolObserver,
+    rmcp::transport::{
+        StreamableHttpServerConfig, StreamableHttpService,
+        streamable_http_server::session::local::LocalSessionManager,
+    },
+};
+use axum::{
+    Json,
+    extract::{Path, Request, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+use super::{ApiError, Gateway, context_from, parse_json, require_admin};
+
+/// What `/mcp` serves.
+pub struct McpEndpoint {
+    hub: McpHub,
+    service: StreamableHttpService<AegisMcpServer, LocalSessionManager>,
+}
+
+impl McpEndpoint {
+    /// The endpoint of `hub`, with `pipeline`'s governed chat as the `chat` tool; `hosts`
+    /// are the `Host` values accepted besides loopback (DNS-rebinding protection).
+    pub fn new(hub: McpHub, pipeline: aegis::Pipeline, hosts: &[String]) -> Self {
+        let server = AegisMcpServer::new(hub.clone(), Some(pipeline));
+        let mut allowed: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        allowed.extend(hosts.iter().cloned());
+        let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed);
+        let service =
+            StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
+        Self { hub, service }
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &McpHub {
+        &self.hub
+    }
+}
+
+/// Builds the hub of the config's `[[mcp_servers]]`: validated (every problem with its
+/// config path), credentials resolved, pins in `store`, every call audited through
+/// `audit`.
+pub async fn hub_from_config(
+    cfg: &aegis::config::AegisConfig,
+    registry: &aegis::Registry,
+    chain: aegis::guard::GuardChain,
+    pins: Arc<dyn PinStore>,
+    observer: Option<Arc<dyn ToolObserver>>,
+) -> Result<McpHub, Error> {
+    let configs = aegis_mcp::parse_servers(&cfg.mcp_servers)?;
+    let mut servers = Vec::with_capacity(configs.len());
+    for (i, c) in configs.into_iter().enumerate() {
+        let path = format!("mcp_servers[{i}]");
+        servers.push(
+            ResolvedServer::resolve(c, &path, |at, reference| async move {
+                registry.resolve_secret(&at, &reference).await
+            })
+            .await?,
+        );
+    }
+    Ok(McpHub::with(
+        servers,
+        chain,
+        pins,
+        observer,
+        vec![aegis_mcp::CHAT_TOOL.to_owned()],
+    ))
+}
+
+/// `/mcp`: the caller authenticated with the pipeline's authenticators (a virtual key),
+/// then the MCP service.
+pub(crate) async fn serve(State(gw): State<Arc<Gateway>>, mut req: Request) -> Response {
+    let Some(endpoint) = gw.mcp() else {
+        return ApiError(Error::new(ErrorKind::NotFound, "MCP is not served")).into_response();
+    };
+    let mut ctx = context_from(req.headers());
+    match gw.pipeline().authenticate(&ctx).await {
+        Ok(p) => ctx.principal = p,
+        Err(e) => return ApiError(e).into_response(),
+    }
+    ctx.credentials = None;
+    req.extensions_mut().insert(Caller(ctx));
+    match endpoint.service.clone().oneshot(req).await {
+        Ok(r) => r.map(axum::body::Body::new),
+        Err(never) => match never {},
+    }
+}
+
+/// `GET /v1/admin/mcp/servers`: every server's state, pin and diff (admin).
+pub(crate) async fn servers(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&gw, &headers).await?;
+    let hub = hub_of(&gw)?;
+    hub.refresh().await;
+    Ok(Json(json!({ "servers": hub.status().await })))
+}
+
+/// `POST /v1/admin/mcp/servers/{id}/approve`: `{"hash": "sha256:…"}`, the catalog shown.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApproveBody {
+    /// The hash of the catalog being approved, as listed: an approval of a catalog that
+    /// changed since is refused.
+    hash: String,
+}
+
+/// Approves the catalog a server serves (admin).
+pub(crate) async fn approve(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let admin = require_admin(&gw, &headers).await?;
+    let body: ApproveBody = parse_json(&body)?;
+    let record = hub_of(&gw)?.approve(&id, &body.hash, &admin.id).await?;
+    if let Some(store) = gw.store() {
+        let mut entry = aegis_store::AuditEntry::new(
+            "mcp.catalog.approved",
+            json!({"server": id, "hash": body.hash}),
+        );
+        entry.actor = Some(admin.id.clone());
+        store.append_audit(entry).await?;
+    }
+    Ok(Json(json!({ "pin": record })))
+}
+
+fn hub_of(gw: &Gateway) -> Result<&McpHub, ApiError> {
+    gw.mcp()
+        .map(McpEndpoint::hub)
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, "no MCP server is configured").into())
+}
+
+/// Pins in the database's settings: `mcp.pin.{id}` (the approved catalog, first set with
+/// insert-if-absent so racing replicas pin one) and `mcp.seen.{id}` (the served one).
+pub struct StorePins(pub aegis_store::Store);
+
+#[derive(serde::Serialize, Deserialize)]
+struct Pinned {
+    hash: String,
+    catalog: String,
+    by: String,
+    at_ms: u64,
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct Seen {
+    hash: String,
+    catalog: String,
+    at_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+impl StorePins {
+    async fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        match self.0.setting(key).await? {
+            None => Ok(None),
+            Some(v) => serde_json::from_str(&v)
+                .map(Some)
+                .map_err(|e| Error::new(ErrorKind::Storage, format!("setting `{key}`: {e}"))),
+        }
+    }
+
+    async fn record(&self, server: &str) -> Result<Option<PinRecord>, Error> {
+        let Some(seen) = self.read::<Seen>(&format!("mcp.seen.{server}")).await? else {
+            return Ok(None);
+        };
+        let pinned = self.read::<Pinned>(&format!("mcp.pin.{server}")).await?;
+        Ok(Some(PinRecord {
+            server: server.to_owned(),
+            pinned_hash: pinned.as_ref().map(|p| p.hash.clone()),
+            pinned_catalog: pinned.as_ref().map(|p| p.catalog.clone()),
+            approved_by: pinned.as_ref().map(|p| p.by.clone()),
+            approved_at_ms: pinned.as_ref().map(|p| p.at_ms),
+            seen_hash: seen.hash,
+            seen_catalog: seen.catalog,
+            seen_at_ms: seen.at_ms,
+        }))
+    }
+}
+
+fn json_of<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+#[async_trait::async_trait]
+impl PinStore for StorePins {
+    async fn observe(
+        &self,
+        server: &str,
+        hash: &str,
+        catalog: &str,
+        pin_if_unpinned: bool,
+    ) -> Result<PinRecord, Error> {
+        let now = now_ms();
+        let seen = Seen {
+            hash: hash.to_owned(),
+            catalog: catalog.to_owned(),
+            at_ms: now,
+        };
+        self.0
+            .set_setting(&format!("mcp.seen.{server}"), Some(&json_of(&seen)))
+            .await?;
+        if pin_if_unpinned {
+            let pin = Pinned {
+                hash: hash.to_owned(),
+                catalog: catalog.to_owned(),
+                by: "trust_first".to_owned(),
+                at_ms: now,
+            };
+            self.0
+                .set_setting_if_absent(&format!("mcp.pin.{server}"), &json_of(&pin))
+                .await?;
+        }
+        self.record(server)
+            .await?
+            .ok_or_else(|| aegis_mcp::not_seen(server))
+    }
+
+    async fn approve(&self, server: &str, hash: &str, by: &str) -> Result<PinRecord, Error> {
+        let Some(seen) = self.read::<Seen>(&format!("mcp.seen.{server}")).await? else {
+            return Err(aegis_mcp::not_seen(server));
+        };
+        if seen.hash != hash {
+            return Err(aegis_mcp::changed(server, hash, &seen.hash));
+        }
+        let pin = Pinned {
+            hash: seen.hash,
+            catalog: seen.catalog,
+            by: by.to_owned(),
+            at_ms: now_ms(),
+        };
+        self.0
+            .set_setting(&format!("mcp.pin.{server}"), Some(&json_of(&pin)))
+            .await?;
+        self.record(server)
+            .await?
+            .ok_or_else(|| aegis_mcp::not_seen(server))
+    }
+
+    async fn get(&self, server: &str) -> Result<Option<PinRecord>, Error> {
+        self.record(server).await
+    }
+}
+
+/// Every tool call through the hub, in the audit log (`mcp.tool_call`: server, tool,
+/// caller, outcome, code, duration — never arguments or results).
+pub struct AuditCalls(pub aegis_store::Store);
+
+impl ToolObserver for AuditCalls {
+    fn on_call(&self, record: ToolCallRecord) {
+        let store = self.0.clone();
+        tokio::spawn(async move {
+            let mut entry = aegis_store::AuditEntry::new(
+                "mcp.tool_call",
+                serde_json::to_value(&record).unwrap_or_default(),
+            );
+            entry.actor = record.principal.clone();
+            if let Err(e) = store.append_audit(entry).await {
+                tracing::warn!(error = %e, "cannot audit an MCP tool call");
+            }
+        });
+    }
+}
