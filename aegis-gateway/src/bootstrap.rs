@@ -272,6 +272,43 @@ fn init_logging(otlp: Option<&crate::traces::OtlpConfig>) -> Result<(), Error> {
     Ok(())
 }
 
+/// `aegis mcp serve`: Aegis as an MCP server over stdin/stdout, for MCP clients that launch
+/// their servers. The caller is the holder of `key` (authenticated like any request, so
+/// access rules and budgets apply to it); runs, pins and the audit log live in the
+/// config's database, as with `aegis serve`. Nothing but the protocol is written to stdout.
+pub async fn mcp_stdio(config: Option<PathBuf>, key: Option<String>) -> Result<(), Error> {
+    let (cfg, _) = load_config(config.as_deref())?;
+    let server_config = ServerConfig::from_config(&cfg)?;
+    let db = aegis_store::Store::connect(&server_config.database_url).await?;
+    let store: Arc<dyn CheckpointStore> = Arc::new(db.clone());
+    let (audit, _audit_task) = aegis_store::AuditWriter::spawn(db.clone());
+    let registry = registry_with(Some(&db), None).await?;
+    let pipelines =
+        aegis::PipelineSet::from_config_with(&registry, &cfg, Some(store), vec![Arc::new(audit)])
+            .await?;
+    let pipeline = pipelines.main().clone();
+    let mut ctx = aegis::RequestContext::default();
+    if let Some(k) = key {
+        let mut credentials = aegis::Credentials::default();
+        credentials.bearer = Some(aegis::Secret::new(k));
+        ctx.credentials = Some(credentials);
+    }
+    ctx.principal = pipeline.authenticate(&ctx).await?;
+    ctx.credentials = None;
+    let hub = crate::server::mcp::hub_from_config(
+        &cfg,
+        &aegis::registry(),
+        pipeline.chain().clone(),
+        Arc::new(crate::server::mcp::StorePins(db.clone())),
+        Some(Arc::new(crate::server::mcp::AuditCalls(db.clone()))),
+    )
+    .await?;
+    let served = aegis_mcp::AegisMcpServer::new(hub.clone(), Some(pipeline)).with_caller(ctx);
+    let result = served.serve_stdio().await;
+    hub.close().await;
+    result
+}
+
 /// The ids of the config's `[[mcp_servers]]`.
 fn mcp_servers_of(cfg: &aegis::config::AegisConfig) -> Vec<String> {
     cfg.mcp_servers

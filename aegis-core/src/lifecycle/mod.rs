@@ -240,6 +240,11 @@ impl Pipeline {
             .collect()
     }
 
+    /// The model a request naming none (or `default`) is sent to, when one is configured.
+    pub fn default_model(&self) -> Option<&str> {
+        self.default_model.as_deref()
+    }
+
     /// The models callers can name: each addressable provider's id, `provider/model` for
     /// every model a provider lists, and every alias — with the provider serving each.
     /// A router's deployments are not listed (they are reached through the router).

@@ -78,6 +78,12 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// MCP: serve Aegis over stdio, or review and approve the tool catalogs of a running
+    /// gateway's `[[mcp_servers]]`.
+    Mcp {
+        #[command(subcommand)]
+        action: McpAction,
+    },
     /// Run guardrails over text from stdin or a file and print the verdict as JSON.
     /// Exit code: 0 allow/sanitize, 2 block, 3 approval required, 1 error.
     Scan {
@@ -330,6 +336,43 @@ enum BudgetsAction {
         /// Return the line to its configured limit.
         #[arg(long, conflicts_with_all = ["usd", "tokens"])]
         clear: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum McpAction {
+    /// Serve Aegis as an MCP server over stdin/stdout: the governed chat as the `chat`
+    /// tool and the config's `[[mcp_servers]]` tools, governed.
+    Serve {
+        /// Config file (default: ./aegis.toml if present, else built-in defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The caller's virtual key, authenticated like any request (access rules,
+        /// budgets and the audit log see its principal).
+        #[arg(long, env = "AEGIS_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
+    /// Tool-catalog pins of a running gateway's MCP servers (admin key required).
+    Pins {
+        #[command(subcommand)]
+        action: PinsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum PinsAction {
+    /// Every server: served, quarantined (with the diff from its pinned catalog) or down.
+    List,
+    /// Approve the catalog a server serves now; `--hash` is the one `list` showed, so a
+    /// catalog that changed again since is refused.
+    Approve {
+        /// The server's id.
+        server: String,
+        /// The catalog's hash (`sha256:…`), from `aegis mcp pins list`.
+        #[arg(long)]
+        hash: String,
     },
 }
 
@@ -701,6 +744,47 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let path = format!("/v1/rag/{}/{op}", url_encode(&store));
             let v = request(&remote, reqwest::Method::POST, &path, Some(body)).await?;
             say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(0)
+        }
+        Command::Mcp {
+            action: McpAction::Serve { config, key },
+        } => aegis_gateway::bootstrap::mcp_stdio(config, key)
+            .await
+            .map(|()| 0),
+        Command::Mcp {
+            action: McpAction::Pins { action, remote },
+        } => {
+            let v = match &action {
+                PinsAction::List => {
+                    request(&remote, reqwest::Method::GET, "/v1/admin/mcp/servers", None).await?
+                }
+                PinsAction::Approve { server, hash } => {
+                    request(
+                        &remote,
+                        reqwest::Method::POST,
+                        &format!("/v1/admin/mcp/servers/{}/approve", url_encode(server)),
+                        Some(json!({ "hash": hash })),
+                    )
+                    .await?
+                }
+            };
+            if cli.json || matches!(action, PinsAction::Approve { .. }) {
+                say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                for s in v["servers"].as_array().into_iter().flatten() {
+                    say!(
+                        "{}  {}  {} tools  seen {}  pinned {}",
+                        s["server"].as_str().unwrap_or(""),
+                        s["state"].as_str().unwrap_or(""),
+                        s["tools"],
+                        s["pin"]["seen_hash"].as_str().unwrap_or("-"),
+                        s["pin"]["pinned_hash"].as_str().unwrap_or("-"),
+                    );
+                    if let Some(r) = s["reason"].as_str() {
+                        say!("    {r}");
+                    }
+                }
+            }
             Ok(0)
         }
         Command::Audit { action, remote } => {

@@ -63,6 +63,9 @@ async fn chat(
     } else {
         None
     };
+    if let Some(steps) = take_mcp_tools(&mut req)? {
+        return mcp_tool_chat(&gw, pipeline, req, steps).await;
+    }
     let outcome = tokio::time::timeout(gw.timeout(), pipeline.run(req))
         .await
         .map_err(|_| {
@@ -77,6 +80,64 @@ async fn chat(
         }
         PipelineOutcome::Response(resp) => Ok(respond(resp, include_usage, permit)),
     }
+}
+
+/// The `aegis.mcp_tools` option (`true`, or `{"max_steps": N}`), taken out of the request
+/// (the pipeline does not read it): the model may then call the caller's MCP tools.
+fn take_mcp_tools(req: &mut ChatRequest) -> Result<Option<usize>, Error> {
+    let Some(Value::Object(options)) = req.extra.get_mut(aegis::OPTIONS_FIELD) else {
+        return Ok(None);
+    };
+    let Some(value) = options.remove("mcp_tools") else {
+        return Ok(None);
+    };
+    if options.is_empty() {
+        req.extra.remove(aegis::OPTIONS_FIELD);
+    }
+    let steps = match &value {
+        Value::Bool(false) => return Ok(None),
+        Value::Bool(true) => aegis_mcp::DEFAULT_MAX_STEPS,
+        Value::Object(o) => match o.get("max_steps").map(Value::as_u64) {
+            None => aegis_mcp::DEFAULT_MAX_STEPS,
+            Some(Some(n @ 1..=32)) => n as usize,
+            Some(_) => {
+                return Err(Error::invalid_request(
+                    "`aegis.mcp_tools.max_steps` must be an integer from 1 to 32",
+                ));
+            }
+        },
+        _ => {
+            return Err(Error::invalid_request(
+                "`aegis.mcp_tools` must be `true` or `{\"max_steps\": N}`",
+            ));
+        }
+    };
+    if req.stream {
+        return Err(Error::invalid_request(
+            "`aegis.mcp_tools` answers complete (tool rounds run before the answer): set `stream` to false",
+        ));
+    }
+    Ok(Some(steps))
+}
+
+/// A chat whose model may call the caller's MCP tools, through the hub.
+async fn mcp_tool_chat(
+    gw: &Gateway,
+    pipeline: aegis::Pipeline,
+    req: ChatRequest,
+    steps: usize,
+) -> Result<Response, ApiError> {
+    let Some(endpoint) = gw.mcp().filter(|m| !m.hub().is_empty()) else {
+        return Err(Error::invalid_request(
+            "`aegis.mcp_tools`: no `[[mcp_servers]]` is configured",
+        )
+        .into());
+    };
+    let tools = aegis_mcp::ToolLoop::new(endpoint.hub().clone(), pipeline).max_steps(steps);
+    let resp = tokio::time::timeout(gw.timeout(), tools.chat(req))
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, "the tool rounds did not end in time"))??;
+    Ok(respond(resp, false, None))
 }
 
 fn meta_headers(resp: &ChatResponse, out: &mut Response) {

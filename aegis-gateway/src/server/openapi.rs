@@ -30,6 +30,7 @@ fn schemas() -> Value {
     add::<super::rag::DeleteBody>(&mut generator, &mut out);
     add::<aegis::Provenance>(&mut generator, &mut out);
     add::<super::keys::CreateKey>(&mut generator, &mut out);
+    add::<super::mcp::ApproveBody>(&mut generator, &mut out);
     add::<aegis_store::runs::RunRecord>(&mut generator, &mut out);
     add::<aegis_store::ApiKeyInfo>(&mut generator, &mut out);
     add::<Interrupt>(&mut generator, &mut out);
@@ -271,7 +272,7 @@ fn paths_and_components() -> Value {
     };
     let pipeline_chat = on_pipeline(&chat, "Create a chat completion");
     let pipeline_embeddings = on_pipeline(&embeddings, "Create embeddings");
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         // Calls Aegis makes to services users write (OpenAPI 3.0 has no `webhooks`).
         "x-aegis-plugin-protocols": {
@@ -371,5 +372,21 @@ fn paths_and_components() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}
         },
         "security": [{"bearer": []}, {"apiKey": []}]
-    })
+    });
+    // The MCP admin endpoints (a separate literal: one `json!` of every path exceeds the
+    // macro recursion limit).
+    let mcp = json!({
+            "/v1/admin/mcp/servers": {"get": {"summary": "Every `[[mcp_servers]]` entry listed again: `served`, `quarantined` (with why, and the diff from its pinned catalog) or `down`, with its pin record (admin role)",
+                "responses": {"200": {"description": "{\"servers\": [{\"server\", \"state\", \"reason\", \"tools\", \"pin\", \"diff\"}]}"},
+                              "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/v1/admin/mcp/servers/{id}/approve": {"post": {"summary": "Pin the tool catalog an MCP server serves now, if its hash is the one given (a catalog that changed since is refused, `catalog_changed`); audited (admin role)",
+                "parameters": id_param.clone(),
+                "requestBody": body("ApproveBody"),
+                "responses": {"200": {"description": "{\"pin\": PinRecord}"},
+                              "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}}
+    });
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), mcp) {
+        paths.extend(more);
+    }
+    doc
 }

@@ -14,6 +14,8 @@
 //!   with [`Pinning::ApproveFirst`]); any change — a tool added, renamed, removed, a
 //!   description or schema drifting — quarantines the server until an admin approves the
 //!   new catalog, shown as a [`CatalogDiff`]. Pins live in a [`PinStore`].
+//! - [`ToolLoop`]: a governed chat whose model calls the caller's MCP tools: offered,
+//!   executed through the hub, results back to the model, until it answers or a step limit.
 //! - [`AegisMcpServer`]: Aegis as an MCP server (an rmcp `ServerHandler`): the governed
 //!   chat as the `chat` tool, plus the hub's tools.
 //! - Robustness: an expired streamable-HTTP session (404) is re-initialized by the
@@ -46,6 +48,7 @@ mod hub;
 mod pins;
 mod schema;
 mod server;
+mod tool_loop;
 mod upstream;
 
 pub use catalog::{Catalog, CatalogDiff, ToolChange};
@@ -56,6 +59,7 @@ pub use config::{
 pub use hub::{CATALOG_TTL, Listing, McpHub, ServerStatus, ToolCallRecord, ToolObserver};
 pub use pins::{MemoryPins, PinRecord, PinStore, changed, not_seen};
 pub use server::{AegisMcpServer, CHAT_TOOL, Caller};
+pub use tool_loop::{DEFAULT_MAX_STEPS, ToolLoop};
 pub use upstream::Upstream;
 
 /// rmcp, re-exported so hosts serve [`AegisMcpServer`] with the same version.

@@ -66,6 +66,23 @@ impl AegisMcpServer {
         self
     }
 
+    /// Serves MCP over this process's stdin and stdout until the client disconnects (for
+    /// clients that launch their servers; stdout then carries only the protocol).
+    pub async fn serve_stdio(self) -> Result<(), Error> {
+        use rmcp::ServiceExt as _;
+        let running = self.serve(rmcp::transport::stdio()).await.map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("MCP handshake failed: {e}"),
+            )
+        })?;
+        running
+            .waiting()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("the MCP session failed: {e}")))
+    }
+
     fn caller(&self, ctx: &McpContext<RoleServer>) -> Result<RequestContext, ErrorData> {
         if let Some(Caller(c)) = ctx
             .extensions
@@ -89,7 +106,7 @@ impl AegisMcpServer {
             "properties": {
                 "prompt": {"type": "string", "description": "What to ask."},
                 "system": {"type": "string", "description": "Instructions for the model."},
-                "model": {"type": "string", "description": "The model or alias (default: the gateway's default model)."}
+                "model": {"type": "string", "description": "The model or alias (default: the pipeline's default model, or its only provider)."}
             },
             "required": ["prompt"],
         });
@@ -120,7 +137,17 @@ impl AegisMcpServer {
             messages.push(Message::system(system));
         }
         messages.push(Message::user(prompt));
-        let mut req = ChatRequest::new(text("model").unwrap_or_default(), messages);
+        // The model asked for; else the pipeline's default; else its only provider.
+        let providers = pipeline.provider_ids();
+        let model = text("model")
+            .or_else(|| pipeline.default_model().map(str::to_owned))
+            .or_else(|| (providers.len() == 1).then(|| providers[0].to_owned()));
+        let Some(model) = model else {
+            return refusal(&Error::invalid_request(
+                "`model` is required: this pipeline has no default model",
+            ));
+        };
+        let mut req = ChatRequest::new(model, messages);
         req.ctx = caller;
         let answer = async {
             let response = pipeline.chat(req).await?;

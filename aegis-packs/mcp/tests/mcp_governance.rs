@@ -374,3 +374,176 @@ async fn aegis_as_an_mcp_server_re_exports_governed_tools_and_answers_refusals_a
     assert_eq!(s.state.counted.load(Ordering::SeqCst), 0);
     ct.cancel();
 }
+
+/// A model that calls the first tool offered whose name ends in `tool` with `args`, then
+/// answers with what the tool returned.
+struct Caller1 {
+    tool: &'static str,
+    args: &'static str,
+}
+
+#[aegis_contracts::async_trait]
+impl aegis_contracts::Provider for Caller1 {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    fn capabilities(&self) -> aegis_contracts::ProviderCapabilities {
+        aegis_contracts::ProviderCapabilities::default()
+    }
+    async fn chat(
+        &self,
+        req: aegis_contracts::ChatRequest,
+    ) -> Result<aegis_contracts::ChatResponse, aegis_contracts::Error> {
+        use aegis_contracts::*;
+        let meta = ResponseMeta::new("scripted", &req.model);
+        let last = req.messages.last().unwrap();
+        if last.role == Role::Tool {
+            return Ok(ChatResponse::complete(
+                meta,
+                Completion::text("2", &req.model, format!("the tool said: {}", last.text())),
+            ));
+        }
+        let offered = req
+            .tools
+            .iter()
+            .find(|t| t.function.name.ends_with(self.tool));
+        let mut c = Completion::text("1", &req.model, "");
+        if let Some(t) = offered {
+            c.choices[0].message.tool_calls =
+                vec![ToolCall::new("call-1", t.function.name.clone(), self.args)];
+            c.choices[0].finish_reason = Some("tool_calls".into());
+        } else {
+            c.choices[0].message = Message::assistant("no tool for that");
+        }
+        Ok(ChatResponse::complete(meta, c))
+    }
+}
+
+fn pipeline_with(model: Caller1) -> aegis_core::Pipeline {
+    aegis_core::Pipeline::builder()
+        .provider("scripted", Arc::new(model))
+        .guard(GuardEntry::new(
+            "secrets",
+            Arc::new(
+                Secrets::new(SecretsConfig {
+                    action: Action::Redact,
+                    ..SecretsConfig::default()
+                })
+                .unwrap(),
+            ),
+            GuardPolicy::default(),
+        ))
+        .build()
+        .unwrap()
+}
+
+fn ask(text: &str) -> aegis_contracts::ChatRequest {
+    let mut req =
+        aegis_contracts::ChatRequest::new("m", vec![aegis_contracts::Message::user(text)]);
+    req.ctx = caller("ada", None);
+    req
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_model_uses_the_callers_tools_through_the_hub_and_answers_with_the_judged_result() {
+    let s = setup(json!({}), false).await;
+    let tools = aegis_mcp::ToolLoop::new(
+        s.hub.clone(),
+        pipeline_with(Caller1 {
+            tool: "__leak",
+            args: "{}",
+        }),
+    );
+    let answer = tools.chat(ask("what is the config?")).await.unwrap();
+    let text = answer
+        .collect()
+        .await
+        .unwrap()
+        .message()
+        .unwrap()
+        .text()
+        .into_owned();
+    assert!(
+        text.starts_with("the tool said: db_host=10.0.0.5"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("AKIAQWERTYUIOPASDFGH"),
+        "the result was judged before the model read it: {text}"
+    );
+    // Each tool round executes once.
+    let counting = aegis_mcp::ToolLoop::new(
+        s.hub.clone(),
+        pipeline_with(Caller1 {
+            tool: "__counter",
+            args: "{}",
+        }),
+    );
+    let answer = counting.chat(ask("count")).await.unwrap();
+    assert_eq!(
+        answer.collect().await.unwrap().message().unwrap().text(),
+        "the tool said: executed 1 times"
+    );
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_the_caller_may_not_use_is_neither_offered_nor_executed() {
+    let s = setup(
+        json!({"access": {"default": "deny", "principals": {"ada": ["echo"]}}}),
+        false,
+    )
+    .await;
+    let tools = aegis_mcp::ToolLoop::new(
+        s.hub.clone(),
+        pipeline_with(Caller1 {
+            tool: "__counter",
+            args: "{}",
+        }),
+    );
+    let answer = tools.chat(ask("count")).await.unwrap();
+    assert_eq!(
+        answer.collect().await.unwrap().message().unwrap().text(),
+        "no tool for that"
+    );
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_that_never_stops_calling_tools_is_stopped_at_the_step_limit() {
+    /// Calls `fx__echo` forever.
+    struct Loops;
+    #[aegis_contracts::async_trait]
+    impl aegis_contracts::Provider for Loops {
+        fn name(&self) -> &str {
+            "loops"
+        }
+        fn capabilities(&self) -> aegis_contracts::ProviderCapabilities {
+            aegis_contracts::ProviderCapabilities::default()
+        }
+        async fn chat(
+            &self,
+            req: aegis_contracts::ChatRequest,
+        ) -> Result<aegis_contracts::ChatResponse, aegis_contracts::Error> {
+            use aegis_contracts::*;
+            let mut c = Completion::text("1", &req.model, "");
+            c.choices[0].message.tool_calls =
+                vec![ToolCall::new("c", "fx__echo", r#"{"text":"again"}"#)];
+            Ok(ChatResponse::complete(
+                ResponseMeta::new("loops", &req.model),
+                c,
+            ))
+        }
+    }
+    let s = setup(json!({}), false).await;
+    let pipeline = aegis_core::Pipeline::builder()
+        .provider("loops", Arc::new(Loops))
+        .build()
+        .unwrap();
+    let err = aegis_mcp::ToolLoop::new(s.hub.clone(), pipeline)
+        .max_steps(3)
+        .chat(ask("go"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "tool_steps_exceeded");
+}

@@ -1,0 +1,241 @@
+//! MCP at the gateway over real HTTP: `/mcp` authenticated by key, the governed chat as a
+//! tool, `[[mcp_servers]]` tools re-exported governed (against the Rust fixture MCP server on
+//! loopback), the admin pin endpoints, and `aegis.mcp_tools` on chat completions.
+#![allow(clippy::unwrap_used)]
+
+#[allow(dead_code, missing_docs)]
+#[path = "../../aegis-packs/mcp/tests/support/fixture.rs"]
+mod fixture;
+
+use std::{net::SocketAddr, sync::Arc, sync::atomic::Ordering};
+
+use aegis::{Pipeline, config::AegisConfig};
+use aegis_gateway::server::{self, EventFeed, Gateway, Limits, mcp};
+use aegis_mcp::{MemoryPins, rmcp};
+use rmcp::{
+    ServiceExt,
+    model::CallToolRequestParams,
+    transport::{
+        StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+        streamable_http_server::session::local::LocalSessionManager,
+    },
+};
+use serde_json::{Value, json};
+
+/// `AEGIS_TEST_SECRET_ENV` is set by .cargo/config.toml.
+const KEY: &str = "sk-env-value-for-tests";
+
+async fn spawn_fixture(state: Arc<fixture::FixtureState>) -> u16 {
+    let server = fixture::Fixture { state };
+    let service: StreamableHttpService<fixture::Fixture, LocalSessionManager> =
+        StreamableHttpService::new(
+            move || Ok(server.clone()),
+            Default::default(),
+            StreamableHttpServerConfig::default(),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().nest_service("/mcp", service);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+async fn spawn(state: Arc<fixture::FixtureState>) -> SocketAddr {
+    let port = spawn_fixture(state).await;
+    let config = format!(
+        r#"
+[[providers]]
+id = "echo"
+type = "echo"
+
+[[authenticators]]
+id = "keys"
+type = "static_keys"
+config = {{ keys = [
+    {{ key = "secret://env/AEGIS_TEST_SECRET_ENV", principal = "tester", roles = ["admin"] }},
+] }}
+
+[[guardrails]]
+id = "words"
+type = "ban_substrings"
+config = {{ substrings = ["project nightingale"] }}
+
+[[mcp_servers]]
+id = "fx"
+http = {{ url = "http://127.0.0.1:{port}/mcp" }}
+access = {{ default = "deny", principals = {{ tester = ["echo", "counter"] }} }}
+"#
+    );
+    let cfg = AegisConfig::from_toml_str(&config, std::iter::empty::<(&str, &str)>()).unwrap();
+    let registry = aegis_gateway::static_keys::registry();
+    let feed = EventFeed::default();
+    let pipeline = Pipeline::from_config_with(&registry, &cfg, None, vec![Arc::new(feed.clone())])
+        .await
+        .unwrap();
+    let hub = mcp::hub_from_config(
+        &cfg,
+        &registry,
+        pipeline.chain().clone(),
+        Arc::new(MemoryPins::new()),
+        None,
+    )
+    .await
+    .unwrap();
+    let endpoint = mcp::McpEndpoint::new(hub, pipeline.clone(), &[]);
+    let gw = Gateway::new(pipeline, Limits::default(), feed).with_mcp(endpoint);
+    let app = server::router(gw);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn text_of(r: &rmcp::model::CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| match c {
+            rmcp::model::ContentBlock::Text(t) => Some(t.text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_without_a_key_is_refused_before_any_tool_is_listed() {
+    let addr = spawn(Default::default()).await;
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_client_with_a_key_gets_the_governed_chat_and_its_allowed_tools() {
+    let state = Arc::new(fixture::FixtureState::default());
+    let addr = spawn(state.clone()).await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+            .auth_header(KEY),
+    );
+    let client = ().serve(transport).await.unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["chat", "fx__counter", "fx__echo"]);
+    let mut chat = CallToolRequestParams::new("chat");
+    chat.arguments = Some(
+        json!({"prompt": "hello there"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let r = client.call_tool(chat).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert!(text_of(&r).contains("hello there"), "{}", text_of(&r));
+    // The chat tool is the governed pipeline: its guards apply.
+    let mut banned = CallToolRequestParams::new("chat");
+    banned.arguments = Some(
+        json!({"prompt": "tell me about project nightingale"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let r = client.call_tool(banned).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).starts_with("banned_substring: blocked by guard `words`"),
+        "{}",
+        text_of(&r)
+    );
+    // A tool outside the caller's access rule: refused, never executed.
+    let r = client
+        .call_tool(CallToolRequestParams::new("fx__leak"))
+        .await
+        .unwrap();
+    assert!(
+        text_of(&r).starts_with("tool_not_allowed"),
+        "{}",
+        text_of(&r)
+    );
+    let r = client
+        .call_tool(CallToolRequestParams::new("fx__counter"))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&r), "executed 1 times");
+    assert_eq!(state.counted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_endpoints_show_a_quarantine_with_its_diff_and_approve_the_catalog_shown() {
+    let state = Arc::new(fixture::FixtureState::default());
+    let addr = spawn(state.clone()).await;
+    let http = reqwest::Client::new();
+    let servers = || async {
+        http.get(format!("http://{addr}/v1/admin/mcp/servers"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(servers().await["servers"][0]["state"], "served");
+    state.rug_pull.store(true, Ordering::SeqCst);
+    let v = servers().await;
+    let fx = &v["servers"][0];
+    assert_eq!(fx["state"], "quarantined", "{v}");
+    assert_eq!(fx["diff"]["added"], json!(["extra"]));
+    let hash = fx["pin"]["seen_hash"].as_str().unwrap().to_owned();
+    let stale = http
+        .post(format!("http://{addr}/v1/admin/mcp/servers/fx/approve"))
+        .bearer_auth(KEY)
+        .json(&json!({"hash": "sha256:00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 409);
+    let ok = http
+        .post(format!("http://{addr}/v1/admin/mcp/servers/fx/approve"))
+        .bearer_auth(KEY)
+        .json(&json!({"hash": hash}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(servers().await["servers"][0]["state"], "served");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chat_completion_with_mcp_tools_is_answered_and_the_option_never_reaches_the_pipeline() {
+    let addr = spawn(Default::default()).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "aegis": {"mcp_tools": {"max_steps": 2}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("hi"),
+        "{body}"
+    );
+    let bad = http
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "echo", "stream": true, "messages": [{"role": "user", "content": "hi"}], "aegis": {"mcp_tools": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
