@@ -63,11 +63,15 @@ done
 curl -fsS "http://127.0.0.1:$GATEWAY_PORT/readyz" > /dev/null || { cat "$WORK/gateway.log"; exit 1; }
 
 set +e
-"$NODE22" "$NODE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js" server \
-  --url "http://127.0.0.1:$GATEWAY_PORT/mcp" \
-  --expected-failures "$ROOT/aegis-packs/mcp/conformance/expected-failures.yml" \
-  -o "$WORK/results" "$@"
-rc=$?
+# Both protocol revisions: the suite's default (2025-11-25, with `initialize`) and 2026-07-28.
+rc=0
+for spec in "" "2026-07-28"; do
+  echo "== conformance ${spec:-default revision}"
+  "$NODE22" "$NODE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js" server \
+    --url "http://127.0.0.1:$GATEWAY_PORT/mcp" \
+    --expected-failures "$ROOT/aegis-packs/mcp/conformance/expected-failures.yml" \
+    -o "$WORK/results${spec}" ${spec:+--spec-version "$spec"} "$@" || rc=1
+done
 set -e
 if [ $rc -ne 0 ]; then
   echo "--- gateway log"; tail -50 "$WORK/gateway.log"
