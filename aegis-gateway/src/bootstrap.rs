@@ -301,6 +301,7 @@ pub async fn mcp_stdio(config: Option<PathBuf>, key: Option<String>) -> Result<(
         pipeline.chain().clone(),
         Arc::new(crate::server::mcp::StorePins(db.clone())),
         Some(Arc::new(crate::server::mcp::AuditCalls(db.clone()))),
+        Arc::new(crate::server::mcp::StoreApprovals(db.clone())),
     )
     .await?;
     let served = aegis_mcp::AegisMcpServer::new(hub.clone(), Some(pipeline)).with_caller(ctx);
@@ -430,6 +431,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
         pipeline.chain().clone(),
         Arc::new(crate::server::mcp::StorePins(db.clone())),
         Some(Arc::new(crate::server::mcp::AuditCalls(db.clone()))),
+        Arc::new(crate::server::mcp::StoreApprovals(db.clone())),
     )
     .await?;
     if !mcp_hub.is_empty() {

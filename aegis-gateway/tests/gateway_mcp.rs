@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 
 /// `AEGIS_TEST_SECRET_ENV` is set by .cargo/config.toml.
 const KEY: &str = "sk-env-value-for-tests";
+/// `AEGIS_TEST_REVIEWER_KEY`, another admin.
+const REVIEWER: &str = "sk-reviewer-value-for-tests";
 
 async fn spawn_fixture(state: Arc<fixture::FixtureState>) -> u16 {
     let server = fixture::Fixture { state };
@@ -54,7 +56,14 @@ id = "keys"
 type = "static_keys"
 config = {{ keys = [
     {{ key = "secret://env/AEGIS_TEST_SECRET_ENV", principal = "tester", roles = ["admin"] }},
+    {{ key = "secret://env/AEGIS_TEST_REVIEWER_KEY", principal = "reviewer", roles = ["admin"] }},
 ] }}
+
+[[guardrails]]
+id = "ask-first"
+type = "ban_substrings"
+stages = ["tool_call"]
+config = {{ substrings = ["wipe"], action = "require_approval" }}
 
 [[guardrails]]
 id = "words"
@@ -79,6 +88,7 @@ access = {{ default = "deny", principals = {{ tester = ["echo", "counter"] }} }}
         pipeline.chain().clone(),
         Arc::new(MemoryPins::new()),
         None,
+        Arc::new(aegis_mcp::MemoryApprovals::default()),
     )
     .await
     .unwrap();
@@ -238,4 +248,83 @@ async fn a_chat_completion_with_mcp_tools_is_answered_and_the_option_never_reach
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_call_held_for_approval_runs_once_after_another_admin_approves_it() {
+    let state = Arc::new(fixture::FixtureState::default());
+    let addr = spawn(state.clone()).await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+            .auth_header(KEY),
+    );
+    let client = ().serve(transport).await.unwrap();
+    let call = |approval: Option<&str>| {
+        let mut p = CallToolRequestParams::new("fx__counter");
+        p.arguments = Some(
+            json!({"note": "wipe the cache"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        if let Some(id) = approval {
+            let mut meta = serde_json::Map::new();
+            meta.insert(aegis_mcp::APPROVAL_META.into(), id.into());
+            p.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
+                meta,
+            )));
+        }
+        p
+    };
+    let r = client.call_tool(call(None)).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).starts_with("approval_required"),
+        "{}",
+        text_of(&r)
+    );
+    let http = reqwest::Client::new();
+    let pending: Value = http
+        .get(format!("http://{addr}/v1/admin/mcp/approvals"))
+        .bearer_auth(REVIEWER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = pending["approvals"][0]["id"].as_str().unwrap().to_owned();
+    assert!(text_of(&r).contains(&id));
+    assert_eq!(
+        pending["approvals"][0]["arguments"]["note"],
+        "wipe the cache"
+    );
+    let own = http
+        .post(format!("http://{addr}/v1/admin/mcp/approvals/{id}/approve"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        own.status(),
+        403,
+        "the caller does not approve its own call"
+    );
+    let ok = http
+        .post(format!("http://{addr}/v1/admin/mcp/approvals/{id}/approve"))
+        .bearer_auth(REVIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(state.counted.load(Ordering::SeqCst), 0);
+    let r = client.call_tool(call(Some(&id))).await.unwrap();
+    assert_eq!(text_of(&r), "executed 1 times");
+    let again = client.call_tool(call(Some(&id))).await.unwrap();
+    assert!(
+        text_of(&again).starts_with("already_executed"),
+        "{}",
+        text_of(&again)
+    );
+    assert_eq!(state.counted.load(Ordering::SeqCst), 1);
 }

@@ -899,6 +899,30 @@ impl Store {
             .transpose()
     }
 
+    /// Every setting whose key starts with `prefix`, by key.
+    pub async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, Error> {
+        let rows = self
+            .db()
+            .query_all_raw(stmt(
+                self.backend(),
+                "SELECT key, value FROM aegis_settings WHERE substr(key, 1, ?) = ? ORDER BY key",
+                vec![
+                    Value::Int(Some(prefix.len() as i32)),
+                    prefix.to_owned().into(),
+                ],
+            ))
+            .await
+            .map_err(|e| db_err("cannot read settings", e))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("", "key").map_err(|e| db_err("setting", e))?,
+                    r.try_get("", "value").map_err(|e| db_err("setting", e))?,
+                ))
+            })
+            .collect()
+    }
+
     /// Sets a setting only if it is not set yet; whether this call set it. Two replicas
     /// racing to set the same key: exactly one wins.
     pub async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<bool, Error> {

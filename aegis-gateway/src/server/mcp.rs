@@ -55,13 +55,14 @@ impl McpEndpoint {
 
 /// Builds the hub of the config's `[[mcp_servers]]`: validated (every problem with its
 /// config path), credentials resolved, pins in `store`, every call audited through
-/// `audit`.
+/// `audit`, approvals of tool calls in `approvals`.
 pub async fn hub_from_config(
     cfg: &aegis::config::AegisConfig,
     registry: &aegis::Registry,
     chain: aegis::guard::GuardChain,
     pins: Arc<dyn PinStore>,
     observer: Option<Arc<dyn ToolObserver>>,
+    approvals: Arc<dyn aegis_mcp::ApprovalStore>,
 ) -> Result<McpHub, Error> {
     let configs = aegis_mcp::parse_servers(&cfg.mcp_servers)?;
     let mut servers = Vec::with_capacity(configs.len());
@@ -80,6 +81,7 @@ pub async fn hub_from_config(
         pins,
         observer,
         vec![aegis_mcp::CHAT_TOOL.to_owned()],
+        approvals,
     ))
 }
 
@@ -285,4 +287,161 @@ impl ToolObserver for AuditCalls {
             }
         });
     }
+}
+
+/// Tool-call approvals in the database's settings, shared by every replica:
+/// `mcp.approval.{id}` (the request), `mcp.approval.{id}.decision` and
+/// `mcp.approval.{id}.executed`, each first-set with insert-if-absent — so one decision
+/// stands and one execution happens, whichever replica gets there first.
+pub struct StoreApprovals(pub aegis_store::Store);
+
+const APPROVAL_KEY: &str = "mcp.approval.";
+
+#[derive(serde::Serialize, Deserialize)]
+struct Decision {
+    approve: bool,
+    by: String,
+}
+
+impl StoreApprovals {
+    async fn load(&self, id: &str) -> Result<Option<aegis_mcp::ToolApproval>, Error> {
+        let key = format!("{APPROVAL_KEY}{id}");
+        let Some(raw) = self.0.setting(&key).await? else {
+            return Ok(None);
+        };
+        let mut a: aegis_mcp::ToolApproval = serde_json::from_str(&raw)
+            .map_err(|e| Error::new(ErrorKind::Storage, format!("setting `{key}`: {e}")))?;
+        if let Some(d) = self.0.setting(&format!("{key}.decision")).await? {
+            let d: Decision = serde_json::from_str(&d)
+                .map_err(|e| Error::new(ErrorKind::Storage, format!("decision of `{id}`: {e}")))?;
+            a.state = match d.approve {
+                true => aegis_mcp::ApprovalState::Approved,
+                false => aegis_mcp::ApprovalState::Rejected,
+            };
+            a.decided_by = Some(d.by);
+        }
+        if self.0.setting(&format!("{key}.executed")).await?.is_some() {
+            a.state = aegis_mcp::ApprovalState::Executed;
+        }
+        Ok(Some(a))
+    }
+}
+
+#[async_trait::async_trait]
+impl aegis_mcp::ApprovalStore for StoreApprovals {
+    async fn create(&self, approval: &aegis_mcp::ToolApproval) -> Result<(), Error> {
+        self.0
+            .set_setting(
+                &format!("{APPROVAL_KEY}{}", approval.id),
+                Some(&json_of(approval)),
+            )
+            .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<aegis_mcp::ToolApproval>, Error> {
+        self.load(id).await
+    }
+
+    async fn pending(&self) -> Result<Vec<aegis_mcp::ToolApproval>, Error> {
+        let mut out = Vec::new();
+        for (key, _) in self.0.settings_with_prefix(APPROVAL_KEY).await? {
+            let id = &key[APPROVAL_KEY.len()..];
+            if id.contains('.') {
+                continue;
+            }
+            if let Some(a) = self.load(id).await?
+                && a.state == aegis_mcp::ApprovalState::Pending
+            {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn decide(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+    ) -> Result<aegis_mcp::ToolApproval, Error> {
+        let Some(mut a) = self.load(id).await? else {
+            return Err(aegis_mcp::approvals_unknown(id));
+        };
+        aegis_mcp::decide(&mut a, approve, by)?;
+        let decision = Decision {
+            approve,
+            by: by.to_owned(),
+        };
+        if !self
+            .0
+            .set_setting_if_absent(&format!("{APPROVAL_KEY}{id}.decision"), &json_of(&decision))
+            .await?
+        {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("approval `{id}` was decided meanwhile"),
+            )
+            .with_code("already_decided"));
+        }
+        Ok(a)
+    }
+
+    async fn consume(&self, id: &str) -> Result<bool, Error> {
+        match self.load(id).await? {
+            Some(a) if a.state == aegis_mcp::ApprovalState::Approved => {
+                self.0
+                    .set_setting_if_absent(&format!("{APPROVAL_KEY}{id}.executed"), "1")
+                    .await
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// `GET /v1/admin/mcp/approvals`: tool calls waiting for a decision (admin).
+pub(crate) async fn approvals(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&gw, &headers).await?;
+    Ok(Json(
+        json!({ "approvals": hub_of(&gw)?.pending_approvals().await? }),
+    ))
+}
+
+/// `POST /v1/admin/mcp/approvals/{id}/approve`.
+pub(crate) async fn approve_call(
+    state: State<Arc<Gateway>>,
+    id: Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    decide_call(state, id, headers, true).await
+}
+
+/// `POST /v1/admin/mcp/approvals/{id}/reject`.
+pub(crate) async fn reject_call(
+    state: State<Arc<Gateway>>,
+    id: Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    decide_call(state, id, headers, false).await
+}
+
+async fn decide_call(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    approve: bool,
+) -> Result<Json<Value>, ApiError> {
+    let admin = require_admin(&gw, &headers).await?;
+    let decided = hub_of(&gw)?.decide(&id, approve, &admin.id).await?;
+    if let Some(store) = gw.store() {
+        let mut entry = aegis_store::AuditEntry::new(
+            "mcp.call.decision",
+            json!({"approval": id, "approve": approve, "server": decided.server, "tool": decided.tool, "requester": decided.requester}),
+        );
+        entry.actor = Some(admin.id.clone());
+        store.append_audit(entry).await?;
+    }
+    Ok(Json(json!({ "approval": decided })))
 }

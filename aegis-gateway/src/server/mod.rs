@@ -387,6 +387,15 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/mcp", axum::routing::any(mcp::serve))
         .route("/v1/admin/mcp/servers", get(mcp::servers))
         .route("/v1/admin/mcp/servers/{id}/approve", post(mcp::approve))
+        .route("/v1/admin/mcp/approvals", get(mcp::approvals))
+        .route(
+            "/v1/admin/mcp/approvals/{id}/approve",
+            post(mcp::approve_call),
+        )
+        .route(
+            "/v1/admin/mcp/approvals/{id}/reject",
+            post(mcp::reject_call),
+        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

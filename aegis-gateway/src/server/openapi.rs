@@ -383,6 +383,17 @@ fn paths_and_components() -> Value {
                 "parameters": id_param.clone(),
                 "requestBody": body("ApproveBody"),
                 "responses": {"200": {"description": "{\"pin\": PinRecord}"},
+                              "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/v1/admin/mcp/approvals": {"get": {"summary": "Tool calls a guard held for a human decision, with the caller, server, tool, arguments and reason (admin role)",
+                "responses": {"200": {"description": "{\"approvals\": [ToolApproval]}"},
+                              "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/v1/admin/mcp/approvals/{id}/approve": {"post": {"summary": "Approve a held tool call (never the caller's own); the caller then sends the same call with `_meta: {\"aegis/approval\": id}` and it executes once; audited (admin role)",
+                "parameters": id_param.clone(),
+                "responses": {"200": {"description": "{\"approval\": ToolApproval}"},
+                              "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/v1/admin/mcp/approvals/{id}/reject": {"post": {"summary": "Reject a held tool call: it never executes; audited (admin role)",
+                "parameters": id_param.clone(),
+                "responses": {"200": {"description": "{\"approval\": ToolApproval}"},
                               "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}}
     });
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), mcp) {

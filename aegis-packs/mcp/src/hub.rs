@@ -22,7 +22,12 @@ use tokio::sync::Mutex;
 
 use crate::{
     Catalog, CatalogDiff, PinRecord, PinStore, Pinning, ResolvedServer, Upstream,
-    config::PREFIX_SEPARATOR, schema,
+    approvals::{
+        APPROVAL_META, ApprovalState, ApprovalStore, MemoryApprovals, ToolApproval, arguments_hash,
+        unknown,
+    },
+    config::PREFIX_SEPARATOR,
+    schema,
 };
 
 /// How long a server's catalog (and its pin state) is trusted before it is listed again:
@@ -40,7 +45,8 @@ pub struct ToolCallRecord {
     pub tool: String,
     /// Who called it.
     pub principal: Option<String>,
-    /// `executed`, `blocked` (a guard refused the call), `result_blocked` (it executed;
+    /// `executed`, `awaiting_approval` (recorded for a reviewer, not executed), `blocked`
+    /// (a guard refused the call), `result_blocked` (it executed;
     /// a guard withheld the result), `refused` (unknown, not allowed, quarantined) or
     /// `failed` (the server failed, timed out, or answered out of bounds).
     pub outcome: &'static str,
@@ -118,6 +124,7 @@ struct Inner {
     pins: Arc<dyn PinStore>,
     observer: Option<Arc<dyn ToolObserver>>,
     reserved: Vec<String>,
+    approvals: Arc<dyn ApprovalStore>,
 }
 
 impl std::fmt::Debug for McpHub {
@@ -137,19 +144,28 @@ impl std::fmt::Debug for McpHub {
 }
 
 impl McpHub {
-    /// The hub of `servers` (in config order), judging with `chain`, pinning in `pins`.
+    /// The hub of `servers` (in config order), judging with `chain`, pinning in `pins`,
+    /// keeping approvals of tool calls in memory.
     pub fn new(servers: Vec<ResolvedServer>, chain: GuardChain, pins: Arc<dyn PinStore>) -> Self {
-        Self::with(servers, chain, pins, None, Vec::new())
+        Self::with(
+            servers,
+            chain,
+            pins,
+            None,
+            Vec::new(),
+            Arc::new(MemoryApprovals::default()),
+        )
     }
 
-    /// [`new`](Self::new) with an observer of every call, and names of the host's own tools
-    /// no upstream tool may be exported under.
+    /// [`new`](Self::new) with an observer of every call, names of the host's own tools no
+    /// upstream tool may be exported under, and where approvals of tool calls live.
     pub fn with(
         servers: Vec<ResolvedServer>,
         chain: GuardChain,
         pins: Arc<dyn PinStore>,
         observer: Option<Arc<dyn ToolObserver>>,
         reserved: Vec<String>,
+        approvals: Arc<dyn ApprovalStore>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -165,6 +181,7 @@ impl McpHub {
                 pins,
                 observer,
                 reserved,
+                approvals,
             }),
         }
     }
@@ -423,6 +440,9 @@ impl McpHub {
         }
         let arguments = match self.judge_call(ctx, &config.id, exported, arguments).await {
             Ok(a) => a,
+            Err(e) if e.kind() == ErrorKind::ApprovalRequired => {
+                return ("awaiting_approval", Err(e));
+            }
             Err(e) => return ("blocked", Err(e)),
         };
         let result = match slot.upstream.call_tool(tool, arguments).await {
@@ -438,7 +458,9 @@ impl McpHub {
         }
     }
 
-    /// The call judged; the (possibly sanitized) arguments to send.
+    /// The call judged; the (possibly sanitized) arguments to send. A call a guard wants a
+    /// human to decide on executes only with an approved, unconsumed approval for exactly
+    /// this call, which is consumed here — so it executes once.
     async fn judge_call(
         &self,
         ctx: &RequestContext,
@@ -450,19 +472,23 @@ impl McpHub {
             Some(a) => serde_json::to_string(a).unwrap_or_default(),
             None => String::new(),
         };
-        let call = ToolCall::new(ctx.run_id.clone().unwrap_or_default(), exported, text);
-        let out = self
-            .inner
-            .chain
-            .check(
-                GuardSubject::ToolCall {
-                    call,
-                    server: Some(server.to_owned()),
-                },
-                ctx,
-                &[],
-            )
-            .await;
+        let subject = GuardSubject::ToolCall {
+            call: ToolCall::new(ctx.run_id.clone().unwrap_or_default(), exported, text),
+            server: Some(server.to_owned()),
+        };
+        let mut out = self.inner.chain.check(subject.clone(), ctx, &[]).await;
+        let mut approval = None;
+        if let ChainDecision::NeedsApproval(v) = &out.decision {
+            let args = Value::Object(arguments.clone().unwrap_or_default());
+            let id = self.approved(ctx, server, exported, &args, v).await?;
+            // The approved guard lets it through; every other guard still judges it.
+            out = self
+                .inner
+                .chain
+                .check(subject, ctx, &[v.guard.as_str()])
+                .await;
+            approval = Some(id);
+        }
         let sanitized = out.sanitized();
         let GuardSubject::ToolCall { call, .. } = out.into_result()? else {
             return Err(Error::new(
@@ -470,6 +496,15 @@ impl McpHub {
                 "the chain changed the subject",
             ));
         };
+        if let Some(id) = approval
+            && !self.inner.approvals.consume(&id).await?
+        {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("the call approved as `{id}` was already executed"),
+            )
+            .with_code("already_executed"));
+        }
         if !sanitized {
             return Ok(arguments);
         }
@@ -480,6 +515,88 @@ impl McpHub {
                 format!("the sanitized arguments of `{exported}` are not a JSON object"),
             )),
         }
+    }
+
+    /// The id of the approved approval this call claims (`aegis/approval`); without one, a
+    /// new pending approval and the error naming it.
+    async fn approved(
+        &self,
+        ctx: &RequestContext,
+        server: &str,
+        exported: &str,
+        args: &Value,
+        verdict: &aegis_contracts::Verdict,
+    ) -> Result<String, Error> {
+        let requester = ctx.principal.as_ref().map(|p| p.id.clone());
+        let hash = arguments_hash(args);
+        let Some(id) = ctx.labels.get(APPROVAL_META) else {
+            let reason = approval_error(verdict).message().to_owned();
+            let approval = ToolApproval {
+                id: format!("mcpa_{}", uuid::Uuid::now_v7().simple()),
+                requester,
+                server: server.to_owned(),
+                tool: exported.to_owned(),
+                arguments: args.clone(),
+                arguments_hash: hash,
+                reason: reason.clone(),
+                state: ApprovalState::Pending,
+                decided_by: None,
+                asked_at_ms: crate::pins::now_ms(),
+            };
+            self.inner.approvals.create(&approval).await?;
+            return Err(Error::new(
+                ErrorKind::ApprovalRequired,
+                format!(
+                    "{reason}; approval `{}` is pending: once a reviewer approves it, send the same call with `_meta: {{\"{APPROVAL_META}\": \"{}\"}}`",
+                    approval.id, approval.id
+                ),
+            )
+            .with_code("approval_required")
+            .with_details(serde_json::json!({ "approval_id": approval.id })));
+        };
+        let Some(a) = self.inner.approvals.get(id).await? else {
+            return Err(unknown(id));
+        };
+        if a.requester != requester
+            || a.server != server
+            || a.tool != exported
+            || a.arguments_hash != hash
+        {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!("approval `{id}` is for another call (caller, tool or arguments differ)"),
+            )
+            .with_code("approval_mismatch"));
+        }
+        match a.state {
+            ApprovalState::Approved => Ok(a.id),
+            ApprovalState::Pending => Err(Error::new(
+                ErrorKind::ApprovalRequired,
+                format!("approval `{id}` is still pending"),
+            )
+            .with_code("approval_required")
+            .with_details(serde_json::json!({ "approval_id": id }))),
+            ApprovalState::Rejected => Err(Error::new(
+                ErrorKind::PolicyBlocked,
+                format!("approval `{id}` was rejected: the call never executes"),
+            )
+            .with_code("approval_rejected")),
+            ApprovalState::Executed => Err(Error::new(
+                ErrorKind::Conflict,
+                format!("the call approved as `{id}` was already executed"),
+            )
+            .with_code("already_executed")),
+        }
+    }
+
+    /// Tool calls waiting for a human decision.
+    pub async fn pending_approvals(&self) -> Result<Vec<ToolApproval>, Error> {
+        self.inner.approvals.pending().await
+    }
+
+    /// Approves or rejects a pending tool call, as `by` (never its own caller).
+    pub async fn decide(&self, id: &str, approve: bool, by: &str) -> Result<ToolApproval, Error> {
+        self.inner.approvals.decide(id, approve, by).await
     }
 
     /// Every text the result carries judged as untrusted tool output; sanitized in place.

@@ -42,6 +42,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod approvals;
 mod catalog;
 mod config;
 mod hub;
@@ -51,6 +52,10 @@ mod server;
 mod tool_loop;
 mod upstream;
 
+pub use approvals::{
+    APPROVAL_META, ApprovalState, ApprovalStore, MemoryApprovals, ToolApproval, arguments_hash,
+    decide, unknown as approvals_unknown,
+};
 pub use catalog::{Catalog, CatalogDiff, ToolChange};
 pub use config::{
     Access, AccessDefault, DEFAULT_MAX_RESULT_BYTES, DEFAULT_TIMEOUT_MS, HttpConfig,

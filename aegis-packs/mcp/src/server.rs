@@ -212,7 +212,21 @@ impl ServerHandler for AegisMcpServer {
         request: CallToolRequestParams,
         context: McpContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let caller = self.caller(&context)?;
+        let mut caller = self.caller(&context)?;
+        // A call repeated after a reviewer approved it names its approval.
+        // rmcp hands the request's `_meta` over in the context; a host may also set it on
+        // the params.
+        let claimed = request
+            .meta
+            .as_ref()
+            .and_then(|m| m.0.0.get(crate::APPROVAL_META))
+            .or_else(|| context.meta.0.0.get(crate::APPROVAL_META))
+            .and_then(Value::as_str);
+        if let Some(id) = claimed {
+            caller
+                .labels
+                .insert(crate::APPROVAL_META.to_owned(), id.to_owned());
+        }
         if request.name == CHAT_TOOL && self.chat.is_some() {
             return Ok(self.chat(caller, request.arguments).await.into());
         }

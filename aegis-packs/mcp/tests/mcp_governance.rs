@@ -437,6 +437,19 @@ fn pipeline_with(model: Caller1) -> aegis_core::Pipeline {
         .unwrap()
 }
 
+/// What the loop answers to `question`.
+async fn answered(tools: &aegis_mcp::ToolLoop, question: &str) -> String {
+    let answer = tools.chat(ask(question)).await.unwrap();
+    answer
+        .collect()
+        .await
+        .unwrap()
+        .message()
+        .unwrap()
+        .text()
+        .into_owned()
+}
+
 fn ask(text: &str) -> aegis_contracts::ChatRequest {
     let mut req =
         aegis_contracts::ChatRequest::new("m", vec![aegis_contracts::Message::user(text)]);
@@ -479,9 +492,8 @@ async fn the_model_uses_the_callers_tools_through_the_hub_and_answers_with_the_j
             args: "{}",
         }),
     );
-    let answer = counting.chat(ask("count")).await.unwrap();
     assert_eq!(
-        answer.collect().await.unwrap().message().unwrap().text(),
+        answered(&counting, "count").await,
         "the tool said: executed 1 times"
     );
     assert_eq!(s.state.counted.load(Ordering::SeqCst), 1);
@@ -501,11 +513,7 @@ async fn a_tool_the_caller_may_not_use_is_neither_offered_nor_executed() {
             args: "{}",
         }),
     );
-    let answer = tools.chat(ask("count")).await.unwrap();
-    assert_eq!(
-        answer.collect().await.unwrap().message().unwrap().text(),
-        "no tool for that"
-    );
+    assert_eq!(answered(&tools, "count").await, "no tool for that");
     assert_eq!(s.state.counted.load(Ordering::SeqCst), 0);
 }
 
@@ -546,4 +554,142 @@ async fn a_model_that_never_stops_calling_tools_is_stopped_at_the_step_limit() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "tool_steps_exceeded");
+}
+
+/// A hub whose chain asks a human before any call mentioning `wipe` executes.
+async fn approval_setup() -> Setup {
+    let mut s = setup(json!({}), false).await;
+    let gate: aegis_guards::BanSubstringsConfig = serde_json::from_value(json!({
+        "substrings": ["wipe"], "action": "require_approval", "stages": ["tool_call"],
+    }))
+    .unwrap();
+    let chain = GuardChain::new(vec![GuardEntry::new(
+        "ask-first",
+        Arc::new(aegis_guards::BanSubstrings::new(gate).unwrap()),
+        GuardPolicy::default(),
+    )]);
+    let servers = parse_servers(&[
+        json!({"id": "fx", "http": {"url": format!("http://127.0.0.1:{}/mcp", s.port)}}),
+    ])
+    .unwrap();
+    s.hub = McpHub::new(
+        servers.into_iter().map(ResolvedServer::plain).collect(),
+        chain,
+        Arc::new(MemoryPins::new()),
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_needing_approval_executes_exactly_once_after_a_reviewer_approves_it() {
+    let s = approval_setup().await;
+    let ada = caller("ada", None);
+    let args = || {
+        Some(
+            json!({"note": "wipe the cache"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+    };
+    let err = s
+        .hub
+        .call_tool(&ada, "fx__counter", args())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ApprovalRequired);
+    let id = err.details().unwrap()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        s.state.counted.load(Ordering::SeqCst),
+        0,
+        "nothing executes before a decision"
+    );
+    assert_eq!(s.hub.pending_approvals().await.unwrap().len(), 1);
+    // Claiming it before the decision, or deciding on one's own call: refused.
+    let claim = ada.clone().with_label(aegis_mcp::APPROVAL_META, id.clone());
+    let err = s
+        .hub
+        .call_tool(&claim, "fx__counter", args())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ApprovalRequired);
+    assert_eq!(
+        s.hub.decide(&id, true, "ada").await.unwrap_err().code(),
+        "own_approval"
+    );
+    s.hub.decide(&id, true, "reviewer").await.unwrap();
+    // Another caller, or other arguments, cannot use the approval.
+    let bob = caller("bob", None).with_label(aegis_mcp::APPROVAL_META, id.clone());
+    assert_eq!(
+        s.hub
+            .call_tool(&bob, "fx__counter", args())
+            .await
+            .unwrap_err()
+            .code(),
+        "approval_mismatch"
+    );
+    let other = Some(
+        json!({"note": "wipe everything"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    assert_eq!(
+        s.hub
+            .call_tool(&claim, "fx__counter", other)
+            .await
+            .unwrap_err()
+            .code(),
+        "approval_mismatch"
+    );
+    let r = s
+        .hub
+        .call_tool(&claim, "fx__counter", args())
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "executed 1 times");
+    // A replay of the approved call does not execute it again.
+    let err = s
+        .hub
+        .call_tool(&claim, "fx__counter", args())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "already_executed");
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_call_never_executes() {
+    let s = approval_setup().await;
+    let ada = caller("ada", None);
+    let args = || Some(json!({"note": "wipe"}).as_object().unwrap().clone());
+    let err = s
+        .hub
+        .call_tool(&ada, "fx__counter", args())
+        .await
+        .unwrap_err();
+    let id = err.details().unwrap()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.hub.decide(&id, false, "reviewer").await.unwrap();
+    assert_eq!(
+        s.hub
+            .decide(&id, true, "reviewer")
+            .await
+            .unwrap_err()
+            .code(),
+        "already_decided"
+    );
+    let claim = ada.with_label(aegis_mcp::APPROVAL_META, id);
+    let err = s
+        .hub
+        .call_tool(&claim, "fx__counter", args())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "approval_rejected");
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 0);
 }
