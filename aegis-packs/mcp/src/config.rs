@@ -80,8 +80,9 @@ pub struct StdioConfig {
     /// Its arguments.
     #[serde(default)]
     pub args: Vec<String>,
-    /// Environment variables set for it (values may be `secret://` references; a variable
-    /// whose name looks like a credential must be one).
+    /// Its whole environment, besides `PATH` and `HOME`: the gateway's own variables are
+    /// never passed on. Values may be `secret://` references; a variable whose name looks
+    /// like a credential must be one.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
@@ -175,7 +176,7 @@ impl McpServerConfig {
         let mut out = Vec::new();
         if !valid_name(&self.id) {
             out.push(format!(
-                "{path}.id: `{}` must be 1-64 characters of a-z, 0-9, `-` and `_`",
+                "{path}.id: `{}` must be 1-64 characters of a-z, 0-9, `-` and `_`, not starting or ending with `_`",
                 self.id
             ));
         }
@@ -230,8 +231,12 @@ impl McpServerConfig {
     }
 }
 
+/// 1-64 of a-z, 0-9, `-`, `_`, not starting or ending with `_` (which would blur the
+/// `__` between a prefix and a tool name).
 fn valid_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
+        && !s.starts_with('_')
+        && !s.ends_with('_')
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
@@ -343,5 +348,34 @@ impl ResolvedServer {
             config,
             values: resolved,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_servers;
+    use serde_json::json;
+
+    #[test]
+    fn a_prefix_that_would_blur_the_separator_is_refused_with_its_path() {
+        for (field, value) in [("prefix", "files_"), ("prefix", "_files"), ("id", "x_")] {
+            let mut entry = json!({"id": "ok", "http": {"url": "http://127.0.0.1:1/mcp"}});
+            entry[field] = json!(value);
+            let e = parse_servers(&[entry]).unwrap_err();
+            assert!(
+                e.message().contains(&format!("mcp_servers[0].{field}")),
+                "{}",
+                e.message()
+            );
+        }
+        let e = parse_servers(&[
+            json!({"id": "a", "stdio": {"command": "x", "env": {"API_TOKEN": "literal"}}}),
+        ])
+        .unwrap_err();
+        assert!(
+            e.message().contains("mcp_servers[0].stdio.env.API_TOKEN"),
+            "{}",
+            e.message()
+        );
     }
 }

@@ -259,7 +259,9 @@ impl McpHub {
             Ok(r) => r,
             Err(e) => return View::Down(format!("cannot read its pin: {}", e.message())),
         };
-        if record.pinned() {
+        // Served only if what *this* listing saw is the pinned catalog: the record's "seen"
+        // may have been written meanwhile by another replica that saw something else.
+        if record.pinned_hash.as_deref() == Some(hash.as_str()) {
             return View::Served(Arc::new(catalog));
         }
         let mut reason = match &record.pinned_catalog {

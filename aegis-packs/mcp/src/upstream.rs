@@ -94,6 +94,15 @@ impl Upstream {
         let config = &self.server.config;
         if let Some(stdio) = &config.stdio {
             let command = tokio::process::Command::new(&stdio.command).configure(|c| {
+                // A third-party server gets only what it is configured with (plus PATH and
+                // HOME to run at all) — never the gateway's own environment, which holds
+                // provider keys and the sources of `secret://env/…` references.
+                c.env_clear();
+                for keep in ["PATH", "HOME"] {
+                    if let Some(v) = std::env::var_os(keep) {
+                        c.env(keep, v);
+                    }
+                }
                 c.args(&stdio.args);
                 for (name, value) in &self.server.values {
                     c.env(name, value.expose());
