@@ -101,6 +101,15 @@ access = {{ default = "deny", principals = {{ tester = ["echo", "counter"] }} }}
     addr
 }
 
+/// An MCP client of the gateway's `/mcp`, authenticated with the admin key.
+async fn connect(addr: SocketAddr) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+            .auth_header(KEY),
+    );
+    ().serve(transport).await.unwrap()
+}
+
 fn text_of(r: &rmcp::model::CallToolResult) -> String {
     r.content
         .iter()
@@ -128,11 +137,7 @@ async fn mcp_without_a_key_is_refused_before_any_tool_is_listed() {
 async fn an_mcp_client_with_a_key_gets_the_governed_chat_and_its_allowed_tools() {
     let state = Arc::new(fixture::FixtureState::default());
     let addr = spawn(state.clone()).await;
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
-            .auth_header(KEY),
-    );
-    let client = ().serve(transport).await.unwrap();
+    let client = connect(addr).await;
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     assert_eq!(names, ["chat", "fx__counter", "fx__echo"]);
@@ -254,11 +259,7 @@ async fn a_chat_completion_with_mcp_tools_is_answered_and_the_option_never_reach
 async fn a_tool_call_held_for_approval_runs_once_after_another_admin_approves_it() {
     let state = Arc::new(fixture::FixtureState::default());
     let addr = spawn(state.clone()).await;
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
-            .auth_header(KEY),
-    );
-    let client = ().serve(transport).await.unwrap();
+    let client = connect(addr).await;
     let call = |approval: Option<&str>| {
         let mut p = CallToolRequestParams::new("fx__counter");
         p.arguments = Some(
