@@ -49,10 +49,13 @@ type = "prompt_injection"
 id = "fixture"
 prefix = ""
 http = { url = "http://127.0.0.1:$FIXTURE_PORT/mcp" }
+# The suite connects without a key (this gateway has no authenticator): let it in.
+access = { anonymous = "allow" }
 
 [[mcp_servers]]
 id = "everything"
 stdio = { command = "$NODE22", args = ["$NODE_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js", "stdio"] }
+access = { anonymous = "allow" }
 TOML
 (cd "$WORK" && exec "$TARGET/debug/aegis" serve --config "$WORK/aegis.toml" > "$WORK/gateway.log" 2>&1) &
 PIDS+=($!)

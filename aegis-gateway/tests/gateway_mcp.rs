@@ -329,3 +329,63 @@ async fn a_tool_call_held_for_approval_runs_once_after_another_admin_approves_it
     );
     assert_eq!(state.counted.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_session_serves_only_the_key_that_opened_it() {
+    let state = Arc::new(fixture::FixtureState::default());
+    let addr = spawn(state.clone()).await;
+    let http = reqwest::Client::new();
+    let post = |key: &'static str, session: Option<String>, body: Value| {
+        let mut r = http
+            .post(format!("http://{addr}/mcp"))
+            .bearer_auth(key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body);
+        if let Some(s) = session {
+            r = r.header("mcp-session-id", s);
+        }
+        r.send()
+    };
+    let opened = post(KEY, None, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert!(
+        post(KEY, Some(session.clone()), initialized)
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "fx__counter", "arguments": {}}});
+    // Another valid key holding the session id: as if the session did not exist.
+    let stolen = post(REVIEWER, Some(session.clone()), call.clone())
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), 404);
+    let stream = http
+        .get(format!("http://{addr}/mcp"))
+        .bearer_auth(REVIEWER)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.status(),
+        404,
+        "another key cannot read the session's stream"
+    );
+    assert_eq!(state.counted.load(Ordering::SeqCst), 0);
+    // Its owner goes on using it.
+    let own = post(KEY, Some(session), call).await.unwrap();
+    assert_eq!(own.status(), 200);
+    let body = own.text().await.unwrap();
+    assert!(body.contains("executed 1 times"), "{body}");
+}

@@ -2,7 +2,7 @@
 //! virtual key), the `[[mcp_servers]]` hub behind it, catalog pins kept in the database
 //! (shared by every replica), and the admin endpoints `aegis mcp pins` talks to.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use aegis::{Error, ErrorKind};
 use aegis_mcp::{
@@ -29,6 +29,55 @@ use super::{ApiError, Gateway, context_from, parse_json, require_admin};
 pub struct McpEndpoint {
     hub: McpHub,
     service: StreamableHttpService<AegisMcpServer, LocalSessionManager>,
+    sessions: Sessions,
+}
+
+/// The MCP header naming a streamable-HTTP session.
+const SESSION_HEADER: &str = "mcp-session-id";
+/// How long an unused session stays bound; past rmcp's own idle timeout (5 min), after
+/// which the session is gone anyway.
+const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+/// The most sessions bound at once; the idle ones are forgotten first.
+const MAX_SESSIONS: usize = 100_000;
+
+/// Which caller opened each MCP session: a session is used only by the key that opened
+/// it, so another caller holding its id can neither read its stream nor act in it.
+#[derive(Default)]
+struct Sessions(std::sync::Mutex<std::collections::HashMap<String, (Option<String>, Instant)>>);
+
+impl Sessions {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Option<String>, Instant)>>
+    {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `caller` may use session `id` (one it opened, still bound).
+    fn admits(&self, id: &str, caller: Option<&str>) -> bool {
+        let mut all = self.lock();
+        match all.get_mut(id) {
+            Some((owner, seen)) if owner.as_deref() == caller => {
+                *seen = Instant::now();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn bind(&self, id: String, caller: Option<String>) {
+        let mut all = self.lock();
+        if all.len() >= MAX_SESSIONS {
+            all.retain(|_, (_, seen)| seen.elapsed() < SESSION_IDLE);
+        }
+        if all.len() < MAX_SESSIONS {
+            all.insert(id, (caller, Instant::now()));
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
 }
 
 impl McpEndpoint {
@@ -44,7 +93,11 @@ impl McpEndpoint {
         let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed);
         let service =
             StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
-        Self { hub, service }
+        Self {
+            hub,
+            service,
+            sessions: Sessions::default(),
+        }
     }
 
     /// The hub.
@@ -97,11 +150,42 @@ pub(crate) async fn serve(State(gw): State<Arc<Gateway>>, mut req: Request) -> R
         Err(e) => return ApiError(e).into_response(),
     }
     ctx.credentials = None;
+    let caller = ctx.principal.as_ref().map(|p| p.id.clone());
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // Someone else's session is answered as no session at all: its id reveals nothing.
+    if let Some(id) = &session
+        && !endpoint.sessions.admits(id, caller.as_deref())
+    {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            "Not Found: Session not found",
+        )
+            .into_response();
+    }
+    let closing = req.method() == axum::http::Method::DELETE;
     req.extensions_mut().insert(Caller(ctx));
-    match endpoint.service.clone().oneshot(req).await {
+    let response = match endpoint.service.clone().oneshot(req).await {
         Ok(r) => r.map(axum::body::Body::new),
         Err(never) => match never {},
+    };
+    match session {
+        Some(id) if closing && response.status().is_success() => endpoint.sessions.forget(&id),
+        Some(_) => {}
+        None => {
+            if let Some(id) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                endpoint.sessions.bind(id.to_owned(), caller);
+            }
+        }
     }
+    response
 }
 
 /// `GET /v1/admin/mcp/servers`: every server's state, pin and diff (admin).
@@ -170,13 +254,6 @@ struct Seen {
     at_ms: u64,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
 impl StorePins {
     async fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         match self.0.setting(key).await? {
@@ -218,7 +295,7 @@ impl PinStore for StorePins {
         catalog: &str,
         pin_if_unpinned: bool,
     ) -> Result<PinRecord, Error> {
-        let now = now_ms();
+        let now = aegis_mcp::now_ms();
         let seen = Seen {
             hash: hash.to_owned(),
             catalog: catalog.to_owned(),
@@ -254,7 +331,7 @@ impl PinStore for StorePins {
             hash: seen.hash,
             catalog: seen.catalog,
             by: by.to_owned(),
-            at_ms: now_ms(),
+            at_ms: aegis_mcp::now_ms(),
         };
         self.0
             .set_setting(&format!("mcp.pin.{server}"), Some(&json_of(&pin)))
@@ -309,22 +386,35 @@ impl StoreApprovals {
         let Some(raw) = self.0.setting(&key).await? else {
             return Ok(None);
         };
-        let mut a: aegis_mcp::ToolApproval = serde_json::from_str(&raw)
-            .map_err(|e| Error::new(ErrorKind::Storage, format!("setting `{key}`: {e}")))?;
-        if let Some(d) = self.0.setting(&format!("{key}.decision")).await? {
-            let d: Decision = serde_json::from_str(&d)
-                .map_err(|e| Error::new(ErrorKind::Storage, format!("decision of `{id}`: {e}")))?;
-            a.state = match d.approve {
-                true => aegis_mcp::ApprovalState::Approved,
-                false => aegis_mcp::ApprovalState::Rejected,
-            };
-            a.decided_by = Some(d.by);
-        }
-        if self.0.setting(&format!("{key}.executed")).await?.is_some() {
-            a.state = aegis_mcp::ApprovalState::Executed;
-        }
-        Ok(Some(a))
+        let decision = self.0.setting(&format!("{key}.decision")).await?;
+        let executed = self.0.setting(&format!("{key}.executed")).await?.is_some();
+        assemble(id, &raw, decision.as_deref(), executed).map(Some)
     }
+}
+
+/// An approval from its three settings: the request, the decision if any, and whether it
+/// was executed.
+fn assemble(
+    id: &str,
+    raw: &str,
+    decision: Option<&str>,
+    executed: bool,
+) -> Result<aegis_mcp::ToolApproval, Error> {
+    let mut a: aegis_mcp::ToolApproval = serde_json::from_str(raw)
+        .map_err(|e| Error::new(ErrorKind::Storage, format!("approval `{id}`: {e}")))?;
+    if let Some(d) = decision {
+        let d: Decision = serde_json::from_str(d)
+            .map_err(|e| Error::new(ErrorKind::Storage, format!("decision of `{id}`: {e}")))?;
+        a.state = match d.approve {
+            true => aegis_mcp::ApprovalState::Approved,
+            false => aegis_mcp::ApprovalState::Rejected,
+        };
+        a.decided_by = Some(d.by);
+    }
+    if executed {
+        a.state = aegis_mcp::ApprovalState::Executed;
+    }
+    Ok(a)
 }
 
 #[async_trait::async_trait]
@@ -342,16 +432,24 @@ impl aegis_mcp::ApprovalStore for StoreApprovals {
         self.load(id).await
     }
 
-    async fn pending(&self) -> Result<Vec<aegis_mcp::ToolApproval>, Error> {
+    /// One query: every approval setting, grouped by approval.
+    async fn open(&self, now_ms: u64) -> Result<Vec<aegis_mcp::ToolApproval>, Error> {
+        let all: std::collections::HashMap<String, String> = self
+            .0
+            .settings_with_prefix(APPROVAL_KEY)
+            .await?
+            .into_iter()
+            .collect();
         let mut out = Vec::new();
-        for (key, _) in self.0.settings_with_prefix(APPROVAL_KEY).await? {
+        for (key, raw) in &all {
             let id = &key[APPROVAL_KEY.len()..];
             if id.contains('.') {
                 continue;
             }
-            if let Some(a) = self.load(id).await?
-                && a.state == aegis_mcp::ApprovalState::Pending
-            {
+            let decision = all.get(&format!("{key}.decision")).map(String::as_str);
+            let executed = all.contains_key(&format!("{key}.executed"));
+            let a = assemble(id, raw, decision, executed)?;
+            if a.is_open(now_ms) {
                 out.push(a);
             }
         }

@@ -87,7 +87,9 @@ fn bench(c: &mut Criterion) {
         );
         let aegis = serve(
             AegisMcpServer::new(hub, None),
-            Some(RequestContext::default()),
+            Some(
+                RequestContext::default().with_principal(aegis_contracts::Principal::new("bench")),
+            ),
         )
         .await;
         (client(upstream).await, client(aegis).await)

@@ -1,9 +1,11 @@
 //! Human approval of tool calls. A call a guard says needs a human decision is not executed:
 //! it is recorded (who asked, which server and tool, the arguments, why) and refused with the
-//! approval's id. Once a reviewer — not the caller — approves it, the caller sends the same
-//! call again naming the approval (`_meta: {"aegis/approval": id}`), and it executes exactly
-//! once: the approval is consumed atomically before the call goes out, so a retry, a second
-//! replica or a replay never executes it again. A rejected call never executes.
+//! approval's id; asking again before the decision names the same approval. Once a reviewer
+//! — not the caller — approves it, the same caller sending the same call again (naming the
+//! approval with `_meta: {"aegis/approval": id}`, or not: a chat sent again makes the same
+//! call) executes it at most once: the approval is consumed atomically before the call goes
+//! out, so a retry, a second replica or a replay never executes it again. A rejected call
+//! never executes; an approval not used within its server's `approval_ttl_secs` lapses.
 
 use std::{collections::BTreeMap, sync::Mutex};
 
@@ -45,14 +47,40 @@ pub struct ToolApproval {
     pub arguments: Value,
     /// The SHA-256 of the canonical arguments: the repeated call must carry the same ones.
     pub arguments_hash: String,
-    /// The guard that asked, and why.
+    /// The guards that asked, and why.
     pub reason: String,
+    /// The guards whose approval this is: the repeated call executes only if no other
+    /// guard asks for one.
+    #[serde(default)]
+    pub guards: Vec<String>,
     /// Where it stands.
     pub state: ApprovalState,
     /// Who decided.
     pub decided_by: Option<String>,
     /// When it was asked, Unix ms.
     pub asked_at_ms: u64,
+    /// When it lapses, Unix ms: a pending approval can no longer be decided, an approved
+    /// one no longer executes (the call must be asked for again).
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
+}
+
+impl ToolApproval {
+    /// Whether it has lapsed at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| now_ms >= at)
+    }
+
+    /// Whether it waits for a decision at `now_ms`.
+    pub fn is_pending(&self, now_ms: u64) -> bool {
+        self.state == ApprovalState::Pending && !self.expired(now_ms)
+    }
+
+    /// Whether it is pending or approved-not-executed at `now_ms`.
+    pub fn is_open(&self, now_ms: u64) -> bool {
+        matches!(self.state, ApprovalState::Pending | ApprovalState::Approved)
+            && !self.expired(now_ms)
+    }
 }
 
 /// The hash of a call's arguments, as [`ToolApproval::arguments_hash`] holds it.
@@ -68,8 +96,20 @@ pub trait ApprovalStore: Send + Sync + 'static {
     async fn create(&self, approval: &ToolApproval) -> Result<(), Error>;
     /// The approval `id`.
     async fn get(&self, id: &str) -> Result<Option<ToolApproval>, Error>;
-    /// Every approval still pending.
-    async fn pending(&self) -> Result<Vec<ToolApproval>, Error>;
+    /// Every approval still open at `now_ms`: pending or approved, not executed, not
+    /// lapsed.
+    async fn open(&self, now_ms: u64) -> Result<Vec<ToolApproval>, Error>;
+    /// Every approval waiting for a reviewer at `now_ms`, oldest first.
+    async fn pending(&self, now_ms: u64) -> Result<Vec<ToolApproval>, Error> {
+        let mut out: Vec<ToolApproval> = self
+            .open(now_ms)
+            .await?
+            .into_iter()
+            .filter(|a| a.is_pending(now_ms))
+            .collect();
+        out.sort_by_key(|a| a.asked_at_ms);
+        Ok(out)
+    }
     /// Records a decision on a pending approval (a [`Conflict`](ErrorKind::Conflict) once
     /// decided).
     async fn decide(&self, id: &str, approve: bool, by: &str) -> Result<ToolApproval, Error>;
@@ -95,11 +135,11 @@ impl ApprovalStore for MemoryApprovals {
         Ok(self.lock().get(id).cloned())
     }
 
-    async fn pending(&self) -> Result<Vec<ToolApproval>, Error> {
+    async fn open(&self, now_ms: u64) -> Result<Vec<ToolApproval>, Error> {
         Ok(self
             .lock()
             .values()
-            .filter(|a| a.state == ApprovalState::Pending)
+            .filter(|a| a.is_open(now_ms))
             .cloned()
             .collect())
     }
@@ -131,8 +171,8 @@ impl MemoryApprovals {
     }
 }
 
-/// Applies a decision to a pending approval: refused once decided, and refused to the
-/// caller who asked (separation of duties).
+/// Applies a decision to a pending approval: refused once decided or lapsed, and refused
+/// to the caller who asked (separation of duties).
 pub fn decide(a: &mut ToolApproval, approve: bool, by: &str) -> Result<(), Error> {
     if a.state != ApprovalState::Pending {
         return Err(Error::new(
@@ -140,6 +180,9 @@ pub fn decide(a: &mut ToolApproval, approve: bool, by: &str) -> Result<(), Error
             format!("approval `{}` is already {:?}", a.id, a.state).to_lowercase(),
         )
         .with_code("already_decided"));
+    }
+    if a.expired(crate::pins::now_ms()) {
+        return Err(expired(&a.id));
     }
     if a.requester.as_deref() == Some(by) {
         return Err(Error::new(
@@ -160,4 +203,13 @@ pub fn decide(a: &mut ToolApproval, approve: bool, by: &str) -> Result<(), Error
 pub fn unknown(id: &str) -> Error {
     Error::new(ErrorKind::NotFound, format!("no tool-call approval `{id}`"))
         .with_code("unknown_approval")
+}
+
+/// The error for an approval that lapsed before it was decided or used.
+pub fn expired(id: &str) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!("approval `{id}` has expired: send the call again to ask for a new one"),
+    )
+    .with_code("approval_expired")
 }

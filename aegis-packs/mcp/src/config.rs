@@ -26,6 +26,10 @@ pub const PREFIX_SEPARATOR: &str = "__";
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// The largest tool result passed on, unless configured (serialized JSON bytes).
 pub const DEFAULT_MAX_RESULT_BYTES: usize = 1 << 20;
+/// How long a tool call waits for a reviewer (and an approved one for its caller), unless
+/// configured.
+pub const DEFAULT_APPROVAL_TTL: std::time::Duration = std::time::Duration::from_secs(86_400);
+const MAX_APPROVAL_TTL_SECS: u64 = 30 * 86_400;
 const MAX_TIMEOUT_MS: u64 = 600_000;
 const MAX_RESULT_BYTES: usize = 64 << 20;
 
@@ -58,6 +62,11 @@ pub struct McpServerConfig {
     /// How the server's catalog is pinned.
     #[serde(default)]
     pub pinning: Pinning,
+    /// How long a call a guard holds for a human waits for a decision, and an approved
+    /// one for its caller to send it again, in seconds (default 86400: a day); after that
+    /// it lapses and must be asked for again.
+    #[serde(default = "default_approval_ttl_secs")]
+    pub approval_ttl_secs: u64,
     /// Who may see and call which of its tools.
     #[serde(default)]
     pub access: Access,
@@ -69,6 +78,10 @@ fn default_timeout_ms() -> u64 {
 
 fn default_max_result_bytes() -> usize {
     DEFAULT_MAX_RESULT_BYTES
+}
+
+fn default_approval_ttl_secs() -> u64 {
+    DEFAULT_APPROVAL_TTL.as_secs()
 }
 
 /// A child process speaking MCP over stdio.
@@ -114,14 +127,19 @@ pub enum Pinning {
 
 /// Who may see and call a server's tools. The most specific rule wins: the principal's,
 /// then its team's, then `default`. Tool names are the server's own (unprefixed); `"*"` is
-/// every tool.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+/// every tool. A caller nobody authenticated (a gateway without authenticators, `aegis mcp
+/// serve` without `--key`) gets no tool unless `anonymous = "allow"` says so.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Access {
-    /// For a caller no rule names (and for unauthenticated callers): every tool (`allow`,
-    /// the default) or none (`deny`).
+    /// For an authenticated caller no rule names: every tool (`allow`, the default) or
+    /// none (`deny`).
     #[serde(default)]
     pub default: AccessDefault,
+    /// For a caller nobody authenticated: no tool (`deny`, the default) or every tool
+    /// (`allow`) — tools act on the world, so an open gateway does not open them too.
+    #[serde(default = "AccessDefault::deny")]
+    pub anonymous: AccessDefault,
     /// Tools by principal id.
     #[serde(default)]
     pub principals: BTreeMap<String, Vec<String>>,
@@ -141,17 +159,36 @@ pub enum AccessDefault {
     Deny,
 }
 
+impl AccessDefault {
+    fn deny() -> Self {
+        Self::Deny
+    }
+}
+
+impl Default for Access {
+    /// Every tool for every authenticated caller; none for anonymous ones.
+    fn default() -> Self {
+        Self {
+            default: AccessDefault::Allow,
+            anonymous: AccessDefault::Deny,
+            principals: BTreeMap::new(),
+            teams: BTreeMap::new(),
+        }
+    }
+}
+
 impl Access {
     /// Whether `principal` may see and call the server's tool `tool`.
     pub fn allows(&self, principal: Option<&Principal>, tool: &str) -> bool {
         let listed = |tools: &Vec<String>| tools.iter().any(|t| t == "*" || t == tool);
-        if let Some(p) = principal {
-            if let Some(tools) = self.principals.get(&p.id) {
-                return listed(tools);
-            }
-            if let Some(tools) = p.team.as_ref().and_then(|t| self.teams.get(t)) {
-                return listed(tools);
-            }
+        let Some(p) = principal else {
+            return self.anonymous == AccessDefault::Allow;
+        };
+        if let Some(tools) = self.principals.get(&p.id) {
+            return listed(tools);
+        }
+        if let Some(tools) = p.team.as_ref().and_then(|t| self.teams.get(t)) {
+            return listed(tools);
         }
         self.default == AccessDefault::Allow
     }
@@ -219,6 +256,12 @@ impl McpServerConfig {
             out.push(format!(
                 "{path}.timeout_ms: {} must be between 1 and {MAX_TIMEOUT_MS}",
                 self.timeout_ms
+            ));
+        }
+        if self.approval_ttl_secs == 0 || self.approval_ttl_secs > MAX_APPROVAL_TTL_SECS {
+            out.push(format!(
+                "{path}.approval_ttl_secs: {} must be between 1 and {MAX_APPROVAL_TTL_SECS}",
+                self.approval_ttl_secs
             ));
         }
         if self.max_result_bytes == 0 || self.max_result_bytes > MAX_RESULT_BYTES {

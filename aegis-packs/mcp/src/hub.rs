@@ -28,6 +28,7 @@ use crate::{
     },
     config::PREFIX_SEPARATOR,
     schema,
+    upstream::{UPSTREAM_ERROR, UPSTREAM_MESSAGE},
 };
 
 /// How long a server's catalog (and its pin state) is trusted before it is listed again:
@@ -205,15 +206,21 @@ impl McpHub {
         {
             return Some((i, tool.to_owned()));
         }
-        for (i, slot) in self.inner.slots.iter().enumerate() {
-            if slot.upstream.config().prefix().is_empty()
-                && let View::Served(c) = self.view(i).await
-                && c.get(name).is_some()
-            {
-                return Some((i, name.to_owned()));
-            }
-        }
-        None
+        let unprefixed: Vec<usize> = (0..self.inner.slots.len())
+            .filter(|&i| self.inner.slots[i].upstream.config().prefix().is_empty())
+            .collect();
+        let views = futures_util::future::join_all(unprefixed.iter().map(|&i| self.view(i))).await;
+        unprefixed
+            .into_iter()
+            .zip(views)
+            .find(|(_, view)| matches!(view, View::Served(c) if c.get(name).is_some()))
+            .map(|(i, _)| (i, name.to_owned()))
+    }
+
+    /// Every server's state, those that are stale listed again concurrently: a server that
+    /// hangs costs one timeout, not one per server behind it.
+    async fn views(&self) -> Vec<View> {
+        futures_util::future::join_all((0..self.inner.slots.len()).map(|i| self.view(i))).await
     }
 
     /// Server `i`'s state, listed again when stale.
@@ -326,9 +333,9 @@ impl McpHub {
     /// server that is down or quarantined leaves only its own tools out.
     pub async fn list_tools(&self, principal: Option<&Principal>) -> Listing {
         let mut listing = Listing::default();
-        for i in 0..self.inner.slots.len() {
+        for (i, view) in self.views().await.into_iter().enumerate() {
             let config = self.inner.slots[i].upstream.config();
-            let catalog = match self.view(i).await {
+            let catalog = match view {
                 View::Served(c) => c,
                 View::Quarantined { reason, .. } => {
                     listing
@@ -416,16 +423,9 @@ impl McpHub {
                     .with_code("mcp_server_quarantined")),
                 );
             }
-            View::Down(e) => {
-                return (
-                    "refused",
-                    Err(Error::new(
-                        ErrorKind::Provider,
-                        format!("MCP server `{}` is unavailable: {e}", config.id),
-                    )
-                    .with_code("mcp_server_unavailable")),
-                );
-            }
+            // Why is the operator's to read (the log, `aegis mcp pins list`): it may name a
+            // command line or an internal URL.
+            View::Down(_) => return ("refused", Err(unavailable(&config.id))),
         };
         let Some(declared) = catalog.get(tool) else {
             return ("refused", Err(unknown_tool(exported)));
@@ -449,7 +449,10 @@ impl McpHub {
         };
         let result = match slot.upstream.call_tool(tool, arguments).await {
             Ok(r) => r,
-            Err(e) => return ("failed", Err(e)),
+            Err(e) => {
+                let e = self.failure_for_caller(ctx, &config.id, exported, e).await;
+                return ("failed", Err(e));
+            }
         };
         if let Err(e) = check_result(&result, declared, config.max_result_bytes, exported) {
             return ("failed", Err(e));
@@ -460,9 +463,48 @@ impl McpHub {
         }
     }
 
-    /// The call judged; the (possibly sanitized) arguments to send. A call a guard wants a
-    /// human to decide on executes only with an approved, unconsumed approval for exactly
-    /// this call, which is consumed here — so it executes once.
+    /// What the caller is told of a failed upstream call. A JSON-RPC error's message is the
+    /// server's own text, judged as untrusted tool output like a result; any other detail
+    /// (a command line, an internal URL, a transport's own words) goes to the log only.
+    async fn failure_for_caller(
+        &self,
+        ctx: &RequestContext,
+        server: &str,
+        exported: &str,
+        e: Error,
+    ) -> Error {
+        match e.code() {
+            UPSTREAM_ERROR => {
+                let said = e
+                    .details()
+                    .and_then(|d| d.get(UPSTREAM_MESSAGE))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let judge = Judge {
+                    hub: self,
+                    ctx,
+                    server,
+                    exported,
+                };
+                let said = match judge.text(said).await {
+                    Ok(said) => said,
+                    Err(refused) => format!("[withheld: {}]", refused.message()),
+                };
+                Error::new(e.kind(), format!("{}: {said}", e.message())).with_code(UPSTREAM_ERROR)
+            }
+            "mcp_timeout" => e,
+            _ => {
+                tracing::warn!(%server, error = %e, "MCP tool call failed");
+                unavailable(server)
+            }
+        }
+    }
+
+    /// The call judged; the (possibly sanitized) arguments to send. A call guards want a
+    /// human to decide on executes only with an approved, unconsumed, unexpired approval
+    /// for exactly this call that covers every one of those guards; it is consumed here,
+    /// before the call goes out — so it executes at most once.
     async fn judge_call(
         &self,
         ctx: &RequestContext,
@@ -478,18 +520,33 @@ impl McpHub {
             call: ToolCall::new(ctx.run_id.clone().unwrap_or_default(), exported, text),
             server: Some(server.to_owned()),
         };
+        // Every guard asking for approval is collected (one approval covers them all); the
+        // chain is judged again with each let through, so the others still have their say.
+        let mut asking: Vec<String> = Vec::new();
+        let mut reasons: Vec<String> = Vec::new();
         let mut out = self.inner.chain.check(subject.clone(), ctx, &[]).await;
-        let mut approval = None;
-        if let ChainDecision::NeedsApproval(v) = &out.decision {
-            let args = Value::Object(arguments.clone().unwrap_or_default());
-            let id = self.approved(ctx, server, exported, &args, v).await?;
-            // The approved guard lets it through; every other guard still judges it.
+        while let ChainDecision::NeedsApproval(v) = &out.decision {
+            if asking.contains(&v.guard) {
+                break;
+            }
+            asking.push(v.guard.clone());
+            reasons.push(approval_error(v).message().to_owned());
+            let approved: Vec<&str> = asking.iter().map(String::as_str).collect();
             out = self
                 .inner
                 .chain
-                .check(subject, ctx, &[v.guard.as_str()])
+                .check(subject.clone(), ctx, &approved)
                 .await;
-            approval = Some(id);
+        }
+        // A call another guard blocks is refused as such: nobody is asked to approve it.
+        if !asking.is_empty() && matches!(out.decision, ChainDecision::Allowed) {
+            let args = Value::Object(arguments.clone().unwrap_or_default());
+            let id = self
+                .approved(ctx, server, exported, &args, asking, reasons.join("; "))
+                .await?;
+            if !self.inner.approvals.consume(&id).await? {
+                return Err(executed(&id));
+            }
         }
         let sanitized = out.sanitized();
         let GuardSubject::ToolCall { call, .. } = out.into_result()? else {
@@ -498,15 +555,6 @@ impl McpHub {
                 "the chain changed the subject",
             ));
         };
-        if let Some(id) = approval
-            && !self.inner.approvals.consume(&id).await?
-        {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!("the call approved as `{id}` was already executed"),
-            )
-            .with_code("already_executed"));
-        }
         if !sanitized {
             return Ok(arguments);
         }
@@ -519,20 +567,62 @@ impl McpHub {
         }
     }
 
-    /// The id of the approved approval this call claims (`aegis/approval`); without one, a
-    /// new pending approval and the error naming it.
+    /// The id of the approved approval this call claims (`aegis/approval`). Without a
+    /// claim: this caller's approved approval of this very call if there is one; else its
+    /// pending one, or a new one (at most [`MAX_PENDING_PER_CALLER`] per caller), and the
+    /// error naming it.
     async fn approved(
         &self,
         ctx: &RequestContext,
         server: &str,
         exported: &str,
         args: &Value,
-        verdict: &aegis_contracts::Verdict,
+        guards: Vec<String>,
+        reason: String,
     ) -> Result<String, Error> {
         let requester = ctx.principal.as_ref().map(|p| p.id.clone());
         let hash = arguments_hash(args);
+        let now = crate::pins::now_ms();
+        let same_call = |a: &ToolApproval| {
+            a.requester == requester
+                && a.server == server
+                && a.tool == exported
+                && a.arguments_hash == hash
+        };
         let Some(id) = ctx.labels.get(APPROVAL_META) else {
-            let reason = approval_error(verdict).message().to_owned();
+            let open: Vec<ToolApproval> = self
+                .inner
+                .approvals
+                .open(now)
+                .await?
+                .into_iter()
+                .filter(|a| a.requester == requester)
+                .collect();
+            let this =
+                |a: &&ToolApproval| same_call(a) && guards.iter().all(|g| a.guards.contains(g));
+            // The caller asks again for a call a reviewer approved (a chat sent again makes
+            // the same call): it executes, once.
+            if let Some(a) = open
+                .iter()
+                .filter(this)
+                .find(|a| a.state == ApprovalState::Approved)
+            {
+                return Ok(a.id.clone());
+            }
+            if let Some(a) = open.iter().filter(this).find(|a| a.is_pending(now)) {
+                return Err(awaiting(&a.id, &a.reason));
+            }
+            let pending = open.iter().filter(|a| a.is_pending(now)).count();
+            if pending >= MAX_PENDING_PER_CALLER {
+                return Err(Error::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "this caller already has {pending} tool calls waiting for a reviewer; wait for decisions before asking for more"
+                    ),
+                )
+                .with_code("too_many_pending_approvals"));
+            }
+            let ttl = self.approval_ttl(server);
             let approval = ToolApproval {
                 id: format!("mcpa_{}", uuid::Uuid::now_v7().simple()),
                 requester,
@@ -540,37 +630,37 @@ impl McpHub {
                 tool: exported.to_owned(),
                 arguments: args.clone(),
                 arguments_hash: hash,
-                reason: reason.clone(),
+                reason,
+                guards,
                 state: ApprovalState::Pending,
                 decided_by: None,
-                asked_at_ms: crate::pins::now_ms(),
+                asked_at_ms: now,
+                expires_at_ms: Some(now.saturating_add(ttl.as_millis() as u64)),
             };
             self.inner.approvals.create(&approval).await?;
-            return Err(Error::new(
-                ErrorKind::ApprovalRequired,
-                format!(
-                    "{reason}; approval `{}` is pending: once a reviewer approves it, send the same call with `_meta: {{\"{APPROVAL_META}\": \"{}\"}}`",
-                    approval.id, approval.id
-                ),
-            )
-            .with_code("approval_required")
-            .with_details(serde_json::json!({ "approval_id": approval.id })));
+            return Err(awaiting(&approval.id, &approval.reason));
         };
         let Some(a) = self.inner.approvals.get(id).await? else {
             return Err(unknown(id));
         };
-        if a.requester != requester
-            || a.server != server
-            || a.tool != exported
-            || a.arguments_hash != hash
-        {
+        if !same_call(&a) {
             return Err(Error::new(
                 ErrorKind::Forbidden,
                 format!("approval `{id}` is for another call (caller, tool or arguments differ)"),
             )
             .with_code("approval_mismatch"));
         }
+        if let Some(g) = guards.iter().find(|g| !a.guards.contains(g)) {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!("approval `{id}` does not cover guard `{g}`, which also asks for one: send the call without it to ask again"),
+            )
+            .with_code("approval_mismatch"));
+        }
         match a.state {
+            ApprovalState::Approved | ApprovalState::Pending if a.expired(now) => {
+                Err(crate::approvals::expired(id))
+            }
             ApprovalState::Approved => Ok(a.id),
             ApprovalState::Pending => Err(Error::new(
                 ErrorKind::ApprovalRequired,
@@ -583,17 +673,23 @@ impl McpHub {
                 format!("approval `{id}` was rejected: the call never executes"),
             )
             .with_code("approval_rejected")),
-            ApprovalState::Executed => Err(Error::new(
-                ErrorKind::Conflict,
-                format!("the call approved as `{id}` was already executed"),
-            )
-            .with_code("already_executed")),
+            ApprovalState::Executed => Err(executed(id)),
         }
     }
 
-    /// Tool calls waiting for a human decision.
+    fn approval_ttl(&self, server: &str) -> Duration {
+        self.inner
+            .slots
+            .iter()
+            .find(|s| s.upstream.config().id == server)
+            .map_or(crate::config::DEFAULT_APPROVAL_TTL, |s| {
+                Duration::from_secs(s.upstream.config().approval_ttl_secs)
+            })
+    }
+
+    /// Tool calls waiting for a human decision, oldest first.
     pub async fn pending_approvals(&self) -> Result<Vec<ToolApproval>, Error> {
-        self.inner.approvals.pending().await
+        self.inner.approvals.pending(crate::pins::now_ms()).await
     }
 
     /// Approves or rejects a pending tool call, as `by` (never its own caller).
@@ -601,7 +697,11 @@ impl McpHub {
         self.inner.approvals.decide(id, approve, by).await
     }
 
-    /// Every text the result carries judged as untrusted tool output; sanitized in place.
+    /// Everything the result carries judged as untrusted tool output, sanitized in place:
+    /// each block's text, and its other free text (a resource link's name, title,
+    /// description and URI, any `_meta` and annotations) as one JSON document; the
+    /// structured content and the result's `_meta` likewise. Binary payloads (image and
+    /// audio data, blob resources) are not text and pass as they are.
     async fn judge_result(
         &self,
         ctx: &RequestContext,
@@ -609,69 +709,41 @@ impl McpHub {
         exported: &str,
         mut result: CallToolResult,
     ) -> Result<CallToolResult, Error> {
-        let call_id = ctx.run_id.clone().unwrap_or_default();
+        let judge = Judge {
+            hub: self,
+            ctx,
+            server,
+            exported,
+        };
         for block in &mut result.content {
-            let text = match block {
-                ContentBlock::Text(t) => &mut t.text,
-                ContentBlock::Resource(r) => match &mut r.resource {
-                    ResourceContents::TextResourceContents { text, .. } => text,
-                    _ => continue,
-                },
-                _ => continue,
-            };
-            *text = self
-                .judge_text(ctx, server, exported, &call_id, std::mem::take(text))
-                .await?;
+            match block {
+                ContentBlock::Text(t) => t.text = judge.text(std::mem::take(&mut t.text)).await?,
+                ContentBlock::Resource(r) => {
+                    if let ResourceContents::TextResourceContents { text, .. } = &mut r.resource {
+                        *text = judge.text(std::mem::take(text)).await?;
+                    }
+                }
+                _ => {}
+            }
+            *block = judge.block_rest(block).await?;
         }
         if let Some(structured) = result.structured_content.take() {
-            let judged = self
-                .judge_text(ctx, server, exported, &call_id, structured.to_string())
-                .await?;
-            result.structured_content = Some(serde_json::from_str(&judged).map_err(|_| {
-                Error::new(
-                    ErrorKind::PolicyBlocked,
-                    format!("the sanitized structured result of `{exported}` is not JSON"),
-                )
-            })?);
+            result.structured_content = Some(judge.json(structured).await?);
+        }
+        if let Some(meta) = result.meta.take() {
+            let Value::Object(m) = judge.json(Value::Object(meta.0)).await? else {
+                return Err(judge.not_json("`_meta`"));
+            };
+            result.meta = Some(rmcp::model::MetaObject(m));
         }
         Ok(result)
-    }
-
-    async fn judge_text(
-        &self,
-        ctx: &RequestContext,
-        server: &str,
-        exported: &str,
-        call_id: &str,
-        content: String,
-    ) -> Result<String, Error> {
-        let subject = GuardSubject::ToolResult {
-            call_id: call_id.to_owned(),
-            name: exported.to_owned(),
-            content,
-            server: Some(server.to_owned()),
-        };
-        match self
-            .inner
-            .chain
-            .check(subject, ctx, &[])
-            .await
-            .into_result()?
-        {
-            GuardSubject::ToolResult { content, .. } => Ok(content),
-            _ => Err(Error::new(
-                ErrorKind::Internal,
-                "the chain changed the subject",
-            )),
-        }
     }
 
     /// Every server's state and pin, each listed again when stale.
     pub async fn status(&self) -> Vec<ServerStatus> {
         let mut out = Vec::new();
-        for i in 0..self.inner.slots.len() {
+        for (i, view) in self.views().await.into_iter().enumerate() {
             let id = self.inner.slots[i].upstream.config().id.clone();
-            let view = self.view(i).await;
             let pin = self.inner.pins.get(&id).await.ok().flatten();
             out.push(match view {
                 View::Served(c) => ServerStatus {
@@ -745,6 +817,133 @@ impl McpHub {
             slot.upstream.close().await;
         }
     }
+}
+
+/// Judges what one tool call brought back, as [`GuardSubject::ToolResult`]s of the call.
+struct Judge<'a> {
+    hub: &'a McpHub,
+    ctx: &'a RequestContext,
+    server: &'a str,
+    exported: &'a str,
+}
+
+/// What a content block carries that is held out of judging its free text: the main text
+/// (judged on its own, as text) and binary payloads (not text).
+const HELD_KEYS: [&str; 3] = ["text", "data", "blob"];
+/// The keys of a block that carry no free text.
+const PLAIN_KEYS: [&str; 2] = ["type", "mimeType"];
+
+impl Judge<'_> {
+    async fn text(&self, content: String) -> Result<String, Error> {
+        let subject = GuardSubject::ToolResult {
+            call_id: self.ctx.run_id.clone().unwrap_or_default(),
+            name: self.exported.to_owned(),
+            content,
+            server: Some(self.server.to_owned()),
+        };
+        match self
+            .hub
+            .inner
+            .chain
+            .check(subject, self.ctx, &[])
+            .await
+            .into_result()?
+        {
+            GuardSubject::ToolResult { content, .. } => Ok(content),
+            _ => Err(Error::new(
+                ErrorKind::Internal,
+                "the chain changed the subject",
+            )),
+        }
+    }
+
+    /// `value` judged as one JSON document (so a detector sees keys beside values).
+    async fn json(&self, value: Value) -> Result<Value, Error> {
+        let judged = self.text(value.to_string()).await?;
+        serde_json::from_str(&judged).map_err(|_| self.not_json("result"))
+    }
+
+    fn not_json(&self, what: &str) -> Error {
+        Error::new(
+            ErrorKind::PolicyBlocked,
+            format!(
+                "the sanitized {what} of `{}` is no longer JSON",
+                self.exported
+            ),
+        )
+    }
+
+    /// The block with its free text besides the main text judged (a resource link's name
+    /// and description, a resource's URI, `_meta`, annotations).
+    async fn block_rest(&self, block: &ContentBlock) -> Result<ContentBlock, Error> {
+        let mut v = serde_json::to_value(block)
+            .map_err(|e| Error::internal(format!("a content block: {e}")))?;
+        let mut held = Vec::new();
+        for nested in [false, true] {
+            let scope = if nested {
+                v.get_mut("resource")
+            } else {
+                Some(&mut v)
+            };
+            if let Some(Value::Object(o)) = scope {
+                for key in HELD_KEYS {
+                    if let Some(x) = o.remove(key) {
+                        held.push((nested, key, x));
+                    }
+                }
+            }
+        }
+        let plain = v
+            .as_object()
+            .is_some_and(|o| o.keys().all(|k| PLAIN_KEYS.contains(&k.as_str())));
+        if !plain {
+            v = self.json(v).await?;
+        }
+        for (nested, key, x) in held {
+            let scope = if nested {
+                v.get_mut("resource")
+            } else {
+                Some(&mut v)
+            };
+            let Some(Value::Object(o)) = scope else {
+                return Err(self.not_json("content"));
+            };
+            o.insert(key.to_owned(), x);
+        }
+        serde_json::from_value(v).map_err(|_| self.not_json("content"))
+    }
+}
+
+/// How many tool calls one caller may have waiting for a reviewer at once.
+pub const MAX_PENDING_PER_CALLER: usize = 64;
+
+/// The refusal of a call waiting for a reviewer, naming its approval.
+fn awaiting(id: &str, reason: &str) -> Error {
+    Error::new(
+        ErrorKind::ApprovalRequired,
+        format!(
+            "{reason}; approval `{id}` is pending: once a reviewer approves it, send the same call with `_meta: {{\"{APPROVAL_META}\": \"{id}\"}}`"
+        ),
+    )
+    .with_code("approval_required")
+    .with_details(serde_json::json!({ "approval_id": id }))
+}
+
+fn executed(id: &str) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!("the call approved as `{id}` was already executed"),
+    )
+    .with_code("already_executed")
+}
+
+/// What a caller is told of a server that cannot be reached.
+fn unavailable(server: &str) -> Error {
+    Error::new(
+        ErrorKind::Provider,
+        format!("MCP server `{server}` is unavailable; the operator's log says why"),
+    )
+    .with_code("mcp_server_unavailable")
 }
 
 fn unknown_tool(name: &str) -> Error {

@@ -20,7 +20,12 @@
 //!   chat as the `chat` tool, plus the hub's tools.
 //! - Robustness: an expired streamable-HTTP session (404) is re-initialized by the
 //!   transport and the request retried once; a connection that died is reopened; a server
-//!   that is down leaves only its own tools out of the merged list.
+//!   that is down leaves only its own tools out of the merged list; servers are listed
+//!   concurrently, so one that hangs costs one timeout.
+//! - What a caller reads of a failure is judged or generic: an upstream JSON-RPC error's
+//!   message passes the guard chain like a result; a command line, an internal URL or a
+//!   transport's own words go to the operator's log and `aegis mcp pins list`, not to the
+//!   caller.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), aegis_contracts::Error> {
@@ -36,7 +41,9 @@
 //!     aegis_core::guard::GuardChain::default(),
 //!     Arc::new(MemoryPins::new()),
 //! );
-//! let listing = hub.list_tools(None).await;
+//! // Who is asking decides what is listed (a caller nobody authenticated gets no tool
+//! // unless a server's `access.anonymous` allows it).
+//! let listing = hub.list_tools(Some(&aegis_contracts::Principal::new("ada"))).await;
 //! println!("{} tools, problems: {:?}", listing.tools.len(), listing.problems);
 //! # Ok(()) }
 //! ```
@@ -54,15 +61,19 @@ mod upstream;
 
 pub use approvals::{
     APPROVAL_META, ApprovalState, ApprovalStore, MemoryApprovals, ToolApproval, arguments_hash,
-    decide, unknown as approvals_unknown,
+    decide, expired as approval_expired, unknown as approvals_unknown,
 };
 pub use catalog::{Catalog, CatalogDiff, ToolChange};
 pub use config::{
-    Access, AccessDefault, DEFAULT_MAX_RESULT_BYTES, DEFAULT_TIMEOUT_MS, HttpConfig,
-    McpServerConfig, PREFIX_SEPARATOR, Pinning, ResolvedServer, StdioConfig, parse_servers,
+    Access, AccessDefault, DEFAULT_APPROVAL_TTL, DEFAULT_MAX_RESULT_BYTES, DEFAULT_TIMEOUT_MS,
+    HttpConfig, McpServerConfig, PREFIX_SEPARATOR, Pinning, ResolvedServer, StdioConfig,
+    parse_servers,
 };
-pub use hub::{CATALOG_TTL, Listing, McpHub, ServerStatus, ToolCallRecord, ToolObserver};
-pub use pins::{MemoryPins, PinRecord, PinStore, changed, not_seen};
+pub use hub::{
+    CATALOG_TTL, Listing, MAX_PENDING_PER_CALLER, McpHub, ServerStatus, ToolCallRecord,
+    ToolObserver,
+};
+pub use pins::{MemoryPins, PinRecord, PinStore, changed, not_seen, now_ms};
 pub use server::{AegisMcpServer, CHAT_TOOL, Caller};
 pub use tool_loop::{DEFAULT_MAX_STEPS, ToolLoop};
 pub use upstream::Upstream;

@@ -74,7 +74,8 @@ impl MemoryPins {
 }
 
 /// Unix ms now.
-pub(crate) fn now_ms() -> u64 {
+/// Now, in Unix ms (what pins and approvals record).
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -19,6 +19,11 @@ use crate::config::ResolvedServer;
 
 type Client = RunningService<RoleClient, ()>;
 
+/// The code of an error the server answered with (a JSON-RPC error).
+pub(crate) const UPSTREAM_ERROR: &str = "mcp_upstream_error";
+/// Where such an error's details hold the server's own message (untrusted text).
+pub(crate) const UPSTREAM_MESSAGE: &str = "upstream_message";
+
 /// One upstream MCP server. A streamable-HTTP session the server expired (HTTP 404) is
 /// re-initialized by the transport and the request that met it retried once (the server
 /// did not execute it); a connection that died is reopened by the next request. A tool
@@ -212,16 +217,18 @@ impl Upstream {
 
     fn failed(&self, method: &str, e: ServiceError) -> Error {
         match e {
+            // The server's own words are untrusted text: kept apart, for the hub to judge
+            // before anyone reads them.
             ServiceError::McpError(data) => Error::new(
                 ErrorKind::InvalidRequest,
                 format!(
-                    "MCP server `{}` refused {method}: {} (code {})",
+                    "MCP server `{}` refused {method} (JSON-RPC error {})",
                     self.id(),
-                    data.message,
                     data.code.0
                 ),
             )
-            .with_code("mcp_upstream_error"),
+            .with_code(UPSTREAM_ERROR)
+            .with_details(serde_json::json!({ UPSTREAM_MESSAGE: data.message })),
             other => Error::new(
                 ErrorKind::Provider,
                 format!("MCP server `{}`: {method} failed: {other}", self.id()),

@@ -37,7 +37,9 @@ fn hub(entry: Value) -> McpHub {
 }
 
 async fn echo_through(hub: &McpHub) {
-    let listing = hub.list_tools(None).await;
+    let caller =
+        RequestContext::default().with_principal(aegis_contracts::Principal::new("tester"));
+    let listing = hub.list_tools(caller.principal.as_ref()).await;
     assert!(listing.problems.is_empty(), "{:?}", listing.problems);
     let names: Vec<&str> = listing.tools.iter().map(|t| t.name.as_ref()).collect();
     assert!(names.contains(&"everything__echo"), "{names:?}");
@@ -46,7 +48,7 @@ async fn echo_through(hub: &McpHub) {
         .unwrap()
         .clone();
     let r = hub
-        .call_tool(&RequestContext::default(), "everything__echo", Some(args))
+        .call_tool(&caller, "everything__echo", Some(args))
         .await
         .unwrap();
     let text = serde_json::to_string(&r.content).unwrap();

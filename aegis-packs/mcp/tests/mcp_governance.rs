@@ -126,7 +126,7 @@ fn text(result: &rmcp::model::CallToolResult) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_is_down_leaves_only_its_own_tools_out() {
     let s = setup(json!({}), false).await;
-    let listing = s.hub.list_tools(None).await;
+    let listing = s.hub.list_tools(Some(&Principal::new("a"))).await;
     let names: Vec<&str> = listing.tools.iter().map(|t| t.name.as_ref()).collect();
     assert!(
         names.contains(&"fx__echo") && names.contains(&"fx__test_simple_text"),
@@ -195,7 +195,7 @@ async fn a_changed_catalog_quarantines_the_server_until_an_admin_approves_it() {
     );
     s.state.rug_pull.store(true, Ordering::SeqCst);
     s.hub.refresh().await;
-    let listing = s.hub.list_tools(None).await;
+    let listing = s.hub.list_tools(Some(&Principal::new("a"))).await;
     assert!(
         listing.tools.is_empty(),
         "a quarantined server serves nothing"
@@ -237,7 +237,7 @@ async fn a_changed_catalog_quarantines_the_server_until_an_admin_approves_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_first_catalog_with_poisoned_descriptions_is_never_pinned_on_sight() {
     let s = setup(json!({}), true).await;
-    let listing = s.hub.list_tools(None).await;
+    let listing = s.hub.list_tools(Some(&Principal::new("a"))).await;
     assert!(listing.tools.is_empty());
     assert!(
         listing
@@ -692,4 +692,338 @@ async fn a_rejected_call_never_executes() {
         .unwrap_err();
     assert_eq!(err.code(), "approval_rejected");
     assert_eq!(s.state.counted.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caller_nobody_authenticated_gets_no_tool_unless_the_server_allows_anonymous_callers() {
+    let s = setup(json!({}), false).await;
+    let anonymous = RequestContext::default();
+    assert!(s.hub.list_tools(None).await.tools.is_empty());
+    let err = s
+        .hub
+        .call_tool(&anonymous, "fx__counter", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "tool_not_allowed");
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 0);
+
+    let open = setup(json!({"access": {"anonymous": "allow"}}), false).await;
+    assert!(!open.hub.list_tools(None).await.tools.is_empty());
+    open.hub
+        .call_tool(&anonymous, "fx__counter", None)
+        .await
+        .unwrap();
+    assert_eq!(open.state.counted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn everything_an_upstream_says_is_judged_before_anyone_reads_it() {
+    let s = setup(json!({}), false).await;
+    let anyone = caller("a", None);
+    // A JSON-RPC error's message is the server's own text: judged like a result.
+    let err = s
+        .hub
+        .call_tool(&anyone, "fx__refuse", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "mcp_upstream_error");
+    assert!(
+        !err.message().contains(support::fixture::PLANTED) && err.message().contains("[REDACTED:"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.details().is_none(),
+        "the raw message is not passed on in the details"
+    );
+    // A resource link's description and the result's `_meta` are judged too.
+    let r = s.hub.call_tool(&anyone, "fx__link", None).await.unwrap();
+    let all = serde_json::to_string(&r).unwrap();
+    assert!(!all.contains(support::fixture::PLANTED), "{all}");
+    let rmcp::model::ContentBlock::ResourceLink(link) = &r.content[1] else {
+        panic!("the link is still a link: {all}");
+    };
+    assert_eq!(link.uri, "file:///srv/config.ini");
+    assert!(
+        link.description.as_deref().unwrap().contains("[REDACTED:"),
+        "{all}"
+    );
+    assert!(
+        r.meta.as_ref().unwrap().0["debug"]
+            .as_str()
+            .unwrap()
+            .contains("[REDACTED:")
+    );
+    // Binary payloads pass as they are.
+    let r = s
+        .hub
+        .call_tool(&anyone, "fx__test_image_content", None)
+        .await
+        .unwrap();
+    let rmcp::model::ContentBlock::Image(image) = &r.content[0] else {
+        panic!("an image");
+    };
+    assert!(image.data.starts_with("iVBORw0KGgo"));
+}
+
+/// Accepts connections and never answers: a server that hangs.
+async fn hanging_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_that_hang_cost_one_timeout_not_one_each_and_do_not_hide_the_others() {
+    let fixture = Fixture::default();
+    let ct = CancellationToken::new();
+    let port = serve(fixture, 0, ct.clone(), None).await;
+    let mut entries =
+        vec![json!({"id": "fx", "http": {"url": format!("http://127.0.0.1:{port}/mcp")}})];
+    for i in 0..3 {
+        let hung = hanging_server().await;
+        entries.push(json!({"id": format!("hung{i}"), "http": {"url": format!("http://127.0.0.1:{hung}/mcp")}, "timeout_ms": 1000}));
+    }
+    let hub = McpHub::new(
+        parse_servers(&entries)
+            .unwrap()
+            .into_iter()
+            .map(ResolvedServer::plain)
+            .collect(),
+        chain(),
+        Arc::new(MemoryPins::new()),
+    );
+    let started = std::time::Instant::now();
+    let listing = hub.list_tools(Some(&Principal::new("a"))).await;
+    let took = started.elapsed();
+    assert!(listing.tools.iter().any(|t| t.name == "fx__echo"));
+    assert_eq!(listing.problems.len(), 3, "{:?}", listing.problems);
+    assert!(
+        took < Duration::from_millis(2500),
+        "three hung servers were waited for one after another: {took:?}"
+    );
+    ct.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caller_is_not_told_the_command_line_or_address_of_a_failing_server() {
+    let servers = parse_servers(&[
+        json!({"id": "tools", "stdio": {"command": "/opt/internal/bin/tool-server-7f3a", "args": ["--db", "10.1.2.3"]}, "timeout_ms": 2000, "access": {"anonymous": "allow"}}),
+    ])
+    .unwrap();
+    let hub = McpHub::new(
+        servers.into_iter().map(ResolvedServer::plain).collect(),
+        chain(),
+        Arc::new(MemoryPins::new()),
+    );
+    let err = hub
+        .call_tool(&caller("a", None), "tools__anything", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "mcp_server_unavailable");
+    assert!(
+        !err.message().contains("/opt/internal") && !err.message().contains("10.1.2.3"),
+        "{}",
+        err.message()
+    );
+    // The operator still sees why.
+    let status = hub.status().await;
+    assert!(
+        status[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("/opt/internal/bin/tool-server-7f3a"),
+        "{:?}",
+        status[0].reason
+    );
+}
+
+/// A hub whose chain has two guards asking a human: one about `wipe`, one about `cache`.
+async fn two_gate_setup(ttl_secs: u64) -> Setup {
+    let mut s = setup(json!({}), false).await;
+    let gate = |word: &str| {
+        let config: aegis_guards::BanSubstringsConfig = serde_json::from_value(json!({
+            "substrings": [word], "action": "require_approval", "stages": ["tool_call"],
+        }))
+        .unwrap();
+        Arc::new(aegis_guards::BanSubstrings::new(config).unwrap())
+    };
+    let chain = GuardChain::new(vec![
+        GuardEntry::new("ask-wipe", gate("wipe"), GuardPolicy::default()),
+        GuardEntry::new("ask-cache", gate("cache"), GuardPolicy::default()),
+    ]);
+    let servers = parse_servers(&[json!({
+        "id": "fx", "http": {"url": format!("http://127.0.0.1:{}/mcp", s.port)},
+        "approval_ttl_secs": ttl_secs,
+    })])
+    .unwrap();
+    s.hub = McpHub::new(
+        servers.into_iter().map(ResolvedServer::plain).collect(),
+        chain,
+        Arc::new(MemoryPins::new()),
+    );
+    s
+}
+
+fn note(text: &str) -> Option<rmcp::model::JsonObject> {
+    Some(json!({ "note": text }).as_object().unwrap().clone())
+}
+
+fn approval_id(err: &aegis_contracts::Error) -> String {
+    err.details().unwrap()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_approval_covers_every_guard_that_asks_and_asking_again_reuses_it() {
+    let s = two_gate_setup(3600).await;
+    let ada = caller("ada", None);
+    let err = s
+        .hub
+        .call_tool(&ada, "fx__counter", note("wipe the cache"))
+        .await
+        .unwrap_err();
+    let id = approval_id(&err);
+    assert!(
+        err.message().contains("ask-wipe") || err.message().contains("wipe"),
+        "{}",
+        err.message()
+    );
+    // The same call again, before a decision: the same approval, not a second one.
+    let again = s
+        .hub
+        .call_tool(&ada, "fx__counter", note("wipe the cache"))
+        .await
+        .unwrap_err();
+    assert_eq!(approval_id(&again), id);
+    let pending = s.hub.pending_approvals().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].guards, ["ask-wipe", "ask-cache"]);
+    s.hub.decide(&id, true, "reviewer").await.unwrap();
+    // Asked again by its caller once approved — naming the approval or not, as a chat sent
+    // again does — it executes, once.
+    let r = s
+        .hub
+        .call_tool(&ada, "fx__counter", note("wipe the cache"))
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "executed 1 times");
+    let claim = ada.clone().with_label(aegis_mcp::APPROVAL_META, id.clone());
+    assert_eq!(
+        s.hub
+            .call_tool(&claim, "fx__counter", note("wipe the cache"))
+            .await
+            .unwrap_err()
+            .code(),
+        "already_executed"
+    );
+    let fresh = s
+        .hub
+        .call_tool(&ada, "fx__counter", note("wipe the cache"))
+        .await
+        .unwrap_err();
+    assert_ne!(
+        approval_id(&fresh),
+        id,
+        "after it executed, the call needs a new approval"
+    );
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chat_held_on_a_tool_approval_finishes_when_sent_again_after_the_decision() {
+    let s = two_gate_setup(3600).await;
+    let tools = aegis_mcp::ToolLoop::new(
+        s.hub.clone(),
+        pipeline_with(Caller1 {
+            tool: "__counter",
+            args: r#"{"note":"wipe"}"#,
+        }),
+    );
+    let err = tools.chat(ask("clean up")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ApprovalRequired);
+    let id = approval_id(&err);
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 0);
+    s.hub.decide(&id, true, "reviewer").await.unwrap();
+    assert_eq!(
+        answered(&tools, "clean up").await,
+        "the tool said: executed 1 times"
+    );
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_lapses_after_its_ttl_and_a_caller_cannot_flood_the_reviewers() {
+    let s = two_gate_setup(1).await;
+    let ada = caller("ada", None);
+    let err = s
+        .hub
+        .call_tool(&ada, "fx__counter", note("wipe"))
+        .await
+        .unwrap_err();
+    let id = approval_id(&err);
+    let other = approval_id(
+        &s.hub
+            .call_tool(&ada, "fx__counter", note("wipe the cache"))
+            .await
+            .unwrap_err(),
+    );
+    s.hub.decide(&id, true, "reviewer").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Lapsed: an approved one no longer executes, a pending one can no longer be decided.
+    let claim = ada.clone().with_label(aegis_mcp::APPROVAL_META, id);
+    assert_eq!(
+        s.hub
+            .call_tool(&claim, "fx__counter", note("wipe"))
+            .await
+            .unwrap_err()
+            .code(),
+        "approval_expired"
+    );
+    assert_eq!(
+        s.hub
+            .decide(&other, true, "reviewer")
+            .await
+            .unwrap_err()
+            .code(),
+        "approval_expired"
+    );
+    assert!(s.hub.pending_approvals().await.unwrap().is_empty());
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 0);
+
+    let s = two_gate_setup(3600).await;
+    for i in 0..aegis_mcp::MAX_PENDING_PER_CALLER {
+        let err = s
+            .hub
+            .call_tool(&ada, "fx__counter", note(&format!("wipe {i}")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "approval_required");
+    }
+    let err = s
+        .hub
+        .call_tool(&ada, "fx__counter", note("wipe one more"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.code()),
+        (ErrorKind::RateLimited, "too_many_pending_approvals")
+    );
+    // Another caller is not held back by ada's backlog.
+    let bob = caller("bob", None);
+    let err = s
+        .hub
+        .call_tool(&bob, "fx__counter", note("wipe"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "approval_required");
 }

@@ -25,6 +25,9 @@ const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z
 /// A tiny WAV header.
 const WAV: &str = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=";
 
+/// The credential the fixture plants in what it answers.
+pub const PLANTED: &str = "AKIAQWERTYUIOPASDFGH";
+
 /// State shared by every session of one fixture server.
 #[derive(Debug, Default)]
 pub struct FixtureState {
@@ -88,6 +91,16 @@ impl Fixture {
                 no_args(),
             ),
             Tool::new("big", "Returns about 2 MB of text.", no_args()),
+            Tool::new(
+                "refuse",
+                "Answers with a JSON-RPC error whose message carries a credential.",
+                no_args(),
+            ),
+            Tool::new(
+                "link",
+                "Returns a resource link and metadata, each carrying a credential.",
+                no_args(),
+            ),
             Tool::new("slow", "Answers after 5 seconds.", no_args()),
         ];
         let structured = |name: &'static str, description: &'static str| {
@@ -179,10 +192,31 @@ impl ServerHandler for Fixture {
                 let n = self.state.counted.fetch_add(1, Ordering::SeqCst) + 1;
                 CallToolResult::success(vec![ContentBlock::text(format!("executed {n} times"))])
             }
-            "leak" => CallToolResult::success(vec![ContentBlock::text(
-                "db_host=10.0.0.5\naws_access_key_id=AKIAQWERTYUIOPASDFGH\nregion=eu-west-1",
-            )]),
+            "leak" => CallToolResult::success(vec![ContentBlock::text(format!(
+                "db_host=10.0.0.5\naws_access_key_id={PLANTED}\nregion=eu-west-1"
+            ))]),
             "big" => CallToolResult::success(vec![ContentBlock::text("x".repeat(2 << 20))]),
+            "refuse" => {
+                return Err(ErrorData::internal_error(
+                    format!("login failed for aws_access_key_id={PLANTED}"),
+                    None,
+                ));
+            }
+            "link" => {
+                let mut link = rmcp::model::Resource::new("file:///srv/config.ini", "config");
+                link.description = Some(format!("the key is {PLANTED}"));
+                let mut result = CallToolResult::success(vec![
+                    ContentBlock::text("see the link"),
+                    ContentBlock::ResourceLink(link),
+                ]);
+                let mut meta = JsonObject::new();
+                meta.insert(
+                    "debug".into(),
+                    json!(format!("aws_access_key_id={PLANTED}")),
+                );
+                result.meta = Some(rmcp::model::MetaObject(meta));
+                result
+            }
             "slow" => {
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 CallToolResult::success(vec![ContentBlock::text("finally")])
