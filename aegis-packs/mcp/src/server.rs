@@ -15,9 +15,10 @@ use aegis_core::Pipeline;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-        Tool,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+        GetPromptRequestParams, GetPromptResponse, Implementation, JsonObject, ListPromptsResult,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext as McpContext,
 };
@@ -98,6 +99,27 @@ impl AegisMcpServer {
                 None,
             )),
         }
+    }
+
+    /// The caller, with the approval its request names, if any: a request repeated after
+    /// a reviewer approved it names its approval in `_meta` (rmcp hands the request's
+    /// `_meta` over in the context; a host may also set it on the params).
+    fn claiming(
+        &self,
+        context: &McpContext<RoleServer>,
+        meta: Option<&rmcp::model::RequestMetaObject>,
+    ) -> Result<RequestContext, ErrorData> {
+        let mut caller = self.caller(context)?;
+        let claimed = meta
+            .and_then(|m| m.0.0.get(crate::APPROVAL_META))
+            .or_else(|| context.meta.0.0.get(crate::APPROVAL_META))
+            .and_then(Value::as_str);
+        if let Some(id) = claimed {
+            caller
+                .labels
+                .insert(crate::APPROVAL_META.to_owned(), id.to_owned());
+        }
+        Ok(caller)
     }
 
     fn chat_tool() -> Tool {
@@ -183,9 +205,32 @@ fn refusal(e: &Error) -> CallToolResult {
     ))])
 }
 
+/// A refusal of a request that has no error result to carry it (resources, prompts): a
+/// JSON-RPC error (answered with HTTP 200) with the code and, for an approval, its id.
+fn protocol_refusal(e: &Error) -> ErrorData {
+    let mut data = serde_json::Map::new();
+    data.insert("code".into(), Value::String(e.code().to_owned()));
+    if let Some(Value::Object(details)) = e.details() {
+        data.extend(details.clone());
+    }
+    ErrorData::invalid_request(
+        format!("{}: {}", e.code(), e.message()),
+        Some(Value::Object(data)),
+    )
+}
+
 impl ServerHandler for AegisMcpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        // Upstream resources and prompts are re-exported when there are upstreams at all.
+        let capabilities = match self.hub.is_empty() {
+            true => ServerCapabilities::builder().enable_tools().build(),
+            false => ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("aegis", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Aegis: every tool call and result here passes the operator's guard chain and access rules.",
@@ -212,21 +257,7 @@ impl ServerHandler for AegisMcpServer {
         request: CallToolRequestParams,
         context: McpContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let mut caller = self.caller(&context)?;
-        // A call repeated after a reviewer approved it names its approval.
-        // rmcp hands the request's `_meta` over in the context; a host may also set it on
-        // the params.
-        let claimed = request
-            .meta
-            .as_ref()
-            .and_then(|m| m.0.0.get(crate::APPROVAL_META))
-            .or_else(|| context.meta.0.0.get(crate::APPROVAL_META))
-            .and_then(Value::as_str);
-        if let Some(id) = claimed {
-            caller
-                .labels
-                .insert(crate::APPROVAL_META.to_owned(), id.to_owned());
-        }
+        let caller = self.claiming(&context, request.meta.as_ref())?;
         if request.name == CHAT_TOOL && self.chat.is_some() {
             return Ok(self.chat(caller, request.arguments).await.into());
         }
@@ -240,6 +271,75 @@ impl ServerHandler for AegisMcpServer {
                 Err(ErrorData::invalid_params(e.message().to_owned(), None))
             }
             Err(e) => Ok(refusal(&e).into()),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: McpContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        Ok(ListResourcesResult::with_all_items(
+            self.hub.list_resources(caller.principal.as_ref()).await,
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: McpContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.hub
+                .list_resource_templates(caller.principal.as_ref())
+                .await,
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: McpContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = self.claiming(&context, request.meta.as_ref())?;
+        match self.hub.read_resource(&caller, &request.uri).await {
+            Ok(read) => Ok(read.into()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(ErrorData::resource_not_found(e.message().to_owned(), None))
+            }
+            Err(e) => Err(protocol_refusal(&e)),
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: McpContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        Ok(ListPromptsResult::with_all_items(
+            self.hub.list_prompts(caller.principal.as_ref()).await,
+        ))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: McpContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let caller = self.claiming(&context, request.meta.as_ref())?;
+        match self
+            .hub
+            .get_prompt(&caller, &request.name, request.arguments)
+            .await
+        {
+            Ok(prompt) => Ok(prompt.into()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(ErrorData::invalid_params(e.message().to_owned(), None))
+            }
+            Err(e) => Err(protocol_refusal(&e)),
         }
     }
 }

@@ -6,7 +6,11 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use aegis_contracts::{Error, ErrorKind};
 use rmcp::{
     RoleClient, ServiceError, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult, JsonObject, Tool},
+    model::{
+        CallToolRequestParams, CallToolResult, GetPromptRequestParams, GetPromptResult, JsonObject,
+        Prompt, ReadResourceRequestParams, ReadResourceResult, Resource, ResourceTemplate,
+        ServerCapabilities, Tool,
+    },
     service::RunningService,
     transport::{
         ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess,
@@ -170,20 +174,90 @@ impl Upstream {
         })
     }
 
-    /// Every tool the server lists (all pages). Listing is safe to repeat, so a connection
-    /// found dead is reopened and the listing asked again, once.
+    /// Every tool the server lists (all pages).
     pub async fn list_tools(&self) -> Result<Vec<Tool>, Error> {
+        self.repeatable("tools/list", |c| async move { c.list_all_tools().await })
+            .await
+    }
+
+    /// What the server said it offers in its handshake.
+    pub async fn capabilities(&self) -> Result<ServerCapabilities, Error> {
+        let client = self.client().await?;
+        Ok(client
+            .peer_info()
+            .map(|info| info.capabilities.clone())
+            .unwrap_or_default())
+    }
+
+    /// Every resource the server lists (all pages).
+    pub async fn list_resources(&self) -> Result<Vec<Resource>, Error> {
+        self.repeatable(
+            "resources/list",
+            |c| async move { c.list_all_resources().await },
+        )
+        .await
+    }
+
+    /// Every resource template the server lists (all pages).
+    pub async fn list_resource_templates(&self) -> Result<Vec<ResourceTemplate>, Error> {
+        self.repeatable("resources/templates/list", |c| async move {
+            c.list_all_resource_templates().await
+        })
+        .await
+    }
+
+    /// Reads the resource `uri`.
+    pub async fn read_resource(&self, uri: &str) -> Result<ReadResourceResult, Error> {
+        let uri = uri.to_owned();
+        self.repeatable("resources/read", move |c| {
+            let params = ReadResourceRequestParams::new(uri.clone());
+            async move { c.read_resource(params).await }
+        })
+        .await
+    }
+
+    /// Every prompt the server lists (all pages).
+    pub async fn list_prompts(&self) -> Result<Vec<Prompt>, Error> {
+        self.repeatable(
+            "prompts/list",
+            |c| async move { c.list_all_prompts().await },
+        )
+        .await
+    }
+
+    /// The prompt `name` with `arguments`.
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: Option<JsonObject>,
+    ) -> Result<GetPromptResult, Error> {
+        let mut params = GetPromptRequestParams::new(name.to_owned());
+        params.arguments = arguments;
+        self.repeatable("prompts/get", move |c| {
+            let params = params.clone();
+            async move { c.get_prompt(params).await }
+        })
+        .await
+    }
+
+    /// A request that is safe to repeat (it changes nothing), within the timeout: a
+    /// connection found dead is reopened and the request asked again, once.
+    async fn repeatable<T, F, Fut>(&self, method: &str, request: F) -> Result<T, Error>
+    where
+        F: Fn(Arc<Client>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
         let mut last = None;
         for _ in 0..2 {
             let client = self.client().await?;
-            match tokio::time::timeout(self.timeout(), client.list_all_tools()).await {
-                Err(_) => return Err(self.timed_out("tools/list")),
-                Ok(Ok(tools)) => return Ok(tools),
+            match tokio::time::timeout(self.timeout(), request(client.clone())).await {
+                Err(_) => return Err(self.timed_out(method)),
+                Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err(e)) if closed(&e) || client.is_closed() => last = Some(e),
-                Ok(Err(e)) => return Err(self.failed("tools/list", e)),
+                Ok(Err(e)) => return Err(self.failed(method, e)),
             }
         }
-        Err(self.failed("tools/list", last.unwrap_or(ServiceError::TransportClosed)))
+        Err(self.failed(method, last.unwrap_or(ServiceError::TransportClosed)))
     }
 
     /// Calls the server's tool `name`, within the timeout. Not retried: a call that failed

@@ -1027,3 +1027,161 @@ async fn an_approval_lapses_after_its_ttl_and_a_caller_cannot_flood_the_reviewer
         .unwrap_err();
     assert_eq!(err.code(), "approval_required");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_resources_and_prompts_are_re_exported_judged_and_enforced() {
+    use support::fixture::PLANTED;
+    let s = setup(json!({}), false).await;
+    let ada = caller("ada", None);
+    let p = ada.principal.as_ref();
+    // Listed under the prefix; a description carrying a credential is judged like any text.
+    let resources = s.hub.list_resources(p).await;
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert!(uris.contains(&"fx__test://static-text"), "{uris:?}");
+    let listed = serde_json::to_string(&resources).unwrap();
+    assert!(
+        !listed.contains(PLANTED) && listed.contains("[REDACTED:"),
+        "{listed}"
+    );
+    let templates = s.hub.list_resource_templates(p).await;
+    assert_eq!(templates[0].uri_template, "fx__test://template/{id}/data");
+    // Read: contents judged, URIs exported, binary untouched.
+    let read = s
+        .hub
+        .read_resource(&ada, "fx__test://leaky-config")
+        .await
+        .unwrap();
+    let all = serde_json::to_string(&read).unwrap();
+    assert!(
+        !all.contains(PLANTED) && all.contains("[REDACTED:"),
+        "{all}"
+    );
+    assert!(all.contains("fx__test://leaky-config"), "{all}");
+    let binary = s
+        .hub
+        .read_resource(&ada, "fx__test://static-binary")
+        .await
+        .unwrap();
+    let rmcp::model::ResourceContents::BlobResourceContents { blob, .. } = &binary.contents[0]
+    else {
+        panic!("a blob");
+    };
+    assert!(blob.starts_with("iVBORw0KGgo"));
+    let templated = s
+        .hub
+        .read_resource(&ada, "fx__test://template/7/data")
+        .await
+        .unwrap();
+    assert!(
+        serde_json::to_string(&templated)
+            .unwrap()
+            .contains("Data for ID: 7")
+    );
+    // The request is judged too: a credential in a URI never leaves.
+    let err = s
+        .hub
+        .read_resource(&ada, &format!("fx__test://template/{PLANTED}/data"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PolicyBlocked);
+    assert_eq!(
+        s.hub
+            .read_resource(&ada, "nowhere://x")
+            .await
+            .unwrap_err()
+            .code(),
+        "unknown_resource"
+    );
+    // Prompts: listed under the prefix, got with arguments, messages judged.
+    let prompts = s.hub.list_prompts(p).await;
+    assert!(
+        prompts
+            .iter()
+            .any(|p| p.name == "fx__test_prompt_with_arguments")
+    );
+    let mut args = rmcp::model::JsonObject::new();
+    args.insert("arg1".into(), json!("hello"));
+    args.insert("arg2".into(), json!("world"));
+    let got = s
+        .hub
+        .get_prompt(&ada, "fx__test_prompt_with_arguments", Some(args))
+        .await
+        .unwrap();
+    assert!(
+        serde_json::to_string(&got)
+            .unwrap()
+            .contains("arg1='hello', arg2='world'")
+    );
+    let leaky = s
+        .hub
+        .get_prompt(&ada, "fx__leaky_prompt", None)
+        .await
+        .unwrap();
+    let all = serde_json::to_string(&leaky).unwrap();
+    assert!(
+        !all.contains(PLANTED) && all.contains("[REDACTED:"),
+        "{all}"
+    );
+    // A quarantined server serves no resource or prompt either.
+    s.state.rug_pull.store(true, Ordering::SeqCst);
+    s.hub.refresh().await;
+    assert!(s.hub.list_resources(p).await.is_empty());
+    assert_eq!(
+        s.hub
+            .read_resource(&ada, "fx__test://static-text")
+            .await
+            .unwrap_err()
+            .code(),
+        "mcp_server_quarantined"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_rules_govern_resources_by_uri_and_prompts_by_name() {
+    let s = setup(
+        json!({"access": {"default": "deny", "principals": {"ada": ["test://static-text", "test_simple_prompt"]}}}),
+        false,
+    )
+    .await;
+    let ada = caller("ada", None);
+    let uris: Vec<String> = s
+        .hub
+        .list_resources(ada.principal.as_ref())
+        .await
+        .into_iter()
+        .map(|r| r.uri)
+        .collect();
+    assert_eq!(uris, ["fx__test://static-text"]);
+    s.hub
+        .read_resource(&ada, "fx__test://static-text")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.hub
+            .read_resource(&ada, "fx__test://leaky-config")
+            .await
+            .unwrap_err()
+            .code(),
+        "tool_not_allowed"
+    );
+    let names: Vec<String> = s
+        .hub
+        .list_prompts(ada.principal.as_ref())
+        .await
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["fx__test_simple_prompt"]);
+    assert_eq!(
+        s.hub
+            .get_prompt(&ada, "fx__leaky_prompt", None)
+            .await
+            .unwrap_err()
+            .code(),
+        "tool_not_allowed"
+    );
+    assert!(
+        s.hub.list_resources(None).await.is_empty(),
+        "anonymous: nothing"
+    );
+}

@@ -1,7 +1,8 @@
 //! A small MCP server for tests, benches and the conformance run: the conformance suite's
 //! fixture tools (`test_simple_text`, ...) and tools that exercise governance (a counter
 //! that proves a call executed once, a result carrying a planted secret, structured results
-//! valid and invalid for their output schema, an oversized result, a slow tool). Its
+//! valid and invalid for their output schema, an oversized result, a slow tool), the
+//! suite's resources and prompts, and a resource and a prompt carrying a credential. Its
 //! catalog can be swapped at run time (`rug_pull`) to test pinning.
 
 use std::sync::{
@@ -12,9 +13,12 @@ use std::sync::{
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        JsonObject, ListToolsResult, PaginatedRequestParams, ResourceContents, ServerCapabilities,
-        ServerConfig, Tool,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, JsonObject,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+        Role, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
@@ -133,8 +137,14 @@ impl Fixture {
 
 impl ServerHandler for Fixture {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("aegis-mcp-fixture", "0.1.0"))
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new("aegis-mcp-fixture", "0.1.0"))
     }
 
     async fn list_tools(
@@ -234,5 +244,189 @@ impl ServerHandler for Fixture {
             }
         };
         Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let resource = |uri: &str, name: &str, description: String, mime: &str| {
+            let mut r = Resource::new(uri, name);
+            r.description = Some(description);
+            r.mime_type = Some(mime.into());
+            r
+        };
+        Ok(ListResourcesResult::with_all_items(vec![
+            resource(
+                "test://static-text",
+                "static-text",
+                "A static text resource.".into(),
+                "text/plain",
+            ),
+            resource(
+                "test://static-binary",
+                "static-binary",
+                "A static binary resource.".into(),
+                "image/png",
+            ),
+            resource(
+                "test://leaky-config",
+                "leaky-config",
+                format!("Deployment settings (key {PLANTED})."),
+                "text/plain",
+            ),
+        ]))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let mut t = ResourceTemplate::new("test://template/{id}/data", "template");
+        t.description = Some("Data by id.".into());
+        t.mime_type = Some("application/json".into());
+        Ok(ListResourceTemplatesResult::with_all_items(vec![t]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let text = |uri: &str, mime: &str, text: String| ResourceContents::TextResourceContents {
+            uri: uri.into(),
+            mime_type: Some(mime.into()),
+            text,
+            meta: None,
+        };
+        let uri = request.uri.as_str();
+        let contents = match uri {
+            "test://static-text" => text(
+                uri,
+                "text/plain",
+                "This is the content of the static text resource.".into(),
+            ),
+            "test://static-binary" => ResourceContents::BlobResourceContents {
+                uri: uri.into(),
+                mime_type: Some("image/png".into()),
+                blob: PNG.into(),
+                meta: None,
+            },
+            "test://leaky-config" => text(
+                uri,
+                "text/plain",
+                format!("region=eu-west-1\naws_access_key_id={PLANTED}"),
+            ),
+            _ => match uri
+                .strip_prefix("test://template/")
+                .and_then(|rest| rest.strip_suffix("/data"))
+            {
+                Some(id) => text(
+                    uri,
+                    "application/json",
+                    json!({"id": id, "templateTest": true, "data": format!("Data for ID: {id}")})
+                        .to_string(),
+                ),
+                None => {
+                    return Err(ErrorData::resource_not_found(
+                        format!("no resource `{uri}`"),
+                        None,
+                    ));
+                }
+            },
+        };
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let arg = |name: &str, description: &str| {
+            PromptArgument::new(name)
+                .with_description(description)
+                .with_required(true)
+        };
+        Ok(ListPromptsResult::with_all_items(vec![
+            Prompt::new(
+                "test_simple_prompt",
+                Some("A prompt without arguments."),
+                None,
+            ),
+            Prompt::new(
+                "test_prompt_with_arguments",
+                Some("A prompt with two arguments."),
+                Some(vec![
+                    arg("arg1", "First test argument"),
+                    arg("arg2", "Second test argument"),
+                ]),
+            ),
+            Prompt::new(
+                "test_prompt_with_embedded_resource",
+                Some("A prompt embedding a resource."),
+                Some(vec![arg("resourceUri", "URI of the resource to embed")]),
+            ),
+            Prompt::new(
+                "test_prompt_with_image",
+                Some("A prompt with an image."),
+                None,
+            ),
+            Prompt::new("leaky_prompt", Some("A prompt quoting a credential."), None),
+        ]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let args = request.arguments.unwrap_or_default();
+        let arg = |k: &str| {
+            args.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let user = |content: ContentBlock| PromptMessage::new(Role::User, content);
+        let messages = match request.name.as_str() {
+            "test_simple_prompt" => vec![user(ContentBlock::text(
+                "This is a simple prompt for testing.",
+            ))],
+            "test_prompt_with_arguments" => vec![user(ContentBlock::text(format!(
+                "Prompt with arguments: arg1='{}', arg2='{}'",
+                arg("arg1"),
+                arg("arg2")
+            )))],
+            "test_prompt_with_embedded_resource" => vec![
+                user(ContentBlock::resource(
+                    ResourceContents::TextResourceContents {
+                        uri: arg("resourceUri"),
+                        mime_type: Some("text/plain".into()),
+                        text: "Embedded resource content for testing.".into(),
+                        meta: None,
+                    },
+                )),
+                user(ContentBlock::text(
+                    "Please process the embedded resource above.",
+                )),
+            ],
+            "test_prompt_with_image" => vec![
+                user(ContentBlock::image(PNG, "image/png")),
+                user(ContentBlock::text("Please analyze the image above.")),
+            ],
+            "leaky_prompt" => vec![user(ContentBlock::text(format!(
+                "Log in with aws_access_key_id={PLANTED}"
+            )))],
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!("no prompt `{other}`"),
+                    None,
+                ));
+            }
+        };
+        Ok(GetPromptResult::new(messages).into())
     }
 }

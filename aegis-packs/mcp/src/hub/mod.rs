@@ -15,10 +15,12 @@ use aegis_contracts::{
     Error, ErrorKind, GuardSubject, Principal, RequestContext, ToolCall, ToolSpec,
 };
 use aegis_core::guard::{ChainDecision, GuardChain, approval_error, blocked_error};
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, ResourceContents, Tool};
+use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
+
+mod resources;
 
 use crate::{
     Catalog, CatalogDiff, PinRecord, PinStore, Pinning, ResolvedServer, Upstream,
@@ -37,12 +39,13 @@ pub const CATALOG_TTL: Duration = Duration::from_secs(30);
 /// How long a server that could not be listed is left alone before it is tried again.
 const DOWN_RETRY: Duration = Duration::from_secs(5);
 
-/// What became of one tool call, for the audit log (never the arguments or the result).
+/// What became of one tool call (or resource read, or prompt get), for the audit log (never
+/// the arguments or the result).
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolCallRecord {
     /// The server's id.
     pub server: String,
-    /// The tool's name on the server.
+    /// The tool's name on the server (a resource's URI, a prompt's name).
     pub tool: String,
     /// Who called it.
     pub principal: Option<String>,
@@ -197,14 +200,8 @@ impl McpHub {
         if self.inner.reserved.iter().any(|r| r == name) {
             return None;
         }
-        if let Some((prefix, tool)) = name.split_once(PREFIX_SEPARATOR)
-            && let Some(i) = self
-                .inner
-                .slots
-                .iter()
-                .position(|s| !prefix.is_empty() && s.upstream.config().prefix() == prefix)
-        {
-            return Some((i, tool.to_owned()));
+        if let Some(routed) = self.route_prefixed(name) {
+            return Some(routed);
         }
         let unprefixed: Vec<usize> = (0..self.inner.slots.len())
             .filter(|&i| self.inner.slots[i].upstream.config().prefix().is_empty())
@@ -215,6 +212,17 @@ impl McpHub {
             .zip(views)
             .find(|(_, view)| matches!(view, View::Served(c) if c.get(name).is_some()))
             .map(|(i, _)| (i, name.to_owned()))
+    }
+
+    /// The server whose prefix `name` starts with (`prefix__rest`), and the rest.
+    fn route_prefixed(&self, name: &str) -> Option<(usize, String)> {
+        let (prefix, rest) = name.split_once(PREFIX_SEPARATOR)?;
+        let i = self
+            .inner
+            .slots
+            .iter()
+            .position(|s| !prefix.is_empty() && s.upstream.config().prefix() == prefix)?;
+        Some((i, rest.to_owned()))
     }
 
     /// Every server's state, those that are stale listed again concurrently: a server that
@@ -385,19 +393,8 @@ impl McpHub {
         let Some((i, tool)) = self.route(name).await else {
             return Err(unknown_tool(name));
         };
-        let config = self.inner.slots[i].upstream.config();
         let (outcome, result) = self.call_routed(ctx, i, &tool, name, arguments).await;
-        if let Some(observer) = &self.inner.observer {
-            observer.on_call(ToolCallRecord {
-                server: config.id.clone(),
-                tool: tool.clone(),
-                principal: ctx.principal.as_ref().map(|p| p.id.clone()),
-                outcome,
-                code: result.as_ref().err().map(|e| e.code().to_owned()),
-                duration_ms: started.elapsed().as_millis() as u64,
-            });
-        }
-        tracing::info!(server = %config.id, %tool, outcome, "MCP tool call");
+        self.record(ctx, i, &tool, outcome, &result, started);
         result
     }
 
@@ -716,16 +713,7 @@ impl McpHub {
             exported,
         };
         for block in &mut result.content {
-            match block {
-                ContentBlock::Text(t) => t.text = judge.text(std::mem::take(&mut t.text)).await?,
-                ContentBlock::Resource(r) => {
-                    if let ResourceContents::TextResourceContents { text, .. } = &mut r.resource {
-                        *text = judge.text(std::mem::take(text)).await?;
-                    }
-                }
-                _ => {}
-            }
-            *block = judge.block_rest(block).await?;
+            *block = judge.typed(block).await?;
         }
         if let Some(structured) = result.structured_content.take() {
             result.structured_content = Some(judge.json(structured).await?);
@@ -827,11 +815,36 @@ struct Judge<'a> {
     exported: &'a str,
 }
 
-/// What a content block carries that is held out of judging its free text: the main text
+/// What a protocol object carries that is held out of judging its free text: the main text
 /// (judged on its own, as text) and binary payloads (not text).
 const HELD_KEYS: [&str; 3] = ["text", "data", "blob"];
-/// The keys of a block that carry no free text.
-const PLAIN_KEYS: [&str; 2] = ["type", "mimeType"];
+/// The keys of a protocol object that carry no free text.
+const PLAIN_KEYS: [&str; 3] = ["type", "mimeType", "role"];
+
+/// Takes every [`HELD_KEYS`] entry out of `v` and its nested objects, with the JSON pointer
+/// of the object it was in.
+fn hold(v: &mut Value, at: String, held: &mut Vec<(String, &'static str, Value)>) {
+    let Value::Object(o) = v else { return };
+    for key in HELD_KEYS {
+        if let Some(x) = o.remove(key) {
+            held.push((at.clone(), key, x));
+        }
+    }
+    for (k, child) in o.iter_mut() {
+        let escaped = k.replace('~', "~0").replace('/', "~1");
+        hold(child, format!("{at}/{escaped}"), held);
+    }
+}
+
+/// Whether what is left of a protocol object carries no free text.
+fn plain(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => o
+            .iter()
+            .all(|(k, x)| PLAIN_KEYS.contains(&k.as_str()) || (x.is_object() && plain(x))),
+        _ => false,
+    }
+}
 
 impl Judge<'_> {
     async fn text(&self, content: String) -> Result<String, Error> {
@@ -873,39 +886,30 @@ impl Judge<'_> {
         )
     }
 
-    /// The block with its free text besides the main text judged (a resource link's name
-    /// and description, a resource's URI, `_meta`, annotations).
-    async fn block_rest(&self, block: &ContentBlock) -> Result<ContentBlock, Error> {
-        let mut v = serde_json::to_value(block)
-            .map_err(|e| Error::internal(format!("a content block: {e}")))?;
+    /// A protocol object (a content block, resource contents, a prompt message) judged:
+    /// each `text` in it as text; the rest of its free text (a resource link's name and
+    /// description, a URI, `_meta`, annotations) as one JSON document; binary payloads
+    /// (`data`, `blob`) held out, as they are not text.
+    pub(crate) async fn typed<T>(&self, object: &T) -> Result<T, Error>
+    where
+        T: Serialize + serde::de::DeserializeOwned,
+    {
+        let mut v = serde_json::to_value(object)
+            .map_err(|e| Error::internal(format!("an MCP object: {e}")))?;
         let mut held = Vec::new();
-        for nested in [false, true] {
-            let scope = if nested {
-                v.get_mut("resource")
-            } else {
-                Some(&mut v)
-            };
-            if let Some(Value::Object(o)) = scope {
-                for key in HELD_KEYS {
-                    if let Some(x) = o.remove(key) {
-                        held.push((nested, key, x));
-                    }
-                }
+        hold(&mut v, String::new(), &mut held);
+        for (_, key, x) in &mut held {
+            if *key == "text"
+                && let Value::String(t) = x
+            {
+                *t = self.text(std::mem::take(t)).await?;
             }
         }
-        let plain = v
-            .as_object()
-            .is_some_and(|o| o.keys().all(|k| PLAIN_KEYS.contains(&k.as_str())));
-        if !plain {
+        if !plain(&v) {
             v = self.json(v).await?;
         }
-        for (nested, key, x) in held {
-            let scope = if nested {
-                v.get_mut("resource")
-            } else {
-                Some(&mut v)
-            };
-            let Some(Value::Object(o)) = scope else {
+        for (pointer, key, x) in held {
+            let Some(Value::Object(o)) = v.pointer_mut(&pointer) else {
                 return Err(self.not_json("content"));
             };
             o.insert(key.to_owned(), x);
