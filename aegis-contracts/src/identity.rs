@@ -90,6 +90,21 @@ pub trait Authenticator: Send + Sync + 'static {
     async fn authenticate(&self, credentials: &Credentials) -> Result<Principal, Error>;
 }
 
+/// Put into a [`RequestContext`]'s extensions by a host that executes some of the model's
+/// tool calls itself and judges each one there, with more to go on (an MCP hub judges a
+/// call with its server's identity, and holds it for a reviewer): the pipeline does not
+/// also judge the model's calls to these names as output, so no guard asks twice. Calls to
+/// any other name are judged as usual. Only code can set it — no header or label does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostJudgedTools(pub Vec<String>);
+
+impl HostJudgedTools {
+    /// Whether the host judges calls to `name`.
+    pub fn judges(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n == name)
+    }
+}
+
 /// Per-request context that travels with a request through layers and nodes.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]

@@ -566,3 +566,66 @@ async fn the_layer_and_the_pipeline_judge_tool_results_alike_and_report_the_same
     assert_eq!(via_layer.meta.guards, via_pipeline.meta.guards);
     assert_eq!(via_pipeline.meta.guards, ["sees"]);
 }
+
+/// Answers with one call to `name` whose arguments mention `wipe`.
+struct CallsTool(&'static str);
+
+#[async_trait]
+impl Provider for CallsTool {
+    fn name(&self) -> &str {
+        "calls-tool"
+    }
+    fn capabilities(&self) -> ProviderCapabilities {
+        ProviderCapabilities::default()
+    }
+    async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
+        let mut c = Completion::text("1", &req.model, "");
+        c.choices[0].message.tool_calls = vec![ToolCall::new("c1", self.0, r#"{"note":"wipe"}"#)];
+        Ok(ChatResponse::complete(
+            ResponseMeta::new("calls-tool", &req.model),
+            c,
+        ))
+    }
+}
+
+#[tokio::test]
+async fn only_the_tool_calls_a_host_says_it_judges_itself_skip_the_pipelines_tool_call_guards() {
+    let pipeline = |tool: &'static str| {
+        let ban = Ban {
+            stages: vec![Stage::ToolCall],
+            ..Ban::new("wipe")
+        };
+        Pipeline::builder()
+            .provider("main", Arc::new(CallsTool(tool)))
+            .guard(entry("ban", ban))
+            .build()
+            .unwrap()
+    };
+    let host_judged = |req: &mut ChatRequest| {
+        req.ctx
+            .extensions
+            .insert(HostJudgedTools(vec!["hub__files".to_owned()]));
+    };
+    // Without the host's word, the call is judged (and blocked) as output.
+    let err = pipeline("hub__files").chat(user("go")).await.unwrap_err();
+    assert!(err.is_blocked(), "{err}");
+    // The host judges calls to its own tools: passed on for it to judge.
+    let mut req = user("go");
+    host_judged(&mut req);
+    let done = pipeline("hub__files")
+        .chat(req)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        done.message().unwrap().tool_calls[0].function.name,
+        "hub__files"
+    );
+    // Any other tool is still judged, whatever the host says.
+    let mut req = user("go");
+    host_judged(&mut req);
+    let err = pipeline("other").chat(req).await.unwrap_err();
+    assert!(err.is_blocked(), "{err}");
+}

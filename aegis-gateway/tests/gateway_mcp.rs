@@ -44,12 +44,15 @@ async fn spawn_fixture(state: Arc<fixture::FixtureState>) -> u16 {
 }
 
 async fn spawn(state: Arc<fixture::FixtureState>) -> SocketAddr {
+    spawn_with(state, "[[providers]]\nid = \"echo\"\ntype = \"echo\"\n").await
+}
+
+/// The gateway with `providers` (TOML) and the fixture as its MCP server `fx`.
+async fn spawn_with(state: Arc<fixture::FixtureState>, providers: &str) -> SocketAddr {
     let port = spawn_fixture(state).await;
     let config = format!(
         r#"
-[[providers]]
-id = "echo"
-type = "echo"
+{providers}
 
 [[authenticators]]
 id = "keys"
@@ -388,4 +391,85 @@ async fn an_mcp_session_serves_only_the_key_that_opened_it() {
     assert_eq!(own.status(), 200);
     let body = own.text().await.unwrap();
     assert!(body.contains("executed 1 times"), "{body}");
+}
+
+/// An OpenAI-compatible model that asks for `fx__counter` with a note saying `wipe`, then
+/// answers with what the tool said.
+async fn spawn_tool_calling_model() -> SocketAddr {
+    async fn complete(axum::Json(req): axum::Json<Value>) -> axum::Json<Value> {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        let message = match last["role"].as_str() {
+            Some("tool") => {
+                json!({"role": "assistant", "content": format!("the tool said: {}", last["content"].as_str().unwrap_or_default())})
+            }
+            _ => json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call-1", "type": "function", "function": {"name": "fx__counter", "arguments": "{\"note\":\"wipe\"}"}}
+            ]}),
+        };
+        axum::Json(json!({
+            "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }))
+    }
+    let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(complete));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chat_held_on_a_tool_call_resumes_over_http_once_another_admin_approves_it() {
+    let state = Arc::new(fixture::FixtureState::default());
+    let model = spawn_tool_calling_model().await;
+    let addr = spawn_with(
+        state.clone(),
+        &format!(
+            "[[providers]]\nid = \"up\"\ntype = \"openai\"\nconfig = {{ base_url = \"http://{model}/v1\", models = [\"m\"] }}\n"
+        ),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let held = http
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "clean up"}], "aegis": {"mcp_tools": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 202);
+    let body: Value = held.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "approval_required", "{body}");
+    let id = body["error"]["details"]["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(state.counted.load(Ordering::SeqCst), 0);
+    let resume = |key: &'static str| {
+        http.post(format!("http://{addr}/v1/mcp/approvals/{id}/resume"))
+            .bearer_auth(key)
+            .send()
+    };
+    // Before a decision it stays held; another key cannot resume it.
+    assert_eq!(resume(KEY).await.unwrap().status(), 202);
+    assert_eq!(resume(REVIEWER).await.unwrap().status(), 403);
+    let approved = http
+        .post(format!("http://{addr}/v1/admin/mcp/approvals/{id}/approve"))
+        .bearer_auth(REVIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    let done = resume(KEY).await.unwrap();
+    assert_eq!(done.status(), 200);
+    let body: Value = done.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"], "the tool said: executed 1 times",
+        "{body}"
+    );
+    assert_eq!(state.counted.load(Ordering::SeqCst), 1);
+    let again = resume(KEY).await.unwrap();
+    assert_eq!(again.status(), 404, "a held chat resumes once");
+    assert_eq!(state.counted.load(Ordering::SeqCst), 1);
 }

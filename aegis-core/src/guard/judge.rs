@@ -243,7 +243,11 @@ impl GuardChain {
                 }
             }
             if !self.is_empty_for(Stage::ToolCall) {
+                let host = ctx.extensions.get::<aegis_contracts::HostJudgedTools>();
                 for call in &mut choice.message.tool_calls {
+                    if host.is_some_and(|h| h.judges(&call.function.name)) {
+                        continue;
+                    }
                     let o = self
                         .check(
                             GuardSubject::ToolCall {

@@ -65,6 +65,10 @@ pub struct Exchange {
     /// The presented credentials; never checkpointed.
     #[serde(skip)]
     pub(crate) credentials: Option<Credentials>,
+    /// The tool calls the host judges itself ([`aegis_contracts::HostJudgedTools`]); never
+    /// checkpointed, so a resumed run judges every call.
+    #[serde(skip)]
+    pub(crate) host_judged: Option<aegis_contracts::HostJudgedTools>,
 }
 
 impl fmt::Debug for Exchange {
@@ -124,6 +128,9 @@ impl Exchange {
         ctx.run_id = Some(run_id.to_owned());
         ctx.principal.clone_from(&self.principal);
         ctx.labels.clone_from(&self.labels);
+        if let Some(h) = &self.host_judged {
+            ctx.extensions.insert(h.clone());
+        }
         ctx
     }
 

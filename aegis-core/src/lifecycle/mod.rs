@@ -319,6 +319,7 @@ impl Pipeline {
         }
         let labels = caller_labels(ctx.labels, ctx.principal.as_ref());
         let state = Exchange {
+            host_judged: ctx.extensions.get().cloned(),
             principal: ctx.principal,
             credentials: ctx.credentials,
             labels,

@@ -484,6 +484,26 @@ impl aegis_mcp::ApprovalStore for StoreApprovals {
         Ok(a)
     }
 
+    async fn hold(&self, id: &str, state: &Value) -> Result<(), Error> {
+        self.0
+            .set_setting(
+                &format!("{APPROVAL_KEY}{id}.held"),
+                Some(&state.to_string()),
+            )
+            .await
+    }
+
+    async fn take_held(&self, id: &str) -> Result<Option<Value>, Error> {
+        let key = format!("{APPROVAL_KEY}{id}.held");
+        let Some(raw) = self.0.setting(&key).await? else {
+            return Ok(None);
+        };
+        self.0.set_setting(&key, None).await?;
+        serde_json::from_str(&raw)
+            .map(Some)
+            .map_err(|e| Error::new(ErrorKind::Storage, format!("setting `{key}`: {e}")))
+    }
+
     async fn consume(&self, id: &str) -> Result<bool, Error> {
         match self.load(id).await? {
             Some(a) if a.state == aegis_mcp::ApprovalState::Approved => {

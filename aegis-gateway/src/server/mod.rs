@@ -396,6 +396,10 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             "/v1/admin/mcp/approvals/{id}/reject",
             post(mcp::reject_call),
         )
+        .route(
+            "/v1/mcp/approvals/{id}/resume",
+            post(openai::resume_mcp_chat),
+        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

@@ -140,6 +140,25 @@ async fn mcp_tool_chat(
     Ok(respond(resp, false, None))
 }
 
+/// `POST /v1/mcp/approvals/{id}/resume`: the chat held on a tool call goes on once a
+/// reviewer decided (the caller's own key; the default pipeline).
+pub(super) async fn resume_mcp_chat(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut ctx = context_from(&headers);
+    let pipeline = gw.select(None, &mut ctx).await?;
+    let Some(endpoint) = gw.mcp().filter(|m| !m.hub().is_empty()) else {
+        return Err(Error::new(ErrorKind::NotFound, "no `[[mcp_servers]]` is configured").into());
+    };
+    let tools = aegis_mcp::ToolLoop::new(endpoint.hub().clone(), pipeline);
+    let resp = tokio::time::timeout(gw.timeout(), tools.resume(ctx, &id))
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, "the tool rounds did not end in time"))??;
+    Ok(respond(resp, false, None))
+}
+
 fn meta_headers(resp: &ChatResponse, out: &mut Response) {
     let h = out.headers_mut();
     if let Some(run) = resp

@@ -387,13 +387,18 @@ fn paths_and_components() -> Value {
             "/v1/admin/mcp/approvals": {"get": {"summary": "Tool calls a guard held for a human decision, with the caller, server, tool, arguments and reason (admin role)",
                 "responses": {"200": {"description": "{\"approvals\": [ToolApproval]}"},
                               "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
-            "/v1/admin/mcp/approvals/{id}/approve": {"post": {"summary": "Approve a held tool call (never the caller's own); the caller then sends the same call with `_meta: {\"aegis/approval\": id}` and it executes once; audited (admin role)",
+            "/v1/admin/mcp/approvals/{id}/approve": {"post": {"summary": "Approve a held tool call (never the caller's own); the caller then sends the same call (with `_meta: {\"aegis/approval\": id}` or without), or resumes the held chat, and it executes once; audited (admin role)",
                 "parameters": id_param.clone(),
                 "responses": {"200": {"description": "{\"approval\": ToolApproval}"},
                               "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
             "/v1/admin/mcp/approvals/{id}/reject": {"post": {"summary": "Reject a held tool call: it never executes; audited (admin role)",
                 "parameters": id_param.clone(),
                 "responses": {"200": {"description": "{\"approval\": ToolApproval}"},
+                              "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/v1/mcp/approvals/{id}/resume": {"post": {"summary": "Go on with a chat (`aegis.mcp_tools`) held on a tool call once a reviewer decided, without asking the model again: an approved call executes once, a rejected one is reported to the model as refused; once per held chat, by its own caller",
+                "parameters": id_param.clone(),
+                "responses": {"200": {"description": "A chat completion", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletion"}}}},
+                              "202": {"description": "Still held: a call waits for a reviewer (`approval_required`, `details.approval_id`)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                               "default": {"description": "An error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}}
     });
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), mcp) {

@@ -113,6 +113,10 @@ pub trait ApprovalStore: Send + Sync + 'static {
     /// Records a decision on a pending approval (a [`Conflict`](ErrorKind::Conflict) once
     /// decided).
     async fn decide(&self, id: &str, approve: bool, by: &str) -> Result<ToolApproval, Error>;
+    /// Keeps `state` with the approval `id`: what a chat held on it needs to go on.
+    async fn hold(&self, id: &str, state: &Value) -> Result<(), Error>;
+    /// Takes the state kept with the approval `id`, if any (a held chat resumes once).
+    async fn take_held(&self, id: &str) -> Result<Option<Value>, Error>;
     /// Marks an approved call executed; `false` when it already was (or is not approved):
     /// exactly one caller wins, and only the winner executes the call.
     async fn consume(&self, id: &str) -> Result<bool, Error>;
@@ -122,6 +126,7 @@ pub trait ApprovalStore: Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub struct MemoryApprovals {
     all: Mutex<BTreeMap<String, ToolApproval>>,
+    held: Mutex<BTreeMap<String, Value>>,
 }
 
 #[async_trait]
@@ -151,6 +156,22 @@ impl ApprovalStore for MemoryApprovals {
         };
         decide(a, approve, by)?;
         Ok(a.clone())
+    }
+
+    async fn hold(&self, id: &str, state: &Value) -> Result<(), Error> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), state.clone());
+        Ok(())
+    }
+
+    async fn take_held(&self, id: &str) -> Result<Option<Value>, Error> {
+        Ok(self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id))
     }
 
     async fn consume(&self, id: &str) -> Result<bool, Error> {

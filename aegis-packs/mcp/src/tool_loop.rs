@@ -8,11 +8,10 @@
 //! pipeline run (judged, budgeted and audited like any other), so the audit log shows each
 //! step; the final answer carries the last run's id.
 
-use aegis_contracts::{
-    ChatRequest, ChatResponse, Error, ErrorKind, Message, ResponseMeta, ToolCall, ToolSpec,
-};
+use aegis_contracts::{ChatRequest, ChatResponse, Error, ErrorKind, Message, ToolCall, ToolSpec};
 use aegis_core::Pipeline;
 use rmcp::model::{CallToolResult, ContentBlock};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::McpHub;
@@ -47,10 +46,12 @@ impl ToolLoop {
 
     /// Runs `req` with the caller's MCP tools offered to the model. The answer is complete
     /// (a tool round cannot be streamed to the caller before it is executed). A call whose
-    /// guard asks for a human decision ends the chat with
-    /// [`ApprovalRequired`](ErrorKind::ApprovalRequired) — it does not execute; a call the
-    /// hub refuses otherwise (not allowed, blocked, failed) is reported to the model as
-    /// that tool's error, so it can answer without it.
+    /// guard asks for a human decision holds the chat: it does not execute, the chat's
+    /// state is kept with the approval, and the answer is
+    /// [`ApprovalRequired`](ErrorKind::ApprovalRequired) naming it — once a reviewer decided,
+    /// [`resume`](Self::resume) goes on from there. A call the hub refuses otherwise (not
+    /// allowed, blocked, failed) is reported to the model as that tool's error, so it can
+    /// answer without it.
     pub async fn chat(&self, mut req: ChatRequest) -> Result<ChatResponse, Error> {
         if req.ctx.principal.is_none() {
             req.ctx.principal = self.pipeline.authenticate(&req.ctx).await?;
@@ -72,9 +73,88 @@ impl ToolLoop {
             )
         }));
         req.stream = false;
-        let ctx = req.ctx.clone();
-        for _ in 0..self.max_steps {
-            let mut step = req.clone();
+        let held = Held {
+            request: req,
+            names,
+            calls: Vec::new(),
+            steps_left: self.max_steps,
+            run_id: None,
+        };
+        self.run(held, None).await
+    }
+
+    /// Goes on with the chat held on the tool call of `approval_id`, for the caller of
+    /// `ctx` (the one who asked): the held call is made with the reviewer's decision (an
+    /// approved call executes, once; a rejected one is reported to the model as refused),
+    /// then the other calls of that round, then the model is asked again — not asked the
+    /// same question twice. A held chat resumes once.
+    pub async fn resume(
+        &self,
+        mut ctx: aegis_contracts::RequestContext,
+        approval_id: &str,
+    ) -> Result<ChatResponse, Error> {
+        if ctx.principal.is_none() {
+            ctx.principal = self.pipeline.authenticate(&ctx).await?;
+        }
+        let Some(state) = self
+            .hub
+            .take_held_chat(approval_id, ctx.principal.as_ref())
+            .await?
+        else {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no chat is held on approval `{approval_id}` (or it was resumed already)"),
+            )
+            .with_code("no_held_chat"));
+        };
+        let mut held: Held = serde_json::from_value(state).map_err(|e| {
+            Error::storage(format!(
+                "the chat held on `{approval_id}` cannot be read: {e}"
+            ))
+        })?;
+        held.request.ctx = ctx;
+        self.run(held, Some(approval_id)).await
+    }
+
+    /// The loop, from `held`: its pending calls first (the first claiming `claim`), then
+    /// model calls while steps are left.
+    async fn run(&self, mut held: Held, mut claim: Option<&str>) -> Result<ChatResponse, Error> {
+        let mut ctx = held.request.ctx.clone();
+        // The hub judges each call to its tools (with the server's identity, holding it for
+        // a reviewer if a guard asks): the pipeline does not judge them a second time.
+        ctx.extensions
+            .insert(aegis_contracts::HostJudgedTools(held.names.clone()));
+        loop {
+            while let Some(call) = held.calls.first().cloned() {
+                let mut call_ctx = ctx.clone();
+                call_ctx.run_id = held.run_id.clone();
+                if let Some(id) = claim.take() {
+                    call_ctx
+                        .labels
+                        .insert(crate::APPROVAL_META.to_owned(), id.to_owned());
+                }
+                match self.execute(&call_ctx, &call).await {
+                    Ok(result) => {
+                        held.request
+                            .messages
+                            .push(Message::tool(call.id.clone(), result));
+                        held.calls.remove(0);
+                    }
+                    Err(e) => return Err(self.hold(held, e).await),
+                }
+            }
+            if held.steps_left == 0 {
+                return Err(Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "the model was still calling tools after {} steps",
+                        self.max_steps
+                    ),
+                )
+                .with_code("tool_steps_exceeded"));
+            }
+            held.steps_left -= 1;
+            let mut step = held.request.clone();
             step.ctx = ctx.clone();
             let response = self.pipeline.chat(step).await?;
             let meta = response.meta.clone();
@@ -82,32 +162,53 @@ impl ToolLoop {
             let Some(message) = completion.message().cloned() else {
                 return Ok(ChatResponse::complete(meta, completion));
             };
-            let calls: Vec<ToolCall> = message.tool_calls.clone();
             // Answered, or calling a tool of the caller's own: the caller takes it from here.
-            if calls.is_empty() || calls.iter().any(|c| !names.contains(&c.function.name)) {
+            if message.tool_calls.is_empty()
+                || message
+                    .tool_calls
+                    .iter()
+                    .any(|c| !held.names.contains(&c.function.name))
+            {
                 return Ok(ChatResponse::complete(meta, completion));
             }
-            req.messages.push(message);
-            for call in calls {
-                let result = self.execute(&ctx, &meta, &call).await?;
-                req.messages.push(Message::tool(call.id.clone(), result));
-            }
+            held.calls = message.tool_calls.clone();
+            held.run_id = meta.run_id.clone();
+            held.request.messages.push(message);
         }
-        Err(Error::new(
-            ErrorKind::InvalidRequest,
-            format!(
-                "the model was still calling tools after {} steps",
-                self.max_steps
-            ),
-        )
-        .with_code("tool_steps_exceeded"))
     }
 
-    /// One call through the hub; what the model reads back.
+    /// `error` of a held call, the chat's state kept with its approval when a reviewer is
+    /// asked, so [`resume`](Self::resume) can go on.
+    async fn hold(&self, held: Held, error: Error) -> Error {
+        let Some(id) = error
+            .details()
+            .and_then(|d| d.get("approval_id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return error;
+        };
+        let state = match serde_json::to_value(&held) {
+            Ok(v) => v,
+            Err(e) => return Error::internal(format!("a held chat: {e}")),
+        };
+        if let Err(e) = self.hub.hold_chat(&id, state).await {
+            return e;
+        }
+        let message = format!(
+            "{}; once decided, the chat goes on with POST /v1/mcp/approvals/{id}/resume",
+            error.message()
+        );
+        Error::new(error.kind(), message)
+            .with_code(error.code().to_owned())
+            .with_details(serde_json::json!({ "approval_id": id, "held": true }))
+    }
+
+    /// One call through the hub; what the model reads back. Only a call waiting for a
+    /// reviewer is an error: every other refusal is the tool's error, for the model.
     async fn execute(
         &self,
         ctx: &aegis_contracts::RequestContext,
-        meta: &ResponseMeta,
         call: &ToolCall,
     ) -> Result<String, Error> {
         let arguments = match call.arguments_json() {
@@ -115,11 +216,9 @@ impl ToolLoop {
             Ok(_) => return Ok("error: the arguments must be a JSON object".to_owned()),
             Err(e) => return Ok(format!("error: {}", e.message())),
         };
-        let mut ctx = ctx.clone();
-        ctx.run_id = meta.run_id.clone();
         match self
             .hub
-            .call_tool(&ctx, &call.function.name, arguments)
+            .call_tool(ctx, &call.function.name, arguments)
             .await
         {
             Ok(result) => Ok(text_of(&result)),
@@ -127,6 +226,22 @@ impl ToolLoop {
             Err(e) => Ok(format!("error: {}: {}", e.code(), e.message())),
         }
     }
+}
+
+/// What a held chat needs to go on without asking the model again.
+#[derive(Serialize, Deserialize)]
+struct Held {
+    /// The conversation so far: the model's message with the calls, and the results of
+    /// the calls already made.
+    request: ChatRequest,
+    /// The hub's tools offered to the model.
+    names: Vec<String>,
+    /// The calls of that message not made yet, the held one first.
+    calls: Vec<ToolCall>,
+    /// Model calls left.
+    steps_left: usize,
+    /// The run that asked for the calls.
+    run_id: Option<String>,
 }
 
 /// A result as the model reads it: its texts, embedded text resources and structured

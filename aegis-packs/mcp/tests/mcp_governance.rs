@@ -1185,3 +1185,69 @@ async fn access_rules_govern_resources_by_uri_and_prompts_by_name() {
         "anonymous: nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chat_held_on_a_tool_call_resumes_after_the_decision_without_asking_the_model_again() {
+    let s = two_gate_setup(3600).await;
+    let tools = aegis_mcp::ToolLoop::new(
+        s.hub.clone(),
+        pipeline_with(Caller1 {
+            tool: "__counter",
+            args: r#"{"note":"wipe"}"#,
+        }),
+    );
+    let held = tools.chat(ask("clean up")).await.unwrap_err();
+    assert_eq!(held.kind(), ErrorKind::ApprovalRequired);
+    assert_eq!(held.details().unwrap()["held"], true);
+    assert!(held.message().contains("/resume"), "{}", held.message());
+    let id = approval_id(&held);
+    // Before the decision: still held, and the state is kept for later.
+    let ada = caller("ada", None);
+    let again = tools.resume(ada.clone(), &id).await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::ApprovalRequired);
+    // Not another caller's to resume.
+    assert_eq!(
+        tools
+            .resume(caller("bob", None), &id)
+            .await
+            .unwrap_err()
+            .code(),
+        "approval_mismatch"
+    );
+    s.hub.decide(&id, true, "reviewer").await.unwrap();
+    let answer = tools.resume(ada.clone(), &id).await.unwrap();
+    let text = answer
+        .collect()
+        .await
+        .unwrap()
+        .message()
+        .unwrap()
+        .text()
+        .into_owned();
+    assert_eq!(text, "the tool said: executed 1 times");
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        tools.resume(ada.clone(), &id).await.unwrap_err().code(),
+        "no_held_chat",
+        "a held chat resumes once"
+    );
+
+    // Rejected: the model is told, and answers without the call.
+    let held = tools.chat(ask("clean up")).await.unwrap_err();
+    let id = approval_id(&held);
+    s.hub.decide(&id, false, "reviewer").await.unwrap();
+    let answer = tools.resume(ada, &id).await.unwrap();
+    let text = answer
+        .collect()
+        .await
+        .unwrap()
+        .message()
+        .unwrap()
+        .text()
+        .into_owned();
+    assert!(
+        text.starts_with("the tool said: error: approval_rejected"),
+        "{text}"
+    );
+    assert_eq!(s.state.counted.load(Ordering::SeqCst), 1);
+}

@@ -689,6 +689,31 @@ impl McpHub {
         self.inner.approvals.pending(crate::pins::now_ms()).await
     }
 
+    /// Keeps the state of a chat held on the approval `id` (see [`crate::ToolLoop`]).
+    pub async fn hold_chat(&self, id: &str, state: Value) -> Result<(), Error> {
+        self.inner.approvals.hold(id, &state).await
+    }
+
+    /// The state of the chat held on the approval `id`, taken (a chat resumes once) — by
+    /// the caller who asked for the call, only.
+    pub async fn take_held_chat(
+        &self,
+        id: &str,
+        caller: Option<&Principal>,
+    ) -> Result<Option<Value>, Error> {
+        let Some(approval) = self.inner.approvals.get(id).await? else {
+            return Ok(None);
+        };
+        if approval.requester.as_deref() != caller.map(|p| p.id.as_str()) {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!("the chat held on `{id}` is another caller's"),
+            )
+            .with_code("approval_mismatch"));
+        }
+        self.inner.approvals.take_held(id).await
+    }
+
     /// Approves or rejects a pending tool call, as `by` (never its own caller).
     pub async fn decide(&self, id: &str, approve: bool, by: &str) -> Result<ToolApproval, Error> {
         self.inner.approvals.decide(id, approve, by).await
