@@ -524,7 +524,20 @@ pub async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Resul
                 )
                 .await?;
                 check_retrievers(&next).await?;
+                // The hub is rebuilt with the new guards and servers, or nothing changes.
+                let hub = crate::server::mcp::hub_from_config(
+                    &cfg,
+                    &aegis::registry(),
+                    next.main().chain().clone(),
+                    Arc::new(crate::server::mcp::StorePins(db.clone())),
+                    Some(Arc::new(crate::server::mcp::AuditCalls(db.clone()))),
+                    Arc::new(crate::server::mcp::StoreApprovals(db.clone())),
+                )
+                .await?;
                 if let Some(gw) = weak.upgrade() {
+                    if let Some(endpoint) = gw.mcp() {
+                        endpoint.replace(hub, next.main().clone(), gw.request_timeout());
+                    }
                     gw.replace_pipeline(next);
                 }
                 Ok(())

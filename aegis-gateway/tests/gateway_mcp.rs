@@ -3,6 +3,7 @@
 //! loopback), the admin pin endpoints, and `aegis.mcp_tools` on chat completions.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 #[allow(dead_code, missing_docs)]
 #[path = "../../aegis-packs/mcp/tests/support/fixture.rs"]
 mod fixture;
@@ -472,4 +473,71 @@ async fn a_chat_held_on_a_tool_call_resumes_over_http_once_another_admin_approve
     let again = resume(KEY).await.unwrap();
     assert_eq!(again.status(), 404, "a held chat resumes once");
     assert_eq!(state.counted.load(Ordering::SeqCst), 1);
+}
+
+/// `aegis serve` with the fixture as MCP server `fx` and, when `banned` is given, a guard
+/// blocking tool calls that mention it.
+fn reload_config(fixture_port: u16, banned: Option<&str>) -> String {
+    let guard = banned
+        .map(|word| {
+            format!(
+                "[[guardrails]]\nid = \"no-{word}\"\ntype = \"ban_substrings\"\nstages = [\"tool_call\"]\nconfig = {{ substrings = [\"{word}\"] }}\n"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"
+[server]
+database_url = "sqlite://aegis.db?mode=rwc"
+
+[[providers]]
+id = "echo"
+type = "echo"
+
+[[authenticators]]
+id = "keys"
+type = "static_keys"
+config = {{ keys = [ {{ key = "secret://env/AEGIS_TEST_SECRET_ENV", principal = "tester", roles = ["admin"] }} ] }}
+
+{guard}
+[[mcp_servers]]
+id = "fx"
+http = {{ url = "http://127.0.0.1:{fixture_port}/mcp" }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_reload_rebuilds_the_hub_so_new_guards_judge_mcp_calls_in_open_sessions() {
+    let state = Arc::new(fixture::FixtureState::default());
+    let fixture_port = spawn_fixture(state.clone()).await;
+    let dir = common::scratch_dir("mcp-reload");
+    let config = dir.join("aegis.toml");
+    std::fs::write(&config, reload_config(fixture_port, None)).unwrap();
+    let (_server, url) = common::start_binary(&config, &dir);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp")).auth_header(KEY),
+    );
+    let client = ().serve(transport).await.unwrap();
+    let call = || {
+        let mut p = CallToolRequestParams::new("fx__counter");
+        p.arguments = Some(json!({"note": "wipe"}).as_object().unwrap().clone());
+        p
+    };
+    let r = client.call_tool(call()).await.unwrap();
+    assert_eq!(text_of(&r), "executed 1 times");
+    std::fs::write(&config, reload_config(fixture_port, Some("wipe"))).unwrap();
+    let reloaded = reqwest::Client::new()
+        .post(format!("{url}/admin/reload"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reloaded.status(), 200, "{}", reloaded.text().await.unwrap());
+    // The same session, after the reload: the new guard judges the call, which never runs.
+    let r = client.call_tool(call()).await.unwrap();
+    assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
+    assert!(text_of(&r).contains("no-wipe"), "{}", text_of(&r));
+    assert_eq!(state.counted.load(Ordering::SeqCst), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,7 +27,7 @@ use super::{ApiError, Gateway, context_from, parse_json, require_admin};
 
 /// What `/mcp` serves.
 pub struct McpEndpoint {
-    hub: McpHub,
+    server: AegisMcpServer,
     service: StreamableHttpService<AegisMcpServer, LocalSessionManager>,
     sessions: Sessions,
 }
@@ -84,25 +84,37 @@ impl McpEndpoint {
     /// The endpoint of `hub`, with `pipeline`'s governed chat as the `chat` tool; `hosts`
     /// are the `Host` values accepted besides loopback (DNS-rebinding protection).
     pub fn new(hub: McpHub, pipeline: aegis::Pipeline, hosts: &[String]) -> Self {
-        let server = AegisMcpServer::new(hub.clone(), Some(pipeline));
+        let server = AegisMcpServer::new(hub, Some(pipeline));
         let mut allowed: Vec<String> = ["localhost", "127.0.0.1", "::1"]
             .into_iter()
             .map(str::to_owned)
             .collect();
         allowed.extend(hosts.iter().cloned());
         let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed);
+        let served = server.clone();
         let service =
-            StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
+            StreamableHttpService::new(move || Ok(served.clone()), Default::default(), config);
         Self {
-            hub,
+            server,
             service,
             sessions: Sessions::default(),
         }
     }
 
-    /// The hub.
-    pub fn hub(&self) -> &McpHub {
-        &self.hub
+    /// The hub served now.
+    pub fn hub(&self) -> McpHub {
+        self.server.hub()
+    }
+
+    /// Serves `hub` and `pipeline`'s chat from now on (a config reload), in every session
+    /// open or to come; the hub served until now is closed (its child processes stopped)
+    /// once `grace` has let its requests in flight finish.
+    pub fn replace(&self, hub: McpHub, pipeline: aegis::Pipeline, grace: std::time::Duration) {
+        let old = self.server.replace(hub, Some(pipeline));
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            old.close().await;
+        });
     }
 }
 
@@ -229,7 +241,7 @@ pub(crate) async fn approve(
     Ok(Json(json!({ "pin": record })))
 }
 
-fn hub_of(gw: &Gateway) -> Result<&McpHub, ApiError> {
+fn hub_of(gw: &Gateway) -> Result<McpHub, ApiError> {
     gw.mcp()
         .map(McpEndpoint::hub)
         .ok_or_else(|| Error::new(ErrorKind::NotFound, "no MCP server is configured").into())

@@ -346,6 +346,11 @@ impl Gateway {
     }
 
     fn timeout(&self) -> Duration {
+        self.request_timeout()
+    }
+
+    /// The longest a request may take (`[server] request_timeout_ms`).
+    pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.limits.request_timeout_ms)
     }
 }

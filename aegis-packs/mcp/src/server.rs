@@ -8,7 +8,7 @@
 //! `isError: true` and the reason, answered with HTTP 200: a protocol error only for a
 //! request that cannot be routed at all (an unknown tool), as the spec asks.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use aegis_contracts::{ChatRequest, Error, ErrorKind, Message, RequestContext};
 use aegis_core::Pipeline;
@@ -34,19 +34,27 @@ pub const CHAT_TOOL: &str = "chat";
 #[derive(Debug, Clone)]
 pub struct Caller(pub RequestContext);
 
-/// Aegis as an MCP server. Cheap to clone: one per session shares the hub and pipeline.
+/// Aegis as an MCP server. Cheap to clone: one per session shares the hub and pipeline,
+/// and [`replace`](Self::replace) swaps them for every session at once (a config reload).
 #[derive(Clone)]
 pub struct AegisMcpServer {
+    served: Arc<RwLock<Served>>,
+    fixed: Option<Arc<RequestContext>>,
+}
+
+/// What the server serves: the hub's tools, and the governed chat.
+#[derive(Clone)]
+struct Served {
     hub: McpHub,
     chat: Option<Pipeline>,
-    fixed: Option<Arc<RequestContext>>,
 }
 
 impl std::fmt::Debug for AegisMcpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let served = self.served();
         f.debug_struct("AegisMcpServer")
-            .field("hub", &self.hub)
-            .field("chat", &self.chat.is_some())
+            .field("hub", &served.hub)
+            .field("chat", &served.chat.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -55,10 +63,29 @@ impl AegisMcpServer {
     /// A server of `hub`'s tools, with the governed chat of `chat` when given.
     pub fn new(hub: McpHub, chat: Option<Pipeline>) -> Self {
         Self {
-            hub,
-            chat,
+            served: Arc::new(RwLock::new(Served { hub, chat })),
             fixed: None,
         }
+    }
+
+    /// Serves `hub` and `chat` from now on, in every session (each request works with what
+    /// was served when it began); the hub served until now, for the host to close once its
+    /// requests are done.
+    pub fn replace(&self, hub: McpHub, chat: Option<Pipeline>) -> McpHub {
+        let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *served, Served { hub, chat }).hub
+    }
+
+    /// The hub served now.
+    pub fn hub(&self) -> McpHub {
+        self.served().hub
+    }
+
+    fn served(&self) -> Served {
+        self.served
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Every request is made by `caller` (stdio, where there is no request to carry one).
@@ -143,7 +170,7 @@ impl AegisMcpServer {
     }
 
     async fn chat(&self, caller: RequestContext, args: Option<JsonObject>) -> CallToolResult {
-        let Some(pipeline) = &self.chat else {
+        let Some(pipeline) = self.served().chat else {
             return refusal(&Error::new(
                 ErrorKind::NotFound,
                 "no chat pipeline is served",
@@ -222,7 +249,7 @@ fn protocol_refusal(e: &Error) -> ErrorData {
 impl ServerHandler for AegisMcpServer {
     fn get_info(&self) -> ServerConfig {
         // Upstream resources and prompts are re-exported when there are upstreams at all.
-        let capabilities = match self.hub.is_empty() {
+        let capabilities = match self.served().hub.is_empty() {
             true => ServerCapabilities::builder().enable_tools().build(),
             false => ServerCapabilities::builder()
                 .enable_tools()
@@ -243,9 +270,10 @@ impl ServerHandler for AegisMcpServer {
         context: McpContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = self.caller(&context)?;
-        let listing = self.hub.list_tools(caller.principal.as_ref()).await;
+        let served = self.served();
+        let listing = served.hub.list_tools(caller.principal.as_ref()).await;
         let mut tools = Vec::with_capacity(listing.tools.len() + 1);
-        if self.chat.is_some() {
+        if served.chat.is_some() {
             tools.push(Self::chat_tool());
         }
         tools.extend(listing.tools);
@@ -258,10 +286,11 @@ impl ServerHandler for AegisMcpServer {
         context: McpContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.claiming(&context, request.meta.as_ref())?;
-        if request.name == CHAT_TOOL && self.chat.is_some() {
+        let served = self.served();
+        if request.name == CHAT_TOOL && served.chat.is_some() {
             return Ok(self.chat(caller, request.arguments).await.into());
         }
-        match self
+        match served
             .hub
             .call_tool(&caller, &request.name, request.arguments)
             .await
@@ -281,7 +310,7 @@ impl ServerHandler for AegisMcpServer {
     ) -> Result<ListResourcesResult, ErrorData> {
         let caller = self.caller(&context)?;
         Ok(ListResourcesResult::with_all_items(
-            self.hub.list_resources(caller.principal.as_ref()).await,
+            self.hub().list_resources(caller.principal.as_ref()).await,
         ))
     }
 
@@ -292,7 +321,7 @@ impl ServerHandler for AegisMcpServer {
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let caller = self.caller(&context)?;
         Ok(ListResourceTemplatesResult::with_all_items(
-            self.hub
+            self.hub()
                 .list_resource_templates(caller.principal.as_ref())
                 .await,
         ))
@@ -304,7 +333,7 @@ impl ServerHandler for AegisMcpServer {
         context: McpContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let caller = self.claiming(&context, request.meta.as_ref())?;
-        match self.hub.read_resource(&caller, &request.uri).await {
+        match self.hub().read_resource(&caller, &request.uri).await {
             Ok(read) => Ok(read.into()),
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 Err(ErrorData::resource_not_found(e.message().to_owned(), None))
@@ -320,7 +349,7 @@ impl ServerHandler for AegisMcpServer {
     ) -> Result<ListPromptsResult, ErrorData> {
         let caller = self.caller(&context)?;
         Ok(ListPromptsResult::with_all_items(
-            self.hub.list_prompts(caller.principal.as_ref()).await,
+            self.hub().list_prompts(caller.principal.as_ref()).await,
         ))
     }
 
@@ -331,7 +360,7 @@ impl ServerHandler for AegisMcpServer {
     ) -> Result<GetPromptResponse, ErrorData> {
         let caller = self.claiming(&context, request.meta.as_ref())?;
         match self
-            .hub
+            .hub()
             .get_prompt(&caller, &request.name, request.arguments)
             .await
         {
