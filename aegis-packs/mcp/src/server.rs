@@ -15,10 +15,11 @@ use aegis_core::Pipeline;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-        GetPromptRequestParams, GetPromptResponse, Implementation, JsonObject, ListPromptsResult,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+        CompleteResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
+        JsonObject, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext as McpContext,
 };
@@ -255,6 +256,7 @@ impl ServerHandler for AegisMcpServer {
                 .enable_tools()
                 .enable_resources()
                 .enable_prompts()
+                .enable_completions()
                 .build(),
         };
         ServerConfig::new(capabilities)
@@ -365,6 +367,21 @@ impl ServerHandler for AegisMcpServer {
             .await
         {
             Ok(prompt) => Ok(prompt.into()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(ErrorData::invalid_params(e.message().to_owned(), None))
+            }
+            Err(e) => Err(protocol_refusal(&e)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: McpContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        match self.hub().complete(&caller, request).await {
+            Ok(done) => Ok(done),
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 Err(ErrorData::invalid_params(e.message().to_owned(), None))
             }

@@ -7,9 +7,9 @@ use aegis_contracts::{Error, ErrorKind};
 use rmcp::{
     RoleClient, ServiceError, ServiceExt,
     model::{
-        CallToolRequestParams, CallToolResult, GetPromptRequestParams, GetPromptResult, JsonObject,
-        Prompt, ReadResourceRequestParams, ReadResourceResult, Resource, ResourceTemplate,
-        ServerCapabilities, Tool,
+        CallToolRequestParams, CallToolResult, CompleteRequestParams, CompleteResult,
+        GetPromptRequestParams, GetPromptResult, JsonObject, Prompt, ReadResourceRequestParams,
+        ReadResourceResult, Resource, ResourceTemplate, ServerCapabilities, Tool,
     },
     service::RunningService,
     transport::{
@@ -236,6 +236,15 @@ impl Upstream {
         self.repeatable("prompts/get", move |c| {
             let params = params.clone();
             async move { c.get_prompt(params).await }
+        })
+        .await
+    }
+
+    /// Completions of a prompt's or resource template's argument.
+    pub async fn complete(&self, params: CompleteRequestParams) -> Result<CompleteResult, Error> {
+        self.repeatable("completion/complete", move |c| {
+            let params = params.clone();
+            async move { c.complete(params).await }
         })
         .await
     }

@@ -1251,3 +1251,41 @@ async fn a_chat_held_on_a_tool_call_resumes_after_the_decision_without_asking_th
     );
     assert_eq!(s.state.counted.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_of_upstream_arguments_are_routed_and_judged_both_ways() {
+    use rmcp::model::{ArgumentInfo, CompleteRequestParams, Reference};
+    let s = setup(json!({}), false).await;
+    let ada = caller("ada", None);
+    let ask = |arg: &str, value: &str| {
+        CompleteRequestParams::new(
+            Reference::for_prompt("fx__test_prompt_with_arguments"),
+            ArgumentInfo::new(arg, value),
+        )
+    };
+    let done = s.hub.complete(&ada, ask("arg1", "par")).await.unwrap();
+    assert_eq!(done.completion.values, ["paris", "park", "party"]);
+    // What comes back is judged like any upstream text.
+    let done = s.hub.complete(&ada, ask("arg2", "")).await.unwrap();
+    let all = done.completion.values.join(" ");
+    assert!(
+        !all.contains(support::fixture::PLANTED) && all.contains("[REDACTED:"),
+        "{all}"
+    );
+    // What goes out too: a credential typed into an argument never leaves.
+    let err = s
+        .hub
+        .complete(&ada, ask("arg1", support::fixture::PLANTED))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PolicyBlocked);
+    // Anonymous: not allowed.
+    assert_eq!(
+        s.hub
+            .complete(&RequestContext::default(), ask("arg1", "p"))
+            .await
+            .unwrap_err()
+            .code(),
+        "tool_not_allowed"
+    );
+}

@@ -7,10 +7,12 @@
 
 use std::{future::Future, time::Instant};
 
-use aegis_contracts::{Error, ErrorKind, Principal, RequestContext};
+use aegis_contracts::{Error, ErrorKind, GuardSubject, Principal, RequestContext, ToolCall};
+use aegis_core::guard::ChainDecision;
 use rmcp::model::{
-    GetPromptResult, JsonObject, Prompt, ReadResourceResult, Resource, ResourceContents,
-    ResourceTemplate, ServerCapabilities,
+    CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptResult, JsonObject, Prompt,
+    ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate,
+    ServerCapabilities,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -159,6 +161,80 @@ impl McpHub {
         };
         self.record(ctx, i, &upstream_name, outcome, &result, started);
         result
+    }
+
+    /// Completions of an argument of the prompt or resource template `params` names, from
+    /// its server: the typed value is judged before it goes out (a value a guard blocks is
+    /// refused; one a guard would hold for a human gets no completions — nobody approves
+    /// keystrokes), and the values coming back are judged as untrusted output.
+    pub async fn complete(
+        &self,
+        ctx: &RequestContext,
+        mut params: CompleteRequestParams,
+    ) -> Result<CompleteResult, Error> {
+        let nothing = || CompleteResult::new(CompletionInfo::default());
+        let (offer, exported) = match &params.r#ref {
+            Reference::Prompt(p) => (Offer::Prompts, p.name.clone()),
+            Reference::Resource(r) => (Offer::Resources, r.uri.clone()),
+            _ => return Ok(nothing()),
+        };
+        let (i, name) = self.route_offer(offer, &exported).await?;
+        let upstream = &self.inner.slots[i].upstream;
+        let config = upstream.config();
+        if !matches!(self.view(i).await, View::Served(_)) {
+            return Ok(nothing());
+        }
+        if !config.access.allows(ctx.principal.as_ref(), &name) {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!("`{exported}` is not allowed for this caller"),
+            )
+            .with_code("tool_not_allowed"));
+        }
+        if !upstream
+            .capabilities()
+            .await
+            .is_ok_and(|c| c.completions.is_some())
+        {
+            return Ok(nothing());
+        }
+        let subject = GuardSubject::ToolCall {
+            call: ToolCall::new(
+                ctx.run_id.clone().unwrap_or_default(),
+                exported.as_str(),
+                serde_json::json!({ "argument": { params.argument.name.clone(): params.argument.value.clone() } })
+                    .to_string(),
+            ),
+            server: Some(config.id.clone()),
+        };
+        let out = self.inner.chain.check(subject, ctx, &[]).await;
+        if matches!(out.decision, ChainDecision::NeedsApproval(_)) {
+            return Ok(nothing());
+        }
+        if let GuardSubject::ToolCall { call, .. } = out.into_result()? {
+            params.argument.value = call
+                .arguments_json()?
+                .pointer(&format!(
+                    "/argument/{}",
+                    params.argument.name.replace('~', "~0").replace('/', "~1")
+                ))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+        }
+        params.r#ref = match offer {
+            Offer::Prompts => Reference::for_prompt(name),
+            Offer::Resources => Reference::for_resource(name),
+        };
+        let mut result = match upstream.complete(params).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.failure_for_caller(ctx, &config.id, &exported, e).await),
+        };
+        let judge = self.judge(ctx, i, &exported);
+        let values = Value::from(std::mem::take(&mut result.completion.values));
+        result.completion.values = serde_json::from_value(judge.json(values).await?)
+            .map_err(|_| judge.not_json("completion"))?;
+        Ok(result)
     }
 
     /// The served servers offering `offer`, each asked concurrently with `list`; what they
