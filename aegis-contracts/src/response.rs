@@ -75,6 +75,11 @@ pub struct ResponseMeta {
     /// the `allowed` and `sanitized` ones entered the prompt).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retrieval: Vec<crate::Provenance>,
+    /// The run's labels at its end (the host's, the caller's, those policies added, such as
+    /// a classification): in process only — never serialized, so never sent to a client.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 mod opt_millis {

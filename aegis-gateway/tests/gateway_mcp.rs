@@ -541,3 +541,35 @@ async fn a_config_reload_rebuilds_the_hub_so_new_guards_judge_mcp_calls_in_open_
     assert_eq!(state.counted.load(Ordering::SeqCst), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_chat_is_taken_once_even_by_racing_resumes_and_kept_apart_from_the_approvals() {
+    use aegis_mcp::ApprovalStore as _;
+    let dir = common::scratch_dir("mcp-held");
+    let store = aegis_store::Store::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("aegis.db").display()
+    ))
+    .await
+    .unwrap();
+    let approvals = mcp::StoreApprovals(store.clone());
+    let state = json!({"conversation": "x".repeat(1000)});
+    approvals.hold("mcpa_1", &state).await.unwrap();
+    // Listing approvals does not read held conversations.
+    assert!(
+        store
+            .settings_with_prefix("mcp.approval.")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (a, b) = tokio::join!(approvals.take_held("mcpa_1"), approvals.take_held("mcpa_1"));
+    let taken = [a.unwrap(), b.unwrap()];
+    assert_eq!(taken.iter().filter(|t| t.is_some()).count(), 1, "{taken:?}");
+    assert_eq!(approvals.take_held("mcpa_1").await.unwrap(), None);
+    // Held again (resumed before a decision): it can be taken again, once.
+    approvals.hold("mcpa_1", &state).await.unwrap();
+    assert_eq!(approvals.take_held("mcpa_1").await.unwrap(), Some(state));
+    assert_eq!(approvals.take_held("mcpa_1").await.unwrap(), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -446,6 +446,7 @@ impl Pipeline {
         meta.run_id = Some(run_id.clone());
         meta.guards.clone_from(&state.guards);
         meta.retrieval.clone_from(&state.retrieval);
+        meta.labels.clone_from(&state.labels);
         let stream = state.response.take();
         let answered = state.completion.is_some();
         end.hold(open, state);

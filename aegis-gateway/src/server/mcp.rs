@@ -2,7 +2,7 @@
 //! virtual key), the `[[mcp_servers]]` hub behind it, catalog pins kept in the database
 //! (shared by every replica), and the admin endpoints `aegis mcp pins` talks to.
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use aegis::{Error, ErrorKind};
 use aegis_mcp::{
@@ -39,17 +39,20 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 /// The most sessions bound at once; the idle ones are forgotten first.
 const MAX_SESSIONS: usize = 100_000;
+/// The most sessions one caller has bound at once.
+const SESSIONS_PER_CALLER: usize = 64;
 
-/// Which caller opened each MCP session: a session is used only by the key that opened
-/// it, so another caller holding its id can neither read its stream nor act in it.
+/// Which caller (principal) opened each MCP session: a session is used only by the caller
+/// that opened it, so another caller holding its id can neither read its stream nor act in
+/// it.
 #[derive(Default)]
-struct Sessions(std::sync::Mutex<std::collections::HashMap<String, (Option<String>, Instant)>>);
+struct Sessions(std::sync::Mutex<Bindings>);
+
+/// Session id → the caller that opened it, and when it was last used.
+type Bindings = HashMap<String, (Option<String>, Instant)>;
 
 impl Sessions {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Option<String>, Instant)>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bindings> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -65,14 +68,33 @@ impl Sessions {
         }
     }
 
+    /// Binds session `id` to `caller`. A caller has at most [`SESSIONS_PER_CALLER`]: its
+    /// least recently used one is forgotten first (its client re-initializes), so nobody
+    /// fills the table; when the table is full anyway, idle sessions go, then the least
+    /// recently used.
     fn bind(&self, id: String, caller: Option<String>) {
         let mut all = self.lock();
+        let oldest = |all: &Bindings, of: Option<&Option<String>>| {
+            all.iter()
+                .filter(|(_, (owner, _))| of.is_none_or(|c| owner == c))
+                .min_by_key(|(_, (_, seen))| *seen)
+                .map(|(k, _)| k.clone())
+        };
+        let own = all.values().filter(|(owner, _)| *owner == caller).count();
+        if own >= SESSIONS_PER_CALLER
+            && let Some(k) = oldest(&all, Some(&caller))
+        {
+            all.remove(&k);
+        }
         if all.len() >= MAX_SESSIONS {
             all.retain(|_, (_, seen)| seen.elapsed() < SESSION_IDLE);
         }
-        if all.len() < MAX_SESSIONS {
-            all.insert(id, (caller, Instant::now()));
+        if all.len() >= MAX_SESSIONS
+            && let Some(k) = oldest(&all, None)
+        {
+            all.remove(&k);
         }
+        all.insert(id, (caller, Instant::now()));
     }
 
     fn forget(&self, id: &str) {
@@ -359,7 +381,8 @@ impl PinStore for StorePins {
 }
 
 /// Every tool call through the hub, in the audit log (`mcp.tool_call`: server, tool,
-/// caller, outcome, code, duration — never arguments or results).
+/// caller, outcome, code, duration — never arguments or results), under the run it was made
+/// for when there is one.
 pub struct AuditCalls(pub aegis_store::Store);
 
 impl ToolObserver for AuditCalls {
@@ -371,6 +394,7 @@ impl ToolObserver for AuditCalls {
                 serde_json::to_value(&record).unwrap_or_default(),
             );
             entry.actor = record.principal.clone();
+            entry.run_id = record.run_id.clone();
             if let Err(e) = store.append_audit(entry).await {
                 tracing::warn!(error = %e, "cannot audit an MCP tool call");
             }
@@ -385,6 +409,8 @@ impl ToolObserver for AuditCalls {
 pub struct StoreApprovals(pub aegis_store::Store);
 
 const APPROVAL_KEY: &str = "mcp.approval.";
+/// Where the chat held on an approval is kept.
+const HELD_KEY: &str = "mcp.held.";
 
 #[derive(serde::Serialize, Deserialize)]
 struct Decision {
@@ -496,17 +522,25 @@ impl aegis_mcp::ApprovalStore for StoreApprovals {
         Ok(a)
     }
 
+    /// Under `mcp.held.{id}`, apart from the approvals, so listing approvals never reads
+    /// a held conversation.
     async fn hold(&self, id: &str, state: &Value) -> Result<(), Error> {
-        self.0
-            .set_setting(
-                &format!("{APPROVAL_KEY}{id}.held"),
-                Some(&state.to_string()),
-            )
-            .await
+        let key = format!("{HELD_KEY}{id}");
+        self.0.set_setting(&key, Some(&state.to_string())).await?;
+        // Held again (resumed before the decision): it may be taken again.
+        self.0.set_setting(&format!("{key}.taken"), None).await
     }
 
+    /// Claimed with insert-if-absent first: of two resumes racing, one gets the state.
     async fn take_held(&self, id: &str) -> Result<Option<Value>, Error> {
-        let key = format!("{APPROVAL_KEY}{id}.held");
+        let key = format!("{HELD_KEY}{id}");
+        if !self
+            .0
+            .set_setting_if_absent(&format!("{key}.taken"), "1")
+            .await?
+        {
+            return Ok(None);
+        }
         let Some(raw) = self.0.setting(&key).await? else {
             return Ok(None);
         };

@@ -79,6 +79,7 @@ impl ToolLoop {
             calls: Vec::new(),
             steps_left: self.max_steps,
             run_id: None,
+            labels: Default::default(),
         };
         self.run(held, None).await
     }
@@ -126,8 +127,11 @@ impl ToolLoop {
             .insert(aegis_contracts::HostJudgedTools(held.names.clone()));
         loop {
             while let Some(call) = held.calls.first().cloned() {
+                // Judged with what the run that asked for the call knew of it (its labels:
+                // a classification, the caller's, the host's).
                 let mut call_ctx = ctx.clone();
                 call_ctx.run_id = held.run_id.clone();
+                call_ctx.labels.extend(held.labels.clone());
                 if let Some(id) = claim.take() {
                     call_ctx
                         .labels
@@ -162,24 +166,63 @@ impl ToolLoop {
             let Some(message) = completion.message().cloned() else {
                 return Ok(ChatResponse::complete(meta, completion));
             };
-            // Answered, or calling a tool of the caller's own: the caller takes it from here.
+            // Answered, or calling a tool of the caller's own: the caller takes it from here
+            // — with any call to a hub tool judged as the pipeline would have (it left them
+            // to the hub).
             if message.tool_calls.is_empty()
                 || message
                     .tool_calls
                     .iter()
                     .any(|c| !held.names.contains(&c.function.name))
             {
+                let completion = self
+                    .judge_hub_calls(completion, &held.names, &meta, &ctx)
+                    .await?;
                 return Ok(ChatResponse::complete(meta, completion));
             }
             held.calls = message.tool_calls.clone();
             held.run_id = meta.run_id.clone();
+            held.labels = meta.labels.clone();
             held.request.messages.push(message);
         }
     }
 
+    /// `completion` with its calls to hub tools judged as tool calls (the pipeline left
+    /// them to the hub, which will not make them: they go to the caller).
+    async fn judge_hub_calls(
+        &self,
+        mut completion: aegis_contracts::Completion,
+        names: &[String],
+        meta: &aegis_contracts::ResponseMeta,
+        caller: &aegis_contracts::RequestContext,
+    ) -> Result<aegis_contracts::Completion, Error> {
+        let mut ctx = caller.clone();
+        ctx.run_id = meta.run_id.clone();
+        ctx.labels.extend(meta.labels.clone());
+        for choice in &mut completion.choices {
+            for call in &mut choice.message.tool_calls {
+                if !names.contains(&call.function.name) {
+                    continue;
+                }
+                let subject = aegis_contracts::GuardSubject::ToolCall {
+                    call: call.clone(),
+                    server: None,
+                };
+                let judged = self.pipeline.chain().check(subject, &ctx, &[]).await;
+                if let aegis_contracts::GuardSubject::ToolCall { call: c, .. } =
+                    judged.into_result()?
+                {
+                    *call = c;
+                }
+            }
+        }
+        Ok(completion)
+    }
+
     /// `error` of a held call, the chat's state kept with its approval when a reviewer is
-    /// asked, so [`resume`](Self::resume) can go on.
-    async fn hold(&self, held: Held, error: Error) -> Error {
+    /// asked, so [`resume`](Self::resume) can go on. What is kept is what the model saw:
+    /// the conversation as the input guards left it (masked, redacted), not as sent.
+    async fn hold(&self, mut held: Held, error: Error) -> Error {
         let Some(id) = error
             .details()
             .and_then(|d| d.get("approval_id"))
@@ -188,6 +231,19 @@ impl ToolLoop {
         else {
             return error;
         };
+        let mut ctx = held.request.ctx.clone();
+        ctx.labels.extend(held.labels.clone());
+        let judged = self
+            .pipeline
+            .chain()
+            .judge_request(&mut held.request, &ctx, None)
+            .await;
+        if matches!(
+            judged.decision,
+            aegis_core::guard::ChainDecision::Blocked(_)
+        ) {
+            return error;
+        }
         let state = match serde_json::to_value(&held) {
             Ok(v) => v,
             Err(e) => return Error::internal(format!("a held chat: {e}")),
@@ -242,6 +298,9 @@ struct Held {
     steps_left: usize,
     /// The run that asked for the calls.
     run_id: Option<String>,
+    /// That run's labels, which the calls are judged with.
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A result as the model reads it: its texts, embedded text resources and structured

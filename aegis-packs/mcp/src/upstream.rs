@@ -208,10 +208,9 @@ impl Upstream {
 
     /// Reads the resource `uri`.
     pub async fn read_resource(&self, uri: &str) -> Result<ReadResourceResult, Error> {
-        let uri = uri.to_owned();
-        self.repeatable("resources/read", move |c| {
-            let params = ReadResourceRequestParams::new(uri.clone());
-            async move { c.read_resource(params).await }
+        let params = ReadResourceRequestParams::new(uri.to_owned());
+        self.once("resources/read", |c| async move {
+            c.read_resource(params).await
         })
         .await
     }
@@ -233,11 +232,8 @@ impl Upstream {
     ) -> Result<GetPromptResult, Error> {
         let mut params = GetPromptRequestParams::new(name.to_owned());
         params.arguments = arguments;
-        self.repeatable("prompts/get", move |c| {
-            let params = params.clone();
-            async move { c.get_prompt(params).await }
-        })
-        .await
+        self.once("prompts/get", |c| async move { c.get_prompt(params).await })
+            .await
     }
 
     /// Completions of a prompt's or resource template's argument.
@@ -247,6 +243,21 @@ impl Upstream {
             async move { c.complete(params).await }
         })
         .await
+    }
+
+    /// A request made once, within the timeout: not retried, as it may have been approved
+    /// to happen once (a read or a prompt a guard held for a reviewer).
+    async fn once<T, F, Fut>(&self, method: &str, request: F) -> Result<T, Error>
+    where
+        F: FnOnce(Arc<Client>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
+        let client = self.client().await?;
+        match tokio::time::timeout(self.timeout(), request(client)).await {
+            Err(_) => Err(self.timed_out(method)),
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(self.failed(method, e)),
+        }
     }
 
     /// A request that is safe to repeat (it changes nothing), within the timeout: a
@@ -276,14 +287,10 @@ impl Upstream {
         name: &str,
         arguments: Option<JsonObject>,
     ) -> Result<CallToolResult, Error> {
-        let client = self.client().await?;
         let mut params = CallToolRequestParams::new(name.to_owned());
         params.arguments = arguments;
-        match tokio::time::timeout(self.timeout(), client.call_tool(params)).await {
-            Err(_) => Err(self.timed_out("tools/call")),
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(e)) => Err(self.failed("tools/call", e)),
-        }
+        self.once("tools/call", |c| async move { c.call_tool(params).await })
+            .await
     }
 
     fn timed_out(&self, method: &str) -> Error {

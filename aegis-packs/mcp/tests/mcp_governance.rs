@@ -216,6 +216,11 @@ async fn a_changed_catalog_quarantines_the_server_until_an_admin_approves_it() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "mcp_server_quarantined");
+    assert!(
+        !err.message().contains("extra") && !err.message().contains("ssh"),
+        "a caller is not shown the unapproved catalog: {}",
+        err.message()
+    );
     let status = s.hub.status().await;
     let fx = status.iter().find(|x| x.server == "fx").unwrap();
     assert_eq!(fx.state, "quarantined");
@@ -754,6 +759,19 @@ async fn everything_an_upstream_says_is_judged_before_anyone_reads_it() {
             .unwrap()
             .contains("[REDACTED:")
     );
+    // `_meta` keys named like payloads and a free-text MIME type are judged too; the
+    // block's own text and the image's bytes are left as they are.
+    let rmcp::model::ContentBlock::Text(t) = &r.content[0] else {
+        panic!("text first: {all}");
+    };
+    assert_eq!(t.text, "see the link");
+    let rmcp::model::ContentBlock::Image(image) = &r.content[2] else {
+        panic!("an image: {all}");
+    };
+    assert!(
+        image.data.starts_with("iVBORw0KGgo"),
+        "the payload is untouched"
+    );
     // Binary payloads pass as they are.
     let r = s
         .hub
@@ -1287,5 +1305,78 @@ async fn completions_of_upstream_arguments_are_routed_and_judged_both_ways() {
             .unwrap_err()
             .code(),
         "tool_not_allowed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hub_calls_returned_to_the_caller_in_a_mixed_round_are_still_judged() {
+    /// Calls a hub tool with a credential and one of the caller's own tools at once.
+    struct Mixed;
+    #[aegis_contracts::async_trait]
+    impl aegis_contracts::Provider for Mixed {
+        fn name(&self) -> &str {
+            "mixed"
+        }
+        fn capabilities(&self) -> aegis_contracts::ProviderCapabilities {
+            aegis_contracts::ProviderCapabilities::default()
+        }
+        async fn chat(
+            &self,
+            req: aegis_contracts::ChatRequest,
+        ) -> Result<aegis_contracts::ChatResponse, aegis_contracts::Error> {
+            use aegis_contracts::*;
+            let mut c = Completion::text("1", &req.model, "");
+            c.choices[0].message.tool_calls = vec![
+                ToolCall::new(
+                    "a",
+                    "fx__echo",
+                    format!(r#"{{"text":"{}"}}"#, support::fixture::PLANTED),
+                ),
+                ToolCall::new("b", "my_own_tool", "{}"),
+            ];
+            Ok(ChatResponse::complete(
+                ResponseMeta::new("mixed", &req.model),
+                c,
+            ))
+        }
+    }
+    let s = setup(json!({}), false).await;
+    let pipeline = aegis_core::Pipeline::builder()
+        .provider("mixed", Arc::new(Mixed))
+        .guard(GuardEntry::new(
+            "secrets",
+            Arc::new(
+                Secrets::new(SecretsConfig {
+                    action: Action::Redact,
+                    // The tool-call stage only: the one the pipeline leaves to the hub.
+                    stages: vec![Stage::ToolCall],
+                    ..SecretsConfig::default()
+                })
+                .unwrap(),
+            ),
+            GuardPolicy::default(),
+        ))
+        .build()
+        .unwrap();
+    let mut req = ask("go");
+    req.tools.push(aegis_contracts::ToolSpec::function(
+        "my_own_tool",
+        "The caller's.",
+        json!({"type": "object"}),
+    ));
+    let answer = aegis_mcp::ToolLoop::new(s.hub.clone(), pipeline)
+        .chat(req)
+        .await
+        .unwrap();
+    let done = answer.collect().await.unwrap();
+    let calls = &done.message().unwrap().tool_calls;
+    assert_eq!(calls.len(), 2);
+    assert!(
+        !calls[0]
+            .function
+            .arguments
+            .contains(support::fixture::PLANTED),
+        "{}",
+        calls[0].function.arguments
     );
 }

@@ -49,6 +49,9 @@ pub struct ToolCallRecord {
     pub tool: String,
     /// Who called it.
     pub principal: Option<String>,
+    /// The run it was made for (a chat's model step), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     /// `executed`, `awaiting_approval` (recorded for a reviewer, not executed), `blocked`
     /// (a guard refused the call), `result_blocked` (it executed;
     /// a guard withheld the result), `refused` (unknown, not allowed, quarantined) or
@@ -129,6 +132,9 @@ struct Inner {
     observer: Option<Arc<dyn ToolObserver>>,
     reserved: Vec<String>,
     approvals: Arc<dyn ApprovalStore>,
+    /// Held while a caller's pending approvals are counted and a new one recorded, so
+    /// concurrent calls cannot all pass the cap (on this replica).
+    asking: Mutex<()>,
 }
 
 impl std::fmt::Debug for McpHub {
@@ -186,6 +192,7 @@ impl McpHub {
                 observer,
                 reserved,
                 approvals,
+                asking: Mutex::new(()),
             }),
         }
     }
@@ -410,15 +417,10 @@ impl McpHub {
         let config = slot.upstream.config();
         let catalog = match self.view(i).await {
             View::Served(c) => c,
-            View::Quarantined { reason, .. } => {
-                return (
-                    "refused",
-                    Err(Error::new(
-                        ErrorKind::Forbidden,
-                        format!("MCP server `{}` is quarantined: {reason}", config.id),
-                    )
-                    .with_code("mcp_server_quarantined")),
-                );
+            // Why (the diff, a refused description) is the admin's to read: it names tools
+            // this caller may not see.
+            View::Quarantined { .. } => {
+                return ("refused", Err(quarantined(&config.id)));
             }
             // Why is the operator's to read (the log, `aegis mcp pins list`): it may name a
             // command line or an internal URL.
@@ -587,6 +589,7 @@ impl McpHub {
                 && a.arguments_hash == hash
         };
         let Some(id) = ctx.labels.get(APPROVAL_META) else {
+            let _asking = self.inner.asking.lock().await;
             let open: Vec<ToolApproval> = self
                 .inner
                 .approvals
@@ -840,35 +843,48 @@ struct Judge<'a> {
     exported: &'a str,
 }
 
-/// What a protocol object carries that is held out of judging its free text: the main text
-/// (judged on its own, as text) and binary payloads (not text).
+/// Where a protocol object (a content block, resource contents, a prompt message) has its
+/// main text and binary payload: the object itself, its embedded `resource`, a prompt
+/// message's `content`, and that content's `resource`. Nowhere else — a `text` or `data`
+/// key inside `_meta` is free text like the rest.
+const PROTOCOL_AT: [&str; 4] = ["", "/resource", "/content", "/content/resource"];
+/// What is held out there: the main text (judged on its own, as text) and binary payloads
+/// (base64, not text) — only when they are strings.
 const HELD_KEYS: [&str; 3] = ["text", "data", "blob"];
 /// The keys of a protocol object that carry no free text.
-const PLAIN_KEYS: [&str; 3] = ["type", "mimeType", "role"];
+const PLAIN_KEYS: [&str; 2] = ["type", "role"];
 
-/// Takes every [`HELD_KEYS`] entry out of `v` and its nested objects, with the JSON pointer
-/// of the object it was in.
-fn hold(v: &mut Value, at: String, held: &mut Vec<(String, &'static str, Value)>) {
-    let Value::Object(o) = v else { return };
-    for key in HELD_KEYS {
-        if let Some(x) = o.remove(key) {
-            held.push((at.clone(), key, x));
+/// Takes the [`HELD_KEYS`] strings out of `v` at the [`PROTOCOL_AT`] positions, with the
+/// JSON pointer of the object each was in.
+fn hold(v: &mut Value) -> Vec<(&'static str, &'static str, Value)> {
+    let mut held = Vec::new();
+    for at in PROTOCOL_AT {
+        let Some(Value::Object(o)) = v.pointer_mut(at) else {
+            continue;
+        };
+        for key in HELD_KEYS {
+            if o.get(key).is_some_and(Value::is_string)
+                && let Some(x) = o.remove(key)
+            {
+                held.push((at, key, x));
+            }
         }
     }
-    for (k, child) in o.iter_mut() {
-        let escaped = k.replace('~', "~0").replace('/', "~1");
-        hold(child, format!("{at}/{escaped}"), held);
-    }
+    held
 }
 
-/// Whether what is left of a protocol object carries no free text.
+/// Whether what is left of a protocol object carries no free text: only `type` and
+/// `role`, and the nested protocol objects likewise.
 fn plain(v: &Value) -> bool {
-    match v {
-        Value::Object(o) => o
-            .iter()
-            .all(|(k, x)| PLAIN_KEYS.contains(&k.as_str()) || (x.is_object() && plain(x))),
-        _ => false,
+    fn level(v: &Value, at: &str) -> bool {
+        let Value::Object(o) = v else { return false };
+        o.iter().all(|(k, x)| {
+            let nested = format!("{at}/{k}");
+            PLAIN_KEYS.contains(&k.as_str())
+                || (PROTOCOL_AT.contains(&nested.as_str()) && level(x, &nested))
+        })
     }
+    level(v, "")
 }
 
 impl Judge<'_> {
@@ -912,17 +928,16 @@ impl Judge<'_> {
     }
 
     /// A protocol object (a content block, resource contents, a prompt message) judged:
-    /// each `text` in it as text; the rest of its free text (a resource link's name and
-    /// description, a URI, `_meta`, annotations) as one JSON document; binary payloads
-    /// (`data`, `blob`) held out, as they are not text.
+    /// its main text as text; the rest of its free text (a resource link's name and
+    /// description, a URI, a MIME type, `_meta`, annotations) as one JSON document; its
+    /// binary payload (`data`, `blob`) held out, as it is not text.
     pub(crate) async fn typed<T>(&self, object: &T) -> Result<T, Error>
     where
         T: Serialize + serde::de::DeserializeOwned,
     {
         let mut v = serde_json::to_value(object)
             .map_err(|e| Error::internal(format!("an MCP object: {e}")))?;
-        let mut held = Vec::new();
-        hold(&mut v, String::new(), &mut held);
+        let mut held = hold(&mut v);
         for (_, key, x) in &mut held {
             if *key == "text"
                 && let Value::String(t) = x
@@ -934,7 +949,7 @@ impl Judge<'_> {
             v = self.json(v).await?;
         }
         for (pointer, key, x) in held {
-            let Some(Value::Object(o)) = v.pointer_mut(&pointer) else {
+            let Some(Value::Object(o)) = v.pointer_mut(pointer) else {
                 return Err(self.not_json("content"));
             };
             o.insert(key.to_owned(), x);
@@ -964,6 +979,15 @@ fn executed(id: &str) -> Error {
         format!("the call approved as `{id}` was already executed"),
     )
     .with_code("already_executed")
+}
+
+/// What a caller is told of a quarantined server (the reason is the admin's to read).
+fn quarantined(server: &str) -> Error {
+    Error::new(
+        ErrorKind::Forbidden,
+        format!("MCP server `{server}` is quarantined until an admin approves its catalog"),
+    )
+    .with_code("mcp_server_quarantined")
 }
 
 /// What a caller is told of a server that cannot be reached.

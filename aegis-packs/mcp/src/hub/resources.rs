@@ -17,7 +17,7 @@ use rmcp::model::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use super::{Judge, McpHub, ToolCallRecord, View, unavailable};
+use super::{Judge, McpHub, ToolCallRecord, View, quarantined, unavailable};
 
 /// What a server may offer besides tools.
 #[derive(Clone, Copy)]
@@ -363,16 +363,7 @@ impl McpHub {
         let config = self.inner.slots[i].upstream.config();
         match self.view(i).await {
             View::Served(_) => {}
-            View::Quarantined { reason, .. } => {
-                return Err((
-                    "refused",
-                    Error::new(
-                        ErrorKind::Forbidden,
-                        format!("MCP server `{}` is quarantined: {reason}", config.id),
-                    )
-                    .with_code("mcp_server_quarantined"),
-                ));
-            }
+            View::Quarantined { .. } => return Err(("refused", quarantined(&config.id))),
             View::Down(_) => return Err(("refused", unavailable(&config.id))),
         }
         if !config.access.allows(ctx.principal.as_ref(), name) {
@@ -479,6 +470,7 @@ impl McpHub {
                 server: config.id.clone(),
                 tool: name.to_owned(),
                 principal: ctx.principal.as_ref().map(|p| p.id.clone()),
+                run_id: ctx.run_id.clone(),
                 outcome,
                 code: result.as_ref().err().map(|e| e.code().to_owned()),
                 duration_ms: started.elapsed().as_millis() as u64,

@@ -217,9 +217,16 @@ impl ServerHandler for Fixture {
             "link" => {
                 let mut link = rmcp::model::Resource::new("file:///srv/config.ini", "config");
                 link.description = Some(format!("the key is {PLANTED}"));
+                // `_meta` keys named like payloads (`data`, `text`) are free text too.
+                let mut text = rmcp::model::TextContent::new("see the link");
+                let mut block_meta = JsonObject::new();
+                block_meta.insert("data".into(), json!(format!("key {PLANTED}")));
+                block_meta.insert("text".into(), json!({"nested": format!("key {PLANTED}")}));
+                text.meta = Some(rmcp::model::MetaObject(block_meta));
                 let mut result = CallToolResult::success(vec![
-                    ContentBlock::text("see the link"),
+                    ContentBlock::Text(text),
                     ContentBlock::ResourceLink(link),
+                    ContentBlock::image(PNG, format!("image/png; note={PLANTED}")),
                 ]);
                 let mut meta = JsonObject::new();
                 meta.insert(
