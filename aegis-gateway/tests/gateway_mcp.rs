@@ -573,3 +573,56 @@ async fn a_held_chat_is_taken_once_even_by_racing_resumes_and_kept_apart_from_th
     assert_eq!(approvals.take_held("mcpa_1").await.unwrap(), None);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_json_rpc_frame_gets_a_clear_error_and_the_session_goes_on() {
+    let state = Arc::new(fixture::FixtureState::default());
+    let addr = spawn(state.clone()).await;
+    let http = reqwest::Client::new();
+    let post = |session: Option<String>, body: String| {
+        let mut r = http
+            .post(format!("http://{addr}/mcp"))
+            .bearer_auth(KEY)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(body);
+        if let Some(s) = session {
+            r = r.header("mcp-session-id", s);
+        }
+        r.send()
+    };
+    let opened = post(None, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}).to_string())
+        .await
+        .unwrap();
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    post(
+        Some(session.clone()),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+    )
+    .await
+    .unwrap();
+    for frame in [
+        "{\"jsonrpc\": \"2.0\", \"id\": 2, \"method\": ",
+        "[1, 2, 3]",
+        "{\"jsonrpc\": \"2.0\", \"id\": 3, \"method\": \"tools/call\", \"params\": {\"name\": 7}}",
+    ] {
+        let r = post(Some(session.clone()), frame.to_owned()).await.unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert!(
+            status.is_client_error() || body.contains("\"error\""),
+            "{frame}: {status} {body}"
+        );
+        assert!(!status.is_server_error(), "{frame}: {status} {body}");
+    }
+    assert_eq!(state.counted.load(Ordering::SeqCst), 0);
+    // The session is still usable.
+    let call = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "fx__counter", "arguments": {}}});
+    let ok = post(Some(session), call.to_string()).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("executed 1 times"));
+}

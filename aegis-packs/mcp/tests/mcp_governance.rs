@@ -424,6 +424,36 @@ impl aegis_contracts::Provider for Caller1 {
     }
 }
 
+/// A model that answers every request with calls to these tools (name, arguments).
+struct AlwaysCalls(Vec<(&'static str, String)>);
+
+#[aegis_contracts::async_trait]
+impl aegis_contracts::Provider for AlwaysCalls {
+    fn name(&self) -> &str {
+        "always-calls"
+    }
+    fn capabilities(&self) -> aegis_contracts::ProviderCapabilities {
+        aegis_contracts::ProviderCapabilities::default()
+    }
+    async fn chat(
+        &self,
+        req: aegis_contracts::ChatRequest,
+    ) -> Result<aegis_contracts::ChatResponse, aegis_contracts::Error> {
+        use aegis_contracts::*;
+        let mut c = Completion::text("1", &req.model, "");
+        c.choices[0].message.tool_calls = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (name, args))| ToolCall::new(format!("c{i}"), *name, args.as_str()))
+            .collect();
+        Ok(ChatResponse::complete(
+            ResponseMeta::new("always-calls", &req.model),
+            c,
+        ))
+    }
+}
+
 fn pipeline_with(model: Caller1) -> aegis_core::Pipeline {
     aegis_core::Pipeline::builder()
         .provider("scripted", Arc::new(model))
@@ -524,33 +554,15 @@ async fn a_tool_the_caller_may_not_use_is_neither_offered_nor_executed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_model_that_never_stops_calling_tools_is_stopped_at_the_step_limit() {
-    /// Calls `fx__echo` forever.
-    struct Loops;
-    #[aegis_contracts::async_trait]
-    impl aegis_contracts::Provider for Loops {
-        fn name(&self) -> &str {
-            "loops"
-        }
-        fn capabilities(&self) -> aegis_contracts::ProviderCapabilities {
-            aegis_contracts::ProviderCapabilities::default()
-        }
-        async fn chat(
-            &self,
-            req: aegis_contracts::ChatRequest,
-        ) -> Result<aegis_contracts::ChatResponse, aegis_contracts::Error> {
-            use aegis_contracts::*;
-            let mut c = Completion::text("1", &req.model, "");
-            c.choices[0].message.tool_calls =
-                vec![ToolCall::new("c", "fx__echo", r#"{"text":"again"}"#)];
-            Ok(ChatResponse::complete(
-                ResponseMeta::new("loops", &req.model),
-                c,
-            ))
-        }
-    }
     let s = setup(json!({}), false).await;
     let pipeline = aegis_core::Pipeline::builder()
-        .provider("loops", Arc::new(Loops))
+        .provider(
+            "loops",
+            Arc::new(AlwaysCalls(vec![(
+                "fx__echo",
+                r#"{"text":"again"}"#.into(),
+            )])),
+        )
         .build()
         .unwrap();
     let err = aegis_mcp::ToolLoop::new(s.hub.clone(), pipeline)
@@ -1130,6 +1142,14 @@ async fn upstream_resources_and_prompts_are_re_exported_judged_and_enforced() {
             .unwrap()
             .contains("arg1='hello', arg2='world'")
     );
+    // Protocol words (`"role": "user"`, `"type": "image"`) are not mistaken for an
+    // injection by the guards judging the rest of a message.
+    let image = s
+        .hub
+        .get_prompt(&ada, "fx__test_prompt_with_image", None)
+        .await
+        .unwrap();
+    assert_eq!(image.messages.len(), 2);
     let leaky = s
         .hub
         .get_prompt(&ada, "fx__leaky_prompt", None)
@@ -1310,39 +1330,19 @@ async fn completions_of_upstream_arguments_are_routed_and_judged_both_ways() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hub_calls_returned_to_the_caller_in_a_mixed_round_are_still_judged() {
-    /// Calls a hub tool with a credential and one of the caller's own tools at once.
-    struct Mixed;
-    #[aegis_contracts::async_trait]
-    impl aegis_contracts::Provider for Mixed {
-        fn name(&self) -> &str {
-            "mixed"
-        }
-        fn capabilities(&self) -> aegis_contracts::ProviderCapabilities {
-            aegis_contracts::ProviderCapabilities::default()
-        }
-        async fn chat(
-            &self,
-            req: aegis_contracts::ChatRequest,
-        ) -> Result<aegis_contracts::ChatResponse, aegis_contracts::Error> {
-            use aegis_contracts::*;
-            let mut c = Completion::text("1", &req.model, "");
-            c.choices[0].message.tool_calls = vec![
-                ToolCall::new(
-                    "a",
+    let s = setup(json!({}), false).await;
+    let pipeline = aegis_core::Pipeline::builder()
+        // A hub tool called with a credential, and one of the caller's own tools, at once.
+        .provider(
+            "mixed",
+            Arc::new(AlwaysCalls(vec![
+                (
                     "fx__echo",
                     format!(r#"{{"text":"{}"}}"#, support::fixture::PLANTED),
                 ),
-                ToolCall::new("b", "my_own_tool", "{}"),
-            ];
-            Ok(ChatResponse::complete(
-                ResponseMeta::new("mixed", &req.model),
-                c,
-            ))
-        }
-    }
-    let s = setup(json!({}), false).await;
-    let pipeline = aegis_core::Pipeline::builder()
-        .provider("mixed", Arc::new(Mixed))
+                ("my_own_tool", "{}".into()),
+            ])),
+        )
         .guard(GuardEntry::new(
             "secrets",
             Arc::new(
@@ -1379,4 +1379,57 @@ async fn hub_calls_returned_to_the_caller_in_a_mixed_round_are_still_judged() {
         "{}",
         calls[0].function.arguments
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_speaking_garbage_is_a_typed_error_within_the_timeout() {
+    // A child process that answers the handshake with a line that is not JSON-RPC, and an
+    // HTTP endpoint that answers every request with a body that is not JSON.
+    let garbage_http = {
+        let app = axum::Router::new().route(
+            "/mcp",
+            axum::routing::any(|| async {
+                (
+                    [("content-type", "application/json")],
+                    "{\"jsonrpc\": \"2.0\", \"id\": ",
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        port
+    };
+    let servers = parse_servers(&[
+        json!({"id": "babbler", "stdio": {"command": "sh", "args": ["-c", "read line; echo '{not json'; sleep 30"]}, "timeout_ms": 1000}),
+        json!({"id": "broken", "http": {"url": format!("http://127.0.0.1:{garbage_http}/mcp")}, "timeout_ms": 1000}),
+    ])
+    .unwrap();
+    let hub = McpHub::new(
+        servers.into_iter().map(ResolvedServer::plain).collect(),
+        chain(),
+        Arc::new(MemoryPins::new()),
+    );
+    for tool in ["babbler__x", "broken__x"] {
+        let started = std::time::Instant::now();
+        let err = hub
+            .call_tool(&caller("a", None), tool, None)
+            .await
+            .unwrap_err();
+        assert!(
+            ["mcp_server_unavailable", "mcp_timeout"].contains(&err.code()),
+            "{tool}: {} {}",
+            err.code(),
+            err.message()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{tool}: {:?}",
+            started.elapsed()
+        );
+    }
+    let listing = hub.list_tools(Some(&Principal::new("a"))).await;
+    assert!(listing.tools.is_empty());
+    assert_eq!(listing.problems.len(), 2, "{:?}", listing.problems);
+    hub.close().await;
 }

@@ -849,13 +849,16 @@ struct Judge<'a> {
 /// key inside `_meta` is free text like the rest.
 const PROTOCOL_AT: [&str; 4] = ["", "/resource", "/content", "/content/resource"];
 /// What is held out there: the main text (judged on its own, as text) and binary payloads
-/// (base64, not text) — only when they are strings.
-const HELD_KEYS: [&str; 3] = ["text", "data", "blob"];
-/// The keys of a protocol object that carry no free text.
-const PLAIN_KEYS: [&str; 2] = ["type", "role"];
+/// (base64, not text) — only when they are strings — and the discriminators (`type`,
+/// `role`: fixed words of the protocol, already checked when the object was read), which
+/// are no free text and would only make a detector see `"role": "user"` where there is
+/// none.
+const HELD_KEYS: [&str; 5] = ["text", "data", "blob", "type", "role"];
+/// Of those, what is judged as text.
+const TEXT_KEY: &str = "text";
 
-/// Takes the [`HELD_KEYS`] strings out of `v` at the [`PROTOCOL_AT`] positions, with the
-/// JSON pointer of the object each was in.
+/// Takes the [`HELD_KEYS`] out of `v` at the [`PROTOCOL_AT`] positions, with the JSON
+/// pointer of the object each was in.
 fn hold(v: &mut Value) -> Vec<(&'static str, &'static str, Value)> {
     let mut held = Vec::new();
     for at in PROTOCOL_AT {
@@ -873,18 +876,13 @@ fn hold(v: &mut Value) -> Vec<(&'static str, &'static str, Value)> {
     held
 }
 
-/// Whether what is left of a protocol object carries no free text: only `type` and
-/// `role`, and the nested protocol objects likewise.
+/// Whether nothing is left of a protocol object once its held keys are out (only the
+/// emptied nested protocol objects): no free text to judge.
 fn plain(v: &Value) -> bool {
-    fn level(v: &Value, at: &str) -> bool {
-        let Value::Object(o) = v else { return false };
-        o.iter().all(|(k, x)| {
-            let nested = format!("{at}/{k}");
-            PLAIN_KEYS.contains(&k.as_str())
-                || (PROTOCOL_AT.contains(&nested.as_str()) && level(x, &nested))
-        })
+    match v {
+        Value::Object(o) => o.values().all(plain),
+        _ => false,
     }
-    level(v, "")
 }
 
 impl Judge<'_> {
@@ -939,7 +937,7 @@ impl Judge<'_> {
             .map_err(|e| Error::internal(format!("an MCP object: {e}")))?;
         let mut held = hold(&mut v);
         for (_, key, x) in &mut held {
-            if *key == "text"
+            if *key == TEXT_KEY
                 && let Value::String(t) = x
             {
                 *t = self.text(std::mem::take(t)).await?;
