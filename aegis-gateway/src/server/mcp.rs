@@ -609,3 +609,31 @@ async fn decide_call(
     }
     Ok(Json(json!({ "approval": decided })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{SESSIONS_PER_CALLER, Sessions};
+
+    #[test]
+    fn a_caller_past_its_session_cap_loses_its_least_recently_used_session_not_anyone_elses() {
+        let sessions = Sessions::default();
+        let ada = Some("ada".to_owned());
+        sessions.bind("bob-1".into(), Some("bob".into()));
+        for i in 0..SESSIONS_PER_CALLER {
+            sessions.bind(format!("ada-{i}"), ada.clone());
+        }
+        // ada-0 is used again, so ada-1 is now her least recently used.
+        assert!(sessions.admits("ada-0", Some("ada")));
+        sessions.bind("ada-new".into(), ada);
+        assert!(!sessions.admits("ada-1", Some("ada")), "evicted");
+        assert!(sessions.admits("ada-0", Some("ada")));
+        assert!(sessions.admits("ada-new", Some("ada")));
+        assert!(
+            sessions.admits("bob-1", Some("bob")),
+            "another caller's session stays"
+        );
+        assert!(!sessions.admits("bob-1", Some("ada")), "and stays bob's");
+        sessions.forget("bob-1");
+        assert!(!sessions.admits("bob-1", Some("bob")));
+    }
+}
