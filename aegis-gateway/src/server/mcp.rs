@@ -34,12 +34,14 @@ pub struct McpEndpoint {
 
 /// The MCP header naming a streamable-HTTP session.
 const SESSION_HEADER: &str = "mcp-session-id";
-/// How long an unused session stays bound; past rmcp's own idle timeout (5 min), after
-/// which the session is gone anyway.
-const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
-/// The most sessions bound at once; the idle ones are forgotten first.
+/// How long an unused session stays bound: rmcp's own idle timeout (5 min), after which
+/// the session is gone there too, and a little more.
+const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(330);
+/// The most live sessions at once.
 const MAX_SESSIONS: usize = 100_000;
-/// The most sessions one caller has bound at once.
+/// The most live sessions one caller may have open at once: past it, `initialize` is
+/// refused (429) until one is closed or idles out — so nobody fills the table, or rmcp's
+/// sessions, for others.
 const SESSIONS_PER_CALLER: usize = 64;
 
 /// Which caller (principal) opened each MCP session: a session is used only by the caller
@@ -68,33 +70,22 @@ impl Sessions {
         }
     }
 
-    /// Binds session `id` to `caller`. A caller has at most [`SESSIONS_PER_CALLER`]: its
-    /// least recently used one is forgotten first (its client re-initializes), so nobody
-    /// fills the table; when the table is full anyway, idle sessions go, then the least
-    /// recently used.
-    fn bind(&self, id: String, caller: Option<String>) {
+    /// Whether `caller` may open one more session: fewer than [`SESSIONS_PER_CALLER`] of
+    /// its sessions are live, and the table is not full of live sessions. A session past
+    /// rmcp's idle timeout is gone there too, and is forgotten here.
+    fn has_room(&self, caller: Option<&str>) -> bool {
         let mut all = self.lock();
-        let oldest = |all: &Bindings, of: Option<&Option<String>>| {
-            all.iter()
-                .filter(|(_, (owner, _))| of.is_none_or(|c| owner == c))
-                .min_by_key(|(_, (_, seen))| *seen)
-                .map(|(k, _)| k.clone())
-        };
-        let own = all.values().filter(|(owner, _)| *owner == caller).count();
-        if own >= SESSIONS_PER_CALLER
-            && let Some(k) = oldest(&all, Some(&caller))
-        {
-            all.remove(&k);
-        }
-        if all.len() >= MAX_SESSIONS {
-            all.retain(|_, (_, seen)| seen.elapsed() < SESSION_IDLE);
-        }
-        if all.len() >= MAX_SESSIONS
-            && let Some(k) = oldest(&all, None)
-        {
-            all.remove(&k);
-        }
-        all.insert(id, (caller, Instant::now()));
+        all.retain(|_, (_, seen)| seen.elapsed() < SESSION_IDLE);
+        all.len() < MAX_SESSIONS
+            && all
+                .values()
+                .filter(|(owner, _)| owner.as_deref() == caller)
+                .count()
+                < SESSIONS_PER_CALLER
+    }
+
+    fn bind(&self, id: String, caller: Option<String>) {
+        self.lock().insert(id, (caller, Instant::now()));
     }
 
     fn forget(&self, id: &str) {
@@ -199,6 +190,22 @@ pub(crate) async fn serve(State(gw): State<Arc<Gateway>>, mut req: Request) -> R
             "Not Found: Session not found",
         )
             .into_response();
+    }
+    if session.is_none()
+        && req.method() == axum::http::Method::POST
+        && !endpoint.sessions.has_room(caller.as_deref())
+    {
+        return ApiError(
+            Error::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "this caller has {SESSIONS_PER_CALLER} MCP sessions open: close one (DELETE /mcp with its Mcp-Session-Id) or let one idle out"
+                ),
+            )
+            .with_code("too_many_sessions")
+            .with_retry_after(std::time::Duration::from_secs(30)),
+        )
+        .into_response();
     }
     let closing = req.method() == axum::http::Method::DELETE;
     req.extensions_mut().insert(Caller(ctx));
@@ -342,7 +349,7 @@ impl PinStore for StorePins {
             let pin = Pinned {
                 hash: hash.to_owned(),
                 catalog: catalog.to_owned(),
-                by: "trust_first".to_owned(),
+                by: aegis_mcp::TRUST_FIRST.to_owned(),
                 at_ms: now,
             };
             self.0
@@ -526,7 +533,13 @@ impl aegis_mcp::ApprovalStore for StoreApprovals {
     /// a held conversation.
     async fn hold(&self, id: &str, state: &Value) -> Result<(), Error> {
         let key = format!("{HELD_KEY}{id}");
-        self.0.set_setting(&key, Some(&state.to_string())).await?;
+        if !self
+            .0
+            .set_setting_if_absent(&key, &state.to_string())
+            .await?
+        {
+            return Err(aegis_mcp::held_already(id));
+        }
         // Held again (resumed before the decision): it may be taken again.
         self.0.set_setting(&format!("{key}.taken"), None).await
     }
@@ -615,25 +628,31 @@ mod tests {
     use super::{SESSIONS_PER_CALLER, Sessions};
 
     #[test]
-    fn a_caller_past_its_session_cap_loses_its_least_recently_used_session_not_anyone_elses() {
+    fn a_caller_past_its_session_cap_is_refused_a_new_one_and_nobody_else_is() {
         let sessions = Sessions::default();
-        let ada = Some("ada".to_owned());
         sessions.bind("bob-1".into(), Some("bob".into()));
         for i in 0..SESSIONS_PER_CALLER {
-            sessions.bind(format!("ada-{i}"), ada.clone());
+            assert!(sessions.has_room(Some("ada")));
+            sessions.bind(format!("ada-{i}"), Some("ada".into()));
         }
-        // ada-0 is used again, so ada-1 is now her least recently used.
-        assert!(sessions.admits("ada-0", Some("ada")));
-        sessions.bind("ada-new".into(), ada);
-        assert!(!sessions.admits("ada-1", Some("ada")), "evicted");
-        assert!(sessions.admits("ada-0", Some("ada")));
-        assert!(sessions.admits("ada-new", Some("ada")));
+        assert!(!sessions.has_room(Some("ada")), "at the cap");
         assert!(
-            sessions.admits("bob-1", Some("bob")),
-            "another caller's session stays"
+            sessions.has_room(Some("bob")),
+            "another caller is not held back"
         );
-        assert!(!sessions.admits("bob-1", Some("ada")), "and stays bob's");
-        sessions.forget("bob-1");
-        assert!(!sessions.admits("bob-1", Some("bob")));
+        assert!(
+            sessions.admits("ada-0", Some("ada")),
+            "her open sessions go on"
+        );
+        assert!(sessions.admits("bob-1", Some("bob")));
+        assert!(
+            !sessions.admits("bob-1", Some("ada")),
+            "and stay their own caller's"
+        );
+        sessions.forget("ada-0");
+        assert!(
+            sessions.has_room(Some("ada")),
+            "a closed session makes room"
+        );
     }
 }

@@ -113,7 +113,9 @@ pub trait ApprovalStore: Send + Sync + 'static {
     /// Records a decision on a pending approval (a [`Conflict`](ErrorKind::Conflict) once
     /// decided).
     async fn decide(&self, id: &str, approve: bool, by: &str) -> Result<ToolApproval, Error>;
-    /// Keeps `state` with the approval `id`: what a chat held on it needs to go on.
+    /// Keeps `state` with the approval `id`: what a chat held on it needs to go on. One
+    /// chat is held per approval: while one is, another is refused
+    /// ([`Conflict`](ErrorKind::Conflict)) rather than written over it.
     async fn hold(&self, id: &str, state: &Value) -> Result<(), Error>;
     /// Takes the state kept with the approval `id`, if any (a held chat resumes once).
     async fn take_held(&self, id: &str) -> Result<Option<Value>, Error>;
@@ -159,10 +161,11 @@ impl ApprovalStore for MemoryApprovals {
     }
 
     async fn hold(&self, id: &str, state: &Value) -> Result<(), Error> {
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_owned(), state.clone());
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.contains_key(id) {
+            return Err(held_already(id));
+        }
+        held.insert(id.to_owned(), state.clone());
         Ok(())
     }
 
@@ -233,4 +236,13 @@ pub fn expired(id: &str) -> Error {
         format!("approval `{id}` has expired: send the call again to ask for a new one"),
     )
     .with_code("approval_expired")
+}
+
+/// The error for a second chat held on an approval another chat is held on.
+pub fn held_already(id: &str) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!("another chat is already held on approval `{id}`"),
+    )
+    .with_code("already_held")
 }

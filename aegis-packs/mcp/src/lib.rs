@@ -61,7 +61,7 @@ mod upstream;
 
 pub use approvals::{
     APPROVAL_META, ApprovalState, ApprovalStore, MemoryApprovals, ToolApproval, arguments_hash,
-    decide, expired as approval_expired, unknown as approvals_unknown,
+    decide, expired as approval_expired, held_already, unknown as approvals_unknown,
 };
 pub use catalog::{Catalog, CatalogDiff, ToolChange};
 pub use config::{
@@ -73,7 +73,7 @@ pub use hub::{
     CATALOG_TTL, Listing, MAX_PENDING_PER_CALLER, McpHub, ServerStatus, ToolCallRecord,
     ToolObserver,
 };
-pub use pins::{MemoryPins, PinRecord, PinStore, changed, not_seen, now_ms};
+pub use pins::{MemoryPins, PinRecord, PinStore, TRUST_FIRST, changed, not_seen, now_ms};
 pub use server::{AegisMcpServer, CHAT_TOOL, Caller};
 pub use tool_loop::{DEFAULT_MAX_STEPS, ToolLoop};
 pub use upstream::Upstream;

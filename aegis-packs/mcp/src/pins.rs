@@ -74,6 +74,9 @@ impl MemoryPins {
 }
 
 /// Unix ms now.
+/// Who a first catalog pinned on sight is recorded as approved by.
+pub const TRUST_FIRST: &str = "trust_first";
+
 /// Now, in Unix ms (what pins and approvals record).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -111,7 +114,7 @@ impl PinStore for MemoryPins {
         if pin_if_unpinned && r.pinned_hash.is_none() {
             r.pinned_hash = Some(hash.to_owned());
             r.pinned_catalog = Some(catalog.to_owned());
-            r.approved_by = Some("trust_first".to_owned());
+            r.approved_by = Some(TRUST_FIRST.to_owned());
             r.approved_at_ms = Some(now);
         }
         Ok(r.clone())

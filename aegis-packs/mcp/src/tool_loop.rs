@@ -248,8 +248,21 @@ impl ToolLoop {
             Ok(v) => v,
             Err(e) => return Error::internal(format!("a held chat: {e}")),
         };
-        if let Err(e) = self.hub.hold_chat(&id, state).await {
-            return e;
+        match self.hub.hold_chat(&id, state).await {
+            Ok(()) => {}
+            // Another chat made the same call and waits on the same approval: that one
+            // resumes; this one is not kept.
+            Err(e) if e.code() == "already_held" => {
+                let message = format!(
+                    "{}; {}: this chat is not kept",
+                    error.message(),
+                    e.message()
+                );
+                return Error::new(error.kind(), message)
+                    .with_code(error.code().to_owned())
+                    .with_details(serde_json::json!({ "approval_id": id, "held": false }));
+            }
+            Err(e) => return e,
         }
         let message = format!(
             "{}; once decided, the chat goes on with POST /v1/mcp/approvals/{id}/resume",

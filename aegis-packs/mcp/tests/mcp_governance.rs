@@ -1433,3 +1433,75 @@ async fn an_upstream_speaking_garbage_is_a_typed_error_within_the_timeout() {
     assert_eq!(listing.problems.len(), 2, "{:?}", listing.problems);
     hub.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_is_not_pinned_or_not_what_it_claims_never_reaches_a_caller() {
+    let s = setup(json!({}), false).await;
+    let anyone = caller("a", None);
+    // A tool's `_meta` is not pinned, so it is not passed on.
+    let listing = s.hub.list_tools(anyone.principal.as_ref()).await;
+    let counter = listing
+        .tools
+        .iter()
+        .find(|t| t.name == "fx__counter")
+        .unwrap();
+    assert!(counter.meta.is_none(), "{:?}", counter.meta);
+    // A binary payload that is not base64 is text in disguise: refused, not passed unjudged.
+    let err = s
+        .hub
+        .call_tool(&anyone, "fx__fake_image", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "tool_result_invalid", "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalog_pinned_on_sight_is_quarantined_once_the_guards_refuse_it() {
+    // Pinned on sight by a hub without guards, poisoned descriptions and all.
+    let poisoned = setup(json!({}), true).await;
+    let pins = Arc::new(MemoryPins::new());
+    let servers = || {
+        parse_servers(&[
+            json!({"id": "fx", "http": {"url": format!("http://127.0.0.1:{}/mcp", poisoned.port)}}),
+        ])
+        .unwrap()
+        .into_iter()
+        .map(ResolvedServer::plain)
+        .collect::<Vec<_>>()
+    };
+    let open = McpHub::new(servers(), GuardChain::default(), pins.clone());
+    assert!(
+        !open
+            .list_tools(Some(&Principal::new("a")))
+            .await
+            .tools
+            .is_empty()
+    );
+    // The same pin, judged by guards that refuse it (a reload with new guards).
+    let guarded = McpHub::new(servers(), chain(), pins.clone());
+    let listing = guarded.list_tools(Some(&Principal::new("a"))).await;
+    assert!(listing.tools.is_empty(), "{:?}", listing.tools);
+    assert!(
+        listing
+            .problems
+            .iter()
+            .any(|p| p.contains("descriptions were refused")),
+        "{:?}",
+        listing.problems
+    );
+    // An admin who approves it as it is takes that decision: it is served.
+    let seen = guarded.status().await[0]
+        .pin
+        .as_ref()
+        .unwrap()
+        .seen_hash
+        .clone();
+    guarded.approve("fx", &seen, "admin").await.unwrap();
+    assert!(
+        !guarded
+            .list_tools(Some(&Principal::new("a")))
+            .await
+            .tools
+            .is_empty()
+    );
+}

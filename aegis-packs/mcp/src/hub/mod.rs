@@ -283,7 +283,15 @@ impl McpHub {
         };
         // Served only if what *this* listing saw is the pinned catalog: the record's "seen"
         // may have been written meanwhile by another replica that saw something else.
-        if record.pinned_hash.as_deref() == Some(hash.as_str()) {
+        // A catalog the guards refuse is served only if an admin approved it as it is: a
+        // pin made on sight (`trust_first`) does not outlive guards that now refuse it.
+        let approved_by_admin = record
+            .approved_by
+            .as_deref()
+            .is_some_and(|by| by != crate::pins::TRUST_FIRST);
+        if record.pinned_hash.as_deref() == Some(hash.as_str())
+            && (refusal.is_none() || approved_by_admin)
+        {
             return View::Served(Arc::new(catalog));
         }
         let mut reason = match &record.pinned_catalog {
@@ -317,7 +325,7 @@ impl McpHub {
         for tool in catalog.tools() {
             let spec = ToolSpec::function(
                 tool.name.to_string(),
-                tool.description.as_deref().unwrap_or_default(),
+                definition_text(tool),
                 Value::Object((*tool.input_schema).clone()),
             );
             let out = self
@@ -379,6 +387,9 @@ impl McpHub {
                 }
                 let mut t = tool.clone();
                 t.name = exported.into();
+                // Not pinned (servers put volatile data there) and so never re-exported: what
+                // a caller sees of a tool is what was pinned and judged.
+                t.meta = None;
                 listing.tools.push(t);
             }
         }
@@ -746,12 +757,7 @@ impl McpHub {
         if let Some(structured) = result.structured_content.take() {
             result.structured_content = Some(judge.json(structured).await?);
         }
-        if let Some(meta) = result.meta.take() {
-            let Value::Object(m) = judge.json(Value::Object(meta.0)).await? else {
-                return Err(judge.not_json("`_meta`"));
-            };
-            result.meta = Some(rmcp::model::MetaObject(m));
-        }
+        result.meta = judge.meta(result.meta.take()).await?;
         Ok(result)
     }
 
@@ -835,6 +841,24 @@ impl McpHub {
     }
 }
 
+/// The text a tool's definition shows a model or a person besides its name and input
+/// schema, all of it judged: the description, and the title, annotations, output schema and
+/// icons (what a client may display or a model may read).
+fn definition_text(tool: &Tool) -> String {
+    let mut text = tool.description.as_deref().unwrap_or_default().to_owned();
+    let mut rest = serde_json::to_value(tool).unwrap_or(Value::Null);
+    if let Some(o) = rest.as_object_mut() {
+        for shown_apart in ["name", "description", "inputSchema", "_meta"] {
+            o.remove(shown_apart);
+        }
+        if !o.is_empty() {
+            text.push('\n');
+            text.push_str(&rest.to_string());
+        }
+    }
+    text
+}
+
 /// Judges what one tool call brought back, as [`GuardSubject::ToolResult`]s of the call.
 struct Judge<'a> {
     hub: &'a McpHub,
@@ -856,6 +880,14 @@ const PROTOCOL_AT: [&str; 4] = ["", "/resource", "/content", "/content/resource"
 const HELD_KEYS: [&str; 5] = ["text", "data", "blob", "type", "role"];
 /// Of those, what is judged as text.
 const TEXT_KEY: &str = "text";
+/// Of those, the binary payloads (base64).
+const BINARY_KEYS: [&str; 2] = ["data", "blob"];
+
+/// Whether `s` is standard base64 (what MCP's binary payloads are).
+fn is_base64(s: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).is_ok()
+}
 
 /// Takes the [`HELD_KEYS`] out of `v` at the [`PROTOCOL_AT`] positions, with the JSON
 /// pointer of the object each was in.
@@ -915,6 +947,18 @@ impl Judge<'_> {
         serde_json::from_str(&judged).map_err(|_| self.not_json("result"))
     }
 
+    /// A `_meta` object judged as one JSON document.
+    async fn meta(
+        &self,
+        meta: Option<rmcp::model::MetaObject>,
+    ) -> Result<Option<rmcp::model::MetaObject>, Error> {
+        let Some(meta) = meta else { return Ok(None) };
+        match self.json(Value::Object(meta.0)).await? {
+            Value::Object(m) => Ok(Some(rmcp::model::MetaObject(m))),
+            _ => Err(self.not_json("`_meta`")),
+        }
+    }
+
     fn not_json(&self, what: &str) -> Error {
         Error::new(
             ErrorKind::PolicyBlocked,
@@ -937,10 +981,19 @@ impl Judge<'_> {
             .map_err(|e| Error::internal(format!("an MCP object: {e}")))?;
         let mut held = hold(&mut v);
         for (_, key, x) in &mut held {
-            if *key == TEXT_KEY
-                && let Value::String(t) = x
-            {
+            let Value::String(t) = x else { continue };
+            if *key == TEXT_KEY {
                 *t = self.text(std::mem::take(t)).await?;
+            } else if BINARY_KEYS.contains(key) && !is_base64(t) {
+                // What passes unjudged must be what it claims: bytes, not text in disguise.
+                return Err(Error::new(
+                    ErrorKind::Provider,
+                    format!(
+                        "the answer for `{}` carries a binary payload that is not base64",
+                        self.exported
+                    ),
+                )
+                .with_code("tool_result_invalid"));
             }
         }
         if !plain(&v) {

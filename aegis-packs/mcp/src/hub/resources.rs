@@ -234,7 +234,9 @@ impl McpHub {
         let values = Value::from(std::mem::take(&mut result.completion.values));
         result.completion.values = serde_json::from_value(judge.json(values).await?)
             .map_err(|_| judge.not_json("completion"))?;
-        Ok(result)
+        let mut done = CompleteResult::new(result.completion);
+        done.meta = judge.meta(result.meta).await?;
+        Ok(done)
     }
 
     /// The served servers offering `offer`, each asked concurrently with `list`; what they
@@ -392,16 +394,22 @@ impl McpHub {
         }
     }
 
+    /// Rebuilt from its judged parts: only what is judged goes on (no caching hints an
+    /// upstream chose — `ttlMs`, `cacheScope`, `resultType` — which would let a cache
+    /// share one caller's answer with another).
     async fn judge_read(
         &self,
         ctx: &RequestContext,
         i: usize,
         uri: &str,
-        mut read: ReadResourceResult,
+        read: ReadResourceResult,
     ) -> Result<ReadResourceResult, Error> {
         self.within_bound(i, uri, &read)?;
         let judge = self.judge(ctx, i, uri);
         let config = self.inner.slots[i].upstream.config();
+        let meta = judge.meta(read.meta).await?;
+        let mut read = ReadResourceResult::new(read.contents);
+        read.meta = meta;
         for contents in &mut read.contents {
             *contents = judge.typed(contents).await?;
             let at = match contents {
@@ -419,22 +427,18 @@ impl McpHub {
         ctx: &RequestContext,
         i: usize,
         name: &str,
-        mut prompt: GetPromptResult,
+        got: GetPromptResult,
     ) -> Result<GetPromptResult, Error> {
-        self.within_bound(i, name, &prompt)?;
+        self.within_bound(i, name, &got)?;
         let judge = self.judge(ctx, i, name);
-        if let Some(d) = prompt.description.take() {
+        let mut prompt = GetPromptResult::new(Vec::new());
+        if let Some(d) = got.description {
             prompt.description = Some(judge.text(d).await?);
         }
-        for message in &mut prompt.messages {
-            *message = judge.typed(message).await?;
+        for message in &got.messages {
+            prompt.messages.push(judge.typed(message).await?);
         }
-        if let Some(meta) = prompt.meta.take() {
-            let Value::Object(m) = judge.json(Value::Object(meta.0)).await? else {
-                return Err(judge.not_json("`_meta`"));
-            };
-            prompt.meta = Some(rmcp::model::MetaObject(m));
-        }
+        prompt.meta = judge.meta(got.meta).await?;
         Ok(prompt)
     }
 
