@@ -626,3 +626,194 @@ async fn a_malformed_json_rpc_frame_gets_a_clear_error_and_the_session_goes_on()
     assert_eq!(ok.status(), 200);
     assert!(ok.text().await.unwrap().contains("executed 1 times"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aegis_mcp_serve_governs_the_same_tools_over_stdio_for_the_keys_principal() {
+    use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+    let state = Arc::new(fixture::FixtureState::default());
+    let fixture_port = spawn_fixture(state.clone()).await;
+    let dir = common::scratch_dir("mcp-stdio");
+    let config = dir.join("aegis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+database_url = "sqlite://aegis.db?mode=rwc"
+
+[[providers]]
+id = "echo"
+type = "echo"
+
+[[authenticators]]
+id = "keys"
+type = "static_keys"
+config = {{ keys = [ {{ key = "secret://env/AEGIS_TEST_SECRET_ENV", principal = "tester" }} ] }}
+
+[[guardrails]]
+id = "secrets"
+type = "secrets"
+config = {{ action = "redact" }}
+
+[[mcp_servers]]
+id = "fx"
+http = {{ url = "http://127.0.0.1:{fixture_port}/mcp" }}
+access = {{ default = "deny", principals = {{ tester = ["leak", "counter"] }} }}
+"#
+        ),
+    )
+    .unwrap();
+    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_aegis")).configure(|c| {
+        c.args([
+            "mcp",
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--key",
+            KEY,
+        ])
+        .current_dir(&dir)
+        .env("AEGIS_LOG", "error")
+        .env_remove("AEGIS_API_KEY");
+    });
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = ().serve(transport).await.unwrap();
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    // The key's principal sees what its access rule allows, beside the governed chat.
+    assert_eq!(names, ["chat", "fx__counter", "fx__leak"]);
+    let leak = client
+        .call_tool(CallToolRequestParams::new("fx__leak"))
+        .await
+        .unwrap();
+    assert!(
+        !text_of(&leak).contains(fixture::PLANTED) && text_of(&leak).contains("[REDACTED:"),
+        "{}",
+        text_of(&leak)
+    );
+    let hidden = client
+        .call_tool(CallToolRequestParams::new("fx__echo"))
+        .await
+        .unwrap();
+    assert_eq!(hidden.is_error, Some(true), "{}", text_of(&hidden));
+    let mut chat = CallToolRequestParams::new("chat");
+    chat.arguments = Some(
+        json!({"prompt": "hello over stdio"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let answer = client.call_tool(chat).await.unwrap();
+    assert!(
+        text_of(&answer).contains("hello over stdio"),
+        "{}",
+        text_of(&answer)
+    );
+    client.cancel().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_servers_credential_comes_from_a_secret_reference_and_is_sent_to_it() {
+    // The fixture behind a check of its credential: the value of AEGIS_TEST_SECRET_ENV.
+    let server = fixture::Fixture::default();
+    let service: StreamableHttpService<fixture::Fixture, LocalSessionManager> =
+        StreamableHttpService::new(
+            move || Ok(server.clone()),
+            Default::default(),
+            StreamableHttpServerConfig::default(),
+        );
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(
+            |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                match req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    Some(KEY) => next.run(req).await,
+                    _ => axum::response::IntoResponse::into_response(
+                        axum::http::StatusCode::UNAUTHORIZED,
+                    ),
+                }
+            },
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let hub = |reference: &str| {
+        let cfg = AegisConfig::from_toml_str(
+            &format!(
+                "[[providers]]\nid = \"echo\"\ntype = \"echo\"\n\n[[mcp_servers]]\nid = \"fx\"\nhttp = {{ url = \"http://127.0.0.1:{port}/mcp\", headers = {{ authorization = \"{reference}\" }} }}\ntimeout_ms = 2000\n"
+            ),
+            std::iter::empty::<(&str, &str)>(),
+        )
+        .unwrap();
+        async move {
+            let registry = aegis::registry();
+            mcp::hub_from_config(
+                &cfg,
+                &registry,
+                aegis::guard::GuardChain::default(),
+                Arc::new(MemoryPins::new()),
+                None,
+                Arc::new(aegis_mcp::MemoryApprovals::default()),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let someone = aegis::Principal::new("tester");
+    let right = hub("secret://env/AEGIS_TEST_SECRET_ENV").await;
+    let listing = right.list_tools(Some(&someone)).await;
+    assert!(
+        listing.tools.iter().any(|t| t.name == "fx__echo"),
+        "{:?}",
+        listing.problems
+    );
+    let wrong = hub("secret://env/AEGIS_TEST_REVIEWER_KEY").await;
+    let listing = wrong.list_tools(Some(&someone)).await;
+    assert!(listing.tools.is_empty());
+    assert!(
+        listing.problems[0].contains("`fx` is unavailable"),
+        "{:?}",
+        listing.problems
+    );
+    // A credential written into the config as a literal is refused, with its path.
+    let literal = AegisConfig::from_toml_str(
+        &format!("[[providers]]\nid = \"echo\"\ntype = \"echo\"\n\n[[mcp_servers]]\nid = \"fx\"\nhttp = {{ url = \"http://127.0.0.1:{port}/mcp\", headers = {{ authorization = \"{KEY}\" }} }}\n"),
+        std::iter::empty::<(&str, &str)>(),
+    )
+    .unwrap();
+    let err = mcp::hub_from_config(
+        &literal,
+        &aegis::registry(),
+        aegis::guard::GuardChain::default(),
+        Arc::new(MemoryPins::new()),
+        None,
+        Arc::new(aegis_mcp::MemoryApprovals::default()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.message()
+            .contains("mcp_servers[0].http.headers.authorization"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        !err.message().contains(KEY),
+        "the literal is not echoed: {}",
+        err.message()
+    );
+}
