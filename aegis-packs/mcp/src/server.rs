@@ -6,7 +6,9 @@
 //! virtual keys); over stdio the caller is fixed when the server starts. A refusal — a
 //! guard, an access rule, a quarantined server, a failing upstream — is a tool result with
 //! `isError: true` and the reason, answered with HTTP 200: a protocol error only for a
-//! request that cannot be routed at all (an unknown tool), as the spec asks.
+//! request that cannot be routed at all (an unknown tool), as the spec asks, or when the
+//! upstream itself answered with one (its code passed on, its message judged) — also with
+//! HTTP 200.
 
 use std::sync::{Arc, RwLock};
 
@@ -241,10 +243,23 @@ fn protocol_refusal(e: &Error) -> ErrorData {
     if let Some(Value::Object(details)) = e.details() {
         data.extend(details.clone());
     }
-    ErrorData::invalid_request(
-        format!("{}: {}", e.code(), e.message()),
-        Some(Value::Object(data)),
-    )
+    let message = format!("{}: {}", e.code(), e.message());
+    match upstream_code(e) {
+        Some(code) => ErrorData::new(
+            rmcp::model::ErrorCode(code),
+            message,
+            Some(Value::Object(data)),
+        ),
+        None => ErrorData::invalid_request(message, Some(Value::Object(data))),
+    }
+}
+
+/// The JSON-RPC code of an error an upstream answered with.
+fn upstream_code(e: &Error) -> Option<i32> {
+    e.details()?
+        .get(crate::upstream::UPSTREAM_CODE)?
+        .as_i64()
+        .and_then(|c| i32::try_from(c).ok())
 }
 
 impl ServerHandler for AegisMcpServer {
@@ -301,6 +316,9 @@ impl ServerHandler for AegisMcpServer {
             Err(e) if e.code() == "unknown_tool" => {
                 Err(ErrorData::invalid_params(e.message().to_owned(), None))
             }
+            // The upstream answered with a JSON-RPC error: passed on as one (its code, its
+            // message judged), answered with HTTP 200 — not turned into a tool result.
+            Err(e) if upstream_code(&e).is_some() => Err(protocol_refusal(&e)),
             Err(e) => Ok(refusal(&e).into()),
         }
     }

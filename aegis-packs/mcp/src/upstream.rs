@@ -27,6 +27,8 @@ type Client = RunningService<RoleClient, ()>;
 pub(crate) const UPSTREAM_ERROR: &str = "mcp_upstream_error";
 /// Where such an error's details hold the server's own message (untrusted text).
 pub(crate) const UPSTREAM_MESSAGE: &str = "upstream_message";
+/// Where such an error's details hold its JSON-RPC code (a number: passed on as it is).
+pub const UPSTREAM_CODE: &str = "jsonrpc_code";
 
 /// One upstream MCP server. A streamable-HTTP session the server expired (HTTP 404) is
 /// re-initialized by the transport and the request that met it retried once (the server
@@ -318,7 +320,9 @@ impl Upstream {
                 ),
             )
             .with_code(UPSTREAM_ERROR)
-            .with_details(serde_json::json!({ UPSTREAM_MESSAGE: data.message })),
+            .with_details(
+                serde_json::json!({ UPSTREAM_MESSAGE: data.message, UPSTREAM_CODE: data.code.0 }),
+            ),
             other => Error::new(
                 ErrorKind::Provider,
                 format!("MCP server `{}`: {method} failed: {other}", self.id()),

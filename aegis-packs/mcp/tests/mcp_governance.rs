@@ -749,9 +749,10 @@ async fn everything_an_upstream_says_is_judged_before_anyone_reads_it() {
         "{}",
         err.message()
     );
-    assert!(
-        err.details().is_none(),
-        "the raw message is not passed on in the details"
+    assert_eq!(
+        err.details(),
+        Some(&json!({"jsonrpc_code": -32603})),
+        "only the code is passed on in the details, never the raw message"
     );
     // A resource link's description and the result's `_meta` are judged too.
     let r = s.hub.call_tool(&anyone, "fx__link", None).await.unwrap();
@@ -1504,4 +1505,31 @@ async fn a_catalog_pinned_on_sight_is_quarantined_once_the_guards_refuse_it() {
             .tools
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstreams_json_rpc_error_reaches_the_mcp_client_as_one_judged_and_the_session_goes_on()
+{
+    let s = setup(json!({}), false).await;
+    let server = AegisMcpServer::new(s.hub.clone(), None);
+    let ct = CancellationToken::new();
+    let port = serve(server, 0, ct.clone(), Some(caller("ada", None))).await;
+    let transport = StreamableHttpClientTransport::from_uri(format!("http://127.0.0.1:{port}/mcp"));
+    let client = ().serve(transport).await.unwrap();
+    let err = client
+        .call_tool(CallToolRequestParams::new("fx__refuse"))
+        .await
+        .unwrap_err();
+    let rmcp::ServiceError::McpError(data) = err else {
+        panic!("a JSON-RPC error: {err}");
+    };
+    // The fixture answers -32603 (internal error): its code, passed on.
+    assert_eq!(data.code.0, -32603, "{data:?}");
+    assert!(
+        !data.message.contains(support::fixture::PLANTED) && data.message.contains("[REDACTED:"),
+        "{}",
+        data.message
+    );
+    assert!(!client.list_all_tools().await.unwrap().is_empty());
+    ct.cancel();
 }

@@ -30,7 +30,7 @@ use crate::{
     },
     config::PREFIX_SEPARATOR,
     schema,
-    upstream::{UPSTREAM_ERROR, UPSTREAM_MESSAGE},
+    upstream::{UPSTREAM_CODE, UPSTREAM_ERROR, UPSTREAM_MESSAGE},
 };
 
 /// How long a server's catalog (and its pin state) is trusted before it is listed again:
@@ -501,7 +501,12 @@ impl McpHub {
                     Ok(said) => said,
                     Err(refused) => format!("[withheld: {}]", refused.message()),
                 };
-                Error::new(e.kind(), format!("{}: {said}", e.message())).with_code(UPSTREAM_ERROR)
+                let mut refused = Error::new(e.kind(), format!("{}: {said}", e.message()))
+                    .with_code(UPSTREAM_ERROR);
+                if let Some(code) = e.details().and_then(|d| d.get(UPSTREAM_CODE)) {
+                    refused = refused.with_details(serde_json::json!({ UPSTREAM_CODE: code }));
+                }
+                refused
             }
             "mcp_timeout" => e,
             _ => {
