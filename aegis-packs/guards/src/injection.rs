@@ -4,9 +4,11 @@ use aegis_contracts::{
     Error, Finding, Granularity, GuardCapabilities, GuardSubject, Guardrail, Origin,
     RequestContext, Stage, Verdict,
 };
+use aegis_settle::{SyntaxConfig, Which};
 use async_trait::async_trait;
 use base64::Engine as _;
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::{Input, PatternSet};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -435,7 +437,8 @@ impl Default for PromptInjectionConfig {
 /// Signals may combine across a whole segment, so the guard needs the full text
 /// ([`Granularity::FullText`]).
 pub struct PromptInjection {
-    set: RegexSet,
+    /// Every signal in one automaton: which of them match a text, in one pass.
+    set: Which,
     /// Each signal's own regex, for its finding's span: built the first time it fires.
     regexes: Vec<std::sync::OnceLock<Option<Regex>>>,
     patterns: Vec<String>,
@@ -510,12 +513,12 @@ impl PromptInjection {
         // which keeps the automaton small enough to build in a couple of milliseconds
         // (Unicode classes under counted repetitions cost tens). Non-ASCII letters in the
         // signals match as written, in lower case (the deobfuscated copy is lowercased).
-        let set = RegexSetBuilder::new(&patterns)
-            .unicode(false)
-            .size_limit(limit)
-            .dfa_size_limit(limit)
-            .build()
-            .map_err(|e| Error::internal(format!("prompt_injection: {e}")))?;
+        let set = Which::new(
+            &patterns,
+            SyntaxConfig::new().unicode(false).utf8(false),
+            limit,
+        )
+        .map_err(|e| Error::internal(format!("prompt_injection: {e}")))?;
         let regexes = patterns
             .iter()
             .map(|_| std::sync::OnceLock::new())
@@ -615,11 +618,10 @@ impl PromptInjection {
         keep: &mut f32,
         findings: &mut Vec<Finding>,
     ) {
-        // One pass decides the (usual) clean case without allocating.
-        if !self.set.is_match(text.as_bytes()) {
-            return;
-        }
-        for i in self.set.matches(text.as_bytes()).into_iter() {
+        // One pass says which signals fire.
+        let mut matched = PatternSet::new(self.set.pattern_len());
+        self.set.which(&Input::new(text), &mut matched);
+        for i in matched.iter().map(|p| p.as_usize()) {
             if std::mem::replace(&mut fired[i], true) {
                 continue;
             }
@@ -685,7 +687,10 @@ impl PromptInjection {
             if printable * 10 < plain.chars().count() * 9 || !plain.contains(' ') {
                 continue;
             }
-            let hit = if self.set.is_match(plain.as_bytes()) {
+            let mut matched = PatternSet::new(self.set.pattern_len());
+            self.set
+                .which(&Input::new(&plain).earliest(true), &mut matched);
+            let hit = if !matched.is_empty() {
                 ENCODED_STRONG
             } else {
                 let lower = plain.to_ascii_lowercase();

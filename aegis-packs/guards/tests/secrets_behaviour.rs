@@ -52,6 +52,39 @@ fn connection_strings_redact_only_the_password() {
 }
 
 #[test]
+fn non_ascii_text_keeps_spans_on_characters_and_unicode_spaces_end_a_value() {
+    // A password with non-ASCII letters is redacted whole, on character boundaries.
+    let text = [
+        "postgres://app:",
+        "Zt9kLmQ2vX\u{e9}\u{df}@db.internal:5432/app",
+    ]
+    .concat();
+    assert_eq!(
+        sanitized(&redacting(), &text),
+        "postgres://app:[REDACTED:postgres_connection_string]@db.internal:5432/app"
+    );
+    // A no-break space or an ideographic space ends a value, as an ASCII space does.
+    for space in ["\u{a0}", "\u{3000}", " "] {
+        let text = format!("password = \"Sunflower9910Q\"{space}and the rest é");
+        assert_eq!(
+            sanitized(&redacting(), &text),
+            format!("password = \"[REDACTED:generic_secret_assignment]\"{space}and the rest é"),
+            "{space:?}"
+        );
+        let text = format!("password=Sunflower9910Q{space}and the rest");
+        assert_eq!(
+            sanitized(&redacting(), &text),
+            format!("password=[REDACTED:generic_secret_assignment]{space}and the rest"),
+            "{space:?}"
+        );
+        let text = format!("DATABASE_URL=postgres://app:Sunflower9910Q@db{space}next");
+        let out = sanitized(&redacting(), &text);
+        assert!(out.ends_with(&format!("{space}next")), "{out}");
+        assert!(!out.contains("Sunflower9910Q"), "{out}");
+    }
+}
+
+#[test]
 fn private_key_blocks_are_redacted_whole() {
     let body = "MIIEowIBAAKCAQEAq8Xr2LmZ7vTk4NcB9wHs3PfJ6yGd1RaEq8Xr2LmZ7vTk4NcB\nq8Xr2LmZ7vTk4NcB9wHs3PfJ6yGd1RaE==";
     let text = format!(

@@ -24,14 +24,16 @@
 //! No engine involved backtracks: time is linear in the input, memory bounded by the lazy
 //! DFA caches.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use aegis_settle::Which;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind as AcMatchKind};
 use regex_automata::{
     Anchored, Input, MatchKind, PatternSet,
     meta::{self, Regex},
     util::syntax,
 };
+use regex_syntax::hir::Hir;
 
 use crate::recognizers::{self, LOOKAHEAD, Recognizer};
 use crate::validators::Check;
@@ -128,16 +130,20 @@ struct Inner {
     /// after an occurrence of one of `gate_words`.
     gated: Option<Tier>,
     gate_words: Option<AhoCorasick>,
+    /// Every compiled pattern, parsed once: the automata below are built from these.
+    hirs: Vec<Hir>,
     /// One automaton per pattern, for the spans of the second pass; each is built the first
     /// time its pattern is a candidate (most never are), so building an analyzer stays cheap.
-    singles: Vec<std::sync::OnceLock<Option<Regex>>>,
-    context: Vec<Option<(AhoCorasick, Vec<&'static str>)>>,
+    singles: Vec<OnceLock<Option<Regex>>>,
+    /// Each recognizer's context words in one automaton, built the first time one of its
+    /// candidates needs a context word.
+    context: Vec<OnceLock<Option<AhoCorasick>>>,
     max_match_len: usize,
     threshold: f32,
     /// Every compiled pattern's source, for the streaming probes.
     sources: Vec<String>,
     /// Anchored probes over every pattern, built on first streamed use.
-    probes: std::sync::OnceLock<Option<aegis_settle::Probes>>,
+    probes: OnceLock<Option<aegis_settle::Probes>>,
 }
 
 /// Per-call buffers of a scan, allocated once per [`Analyzer::analyze`] and tier.
@@ -150,8 +156,8 @@ struct Scratch {
 impl Scratch {
     fn new(tier: &Tier) -> Self {
         Self {
-            set: PatternSet::new(tier.which.pattern_len()),
-            mid_set: PatternSet::new(tier.which_mid.pattern_len()),
+            set: PatternSet::new(tier.ids.len()),
+            mid_set: PatternSet::new(tier.mid_ids.len()),
             pids: Vec::with_capacity(16),
         }
     }
@@ -159,13 +165,46 @@ impl Scratch {
 
 /// A set of patterns compiled for one scan: the leftmost-first finder and the anchored
 /// probes (all patterns, and the few that can start inside a word).
+///
+/// The probes are built the first time the finder finds a region: a text without any
+/// candidate — most of them — never needs them, and an `aegis scan` or a pipeline build does
+/// not pay for them up front.
 #[derive(Debug)]
 struct Tier {
     main: Regex,
     ids: Vec<usize>,
-    which: Regex,
-    which_mid: Regex,
+    which: OnceLock<Option<Which>>,
     mid_ids: Vec<usize>,
+    which_mid: OnceLock<Option<Which>>,
+}
+
+impl Tier {
+    /// Appends to `pids` the patterns of this tier that match `probe` (anchored at its start);
+    /// only those that may start inside a word when `mid_word`.
+    fn probe(&self, hirs: &[Hir], probe: &Input<'_>, mid_word: bool, scratch: &mut Scratch) {
+        let (ids, which, set) = if mid_word {
+            (&self.mid_ids, &self.which_mid, &mut scratch.mid_set)
+        } else {
+            (&self.ids, &self.which, &mut scratch.set)
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let which = which.get_or_init(|| {
+            let subset: Vec<&Hir> = ids.iter().map(|&i| &hirs[i]).collect();
+            Which::from_hirs(&subset, PROBE_LIMIT, false).ok()
+        });
+        match which {
+            Some(which) => {
+                set.clear();
+                which.which(probe, set);
+                scratch.pids.extend(set.iter().map(|p| ids[p.as_usize()]));
+            }
+            // The same patterns built into the finder, so this does not happen; if it did,
+            // every pattern is a candidate and its own automaton decides (slower, same result).
+            None => scratch.pids.extend(ids.iter().copied()),
+        }
+    }
 }
 
 /// The PII analyzer. Cheap to clone (shared, immutable); build it once and reuse it.
@@ -206,19 +245,29 @@ fn meta_config(kind: MatchKind) -> meta::Config {
         .match_kind(kind)
         .dfa(false)
         .utf8_empty(false)
+        // Prefix literals of a hundred patterns, several opening with a class, make no
+        // prefilter, and looking for one costs more than the rest of the build.
+        .auto_prefilter(false)
         .hybrid_cache_capacity(8 << 20)
         .nfa_size_limit(Some(64 << 20))
         .dfa_size_limit(Some(8 << 20))
 }
 
-/// One pattern's own automaton, or `None` if it does not build (it does: its syntax was
-/// checked and it built as part of the combined automaton when the analyzer was built).
-fn single_regex(source: &str) -> Option<Regex> {
+/// The size of a probe automaton and of its lazy DFA's cache, in bytes.
+const PROBE_LIMIT: usize = 8 << 20;
+
+/// One leftmost-first automaton over `hirs`, pattern `i` of it being `hirs[i]`.
+fn leftmost_first(hirs: &[&Hir]) -> Result<Regex, String> {
     Regex::builder()
-        .syntax(syntax_config())
         .configure(meta_config(MatchKind::LeftmostFirst))
-        .build(source)
-        .ok()
+        .build_many_from_hir(hirs)
+        .map_err(|e| e.to_string())
+}
+
+/// One pattern's own automaton, or `None` if it does not build (it does: it built as part of
+/// the combined automaton when the analyzer was built).
+fn single_regex(hir: &Hir) -> Option<Regex> {
+    leftmost_first(&[hir]).ok()
 }
 
 /// Errors building an analyzer.
@@ -266,6 +315,7 @@ impl Analyzer {
     ) -> Result<Self, BuildError> {
         let mut patterns = Vec::new();
         let mut sources = Vec::new();
+        let mut hirs = Vec::new();
         for (ri, rec) in recognizers.iter().enumerate() {
             for pat in &rec.patterns {
                 // The best this pattern can score without a context word, and with one;
@@ -308,24 +358,19 @@ impl Analyzer {
                     gated,
                 });
                 sources.push(pat.regex.as_str());
+                hirs.push(hir);
             }
         }
-        let build = |kind: MatchKind, pats: &[&str]| -> Result<Regex, BuildError> {
-            Regex::builder()
-                .syntax(syntax_config())
-                .configure(meta_config(kind))
-                .build_many(pats)
-                .map_err(|e| BuildError::Pattern {
-                    recognizer: "analyzer",
-                    name: "combined",
-                    message: e.to_string(),
-                })
-        };
         let tier = |ids: Vec<usize>| -> Result<Option<Tier>, BuildError> {
             if ids.is_empty() {
                 return Ok(None);
             }
-            let srcs: Vec<&str> = ids.iter().map(|&i| sources[i]).collect();
+            let subset: Vec<&Hir> = ids.iter().map(|&i| &hirs[i]).collect();
+            let main = leftmost_first(&subset).map_err(|message| BuildError::Pattern {
+                recognizer: "analyzer",
+                name: "combined",
+                message,
+            })?;
             // A pattern opening with `\b` and a word character, or barred from following
             // alphanumerics, never starts inside a word.
             let mid_ids: Vec<usize> = ids
@@ -346,13 +391,12 @@ impl Analyzer {
                     !(guarded || word_start)
                 })
                 .collect();
-            let mid_srcs: Vec<&str> = mid_ids.iter().map(|&i| sources[i]).collect();
             Ok(Some(Tier {
-                main: build(MatchKind::LeftmostFirst, &srcs)?,
-                which: build(MatchKind::All, &srcs)?,
-                which_mid: build(MatchKind::All, &mid_srcs)?,
+                main,
                 ids,
+                which: OnceLock::new(),
                 mid_ids,
+                which_mid: OnceLock::new(),
             }))
         };
         let (gated_ids, main_ids): (Vec<usize>, Vec<usize>) =
@@ -375,22 +419,8 @@ impl Analyzer {
         };
         let main = tier(main_ids)?;
         let gated = tier(gated_ids)?;
-        let singles = sources.iter().map(|_| std::sync::OnceLock::new()).collect();
-        let context = recognizers
-            .iter()
-            .map(|r| {
-                if r.context.is_empty() {
-                    return None;
-                }
-                let ac = AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .match_kind(AcMatchKind::Standard)
-                    .build(r.context)
-                    .ok()?;
-                Some((ac, r.context.to_vec()))
-            })
-            .collect();
+        let singles = sources.iter().map(|_| OnceLock::new()).collect();
+        let context = recognizers.iter().map(|_| OnceLock::new()).collect();
         let max_match_len = patterns.iter().map(|p| p.max_len).max().unwrap_or(0);
         let sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
         Ok(Self {
@@ -400,12 +430,13 @@ impl Analyzer {
                 main,
                 gated,
                 gate_words,
+                hirs,
                 singles,
                 context,
                 max_match_len,
                 threshold: score_threshold,
                 sources,
-                probes: std::sync::OnceLock::new(),
+                probes: OnceLock::new(),
             }),
         })
     }
@@ -536,7 +567,6 @@ impl Analyzer {
         to: usize,
         out: &mut Vec<Raw>,
     ) {
-        let Scratch { set, mid_set, pids } = scratch;
         let inner = &*self.inner;
         let mut pos = from;
         while pos < to {
@@ -556,20 +586,10 @@ impl Analyzer {
             // patterns that may start there are probed.
             for at in rs..re.min(to) {
                 let probe = Input::new(hay).range(at..wend).anchored(Anchored::Yes);
-                pids.clear();
-                if at > 0 && is_word_byte(hay[at - 1]) {
-                    if tier.mid_ids.is_empty() {
-                        continue;
-                    }
-                    mid_set.clear();
-                    tier.which_mid.which_overlapping_matches(&probe, mid_set);
-                    pids.extend(mid_set.iter().map(|p| tier.mid_ids[p.as_usize()]));
-                } else {
-                    set.clear();
-                    tier.which.which_overlapping_matches(&probe, set);
-                    pids.extend(set.iter().map(|p| tier.ids[p.as_usize()]));
-                }
-                for &pid in pids.iter() {
+                scratch.pids.clear();
+                let mid_word = at > 0 && is_word_byte(hay[at - 1]);
+                tier.probe(&inner.hirs, &probe, mid_word, scratch);
+                for &pid in scratch.pids.iter() {
                     let info = &inner.patterns[pid];
                     let limit = (at + info.max_len).min(hay.len());
                     // The region's own match is that pattern's match at its start: reuse it.
@@ -578,7 +598,7 @@ impl Analyzer {
                     } else {
                         let input = Input::new(hay).range(at..limit).anchored(Anchored::Yes);
                         let single =
-                            inner.singles[pid].get_or_init(|| single_regex(&inner.sources[pid]));
+                            inner.singles[pid].get_or_init(|| single_regex(&inner.hirs[pid]));
                         let Some(sm) = single.as_ref().and_then(|r| r.search(&input)) else {
                             continue;
                         };
@@ -639,8 +659,19 @@ impl Analyzer {
         }
         let mut context_word = None;
         if score < 1.0 {
-            if let Some((ac, words)) = &inner.context[info.recognizer] {
-                if let Some(w) = find_context(text.as_bytes(), start, ac, words) {
+            let context = inner.context[info.recognizer].get_or_init(|| {
+                if rec.context.is_empty() {
+                    return None;
+                }
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .match_kind(AcMatchKind::Standard)
+                    .build(rec.context)
+                    .ok()
+            });
+            if let Some(ac) = context {
+                if let Some(w) = find_context(text.as_bytes(), start, ac, rec.context) {
                     context_word = Some(w);
                     score = (score + rec.context_boost).clamp(CONTEXT_MIN_SCORE, 1.0);
                 }

@@ -28,6 +28,9 @@
 
 use std::sync::Mutex;
 
+mod which;
+pub use which::Which;
+
 use regex_automata::{
     Anchored, Input, MatchKind,
     hybrid::dfa::{Cache, DFA},
@@ -38,11 +41,11 @@ pub use regex_automata::util::syntax::Config as SyntaxConfig;
 
 /// Errors building [`Probes`].
 #[derive(Debug)]
-pub struct BuildError(String);
+pub struct BuildError(pub(crate) String);
 
 impl std::fmt::Display for BuildError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot build the settle probes: {}", self.0)
+        write!(f, "cannot build the pattern automaton: {}", self.0)
     }
 }
 
