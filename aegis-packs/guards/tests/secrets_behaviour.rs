@@ -77,6 +77,15 @@ fn non_ascii_text_keeps_spans_on_characters_and_unicode_spaces_end_a_value() {
             format!("password=[REDACTED:generic_secret_assignment]{space}and the rest"),
             "{space:?}"
         );
+        // A Unicode space around the separator, and a short value before another secret.
+        let text = format!("password:{space}Sunflower9910Q");
+        assert_eq!(
+            sanitized(&redacting(), &text),
+            format!("password:{space}[REDACTED:generic_secret_assignment]")
+        );
+        let text = format!("password=ab{space}token=Sunflower9910Q");
+        let out = sanitized(&redacting(), &text);
+        assert!(!out.contains("Sunflower9910Q"), "{out}");
         let text = format!("DATABASE_URL=postgres://app:Sunflower9910Q@db{space}next");
         let out = sanitized(&redacting(), &text);
         assert!(out.ends_with(&format!("{space}next")), "{out}");

@@ -253,8 +253,9 @@ fn meta_config(kind: MatchKind) -> meta::Config {
         .dfa_size_limit(Some(8 << 20))
 }
 
-/// The size of a probe automaton and of its lazy DFA's cache, in bytes.
-const PROBE_LIMIT: usize = 8 << 20;
+/// The size of a probe automaton and of its lazy DFA's cache, in bytes: the finder's NFA
+/// limit, so a set of patterns the finder could build, the probes can too.
+const PROBE_LIMIT: usize = 64 << 20;
 
 /// One leftmost-first automaton over `hirs`, pattern `i` of it being `hirs[i]`.
 fn leftmost_first(hirs: &[&Hir]) -> Result<Regex, String> {

@@ -107,7 +107,8 @@ impl Which {
             .is_err()
         {
             // The lazy DFA gives up only on a Unicode word boundary next to non-ASCII text
-            // or on a thrashing cache; the PikeVM gives the same answer, more slowly.
+            // (its cache is cleared as often as needed, never abandoned); the PikeVM gives
+            // the same answer, more slowly.
             if let Ok(vm) = PikeVM::new_from_nfa(self.nfa.clone()) {
                 vm.which_overlapping_matches(&mut vm.create_cache(), input, matched);
             }

@@ -10,8 +10,7 @@ use aegis_contracts::{
 };
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use async_trait::async_trait;
-use regex::Regex;
-use regex::bytes::{Regex as BytesRegex, RegexBuilder as BytesRegexBuilder};
+use regex::{Regex, RegexBuilder};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -112,25 +111,17 @@ impl Default for SecretsConfig {
 
 /// A rule and its regex, compiled the first time one of its keywords occurs: a guard that
 /// never sees a Slack token never pays for the Slack rule (start-up stays in microseconds).
-///
-/// Rules match bytes with ASCII classes: `\s`, `\d`, `\w` and case folding are ASCII, and a
-/// negated class such as `[^\s@]` takes any non-ASCII byte as part of a value. Compiled with
-/// Unicode classes, a connection-string rule (a negated class repeated up to 256 times) took
-/// 3-4 ms to build, the first time a text mentioned `postgres`; in bytes it takes 0.4 ms.
-/// [`value_span`] keeps spans on character boundaries and ends a value at Unicode whitespace,
-/// as the Unicode classes did.
 struct CompiledRule {
     rule: &'static Rule,
     pattern: String,
-    regex: std::sync::OnceLock<Result<BytesRegex, String>>,
+    regex: std::sync::OnceLock<Result<Regex, String>>,
 }
 
 impl CompiledRule {
-    fn regex(&self) -> Result<&BytesRegex, Error> {
+    fn regex(&self) -> Result<&Regex, Error> {
         self.regex
             .get_or_init(|| {
-                BytesRegexBuilder::new(&self.pattern)
-                    .unicode(false)
+                RegexBuilder::new(&self.pattern)
                     .size_limit(64 * 1024 * 1024)
                     .build()
                     .map_err(|e| e.to_string())
@@ -201,40 +192,6 @@ struct Candidate {
     tier: u8,
     order: usize,
     kind: &'static str,
-}
-
-/// A byte match of a rule (the whole match and its secret) as spans of `text`: both end at
-/// the first Unicode whitespace character inside the match (ASCII whitespace never matches
-/// a value class), and snap inwards to character boundaries. `None` when no secret is left.
-fn value_span(
-    text: &str,
-    whole: std::ops::Range<usize>,
-    secret: std::ops::Range<usize>,
-) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
-    let start = ceil_boundary(text, whole.start);
-    let mut end = util::floor_boundary(text, whole.end);
-    if start >= end {
-        return None;
-    }
-    if !text.as_bytes()[start..end].is_ascii() {
-        if let Some((i, _)) = text[start..end]
-            .char_indices()
-            .find(|(_, c)| !c.is_ascii() && c.is_whitespace())
-        {
-            end = start + i;
-        }
-    }
-    let s = ceil_boundary(text, secret.start).max(start);
-    let e = util::floor_boundary(text, secret.end).min(end);
-    (s < e).then_some((start..end, s..e))
-}
-
-/// The first character boundary of `s` at or after `i`.
-fn ceil_boundary(s: &str, mut i: usize) -> usize {
-    while i < s.len() && !s.is_char_boundary(i) {
-        i += 1;
-    }
-    i.min(s.len())
 }
 
 fn translate(pattern: &str) -> String {
@@ -381,9 +338,8 @@ impl Secrets {
                 patterns.push(self.pem_header.as_str().to_owned());
                 let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
                 // Boundary assertions look at one character after a match.
-                // The rules' own syntax: bytes, ASCII classes (see `CompiledRule`).
-                let syntax = aegis_settle::SyntaxConfig::new().unicode(false).utf8(false);
-                aegis_settle::Probes::new(&patterns, syntax, window, 4).ok()
+                aegis_settle::Probes::new(&patterns, aegis_settle::SyntaxConfig::new(), window, 4)
+                    .ok()
             })
             .as_ref()?;
         let from = util::floor_boundary(text, from);
@@ -487,26 +443,22 @@ impl Secrets {
         text: &str,
         out: &mut Vec<Candidate>,
     ) -> Result<(), Error> {
-        for caps in compiled.regex()?.captures_iter(text.as_bytes()) {
+        for caps in compiled.regex()?.captures_iter(text) {
             let Some(whole) = caps.get(0) else { continue };
-            let secret = caps.iter().skip(1).flatten().next().unwrap_or(whole);
-            let Some((whole, m)) = value_span(text, whole.range(), secret.range()) else {
+            let m = caps.iter().skip(1).flatten().next().unwrap_or(whole);
+            if m.is_empty() {
                 continue;
-            };
+            }
             if let Some(validate) = compiled.rule.validate {
-                if !validate(&text[m.clone()], &text[whole.clone()]) {
+                if !validate(m.as_str(), whole.as_str()) {
                     continue;
                 }
             }
-            let reported = if compiled.rule.report_whole {
-                whole
-            } else {
-                m.clone()
-            };
+            let reported = if compiled.rule.report_whole { whole } else { m };
             out.push(Candidate {
-                start: reported.start,
-                end: reported.end,
-                redact: (m.start, m.end),
+                start: reported.start(),
+                end: reported.end(),
+                redact: (m.start(), m.end()),
                 tier: compiled.rule.tier,
                 order,
                 kind: compiled.rule.id,
