@@ -687,10 +687,7 @@ impl PromptInjection {
             if printable * 10 < plain.chars().count() * 9 || !plain.contains(' ') {
                 continue;
             }
-            let mut matched = PatternSet::new(self.set.pattern_len());
-            self.set
-                .which(&Input::new(&plain).earliest(true), &mut matched);
-            let hit = if !matched.is_empty() {
+            let hit = if self.set.is_match(&Input::new(&plain)) {
                 ENCODED_STRONG
             } else {
                 let lower = plain.to_ascii_lowercase();

@@ -237,12 +237,12 @@ fn syntax_config() -> syntax::Config {
         .utf8(false)
 }
 
-/// The engine configuration every automaton of the analyzer shares.
-fn meta_config(kind: MatchKind) -> meta::Config {
+/// The engine configuration of the analyzer's leftmost-first automata.
+fn meta_config() -> meta::Config {
     // No full DFAs: determinizing counted digit patterns eagerly costs milliseconds per
     // pattern at start-up; the lazy DFA builds only the states a text visits.
     meta::Config::new()
-        .match_kind(kind)
+        .match_kind(MatchKind::LeftmostFirst)
         .dfa(false)
         .utf8_empty(false)
         // Prefix literals of a hundred patterns, several opening with a class, make no
@@ -260,7 +260,7 @@ const PROBE_LIMIT: usize = 64 << 20;
 /// One leftmost-first automaton over `hirs`, pattern `i` of it being `hirs[i]`.
 fn leftmost_first(hirs: &[&Hir]) -> Result<Regex, String> {
     Regex::builder()
-        .configure(meta_config(MatchKind::LeftmostFirst))
+        .configure(meta_config())
         .build_many_from_hir(hirs)
         .map_err(|e| e.to_string())
 }

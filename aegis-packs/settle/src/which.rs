@@ -32,6 +32,7 @@ type CacheFn = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>
 /// let mut set = PatternSet::new(which.pattern_len());
 /// which.which(&Input::new("a cat").range(2..).anchored(Anchored::Yes), &mut set);
 /// assert_eq!(set.len(), 2);
+/// assert!(which.is_match(&Input::new("a cut")) && !which.is_match(&Input::new("a dogma")));
 /// ```
 pub struct Which {
     dfa: DFA,
@@ -95,6 +96,13 @@ impl Which {
     /// How many patterns there are.
     pub fn pattern_len(&self) -> usize {
         self.nfa.pattern_len()
+    }
+
+    /// Whether any pattern matches in `input`; stops at the first match.
+    pub fn is_match(&self, input: &Input<'_>) -> bool {
+        let mut matched = PatternSet::new(self.pattern_len());
+        self.which(&input.clone().earliest(true), &mut matched);
+        !matched.is_empty()
     }
 
     /// Adds to `matched` every pattern that matches in `input` (anchored at its start when

@@ -168,7 +168,7 @@ pub struct Secrets {
     /// Prefilter pattern id -> (rule index or `rules.len()` for PEM, exact keyword if case-sensitive).
     keyword_rule: Vec<(usize, Option<&'static str>)>,
     pem_header: Regex,
-    window: Option<usize>,
+    window: usize,
     config: SecretsConfig,
     /// Anchored probes over every rule and the PEM header, built on first streamed use.
     probes: std::sync::OnceLock<Option<aegis_settle::Probes>>,
@@ -295,7 +295,7 @@ impl Secrets {
         )
         .map_err(|e| Error::internal(format!("secrets: {e}")))?;
         // Boundary assertions look at one neighbouring character on each side.
-        let window = Some(longest + 8);
+        let window = longest + 8;
         Ok(Self {
             rules,
             prefilter,
@@ -326,10 +326,10 @@ impl Secrets {
     /// the earliest rule match still in progress (every enabled rule and the PEM header,
     /// probed anchored from each start at or after `from`), a private-key block whose body
     /// runs to the end, or the token run at the end (an entropy candidate may still grow),
-    /// and before any complete candidate overlapping those. `None` when the guard has no
-    /// window or the probes cannot be built.
+    /// and before any complete candidate overlapping those. `None` when the probes cannot
+    /// be built.
     pub fn settled(&self, text: &str, from: usize) -> Option<usize> {
-        let window = self.window?;
+        let window = self.window;
         let probes = self
             .probes
             .get_or_init(|| {
@@ -663,10 +663,8 @@ fn resolve(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
 #[async_trait]
 impl Guardrail for Secrets {
     fn capabilities(&self) -> GuardCapabilities {
-        let granularity = self
-            .window
-            .map_or(Granularity::FullText, Granularity::Window);
-        let caps = GuardCapabilities::new(self.config.stages.clone(), granularity);
+        let caps =
+            GuardCapabilities::new(self.config.stages.clone(), Granularity::Window(self.window));
         match self.config.action {
             Action::Block | Action::RequireApproval => caps,
             Action::Redact => caps.sanitizing(),
